@@ -1,0 +1,60 @@
+# The two commands a newcomer runs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint typecheck unit test-cassandra test-cluster cassandra-start cassandra-stop \
+        cluster-start cluster-stop bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/voedger server --insecure-dev --app untill/restaurant=examples/restaurant
+
+# Everything: static checks, unit and contract tests, the one-node Cassandra tier, the cluster tier.
+test: check unit test-cassandra test-cluster
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not cassandra and not cluster" -q
+
+cassandra-start: $(STAMP)
+	$(PY) -m voedger.devtools.cassandra start --nodes 1
+
+cassandra-stop: $(STAMP)
+	$(PY) -m voedger.devtools.cassandra stop --nodes 1
+
+test-cassandra: cassandra-start
+	VOEDGER_TEST_CASSANDRA=127.0.0.1:9042 $(PY) -m pytest -m cassandra -q
+
+cluster-start: $(STAMP)
+	$(PY) -m voedger.devtools.cassandra start --nodes 3
+
+cluster-stop: $(STAMP)
+	$(PY) -m voedger.devtools.cassandra stop --nodes 3
+
+# The three-node tier: runs the cluster, then stops it so that the machine gets its memory back.
+test-cluster: $(STAMP)
+	$(MAKE) cassandra-stop
+	$(MAKE) cluster-start
+	VOEDGER_TEST_CLUSTER=127.0.0.1,127.0.0.2,127.0.0.3 $(PY) -m pytest -m cluster -q; \
+	  rc=$$?; $(MAKE) cluster-stop; exit $$rc
+
+bench: $(STAMP)
+	$(PY) benchmarks/storage.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Command-line tools: ``voedger`` (the server), ``vpm`` (applications), ``ctool`` (clusters)."""

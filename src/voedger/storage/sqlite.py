@@ -1,0 +1,414 @@
+"""The embedded driver: one SQLite file per application storage.
+
+Durability: a write returns only after its transaction is committed with ``synchronous=FULL``
+in WAL mode, so it survives ``kill -9`` and power loss. Throughput: every write goes to one
+writer thread per storage, which takes all the writes queued while it was busy and commits
+them in one transaction (group commit), so many concurrent writers share one fsync. Reads run
+on a small thread pool with their own connections (WAL lets them proceed during writes), so
+the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import queue
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.storage.contract import (
+    AppStorage,
+    AppStorageFactory,
+    BatchItem,
+    Capabilities,
+    check_key,
+    check_ttl,
+    check_value,
+    range_is_empty,
+)
+from voedger.storage.errors import (
+    StorageAlreadyExistsError,
+    StorageDoesNotExistError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+SQLITE_CAPABILITIES = Capabilities(name="sqlite", manual_clock=True, persistent=True)
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kv (p BLOB NOT NULL, c BLOB NOT NULL, v BLOB NOT NULL,"
+    " exp INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (p, c)) WITHOUT ROWID"
+)
+_LIVE = "(exp = 0 OR exp > ?)"
+_READ_PAGE = 1000
+_MAX_GROUP = 2000  # writes committed together at most; bounds a transaction's size
+
+_WriteOp = Callable[[sqlite3.Connection, int], Any]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class _Pending:
+    """A write waiting for the writer thread, and the future its caller awaits."""
+
+    __slots__ = ("future", "loop", "op", "result")
+
+    def __init__(self, op: _WriteOp, loop: asyncio.AbstractEventLoop) -> None:
+        self.op = op
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.result: Any = None
+
+
+def _settle(batch: list[_Pending], failure: BaseException | None) -> None:
+    """Runs on the caller's loop: hand each write its result once the group is durable."""
+    for item in batch:
+        if item.future.done():
+            continue
+        if failure is not None:
+            item.future.set_exception(failure)
+        elif isinstance(item.result, BaseException):
+            item.future.set_exception(item.result)
+        else:
+            item.future.set_result(item.result)
+
+
+class _Writer(threading.Thread):
+    """The one thread that writes a storage's file; commits queued writes as one group."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        super().__init__(name=f"sqlite-writer-{path.name}", daemon=True)
+        self._conn = _connect(path)
+        self._clock = clock
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self.commits = 0  # groups committed; lets benchmarks and tests see group commit at work
+
+    def submit(self, op: _WriteOp) -> asyncio.Future[Any]:
+        item = _Pending(op, asyncio.get_running_loop())
+        self._queue.put(item)
+        return item.future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join()
+        self._conn.close()
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < _MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            failure = self._commit(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+            for item in batch:
+                by_loop.setdefault(item.loop, []).append(item)
+            for loop, items in by_loop.items():
+                # a closed loop raises RuntimeError: nobody is waiting for these results
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, items, failure)
+
+    def _commit(self, batch: list[_Pending]) -> BaseException | None:
+        conn = self._conn
+        now_ms = int(self._clock.now() * 1000)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    item.result = item.op(conn, now_ms)
+                except Exception as exc:  # one bad write must not sink its group
+                    conn.execute("ROLLBACK TO op")
+                    item.result = exc
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+            self.commits += 1
+            return None
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return StorageUnavailableError(f"sqlite write failed: {exc}")
+
+
+def _fetch_all(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, args).fetchall()
+
+
+def _live_value(row: tuple[bytes, int] | None, now_ms: int) -> bytes | None:
+    if row is None:
+        return None
+    value, exp = row
+    return None if exp and exp <= now_ms else value
+
+
+class SQLiteAppStorage(AppStorage):
+    capabilities = SQLITE_CAPABILITIES
+
+    def __init__(self, path: Path, clock: Clock, readers: ThreadPoolExecutor) -> None:
+        self.path = path
+        self._clock = clock
+        self._readers = readers
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        conn = _connect(path)
+        conn.execute(_SCHEMA)
+        conn.close()
+        self.writer = _Writer(path, clock)
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.stop()
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
+
+    def _expiry(self, now_ms: int, ttl: int) -> int:
+        return now_ms + ttl * 1000 if ttl else 0
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _in_reader(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        except sqlite3.Error as exc:
+            raise StorageError(f"sqlite read failed: {exc}") from exc
+
+    async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
+        check_key(p_key, c_col)
+        now = self._now_ms()
+
+        def q(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT v, exp FROM kv WHERE p=? AND c=?", (p_key, c_col)).fetchone()
+            return _live_value(row, now)
+
+        result: bytes | None = await self._in_reader(q)
+        return result
+
+    async def get_batch(self, p_key: bytes, c_cols: Sequence[bytes]) -> list[bytes | None]:
+        for c_col in c_cols:
+            check_key(p_key, c_col)
+        now = self._now_ms()
+        wanted = list(c_cols)
+
+        def q(conn: sqlite3.Connection) -> list[bytes | None]:
+            found: dict[bytes, bytes | None] = {}
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT c, v, exp FROM kv WHERE p=? AND c IN ({marks})"
+                for c, v, exp in conn.execute(sql, (p_key, *chunk)):
+                    found[c] = _live_value((v, exp), now)
+            return [found.get(c) for c in wanted]
+
+        result: list[bytes | None] = await self._in_reader(q)
+        return result
+
+    async def read(
+        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
+    ) -> AsyncIterator[tuple[bytes, bytes]]:
+        check_key(p_key, start)
+        check_key(p_key, finish)
+        if range_is_empty(start, finish):
+            return
+        now = self._now_ms()
+        lower, inclusive = start, True
+        while True:
+            sql = f"SELECT c, v FROM kv WHERE p=? AND c {'>=' if inclusive else '>'} ? AND {_LIVE}"
+            args: tuple[Any, ...] = (p_key, lower, now)
+            if finish:
+                sql += " AND c < ?"
+                args += (finish,)
+            sql += f" ORDER BY c LIMIT {_READ_PAGE}"
+            page: list[tuple[bytes, bytes]] = await self._in_reader(partial(_fetch_all, sql=sql, args=args))
+            for row in page:
+                yield row
+            if len(page) < _READ_PAGE:
+                return
+            lower, inclusive = page[-1][0], False
+
+    async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
+        check_key(p_key, c_col)
+        now = self._now_ms()
+
+        def q(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT exp FROM kv WHERE p=? AND c=?", (p_key, c_col)).fetchone()
+            if row is None:
+                return None
+            exp = int(row[0])
+            if exp == 0:
+                return 0
+            if exp <= now:
+                return None
+            return math.ceil((exp - now) / 1000)
+
+        result: int | None = await self._in_reader(q)
+        return result
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
+        check_key(p_key, c_col)
+        check_value(value)
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES (?, ?, ?, 0)", (p_key, c_col, value)
+            )
+
+        await self.writer.submit(op)
+
+    async def put_batch(self, items: Sequence[BatchItem]) -> None:
+        rows = list(items)
+        for p_key, c_col, value in rows:
+            check_key(p_key, c_col)
+            check_value(value)
+        if not rows:
+            return
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> None:
+            conn.executemany("INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES (?, ?, ?, 0)", rows)
+
+        await self.writer.submit(op)
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection, p_key: bytes, c_col: bytes, now_ms: int) -> bytes | None:
+        row = conn.execute("SELECT v, exp FROM kv WHERE p=? AND c=?", (p_key, c_col)).fetchone()
+        return _live_value(row, now_ms)
+
+    async def insert_if_not_exists(self, p_key: bytes, c_col: bytes, value: bytes, ttl: int = 0) -> bool:
+        check_key(p_key, c_col)
+        check_value(value)
+        check_ttl(ttl)
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> bool:
+            if self._current(conn, p_key, c_col, now_ms) is not None:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES (?, ?, ?, ?)",
+                (p_key, c_col, value, self._expiry(now_ms, ttl)),
+            )
+            return True
+
+        result: bool = await self.writer.submit(op)
+        return result
+
+    async def compare_and_swap(
+        self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0
+    ) -> bool:
+        check_key(p_key, c_col)
+        check_value(new)
+        check_ttl(ttl)
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> bool:
+            if self._current(conn, p_key, c_col, now_ms) != old:
+                return False
+            conn.execute(
+                "UPDATE kv SET v=?, exp=? WHERE p=? AND c=?",
+                (new, self._expiry(now_ms, ttl), p_key, c_col),
+            )
+            return True
+
+        result: bool = await self.writer.submit(op)
+        return result
+
+    async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:
+        check_key(p_key, c_col)
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> bool:
+            if self._current(conn, p_key, c_col, now_ms) != expected:
+                return False
+            conn.execute("DELETE FROM kv WHERE p=? AND c=?", (p_key, c_col))
+            return True
+
+        result: bool = await self.writer.submit(op)
+        return result
+
+    async def purge_expired(self) -> int:
+        """Delete rows whose TTL ran out (reads already hide them); returns how many."""
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> int:
+            return conn.execute("DELETE FROM kv WHERE exp <> 0 AND exp <= ?", (now_ms,)).rowcount
+
+        result: int = await self.writer.submit(op)
+        return result
+
+
+class SQLiteStorageFactory(AppStorageFactory):
+    """Storages as ``<dir>/<safe_name>.db`` files."""
+
+    capabilities = SQLITE_CAPABILITIES
+
+    def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.directory = directory
+        self._clock = clock
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqlite-reader")
+        self._open: dict[str, SQLiteAppStorage] = {}
+
+    def _path(self, safe_name: str) -> Path:
+        return self.directory / f"{safe_name}.db"
+
+    async def init(self, safe_name: str) -> None:
+        path = self._path(safe_name)
+        if path.exists():
+            raise StorageAlreadyExistsError(f"storage {safe_name!r} already exists at {path.name}")
+        await asyncio.to_thread(self._create, path)
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(path)
+        conn.execute(_SCHEMA)
+        conn.close()
+
+    async def app_storage(self, safe_name: str) -> AppStorage:
+        if safe_name in self._open:
+            return self._open[safe_name]
+        path = self._path(safe_name)
+        if not path.exists():
+            raise StorageDoesNotExistError(f"storage {safe_name!r} does not exist")
+        storage = await asyncio.to_thread(SQLiteAppStorage, path, self._clock, self._readers)
+        self._open[safe_name] = storage
+        return storage
+
+    async def close(self) -> None:
+        for storage in self._open.values():
+            await asyncio.to_thread(storage.close)
+        self._open.clear()
+        self._readers.shutdown(wait=True)

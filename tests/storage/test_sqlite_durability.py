@@ -1,0 +1,80 @@
+"""The embedded driver's promises: an acknowledged write survives ``kill -9``, and concurrent
+writers share commits (group commit) without losing that promise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from voedger.storage import open_storage
+from voedger.storage.sqlite import SQLiteAppStorage
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from voedger.storage import open_storage
+
+    async def main(directory):
+        provider = open_storage("sqlite://" + directory)
+        storage = await provider.app_storage("test/crash")
+
+        async def writer(w):
+            i = 0
+            while True:
+                key = b"%d-%d" % (w, i)
+                if i % 3 == 0:
+                    await storage.put_batch([(b"batch", key, key), (key, b"", key)])
+                else:
+                    await storage.put(key, b"", key)
+                sys.stdout.write(key.decode() + "\\n")
+                sys.stdout.flush()
+                i += 1
+
+        await asyncio.gather(*(writer(w) for w in range(16)))
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    acked: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while len(acked) < 600:
+            line = proc.stdout.readline()
+            assert line, "the writer process ended early"
+            acked.append(line.strip())
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    provider = open_storage(f"sqlite://{tmp_path}")
+    storage = await provider.app_storage("test/crash")
+    missing = [k for k in acked if await storage.get(k.encode(), b"") != k.encode()]
+    assert missing == []
+    batch_keys = {c async for c, _ in storage.read(b"batch")}
+    for k in acked:
+        _, i = k.split("-")
+        if int(i) % 3 == 0:
+            assert k.encode() in batch_keys
+    await provider.close()
+
+
+async def test_concurrent_writers_share_commits(tmp_path: Path) -> None:
+    provider = open_storage(f"sqlite://{tmp_path}")
+    storage = await provider.app_storage("test/group")
+    assert isinstance(storage, SQLiteAppStorage)
+    before = storage.writer.commits
+    await asyncio.gather(*(storage.put(b"k%d" % i, b"", b"v") for i in range(256)))
+    commits = storage.writer.commits - before
+    assert 1 <= commits < 256
+    assert all([await storage.get(b"k%d" % i, b"") == b"v" for i in range(256)])
+    await provider.close()
