@@ -1,0 +1,128 @@
+"""Events: what a command did, as kept in the PLog (per partition) and the WLog (per workspace).
+
+An event is kept as one JSON object; records and the argument object inside it are plain JSON
+field maps, so that reading a log back needs no schema. ODocs and ORecords live only here,
+inside the event's argument object, as in Voedger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+SYS_ERROR = "sys.Error"
+"""The QName of an event kept for a command that failed validation after it was accepted."""
+
+Fields = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CUD:
+    """One record created (``is_new``) or updated by an event.
+
+    ``fields`` holds every field of a new record, and only the fields an update changed.
+    """
+
+    is_new: bool
+    id: int
+    qname: str
+    fields: Fields
+
+    def to_json(self) -> Fields:
+        return {"IsNew": self.is_new, "sys.ID": self.id, "sys.QName": self.qname, "fields": self.fields}
+
+    @staticmethod
+    def from_json(raw: Fields) -> CUD:
+        return CUD(raw["IsNew"], raw["sys.ID"], raw["sys.QName"], raw["fields"])
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    qname: str
+    wsid: int
+    partition: int
+    plog_offset: int
+    wlog_offset: int
+    registered_at: int
+    """Milliseconds since the epoch."""
+    args: Fields | None = None
+    cuds: tuple[CUD, ...] = ()
+    device_id: int = 0
+    synced: bool = False
+    synced_at: int = 0
+    error: Fields | None = None
+    """For ``sys.Error`` events: ``{"ErrStr", "QNameFromParams", "ValidEvent"}``."""
+    extra: Fields = field(default_factory=dict)
+    """Room for derived data a later reader needs (kept verbatim)."""
+
+    def to_json(self) -> Fields:
+        out: Fields = {
+            "sys.QName": self.qname,
+            "WSID": self.wsid,
+            "Partition": self.partition,
+            "PLogOffset": self.plog_offset,
+            "WLogOffset": self.wlog_offset,
+            "RegisteredAt": self.registered_at,
+        }
+        if self.args is not None:
+            out["args"] = self.args
+        if self.cuds:
+            out["cuds"] = [c.to_json() for c in self.cuds]
+        if self.device_id:
+            out["DeviceID"] = self.device_id
+        if self.synced:
+            out["Synced"] = True
+            out["SyncedAt"] = self.synced_at
+        if self.error is not None:
+            out["error"] = self.error
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @staticmethod
+    def from_json(raw: Fields) -> Event:
+        return Event(
+            qname=raw["sys.QName"],
+            wsid=raw["WSID"],
+            partition=raw["Partition"],
+            plog_offset=raw["PLogOffset"],
+            wlog_offset=raw["WLogOffset"],
+            registered_at=raw["RegisteredAt"],
+            args=raw.get("args"),
+            cuds=tuple(CUD.from_json(c) for c in raw.get("cuds", ())),
+            device_id=raw.get("DeviceID", 0),
+            synced=raw.get("Synced", False),
+            synced_at=raw.get("SyncedAt", 0),
+            error=raw.get("error"),
+            extra=raw.get("extra", {}),
+        )
+
+    @staticmethod
+    def decode(data: bytes) -> Event:
+        return Event.from_json(orjson.loads(data))
+
+    @property
+    def is_error(self) -> bool:
+        return self.qname == SYS_ERROR
+
+    def arg_records(self) -> list[Fields]:
+        """The ODoc in the argument and every ORecord nested in it, parents first."""
+        out: list[Fields] = []
+
+        def walk(obj: Fields) -> None:
+            if "sys.ID" in obj:
+                out.append(obj)
+            for value in obj.values():
+                if isinstance(value, list):
+                    for child in value:
+                        if isinstance(child, dict):
+                            walk(child)
+
+        if self.args is not None:
+            walk(self.args)
+        return out

@@ -1,0 +1,65 @@
+"""Writes that a partition has decided but not yet made durable.
+
+A partition's writer processes a group of commands before one durable ``put_batch``; later
+commands of the group must see what earlier ones wrote. ``Pending`` collects the rows in order
+and answers reads from them first, falling back to storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from voedger.storage import AppStorage, BatchItem
+
+
+class Pending:
+    __slots__ = ("_rows", "storage")
+
+    def __init__(self, storage: AppStorage) -> None:
+        self.storage = storage
+        self._rows: dict[tuple[bytes, bytes], bytes] = {}
+
+    def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
+        self._rows[(p_key, c_col)] = value
+
+    def items(self) -> list[BatchItem]:
+        return [(p, c, v) for (p, c), v in self._rows.items()]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def absorb(self, other: Pending) -> None:
+        """Take another set's rows (a command's writes joining its group's)."""
+        self._rows.update(other._rows)
+
+    async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
+        hit = self._rows.get((p_key, c_col))
+        if hit is not None:
+            return hit
+        return await self.storage.get(p_key, c_col)
+
+    async def read(
+        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
+    ) -> AsyncIterator[tuple[bytes, bytes]]:
+        mine = sorted(
+            (c, v)
+            for (p, c), v in self._rows.items()
+            if p == p_key and c >= start and (not finish or c < finish)
+        )
+        if not mine:
+            async for row in self.storage.read(p_key, start, finish):
+                yield row
+            return
+        overlay = dict(mine)
+        merged: dict[bytes, bytes] = {}
+        async for c, v in self.storage.read(p_key, start, finish):
+            merged[c] = v
+        merged.update(overlay)
+        for c in sorted(merged):
+            yield c, merged[c]
