@@ -108,9 +108,7 @@ async def bench_driver(driver: str, url: str, scale: float) -> list[Result]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drivers", default="mem,sqlite,cassandra")
     parser.add_argument("--cassandra", default="127.0.0.1:9042", help="host:port of a running node")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every operation count")

@@ -25,9 +25,7 @@ class SysError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         if not message:
-            message = (
-                f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else ""
-            )
+            message = f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else ""
         super().__init__(message)
         self.status = status
         self.message = message

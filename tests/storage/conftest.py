@@ -42,9 +42,7 @@ DRIVERS = [
 
 
 @pytest.fixture(scope="session", params=DRIVERS)
-async def driver(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Driver]:
+async def driver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Driver]:
     name: str = request.param
     clock = ManualClock()
     if name == "mem":

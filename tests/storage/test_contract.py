@@ -232,9 +232,7 @@ async def test_put_clears_ttl(driver: Driver, storage: AppStorage, keys: Keys) -
 async def test_concurrent_compare_and_swap_has_one_winner(storage: AppStorage, keys: Keys) -> None:
     p = keys(b"race")
     await storage.put(p, b"c", b"start")
-    results = await asyncio.gather(
-        *(storage.compare_and_swap(p, b"c", b"start", b"racer%d" % i) for i in range(50))
-    )
+    results = await asyncio.gather(*(storage.compare_and_swap(p, b"c", b"start", b"racer%d" % i) for i in range(50)))
     assert sum(results) == 1
     winner = results.index(True)
     assert await storage.get(p, b"c") == b"racer%d" % winner
@@ -242,9 +240,7 @@ async def test_concurrent_compare_and_swap_has_one_winner(storage: AppStorage, k
 
 async def test_concurrent_insert_if_not_exists_has_one_winner(storage: AppStorage, keys: Keys) -> None:
     p = keys(b"irace")
-    results = await asyncio.gather(
-        *(storage.insert_if_not_exists(p, b"c", b"racer%d" % i, ttl=60) for i in range(50))
-    )
+    results = await asyncio.gather(*(storage.insert_if_not_exists(p, b"c", b"racer%d" % i, ttl=60) for i in range(50)))
     assert sum(results) == 1
     winner = results.index(True)
     assert await storage.get(p, b"c") == b"racer%d" % winner

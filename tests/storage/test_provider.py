@@ -54,9 +54,7 @@ async def test_colliding_safe_names_get_distinct_storages() -> None:
     assert a is not b
     da, db = await provider.describe("test/my-app"), await provider.describe("test/myapp")
     assert da is not None and db is not None
-    assert (
-        da.safe_name == "testmyapp" and db.safe_name.startswith("testmyapp") and db.safe_name != "testmyapp"
-    )
+    assert da.safe_name == "testmyapp" and db.safe_name.startswith("testmyapp") and db.safe_name != "testmyapp"
 
 
 @pytest.mark.parametrize("app", ["", "noslash", "a/b/c", "/app", "owner/"])

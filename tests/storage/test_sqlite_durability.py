@@ -43,9 +43,7 @@ WRITER = textwrap.dedent(
 
 
 async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, bufsize=1
-    )
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, bufsize=1)
     acked: list[str] = []
     try:
         assert proc.stdout is not None

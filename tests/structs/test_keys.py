@@ -19,9 +19,7 @@ def test_4096_rows_per_storage_partition() -> None:
     first = keys.plog_key(3, 0)
     assert keys.plog_key(3, 4095)[0] == first[0]
     assert keys.plog_key(3, 4096)[0] != first[0]
-    assert keys.record_key(1, ids.FIRST_USER_RECORD_ID)[1] == (ids.FIRST_USER_RECORD_ID & 0xFFF).to_bytes(
-        2, "big"
-    )
+    assert keys.record_key(1, ids.FIRST_USER_RECORD_ID)[1] == (ids.FIRST_USER_RECORD_ID & 0xFFF).to_bytes(2, "big")
 
 
 def test_views_of_different_workspaces_do_not_share_partitions() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from pathlib import Path
 
 import click
 
 from voedger import __version__
-from voedger.cli.common import not_built
 from voedger.storage import StorageError, open_storage
 
 
@@ -22,13 +23,46 @@ def main() -> None:
 @click.option("--data-dir", default="./.voedger", show_default=True, help="Where embedded storage lives.")
 @click.option("--storage", "storage_url", default=None, help="Storage URL (default: SQLite in --data-dir).")
 @click.option("--port", default=8822, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--app", "apps", multiple=True, help="owner/name=DIR, repeatable.")
 @click.option("--insecure-dev", is_flag=True, help="Let requests through without tokens (development only).")
 def server(
-    data_dir: str, storage_url: str | None, port: int, apps: tuple[str, ...], insecure_dev: bool
+    data_dir: str, storage_url: str | None, port: int, host: str, apps: tuple[str, ...], insecure_dev: bool
 ) -> None:
     """Run a single-node platform serving the given applications."""
-    not_built("voedger server", "the event-sourced core and HTTP API")
+    import uvicorn
+
+    from voedger.router.server import make_asgi
+    from voedger.storage import parse_storage_url
+    from voedger.vvm.image import ImageError, load_image
+    from voedger.vvm.server import ServerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = storage_url or f"sqlite://{Path(data_dir).resolve()}"
+    try:
+        parse_storage_url(url)
+        parsed = [_parse_app(a) for a in apps]
+        for name, directory in parsed:
+            load_image(name, directory)  # fail before serving, with every problem named
+    except (StorageError, ImageError, click.BadParameter) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if insecure_dev:
+        banner = "!" * 78
+        click.echo(
+            f"{banner}\n  --insecure-dev: requests are accepted WITHOUT tokens and every ACL check passes.\n"
+            f"  Never use it outside development.\n{banner}",
+            err=True,
+        )
+    asgi, _ = make_asgi(ServerConfig(storage_url=url, apps=parsed, insecure_dev=insecure_dev))
+    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
+
+
+def _parse_app(text: str) -> tuple[str, Path]:
+    name, sep, directory = text.partition("=")
+    if not sep or not name or not directory:
+        raise click.BadParameter(f"--app {text!r} must be owner/name=DIR")
+    return name, Path(directory)
 
 
 @main.command("storage-check")
@@ -54,3 +88,7 @@ def storage_check(url: str, app: str) -> None:
     except StorageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -59,9 +59,7 @@ class AppStorage(ABC):
         """The values of several rows of one partition, in the order asked."""
 
     @abstractmethod
-    def read(
-        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
-    ) -> AsyncIterator[tuple[bytes, bytes]]:
+    def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
         """Stream ``(c_col, value)`` with ``start <= c_col < finish`` in byte order.
 
         An empty ``start`` or ``finish`` leaves that end open; ``start >= finish`` (both given)
@@ -73,9 +71,7 @@ class AppStorage(ABC):
         """Insert the row if it does not exist (an expired row does not); True if inserted."""
 
     @abstractmethod
-    async def compare_and_swap(
-        self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0
-    ) -> bool:
+    async def compare_and_swap(self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0) -> bool:
         """Replace the value if it equals ``old``; the TTL is reset to ``ttl`` (0 = none)."""
 
     @abstractmethod
@@ -86,9 +82,7 @@ class AppStorage(ABC):
         """Like :meth:`get`: expired rows are never returned by any read method."""
         return await self.get(p_key, c_col)
 
-    def ttl_read(
-        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
-    ) -> AsyncIterator[tuple[bytes, bytes]]:
+    def ttl_read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
         """Like :meth:`read`: expired rows are never returned by any read method."""
         return self.read(p_key, start, finish)
 
@@ -127,9 +121,7 @@ def check_key(p_key: bytes, c_col: bytes) -> None:
     if len(p_key) > MAX_KEY_LEN:
         raise InvalidKeyError(f"the partition key is {len(p_key)} bytes; at most {MAX_KEY_LEN} are allowed")
     if len(c_col) > MAX_KEY_LEN:
-        raise InvalidKeyError(
-            f"the clustering column is {len(c_col)} bytes; at most {MAX_KEY_LEN} are allowed"
-        )
+        raise InvalidKeyError(f"the clustering column is {len(c_col)} bytes; at most {MAX_KEY_LEN} are allowed")
 
 
 def check_value(value: bytes) -> None:

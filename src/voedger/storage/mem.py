@@ -70,9 +70,7 @@ class MemAppStorage(AppStorage):
             check_key(p_key, c_col)
         return [self._live(self._row(p_key, c)) for c in c_cols]
 
-    async def read(
-        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
-    ) -> AsyncIterator[tuple[bytes, bytes]]:
+    async def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
         check_key(p_key, start)
         check_key(p_key, finish)
         if range_is_empty(start, finish):
@@ -93,9 +91,7 @@ class MemAppStorage(AppStorage):
         self._data.setdefault(p_key, {})[c_col] = (value, self._expires_at(ttl))
         return True
 
-    async def compare_and_swap(
-        self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0
-    ) -> bool:
+    async def compare_and_swap(self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0) -> bool:
         check_key(p_key, c_col)
         check_value(new)
         check_ttl(ttl)

@@ -100,8 +100,7 @@ class StorageProvider:
             return await self.factory.app_storage(desc.safe_name)
         if desc.error:
             raise StorageInitError(
-                f"storage of {app} ({desc.safe_name}) failed to initialise earlier and needs an operator: "
-                f"{desc.error}"
+                f"storage of {app} ({desc.safe_name}) failed to initialise earlier and needs an operator: {desc.error}"
             )
         try:
             await self.factory.init(desc.safe_name)
@@ -110,8 +109,7 @@ class StorageProvider:
             await meta.compare_and_swap(key, _DESC, raw, failed.encode())
             if isinstance(exc, StorageAlreadyExistsError):
                 raise StorageInitError(
-                    f"storage of {app} ({desc.safe_name}) was left half-created by an interrupted start: "
-                    f"{exc}"
+                    f"storage of {app} ({desc.safe_name}) was left half-created by an interrupted start: {exc}"
                 ) from exc
             raise StorageInitError(f"cannot create the storage of {app} ({desc.safe_name}): {exc}") from exc
         done = AppStorageDesc(desc.safe_name, DONE)

@@ -240,9 +240,7 @@ class SQLiteAppStorage(AppStorage):
         result: list[bytes | None] = await self._in_reader(q)
         return result
 
-    async def read(
-        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
-    ) -> AsyncIterator[tuple[bytes, bytes]]:
+    async def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
         check_key(p_key, start)
         check_key(p_key, finish)
         if range_is_empty(start, finish):
@@ -288,9 +286,7 @@ class SQLiteAppStorage(AppStorage):
         check_value(value)
 
         def op(conn: sqlite3.Connection, now_ms: int) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES (?, ?, ?, 0)", (p_key, c_col, value)
-            )
+            conn.execute("INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES (?, ?, ?, 0)", (p_key, c_col, value))
 
         await self.writer.submit(op)
 
@@ -329,9 +325,7 @@ class SQLiteAppStorage(AppStorage):
         result: bool = await self.writer.submit(op)
         return result
 
-    async def compare_and_swap(
-        self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0
-    ) -> bool:
+    async def compare_and_swap(self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0) -> bool:
         check_key(p_key, c_col)
         check_value(new)
         check_ttl(ttl)

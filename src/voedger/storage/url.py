@@ -35,9 +35,7 @@ class SQLiteURL:
 @dataclass(frozen=True)
 class CassandraURL:
     hosts: tuple[tuple[str, int], ...]
-    replication: dict[str, str] = field(
-        default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": "1"}
-    )
+    replication: dict[str, str] = field(default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": "1"})
     consistency: str = "QUORUM"
     dc: str | None = None
     username: str | None = None

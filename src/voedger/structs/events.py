@@ -57,7 +57,7 @@ class Event:
     extra: Fields = field(default_factory=dict)
     """Room for derived data a later reader needs (kept verbatim)."""
 
-    def to_json(self) -> Fields:
+    def to_json(self, with_extra: bool = True) -> Fields:
         out: Fields = {
             "sys.QName": self.qname,
             "WSID": self.wsid,
@@ -77,12 +77,13 @@ class Event:
             out["SyncedAt"] = self.synced_at
         if self.error is not None:
             out["error"] = self.error
-        if self.extra:
+        if self.extra and with_extra:
             out["extra"] = self.extra
         return out
 
-    def encode(self) -> bytes:
-        return orjson.dumps(self.to_json())
+    def encode(self, with_extra: bool = True) -> bytes:
+        """The stored form; the WLog's copy leaves out ``extra``, which only recovery reads."""
+        return orjson.dumps(self.to_json(with_extra))
 
     @staticmethod
     def from_json(raw: Fields) -> Event:

@@ -56,8 +56,6 @@ async def read_plog_raw(
         yield item
 
 
-async def read_wlog(
-    storage: AppStorage, wsid: int, first: int = 1, count: int | None = None
-) -> AsyncIterator[Event]:
+async def read_wlog(storage: AppStorage, wsid: int, first: int = 1, count: int | None = None) -> AsyncIterator[Event]:
     async for _, raw in _read(storage, (wsid, False), first, count):
         yield Event.decode(raw)

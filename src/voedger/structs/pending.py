@@ -1,8 +1,9 @@
 """Writes that a partition has decided but not yet made durable.
 
 A partition's writer processes a group of commands before one durable ``put_batch``; later
-commands of the group must see what earlier ones wrote. ``Pending`` collects the rows in order
-and answers reads from them first, falling back to storage.
+commands of the group must see what earlier ones wrote. ``Pending`` collects rows and answers
+reads from them first, falling back to its base: the storage, or another ``Pending`` (a
+command's own writes sit over its group's, and are dropped if the command fails).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from voedger.storage import AppStorage, BatchItem
 
 
 class Pending:
-    __slots__ = ("_rows", "storage")
+    __slots__ = ("_rows", "base", "storage")
 
-    def __init__(self, storage: AppStorage) -> None:
-        self.storage = storage
+    def __init__(self, base: AppStorage | Pending) -> None:
+        self.base = base
+        self.storage: AppStorage = base.storage if isinstance(base, Pending) else base
         self._rows: dict[tuple[bytes, bytes], bytes] = {}
 
     def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
@@ -42,23 +44,19 @@ class Pending:
         hit = self._rows.get((p_key, c_col))
         if hit is not None:
             return hit
-        return await self.storage.get(p_key, c_col)
+        return await self.base.get(p_key, c_col)
 
-    async def read(
-        self, p_key: bytes, start: bytes = b"", finish: bytes = b""
-    ) -> AsyncIterator[tuple[bytes, bytes]]:
+    async def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
         mine = sorted(
-            (c, v)
-            for (p, c), v in self._rows.items()
-            if p == p_key and c >= start and (not finish or c < finish)
+            (c, v) for (p, c), v in self._rows.items() if p == p_key and c >= start and (not finish or c < finish)
         )
         if not mine:
-            async for row in self.storage.read(p_key, start, finish):
+            async for row in self.base.read(p_key, start, finish):
                 yield row
             return
         overlay = dict(mine)
         merged: dict[bytes, bytes] = {}
-        async for c, v in self.storage.read(p_key, start, finish):
+        async for c, v in self.base.read(p_key, start, finish):
             merged[c] = v
         merged.update(overlay)
         for c in sorted(merged):

@@ -83,6 +83,10 @@ def coerce(owner: QName | str, f: Field, raw: Any) -> Value:
         except QNameError as exc:
             raise ValidationError(f"{_where(owner, f)}: {exc}") from None
         return raw
+    if kind in (DataKind.Record, DataKind.Event):
+        if not isinstance(raw, dict):
+            raise ValidationError(f"{_where(owner, f)}: expected a JSON object, got {_show(raw)}")
+        return raw  # type: ignore[return-value]  # sys views only: kept as the JSON object it is
     raise ValidationError(f"{_where(owner, f)}: fields of kind {kind} cannot be set")
 
 

@@ -47,26 +47,43 @@ def _clustering_prefix(view: View, key: Mapping[str, Any]) -> tuple[bytes, bool]
     return encode_key(view.clustering_columns, values, complete=complete), complete
 
 
+_NAMES: dict[int, tuple[View, frozenset[str], str]] = {}
+
+
+def _names(view: View) -> tuple[frozenset[str], str]:
+    """The field names a row of the view may have, and its QName as text (memoised: hot path)."""
+    hit = _NAMES.get(id(view))
+    if hit is None or hit[0] is not view:
+        hit = _NAMES[id(view)] = (view, frozenset({f.name for f in view.fields}), str(view.qname))
+    return hit[1], hit[2]
+
+
 def check_fields(view: View, row: Mapping[str, Any]) -> None:
-    unknown = [n for n in row if view.field(n) is None and n != "sys.QName"]
+    names, _ = _names(view)
+    unknown = [n for n in row if n not in names]
     if unknown:
         raise ViewKeyError(f"view {view.qname} has no field(s) {', '.join(sorted(unknown))}")
 
 
 def put_row(writes: Pending, view: View, wsid: int, row: Mapping[str, Any]) -> None:
     """Write a full row (every key field, any value fields)."""
-    check_fields(view, row)
-    p_key = _partition(view, wsid, row)
-    c_col, complete = _clustering_prefix(view, row)
-    if not complete:
-        missing = [f.name for f in view.clustering_columns if f.name not in row]
-        raise ViewKeyError(f"view {view.qname}: clustering column(s) {', '.join(missing)} missing")
-    stored: Row = {"sys.QName": str(view.qname)}
+    names, qname = _names(view)
+    if not names.issuperset(row):
+        check_fields(view, row)
+    missing = [f.name for f in view.key if f.name not in row]
+    if missing:
+        raise ViewKeyError(f"view {qname}: key field(s) {', '.join(missing)} missing")
+    stored: Row = {"sys.QName": qname}
     for f in view.key:
         stored[f.name] = coerce(view.qname, f, row[f.name])
     for f in view.value:
-        if f.name in row and row[f.name] is not None:
-            stored[f.name] = coerce(view.qname, f, row[f.name])
+        value = row.get(f.name)
+        if value is not None:
+            stored[f.name] = coerce(view.qname, f, value)
+    p_key = view_partition_key(
+        qname, wsid, encode_key(view.partition_key, [stored[f.name] for f in view.partition_key])
+    )
+    c_col = encode_key(view.clustering_columns, [stored[f.name] for f in view.clustering_columns])
     writes.put(p_key, c_col, orjson.dumps(stored))
 
 

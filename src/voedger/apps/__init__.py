@@ -1,0 +1,2 @@
+"""Built-in applications and packages: ``sys`` (given to every application), later the registry
+and cluster applications."""

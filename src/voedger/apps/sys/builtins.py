@@ -1,0 +1,123 @@
+"""The platform's implementations of the sys package's extensions.
+
+Applications never implement sys extensions; every application runtime looks here after its
+own registry. ``NOT_BUILT`` names the sys extensions that have no implementation yet: calling
+such a command or query answers 501, and such a projector is reported at start and skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voedger.appdef import SYS_ID, SYS_IS_ACTIVE, SYS_PARENT_ID, SYS_QNAME, AppDef, QName, Structure, TypeKind
+from voedger.extensions import Registry
+from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
+from voedger.state import Intents, State
+
+platform = Registry()
+
+RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
+COLLECTION_VIEW = QName("sys", "CollectionView")
+COLLECTION_PART_KEY = 1
+"""CollectionView keeps a workspace's records in one view partition, as Voedger does."""
+
+
+@platform.projector("sys.RecordsRegistryProjector")
+def records_registry(state: State, intents: Intents) -> None:
+    """Remembers where each new record lives: its QName and the WLog offset that created it."""
+    ev = state.event
+    entries = [(c.id, c.qname) for c in ev.cuds if c.is_new]
+    entries += [(r[SYS_ID], r[SYS_QNAME]) for r in ev.arg_records()]
+    for record_id, qname in entries:
+        intents.put_view(RECORDS_REGISTRY, IDHi=record_id >> 18, ID=record_id, WLogOffset=ev.wlog_offset, QName=qname)
+
+
+@platform.projector("sys.ProjectorCollection")
+async def collection(state: State, intents: Intents) -> None:
+    """Keeps every CDoc and its CRecords, by document, for q.sys.Collection and q.sys.GetCDoc."""
+    ev = state.event
+    app = state.app
+    for cud in ev.cuds:
+        t = app.find(cud.qname)
+        if t is None or t.kind not in (TypeKind.CDoc, TypeKind.CRecord):
+            continue
+        rec = await state.record(cud.id)
+        if rec is None:
+            continue
+        doc = rec
+        while doc.get(SYS_PARENT_ID):
+            parent = await state.record(doc[SYS_PARENT_ID])
+            if parent is None:
+                break
+            doc = parent
+        intents.put_view(
+            COLLECTION_VIEW,
+            PartKey=COLLECTION_PART_KEY,
+            DocQName=doc[SYS_QNAME],
+            DocID=doc[SYS_ID],
+            ElementID=rec[SYS_ID],
+            Record=rec,
+            offs=ev.wlog_offset,
+        )
+
+
+@platform.projector("sys.ApplyUniques")
+async def apply_uniques(state: State, intents: Intents) -> None:
+    """Records unique values of new records; a deactivated record frees them, a reactivated one
+    takes them back (the command processor has checked they are free)."""
+    ev = state.event
+    app = state.app
+    targets: list[tuple[Structure, dict[str, Any], int]] = []
+    for cud in ev.cuds:
+        t = app.find(cud.qname)
+        if not isinstance(t, Structure) or not (t.uniques or t.unique_field):
+            continue
+        if cud.is_new:
+            targets.append((t, cud.fields, cud.id))
+        elif SYS_IS_ACTIVE in cud.fields:
+            rec = await state.record(cud.id)
+            if rec is not None:
+                targets.append((t, rec, cud.id if cud.fields[SYS_IS_ACTIVE] else 0))
+    for rec in ev.arg_records():
+        t = app.find(rec[SYS_QNAME])
+        if isinstance(t, Structure) and (t.uniques or t.unique_field):
+            targets.append((t, rec, rec[SYS_ID]))
+    for t, fields, holder in targets:
+        for entry in unique_entries(t, fields):
+            intents.put_view(UNIQUES_VIEW, **entry.key(), ID=holder)
+
+
+@platform.projector("sys.ProjectorChildWorkspaceIdx")
+def child_workspace_idx(state: State, intents: Intents) -> None:
+    for cud in state.event.cuds:
+        if cud.is_new and cud.qname == "sys.ChildWorkspace":
+            intents.put_view("sys.ChildWorkspaceIdx", dummy=1, WSName=cud.fields["WSName"], ChildWorkspaceID=cud.id)
+
+
+@platform.projector("sys.ProjectorWorkspaceIDIdx")
+def workspace_id_idx(state: State, intents: Intents) -> None:
+    for cud in state.event.cuds:
+        if cud.is_new and cud.qname == "sys.WorkspaceID":
+            f = cud.fields
+            intents.put_view(
+                "sys.WorkspaceIDIdx",
+                OwnerWSID=f["OwnerWSID"],
+                WSName=f["WSName"],
+                WSID=f.get("WSID", 0),
+                IDOfCDocWorkspaceID=cud.id,
+            )
+
+
+def not_built(app: AppDef) -> list[QName]:
+    """sys extensions of ``app`` that the platform does not implement yet."""
+    return sorted(
+        e.qname
+        for e in app.extensions()
+        if e.qname.is_sys and e.qname not in platform and e.qname not in PROCESSOR_BUILT_INS
+    )
+
+
+PROCESSOR_BUILT_INS = frozenset({QName("sys", "CUD"), QName("sys", "Init")})
+"""Commands the command processor carries out itself: their intents are the request's CUDs."""
+
+from voedger.apps.sys import queries as _queries  # noqa: E402, F401  (registers the sys queries)

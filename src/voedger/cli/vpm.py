@@ -1,0 +1,210 @@
+"""``vpm``: the application developer's tool: compile a schema, keep a baseline of it, check that
+a new version stays compatible with the baseline, and build a deployable image.
+
+Exit codes: 0 success, 1 the schema (or the image, or compatibility) has problems, which are all
+printed, 2 bad usage or a subcommand that is not built yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, NoReturn, TypeVar
+
+import click
+
+from voedger import __version__
+from voedger.appdef import AppDef
+from voedger.appdef.compat import build_tree, check_compat, ignore_errors, tree_from_json, tree_to_json
+from voedger.appdef.load import compile_app
+from voedger.cli.common import not_built
+from voedger.extensions import check_extensions, load_extensions
+from voedger.vsql.errors import VSQLError
+
+__all__ = ["BASELINE_FILE", "BASELINE_FORMAT", "main"]
+
+BASELINE_FILE: Final = "baseline.json"
+BASELINE_FORMAT: Final = "voedger-baseline/1"
+_IMAGE_SUFFIXES: Final = (".vsql", ".sql", ".py", ".json")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(lines: list[str] | str, code: int = 1) -> NoReturn:
+    for line in [lines] if isinstance(lines, str) else lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _change_dir(func: F) -> F:
+    """``-C/--change-dir`` on every subcommand, as in Voedger's vpm; it wins over the group's."""
+    return click.option(
+        "-C",
+        "--change-dir",
+        "change_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="The application's folder (default: the current one); other paths stay relative to the current folder.",
+    )(func)
+
+
+def _app_dir(ctx: click.Context, change_dir: Path | None) -> Path:
+    group_dir = ctx.find_root().params.get("change_dir")
+    return change_dir or group_dir or Path.cwd()
+
+
+def _compile(app_dir: Path) -> AppDef:
+    try:
+        return compile_app(app_dir)
+    except VSQLError as e:
+        _fail([str(d) for d in e.diagnostics] + [f"{len(e.diagnostics)} error(s)"])
+
+
+def _summary(app: AppDef) -> str:
+    return (
+        f"application {app.name or '?'}: {len(app.packages)} packages, {len(app)} types, "
+        f"{len(app.workspaces())} workspaces"
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vpm")
+@_change_dir
+def main(change_dir: Path | None) -> None:
+    """Compile, baseline, check and build Voedger applications."""
+
+
+@main.command()
+@_change_dir
+@click.pass_context
+def compile(ctx: click.Context, change_dir: Path | None) -> None:
+    """Compile the application (its packages and sys) and report every error."""
+    app = _compile(_app_dir(ctx, change_dir))
+    click.echo(_summary(app))
+
+
+@main.command()
+@click.argument("baseline_dir", type=click.Path(file_okay=False, path_type=Path))
+@_change_dir
+@click.pass_context
+def baseline(ctx: click.Context, baseline_dir: Path, change_dir: Path | None) -> None:
+    """Write the current schema's baseline into BASELINE_DIR (a JSON file meant for version control)."""
+    app = _compile(_app_dir(ctx, change_dir))
+    document = {
+        "format": BASELINE_FORMAT,
+        "application": app.name,
+        "packages": [{"name": p.name, "path": p.path} for p in app.packages],
+        "tree": tree_to_json(build_tree(app)),
+    }
+    baseline_dir.mkdir(parents=True, exist_ok=True)
+    target = baseline_dir / BASELINE_FILE
+    target.write_text(_format_json(document) + "\n", encoding="utf-8")
+    click.echo(f"baseline of {_summary(app)} written to {target}")
+
+
+def _format_json(obj: Any, indent: str = "") -> str:
+    """JSON with one line per leaf object: a baseline diff then shows one line per changed field."""
+    inner = indent + " "
+    if isinstance(obj, dict) and any(isinstance(v, dict | list) for v in obj.values()):
+        items = [f"{inner}{json.dumps(k)}: {_format_json(v, inner)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(obj, list) and obj:
+        return "[\n" + ",\n".join(inner + _format_json(v, inner) for v in obj) + "\n" + indent + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _read_ignore(path: Path) -> list[str]:
+    """Paths to ignore, one per line; ``#`` starts a comment; a leading ``- `` (a YAML list) is fine."""
+    paths = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("- "):
+            line = line[2:].strip().strip("'\"")
+        if line:
+            paths.append(line)
+    return paths
+
+
+@main.command()
+@click.argument("baseline_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--ignore",
+    "ignore_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file of break paths to accept, one per line.",
+)
+@_change_dir
+@click.pass_context
+def compat(ctx: click.Context, baseline_dir: Path, ignore_file: Path | None, change_dir: Path | None) -> None:
+    """Check that the current schema is backward compatible with the baseline in BASELINE_DIR."""
+    source = baseline_dir / BASELINE_FILE
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT:
+            raise ValueError(f"not a {BASELINE_FORMAT} document")
+        old = tree_from_json(document.get("tree"))
+    except (OSError, ValueError) as e:
+        _fail(f"{source}: cannot read the baseline: {e}", code=2)
+    app = _compile(_app_dir(ctx, change_dir))
+    errors = check_compat(old, app)
+    if ignore_file is not None:
+        errors = ignore_errors(errors, _read_ignore(ignore_file))
+    if errors:
+        _fail([str(e) for e in errors] + [f"{len(errors)} compatibility break(s) against {source}"])
+    click.echo(f"compatible with {source}")
+
+
+@main.command()
+@click.option("-o", "--output", "output", default=None, help="Image file name (default: <application>.var).")
+@_change_dir
+@click.pass_context
+def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> None:
+    """Check the extensions against the schema and zip the application into an image."""
+    app_dir = _app_dir(ctx, change_dir)
+    app = _compile(app_dir)
+    try:
+        impls = load_extensions(app_dir)
+    except Exception as e:  # the application's own code failed to import: report, do not crash
+        _fail(f"cannot load the application's Python modules: {type(e).__name__}: {e}")
+    problems = check_extensions(app, impls)
+    if problems:
+        _fail([*problems, f"{len(problems)} mismatch(es) between schema and extensions"])
+    target = Path(output) if output else app_dir / f"{app.name}.var"
+    files = sorted(
+        p
+        for p in app_dir.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in _IMAGE_SUFFIXES
+        and not any(part.startswith((".", "__")) for part in p.relative_to(app_dir).parts)
+        and p.resolve() != target.resolve()
+    )
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            zf.write(p, p.relative_to(app_dir).as_posix())
+    click.echo(f"{_summary(app)}, {len(impls)} extensions: image written to {os.fspath(target)}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def orm() -> None:
+    """Generate typed wrappers for the schema."""
+    not_built("vpm orm", "typed wrappers are not planned yet")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def init() -> None:
+    """Create a new application folder."""
+    not_built("vpm init", "application scaffolding is not planned yet")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def tidy() -> None:
+    """Tidy the application's dependencies."""
+    not_built("vpm tidy", "dependency management is not planned yet")
+
+
+if __name__ == "__main__":
+    main()

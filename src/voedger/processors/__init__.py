@@ -1,0 +1,1 @@
+"""Command, query, projector and job processors."""

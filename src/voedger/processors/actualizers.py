@@ -1,0 +1,475 @@
+"""Asynchronous projectors: one actualizer per (application partition, projector) follows the PLog.
+
+A command is acknowledged once its event is durable; asynchronous projectors catch up later.
+Each actualizer keeps the offset of the last PLog event whose effects are durable, reads the
+log from there in batches, waits on the partition's ``committed`` condition for new events (and
+polls now and then, in case a notification was missed) and runs its projector on the events
+that trigger it. View writes are buffered (reads see them) and written together with the new
+offset in one ``put_batch`` at most every ``flush_interval``, so an offset is never stored
+without the writes of the events before it: after a crash the events since the stored offset
+are projected again. Delivery is therefore at least once, and projectors must be idempotent.
+
+A projector that fails is retried from its first unprocessed event with exponential backoff;
+what the events before it wrote is kept. ``in_error``, ``last_error``, ``offset`` and ``lag``
+are there for metrics (``voedger_projectors_in_error``) and for tests.
+
+The sys package declares no ``sys.projectionOffsets`` view, so offsets are kept as application
+state rows (``app_state_key("projoffs", partition)``, clustering column = the projector's QName),
+one storage partition per application partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from voedger.appdef import Projector, QName, qname
+from voedger.processors.app import AppRuntime, invoke
+from voedger.processors.command import triggered
+from voedger.state import Intents, State
+from voedger.state.access import Access
+from voedger.storage import AppStorage
+from voedger.structs import ids
+from voedger.structs.events import Event
+from voedger.structs.keys import app_state_key
+from voedger.structs.logs import read_plog
+from voedger.structs.pending import Pending
+from voedger.structs.views import put_row
+from voedger.structs.wsid import partition_of
+from voedger.syserror import SysError
+
+__all__ = [
+    "ActualizerConfig",
+    "Actualizers",
+    "AsyncActualizer",
+    "PLogSource",
+    "apply_view_intents",
+    "load_offset",
+    "project_event",
+    "put_offset",
+]
+
+log = logging.getLogger("voedger.actualizers")
+
+
+class PLogSource(Protocol):
+    """What an actualizer needs of its partition's writer (``command.Partition`` fits)."""
+
+    id: int
+    next_plog: int
+    """The offset the next event will get; the log holds (at most) everything before it."""
+    groups: int
+    """Durable writes made so far; it changes whenever new events become readable."""
+    committed: asyncio.Condition
+    """Notified after each durable write."""
+
+
+@dataclass(frozen=True)
+class ActualizerConfig:
+    """Timings of the actualizers (seconds); tests shorten the retry delays."""
+
+    batch_size: int = 50
+    """PLog events read at once."""
+    flush_interval: float = 0.1
+    """Buffered view writes are made durable at most this often (Voedger: 100 ms, 500 ms in a VVM)."""
+    position_interval: float = 60.0
+    """When the events since the last flush wrote nothing, their offset is stored this often."""
+    poll_interval: float = 1.0
+    """The longest wait for a commit notification before the log is read again anyway."""
+    retry_initial_delay: float = 0.1
+    retry_max_delay: float = 180.0
+    stop_timeout: float = 5.0
+    """How long ``stop`` waits for a graceful finish (a last flush) before cancelling."""
+
+
+DEFAULT_CONFIG = ActualizerConfig()
+
+# --- offsets -------------------------------------------------------------------------------------
+
+
+def _offset_key(partition: int, projector: QName) -> tuple[bytes, bytes]:
+    return app_state_key("projoffs", struct.pack(">H", partition)), str(projector).encode()
+
+
+def put_offset(writes: Pending, partition: int, projector: QName, offset: int) -> None:
+    """Stage the offset of the last event a projector has handled in a partition."""
+    writes.put(*_offset_key(partition, projector), orjson.dumps({"Offset": offset}))
+
+
+async def load_offset(storage: AppStorage, partition: int, projector: QName) -> int:
+    """The stored offset of a projector in a partition; 0 (no event handled) if none."""
+    raw = await storage.get(*_offset_key(partition, projector))
+    return ids.NULL_OFFSET if raw is None else int(orjson.loads(raw)["Offset"])
+
+
+# --- one event -----------------------------------------------------------------------------------
+
+
+def apply_view_intents(app: AppRuntime, who: QName, wsid: int, intents: Intents, writes: Pending) -> None:
+    """Write an extension's view rows; a malformed row is the extension's failure (500)."""
+    for view_name, row in intents.view_rows:
+        try:
+            put_row(writes, app.appdef.view(view_name), wsid, row)
+        except (KeyError, ValueError) as exc:
+            raise SysError(500, f"{who}: {exc}") from exc
+
+
+async def project_event(
+    app: AppRuntime, projector: Projector, func: Callable[..., Any], event: Event, writes: Pending
+) -> Intents:
+    """Run a projector on one event (reads see ``writes``) and stage its view rows there.
+
+    The same code serves asynchronous actualizers and the test kit, so both check storages alike.
+    """
+    access = Access.of(app.appdef, projector, unrestricted=projector.qname.is_sys)
+    state = State(access, writes, event.wsid, singleton_ids=app.singleton_ids, secrets=app.secrets, event=event)
+    intents = Intents(access)
+    await invoke(func, state, intents)
+    apply_view_intents(app, projector.qname, event.wsid, intents, writes)
+    return intents
+
+
+# --- the actualizer ------------------------------------------------------------------------------
+
+
+class AsyncActualizer:
+    """Feeds one asynchronous projector the events of one partition, in PLog order."""
+
+    def __init__(
+        self,
+        app: AppRuntime,
+        partition: PLogSource,
+        projector: Projector,
+        func: Callable[..., Any],
+        config: ActualizerConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.app = app
+        self.partition = partition
+        self.projector = projector
+        self.config = config
+        self._func = func
+        self.offset = ids.NULL_OFFSET
+        """Events up to this PLog offset are handled and their effects durable."""
+        self.processed = ids.NULL_OFFSET
+        """Events up to this offset are handled; their writes may still be buffered."""
+        self.stored_offset = ids.NULL_OFFSET
+        """The offset in storage (behind ``offset`` while only events that wrote nothing followed)."""
+        self.in_error = False
+        self.last_error: str | None = None
+        self.errors = 0
+        """Failures so far (of the projector or of storage)."""
+        self.flushes = 0
+        self._delay = config.retry_initial_delay
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._loaded = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    @property
+    def name(self) -> str:
+        return f"{self.projector.qname} [{self.partition.id}]"
+
+    @property
+    def lag(self) -> int:
+        """PLog events not handled yet (counting those of a write still in flight)."""
+        return max(0, self.partition.next_plog - 1 - self.offset)
+
+    @property
+    def retry_delay(self) -> float:
+        """How long the next retry waits after a failure (doubles up to ``retry_max_delay``)."""
+        return self._delay
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"actualizer-{self.app.name}-{self.name}")
+
+    async def stop(self) -> None:
+        """Flush what is buffered and stop; cancel if that takes longer than ``stop_timeout``."""
+        task = self._task
+        if task is None:
+            return
+        self._stop.set()
+        cond = self.partition.committed
+        async with cond:
+            cond.notify_all()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.config.stop_timeout)
+        except TimeoutError:
+            log.warning("%s: %s did not stop in time; cancelled", self.app.name, self.name)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._stopped()
+
+    async def abort(self) -> None:
+        """Stop at once, writing nothing more: the partition's lease is lost, so another process
+        may already be projecting it. Buffered writes are dropped; they are redone from the
+        stored offset by whoever runs the projector next."""
+        task = self._task
+        if task is None:
+            return
+        self._stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._stopped()
+
+    def _stopped(self) -> None:
+        self._task = None
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(RuntimeError(f"{self.name} stopped at offset {self.offset}"))
+
+    async def wait_for(self, offset: int, timeout: float = 5.0) -> None:
+        """Wait until the effects of the events up to ``offset`` are durable."""
+        if self.offset >= offset:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (offset, fut)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            why = f"; in error: {self.last_error}" if self.in_error else ""
+            raise TimeoutError(
+                f"{self.app.name}: {self.name} is at offset {self.offset}, not {offset}, after {timeout}s{why}"
+            ) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._loaded:
+                    stored = await load_offset(self.app.storage, self.partition.id, self.projector.qname)
+                    self.offset = self.stored_offset = self.processed = stored
+                    self._loaded = True
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._delay)
+                self._delay = min(self._delay * 2, self.config.retry_max_delay)
+
+    async def _follow(self) -> None:
+        """Project events from ``offset`` on until asked to stop; raises on any failure, after
+        keeping what the events before the failing one did."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        storage = self.app.storage
+        buffer = Pending(storage)
+        done = self.processed = self.offset
+        last_position = loop.time()
+        last_flush = last_position - cfg.flush_interval  # the first writes need not wait
+        while True:
+            seen = self.partition.groups
+            events = [e async for e in read_plog(storage, self.partition.id, done + 1, cfg.batch_size)]
+            for event in events:
+                if self._stop.is_set():
+                    break
+                try:
+                    await self._handle(event, buffer)
+                except Exception:
+                    if done > self.offset:
+                        await self._flush(buffer, done)
+                    raise
+                done = self.processed = event.plog_offset
+            if not buffer:
+                self._advance(done)  # nothing to make durable for these events
+            stopping = self._stop.is_set()
+            now = loop.time()
+            if buffer and (stopping or now - last_flush >= cfg.flush_interval):
+                await self._flush(buffer, done)
+                last_flush = last_position = now
+            elif self.offset > self.stored_offset and (stopping or now - last_position >= cfg.position_interval):
+                await self._flush(buffer, done)
+                last_position = now
+            if stopping:
+                return
+            if len(events) == cfg.batch_size:
+                continue  # more to read
+            timeout = cfg.poll_interval
+            if buffer:
+                timeout = min(timeout, max(0.0, last_flush + cfg.flush_interval - now))
+            await self._wait_commit(seen, timeout)
+
+    async def _handle(self, event: Event, buffer: Pending) -> None:
+        if not triggered(self.app.appdef, self.projector, event):
+            return
+        mine = Pending(buffer)  # dropped if the projector fails
+        await project_event(self.app, self.projector, self._func, event, mine)
+        buffer.absorb(mine)
+
+    async def _flush(self, buffer: Pending, done: int) -> None:
+        put_offset(buffer, self.partition.id, self.projector.qname, done)
+        await self.app.storage.put_batch(buffer.items())
+        buffer.clear()
+        self.stored_offset = done
+        self.flushes += 1
+        self._advance(done)
+
+    async def _wait_commit(self, seen: int, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        part = self.partition
+        cond = part.committed
+        async with cond:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cond.wait_for(lambda: part.groups != seen or self._stop.is_set()), timeout)
+
+    def _advance(self, done: int) -> None:
+        if done <= self.offset:
+            return
+        self.offset = done
+        if self.in_error:
+            log.info("%s: %s recovered at offset %d", self.app.name, self.name, done)
+            self.in_error = False
+        self._delay = self.config.retry_initial_delay
+        for target, fut in self._waiters:
+            if target <= done and not fut.done():
+                fut.set_result(None)
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.in_error = True
+        self.last_error = str(exc) or type(exc).__name__
+        log.error(
+            "%s: %s failed after offset %d, retrying in %.1fs: %s",
+            self.app.name,
+            self.name,
+            self.offset,
+            self._delay,
+            self.last_error,
+        )
+
+
+# --- all actualizers of an application -----------------------------------------------------------
+
+
+class Actualizers:
+    """The actualizers of one application: one per asynchronous projector per partition served.
+
+    A server process creates one for each application it runs, passes the partitions it owns
+    (or adds them as it acquires their leases) and stops it before the partitions.
+    """
+
+    def __init__(
+        self,
+        app: AppRuntime,
+        partitions: Iterable[PLogSource] | Mapping[int, PLogSource] = (),
+        config: ActualizerConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self._initial = list(partitions.values() if isinstance(partitions, Mapping) else partitions)
+        self._parts: dict[int, dict[QName, AsyncActualizer]] = {}
+        self.projectors: tuple[Projector, ...] = ()
+        """The asynchronous projectors that run (those with an implementation)."""
+        self.skipped: tuple[QName, ...] = ()
+        """Asynchronous projectors with no implementation (sys ones not built yet)."""
+        runnable: list[Projector] = []
+        skipped: list[QName] = []
+        for prj in app.appdef.projectors(sync=False):
+            if app.implementation(prj) is None:
+                skipped.append(prj.qname)
+                if not prj.qname.is_sys:
+                    log.error("%s: async projector %s has no implementation", app.name, prj.qname)
+            else:
+                runnable.append(prj)
+        self.projectors = tuple(runnable)
+        self.skipped = tuple(skipped)
+
+    async def start(self) -> None:
+        for part in self._initial:
+            await self.add_partition(part)
+
+    async def stop(self) -> None:
+        for pid in list(self._parts):
+            await self.remove_partition(pid)
+
+    async def add_partition(self, partition: PLogSource) -> None:
+        """Start the actualizers of a partition this process now serves."""
+        if partition.id in self._parts:
+            return
+        actualizers: dict[QName, AsyncActualizer] = {}
+        for prj in self.projectors:
+            func = self.app.implementation(prj)
+            assert func is not None
+            actualizers[prj.qname] = AsyncActualizer(self.app, partition, prj, func, self.config)
+        self._parts[partition.id] = actualizers
+        for a in actualizers.values():
+            await a.start()
+
+    async def remove_partition(self, partition_id: int, *, abort: bool = False) -> None:
+        """Stop the actualizers of a partition: gracefully when the application stops, at once
+        (``abort``) when the partition's lease is lost."""
+        actualizers = self._parts.pop(partition_id, {})
+        await asyncio.gather(*(a.abort() if abort else a.stop() for a in actualizers.values()))
+
+    # --- inspection -------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[AsyncActualizer]:
+        for actualizers in self._parts.values():
+            yield from actualizers.values()
+
+    @property
+    def partitions(self) -> tuple[int, ...]:
+        return tuple(sorted(self._parts))
+
+    def actualizer(self, projector: QName | str, partition_id: int) -> AsyncActualizer:
+        return self._parts[partition_id][qname(projector)]
+
+    def partition_of(self, wsid: int) -> int:
+        return partition_of(wsid, self.app.num_partitions)
+
+    def lags(self) -> dict[tuple[QName, int], int]:
+        """Events not yet handled, per (projector, partition)."""
+        return {(a.projector.qname, a.partition.id): a.lag for a in self}
+
+    def lag(self) -> dict[QName, int]:
+        """Events not yet handled per projector, summed over the partitions served."""
+        out = dict.fromkeys((p.qname for p in self.projectors), 0)
+        for a in self:
+            out[a.projector.qname] += a.lag
+        return out
+
+    @property
+    def in_error(self) -> int:
+        """How many actualizers are failing now (``voedger_projectors_in_error``)."""
+        return sum(1 for a in self if a.in_error)
+
+    async def wait_for(
+        self, partition_id: int, offset: int, timeout: float = 5.0, projector: QName | str | None = None
+    ) -> None:
+        """Wait until every projector (or the one named) has handled the partition's events up to
+        ``offset`` and made their effects durable."""
+        targets = (
+            [self.actualizer(projector, partition_id)]
+            if projector is not None
+            else list(self._parts.get(partition_id, {}).values())
+        )
+        await asyncio.gather(*(a.wait_for(offset, timeout) for a in targets))
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until every actualizer has caught up with the events committed so far."""
+        await asyncio.gather(*(a.wait_for(a.partition.next_plog - 1, timeout) for a in self))

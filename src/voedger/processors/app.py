@@ -1,0 +1,57 @@
+"""Everything the processors of one deployed application share."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voedger.appdef import AppDef, Extension, QName
+from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.extensions import Registry
+from voedger.processors.principal import AllowAll, Authorizer
+from voedger.state import Intents, State
+from voedger.storage import AppStorage
+from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAIN_CLUSTER_ID
+from voedger.syserror import SysError
+
+
+@dataclass
+class AppRuntime:
+    """One application as its processors see it: the schema, the storage, the code."""
+
+    name: str
+    appdef: AppDef
+    storage: AppStorage
+    impls: Registry
+    """The application's own implementations."""
+    platform: Registry
+    """The platform's implementations of sys extensions."""
+    singleton_ids: Mapping[QName, int]
+    num_partitions: int = DEFAULT_NUM_PARTITIONS
+    num_app_workspaces: int = DEFAULT_NUM_APP_WORKSPACES
+    cluster_id: int = MAIN_CLUSTER_ID
+    authorizer: Authorizer = field(default_factory=AllowAll)
+    clock: Clock = SYSTEM_CLOCK
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    def implementation(self, ext: Extension) -> Callable[..., Any] | None:
+        impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)
+        return None if impl is None else impl.func
+
+
+async def invoke(func: Callable[..., Any], state: State, intents: Intents) -> None:
+    """Run an extension, sync or async; its own failures become a 500 that names it."""
+    try:
+        result = func(state, intents)
+        if inspect.isawaitable(result):
+            await result
+    except SysError:
+        raise
+    except Exception as exc:
+        name = getattr(func, "__qualname__", repr(func))
+        raise SysError(500, f"extension {name} failed: {type(exc).__name__}: {exc}") from exc

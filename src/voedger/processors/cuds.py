@@ -1,0 +1,238 @@
+"""Turning a command's JSON (arguments, unlogged arguments, CUDs) into checked operations.
+
+Everything here raises :class:`SysError` with the status Voedger gives (400 for a malformed or
+invalid request, 404 for an unknown record, 403 for a forbidden change), and a message that
+names the place (``cuds[2]: ...``) and the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voedger.appdef import (
+    SYS_CONTAINER,
+    SYS_ID,
+    SYS_IS_ACTIVE,
+    SYS_PARENT_ID,
+    SYS_QNAME,
+    AppDef,
+    DataKind,
+    QName,
+    QNameError,
+    Structure,
+    TypeKind,
+    Workspace,
+)
+from voedger.structs import ids
+from voedger.structs.values import ValidationError, coerce
+from voedger.syserror import SysError
+
+MAX_CUDS = 100
+CUD_KINDS = frozenset({TypeKind.CDoc, TypeKind.WDoc, TypeKind.CRecord, TypeKind.WRecord})
+Record = dict[str, Any]
+RecordReader = Callable[[int], Awaitable[Record | None]]
+
+
+def bad(message: str) -> SysError:
+    return SysError(400, message)
+
+
+@dataclass
+class Create:
+    raw_id: int
+    type: Structure
+    fields: Record
+    where: str
+
+
+@dataclass
+class Update:
+    id: int
+    type: Structure
+    changes: Record
+    where: str
+    activation: bool | None = None
+    """True/False when the update only (de)activates the record."""
+    before: Record = field(default_factory=dict)
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(f"{where}: expected a JSON object")
+    return value
+
+
+def _qname(value: Any, where: str) -> QName:
+    if not isinstance(value, str):
+        raise bad(f"{where}: sys.QName must be a string")
+    try:
+        return QName.parse(value)
+    except QNameError as exc:
+        raise bad(f"{where}: {exc}") from None
+
+
+def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool) -> Record:
+    """Check and convert the non-system fields a client sent."""
+    out: Record = {}
+    for name, raw in fields.items():
+        if name.startswith("sys."):
+            continue
+        f = t.field(name)
+        if f is None:
+            raise bad(f"{where}: {t.qname} has no field «{name}»")
+        if raw is None:
+            if f.required:
+                raise bad(f"{where}: {t.qname} field «{name}» is required and cannot be null")
+            continue
+        try:
+            out[name] = coerce(t.qname, f, raw)
+        except ValidationError as exc:
+            raise bad(f"{where}: {exc}") from None
+        if f.required and out[name] in ("", 0) and f.kind in (DataKind.string, DataKind.bytes, DataKind.RecordID):
+            raise bad(f"{where}: {t.qname} field «{name}» is required and cannot be empty")
+    if creating:
+        missing = [f.name for f in t.user_fields if f.required and f.name not in out]
+        if missing:
+            raise bad(f"{where}: {t.qname} required field(s) missing: {', '.join(missing)}")
+    return out
+
+
+def parse_cuds(
+    app: AppDef, ws: Workspace, body_cuds: Any
+) -> tuple[list[Create], list[tuple[int, Mapping[str, Any], str]]]:
+    """Split the client's ``cuds`` into creates (checked) and raw updates (checked later against
+    the stored records)."""
+    if not isinstance(body_cuds, list):
+        raise bad("cuds: expected an array")
+    if len(body_cuds) > MAX_CUDS:
+        raise bad(f"too many cuds: {len(body_cuds)} in the request, at most {MAX_CUDS} allowed")
+    creates: list[Create] = []
+    updates: list[tuple[int, Mapping[str, Any], str]] = []
+    seen_raw: set[int] = set()
+    for i, item in enumerate(body_cuds):
+        where = f"cuds[{i}]"
+        cud = _object(item, where)
+        unknown = sorted(set(cud) - {"fields", SYS_ID})
+        if unknown:
+            raise bad(f'{where}: unexpected key(s) {", ".join(unknown)}; a CUD has "fields" and, to update, "sys.ID"')
+        if "fields" not in cud:
+            raise bad(f'{where}: "fields" missing')
+        fields = _object(cud["fields"], f"{where}.fields")
+        if SYS_ID in cud:
+            rid = cud[SYS_ID]
+            if isinstance(rid, bool) or not isinstance(rid, int) or rid <= 0:
+                raise bad(f"{where}: sys.ID must be a positive number")
+            for sys_field in (SYS_ID, SYS_QNAME, SYS_PARENT_ID, SYS_CONTAINER):
+                if sys_field in fields:
+                    raise bad(f"{where}: {sys_field} cannot be updated")
+            updates.append((rid, fields, where))
+            continue
+        if SYS_ID not in fields:
+            raise bad(f'{where}: "sys.ID" field missing')
+        if SYS_QNAME not in fields:
+            raise bad(f'{where}: "sys.QName" field missing')
+        raw_id = fields[SYS_ID]
+        if isinstance(raw_id, bool) or not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
+            raise bad(f"{where}: sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
+        if raw_id in seen_raw:
+            raise bad(f"{where}: raw ID {raw_id} is used twice")
+        seen_raw.add(raw_id)
+        qn = _qname(fields[SYS_QNAME], where)
+        t = _table(app, ws, qn, where)
+        data = _user_fields(t, fields, where, creating=True)
+        if SYS_IS_ACTIVE in fields and fields[SYS_IS_ACTIVE] is not True:
+            raise bad(f"{where}: a new record is always active; sys.IsActive cannot be {fields[SYS_IS_ACTIVE]!r}")
+        if t.kind in (TypeKind.CRecord, TypeKind.WRecord):
+            for sys_field in (SYS_PARENT_ID, SYS_CONTAINER):
+                if sys_field in fields:
+                    data[sys_field] = fields[sys_field]
+        creates.append(Create(raw_id, t, data, where))
+    return creates, updates
+
+
+def _table(app: AppDef, ws: Workspace, qn: QName, where: str) -> Structure:
+    t = app.find(qn)
+    if not isinstance(t, Structure) or t.kind not in CUD_KINDS | {TypeKind.ODoc, TypeKind.ORecord}:
+        raise bad(f"{where}: {qn} is not a table")
+    if t.kind in (TypeKind.ODoc, TypeKind.ORecord):
+        raise bad(f"{where}: {qn} is an ODoc or ORecord: it can only be sent as a command argument")
+    if t.abstract:
+        raise bad(f"{where}: {qn} is abstract")
+    if not ws.has_type(qn):
+        raise bad(f"{where}: table {qn} does not exist in workspace {ws.qname}")
+    return t
+
+
+async def check_update(app: AppDef, raw_id: int, fields: Mapping[str, Any], where: str, read: RecordReader) -> Update:
+    """Check an update against the record it changes."""
+    before = await read(raw_id)
+    if before is None:
+        raise SysError(404, f"{where}: record with queried id {raw_id} does not exist")
+    t = app.find(before[SYS_QNAME])
+    if not isinstance(t, Structure):
+        raise bad(f"{where}: record {raw_id} is of unknown type {before[SYS_QNAME]}")
+    if SYS_IS_ACTIVE in fields:
+        active = fields[SYS_IS_ACTIVE]
+        if not isinstance(active, bool):
+            raise bad(f"{where}: sys.IsActive must be true or false")
+        if len(fields) > 1:
+            raise SysError(403, "updating other fields is not allowed if sys.IsActive is updating")
+        return Update(raw_id, t, {SYS_IS_ACTIVE: active}, where, activation=active, before=before)
+    if not fields:
+        raise bad(f"{where}: nothing to update")
+    if before.get(SYS_IS_ACTIVE) is False:
+        raise SysError(403, f"{where}: record {raw_id} is inactive and cannot be updated")
+    changes = _user_fields(t, fields, where, creating=False)
+    return Update(raw_id, t, changes, where, before=before)
+
+
+def parse_object(app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids: bool) -> Record:
+    """Check an argument object (TYPE or ODoc with nested records) and return it as stored.
+
+    ODoc and ORecord IDs stay raw here; the processor assigns real IDs.
+    """
+    obj = _object(raw, where)
+    out = _user_fields(t, obj, where, creating=True)
+    out[SYS_QNAME] = str(t.qname)
+    if t.kind in (TypeKind.ODoc, TypeKind.ORecord):
+        rid = obj.get(SYS_ID)
+        if isinstance(rid, bool) or not isinstance(rid, int) or not ids.is_raw_id(rid):
+            raise bad(f"{where}: {t.qname} needs sys.ID, a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
+        out[SYS_ID] = rid
+    names = {c.name for c in t.containers}
+    for key in obj:
+        if key.startswith("sys.") or t.field(key) is not None:
+            continue
+        if key not in names:
+            raise bad(f"{where}: {t.qname} has no field or container «{key}»")
+    for c in t.containers:
+        items = obj.get(c.name, [])
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list):
+            raise bad(f"{where}.{c.name}: expected an array")
+        if len(items) < c.min_occurs:
+            raise bad(
+                f"{where}: {t.qname} container «{c.name}» has not enough occurrences "
+                f"({len(items)}, minimum {c.min_occurs})"
+            )
+        if len(items) > c.max_occurs:
+            raise bad(
+                f"{where}: {t.qname} container «{c.name}» has too many occurrences "
+                f"({len(items)}, maximum {c.max_occurs})"
+            )
+        child_t = app.find(c.type)
+        if not isinstance(child_t, Structure):
+            raise bad(f"{where}: container «{c.name}» has unknown type {c.type}")
+        children = []
+        for j, item in enumerate(items):
+            child = parse_object(app, child_t, item, f"{where}.{c.name}[{j}]", allow_raw_ids)
+            child[SYS_CONTAINER] = c.name
+            if SYS_ID in out:
+                child[SYS_PARENT_ID] = out[SYS_ID]
+            children.append(child)
+        if children:
+            out[c.name] = children
+    return out

@@ -1,0 +1,429 @@
+"""The query processor: reads through API v1 (``q.pkg.Query``) and API v2 (queries, views,
+documents and collections of documents).
+
+Every read follows Voedger's pipeline: the workspace must be initialised (403) and active (410,
+except for the system); the name must exist in the workspace (400); the principal must be allowed
+to execute the query or to select from the table or view (403); the parameters must be right
+(400). A query's extension then runs with a State and Intents of its own, and the objects it
+returns go through the rows processor of the API version. Reads see what is durable in storage;
+nothing a query does is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from voedger.appdef import (
+    ANY,
+    SYS_ID,
+    SYS_QNAME,
+    OperationKind,
+    QName,
+    QNameError,
+    Query,
+    Structure,
+    Type,
+    TypeKind,
+    View,
+    Workspace,
+    qname,
+)
+from voedger.processors import query_v1, query_v2
+from voedger.processors.app import AppRuntime, invoke
+from voedger.processors.command import ERR_WS_INACTIVE, ERR_WS_NOT_INITED, WS_DESCRIPTOR, WS_STATUS_ACTIVE
+from voedger.processors.cuds import parse_object
+from voedger.processors.principal import Principal
+from voedger.processors.rows import (
+    Row,
+    any_record,
+    children_by_container,
+    collection_records,
+    declared_result_type,
+    operation_record,
+    record_map,
+    result_map,
+    type_of,
+    view_row_map,
+)
+from voedger.state import Intents, QueryContext, State
+from voedger.state.access import Access
+from voedger.structs.pending import Pending
+from voedger.structs.records import Record, get_record
+from voedger.structs.values import ValidationError
+from voedger.structs.views import read_rows
+from voedger.syserror import SysError
+
+SYS_RAW = QName("sys", "Raw")
+READABLE_KINDS = frozenset(
+    {TypeKind.CDoc, TypeKind.WDoc, TypeKind.ODoc, TypeKind.CRecord, TypeKind.WRecord, TypeKind.ORecord}
+)
+
+
+class ApiPath(StrEnum):
+    """What an API v2 read addresses."""
+
+    QUERIES = "queries"
+    VIEWS = "views"
+    DOCS = "docs"
+    CDOCS = "cdocs"
+
+
+@dataclass
+class QueryRequest:
+    wsid: int
+    name: QName
+    """The query (``pkg.Query``), view, table or document type read."""
+    principal: Principal
+    body: bytes | str | dict[str, Any] | None = None
+    """API v1: the request body as received (or already parsed)."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """API v2: the URL query parameters, decoded (``where``, ``order``, ``args``, ...)."""
+    api_v2: bool = False
+    path: ApiPath = ApiPath.QUERIES
+    doc_id: int = 0
+    """API v2 ``docs``: the ID in the URL; 0 for a singleton."""
+
+
+class QueryProcessor:
+    """Answers the reads of one application; stateless, so one instance serves every request."""
+
+    def __init__(self, runtime: AppRuntime) -> None:
+        self.runtime = runtime
+        self.app = runtime.appdef
+
+    async def execute(self, request: QueryRequest) -> dict[str, Any]:
+        return await (self.execute_v2(request) if request.api_v2 else self.execute_v1(request))
+
+    # --- API v1 ---------------------------------------------------------------------------------
+
+    async def execute_v1(self, req: QueryRequest) -> dict[str, Any]:
+        """``{"sections":[{"type":"","elements":[...]}]}``, or ``{}`` when nothing is answered."""
+        reader = Pending(self.runtime.storage)
+        ws = await self._workspace(reader, req)
+        query = self._query(ws, req.name)
+        self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
+        body = _body_v1(req.body, raw_param=query.param == SYS_RAW)
+        args = self._args(query, body.get("args"))
+        impl = self._impl(query)
+        result = self._result_type(ws, query, impl, args)
+        if result is not None and result.qname == SYS_RAW:
+            return query_v1.raw_sections(await self._run(reader, req, query, impl, args, result))
+        params = query_v1.parse_params(self.app, body, result)
+        if query.result == ANY.qname and isinstance(result, Structure):
+            for e in params.elements:
+                if e.type is not None:
+                    self._authorize(ws, req.principal, OperationKind.Select, e.type.qname, e.fields)
+        objects = await self._run(reader, req, query, impl, args, result)
+        if result is None:
+            return {}
+        rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid))
+        return await rows.sections(objects)
+
+    # --- API v2 ---------------------------------------------------------------------------------
+
+    async def execute_v2(self, req: QueryRequest) -> dict[str, Any]:
+        """``{"results":[...]}``; for ``docs`` the record itself."""
+        reader = Pending(self.runtime.storage)
+        ws = await self._workspace(reader, req)
+        handler = {
+            ApiPath.QUERIES: self._v2_query,
+            ApiPath.VIEWS: self._v2_view,
+            ApiPath.DOCS: self._v2_doc,
+            ApiPath.CDOCS: self._v2_cdocs,
+        }[req.path]
+        return await handler(reader, ws, req)
+
+    async def _v2_query(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
+        query = self._query(ws, req.name)
+        raw = query.param == SYS_RAW
+        params = query_v2.parse_params(req.params, raw_arg=raw)
+        self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
+        args = self._args(query, {"Body": params.raw_arg} if raw else params.args)
+        impl = self._impl(query)
+        result = self._result_type(ws, query, impl, args)
+        typed = result if isinstance(result, Structure) else None
+        conditions = query_v2.parse_where(params.where, typed)
+        query_v2.check_order(params.order, typed)
+        objects = await self._run(reader, req, query, impl, args, result)
+        if result is None:
+            return {"results": []}
+        rows = [result_map(typed, o) if typed is not None else dict(o) for o in objects]
+        return {"results": await self._v2_rows(reader, req.wsid, rows, params, conditions, typed)}
+
+    async def _v2_view(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
+        view = ws.type(req.name)
+        if not isinstance(view, View):
+            raise SysError(400, f"view {req.name} does not exist in {ws}")
+        params = query_v2.parse_params(req.params)
+        names = [f.name for f in view.key + view.value]
+        self._authorize(ws, req.principal, OperationKind.Select, view.qname, _requested(params, names))
+        if not params.constrained:
+            raise SysError(400, "constraints are null")
+        if not params.where:
+            raise SysError(400, "where constraint is empty")
+        if any(f.name not in params.where for f in view.partition_key):
+            raise SysError(400, "where constraint must specify the partition key")
+        conditions = query_v2.parse_where(params.where, view)
+        query_v2.check_order(params.order, view)
+        rows: list[Row] = []
+        try:
+            for key in query_v2.view_keys(view, conditions):
+                rows += [view_row_map(view, r) async for r in read_rows(reader, view, req.wsid, key)]
+        except ValidationError as exc:
+            raise SysError(400, str(exc)) from None
+        return {"results": await self._v2_rows(reader, req.wsid, rows, params, conditions, view)}
+
+    async def _v2_doc(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
+        t = self._table(ws, req.name, READABLE_KINDS)
+        params = query_v2.parse_params(req.params)
+        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t)))
+        rec = await self._read_doc(reader, t, req)
+        obj = record_map(rec)
+        if params.include:
+            relations = await self._relations(reader, req.wsid, t, rec)
+            includer = query_v2.Includer(self.app, params.include, self._reader_of(reader, req.wsid), relations)
+            await includer.apply(obj, t)
+        if params.keys:
+            query_v2.project(obj, params.keys)
+        return obj
+
+    async def _v2_cdocs(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
+        t = self._table(ws, req.name, frozenset({TypeKind.CDoc}))
+        params = query_v2.parse_params(req.params)
+        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t)))
+        conditions = query_v2.parse_where(params.where, t)
+        query_v2.check_order(params.order, t)
+        docs = await collection_records(reader, self.app, req.wsid, t.qname)
+        rows = [record_map(records[0]) for records in docs]
+        relations = children_by_container(r for records in docs for r in records[1:])
+        return {"results": await self._v2_rows(reader, req.wsid, rows, params, conditions, t, relations)}
+
+    async def _v2_rows(
+        self,
+        reader: Pending,
+        wsid: int,
+        rows: list[Row],
+        params: query_v2.Params,
+        conditions: list[query_v2.Condition],
+        owner: Type | None,
+        relations: query_v2.Relations | None = None,
+    ) -> list[Row]:
+        """Where, order, skip and limit, include, keys: the v2 rows processor."""
+        rows = [r for r in rows if query_v2.matches(r, conditions)]
+        query_v2.order_rows(rows, params.order)
+        rows = query_v2.page(rows, params.skip, params.limit)
+        if params.include:
+            includer = query_v2.Includer(self.app, params.include, self._reader_of(reader, wsid), relations or {})
+            for r in rows:
+                await includer.apply(r, owner if owner is not None else type_of(self.app, r))
+        if params.keys:
+            for r in rows:
+                query_v2.project(r, params.keys)
+        return rows
+
+    # --- the common pipeline ---------------------------------------------------------------------
+
+    async def _workspace(self, reader: Pending, req: QueryRequest) -> Workspace:
+        """The kind of the request's workspace, from its descriptor, as the command processor finds it."""
+        descriptor = await get_record(reader, req.wsid, self.runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
+        if descriptor is None:
+            raise SysError(403, ERR_WS_NOT_INITED)
+        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
+            raise SysError(410, ERR_WS_INACTIVE)
+        ws = self.app.workspace_by_descriptor(descriptor["WSKind"])
+        if ws is None:
+            raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
+        return ws
+
+    def _query(self, ws: Workspace, name: QName) -> Query:
+        q = ws.type(name)
+        if not isinstance(q, Query):
+            raise SysError(400, f"query {name} does not exist in {ws}")
+        return q
+
+    def _table(self, ws: Workspace, name: QName, kinds: frozenset[TypeKind]) -> Structure:
+        t = ws.type(name)
+        if not isinstance(t, Structure) or t.kind not in kinds or t.abstract:
+            raise SysError(400, f"document or record {name} is not defined in {ws}")
+        return t
+
+    def _authorize(
+        self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
+    ) -> None:
+        if principal.is_system:
+            return
+        if not self.runtime.authorizer.allowed(ws, principal, op, resource, fields):
+            verb = "execute" if op is OperationKind.Execute else "select"
+            raise SysError(403, f"{verb} of {resource} is forbidden in workspace {ws.qname}")
+
+    def _impl(self, query: Query) -> Callable[..., Any]:
+        func = self.runtime.implementation(query)
+        if func is None:
+            if query.qname.is_sys:
+                raise SysError(501, f"query {query.qname} is not built yet")
+            raise SysError(500, f"query {query.qname} has no implementation")
+        return func
+
+    def _args(self, query: Query, raw: Any) -> dict[str, Any] | None:
+        """The query's argument object, checked against its parameter type."""
+        if query.param is None:
+            if raw:
+                raise SysError(400, "args are not expected")
+            return None
+        t = self.app.find(query.param)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise SysError(400, 'field "args" must be an object')
+        if not isinstance(t, Structure):
+            return raw  # any: handed over as sent
+        unexpected = sorted(k for k in raw if t.field(k) is None and t.container(k) is None)
+        if unexpected:
+            raise SysError(400, f"unexpected field(s): {', '.join(unexpected)}")
+        return parse_object(self.app, t, raw, "args", allow_raw_ids=False)
+
+    def _result_type(
+        self, ws: Workspace, query: Query, impl: Callable[..., Any], args: dict[str, Any] | None
+    ) -> Type | None:
+        """The type of the query's result objects; for ``any``, the one its extension names."""
+        if query.result is None:
+            return None
+        t = self.app.find(query.result)
+        resolver = declared_result_type(impl)
+        if t is None or t.kind is not TypeKind.Any or resolver is None:
+            return t
+        name = resolver(args or {})
+        try:
+            exact = ws.type(qname(name)) if name else None
+        except QNameError:
+            exact = None
+        if not isinstance(exact, Structure):
+            raise SysError(400, f"{query.qname} query result type {name or ''} does not exist in {ws}")
+        return exact
+
+    async def _run(
+        self,
+        reader: Pending,
+        req: QueryRequest,
+        query: Query,
+        impl: Callable[..., Any],
+        args: dict[str, Any] | None,
+        result: Type | None,
+    ) -> list[Row]:
+        """Run the query's extension; its result objects, or the error it answered with."""
+        access = Access.of(self.app, query, unrestricted=query.qname.is_sys)
+        state = State(
+            access,
+            reader,
+            req.wsid,
+            singleton_ids=self.runtime.singleton_ids,
+            secrets=self.runtime.secrets,
+            query=QueryContext(req.wsid, args, {"login": req.principal.login}),
+        )
+        intents = Intents(access)
+        await invoke(impl, state, intents)
+        if intents.response is not None and intents.response[0] != HTTPStatus.OK:
+            raise SysError(*intents.response)
+        objects: list[Row] = [_plain(r) for r in intents.results]
+        if isinstance(result, Structure):
+            known = {f.name for f in result.fields} | {c.name for c in result.containers}
+            for obj in objects:
+                extra = sorted(set(obj) - known)
+                if extra:
+                    raise SysError(500, f"query {query.qname}: result field «{extra[0]}» is not in {result.qname}")
+        return objects
+
+    def _reader_of(self, reader: Pending, wsid: int) -> Callable[[int], Any]:
+        async def read(record_id: int) -> Record | None:
+            return await any_record(reader, self.app, wsid, record_id)
+
+        return read
+
+    async def _read_doc(self, reader: Pending, t: Structure, req: QueryRequest) -> Record:
+        if t.singleton:
+            if req.doc_id != 0:
+                raise SysError(400, f"document {t.qname} is singleton. DocID must be 0")
+            sid = self.runtime.singleton_ids.get(t.qname)
+            rec = await get_record(reader, req.wsid, sid) if sid else None
+            if rec is None:
+                raise SysError(404, f"singleton {t.qname} not found")
+            return rec
+        if t.kind in (TypeKind.ODoc, TypeKind.ORecord):
+            rec = await operation_record(reader, self.app, req.wsid, req.doc_id)
+        else:
+            rec = await get_record(reader, req.wsid, req.doc_id) if req.doc_id > 0 else None
+        if rec is None or rec.get(SYS_QNAME) != str(t.qname):
+            what = "document" if t.kind.is_doc else "record"
+            raise SysError(404, f"{what} {t.qname} with ID {req.doc_id} not found")
+        return rec
+
+    async def _relations(self, reader: Pending, wsid: int, t: Structure, rec: Record) -> query_v2.Relations:
+        """The records of a document by parent and container, for including containers."""
+        if t.kind is TypeKind.CDoc:
+            docs = await collection_records(reader, self.app, wsid, t.qname, int(rec[SYS_ID]))
+            return children_by_container(r for records in docs for r in records[1:])
+        if t.kind is TypeKind.ODoc:
+            return children_by_container(_nested(rec))
+        return {}
+
+
+def _body_v1(raw: bytes | str | dict[str, Any] | None, raw_param: bool) -> dict[str, Any]:
+    if raw_param:  # a sys.Raw parameter takes the body as it came
+        if isinstance(raw, dict):
+            return {"args": {"Body": orjson.dumps(raw).decode()}}
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode()
+            except UnicodeDecodeError:
+                raise SysError(400, "failed to unmarshal request body: it is not UTF-8 text") from None
+        return {"args": {"Body": raw or ""}}
+    if isinstance(raw, dict):
+        data: Any = raw
+    elif not raw:
+        data = {}
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SysError(400, f"failed to unmarshal request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise SysError(400, "failed to unmarshal request body: expected a JSON object")
+    unexpected = sorted(set(data) - query_v1.BODY_KEYS)
+    if unexpected:
+        raise SysError(400, f"unexpected field(s): {', '.join(unexpected)}")
+    return data
+
+
+def _requested(params: query_v2.Params, default: list[str]) -> list[str]:
+    """The fields a read asks for, for the ACL: the first segments of ``keys``, else all."""
+    return list(dict.fromkeys(p[0] for p in params.keys)) if params.keys else default
+
+
+def _names(t: Structure) -> list[str]:
+    return [f.name for f in t.fields]
+
+
+def _nested(rec: Record) -> Iterable[Record]:
+    for value in rec.values():
+        if isinstance(value, list):
+            for child in value:
+                if isinstance(child, dict):
+                    yield child
+                    yield from _nested(child)
+
+
+def _plain(value: Any) -> Any:
+    """A result as JSON sees it: QNames as text, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, QName):
+        return str(value)
+    return value

@@ -1,0 +1,76 @@
+"""Memoised look-ups into an application's definition for the hot path of the processors.
+
+An AppDef is immutable, so whatever is derived from it (a type by its text name, whether a
+projector is triggered by an operation on a type, the list of SYNC projectors) can be computed
+once per application instead of once per command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from voedger.appdef import AppDef, OperationKind, Projector, QName, Type, Workspace
+
+
+class TypeCache:
+    def __init__(self, appdef: AppDef) -> None:
+        self.appdef = appdef
+        self.sync_projectors: tuple[Projector, ...] = appdef.projectors(sync=True)
+        self.async_projectors: tuple[Projector, ...] = appdef.projectors(sync=False)
+        self._types: dict[str | QName, Type | None] = {}
+        self._triggers: dict[tuple[QName, OperationKind, QName], bool] = {}
+        self._workspaces: dict[str, Workspace | None] = {}
+        self._sync_by_shape: dict[tuple[object, ...], tuple[Projector, ...]] = {}
+
+    def workspace_by_descriptor(self, descriptor: str) -> Workspace | None:
+        try:
+            return self._workspaces[descriptor]
+        except KeyError:
+            try:
+                ws = self.appdef.workspace_by_descriptor(descriptor)
+            except ValueError:
+                ws = None
+            self._workspaces[descriptor] = ws
+            return ws
+
+    def sync_projectors_for(
+        self, shape: tuple[object, ...], compute: Callable[[], tuple[Projector, ...]]
+    ) -> tuple[Projector, ...]:
+        """The SYNC projectors an event of this shape triggers (the shape names everything the
+        trigger rules look at: command, argument type, and each CUD's type and operation)."""
+        hit = self._sync_by_shape.get(shape)
+        if hit is None:
+            hit = self._sync_by_shape[shape] = compute()
+        return hit
+
+    def find(self, name: str | QName) -> Type | None:
+        try:
+            return self._types[name]
+        except KeyError:
+            t = self.appdef.find(name) if isinstance(name, QName) else self._find_text(name)
+            self._types[name] = t
+            return t
+
+    def _find_text(self, name: str) -> Type | None:
+        try:
+            return self.appdef.find(name)
+        except ValueError:
+            return None
+
+    def triggers(self, prj: Projector, op: OperationKind, t: Type) -> bool:
+        key = (prj.qname, op, t.qname)
+        hit = self._triggers.get(key)
+        if hit is None:
+            hit = self._triggers[key] = prj.triggers(op, t)
+        return hit
+
+
+_CACHES: dict[int, TypeCache] = {}
+
+
+def type_cache(appdef: AppDef) -> TypeCache:
+    """The cache of ``appdef`` (applications are few and live as long as the process)."""
+    cache = _CACHES.get(id(appdef))
+    if cache is None or cache.appdef is not appdef:
+        cache = _CACHES[id(appdef)] = TypeCache(appdef)
+    return cache

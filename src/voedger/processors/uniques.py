@@ -1,0 +1,55 @@
+"""Unique values: where a record's unique fields are kept in the ``sys.Uniques`` view.
+
+The command processor checks new records against the view before it accepts an event; the
+``sys.ApplyUniques`` projector writes the view inside the same command, so both see one index.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from voedger.appdef import QName, Structure
+from voedger.structs.keycodec import encode_key
+
+UNIQUES_VIEW = QName("sys", "Uniques")
+
+
+@dataclass(frozen=True)
+class UniqueEntry:
+    name: QName
+    values: bytes
+
+    def key(self) -> dict[str, Any]:
+        """The sys.Uniques key of this entry."""
+        digest = hashlib.blake2b(self.values, digest_size=8).digest()
+        return {
+            "QName": str(self.name),
+            "ValuesHash": int.from_bytes(digest, "big", signed=True),
+            "Values": base64.b64encode(self.values).decode(),
+        }
+
+
+def unique_entries(t: Structure, record: dict[str, Any]) -> list[UniqueEntry]:
+    """One entry per UNIQUE of the table (and its UNIQUEFIELD, named after the table) whose
+    fields the record has: a record without a value does not hold the empty value."""
+    specs: list[tuple[QName, tuple[str, ...]]] = [(u.name, u.fields) for u in t.uniques]
+    if t.unique_field:
+        specs.append((t.qname, (t.unique_field,)))
+    out = []
+    for name, names in specs:
+        fields = [f for f in (t.field(n) for n in names) if f is not None]
+        if any(record.get(f.name) is None for f in fields):
+            continue
+        values = [record[f.name] for f in fields]
+        out.append(UniqueEntry(name, encode_key(fields, values)))
+    return out
+
+
+def unique_field_names(t: Structure) -> set[str]:
+    names = {n for u in t.uniques for n in u.fields}
+    if t.unique_field:
+        names.add(t.unique_field)
+    return names

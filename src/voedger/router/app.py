@@ -1,0 +1,254 @@
+"""The ASGI application: Voedger's HTTP API v1 and v2 over Starlette.
+
+The router checks what it can without the application's data (the application exists, the
+WSID parses and names a known cluster, the body is JSON), turns pseudo WSIDs into application
+workspaces, authenticates, and sends the request to the owner of its partition. Every error a
+client can cause answers in Voedger's error shape; anything else is logged and answers 500
+without details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from voedger.appdef import QName, QNameError
+from voedger.processors.principal import Principal
+from voedger.router.transport import BusRequest, Kind, Transport
+from voedger.structs import wsid as ws
+from voedger.syserror import SysError
+from voedger.vvm.server import VVM
+
+log = logging.getLogger("voedger.router")
+
+MAX_BODY = 20 * 1024 * 1024
+DEV_PRINCIPAL = Principal(login="dev", extra={"insecure": True})
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Router:
+    def __init__(self, vvm: VVM, transports: dict[int, Transport]) -> None:
+        self.vvm = vvm
+        self.transports = transports
+
+    # --- shared steps ---------------------------------------------------------------------------
+
+    def resolve(self, app_name: str, wsid_text: str) -> tuple[int, int, Transport]:
+        """(WSID, partition, transport) for a request, or a SysError naming what is wrong."""
+        app = self.vvm.app(app_name)
+        try:
+            wsid = int(wsid_text)
+        except ValueError:
+            raise SysError(400, f"workspace ID {wsid_text!r} is not a number") from None
+        if not 0 < wsid <= ws.MAX_WSID:
+            raise SysError(400, f"workspace ID {wsid} is out of range 1..{ws.MAX_WSID}")
+        rt = app.runtime
+        if ws.is_pseudo(wsid):
+            wsid = ws.pseudo_to_app_wsid(wsid, rt.num_app_workspaces, rt.cluster_id)
+        cluster = ws.cluster_id(wsid)
+        transport = self.transports.get(cluster)
+        if transport is None:
+            raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
+        return wsid, ws.partition_of(wsid, rt.num_partitions), transport
+
+    def authenticate(self, request: Request) -> Principal:
+        if self.vvm.config.insecure_dev:
+            return DEV_PRINCIPAL
+        raise SysError(401, "authentication is not built yet: start the server with --insecure-dev to accept requests")
+
+    @staticmethod
+    async def json_body(request: Request, allow_empty: bool = True) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise SysError(413, f"request body is {len(raw)} bytes; at most {MAX_BODY} are accepted")
+        if not raw.strip():
+            if allow_empty:
+                return {}
+            raise SysError(400, "request body is empty; a JSON object is expected")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SysError(400, f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise SysError(400, "request body must be a JSON object")
+        return body
+
+    # --- API v1 -------------------------------------------------------------------------------
+
+    async def v1(self, request: Request) -> Response:
+        p = request.path_params
+        app_name = f"{p['owner']}/{p['app']}"
+        resource: str = p["resource"]
+        kind_letter, _, name = resource.partition(".")
+        if kind_letter not in ("c", "q") or not name:
+            raise SysError(400, f"resource {resource!r} must be c.<pkg>.<Command> or q.<pkg>.<Query>")
+        try:
+            qname = QName.parse(name)
+        except QNameError as exc:
+            raise SysError(400, f"resource {resource!r}: {exc}") from None
+        wsid, partition, transport = self.resolve(app_name, p["wsid"])
+        principal = self.authenticate(request)
+        body = await self.json_body(request)
+        kind: Kind = "command" if kind_letter == "c" else "query"
+        reply = await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal))
+        return json_response(reply.status, reply.body, reply.headers)
+
+    # --- API v2 -------------------------------------------------------------------------------
+
+    async def v2_command(self, request: Request) -> Response:
+        p = request.path_params
+        app_name = f"{p['owner']}/{p['app']}"
+        qname = parse_qname(p["name"])
+        wsid, partition, transport = self.resolve(app_name, p["wsid"])
+        principal = self.authenticate(request)
+        body = await self.json_body(request)
+        unexpected = sorted(set(body) - {"args", "unloggedArgs"})
+        if unexpected:
+            raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
+        reply = await transport.send(
+            BusRequest(app_name, wsid, partition, "command", qname, body, principal, api_v2=True)
+        )
+        return json_response(reply.status, reply.body, reply.headers)
+
+    async def v2_docs(self, request: Request) -> Response:
+        """Create (POST), update (PATCH) or deactivate (DELETE) a record: a c.sys.CUD in disguise."""
+        p = request.path_params
+        app_name = f"{p['owner']}/{p['app']}"
+        table = parse_qname(p["name"])
+        wsid, partition, transport = self.resolve(app_name, p["wsid"])
+        principal = self.authenticate(request)
+        app = self.vvm.app(app_name).runtime.appdef
+        t = app.find(table)
+        if t is None or not t.kind.is_record:
+            raise SysError(404, f"table {table} does not exist")
+        if t.kind.value in ("ODoc", "ORecord"):
+            raise SysError(405, "cannot operate on the ODoc\\ORecord in any way other than through command arguments")
+        method = request.method
+        if method == "POST":
+            fields = await self.json_body(request, allow_empty=False)
+            if "sys.ID" in fields or "sys.QName" in fields:
+                raise SysError(400, "sys.ID and sys.QName are set by the platform, not in the body")
+            cud: dict[str, Any] = {"fields": {**fields, "sys.ID": 1, "sys.QName": str(table)}}
+        else:
+            record_id = parse_id(p.get("id", ""))
+            if method == "PATCH":
+                fields = await self.json_body(request, allow_empty=False)
+                if "sys.ID" in fields:
+                    raise SysError(400, "sys.ID field is not allowed among fields to update")
+            else:
+                if (await request.body()).strip():
+                    raise SysError(400, "unexpected body is provided on delete")
+                fields = {"sys.IsActive": False}
+            cud = {"sys.ID": record_id, "fields": fields}
+        reply = await transport.send(
+            BusRequest(
+                app_name,
+                wsid,
+                partition,
+                "command",
+                QName("sys", "CUD"),
+                {"cuds": [cud]},
+                principal,
+                api_v2=True,
+                extra={"path": "docs", "method": method, "table": str(table)},
+            )
+        )
+        return json_response(reply.status, reply.body, reply.headers)
+
+    async def v2_read(self, request: Request) -> Response:
+        """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
+        p = request.path_params
+        app_name = f"{p['owner']}/{p['app']}"
+        qname = parse_qname(p["name"])
+        wsid, partition, transport = self.resolve(app_name, p["wsid"])
+        principal = self.authenticate(request)
+        path = request.url.path.split("/workspaces/", 1)[1].split("/")[1]
+        extra: dict[str, Any] = {"path": path, "method": "GET", "params": dict(request.query_params)}
+        if "id" in p:
+            extra["id"] = parse_id(p["id"])
+        reply = await transport.send(
+            BusRequest(app_name, wsid, partition, "query", qname, {}, principal, api_v2=True, extra=extra)
+        )
+        return json_response(reply.status, reply.body, reply.headers)
+
+
+def parse_qname(text: str) -> QName:
+    try:
+        return QName.parse(text)
+    except QNameError as exc:
+        raise SysError(400, str(exc)) from None
+
+
+def parse_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SysError(400, f"record ID {text!r} is not a number") from None
+    if value <= 0:
+        raise SysError(400, f"record ID {value} must be positive")
+    return value
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(err: SysError, v2: bool) -> Response:
+    return Response(
+        err.to_v2() if v2 else err.to_v1(),
+        status_code=err.status,
+        media_type="application/json",
+        headers=err.headers,
+    )
+
+
+def guarded(handler: Handler, v2: bool) -> Handler:
+    """Turn every failure into Voedger's error shape; never leak a traceback to the client."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SysError as err:
+            return error_response(err, v2)
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+            return error_response(SysError(500, "internal error"), v2)
+
+    return run
+
+
+def build_app(vvm: VVM, transports: dict[int, Transport]) -> Starlette:
+    r = Router(vvm, transports)
+    v1 = "/api/{owner}/{app}/{wsid}/{resource}"
+    v2 = "/api/v2/apps/{owner}/{app}/workspaces/{wsid}"
+
+    async def check(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    routes = [
+        Route("/api/check", check, methods=["GET"]),
+        Route(f"{v2}/commands/{{name}}", guarded(r.v2_command, True), methods=["POST"]),
+        Route(f"{v2}/docs/{{name}}", guarded(r.v2_docs, True), methods=["POST"]),
+        Route(f"{v2}/docs/{{name}}/{{id}}", guarded(r.v2_docs, True), methods=["PATCH", "DELETE"]),
+        Route(f"{v2}/docs/{{name}}/{{id}}", guarded(r.v2_read, True), methods=["GET"]),
+        Route(f"{v2}/cdocs/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
+        Route(f"{v2}/queries/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
+        Route(f"{v2}/views/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
+        Route(v1, guarded(r.v1, False), methods=["POST", "PATCH"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        v2_path = request.url.path.startswith("/api/v2/")
+        status = getattr(exc, "status_code", 404)
+        message = "method not allowed" if status == 405 else f"no such endpoint: {request.method} {request.url.path}"
+        return error_response(SysError(status, message), v2_path)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -1,0 +1,23 @@
+"""The transport to this process's own partitions."""
+
+from __future__ import annotations
+
+from voedger.router.transport import BusRequest, BusResponse
+from voedger.vvm.server import VVM
+
+
+class LocalTransport:
+    def __init__(self, vvm: VVM) -> None:
+        self.vvm = vvm
+
+    async def send(self, request: BusRequest) -> BusResponse:
+        if request.kind == "command":
+            result = await self.vvm.command(
+                request.app, request.wsid, request.resource, request.body, request.principal
+            )
+            if request.api_v2:
+                status = 201 if request.extra.get("path") == "docs" and request.extra.get("method") == "POST" else 200
+                return BusResponse(status, result.to_v2())
+            return BusResponse(200, result.to_v1())
+        body = await self.vvm.query(request)
+        return BusResponse(200, body)

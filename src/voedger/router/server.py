@@ -1,0 +1,34 @@
+"""Running the platform: the VVM behind the ASGI router, served by uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from voedger.router.app import build_app
+from voedger.router.local import LocalTransport
+from voedger.vvm.server import VVM, ServerConfig
+
+log = logging.getLogger("voedger.server")
+
+
+def make_asgi(config: ServerConfig) -> tuple[Starlette, VVM]:
+    """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown."""
+    vvm = VVM(config)
+    app = build_app(vvm, {config.cluster_id: LocalTransport(vvm)})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await vvm.start()
+        log.info("serving %s", ", ".join(sorted(vvm.apps)))
+        try:
+            yield
+        finally:
+            await vvm.stop()
+            log.info("stopped")
+
+    app.router.lifespan_context = lifespan
+    return app, vvm

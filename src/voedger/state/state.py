@@ -1,0 +1,164 @@
+"""The read side of the extension model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voedger.appdef import AppDef, QName, StorageOp, View, qname
+from voedger.state.access import SYS_APP_SECRET, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
+from voedger.state.errors import StateError
+from voedger.structs.events import Event
+from voedger.structs.logs import read_wlog
+from voedger.structs.pending import Pending
+from voedger.structs.records import Record, get_record
+from voedger.structs.views import Row, get_row, read_rows
+
+_COMMAND_CONTEXT = QName("sys", "CommandContext")
+_QUERY_CONTEXT = QName("sys", "QueryContext")
+_JOB_CONTEXT = QName("sys", "JobContext")
+_EVENT = QName("sys", "Event")
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    wsid: int
+    arg: dict[str, Any] | None
+    unlogged_arg: dict[str, Any] | None
+    wlog_offset: int
+    """The offset the command's event will get."""
+    principal: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    wsid: int
+    arg: dict[str, Any] | None
+    principal: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    wsid: int
+    unix_time: int
+
+
+class State:
+    """What an extension may read: the context of its call, records, views, the WLog, secrets.
+
+    Reads of records and views see the writes of the commands processed before this one, even
+    those not yet durable.
+    """
+
+    def __init__(
+        self,
+        access: Access,
+        reader: Pending,
+        wsid: int,
+        *,
+        singleton_ids: Mapping[QName, int] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        command: CommandContext | None = None,
+        query: QueryContext | None = None,
+        job: JobContext | None = None,
+        event: Event | None = None,
+    ) -> None:
+        self._access = access
+        self._reader = reader
+        self.wsid = wsid
+        self._singletons = singleton_ids or {}
+        self._secrets = secrets or {}
+        self._command = command
+        self._query = query
+        self._job = job
+        self._event = event
+
+    @property
+    def app(self) -> AppDef:
+        """The application's definition, for extensions that look at types."""
+        return self._access.app
+
+    # --- contexts ----------------------------------------------------------------------------
+
+    @property
+    def command_context(self) -> CommandContext:
+        self._access.check(_COMMAND_CONTEXT, StorageOp.Get)
+        assert self._command is not None
+        return self._command
+
+    @property
+    def query_context(self) -> QueryContext:
+        self._access.check(_QUERY_CONTEXT, StorageOp.Get)
+        assert self._query is not None
+        return self._query
+
+    @property
+    def job_context(self) -> JobContext:
+        self._access.check(_JOB_CONTEXT, StorageOp.Get)
+        assert self._job is not None
+        return self._job
+
+    @property
+    def event(self) -> Event:
+        self._access.check(_EVENT, StorageOp.Get)
+        assert self._event is not None
+        return self._event
+
+    @property
+    def arg(self) -> dict[str, Any]:
+        """The argument object of the command or query (empty when it takes none)."""
+        ctx = self._command or self._query
+        if ctx is None:
+            raise StateError(f"{self._access.who} has no argument")
+        return ctx.arg or {}
+
+    # --- records -----------------------------------------------------------------------------
+
+    async def record(self, record_id: int) -> Record | None:
+        """The record with this ID in the workspace, or None."""
+        rec = await get_record(self._reader, self.wsid, record_id)
+        self._access.check(SYS_RECORD, StorageOp.Get, qname(rec["sys.QName"]) if rec else None)
+        return rec
+
+    async def records(self, record_ids: list[int]) -> list[Record | None]:
+        return [await self.record(i) for i in record_ids]
+
+    async def singleton(self, table: QName | str) -> Record | None:
+        """The workspace's record of a singleton table, or None if it has none yet."""
+        q = qname(table)
+        self._access.check(SYS_RECORD, StorageOp.Get, q)
+        sid = self._singletons.get(q)
+        if sid is None:
+            raise StateError(f"{q} is not a singleton")
+        return await get_record(self._reader, self.wsid, sid)
+
+    # --- views -------------------------------------------------------------------------------
+
+    def _view(self, name: QName | str) -> View:
+        return self._access.app.view(name)
+
+    async def view(self, name: QName | str, **key: Any) -> Row | None:
+        """The row of a view with this full key, or None."""
+        v = self._view(name)
+        self._access.check(SYS_VIEW, StorageOp.Get, v.qname)
+        return await get_row(self._reader, v, self.wsid, key)
+
+    def read_view(self, name: QName | str, **key: Any) -> AsyncIterator[Row]:
+        """Rows of a view with this partition key and a leading part of the clustering columns."""
+        v = self._view(name)
+        self._access.check(SYS_VIEW, StorageOp.Read, v.qname)
+        return read_rows(self._reader, v, self.wsid, key)
+
+    # --- logs and secrets ----------------------------------------------------------------------
+
+    def read_wlog(self, offset: int = 1, count: int | None = None) -> AsyncIterator[Event]:
+        self._access.check(SYS_WLOG, StorageOp.Read)
+        return read_wlog(self._reader.storage, self.wsid, offset, count)
+
+    def app_secret(self, name: str) -> str:
+        self._access.check(SYS_APP_SECRET, StorageOp.Get)
+        try:
+            return self._secrets[name]
+        except KeyError:
+            raise StateError(f"no application secret named {name!r}") from None

@@ -1,0 +1,689 @@
+"""The cluster driver: Apache Cassandra or Scylla over CQL (the scylla-driver package).
+
+Layout follows Voedger's own driver: one keyspace per application, holding one table
+``values (p_key blob, c_col blob, value blob, PRIMARY KEY ((p_key), c_col))``. Plain reads and
+writes run at QUORUM (configurable), so an acknowledged write survives the loss of a minority of
+replicas; conditional writes are lightweight transactions (Paxos) with SERIAL consistency.
+
+The driver's own I/O thread runs the requests; each ``ResponseFuture`` is bridged to an asyncio
+future with ``call_soon_threadsafe``, so no coroutine here ever blocks the event loop. The few
+blocking driver calls (connect, prepare, shutdown) run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cassandra import (
+    AlreadyExists,
+    ConsistencyLevel,
+    CoordinationFailure,
+    OperationTimedOut,
+    Timeout,
+    Unavailable,
+    WriteTimeout,
+    WriteType,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+from cassandra.query import BatchStatement, BatchType, SimpleStatement, tuple_factory
+
+from voedger.storage.contract import (
+    AppStorage,
+    AppStorageFactory,
+    BatchItem,
+    Capabilities,
+    check_key,
+    check_ttl,
+    check_value,
+    range_is_empty,
+)
+from voedger.storage.errors import (
+    StorageAlreadyExistsError,
+    StorageDoesNotExistError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from voedger.storage.url import CassandraURL
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9042
+DEFAULT_REPLICATION: Mapping[str, str] = {"class": "SimpleStrategy", "replication_factor": "1"}
+READ_PAGE_SIZE = 1000
+"""Rows per page of a range read: bounded memory whatever the partition's size."""
+
+GET_BATCH_CHUNK = 100
+"""Clustering values per ``IN`` query of ``get_batch``; bigger batches run as concurrent chunks."""
+
+TABLE = "values"
+_KEYSPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_CONSISTENCY_NAMES = (
+    "ANY",
+    "ONE",
+    "TWO",
+    "THREE",
+    "QUORUM",
+    "ALL",
+    "LOCAL_QUORUM",
+    "EACH_QUORUM",
+    "LOCAL_ONE",
+)
+_PLAIN = "plain"
+_LWT = "lwt"
+
+
+def replication_factor(replication: Mapping[str, object]) -> int:
+    """The largest number of copies one data centre keeps, from a CQL replication map."""
+    factors: list[int] = []
+    for key, value in replication.items():
+        if key == "class":
+            continue
+        try:
+            factors.append(int(str(value)))
+        except ValueError:
+            continue
+    return max(factors, default=1)
+
+
+def _cql_map(replication: Mapping[str, object]) -> str:
+    """``{'class': 'SimpleStrategy', 'replication_factor': '3'}`` as CQL text, quoted safely."""
+
+    def quote(text: object) -> str:
+        return "'" + str(text).replace("'", "''") + "'"
+
+    return "{" + ", ".join(f"{quote(k)}: {quote(v)}" for k, v in replication.items()) + "}"
+
+
+def _parse_host(text: str) -> tuple[str, int]:
+    text = text.strip()
+    if text.startswith("["):  # [v6]:port
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORT
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, DEFAULT_PORT
+
+
+def _describe_hosts(hosts: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{h}:{p}" for h, p in hosts)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Errors that mean "the cluster cannot serve this now", as opposed to a bad request."""
+    return isinstance(
+        exc,
+        (
+            Unavailable,
+            Timeout,
+            CoordinationFailure,
+            OperationTimedOut,
+            NoHostAvailable,
+            ConnectionException,
+            OverloadedErrorMessage,
+            IsBootstrappingErrorMessage,
+            ConnectionError,
+            TimeoutError,
+        ),
+    )
+
+
+def _translate(exc: BaseException, what: str) -> StorageError:
+    """A storage error with a message a user can act on, instead of a driver traceback."""
+    if isinstance(exc, StorageError):
+        return exc
+    name = type(exc).__name__
+    detail = str(exc) or name
+    if _is_unavailable(exc):
+        return StorageUnavailableError(f"Cassandra could not {what}: {name}: {detail}")
+    return StorageError(f"Cassandra refused to {what}: {name}: {detail}")
+
+
+class _Bridge:
+    """Runs driver requests and hands their results to the event loop that asked for them."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def run_raw(self, statement: Any, params: Sequence[Any] | None, host: Any = None) -> list[Any]:
+        """The first page of rows; driver exceptions are raised as they are.
+
+        ``host`` sends the request to that node as coordinator (schema checks need it).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        response = self.session.execute_async(statement, params, host=host)
+        _attach(loop, response, lambda: fut)
+        return await fut
+
+    async def run(self, statement: Any, params: Sequence[Any] | None, what: str) -> list[Any]:
+        """Like :meth:`run_raw`, with driver exceptions turned into storage errors."""
+        try:
+            return await self.run_raw(statement, params)
+        except Exception as exc:
+            raise _translate(exc, what) from None
+
+    async def pages(self, statement: Any, what: str) -> AsyncIterator[list[Any]]:
+        """Each page of a paged query, fetching the next only when the previous was consumed."""
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.Future[list[Any]]] = [loop.create_future()]
+        try:
+            response = self.session.execute_async(statement)
+            _attach(loop, response, lambda: holder[0])
+            while True:
+                rows = await holder[0]
+                more = response.has_more_pages
+                yield rows
+                if not more:
+                    return
+                holder[0] = loop.create_future()
+                response.start_fetching_next_page()
+        except Exception as exc:
+            raise _translate(exc, what) from None
+
+
+def _attach(loop: asyncio.AbstractEventLoop, response: Any, current: Any) -> None:
+    """Route a ResponseFuture's page results and errors (driver thread) to ``current()`` (loop)."""
+
+    def resolve(result: Any, failed: bool) -> None:
+        fut: asyncio.Future[Any] = current()
+        if fut.done():
+            return
+        if failed:
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+    def deliver(result: Any, failed: bool) -> None:
+        # The loop may be closed by the time a request ends; then nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(resolve, result, failed)
+
+    response.add_callbacks(
+        callback=lambda rows: deliver(list(rows) if rows is not None else [], False),
+        errback=lambda exc: deliver(exc, True),
+    )
+
+
+class _Statements:
+    """The prepared statements of one keyspace (prepared once, reused by every call)."""
+
+    put: Any
+    get: Any
+    get_in: Any
+    read_all: Any
+    read_from: Any
+    read_to: Any
+    read_between: Any
+    insert_ine: Any
+    cas: Any
+    cad: Any
+    ttl: Any
+    serial_get: Any
+
+    QUERIES: Mapping[str, tuple[str, str]] = {
+        "put": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?)", _PLAIN),
+        "get": ("SELECT value FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
+        "get_in": ("SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col IN ?", _PLAIN),
+        "read_all": ("SELECT c_col, value FROM {t} WHERE p_key = ?", _PLAIN),
+        "read_from": ("SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col >= ?", _PLAIN),
+        "read_to": ("SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col < ?", _PLAIN),
+        "read_between": (
+            "SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col >= ? AND c_col < ?",
+            _PLAIN,
+        ),
+        "insert_ine": (
+            "INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
+            _LWT,
+        ),
+        "cas": ("UPDATE {t} USING TTL ? SET value = ? WHERE p_key = ? AND c_col = ? IF value = ?", _LWT),
+        "cad": ("DELETE FROM {t} WHERE p_key = ? AND c_col = ? IF value = ?", _LWT),
+        "ttl": ("SELECT TTL(value) FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
+        # A read at SERIAL finishes any Paxos round in flight: it tells what a timed-out LWT did.
+        "serial_get": ("SELECT value FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
+    }
+
+    @classmethod
+    async def prepare(cls, session: Any, keyspace: str, consistency: int, serial: int) -> _Statements:
+        table = f'"{keyspace}"."{TABLE}"'
+
+        def prepare_all() -> _Statements:
+            stmts = cls()
+            for name, (query, kind) in cls.QUERIES.items():
+                prepared = session.prepare(query.format(t=table))
+                prepared.consistency_level = serial if name == "serial_get" else consistency
+                if kind == _LWT:
+                    prepared.serial_consistency_level = serial
+                    prepared.retry_policy = _LWTRetryPolicy()
+                else:
+                    prepared.is_idempotent = True
+                setattr(stmts, name, prepared)
+            return stmts
+
+        try:
+            return await asyncio.to_thread(prepare_all)
+        except Exception as exc:
+            raise _translate(exc, f"prepare the statements of keyspace {keyspace}") from None
+
+
+class _WriteRetryPolicy(RetryPolicy):  # type: ignore[misc]
+    """The driver's default policy, plus retries of write timeouts that are safe to retry.
+
+    Plain writes and batches carry a client timestamp that a retry reuses, so writing again is
+    harmless. A logged batch is the case that matters: for the seconds until the coordinators'
+    failure detector convicts a node that just died, they still pick it to hold the batch log,
+    and the batch times out with write type BATCH_LOG before any of its rows is written.
+    """
+
+    BATCH_LOG_RETRIES = 12
+    """At the default 2 s write timeout this outlasts the ~20 s of a default failure detector."""
+
+    WRITE_RETRIES = 2
+
+    def on_write_timeout(
+        self,
+        query: Any,
+        consistency: Any,
+        write_type: Any,
+        required_responses: int,
+        received_responses: int,
+        retry_num: int,
+    ) -> tuple[int, Any]:
+        if write_type == WriteType.BATCH_LOG and retry_num < self.BATCH_LOG_RETRIES:
+            return self.RETRY, consistency
+        idempotent = write_type in (WriteType.SIMPLE, WriteType.BATCH, WriteType.UNLOGGED_BATCH)
+        if idempotent and retry_num < self.WRITE_RETRIES:
+            return self.RETRY, consistency
+        return self.RETHROW, None
+
+
+class _LWTRetryPolicy(RetryPolicy):  # type: ignore[misc]
+    """Never resend a conditional write blindly: a second try of an applied LWT reports "not
+    applied". The error comes back instead, and the storage learns the outcome at SERIAL."""
+
+    def on_write_timeout(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        return self.RETHROW, None
+
+    def on_request_error(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        return self.RETHROW, None
+
+
+class CassandraAppStorage(AppStorage):
+    """One application's keyspace."""
+
+    def __init__(self, bridge: _Bridge, keyspace: str, stmts: _Statements, capabilities: Capabilities) -> None:
+        self._bridge = bridge
+        self.keyspace = keyspace
+        self._s = stmts
+        self.capabilities = capabilities
+
+    async def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
+        check_key(p_key, c_col)
+        check_value(value)
+        await self._bridge.run(self._s.put, (p_key, c_col, value), "write a row")
+
+    async def put_batch(self, items: Sequence[BatchItem]) -> None:
+        for p_key, c_col, value in items:
+            check_key(p_key, c_col)
+            check_value(value)
+        if not items:
+            return
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._s.put.consistency_level)
+        for p_key, c_col, value in items:
+            batch.add(self._s.put, (p_key, c_col, value))
+        await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
+
+    async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
+        check_key(p_key, c_col)
+        rows = await self._bridge.run(self._s.get, (p_key, c_col), "read a row")
+        return bytes(rows[0][0]) if rows else None
+
+    async def get_batch(self, p_key: bytes, c_cols: Sequence[bytes]) -> list[bytes | None]:
+        for c_col in c_cols:
+            check_key(p_key, c_col)
+        if not c_cols:
+            return []
+        unique = list(dict.fromkeys(c_cols))
+        chunks = [unique[i : i + GET_BATCH_CHUNK] for i in range(0, len(unique), GET_BATCH_CHUNK)]
+        results = await asyncio.gather(
+            *(self._bridge.run(self._s.get_in, (p_key, chunk), "read rows") for chunk in chunks)
+        )
+        found: dict[bytes, bytes] = {}
+        for rows in results:
+            for c_col, value in rows:
+                found[bytes(c_col)] = bytes(value)
+        return [found.get(c) for c in c_cols]
+
+    async def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
+        check_key(p_key, start)
+        check_key(p_key, finish)
+        if range_is_empty(start, finish):
+            return
+        params: tuple[bytes, ...]
+        if start and finish:
+            stmt, params = self._s.read_between, (p_key, start, finish)
+        elif start:
+            stmt, params = self._s.read_from, (p_key, start)
+        elif finish:
+            stmt, params = self._s.read_to, (p_key, finish)
+        else:
+            stmt, params = self._s.read_all, (p_key,)
+        bound = stmt.bind(params)
+        bound.fetch_size = READ_PAGE_SIZE
+        async for page in self._bridge.pages(bound, "read a range of rows"):
+            for c_col, value in page:
+                yield bytes(c_col), bytes(value)
+
+    async def _lwt(self, stmt: Any, params: Sequence[Any], what: str) -> bool | None:
+        """Run a conditional statement: True/False if it applied, None if its outcome is unknown."""
+        try:
+            rows = await self._bridge.run_raw(stmt, params)
+        except (WriteTimeout, OperationTimedOut, ConnectionException) as exc:
+            # The proposal may or may not have been accepted by a quorum.
+            log.warning("the outcome of a conditional write is unknown (%s); asking at SERIAL", exc)
+            return None
+        except Exception as exc:
+            raise _translate(exc, what) from None
+        return bool(rows[0][0]) if rows else False
+
+    async def _serial_get(self, p_key: bytes, c_col: bytes, what: str) -> bytes | None:
+        rows = await self._bridge.run(self._s.serial_get, (p_key, c_col), f"learn whether {what} applied")
+        return bytes(rows[0][0]) if rows else None
+
+    async def insert_if_not_exists(self, p_key: bytes, c_col: bytes, value: bytes, ttl: int = 0) -> bool:
+        check_key(p_key, c_col)
+        check_value(value)
+        check_ttl(ttl)
+        what = "insert a row if it does not exist"
+        for _ in range(2):
+            applied = await self._lwt(self._s.insert_ine, (p_key, c_col, value, ttl), what)
+            if applied is not None:
+                return applied
+            current = await self._serial_get(p_key, c_col, what)
+            if current is not None:
+                return current == value
+        raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
+
+    async def compare_and_swap(self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0) -> bool:
+        check_key(p_key, c_col)
+        check_value(old)
+        check_value(new)
+        check_ttl(ttl)
+        what = "compare and swap a row"
+        for _ in range(2):
+            applied = await self._lwt(self._s.cas, (ttl, new, p_key, c_col, old), what)
+            if applied is not None:
+                return applied
+            current = await self._serial_get(p_key, c_col, what)
+            if current != old:
+                return current == new
+            # Still ``old``: either it did not apply, or it wrote old == new. Running it again
+            # is harmless then (it also renews the TTL), so do so.
+        raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
+
+    async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:
+        check_key(p_key, c_col)
+        check_value(expected)
+        what = "compare and delete a row"
+        for _ in range(2):
+            applied = await self._lwt(self._s.cad, (p_key, c_col, expected), what)
+            if applied is not None:
+                return applied
+            current = await self._serial_get(p_key, c_col, what)
+            if current != expected:
+                return current is None
+        raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
+
+    async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
+        check_key(p_key, c_col)
+        rows = await self._bridge.run(self._s.ttl, (p_key, c_col), "read a row's TTL")
+        if not rows:
+            return None
+        ttl = rows[0][0]
+        return int(ttl) if ttl is not None else 0
+
+
+class CassandraStorageFactory(AppStorageFactory):
+    """Connects to a Cassandra or Scylla cluster; one keyspace per application storage.
+
+    ``keyspace_suffix`` is appended to every keyspace name so that test runs sharing a cluster
+    never see each other's data.
+    """
+
+    def __init__(
+        self,
+        hosts: Sequence[str | tuple[str, int]],
+        *,
+        replication: Mapping[str, object] | None = None,
+        consistency: str = "QUORUM",
+        local_dc: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        keyspace_suffix: str = "",
+        connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        if not hosts:
+            raise StorageError("no Cassandra host given")
+        self.hosts: list[tuple[str, int]] = [h if isinstance(h, tuple) else _parse_host(h) for h in hosts]
+        self.replication: dict[str, str] = {str(k): str(v) for k, v in (replication or DEFAULT_REPLICATION).items()}
+        if "class" not in self.replication:
+            raise StorageError(f"replication {self.replication} names no 'class'")
+        consistency = consistency.upper()
+        if consistency not in _CONSISTENCY_NAMES:
+            raise StorageError(f"unknown consistency {consistency!r}; one of {', '.join(_CONSISTENCY_NAMES)}")
+        self.consistency = consistency
+        self.local_dc = local_dc
+        self._username = username
+        self._password = password
+        if keyspace_suffix and not re.fullmatch(r"[a-z0-9_]{1,5}", keyspace_suffix):
+            raise StorageError(f"keyspace suffix {keyspace_suffix!r} must be 1-5 lowercase letters or digits")
+        self.keyspace_suffix = keyspace_suffix
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.capabilities = Capabilities(
+            name="cassandra",
+            manual_clock=False,
+            persistent=True,
+            replicated=replication_factor(self.replication) > 1,
+        )
+        self._cluster: Any = None
+        self._session: Any = None
+        self._bridge: _Bridge | None = None
+        self._open_lock = asyncio.Lock()
+        self._storages: dict[str, CassandraAppStorage] = {}
+        self._prepare_locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_url(cls, url: CassandraURL) -> CassandraStorageFactory:
+        """A factory for a parsed ``cassandra://`` URL; it connects on :meth:`open`."""
+        return cls(
+            list(url.hosts),
+            replication=url.replication,
+            consistency=url.consistency,
+            local_dc=url.dc,
+            username=url.username,
+            password=url.password,
+            keyspace_suffix=url.keyspace_suffix,
+            connect_timeout=url.connect_timeout,
+        )
+
+    @classmethod
+    async def connect(cls, hosts: Sequence[str | tuple[str, int]], **options: Any) -> CassandraStorageFactory:
+        """Create a factory and connect it; raises StorageUnavailableError if no node answers."""
+        factory = cls(hosts, **options)
+        await factory.open()
+        return factory
+
+    def keyspace(self, safe_name: str) -> str:
+        """The keyspace that holds the storage ``safe_name``."""
+        name = safe_name + self.keyspace_suffix
+        if not _KEYSPACE_RE.match(name):
+            raise StorageError(
+                f"storage name {safe_name!r} cannot be a keyspace: lowercase letters, digits and '_', "
+                "a letter first, at most 48 characters with the suffix"
+            )
+        return name
+
+    @property
+    def session(self) -> Any:
+        """The driver session (for tests and tools); None before :meth:`open`."""
+        return self._session
+
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._session is not None:
+                return
+            self._cluster, self._session = await asyncio.to_thread(self._connect_blocking)
+            self._bridge = _Bridge(self._session)
+
+    def _connect_blocking(self) -> tuple[Any, Any]:
+        policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc))
+        profile = ExecutionProfile(
+            load_balancing_policy=policy,
+            retry_policy=_WriteRetryPolicy(),
+            consistency_level=getattr(ConsistencyLevel, self.consistency),
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL if self.local_dc else ConsistencyLevel.SERIAL,
+            request_timeout=self.request_timeout,
+            row_factory=tuple_factory,
+        )
+        auth = PlainTextAuthProvider(username=self._username, password=self._password or "") if self._username else None
+        cluster = Cluster(
+            contact_points=list(self.hosts),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            auth_provider=auth,
+            connect_timeout=self.connect_timeout,
+            control_connection_timeout=self.connect_timeout,
+        )
+        try:
+            session = cluster.connect()
+        except Exception as exc:
+            cluster.shutdown()
+            reason = _short_reason(exc)
+            raise StorageUnavailableError(
+                f"no Cassandra node answers at {_describe_hosts(self.hosts)}: {reason}"
+            ) from None
+        return cluster, session
+
+    async def _ready(self) -> _Bridge:
+        if self._bridge is None:
+            await self.open()
+        assert self._bridge is not None
+        return self._bridge
+
+    def _consistency_levels(self) -> tuple[int, int]:
+        serial = ConsistencyLevel.LOCAL_SERIAL if self.local_dc else ConsistencyLevel.SERIAL
+        return getattr(ConsistencyLevel, self.consistency), serial
+
+    async def _wait_for_schema_agreement(self, what: str, timeout: float = 30.0) -> None:
+        """Wait until every node the driver sees up reports the same schema version.
+
+        A node that has not yet applied a new keyspace would answer "no such table"; polling
+        ``system.local`` on each node is what the driver itself does, minus its deprecated API.
+        """
+        bridge = await self._ready()
+        query = SimpleStatement("SELECT schema_version FROM system.local")
+        deadline = asyncio.get_running_loop().time() + timeout
+        versions: dict[str, object] = {}
+        while True:
+            hosts = [h for h in self._cluster.metadata.all_hosts() if h.is_up]
+            try:
+                results = await asyncio.gather(*(bridge.run_raw(query, None, host=h) for h in hosts))
+                versions = {
+                    str(h.endpoint): rows[0][0] if rows else None for h, rows in zip(hosts, results, strict=True)
+                }
+                if len(set(versions.values())) <= 1:
+                    return
+            except Exception as exc:
+                versions = {"error": f"{type(exc).__name__}: {exc}"}
+            if asyncio.get_running_loop().time() > deadline:
+                raise StorageUnavailableError(
+                    f"Cassandra nodes did not agree on the schema after {what} within {timeout:.0f} s: {versions}"
+                )
+            await asyncio.sleep(0.2)
+
+    async def _table_exists(self, bridge: _Bridge, keyspace: str) -> tuple[bool, bool]:
+        ks = await bridge.run(
+            SimpleStatement("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s"),
+            (keyspace,),
+            f"look up keyspace {keyspace}",
+        )
+        if not ks:
+            return False, False
+        tables = await bridge.run(
+            SimpleStatement("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s"),
+            (keyspace, TABLE),
+            f"look up table {keyspace}.{TABLE}",
+        )
+        return True, bool(tables)
+
+    async def init(self, safe_name: str) -> None:
+        keyspace = self.keyspace(safe_name)
+        bridge = await self._ready()
+        create_ks = SimpleStatement(f'CREATE KEYSPACE "{keyspace}" WITH replication = {_cql_map(self.replication)}')
+        try:
+            await bridge.run_raw(create_ks, None)
+        except AlreadyExists:
+            raise StorageAlreadyExistsError(f"storage {safe_name!r} (keyspace {keyspace}) already exists") from None
+        except Exception as exc:
+            raise _translate(exc, f"create keyspace {keyspace}") from None
+        await self._wait_for_schema_agreement(f"creating keyspace {keyspace}")
+        create_table = SimpleStatement(
+            f'CREATE TABLE IF NOT EXISTS "{keyspace}"."{TABLE}" '
+            "(p_key blob, c_col blob, value blob, PRIMARY KEY ((p_key), c_col))"
+        )
+        await bridge.run(create_table, None, f"create table {keyspace}.{TABLE}")
+        await self._wait_for_schema_agreement(f"creating table {keyspace}.{TABLE}")
+
+    async def app_storage(self, safe_name: str) -> AppStorage:
+        keyspace = self.keyspace(safe_name)
+        if (cached := self._storages.get(keyspace)) is not None:
+            return cached
+        bridge = await self._ready()
+        lock = self._prepare_locks.setdefault(keyspace, asyncio.Lock())
+        async with lock:
+            if (cached := self._storages.get(keyspace)) is not None:
+                return cached
+            ks_exists, table_exists = await self._table_exists(bridge, keyspace)
+            if not table_exists:
+                hint = " (keyspace exists without its table: an interrupted init?)" if ks_exists else ""
+                raise StorageDoesNotExistError(f"storage {safe_name!r} (keyspace {keyspace}) does not exist{hint}")
+            consistency, serial = self._consistency_levels()
+            stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+            storage = CassandraAppStorage(bridge, keyspace, stmts, self.capabilities)
+            self._storages[keyspace] = storage
+            return storage
+
+    async def drop(self, safe_name: str) -> None:
+        """Drop a storage's keyspace (tests clean up with it; the platform never drops data)."""
+        keyspace = self.keyspace(safe_name)
+        bridge = await self._ready()
+        self._storages.pop(keyspace, None)
+        await bridge.run(SimpleStatement(f'DROP KEYSPACE IF EXISTS "{keyspace}"'), None, f"drop keyspace {keyspace}")
+        await self._wait_for_schema_agreement(f"dropping keyspace {keyspace}")
+
+    async def close(self) -> None:
+        cluster = self._cluster
+        self._cluster = self._session = self._bridge = None
+        self._storages.clear()
+        if cluster is not None:
+            await asyncio.to_thread(cluster.shutdown)
+
+
+def _short_reason(exc: BaseException) -> str:
+    """One line per host from a NoHostAvailable, instead of the driver's nested reprs."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict) and errors:
+        return "; ".join(f"{host}: {type(err).__name__}: {err}" for host, err in errors.items())
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,37 @@
+"""Singleton IDs: each singleton table gets one fixed record ID per application, kept in
+storage so that adding a singleton to the schema never moves the others."""
+
+from __future__ import annotations
+
+import orjson
+
+from voedger.appdef import AppDef, QName, Structure
+from voedger.storage import AppStorage
+from voedger.structs import ids
+from voedger.structs.keys import app_state_key
+
+_KEY = app_state_key("singletons", b"")
+
+
+async def load_singleton_ids(storage: AppStorage, app: AppDef) -> dict[QName, int]:
+    """The IDs of every singleton of ``app``, assigning (and storing) IDs for new ones."""
+    while True:
+        raw = await storage.get(_KEY, b"")
+        known: dict[str, int] = orjson.loads(raw) if raw is not None else {}
+        singletons = sorted(str(t.qname) for t in app.structures() if isinstance(t, Structure) and t.singleton)
+        missing = [q for q in singletons if q not in known]
+        if not missing:
+            return {QName.parse(q): i for q, i in known.items() if q in singletons}
+        updated = dict(known)
+        next_id = max(known.values(), default=ids.FIRST_SINGLETON_ID - 1) + 1
+        for q in missing:
+            if next_id > ids.MAX_SINGLETON_ID:
+                raise ValueError(f"too many singletons: no ID left for {q}")
+            updated[q] = next_id
+            next_id += 1
+        data = orjson.dumps(updated, option=orjson.OPT_SORT_KEYS)
+        if raw is None:
+            if await storage.insert_if_not_exists(_KEY, b"", data):
+                continue
+        elif await storage.compare_and_swap(_KEY, b"", raw, data):
+            continue

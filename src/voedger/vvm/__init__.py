@@ -1,0 +1,1 @@
+"""One server process: deploys applications, owns their partitions, bootstraps, shuts down."""

@@ -1,0 +1,80 @@
+"""An application image: its schema compiled, its Python loaded and checked against the
+schema, and its deployment numbers (Voedger's ``descriptor.json``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from voedger.appdef import AppDef
+from voedger.appdef.load import compile_app
+from voedger.extensions import Registry, check_extensions, load_extensions
+from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAX_NUM_APP_WORKSPACES
+
+APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z][A-Za-z0-9_-]*")
+MAX_PARTITIONS = 0xFFFF
+
+
+class ImageError(Exception):
+    """An application cannot be deployed; the message says why (every problem, one per line)."""
+
+
+@dataclass(frozen=True)
+class AppImage:
+    name: str
+    directory: Path
+    appdef: AppDef
+    impls: Registry
+    num_partitions: int
+    num_app_workspaces: int
+
+
+def load_image(name: str, directory: Path | str) -> AppImage:
+    """Compile and check the application in ``directory`` to be deployed as ``name``."""
+    from voedger.vsql.errors import VSQLError
+
+    if not APP_NAME.fullmatch(name):
+        raise ImageError(f"application name {name!r} must look like owner/app (letters, digits, _ and -)")
+    root = Path(directory)
+    if not root.is_dir():
+        raise ImageError(f"application {name}: {root} is not a directory")
+    try:
+        appdef = compile_app(root)
+    except VSQLError as exc:
+        raise ImageError(f"application {name} does not compile:\n{exc}") from None
+    try:
+        impls = load_extensions(root)
+    except Exception as exc:
+        raise ImageError(f"application {name}: its Python modules fail to load: {type(exc).__name__}: {exc}") from exc
+    problems = check_extensions(appdef, impls)
+    if problems:
+        raise ImageError(f"application {name}: schema and code do not match:\n" + "\n".join(problems))
+    parts, app_ws = _descriptor(name, root)
+    return AppImage(name, root, appdef, impls, parts, app_ws)
+
+
+def _descriptor(name: str, root: Path) -> tuple[int, int]:
+    path = root / "descriptor.json"
+    if not path.exists():
+        return DEFAULT_NUM_PARTITIONS, DEFAULT_NUM_APP_WORKSPACES
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ImageError(f"application {name}: descriptor.json is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ImageError(f"application {name}: descriptor.json must hold an object")
+    unknown = sorted(set(data) - {"NumParts", "NumAppWorkspaces"})
+    if unknown:
+        raise ImageError(f"application {name}: descriptor.json has unknown key(s) {', '.join(unknown)}")
+    parts = data.get("NumParts", DEFAULT_NUM_PARTITIONS)
+    app_ws = data.get("NumAppWorkspaces", DEFAULT_NUM_APP_WORKSPACES)
+    for key, value, top in (
+        ("NumParts", parts, MAX_PARTITIONS),
+        ("NumAppWorkspaces", app_ws, MAX_NUM_APP_WORKSPACES),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise ImageError(f"application {name}: descriptor.json {key} must be a number from 1 to {top}")
+    return parts, app_ws

@@ -1,0 +1,172 @@
+"""The server process (Voedger's VVM): deploys the cluster application and the configured
+applications, starts one writer per partition, bootstraps application workspaces, and stops
+cleanly, finishing what it has accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voedger.appdef import QName
+from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
+from voedger.apps.sys.builtins import not_built, platform
+from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.processors.app import AppRuntime
+from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
+from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, Principal
+from voedger.storage import StorageProvider, open_storage
+from voedger.structs.pending import Pending
+from voedger.structs.records import get_record
+from voedger.structs.singletons import load_singleton_ids
+from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, partition_of
+from voedger.syserror import SysError
+from voedger.vvm.image import AppImage, load_image
+
+log = logging.getLogger("voedger.vvm")
+
+APP_WORKSPACE_KIND = "sys.AppWorkspace"
+
+
+@dataclass
+class ServerConfig:
+    storage_url: str
+    apps: list[tuple[str, Path]] = field(default_factory=list)
+    cluster_id: int = MAIN_CLUSTER_ID
+    insecure_dev: bool = False
+    clock: Clock = SYSTEM_CLOCK
+
+
+@dataclass
+class DeployedApp:
+    image: AppImage
+    runtime: AppRuntime
+    partitions: dict[int, Partition]
+
+    def partition(self, wsid: int) -> Partition:
+        return self.partitions[partition_of(wsid, self.runtime.num_partitions)]
+
+
+class VVM:
+    """One server process of a cluster."""
+
+    def __init__(self, config: ServerConfig, authorizer: Authorizer | None = None) -> None:
+        self.config = config
+        self.authorizer: Authorizer = authorizer or AllowAll()
+        self.apps: dict[str, DeployedApp] = {}
+        self.provider: StorageProvider | None = None
+        self.started = asyncio.Event()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.provider = open_storage(self.config.storage_url, self.config.clock)
+        await self.provider.open()
+        images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
+        images[0] = AppImage(images[0].name, images[0].directory, images[0].appdef, images[0].impls, 1, 1)
+        names = {CLUSTER_APP}
+        for name, directory in self.config.apps:
+            if name in names:
+                raise ValueError(f"application {name} is given twice")
+            names.add(name)
+            images.append(load_image(name, directory))
+        for image in images:
+            await self._deploy(image)
+        await self._bootstrap()
+        self.started.set()
+
+    async def _deploy(self, image: AppImage) -> None:
+        assert self.provider is not None
+        storage = await self.provider.app_storage(image.name)
+        runtime = AppRuntime(
+            name=image.name,
+            appdef=image.appdef,
+            storage=storage,
+            impls=image.impls,
+            platform=platform,
+            singleton_ids=await load_singleton_ids(storage, image.appdef),
+            num_partitions=image.num_partitions,
+            num_app_workspaces=image.num_app_workspaces,
+            cluster_id=self.config.cluster_id,
+            authorizer=self.authorizer,
+            clock=self.config.clock,
+        )
+        partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
+        await asyncio.gather(*(p.start() for p in partitions.values()))
+        self.apps[image.name] = DeployedApp(image, runtime, partitions)
+        missing = not_built(image.appdef)
+        if missing:
+            log.info("%s: %d sys extensions are not built yet (calls answer 501)", image.name, len(missing))
+            log.debug("%s: not built: %s", image.name, ", ".join(map(str, missing)))
+
+    async def _bootstrap(self) -> None:
+        """Deploy every application through sys/cluster, then make its app workspaces."""
+        cluster = self.apps[CLUSTER_APP]
+        await self._init_app_workspaces(cluster)
+        cluster_ws = app_wsid(self.config.cluster_id, 0)
+        for name, app in self.apps.items():
+            if name == CLUSTER_APP:
+                continue
+            body = {
+                "args": {
+                    "AppQName": name,
+                    "NumPartitions": app.runtime.num_partitions,
+                    "NumAppWorkspaces": app.runtime.num_app_workspaces,
+                }
+            }
+            await cluster.partition(cluster_ws).submit(
+                CommandRequest(cluster_ws, QName("cluster", "DeployApp"), body, SYSTEM)
+            )
+            await self._init_app_workspaces(app)
+
+    async def _init_app_workspaces(self, app: DeployedApp) -> None:
+        rt = app.runtime
+        descriptor_id = rt.singleton_ids[WS_DESCRIPTOR]
+        for n in range(rt.num_app_workspaces):
+            wsid = app_wsid(self.config.cluster_id, n)
+            if await get_record(Pending(rt.storage), wsid, descriptor_id) is not None:
+                continue
+            now = rt.now_ms()
+            body = {
+                "cuds": [
+                    {
+                        "fields": {
+                            "sys.ID": 1,
+                            "sys.QName": str(WS_DESCRIPTOR),
+                            "WSName": f"appWS{n}",
+                            "WSKind": APP_WORKSPACE_KIND,
+                            "CreatedAtMs": now,
+                            "InitCompletedAtMs": now,
+                        }
+                    }
+                ]
+            }
+            await app.partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
+
+    async def stop(self) -> None:
+        """Finish every accepted command, then release storage."""
+        for app in self.apps.values():
+            await asyncio.gather(*(p.stop() for p in app.partitions.values()))
+        if self.provider is not None:
+            await self.provider.close()
+            self.provider = None
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def app(self, name: str) -> DeployedApp:
+        try:
+            return self.apps[name]
+        except KeyError:
+            raise SysError(400, f"application {name} is not deployed") from None
+
+    async def command(
+        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: Principal
+    ) -> CommandResult:
+        app = self.app(app_name)
+        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal))
+
+    async def query(self, request: Any) -> Any:
+        """Run a query; the query processor is wired here when it lands."""
+        raise SysError(501, "queries are not built yet")

@@ -1,0 +1,305 @@
+"""Asynchronous projectors: catching up, following, restarts, retries, INCLUDING ERRORS, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.processors.conftest import WS, Shop, shop_registry
+from voedger.appdef import QName
+from voedger.extensions import Registry
+from voedger.processors.actualizers import ActualizerConfig, Actualizers, load_offset
+from voedger.processors.app import AppRuntime
+from voedger.state import Intents, State
+from voedger.storage.mem import MemAppStorage
+from voedger.structs.events import SYS_ERROR, Event
+from voedger.structs.logs import put_plog
+from voedger.structs.pending import Pending
+from voedger.structs.views import read_rows
+
+FAST = ActualizerConfig(flush_interval=0.01, poll_interval=0.2, retry_initial_delay=0.01, retry_max_delay=0.05)
+ORDER_LOG = QName("shop", "OrderLogProjector")
+FAILURES = QName("shop", "FailureProjector")
+
+
+def with_impls(runtime: AppRuntime, **overrides: Callable[..., Any]) -> AppRuntime:
+    """The shop runtime with some implementations replaced (keyword: the entity name) and no sys
+    projectors, so that only the shop's asynchronous projectors run."""
+    reg = Registry()
+    for impl in shop_registry():
+        reg.add(impl.kind, impl.qname, overrides.get(impl.qname.entity, impl.func))
+    return dataclasses.replace(runtime, impls=reg, platform=Registry())
+
+
+async def new_item(shop: Shop) -> int:
+    body = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}}]}
+    return (await shop.cmd(WS, "sys.CUD", body)).new_ids["1"]
+
+
+async def order(shop: Shop, item: int, qty: int = 1) -> int:
+    """Make an order; returns the PLog offset of its event."""
+    await shop.cmd(WS, "shop.MakeOrder", {"args": {"sys.ID": 1, "Item": item, "Qty": qty}})
+    return shop.partition(WS).next_plog - 1
+
+
+async def logged(shop: Shop, item: int) -> list[int]:
+    """The PLog offsets of the orders OrderLogProjector has recorded for an item."""
+    view = shop.runtime.appdef.view("shop.OrderLog")
+    return [r["PLogOffset"] async for r in read_rows(Pending(shop.storage), view, WS, {"Item": item})]
+
+
+async def test_catches_up_from_zero_then_follows(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    before = [await order(shop, item) for _ in range(3)]
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, FAST)
+    await acts.start()
+    try:
+        assert set(acts.projectors) >= {shop.runtime.appdef.projector(ORDER_LOG)}
+        pid = acts.partition_of(WS)
+        await acts.wait_for(pid, before[-1])
+        assert await logged(shop, item) == before
+        after = [await order(shop, item, qty=i) for i in range(2, 5)]
+        await acts.wait_for(pid, after[-1], projector=ORDER_LOG)
+        assert await logged(shop, item) == before + after
+        await acts.wait_idle()
+        assert acts.lag() == {ORDER_LOG: 0, FAILURES: 0}
+        assert acts.in_error == 0
+        a = acts.actualizer(ORDER_LOG, pid)
+        assert await load_offset(shop.storage, pid, ORDER_LOG) == a.stored_offset == after[-1]
+    finally:
+        await acts.stop()
+
+
+async def test_catch_up_reads_in_batches_and_flushes_rarely(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    offsets = await asyncio.gather(*(order(shop, item) for _ in range(120)))
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=0.2))
+    await acts.start()
+    try:
+        await acts.wait_idle()
+        assert len(await logged(shop, item)) == 120
+        a = acts.actualizer(ORDER_LOG, acts.partition_of(WS))
+        assert a.offset == max(offsets)
+        assert a.flushes <= 3  # 120 events in batches of 50, written together
+    finally:
+        await acts.stop()
+
+
+async def test_restart_keeps_offset_and_loses_nothing(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    calls: list[int] = []
+
+    def counting(state: State, intents: Intents) -> None:
+        calls.append(state.event.plog_offset)
+        order_log = shop_registry().get("shop.OrderLogProjector")
+        assert order_log is not None
+        order_log.func(state, intents)
+
+    first = [await order(shop, item) for _ in range(3)]
+    acts = Actualizers(with_impls(shop.runtime, OrderLogProjector=counting), shop.partitions, FAST)
+    await acts.start()
+    await acts.wait_for(acts.partition_of(WS), first[-1])
+    await acts.stop()
+    assert calls == first
+
+    more = [await order(shop, item) for _ in range(2)]  # while no actualizer runs
+    shop2 = await shop.restart()
+    try:
+        acts2 = Actualizers(with_impls(shop2.runtime, OrderLogProjector=counting), shop2.partitions, FAST)
+        await acts2.start()
+        last = await order(shop2, item)
+        await acts2.wait_for(acts2.partition_of(WS), last)
+        await acts2.stop()
+        assert calls == first + more + [last]  # the stored offset was kept: nothing handled twice
+        assert await logged(shop2, item) == first + more + [last]
+    finally:
+        for p in shop2.partitions.values():
+            await p.stop()
+
+
+async def test_crash_before_flush_projects_again(shop: Shop) -> None:
+    """Buffered writes lost in a crash are redone from the stored offset: at least once."""
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=30.0))
+    await acts.start()
+    a = acts.actualizer(ORDER_LOG, acts.partition_of(WS))
+    first = await order(shop, item)
+    await a.wait_for(first)  # the first writes are flushed at once
+    offsets = [first] + [await order(shop, item) for _ in range(2)]
+    for _ in range(200):
+        if a.processed == offsets[-1]:
+            break
+        await asyncio.sleep(0.01)
+    assert a.processed == offsets[-1] and a.offset == first  # handled, not durable
+    for pid in acts.partitions:
+        await acts.remove_partition(pid, abort=True)  # as a crash, or a lost lease
+    assert await load_offset(shop.storage, a.partition.id, ORDER_LOG) == first
+    assert await logged(shop, item) == [first]
+    acts2 = Actualizers(with_impls(shop.runtime), shop.partitions, FAST)
+    await acts2.start()
+    try:
+        await acts2.wait_for(acts2.partition_of(WS), offsets[-1])
+        assert await logged(shop, item) == offsets
+    finally:
+        await acts2.stop()
+
+
+async def test_retries_with_backoff_and_recovers(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    attempts: list[float] = []
+    broken = True
+    loop = asyncio.get_running_loop()
+
+    def flaky(state: State, intents: Intents) -> None:
+        if (state.event.args or {}).get("Qty") == 13:
+            attempts.append(loop.time())
+            if broken:
+                raise RuntimeError("unlucky order")
+        intents.put_view("shop.OrderLog", Item=item, PLogOffset=state.event.plog_offset, Qty=1)
+
+    good = await order(shop, item)
+    bad = await order(shop, item, qty=13)
+    after = await order(shop, item)
+    config = dataclasses.replace(FAST, retry_initial_delay=0.02, retry_max_delay=0.08)
+    acts = Actualizers(with_impls(shop.runtime, OrderLogProjector=flaky), shop.partitions, config)
+    await acts.start()
+    try:
+        a = acts.actualizer(ORDER_LOG, acts.partition_of(WS))
+        await a.wait_for(good)  # what came before the failing event is kept
+        for _ in range(200):
+            if len(attempts) >= 5:
+                break
+            await asyncio.sleep(0.01)
+        assert a.in_error and acts.in_error == 1
+        assert a.last_error is not None and "unlucky order" in a.last_error
+        assert a.offset == good == bad - 1
+        assert a.lag == after - good and acts.lag()[ORDER_LOG] == after - good
+        gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+        assert gaps[0] >= 0.015 and gaps[2] >= 0.06  # 20 ms, 40 ms, 80 ms, ...
+        assert a.retry_delay == config.retry_max_delay  # ... capped at 80 ms
+        with pytest.raises(TimeoutError, match="unlucky order"):
+            await a.wait_for(after, timeout=0.05)
+        broken = False
+        await a.wait_for(after)
+        assert not a.in_error and acts.in_error == 0 and a.lag == 0
+        assert a.retry_delay == config.retry_initial_delay
+        assert await logged(shop, item) == [good, bad, after]
+    finally:
+        await acts.stop()
+
+
+class FakePartition:
+    """A PLog writer that logs whatever events a test gives it (sys.Error ones too)."""
+
+    def __init__(self, runtime: AppRuntime, partition_id: int = 0) -> None:
+        self.runtime = runtime
+        self.id = partition_id
+        self.next_plog = 1
+        self.groups = 0
+        self.committed = asyncio.Condition()
+
+    async def log(self, qname: str, **fields: Any) -> int:
+        event = Event(
+            qname=qname,
+            wsid=WS,
+            partition=self.id,
+            plog_offset=self.next_plog,
+            wlog_offset=self.next_plog,
+            registered_at=0,
+            **fields,
+        )
+        writes = Pending(self.runtime.storage)
+        put_plog(writes, event, event.encode())
+        await self.runtime.storage.put_batch(writes.items())
+        self.next_plog += 1
+        self.groups += 1
+        async with self.committed:
+            self.committed.notify_all()
+        return event.plog_offset
+
+
+async def test_error_events_reach_only_projectors_including_errors(shop: Shop) -> None:
+    runtime = dataclasses.replace(with_impls(shop.runtime), storage=MemAppStorage(shop.runtime.clock))
+    part = FakePartition(runtime)
+    acts = Actualizers(runtime, [part], FAST)
+    await acts.start()
+    try:
+        args = {"sys.QName": "shop.Order", "sys.ID": 200100, "Item": 200001, "Qty": 1}
+        ok = await part.log("shop.MakeOrder", args=args)
+        err = {"ErrStr": "bad order", "QNameFromParams": "shop.MakeOrder", "ValidEvent": False}
+        failed = await part.log(SYS_ERROR, error=err)
+        await part.log("sys.CUD")  # triggers neither
+        await acts.wait_for(part.id, part.next_plog - 1)
+        reader = Pending(runtime.storage)
+        failures = runtime.appdef.view("shop.Failures")
+        rows = [r async for r in read_rows(reader, failures, WS, {"Bucket": 0})]
+        assert [(r["PLogOffset"], r.get("Error", "")) for r in rows] == [(ok, ""), (failed, "bad order")]
+        order_log = runtime.appdef.view("shop.OrderLog")
+        assert [r["PLogOffset"] async for r in read_rows(reader, order_log, WS, {"Item": 200001})] == [ok]
+    finally:
+        await acts.stop()
+
+
+async def test_lag_while_a_projector_is_busy(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    gate = asyncio.Event()
+
+    async def slow(state: State, intents: Intents) -> None:
+        await gate.wait()
+        intents.put_view("shop.OrderLog", Item=item, PLogOffset=state.event.plog_offset)
+
+    acts = Actualizers(with_impls(shop.runtime, OrderLogProjector=slow), shop.partitions, FAST)
+    await acts.start()
+    try:
+        pid = acts.partition_of(WS)
+        await acts.wait_idle()
+        offsets = [await order(shop, item) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        assert acts.lags()[(ORDER_LOG, pid)] == 4
+        assert acts.lag()[ORDER_LOG] == 4
+        gate.set()
+        await acts.wait_for(pid, offsets[-1])
+        assert acts.lag()[ORDER_LOG] == 0
+    finally:
+        gate.set()
+        await acts.stop()
+
+
+async def test_stop_flushes_what_is_buffered(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=30.0))
+    await acts.start()
+    pid = acts.partition_of(WS)
+    await acts.wait_idle()
+    a = acts.actualizer(ORDER_LOG, pid)
+    first = await order(shop, item)  # flushed at once: nothing was for a long time
+    await a.wait_for(first)
+    second = await order(shop, item)  # buffered: the last flush was just now
+    await asyncio.sleep(0.05)
+    assert a.offset == first
+    await acts.stop()
+    assert await load_offset(shop.storage, pid, ORDER_LOG) == second
+    assert await logged(shop, item) == [first, second]
+
+
+async def test_partitions_come_and_go(shop: Shop) -> None:
+    acts = Actualizers(with_impls(shop.runtime), config=FAST)
+    await acts.start()
+    assert acts.partitions == ()
+    await acts.add_partition(shop.partitions[0])
+    await acts.add_partition(shop.partitions[0])  # once only
+    assert acts.partitions == (0,) and len(list(acts)) == len(acts.projectors)
+    await acts.remove_partition(0)
+    assert acts.partitions == ()
+    await acts.stop()

@@ -1,0 +1,17 @@
+"""The shop's extensions, loaded by the server from the application folder."""
+
+from voedger.extensions import command, projector
+from voedger.state import Intents, State
+
+
+@command("shop.MakeOrder")
+def make_order(state: State, intents: Intents) -> None:
+    intents.result(Total=state.arg["Qty"] * 10)
+
+
+@projector("shop.SalesProjector")
+async def sales(state: State, intents: Intents) -> None:
+    order = state.event.args or {}
+    row = await state.view("shop.Sales", Item=order["Item"], Day=1)
+    qty = (row or {}).get("Qty", 0) + order["Qty"]
+    intents.put_view("shop.Sales", Item=order["Item"], Day=1, Qty=qty)

@@ -1,0 +1,162 @@
+"""Voedger's HTTP API over the real router and VVM: JSON shapes, statuses and error bodies."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.router.conftest import V1, make_shop_ws
+from voedger.structs.wsid import new_wsid, pseudo_wsid
+from voedger.vvm.server import VVM
+
+SHOP_WS = new_wsid(1, 200_000)
+V1_SHOP = f"/api/test/shop/{SHOP_WS}"
+V2_SHOP = f"/api/v2/apps/test/shop/workspaces/{SHOP_WS}"
+
+
+def v1_error(r: httpx.Response, status: int, text: str) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()["sys.Error"]
+    assert body["HTTPStatus"] == status and text in body["Message"], body
+
+
+def v2_error(r: httpx.Response, status: int, text: str) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status and text in body["message"], body
+
+
+async def test_check(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/check")
+    assert r.status_code == 200 and r.text == "ok"
+
+
+async def test_app_workspaces_exist_after_start(client: httpx.AsyncClient) -> None:
+    body = {
+        "cuds": [
+            {
+                "fields": {
+                    "sys.ID": 1,
+                    "sys.QName": "sys.ChildWorkspace",
+                    "WSName": "w",
+                    "WSKind": "shop.ShopDesc",
+                    "WSClusterID": 1,
+                }
+            }
+        ]
+    }
+    r = await client.post(f"{V1}/c.sys.CUD", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["NewIDs"] == {"1": 200001}
+    assert r.json()["CurrentWLogOffset"] == 2  # the workspace's descriptor was event 1
+
+
+async def test_v1_command_cud_and_result(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 3}
+    barcode = {
+        "sys.ID": 2,
+        "sys.QName": "shop.Barcode",
+        "sys.ParentID": 1,
+        "sys.Container": "Barcodes",
+        "Code": "X",
+    }
+    r = await client.post(f"{V1_SHOP}/c.sys.CUD", json={"cuds": [{"fields": item}, {"fields": barcode}]})
+    assert r.status_code == 200, r.text
+    ids = r.json()["NewIDs"]
+    assert set(ids) == {"1", "2"} and r.json()["CurrentWLogOffset"] == 2
+    r = await client.post(f"{V1_SHOP}/c.shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": ids["1"], "Qty": 4}})
+    assert r.status_code == 200, r.text
+    assert r.json()["Result"] == {"Total": 40, "sys.QName": "shop.TotalResult"}
+    assert r.json()["CurrentWLogOffset"] == 3
+
+
+async def test_v1_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    v1_error(await client.post(f"{V1_SHOP}/c.sys.CUD", content=b"{not json"), 400, "not valid JSON")
+    v1_error(await client.post(f"{V1_SHOP}/c.sys.CUD", content=b"[1]"), 400, "must be a JSON object")
+    v1_error(await client.post(f"{V1_SHOP}/c.shop.Nope", json={}), 404, "shop.Nope")
+    v1_error(await client.post(f"{V1_SHOP}/x.shop.Nope", json={}), 400, "must be c.")
+    v1_error(await client.post(f"{V1_SHOP}/c.badqname", json={}), 400, "invalid qualified name")
+    v1_error(await client.post("/api/test/nope/1/c.sys.CUD", json={}), 400, "not deployed")
+    v1_error(await client.post("/api/test/shop/abc/c.sys.CUD", json={}), 400, "not a number")
+    other = new_wsid(7, 200_000)
+    v1_error(await client.post(f"/api/test/shop/{other}/c.sys.CUD", json={}), 400, "cluster 7")
+    never = new_wsid(1, 300_000)
+    v1_error(await client.post(f"/api/test/shop/{never}/c.sys.CUD", json={"cuds": []}), 403, "not initialized")
+    bad = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "x", "Price": "free"}}]}
+    v1_error(await client.post(f"{V1_SHOP}/c.sys.CUD", json=bad), 400, "Price")
+    r = await client.post(f"{V1_SHOP}/c.shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": 70000, "Qty": 1}})
+    v1_error(r, 400, "unknown ID")
+    r = await client.post(f"{V1_SHOP}/c.shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": 1, "Qty": 1}})
+    v1_error(r, 400, "expected one of shop.Item")
+    r = await client.get("/api/nothing/here")
+    assert r.status_code == 404
+
+
+async def test_pseudo_wsid_goes_to_its_app_workspace(client: httpx.AsyncClient) -> None:
+    pseudo = pseudo_wsid("alice")
+    body = {
+        "cuds": [
+            {
+                "fields": {
+                    "sys.ID": 1,
+                    "sys.QName": "sys.ChildWorkspace",
+                    "WSName": "w",
+                    "WSKind": "shop.ShopDesc",
+                    "WSClusterID": 1,
+                }
+            }
+        ]
+    }
+    r = await client.post(f"/api/test/shop/{pseudo}/c.sys.CUD", json=body)
+    assert r.status_code == 200, r.text
+    r2 = await client.post(f"{V1}/c.sys.CUD", json=body)
+    # alice's pseudo WSID maps to app workspace #9 of 10: a different workspace than #0
+    assert r.json()["CurrentWLogOffset"] == 2 and r2.json()["CurrentWLogOffset"] == 2
+
+
+async def test_unique_conflict_is_409(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    item = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "a", "Code": "C1"}}]}
+    assert (await client.post(f"{V1_SHOP}/c.sys.CUD", json=item)).status_code == 200
+    v1_error(await client.post(f"{V1_SHOP}/c.sys.CUD", json=item), 409, "unique constraint violation")
+
+
+async def test_v2_docs_and_commands(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "coffee", "Price": 5})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    new_id = body["newIDs"]["1"]
+    assert body["currentWLogOffset"] == 2
+    r = await client.patch(f"{V2_SHOP}/docs/shop.Item/{new_id}", json={"Price": 6})
+    assert r.status_code == 200 and r.json() == {"currentWLogOffset": 3}
+    r = await client.delete(f"{V2_SHOP}/docs/shop.Item/{new_id}")
+    assert r.status_code == 200 and r.json() == {"currentWLogOffset": 4}
+    r = await client.post(f"{V2_SHOP}/commands/shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": new_id, "Qty": 1}})
+    assert r.status_code == 200 and r.json()["result"]["Total"] == 10
+
+
+async def test_v2_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Order", json={"Qty": 1}), 405, "ODoc")
+    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Nope", json={"a": 1}), 404, "shop.Nope")
+    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Nope": 1, "Name": "x"}), 400, "Nope")
+    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Item", content=b""), 400, "empty")
+    v2_error(await client.patch(f"{V2_SHOP}/docs/shop.Item/999999", json={"Price": 1}), 404, "does not exist")
+    v2_error(await client.patch(f"{V2_SHOP}/docs/shop.Item/abc", json={"Price": 1}), 400, "not a number")
+    v2_error(await client.request("DELETE", f"{V2_SHOP}/docs/shop.Item/5", content=b"{}"), 400, "unexpected body")
+    v2_error(await client.post(f"{V2_SHOP}/commands/shop.MakeOrder", json={"bogus": 1}), 400, "unexpected key")
+    v2_error(await client.put(f"{V2_SHOP}/docs/shop.Item/5", json={}), 405, "method not allowed")
+
+
+@pytest.mark.parametrize("path", ["/api/test/shop/1/c.sys.CUD"])
+async def test_without_insecure_dev_requests_need_a_token(vvm: VVM, path: str) -> None:
+    from voedger.router.app import build_app
+    from voedger.router.local import LocalTransport
+
+    vvm.config.insecure_dev = False
+    app = build_app(vvm, {1: LocalTransport(vvm)})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        v1_error(await c.post(path, json={}), 401, "not built yet")

@@ -1,0 +1,192 @@
+"""What the contract suite does not cover for the Cassandra driver: connecting, keyspaces, the
+mapping of driver errors, and learning the outcome of a conditional write that timed out.
+
+The tests without a marker need no Cassandra and run in the unit tier.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from cassandra import WriteTimeout
+
+from tests.storage.cassandra_fixtures import cassandra_hosts, fresh_storage, unique_name
+from voedger.storage import (
+    StorageAlreadyExistsError,
+    StorageDoesNotExistError,
+    StorageError,
+    StorageUnavailableError,
+    parse_storage_url,
+)
+from voedger.storage.cassandra import CassandraStorageFactory, replication_factor
+from voedger.storage.url import CassandraURL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_nothing_answers_gives_a_clear_error_quickly() -> None:
+    port = _free_port()
+    factory = CassandraStorageFactory([f"127.0.0.1:{port}"], connect_timeout=3)
+    began = time.monotonic()
+    with pytest.raises(StorageUnavailableError) as info:
+        await factory.open()
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert time.monotonic() - began < 15
+    await factory.close()
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(StorageError):
+        CassandraStorageFactory([])
+    with pytest.raises(StorageError):
+        CassandraStorageFactory(["h"], consistency="MOST")
+    with pytest.raises(StorageError):
+        CassandraStorageFactory(["h"], keyspace_suffix="Bad-1")
+    factory = CassandraStorageFactory(["h", "g:9043", "[::1]:9044"], keyspace_suffix="r1")
+    assert factory.hosts == [("h", 9042), ("g", 9043), ("::1", 9044)]
+    assert factory.keyspace("app") == "appr1"
+    with pytest.raises(StorageError):
+        factory.keyspace("1app")
+    with pytest.raises(StorageError):
+        factory.keyspace("a" * 47)
+
+
+def test_capabilities_follow_replication() -> None:
+    single = CassandraStorageFactory(["h"])
+    assert single.capabilities.name == "cassandra"
+    assert single.capabilities.persistent and not single.capabilities.replicated
+    assert not single.capabilities.manual_clock
+    rf3 = CassandraStorageFactory(["h"], replication={"class": "SimpleStrategy", "replication_factor": "3"})
+    assert rf3.capabilities.replicated
+    assert replication_factor({"class": "NetworkTopologyStrategy", "dc1": "1", "dc2": "3"}) == 3
+
+
+def test_from_url() -> None:
+    url = parse_storage_url("cassandra://u:p@a:9050,b/?replication=3&consistency=one&dc=dc1&keyspace_suffix=x1")
+    assert isinstance(url, CassandraURL)
+    factory = CassandraStorageFactory.from_url(url)
+    assert factory.hosts == [("a", 9050), ("b", 9042)]
+    assert factory.replication == {"class": "SimpleStrategy", "replication_factor": "3"}
+    assert factory.consistency == "ONE" and factory.local_dc == "dc1"
+    assert factory.keyspace("app") == "appx1"
+
+
+@pytest.mark.cassandra
+async def test_keyspace_lifecycle() -> None:
+    hosts = cassandra_hosts()
+    name = unique_name("life")
+    factory = await CassandraStorageFactory.connect(hosts)
+    try:
+        with pytest.raises(StorageDoesNotExistError):
+            await factory.app_storage(name)
+        await factory.init(name)
+        with pytest.raises(StorageAlreadyExistsError):
+            await factory.init(name)
+        storage = await factory.app_storage(name)
+        assert await factory.app_storage(name) is storage
+        await storage.put(b"p", b"c", b"v")
+        # Another factory (another process, say) sees the same keyspace and data.
+        other = await CassandraStorageFactory.connect(hosts)
+        try:
+            assert await (await other.app_storage(name)).get(b"p", b"c") == b"v"
+        finally:
+            await other.close()
+    finally:
+        await factory.drop(name)
+        await factory.close()
+
+
+@pytest.mark.cassandra
+async def test_keyspace_suffix_isolates_runs() -> None:
+    hosts = cassandra_hosts()
+    name = unique_name("iso")
+    a = await CassandraStorageFactory.connect(hosts, keyspace_suffix="a")
+    b = await CassandraStorageFactory.connect(hosts, keyspace_suffix="b")
+    try:
+        await a.init(name)
+        with pytest.raises(StorageDoesNotExistError):
+            await b.app_storage(name)
+        await b.init(name)
+        await (await a.app_storage(name)).put(b"p", b"c", b"from-a")
+        assert await (await b.app_storage(name)).get(b"p", b"c") is None
+    finally:
+        await a.drop(name)
+        await b.drop(name)
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.cassandra
+async def test_a_refused_request_is_a_storage_error_not_unavailability() -> None:
+    bad = {"class": "NetworkTopologyStrategy", "nosuchdc": "3"}
+    factory = await CassandraStorageFactory.connect(cassandra_hosts(), replication=bad)
+    name = unique_name("bad")
+    try:
+        with pytest.raises(StorageError) as info:
+            await factory.init(name)
+        assert not isinstance(info.value, StorageUnavailableError | StorageAlreadyExistsError)
+        assert name in str(info.value) and "nosuchdc" in str(info.value)
+        assert info.value.__cause__ is None
+    finally:
+        await factory.drop(name)
+        await factory.close()
+
+
+class _TimesOut:
+    """Wraps the driver bridge so that the first conditional write runs, then reports a timeout:
+    exactly what a client sees when a coordinator dies after Paxos accepted the proposal."""
+
+    def __init__(self, inner: Any, statement: Any) -> None:
+        self.inner = inner
+        self.statement = statement
+        self.fired = False
+
+    async def run_raw(self, statement: Any, params: Any, host: Any = None) -> list[Any]:
+        rows: list[Any] = await self.inner.run_raw(statement, params, host)
+        if statement is self.statement and not self.fired:
+            self.fired = True
+            raise WriteTimeout("simulated", consistency=None, write_type=5, required_responses=1)
+        return rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.cassandra
+async def test_lwt_outcome_is_learnt_after_a_timeout() -> None:
+    async with fresh_storage(cassandra_hosts()) as (_factory, storage, _name):
+        bridge = storage._bridge
+        s = storage._s
+
+        storage._bridge = _TimesOut(bridge, s.insert_ine)  # type: ignore[assignment]
+        assert await storage.insert_if_not_exists(b"p", b"c", b"mine", ttl=60)
+        assert storage._bridge.fired  # type: ignore[attr-defined]
+
+        storage._bridge = _TimesOut(bridge, s.cas)  # type: ignore[assignment]
+        assert await storage.compare_and_swap(b"p", b"c", b"mine", b"next")
+        assert await storage.get(b"p", b"c") == b"next"
+
+        storage._bridge = _TimesOut(bridge, s.cas)  # type: ignore[assignment]
+        assert not await storage.compare_and_swap(b"p", b"c", b"wrong", b"x")
+
+        storage._bridge = _TimesOut(bridge, s.cad)  # type: ignore[assignment]
+        assert await storage.compare_and_delete(b"p", b"c", b"next")
+        assert await storage.get(b"p", b"c") is None
+        storage._bridge = bridge
+
+
+@pytest.mark.cassandra
+async def test_max_ttl_is_accepted() -> None:
+    """The contract allows 20 years; Cassandra 5 takes it once storage_compatibility_mode is NONE."""
+    async with fresh_storage(cassandra_hosts()) as (_factory, storage, _name):
+        assert await storage.insert_if_not_exists(b"p", b"c", b"v", ttl=630_720_000)
+        ttl = await storage.query_ttl(b"p", b"c")
+        assert ttl is not None and ttl > 630_000_000
