@@ -57,6 +57,15 @@ def shop_registry() -> Registry:
         async for row in state.read_view("shop.Sales", Item=state.arg["Item"]):
             intents.result(Day=row["Day"], Qty=row.get("Qty", 0))
 
+    @reg.command("shop.Restock")
+    async def restock(state: State, intents: Intents) -> None:
+        item = await state.record(state.arg["Item"])
+        assert item is not None
+        price = item.get("Price", 0) + 1
+        intents.update(item, Price=price)
+        intents.insert("shop.Item", Name=f"{item['Name']} (spare)", Price=1)
+        intents.result(Price=price)
+
     @reg.job("shop.Heartbeat")
     def heartbeat(state: State, intents: Intents) -> None:
         intents.put_view("shop.Heartbeats", Bucket=0, UnixTime=state.job_context.unix_time)
@@ -77,7 +86,12 @@ def shop_registry() -> Registry:
 
     @reg.query("shop.Items")
     def items(state: State, intents: Intents) -> None:
-        fruits = [("apple", 3, 1.5, True), ("pear", 5, 2.25, False), ("plum", 1, 0.5, True), ("kiwi", 5, 0.75, True)]
+        fruits = [
+            ("apple", 3, 1.5, True),
+            ("pear", 5, 2.25, False),
+            ("plum", 1, 0.5, True),
+            ("kiwi", 5, 0.75, True),
+        ]
         for name, price, weight, fresh in fruits:
             if price >= state.arg.get("MinPrice", 0):
                 ref = state.arg.get("Ref", 0)

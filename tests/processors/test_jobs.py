@@ -56,6 +56,7 @@ def clock(rt: AppRuntime) -> ManualClock:
         ("30 * * * * *", "2024-01-01T00:00:00", "2024-01-01T00:00:30"),  # seconds first, as robfig
         ("0 0 9 * * mon-fri", "2024-01-06T12:00:00", "2024-01-08T09:00:00"),
         ("0 0 ? * sun", "2024-01-01T00:00:00", "2024-01-07T00:00:00"),
+        ("? * * * *", "2024-01-01T00:00:00", "2024-01-01T00:01:00"),
         ("@hourly", "2024-01-01T00:59:59", "2024-01-01T01:00:00"),
         ("@daily", "2024-01-01T00:00:00", "2024-01-02T00:00:00"),
         ("@every 2m30s", "2024-01-01T00:00:00.700", "2024-01-01T00:02:30"),
@@ -163,3 +164,14 @@ async def test_scheduler_loop_follows_the_clock(shop: Shop) -> None:
     clock(rt).advance(300)
     await asyncio.sleep(0.05)
     assert await heartbeats(rt, app_wsid(1, 8)) == [int(FIRST_RUN)]  # stopped
+
+
+async def test_jobs_without_implementation_do_not_run(shop: Shop) -> None:
+    reg = Registry()
+    for impl in shop_registry():
+        if impl.qname != HEARTBEAT:
+            reg.add(impl.kind, impl.qname, impl.func)
+    rt = dataclasses.replace(shop.runtime, impls=reg, clock=ManualClock(START))
+    sched = JobScheduler(rt, 0)
+    assert sched.jobs == () and sched.invalid == {HEARTBEAT: "no implementation"}
+    assert await sched.tick(FIRST_RUN + 3600) == []

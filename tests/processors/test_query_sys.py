@@ -63,8 +63,23 @@ async def document(shop: Shop) -> dict[str, int]:
     cuds: list[dict[str, Any]] = [
         {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 5}},
         {"fields": {"sys.ID": 2, "sys.QName": "shop.Menu", "Title": "day", "Special": 1}},
-        {"fields": {"sys.ID": 3, "sys.QName": "shop.MenuSection", "sys.ParentID": 2, "sys.Container": "Sections"}},
-        {"fields": {"sys.ID": 4, "sys.QName": "shop.MenuLine", "sys.ParentID": 3, "sys.Container": "Lines", "Item": 1}},
+        {
+            "fields": {
+                "sys.ID": 3,
+                "sys.QName": "shop.MenuSection",
+                "sys.ParentID": 2,
+                "sys.Container": "Sections",
+            }
+        },
+        {
+            "fields": {
+                "sys.ID": 4,
+                "sys.QName": "shop.MenuLine",
+                "sys.ParentID": 3,
+                "sys.Container": "Lines",
+                "Item": 1,
+            }
+        },
     ]
     return (await shop.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids
 
@@ -74,9 +89,13 @@ async def test_collection_of_one_document(ws: Shop) -> None:
     await ws.cmd(WS, "sys.CUD", {"cuds": [{"sys.ID": ids["2"], "fields": {"Title": "night"}}]})
     body = {
         "args": {"Schema": "shop.Menu", "ID": ids["2"]},
-        "elements": [{"fields": ["sys.ID", "Title", "sys.IsActive"]}, {"path": "Sections/Lines", "fields": ["Item"]}],
+        "elements": [
+            {"fields": ["sys.ID", "Title", "sys.IsActive"]},
+            {"path": "Sections/Lines", "fields": ["Item"]},
+        ],
     }
-    got = await QueryProcessor(ws.runtime).execute_v1(QueryRequest(WS, QName.parse("sys.Collection"), USER, body))
+    req = QueryRequest(WS, QName.parse("sys.Collection"), USER, body)
+    got = await QueryProcessor(ws.runtime).execute_v1(req)
     assert got == {"sections": [{"type": "", "elements": [[[[ids["2"], "night", True]], [[ids["1"]]]]]}]}
 
 
@@ -124,7 +143,12 @@ async def test_state(ws: Shop) -> None:
 
 async def test_journal_by_offsets(ws: Shop) -> None:
     ids = await document(ws)
-    got = await all_rows(ws, "sys.Journal", {"From": 2, "Till": 9, "EventTypes": "all", "RangeUnit": "Offset"}, ["Offset", "EventTime", "Event"])
+    got = await all_rows(
+        ws,
+        "sys.Journal",
+        {"From": 2, "Till": 9, "EventTypes": "all", "RangeUnit": "Offset"},
+        ["Offset", "EventTime", "Event"],
+    )
     assert len(got) == 1
     offset, when, text = got[0]
     event = orjson.loads(text)
@@ -141,9 +165,17 @@ async def test_journal_by_offsets(ws: Shop) -> None:
         "sys.ID": ids["1"],
         "sys.QName": "shop.Item",
         "IsNew": True,
-        "fields": {"Name": "tea", "Price": 5, "sys.ID": ids["1"], "sys.IsActive": True, "sys.QName": "shop.Item"},
+        "fields": {
+            "Name": "tea",
+            "Price": 5,
+            "sys.ID": ids["1"],
+            "sys.IsActive": True,
+            "sys.QName": "shop.Item",
+        },
     }
-    everything = await all_rows(ws, "sys.Journal", {"From": 1, "Till": 2, "EventTypes": "all", "RangeUnit": "Offset"}, ["Offset"])
+    everything = await all_rows(
+        ws, "sys.Journal", {"From": 1, "Till": 2, "EventTypes": "all", "RangeUnit": "Offset"}, ["Offset"]
+    )
     assert everything == [[1], [2]]
 
 
@@ -181,15 +213,30 @@ async def test_journal_by_days(ws: Shop) -> None:
     got = await all_rows(ws, "sys.Journal", {"From": now, "Till": now, "EventTypes": "all"}, ["Offset"])
     assert got == [[1], [2]]
     long_ago = now - 3 * 366 * 86_400_000
-    assert await all_rows(ws, "sys.Journal", {"From": long_ago, "Till": long_ago, "EventTypes": "all"}, ["Offset"]) == []
+    args = {"From": long_ago, "Till": long_ago, "EventTypes": "all"}
+    assert await all_rows(ws, "sys.Journal", args, ["Offset"]) == []
 
 
 async def test_query_child_workspace_by_name(ws: Shop) -> None:
     e = await fails(ws, "sys.QueryChildWorkspaceByName", {"WSName": "kid"})
     assert (e.status, e.message) == (404, "child workspace kid not found")
-    child = {"sys.ID": 1, "sys.QName": "sys.ChildWorkspace", "WSName": "kid", "WSKind": "shop.ShopDesc", "WSClusterID": 1}
+    child = {
+        "sys.ID": 1,
+        "sys.QName": "sys.ChildWorkspace",
+        "WSName": "kid",
+        "WSKind": "shop.ShopDesc",
+        "WSClusterID": 1,
+    }
     await ws.cmd(WS, "sys.CUD", {"cuds": [{"fields": {**child, "TemplateName": "t", "WSID": 42}}]})
-    fields = ["WSName", "WSKind", "WSKindInitializationData", "TemplateName", "TemplateParams", "WSID", "WSError"]
+    fields = [
+        "WSName",
+        "WSKind",
+        "WSKindInitializationData",
+        "TemplateName",
+        "TemplateParams",
+        "WSID",
+        "WSError",
+    ]
     assert await row(ws, "sys.QueryChildWorkspaceByName", {"WSName": "kid"}, fields) == [
         "kid",
         "shop.ShopDesc",

@@ -17,7 +17,8 @@ from voedger.syserror import SysError
 
 
 async def q1(shop: Shop, name: str, body: Any, principal: Principal = USER, wsid: int = WS) -> dict[str, Any]:
-    return await QueryProcessor(shop.runtime).execute_v1(QueryRequest(wsid, QName.parse(name), principal, body))
+    req = QueryRequest(wsid, QName.parse(name), principal, body)
+    return await QueryProcessor(shop.runtime).execute_v1(req)
 
 
 async def fails(shop: Shop, name: str, body: Any, principal: Principal = USER) -> SysError:
@@ -50,8 +51,22 @@ async def menu(shop: Shop) -> dict[str, int]:
         {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 5}},
         {"fields": {"sys.ID": 2, "sys.QName": "shop.Item", "Name": "cake", "Price": 9}},
         {"fields": {"sys.ID": 3, "sys.QName": "shop.Menu", "Title": "day", "Special": 2}},
-        {"fields": {"sys.ID": 4, "sys.QName": "shop.MenuSection", "sys.ParentID": 3, "sys.Container": "Sections"}},
-        {"fields": {"sys.ID": 5, "sys.QName": "shop.MenuSection", "sys.ParentID": 3, "sys.Container": "Sections"}},
+        {
+            "fields": {
+                "sys.ID": 4,
+                "sys.QName": "shop.MenuSection",
+                "sys.ParentID": 3,
+                "sys.Container": "Sections",
+            }
+        },
+        {
+            "fields": {
+                "sys.ID": 5,
+                "sys.QName": "shop.MenuSection",
+                "sys.ParentID": 3,
+                "sys.Container": "Sections",
+            }
+        },
     ]
     cuds[3]["fields"]["Name"] = "drinks"
     cuds[4]["fields"]["Name"] = "sweets"
@@ -141,7 +156,10 @@ async def test_filters(ws: Shop) -> None:
     assert await names(f("eq", "Kind", "shop.Item"), f("eq", "Weight", 0.75)) == ["kiwi"]
     assert await names(f("eq", "Weight", 0.7500001, epsilon=1e-3)) == ["kiwi"]
     assert await names(f("eq", "Weight", 0.7500001)) == []
-    assert await names({"expr": "or", "args": [f("eq", "Price", 1), f("eq", "Price", 3)]}) == ["apple", "plum"]
+    assert await names({"expr": "or", "args": [f("eq", "Price", 1), f("eq", "Price", 3)]}) == [
+        "apple",
+        "plum",
+    ]
     assert await names({"expr": "and", "args": [f("eq", "Price", 5), f("notEq", "Name", "pear")]}) == ["kiwi"]
     assert await names(f("eq", "Item/Name", "item0"), refs=True) == ["apple", "pear", "plum", "kiwi"]
     with pytest.raises(SysError) as e:
@@ -172,7 +190,11 @@ async def test_any_results_raw_results_and_responses(ws: Shop) -> None:
         ("sys.GRCount", {"args": {"something": 1}}, "args are not expected"),
         ("shop.Nope", {}, "query shop.Nope does not exist in Workspace «shop.ShopWS»"),
         ("sys.CUD", {}, "query sys.CUD does not exist"),
-        ("sys.Collection", {"args": {"Schema": "shop.Nope"}}, "sys.Collection query result type shop.Nope does not"),
+        (
+            "sys.Collection",
+            {"args": {"Schema": "shop.Nope"}},
+            "sys.Collection query result type shop.Nope does not",
+        ),
         ("sys.Collection", {"args": {"Schema": "bad name"}}, "query result type bad name does not exist"),
         ("sys.Echo", {"elements": {}}, 'field "elements" must be an array of objects'),
         ("sys.Echo", {"elements": [45]}, "each member must be an object"),
@@ -189,10 +211,18 @@ async def test_any_results_raw_results_and_responses(ws: Shop) -> None:
         ("sys.Echo", {"filters": [{}]}, "filter: field 'args' must be present"),
         ("sys.Echo", {"filters": [{"args": {}}]}, 'field "expr" must be a string'),
         ("sys.Echo", {"filters": [{"args": {}, "expr": "<<<"}]}, "filter '<<<' is unknown"),
-        ("sys.Echo", {"filters": [{"expr": "eq", "args": ""}]}, "'eq' filter: field 'args' must be an object"),
+        (
+            "sys.Echo",
+            {"filters": [{"expr": "eq", "args": ""}]},
+            "'eq' filter: field 'args' must be an object",
+        ),
         ("sys.Echo", {"filters": [{"expr": "eq", "args": {"field": "id"}}]}, "field 'value' must be present"),
         ("sys.Echo", {"filters": [{"expr": "eq", "args": {"value": 1}}]}, 'field "field" must be a string'),
-        ("sys.Echo", {"filters": [{"expr": "and", "args": ""}]}, "'and' filter: field 'args' must be an array"),
+        (
+            "sys.Echo",
+            {"filters": [{"expr": "and", "args": ""}]},
+            "'and' filter: field 'args' must be an array",
+        ),
         ("sys.Echo", {"filters": [{"expr": "or", "args": [""]}]}, "each 'args' member must be an object"),
         (
             "sys.Echo",
@@ -201,7 +231,10 @@ async def test_any_results_raw_results_and_responses(ws: Shop) -> None:
         ),
         (
             "sys.Echo",
-            {"elements": [{"fields": ["Res"]}], "filters": [{"expr": "eq", "args": {"field": "w", "value": 1}}]},
+            {
+                "elements": [{"fields": ["Res"]}],
+                "filters": [{"expr": "eq", "args": {"field": "w", "value": 1}}],
+            },
             "'eq' filter has field 'w' that is absent in root element fields/refs",
         ),
         (
@@ -212,7 +245,11 @@ async def test_any_results_raw_results_and_responses(ws: Shop) -> None:
         ("sys.Echo", {"orderBy": {}}, 'field "orderBy" must be an array of objects'),
         ("sys.Echo", {"orderBy": [{}]}, 'orderBy: field "field" must be a string'),
         ("sys.Echo", {"orderBy": [{"field": "Res", "desc": "yes"}]}, 'field "desc" must be a boolean'),
-        ("sys.Echo", {"orderBy": [{"field": "Res"}]}, "orderBy has field 'Res' that is absent in root element"),
+        (
+            "sys.Echo",
+            {"orderBy": [{"field": "Res"}]},
+            "orderBy has field 'Res' that is absent in root element",
+        ),
         ("sys.Echo", {"count": {}}, 'field "count" must be a whole number'),
         ("sys.Echo", {"startFrom": 1.5}, 'field "startFrom" must be a whole number'),
     ],
@@ -232,7 +269,10 @@ async def test_nested_paths_are_checked(ws: Shop) -> None:
         (body({"path": "Nope", "fields": ["Name"]}), "unknown nested table Nope"),
         (body({"path": "Sections/Nope"}), "unknown nested table Nope"),
         (body({"path": "Sections/Lines/Price"}), "unknown nested table Price"),
-        (body({"path": "Sections", "fields": ["Nope"]}), "'Nope' that is unexpected among fields of shop.MenuSection"),
+        (
+            body({"path": "Sections", "fields": ["Nope"]}),
+            "'Nope' that is unexpected among fields of shop.MenuSection",
+        ),
     ]
     for b, text in cases:
         e = await fails(ws, "sys.Collection", b)
@@ -263,7 +303,12 @@ class DenySelect:
         self.asked: list[tuple[OperationKind, QName, tuple[str, ...]]] = []
 
     def allowed(
-        self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
+        self,
+        ws: Workspace,
+        principal: Principal,
+        op: OperationKind,
+        resource: QName,
+        fields: Sequence[str] = (),
     ) -> bool:
         self.asked.append((op, resource, tuple(fields)))
         return not (op is OperationKind.Select and resource == QName("shop", "Item"))
@@ -273,21 +318,31 @@ async def test_authorization(ws: Shop) -> None:
     auth = DenySelect()
     runtime = dataclasses.replace(ws.runtime, authorizer=auth)
     processor = QueryProcessor(runtime)
-    req = QueryRequest(WS, QName.parse("sys.Collection"), USER, {"args": {"Schema": "shop.Item"}})
+    body = {"args": {"Schema": "shop.Item"}}
+    req = QueryRequest(WS, QName.parse("sys.Collection"), USER, body)
     with pytest.raises(SysError) as e:
-        await processor.execute_v1(dataclasses.replace(req, body={**req.body, "elements": [{"fields": ["Name"]}]}))
+        with_fields = {**body, "elements": [{"fields": ["Name"]}]}
+        await processor.execute_v1(dataclasses.replace(req, body=with_fields))
     assert e.value.status == 403 and "select of shop.Item" in e.value.message
     assert auth.asked[0] == (OperationKind.Execute, QName("sys", "Collection"), ())
     assert auth.asked[1] == (OperationKind.Select, QName("shop", "Item"), ("Name",))
     deny_all = dataclasses.replace(ws.runtime, authorizer=DenyAll())
     with pytest.raises(SysError) as e:
         await QueryProcessor(deny_all).execute_v1(req)
-    assert (e.value.status, e.value.message) == (403, "execute of sys.Collection is forbidden in workspace shop.ShopWS")
+    assert (e.value.status, e.value.message) == (
+        403,
+        "execute of sys.Collection is forbidden in workspace shop.ShopWS",
+    )
     assert await QueryProcessor(deny_all).execute_v1(dataclasses.replace(req, principal=SYSTEM)) == {}
 
 
 class DenyAll:
     def allowed(
-        self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
+        self,
+        ws: Workspace,
+        principal: Principal,
+        op: OperationKind,
+        resource: QName,
+        fields: Sequence[str] = (),
     ) -> bool:
         return False

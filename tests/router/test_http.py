@@ -160,3 +160,39 @@ async def test_without_insecure_dev_requests_need_a_token(vvm: VVM, path: str) -
     app = build_app(vvm, {1: LocalTransport(vvm)})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         v1_error(await c.post(path, json={}), 401, "not built yet")
+
+
+async def test_v1_queries(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    r = await client.post(f"{V1_SHOP}/q.sys.Echo", json={"args": {"Text": "hello"}, "elements": [{"fields": ["Res"]}]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"sections": [{"type": "", "elements": [[[["hello"]]]]}]}
+    item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 3}
+    r = await client.post(f"{V1_SHOP}/c.sys.CUD", json={"cuds": [{"fields": item}]})
+    item_id = r.json()["NewIDs"]["1"]
+    body = {"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name", "Price", "sys.ID"]}]}
+    r = await client.post(f"{V1_SHOP}/q.sys.Collection", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["sections"][0]["elements"] == [[[["tea", 3, item_id]]]]
+    v1_error(await client.post(f"{V1_SHOP}/q.sys.Nope", json={}), 400, "sys.Nope")  # as Voedger answers
+    v1_error(await client.post(f"{V1_SHOP}/q.sys.Echo", json={"args": {}}), 400, "Text")
+
+
+async def test_v2_reads(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "coffee", "Price": 5})
+    new_id = r.json()["newIDs"]["1"]
+    r = await client.get(f"{V2_SHOP}/docs/shop.Item/{new_id}")
+    assert r.status_code == 200, r.text
+    assert r.json()["Name"] == "coffee" and r.json()["sys.ID"] == new_id
+    r = await client.get(f"{V2_SHOP}/cdocs/shop.Item")
+    assert r.status_code == 200 and [x["Name"] for x in r.json()["results"]] == ["coffee"]
+    await client.post(f"{V2_SHOP}/commands/shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": new_id, "Qty": 2}})
+    where = '{"Item":' + str(new_id) + "}"
+    r = await client.get(f"{V2_SHOP}/views/shop.Sales", params={"where": where})
+    assert r.status_code == 200, r.text
+    assert [x["Qty"] for x in r.json()["results"]] == [2]
+    r = await client.get(f"{V2_SHOP}/queries/sys.Echo", params={"args": '{"Text":"hi"}'})
+    assert r.status_code == 200 and r.json()["results"][0]["Res"] == "hi"
+    v2_error(await client.get(f"{V2_SHOP}/views/shop.Sales"), 400, "")
+    v2_error(await client.get(f"{V2_SHOP}/docs/shop.Item/99999999"), 404, "")

@@ -572,3 +572,13 @@ def test_positions_of_statements_and_references() -> None:
     r = t.items[0]
     assert isinstance(r, ast.RefFieldItem) and r.pos == ast.Pos("file.vsql", 3, 9)
     assert r.refs[0].pos == ast.Pos("file.vsql", 3, 15)
+
+
+def test_a_package_may_be_named_like_a_data_type() -> None:
+    t = one("TABLE T INHERITS sys.CDoc (A money.Amount, B money, C text(5));")
+    assert isinstance(t, ast.TableStmt)
+    a, b, c = t.items
+    assert isinstance(a, ast.FieldItem) and isinstance(a.type, ast.DefQName) and str(a.type) == "money.Amount"
+    assert a.type.pos == ast.Pos("file.vsql", 2, 30)
+    assert isinstance(b, ast.FieldItem) and isinstance(b.type, ast.DataType)
+    assert isinstance(c, ast.FieldItem) and isinstance(c.type, ast.DataType) and c.type.length == 5

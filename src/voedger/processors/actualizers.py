@@ -33,7 +33,7 @@ import orjson
 from voedger.appdef import Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
-from voedger.state import Intents, State
+from voedger.state import Intents
 from voedger.state.access import Access
 from voedger.storage import AppStorage
 from voedger.structs import ids
@@ -129,7 +129,7 @@ async def project_event(
     The same code serves asynchronous actualizers and the test kit, so both check storages alike.
     """
     access = Access.of(app.appdef, projector, unrestricted=projector.qname.is_sys)
-    state = State(access, writes, event.wsid, singleton_ids=app.singleton_ids, secrets=app.secrets, event=event)
+    state = app.state(access, writes, event.wsid, event=event)
     intents = Intents(access)
     await invoke(func, state, intents)
     apply_view_intents(app, projector.qname, event.wsid, intents, writes)

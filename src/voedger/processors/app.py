@@ -12,7 +12,10 @@ from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.extensions import Registry
 from voedger.processors.principal import AllowAll, Authorizer
 from voedger.state import Intents, State
+from voedger.state.access import Access
+from voedger.state.federation import Federation
 from voedger.storage import AppStorage
+from voedger.structs.pending import Pending
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAIN_CLUSTER_ID
 from voedger.syserror import SysError
 
@@ -35,9 +38,27 @@ class AppRuntime:
     authorizer: Authorizer = field(default_factory=AllowAll)
     clock: Clock = SYSTEM_CLOCK
     secrets: Mapping[str, str] = field(default_factory=dict)
+    federation: Federation | None = None
+    """Calls to other workspaces and applications (workspace creation, owners' updates)."""
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
+
+    def state(self, access: Access, reader: Pending, wsid: int, **contexts: Any) -> State:
+        """A State for an extension of this application, with everything the application offers
+        (singletons, secrets, federation calls); ``contexts`` are the call's own (command=...,
+        query=..., job=..., event=...)."""
+        return State(
+            access,
+            reader,
+            wsid,
+            singleton_ids=self.singleton_ids,
+            secrets=self.secrets,
+            federation=self.federation,
+            app_name=self.name,
+            num_app_workspaces=self.num_app_workspaces,
+            **contexts,
+        )
 
     def implementation(self, ext: Extension) -> Callable[..., Any] | None:
         impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)

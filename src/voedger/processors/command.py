@@ -40,7 +40,7 @@ from voedger.processors.cuds import Create, Update, bad, check_update, parse_cud
 from voedger.processors.principal import Principal
 from voedger.processors.typecache import type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
-from voedger.state import CommandContext, Intents, State
+from voedger.state import CommandContext, Intents
 from voedger.state.access import Access
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
@@ -57,6 +57,7 @@ log = logging.getLogger("voedger.command")
 SYS_CUD = QName("sys", "CUD")
 SYS_INIT = QName("sys", "Init")
 CUD_COMMANDS = frozenset({SYS_CUD, SYS_INIT})
+CREATE_WORKSPACE = QName("sys", "CreateWorkspace")
 WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 MAX_GROUP = 256
@@ -346,14 +347,10 @@ class Partition:
         func = app.implementation(cmd)
         if func is not None:
             access = Access.of(appdef, cmd, unrestricted=cmd.qname.is_sys)
-            state = State(
-                access,
-                writes,
-                req.wsid,
-                singleton_ids=app.singleton_ids,
-                secrets=app.secrets,
-                command=CommandContext(req.wsid, args, unlogged, ws.next_wlog, {"login": req.principal.login}),
+            context = CommandContext(
+                req.wsid, args, unlogged, ws.next_wlog, {"login": req.principal.login}, app.now_ms()
             )
+            state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
             await invoke(func, state, intents)
             if intents.response is not None:
@@ -452,6 +449,13 @@ class Partition:
         if descriptor is None:
             if req.synced or (req.principal.is_system and req.command in CUD_COMMANDS):
                 return self._new_workspace_type(req)
+            if req.principal.is_system and req.command == CREATE_WORKSPACE:
+                args = req.body.get("args")
+                kind = args.get("WSKind") if isinstance(args, dict) else None
+                ws = type_cache(appdef).workspace_by_descriptor(kind) if isinstance(kind, str) else None
+                if ws is None:
+                    raise bad(f"WSKind {kind!r} is not the descriptor of a workspace of the application")
+                return ws
             raise SysError(403, ERR_WS_NOT_INITED)
         if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
             raise SysError(410, ERR_WS_INACTIVE)
@@ -605,14 +609,7 @@ class Partition:
                     continue  # not built yet; listed when the application is deployed
                 raise SysError(500, f"projector {prj.qname} has no implementation")
             access = Access.of(appdef, prj, unrestricted=prj.qname.is_sys)
-            state = State(
-                access,
-                writes,
-                event.wsid,
-                singleton_ids=self.app.singleton_ids,
-                secrets=self.app.secrets,
-                event=event,
-            )
+            state = self.app.state(access, writes, event.wsid, event=event)
             intents = Intents(access)
             await invoke(func, state, intents)
             for view_name, row in intents.view_rows:

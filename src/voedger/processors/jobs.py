@@ -91,7 +91,7 @@ class CronSchedule:
             self.every = max(1.0, math.floor(_go_duration(text[len("@every ") :].strip())))
             return
         expr = _DESCRIPTORS.get(text, text)
-        fields = expr.split()
+        fields = [f.replace("?", "*") for f in expr.split()]  # robfig reads "?" as "*" in any field
         if len(fields) not in (5, 6):
             raise ValueError(f"invalid cron schedule: {spec}")
         self.expr = " ".join(fields)
@@ -175,6 +175,8 @@ class JobScheduler:
         """The loop looks at the clock at least this often (a manual clock may jump)."""
         self.workspaces = app_workspaces_of_partition(app, partition_id)
         self._entries: list[_Entry] = []
+        self.invalid: dict[QName, str] = {}
+        """Jobs that do not run: no implementation, or a schedule this scheduler cannot read."""
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         now = app.clock.now()
@@ -183,10 +185,16 @@ class JobScheduler:
                 continue
             func = app.implementation(job)
             if func is None:
+                self.invalid[job.qname] = "no implementation"
                 if not job.qname.is_sys:
                     log.error("%s: job %s has no implementation", app.name, job.qname)
                 continue
-            schedule = CronSchedule(job.cron)
+            try:
+                schedule = CronSchedule(job.cron)
+            except ValueError as exc:
+                self.invalid[job.qname] = str(exc)
+                log.error("%s: job %s will not run: %s", app.name, job.qname, exc)
+                continue
             for wsid in sorted(self.workspaces):
                 self._entries.append(_Entry(job, func, schedule, wsid, schedule.next_after(now)))
 

@@ -187,7 +187,8 @@ class QueryProcessor:
         obj = record_map(rec)
         if params.include:
             relations = await self._relations(reader, req.wsid, t, rec)
-            includer = query_v2.Includer(self.app, params.include, self._reader_of(reader, req.wsid), relations)
+            read = self._reader_of(reader, req.wsid)
+            includer = query_v2.Includer(self.app, params.include, read, relations)
             await includer.apply(obj, t)
         if params.keys:
             query_v2.project(obj, params.keys)
@@ -219,7 +220,8 @@ class QueryProcessor:
         query_v2.order_rows(rows, params.order)
         rows = query_v2.page(rows, params.skip, params.limit)
         if params.include:
-            includer = query_v2.Includer(self.app, params.include, self._reader_of(reader, wsid), relations or {})
+            read = self._reader_of(reader, wsid)
+            includer = query_v2.Includer(self.app, params.include, read, relations or {})
             for r in rows:
                 await includer.apply(r, owner if owner is not None else type_of(self.app, r))
         if params.keys:
@@ -254,7 +256,12 @@ class QueryProcessor:
         return t
 
     def _authorize(
-        self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
+        self,
+        ws: Workspace,
+        principal: Principal,
+        op: OperationKind,
+        resource: QName,
+        fields: Sequence[str] = (),
     ) -> None:
         if principal.is_system:
             return
@@ -336,7 +343,8 @@ class QueryProcessor:
             for obj in objects:
                 extra = sorted(set(obj) - known)
                 if extra:
-                    raise SysError(500, f"query {query.qname}: result field «{extra[0]}» is not in {result.qname}")
+                    what = f"result field «{extra[0]}» is not in {result.qname}"
+                    raise SysError(500, f"query {query.qname}: {what}")
         return objects
 
     def _reader_of(self, reader: Pending, wsid: int) -> Callable[[int], Any]:
@@ -382,7 +390,7 @@ def _body_v1(raw: bytes | str | dict[str, Any] | None, raw_param: bool) -> dict[
                 raw = raw.decode()
             except UnicodeDecodeError:
                 raise SysError(400, "failed to unmarshal request body: it is not UTF-8 text") from None
-        return {"args": {"Body": raw or ""}}
+        return {"args": {"Body": raw or "{}"}}  # Voedger reads an empty body as "{}"
     if isinstance(raw, dict):
         data: Any = raw
     elif not raw:

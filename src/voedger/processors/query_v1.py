@@ -121,9 +121,15 @@ def _strict(obj: Mapping[str, Any], allowed: frozenset[str], where: str) -> None
 
 def _integer(data: Mapping[str, Any], key: str) -> int:
     value = data.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if not _whole(value):
         raise bad(f'field "{key}" must be a whole number')
     return int(value)
+
+
+def _whole(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 def _element(raw: Mapping[str, Any]) -> Element:
@@ -259,9 +265,8 @@ def _validate(app: AppDef, p: Params, result: Type | None) -> None:
     check(p.filters, "filters: ")
     for o in p.order_by:
         if o.field not in root:
-            raise bad(
-                f"orderBy has field '{o.field}' that is absent in root element fields/refs, please add or change it"
-            )
+            absent = "that is absent in root element fields/refs, please add or change it"
+            raise bad(f"orderBy has field '{o.field}' {absent}")
 
 
 # --- the rows processor ----------------------------------------------------------------------
@@ -349,13 +354,15 @@ class RowsProcessor:
         target = type_of(self.app, rec)
         f: Field | None = fields_of(target).get(ref.ref)
         if f is None:
-            raise bad(
-                f"ref field {ref.field} references to table {rec[SYS_QNAME]} that does not contain field {ref.ref}"
-            )
+            raise _no_ref_field(ref, rec[SYS_QNAME])
         return value_of(f, rec), f.kind
 
     def _match(self, o: _Out) -> bool:
         return all(_matches(f, o) for f in self.params.filters)
+
+
+def _no_ref_field(ref: RefField, table: str) -> SysError:
+    return bad(f"ref field {ref.field} references to table {table} that does not contain field {ref.ref}")
 
 
 def _matches(f: Filter, o: _Out) -> bool:
@@ -381,7 +388,7 @@ def _matches(f: Filter, o: _Out) -> bool:
 
 def _filter_value(f: Compare, kind: DataKind) -> Any:
     v = f.value
-    if kind in _INTS and isinstance(v, int | float) and not isinstance(v, bool) and v == int(v):
+    if kind in _INTS and _whole(v):
         return int(v)
     if kind in _FLOATS and isinstance(v, int | float) and not isinstance(v, bool):
         return float(v)

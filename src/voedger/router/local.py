@@ -19,5 +19,16 @@ class LocalTransport:
                 status = 201 if request.extra.get("path") == "docs" and request.extra.get("method") == "POST" else 200
                 return BusResponse(status, result.to_v2())
             return BusResponse(200, result.to_v1())
-        body = await self.vvm.query(request)
+        extra = request.extra
+        body = await self.vvm.query(
+            request.app,
+            request.wsid,
+            request.resource,
+            request.principal,
+            body=request.body,
+            api_v2=request.api_v2,
+            path=extra.get("path", "queries"),
+            params=extra.get("params"),
+            doc_id=extra.get("id", 0),
+        )
         return BusResponse(200, body)

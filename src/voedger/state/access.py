@@ -16,6 +16,7 @@ SYS_APP_SECRET = QName("sys", "AppSecret")
 SYS_RESULT = QName("sys", "Result")
 SYS_RESPONSE = QName("sys", "Response")
 SYS_LOGGER = QName("sys", "Logger")
+SYS_FEDERATION_COMMAND = QName("sys", "FederationCommand")
 
 IMPLICIT = frozenset(
     {

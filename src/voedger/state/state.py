@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voedger.appdef import AppDef, QName, StorageOp, View, qname
-from voedger.state.access import SYS_APP_SECRET, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
+from voedger.state.federation import Federation, FederationReply
+from voedger.state.access import SYS_APP_SECRET, SYS_FEDERATION_COMMAND, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
 from voedger.state.errors import StateError
 from voedger.structs.events import Event
 from voedger.structs.logs import read_wlog
@@ -29,6 +30,8 @@ class CommandContext:
     wlog_offset: int
     """The offset the command's event will get."""
     principal: Mapping[str, Any] = field(default_factory=dict)
+    registered_at: int = 0
+    """Milliseconds since the epoch: the time the event will carry."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class State:
         query: QueryContext | None = None,
         job: JobContext | None = None,
         event: Event | None = None,
+        federation: Federation | None = None,
+        app_name: str = "",
+        num_app_workspaces: int = 0,
     ) -> None:
         self._access = access
         self._reader = reader
@@ -73,6 +79,10 @@ class State:
         self._query = query
         self._job = job
         self._event = event
+        self._federation = federation
+        self.app_name = app_name
+        """The deployed application's name, ``owner/app``."""
+        self.num_app_workspaces = num_app_workspaces
 
     @property
     def app(self) -> AppDef:
@@ -149,6 +159,24 @@ class State:
         v = self._view(name)
         self._access.check(SYS_VIEW, StorageOp.Read, v.qname)
         return read_rows(self._reader, v, self.wsid, key)
+
+    # --- other workspaces ----------------------------------------------------------------------
+
+    async def federation_command(
+        self, app: str, wsid: int, command: str, body: dict[str, Any], expected: tuple[int, ...] = (200,)
+    ) -> FederationReply:
+        """Call a command of another workspace (or application) as the System principal.
+
+        A status outside ``expected`` raises a :class:`StateError` naming the call, so that an
+        async projector retries it with backoff.
+        """
+        self._access.check(SYS_FEDERATION_COMMAND, StorageOp.Get)
+        if self._federation is None:
+            raise StateError(f"{self._access.who}: no federation is configured to call {command}")
+        reply = await self._federation.command(app, wsid, command, body)
+        if reply.status not in expected:
+            raise StateError(f"{command} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
+        return reply
 
     # --- logs and secrets ----------------------------------------------------------------------
 

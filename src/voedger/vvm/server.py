@@ -12,11 +12,14 @@ from typing import Any
 
 from voedger.appdef import QName
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
-from voedger.apps.sys.builtins import not_built, platform
+from voedger.apps.sys.implementations import not_built, platform
 from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
+from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
 from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, Principal
+from voedger.state.federation import FederationReply
 from voedger.storage import StorageProvider, open_storage
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
@@ -44,6 +47,8 @@ class DeployedApp:
     image: AppImage
     runtime: AppRuntime
     partitions: dict[int, Partition]
+    actualizers: Actualizers
+    queries: QueryProcessor
 
     def partition(self, wsid: int) -> Partition:
         return self.partitions[partition_of(wsid, self.runtime.num_partitions)]
@@ -92,10 +97,13 @@ class VVM:
             cluster_id=self.config.cluster_id,
             authorizer=self.authorizer,
             clock=self.config.clock,
+            federation=LocalFederation(self),
         )
         partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
         await asyncio.gather(*(p.start() for p in partitions.values()))
-        self.apps[image.name] = DeployedApp(image, runtime, partitions)
+        actualizers = Actualizers(runtime, partitions)
+        await actualizers.start()
+        self.apps[image.name] = DeployedApp(image, runtime, partitions, actualizers, QueryProcessor(runtime))
         missing = not_built(image.appdef)
         if missing:
             log.info("%s: %d sys extensions are not built yet (calls answer 501)", image.name, len(missing))
@@ -148,6 +156,8 @@ class VVM:
     async def stop(self) -> None:
         """Finish every accepted command, then release storage."""
         for app in self.apps.values():
+            await app.actualizers.stop()
+        for app in self.apps.values():
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))
         if self.provider is not None:
             await self.provider.close()
@@ -167,6 +177,48 @@ class VVM:
         app = self.app(app_name)
         return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal))
 
-    async def query(self, request: Any) -> Any:
-        """Run a query; the query processor is wired here when it lands."""
-        raise SysError(501, "queries are not built yet")
+    async def query(
+        self,
+        app_name: str,
+        wsid: int,
+        name: QName,
+        principal: Principal,
+        *,
+        body: dict[str, Any] | None = None,
+        api_v2: bool = False,
+        path: str = "queries",
+        params: dict[str, str] | None = None,
+        doc_id: int = 0,
+    ) -> dict[str, Any]:
+        """Run a read: an API v1 query, or an API v2 query, view, document or collection read."""
+        app = self.app(app_name)
+        try:
+            api_path = ApiPath(path)
+        except ValueError:
+            raise SysError(400, f"unknown read path {path!r}") from None
+        request = QueryRequest(
+            wsid, name, principal, body=body, params=params or {}, api_v2=api_v2, path=api_path, doc_id=doc_id
+        )
+        return await app.queries.execute(request)
+
+
+class LocalFederation:
+    """Calls between workspaces and applications of this process, as the System principal.
+
+    The federation of several clusters replaces it with calls over HTTP carrying system tokens;
+    the extensions that use it do not change.
+    """
+
+    def __init__(self, vvm: VVM) -> None:
+        self.vvm = vvm
+
+    async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        name = command.removeprefix("c.")
+        try:
+            qname = QName.parse(name)
+            result = await self.vvm.command(app, wsid, qname, body, SYSTEM)
+        except SysError as err:
+            return FederationReply(err.status, err.message)
+        except ValueError as err:
+            return FederationReply(400, str(err))
+        return FederationReply(200, "", result.new_ids, result.result, result.wlog_offset)

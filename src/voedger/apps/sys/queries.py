@@ -174,7 +174,8 @@ async def journal(state: State, intents: Intents) -> None:
     if first <= 0 or last < first:
         return
     async for event in state.read_wlog(first, last - first + 1):
-        intents.result(Offset=event.wlog_offset, EventTime=event.registered_at, Event=_json(_event_map(event)))
+        text = _json(_event_map(event))
+        intents.result(Offset=event.wlog_offset, EventTime=event.registered_at, Event=text)
 
 
 def _offsets(args: Mapping[str, Any]) -> tuple[int, int]:

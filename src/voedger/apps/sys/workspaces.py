@@ -1,0 +1,165 @@
+"""Creating workspaces: the platform's implementation of the sys chain.
+
+1. ``c.sys.InitChildWorkspace`` (in the owner's workspace) inserts a ``sys.ChildWorkspace``;
+2. the async ``InvokeCreateWorkspaceID`` calls ``c.sys.CreateWorkspaceID`` in the application
+   workspace that the name's pseudo WSID maps to, which allocates the new WSID and inserts a
+   ``sys.WorkspaceID``;
+3. the async ``InvokeCreateWorkspace`` calls ``c.sys.CreateWorkspace`` in the new workspace,
+   which writes its ``sys.WorkspaceDescriptor`` and the descriptor of its kind;
+4. the async ``InitializeWorkspace`` marks the workspace initialised and tells the owner its WSID
+   (or the error).
+
+Each step is idempotent (a repeated call answers 409, taken as success), so the projectors may
+deliver at least once and retry.
+
+WSIDs are allocated without a shared counter: application workspace ``n`` of ``N`` gives out the
+bases ``FIRST_BASE_USER_WSID + (k * N) + n``, where ``k`` is the WLog offset of its
+CreateWorkspaceID event. Offsets are unique within a workspace and workspace numbers within an
+application, so no two allocations collide, and the partition that owns the application
+workspace is the only writer: no lock across partitions or processes is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from voedger.appdef import Structure
+from voedger.apps.sys.builtins import platform
+from voedger.state import Intents, State
+from voedger.structs import wsid as ws
+from voedger.syserror import SysError
+
+APP_WORKSPACE_KIND = "sys.AppWorkspace"
+STATUS_ACTIVE = 0
+_OWNER_FIELDS = ("OwnerWSID", "OwnerQName2", "OwnerID", "OwnerApp")
+_KIND_FIELDS = ("WSName", "WSKind", "WSKindInitializationData", "TemplateName", "TemplateParams")
+
+
+def _check_kind(state: State, kind: str) -> None:
+    try:
+        ok = state.app.workspace_by_descriptor(kind) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SysError(400, f"WSKind {kind} is not the descriptor of a workspace kind of this application")
+
+
+@platform.command("sys.InitChildWorkspace")
+async def init_child_workspace(state: State, intents: Intents) -> None:
+    arg = state.arg
+    _check_kind(state, arg["WSKind"])
+    if await state.view("sys.ChildWorkspaceIdx", dummy=1, WSName=arg["WSName"]) is not None:
+        raise SysError(409, f"child workspace with name {arg['WSName']} already exists")
+    cluster = arg.get("WSClusterID") or ws.cluster_id(state.wsid)
+    fields = {k: arg[k] for k in _KIND_FIELDS if arg.get(k) is not None}
+    intents.insert("sys.ChildWorkspace", **fields, WSClusterID=cluster)
+
+
+@platform.command("sys.CreateWorkspaceID")
+async def create_workspace_id(state: State, intents: Intents) -> None:
+    arg = state.arg
+    _check_kind(state, arg["WSKind"])
+    known = await state.view("sys.WorkspaceIDIdx", OwnerWSID=arg["OwnerWSID"], WSName=arg["WSName"])
+    if known is not None:
+        raise SysError(409, f"workspace {arg['WSName']} of owner {arg['OwnerWSID']} already exists")
+    ctx = state.command_context
+    app_ws_number = ws.base_wsid(state.wsid) - ws.FIRST_BASE_APP_WSID
+    num_app_ws = state.num_app_workspaces
+    if not 0 <= app_ws_number < num_app_ws:
+        raise SysError(400, "CreateWorkspaceID must be called in an application workspace")
+    base = ws.FIRST_BASE_USER_WSID + ctx.wlog_offset * num_app_ws + app_ws_number
+    new_wsid = ws.new_wsid(ws.cluster_id(state.wsid), base)
+    fields = {k: arg[k] for k in (*_OWNER_FIELDS, *_KIND_FIELDS) if arg.get(k) is not None}
+    intents.insert("sys.WorkspaceID", **fields, WSID=new_wsid)
+
+
+@platform.command("sys.CreateWorkspace")
+async def create_workspace(state: State, intents: Intents) -> None:
+    arg = state.arg
+    if await state.singleton("sys.WorkspaceDescriptor") is not None:
+        raise SysError(409, f"workspace {state.wsid} already exists")
+    _check_kind(state, arg["WSKind"])
+    fields = {k: arg[k] for k in (*_OWNER_FIELDS, *_KIND_FIELDS) if arg.get(k) is not None}
+    now = state.command_context.registered_at
+    create_error = ""
+    kind_fields: dict[str, Any] = {}
+    raw = arg.get("WSKindInitializationData") or "{}"
+    try:
+        parsed = orjson.loads(raw)
+        if not isinstance(parsed, dict):
+            raise ValueError("it must be a JSON object")
+        kind_fields = parsed
+        kind_t = state.app.find(arg["WSKind"])
+        if isinstance(kind_t, Structure):
+            unknown = sorted(k for k in kind_fields if kind_t.field(k) is None)
+            if unknown:
+                raise ValueError(f"{arg['WSKind']} has no field(s) {', '.join(unknown)}")
+    except ValueError as exc:
+        create_error = f"WSKindInitializationData is invalid: {exc}"
+    intents.insert(
+        "sys.WorkspaceDescriptor",
+        **fields,
+        WSID=state.wsid,
+        CreatedAtMs=now,
+        Status=STATUS_ACTIVE,
+        **({"CreateError": create_error[:1024]} if create_error else {}),
+    )
+    if not create_error:
+        intents.insert(arg["WSKind"], **kind_fields)
+
+
+@platform.projector("sys.InvokeCreateWorkspaceID")
+async def invoke_create_workspace_id(state: State, intents: Intents) -> None:
+    ev = state.event
+    for cud in ev.cuds:
+        if not cud.is_new or cud.qname != "sys.ChildWorkspace":
+            continue
+        f = cud.fields
+        target = ws.pseudo_wsid(f["WSName"], ws.cluster_id(ev.wsid), owner_wsid=ev.wsid)
+        body = {
+            "args": {
+                "OwnerWSID": ev.wsid,
+                "OwnerQName2": "sys.ChildWorkspace",
+                "OwnerID": cud.id,
+                "OwnerApp": state.app_name,
+                **{k: f[k] for k in _KIND_FIELDS if f.get(k) is not None},
+            }
+        }
+        app_wsid = ws.pseudo_to_app_wsid(target, state.num_app_workspaces, ws.cluster_id(ev.wsid))
+        await state.federation_command(state.app_name, app_wsid, "c.sys.CreateWorkspaceID", body, (200, 409))
+
+
+@platform.projector("sys.InvokeCreateWorkspace")
+async def invoke_create_workspace(state: State, intents: Intents) -> None:
+    for cud in state.event.cuds:
+        if not cud.is_new or cud.qname != "sys.WorkspaceID":
+            continue
+        f = cud.fields
+        body = {"args": {k: f[k] for k in (*_OWNER_FIELDS, *_KIND_FIELDS) if f.get(k) is not None}}
+        await state.federation_command(state.app_name, f["WSID"], "c.sys.CreateWorkspace", body, (200, 409))
+
+
+@platform.projector("sys.InitializeWorkspace")
+async def initialize_workspace(state: State, intents: Intents) -> None:
+    ev = state.event
+    for cud in ev.cuds:
+        if not cud.is_new or cud.qname != "sys.WorkspaceDescriptor":
+            continue
+        f = cud.fields
+        if f.get("WSKind") == APP_WORKSPACE_KIND:
+            continue
+        error = f.get("CreateError", "")
+        desc_id = cud.id
+        if not error:
+            current = await state.record(desc_id)
+            if current is not None and not current.get("InitCompletedAtMs"):
+                now = ev.registered_at
+                body = {"cuds": [{"sys.ID": desc_id, "fields": {"InitStartedAtMs": now, "InitCompletedAtMs": now}}]}
+                await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", body)
+        owner_app, owner_wsid, owner_id = f.get("OwnerApp"), f.get("OwnerWSID"), f.get("OwnerID")
+        if owner_app and owner_wsid and owner_id:
+            update = {"WSID": ev.wsid} if not error else {"WSError": error}
+            body = {"cuds": [{"sys.ID": owner_id, "fields": update}]}
+            await state.federation_command(owner_app, owner_wsid, "c.sys.CUD", body)

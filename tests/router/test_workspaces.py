@@ -1,0 +1,52 @@
+"""Creating a workspace through the whole chain: InitChildWorkspace, then the async projectors
+calling CreateWorkspaceID and CreateWorkspace, then InitializeWorkspace reporting the WSID back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from voedger.structs import wsid as ws
+from voedger.vvm.server import VVM
+from tests.router.conftest import V1
+
+
+async def wait_child(client: httpx.AsyncClient, name: str, timeout: float = 20.0) -> dict[str, object]:
+    body = {"args": {"WSName": name}, "elements": [{"fields": ["WSID", "WSError", "WSKind"]}]}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await client.post(f"{V1}/q.sys.QueryChildWorkspaceByName", json=body)
+        if r.status_code == 200:
+            wsid, error, kind = r.json()["sections"][0]["elements"][0][0][0]
+            if wsid or error:
+                return {"WSID": wsid, "WSError": error, "WSKind": kind}
+        assert asyncio.get_running_loop().time() < deadline, f"workspace {name} not ready: {r.text}"
+        await asyncio.sleep(0.05)
+
+
+async def test_create_child_workspace_and_work_in_it(client: httpx.AsyncClient, vvm: VVM) -> None:
+    args = {"WSName": "corner", "WSKind": "shop.ShopDesc", "WSKindInitializationData": '{"Name":"Corner"}'}
+    r = await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})
+    assert r.status_code == 200, r.text
+    child = await wait_child(client, "corner")
+    assert child["WSError"] in ("", None) and child["WSKind"] == "shop.ShopDesc"
+    new_wsid = int(child["WSID"])  # type: ignore[call-overload]
+    assert ws.base_wsid(new_wsid) >= ws.FIRST_BASE_USER_WSID and ws.cluster_id(new_wsid) == 1
+    item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}
+    r = await client.post(f"/api/test/shop/{new_wsid}/c.sys.CUD", json={"cuds": [{"fields": item}]})
+    assert r.status_code == 200, r.text
+    # the name is taken now
+    r = await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})
+    assert r.status_code == 409, r.text
+
+
+async def test_bad_kind_and_bad_init_data(client: httpx.AsyncClient) -> None:
+    bad_kind = {"WSName": "x", "WSKind": "shop.Item"}
+    r = await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": bad_kind})
+    assert r.status_code == 400 and "WSKind" in r.text
+    bad_data = {"WSName": "y", "WSKind": "shop.ShopDesc", "WSKindInitializationData": '{"Nope":1}'}
+    r = await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": bad_data})
+    assert r.status_code == 200
+    child = await wait_child(client, "y")
+    assert "Nope" in str(child["WSError"])
