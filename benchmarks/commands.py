@@ -19,13 +19,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import LoadResult, request_bytes, run_load  # noqa: E402
+from benchmarks.loadgen import LoadResult, read_response, request_bytes, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "tests" / "router" / "shop"
@@ -75,16 +76,101 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start in 120 s")
 
 
-def cud_request(client: int, n: int) -> bytes:
-    wsid = app_wsid((client + n) % NUM_APP_WS)
-    fields = {
-        "sys.ID": 1,
-        "sys.QName": "sys.ChildWorkspace",
-        "WSName": f"w{client}-{n}",
-        "WSKind": "shop.ShopDesc",
-        "WSClusterID": 1,
-    }
-    return request_bytes("POST", f"/api/test/shop/{wsid}/c.sys.CUD", orjson.dumps({"cuds": [{"fields": fields}]}))
+async def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    r = await run_load(port, lambda c, n: request_bytes("POST", path, body), 1, 1, keep_bodies=True)
+    return next(iter(r.statuses)), r.bodies[0]
+
+
+async def create_workspaces(port: int, count: int) -> list[int]:
+    """Shop workspaces made through the API (InitChildWorkspace, then polling for the WSID)."""
+    base = f"/api/test/shop/{app_wsid(0)}"
+    for i in range(count):
+        status, body = await post(
+            port,
+            f"{base}/c.sys.InitChildWorkspace",
+            orjson.dumps({"args": {"WSName": f"bench{i}", "WSKind": "shop.ShopDesc"}}),
+        )
+        if status != 200:
+            raise SystemExit(f"InitChildWorkspace failed: {body!r}")
+    wsids: list[int] = []
+    deadline = time.monotonic() + 60
+    for i in range(count):
+        query = orjson.dumps({"args": {"WSName": f"bench{i}"}, "elements": [{"fields": ["WSID"]}]})
+        while True:
+            status, body = await post(port, f"{base}/q.sys.QueryChildWorkspaceByName", query)
+            sections = orjson.loads(body).get("sections") if status == 200 else None
+            wsid = sections[0]["elements"][0][0][0][0] if sections and sections[0]["elements"] else 0
+            if wsid:
+                wsids.append(int(wsid))
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workspace bench{i} was not created: {body!r}")
+            await asyncio.sleep(0.05)
+    return wsids
+
+
+def cud_request(wsids: list[int]) -> Callable[[int, int], bytes]:
+    def make(client: int, n: int) -> bytes:
+        wsid = wsids[(client + n) % len(wsids)]
+        fields = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": f"item {client}-{n}", "Price": n}
+        return request_bytes("POST", f"/api/test/shop/{wsid}/c.sys.CUD", orjson.dumps({"cuds": [{"fields": fields}]}))
+
+    return make
+
+
+def collection_request(wsids: list[int]) -> Callable[[int, int], bytes]:
+    body = orjson.dumps({"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name", "Price"]}], "count": 10})
+
+    def make(client: int, n: int) -> bytes:
+        return request_bytes("POST", f"/api/test/shop/{wsids[(client + n) % len(wsids)]}/q.sys.Collection", body)
+
+    return make
+
+
+async def projector_lag(port: int, wsid: int, rate: float, seconds: float) -> list[float]:
+    """Send inserts at ``rate`` per second; sample the async projector's view; return each
+    command's lag: from its acknowledgement until the view shows its WLog offset."""
+    acks: list[tuple[int, float]] = []
+    samples: list[tuple[float, int]] = []
+    done = asyncio.Event()
+    total = int(rate * seconds)
+    senders = 8
+
+    async def sender(k: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.perf_counter()
+        for n in range(k, total, senders):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(cud_request([wsid])(k, n))
+            status, body = await read_response(reader)
+            if status == 200:
+                acks.append((orjson.loads(body)["CurrentWLogOffset"], time.perf_counter()))
+        writer.close()
+
+    async def sampler() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        path = f"/api/v2/apps/test/shop/workspaces/{wsid}/views/shop.ItemCount?where=%7B%22Part%22:0%7D"
+        req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        while not done.is_set() or (acks and (not samples or samples[-1][1] < max(a for a, _ in acks))):
+            writer.write(req)
+            status, body = await read_response(reader)
+            results = orjson.loads(body).get("results") if status == 200 else None
+            samples.append((time.perf_counter(), results[0].get("LastOffset", 0) if results else 0))
+            await asyncio.sleep(0.005)
+        writer.close()
+
+    sampling = asyncio.create_task(sampler())
+    await asyncio.gather(*(sender(k) for k in range(senders)))
+    done.set()
+    await asyncio.wait_for(sampling, 60)
+    lags = []
+    for offset, acked_at in acks:
+        seen = next((t for t, last in samples if last >= offset and t >= acked_at), None)
+        if seen is not None:
+            lags.append(seen - acked_at)
+    return lags
 
 
 def row(name: str, r: LoadResult, rss: float) -> str:
@@ -103,6 +189,7 @@ async def main() -> None:
     parser.add_argument("--cassandra", default="127.0.0.1:9042")
     parser.add_argument("--total", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--lag-rate", type=float, default=230.0, help="commands/s while measuring projector lag")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -124,8 +211,11 @@ async def main() -> None:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await wait_ready(port, proc)
-            await run_load(port, cud_request, args.clients, 500)  # warm-up
-            result = await run_load(port, cud_request, args.clients, args.total)
+            wsids = await create_workspaces(port, 10)
+            await run_load(port, cud_request(wsids), args.clients, 500)  # warm-up
+            result = await run_load(port, cud_request(wsids), args.clients, args.total)
+            queries = await run_load(port, collection_request(wsids[-1:]), args.clients, max(1000, args.total // 10))
+            lags = await projector_lag(port, wsids[0], args.lag_rate, 10)
             rss = peak_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -134,6 +224,11 @@ async def main() -> None:
     print("| scenario | commands/s | p50 ms | p99 ms | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
     print(row(f"c.sys.CUD insert ({args.storage})", result, rss))
+    print(row(f"q.sys.Collection, first 10 rows ({args.storage})", queries, rss))
+    print(
+        f"\nasync projector lag at {args.lag_rate:.0f} commands/s over 10 s: "
+        f"p50 {pct(lags, 0.5):.1f} ms, p99 {pct(lags, 0.99):.1f} ms, max {pct(lags, 1.0):.1f} ms ({len(lags)} commands)"
+    )
 
 
 if __name__ == "__main__":

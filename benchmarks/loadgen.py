@@ -29,7 +29,7 @@ def request_bytes(method: str, path: str, body: bytes, host: str = "127.0.0.1") 
     return head.encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     status_line = await reader.readline()
     status = int(status_line.split()[1])
     length = 0
@@ -60,7 +60,7 @@ async def run_load(
             for n in counter:
                 t = time.perf_counter()
                 writer.write(make_request(k, n))
-                status, body = await _read_response(reader)
+                status, body = await read_response(reader)
                 result.latencies.append(time.perf_counter() - t)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if keep_bodies:

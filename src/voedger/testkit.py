@@ -48,8 +48,9 @@ from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
 from voedger.processors.cuds import check_update, parse_object
 from voedger.processors.jobs import run_job
-from voedger.state import CommandContext, Intents, QueryContext, State
+from voedger.state import CommandContext, Intents, QueryContext
 from voedger.state.access import Access
+from voedger.state.federation import Federation
 from voedger.state.intents import RecordInsert, RecordUpdate
 from voedger.storage.mem import MemAppStorage
 from voedger.structs import ids
@@ -103,7 +104,11 @@ def _singleton_ids(app: AppDef) -> dict[QName, int]:
 
 
 class ExtensionTestKit:
-    """An application's extensions over an in-memory state; see the module's docstring."""
+    """An application's extensions over an in-memory state; see the module's docstring.
+
+    ``impls`` defaults to the application folder's Python modules; ``federation`` stands in for
+    the other workspaces that ``state.federation_command`` calls (none by default).
+    """
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class ExtensionTestKit:
         wsid: int = DEFAULT_WSID,
         clock: ManualClock | None = None,
         secrets: Mapping[str, str] | None = None,
+        federation: Federation | None = None,
         num_app_workspaces: int = 10,
         num_partitions: int = 10,
     ) -> None:
@@ -135,6 +141,7 @@ class ExtensionTestKit:
             num_app_workspaces=num_app_workspaces,
             clock=self.clock,
             secrets=dict(secrets or {}),
+            federation=federation,
         )
         self._state = Pending(self.runtime.storage)
         self._idgen: dict[int, ids.IDGenerator] = {}
@@ -260,13 +267,9 @@ class ExtensionTestKit:
         wlog = self._wlog.get(ws, ids.FIRST_OFFSET)
         access = Access.of(self.app, cmd, unrestricted=cmd.qname.is_sys)
         reader = Pending(self._state)
-        state = State(
-            access,
-            reader,
-            ws,
-            singleton_ids=self.runtime.singleton_ids,
-            secrets=self.runtime.secrets,
-            command=CommandContext(ws, arg, unlogged, wlog, {"login": login}),
+        now_ms = int(self.clock.now() * 1000)
+        state = self.runtime.state(
+            access, reader, ws, command=CommandContext(ws, arg, unlogged, wlog, {"login": login}, now_ms)
         )
         intents = Intents(access)
         await invoke(func, state, intents)
@@ -303,7 +306,7 @@ class ExtensionTestKit:
             partition=0,
             plog_offset=self._plog,
             wlog_offset=wlog,
-            registered_at=int(self.clock.now() * 1000),
+            registered_at=now_ms,
             args=arg,
             cuds=tuple(cuds),
         )
@@ -342,14 +345,7 @@ class ExtensionTestKit:
         ws = self._ws(wsid)
         arg = self._argument(q, q.param, args, "args", None, {})
         access = Access.of(self.app, q, unrestricted=q.qname.is_sys)
-        state = State(
-            access,
-            Pending(self._state),
-            ws,
-            singleton_ids=self.runtime.singleton_ids,
-            secrets=self.runtime.secrets,
-            query=QueryContext(ws, arg, {"login": login}),
-        )
+        state = self.runtime.state(access, Pending(self._state), ws, query=QueryContext(ws, arg, {"login": login}))
         intents = Intents(access)
         await invoke(self._impl(q), state, intents)
         if intents.response is not None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.processors.conftest import WS, Shop, shop_registry
-from voedger.appdef import QName
+from voedger.appdef import QName, StorageRef
 from voedger.extensions import Registry
-from voedger.processors.actualizers import ActualizerConfig, Actualizers, load_offset
+from voedger.processors.actualizers import ActualizerConfig, Actualizers, AsyncActualizer, load_offset
 from voedger.processors.app import AppRuntime
 from voedger.state import Intents, State
 from voedger.storage.mem import MemAppStorage
@@ -307,3 +307,32 @@ async def test_partitions_come_and_go(shop: Shop) -> None:
     served.append(acts.partitions)
     assert served == [(), (0,), ()]
     await acts.stop()
+
+
+async def test_projector_with_side_effects_stores_its_offset_after_each_event(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    runtime = with_impls(shop.runtime)
+    plain = runtime.appdef.projector(ORDER_LOG)
+    mailer = dataclasses.replace(plain, states=(*plain.states, StorageRef(QName("sys", "AppSecret"))))
+    part = shop.partition(WS)
+    func = shop_registry().get(ORDER_LOG)
+    assert func is not None
+    slow = dataclasses.replace(FAST, flush_interval=30.0)
+    buffered = AsyncActualizer(runtime, part, plain, func.func, slow)
+    unbuffered = AsyncActualizer(runtime, part, mailer, func.func, slow)
+    assert unbuffered.unbuffered and not buffered.unbuffered
+    for a in (buffered, unbuffered):
+        await a.start()
+    try:
+        await unbuffered.wait_for(part.next_plog - 1)
+        await buffered.wait_for(part.next_plog - 1)
+        first = await order(shop, item)
+        await buffered.wait_for(first)  # the first writes are flushed at once, later ones wait
+        offsets = [first] + [await order(shop, item) for _ in range(2)]
+        await unbuffered.wait_for(offsets[-1])  # each event flushed at once
+        assert unbuffered.stored_offset == offsets[-1] and unbuffered.flushes >= 3
+        assert buffered.offset == first  # the others are still buffered
+    finally:
+        for a in (buffered, unbuffered):
+            await a.stop()

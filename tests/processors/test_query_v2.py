@@ -282,7 +282,6 @@ async def test_odocs(ws: Shop) -> None:
     assert await q2(ws, ApiPath.DOCS, "shop.Receipt", receipt, keys="Total") == {"Total": 42}
 
 
-@pytest.mark.xfail(reason="cuds.parse_object rejects the container keys of an ODoc argument", strict=True)
 async def test_orecords(ws: Shop) -> None:
     item = await new_item(ws, "t")
     args = {"sys.ID": 1, "Total": 42, "Lines": [{"sys.ID": 2, "Item": item, "Qty": 3}]}

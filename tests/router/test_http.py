@@ -196,3 +196,16 @@ async def test_v2_reads(client: httpx.AsyncClient, vvm: VVM) -> None:
     assert r.status_code == 200 and r.json()["results"][0]["Res"] == "hi"
     v2_error(await client.get(f"{V2_SHOP}/views/shop.Sales"), 400, "")
     v2_error(await client.get(f"{V2_SHOP}/docs/shop.Item/99999999"), 404, "")
+
+
+async def test_async_projector_catches_up(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+    for i in range(5):
+        r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": f"i{i}"})
+        assert r.status_code == 201
+    app = vvm.app("test/shop")
+    part = app.partition(SHOP_WS)
+    await app.actualizers.wait_for(part.id, part.next_plog - 1, timeout=10)
+    r = await client.get(f"{V2_SHOP}/views/shop.ItemCount", params={"where": '{"Part":0}'})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["Count"] == 5

@@ -7,9 +7,9 @@ import asyncio
 
 import httpx
 
+from tests.router.conftest import V1
 from voedger.structs import wsid as ws
 from voedger.vvm.server import VVM
-from tests.router.conftest import V1
 
 
 async def wait_child(client: httpx.AsyncClient, name: str, timeout: float = 20.0) -> dict[str, object]:

@@ -22,8 +22,8 @@ WORKSPACE Closed ();
 
 def test_import_alias_and_last_path_element() -> None:
     schema = build(
-        """IMPORT SCHEMA 'github.com/org/air' AS a;
-IMPORT SCHEMA 'github.com/org/lib';
+        """IMPORT SCHEMA 'example.org/shop/air' AS a;
+IMPORT SCHEMA 'example.org/shop/lib';
 APPLICATION shop (USE a; USE lib;);
 WORKSPACE Shop INHERITS a.AirWS (
     TABLE Order INHERITS sys.CDoc (a.Named, PriceRef ref(a.Price));

@@ -36,8 +36,8 @@ def test_def_qname_and_pos() -> None:
 
 def test_import_local_name() -> None:
     pos = ast.Pos("f.vsql", 1, 1)
-    assert ast.ImportStmt(pos=pos, path="github.com/org/air").local_name == "air"
-    assert ast.ImportStmt(pos=pos, path="github.com/org/air/").local_name == "air"
+    assert ast.ImportStmt(pos=pos, path="example.org/shop/air").local_name == "air"
+    assert ast.ImportStmt(pos=pos, path="example.org/shop/air/").local_name == "air"
     assert ast.ImportStmt(pos=pos, path="air", alias="a").local_name == "a"
 
 

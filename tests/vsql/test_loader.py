@@ -20,7 +20,7 @@ def write(path: Path, text: str) -> None:
 def test_packages_are_found_by_import_path(tmp_path: Path) -> None:
     write(
         tmp_path / "app.vsql",
-        "IMPORT SCHEMA 'github.com/org/air';\nIMPORT SCHEMA 'libs/cash';\nIMPORT SCHEMA 'base';\n"
+        "IMPORT SCHEMA 'example.org/shop/air';\nIMPORT SCHEMA 'libs/cash';\nIMPORT SCHEMA 'base';\n"
         "APPLICATION shop (USE air; USE cash; USE base;);\n"
         "WORKSPACE Shop INHERITS air.AirWS, cash.M (TABLE T INHERITS sys.CDoc (Amount cash.Amount););",
     )

@@ -49,10 +49,10 @@ def test_empty_file_and_trailing_semicolons() -> None:
 
 
 def test_import_schema_with_and_without_alias() -> None:
-    f = parse("IMPORT SCHEMA 'github.com/org/air';\nIMPORT SCHEMA 'github.com/org/untill' AS u;\nROLE R;")
+    f = parse("IMPORT SCHEMA 'example.org/shop/air';\nIMPORT SCHEMA 'example.org/shop/untill' AS u;\nROLE R;")
     a, b = f.imports
-    assert (a.path, a.alias, a.local_name) == ("github.com/org/air", None, "air")
-    assert (b.path, b.alias, b.local_name) == ("github.com/org/untill", "u", "u")
+    assert (a.path, a.alias, a.local_name) == ("example.org/shop/air", None, "air")
+    assert (b.path, b.alias, b.local_name) == ("example.org/shop/untill", "u", "u")
     assert a.pos == ast.Pos("file.vsql", 1, 1)
     assert b.pos.line == 2
 

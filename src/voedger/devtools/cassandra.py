@@ -394,6 +394,10 @@ def jvm_command(node: Node, java: str, jars: Sequence[Path], heap: str, ring_del
         "-ea",
         "-da:net.openhft...",
         "-XX:+UseThreadPriorities",
+        # C1 only: a node starts in about half the time on two cores (three nodes share them),
+        # and test workloads are too short for C2 to pay off. VOEDGER_CASSANDRA_JVM_OPTS=
+        # -XX:TieredStopAtLevel=4 restores the full JIT, e.g. for benchmarks.
+        "-XX:TieredStopAtLevel=1",
         "-XX:+UseG1GC",
         "-XX:+ParallelRefProcEnabled",
         "-XX:MaxTenuringThreshold=1",

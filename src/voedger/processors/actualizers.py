@@ -34,7 +34,7 @@ from voedger.appdef import Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
 from voedger.state import Intents
-from voedger.state.access import Access
+from voedger.state.access import SYS_RECORD, SYS_VIEW, Access
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import Event
@@ -90,6 +90,7 @@ class ActualizerConfig:
 
 
 DEFAULT_CONFIG = ActualizerConfig()
+_BUFFERED_STORAGES = frozenset({SYS_VIEW, SYS_RECORD})
 
 # --- offsets -------------------------------------------------------------------------------------
 
@@ -166,6 +167,10 @@ class AsyncActualizer:
         self.errors = 0
         """Failures so far (of the projector or of storage)."""
         self.flushes = 0
+        self.unbuffered = any(ref.storage not in _BUFFERED_STORAGES for ref in (*projector.states, *projector.intents))
+        """A projector that reaches beyond records and views (mail, HTTP, other workspaces) has its
+        offset stored after each event it handles, so that a restart repeats as few of its side
+        effects as possible (Voedger runs such projectors unbuffered too)."""
         self._delay = config.retry_initial_delay
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -288,12 +293,15 @@ class AsyncActualizer:
                 if self._stop.is_set():
                     break
                 try:
-                    await self._handle(event, buffer)
+                    handled = await self._handle(event, buffer)
                 except Exception:
                     if done > self.offset:
                         await self._flush(buffer, done)
                     raise
                 done = self.processed = event.plog_offset
+                if handled and self.unbuffered:
+                    await self._flush(buffer, done)
+                    last_flush = last_position = loop.time()
             if not buffer:
                 self._advance(done)  # nothing to make durable for these events
             stopping = self._stop.is_set()
@@ -313,12 +321,13 @@ class AsyncActualizer:
                 timeout = min(timeout, max(0.0, last_flush + cfg.flush_interval - now))
             await self._wait_commit(seen, timeout)
 
-    async def _handle(self, event: Event, buffer: Pending) -> None:
+    async def _handle(self, event: Event, buffer: Pending) -> bool:
         if not triggered(self.app.appdef, self.projector, event):
-            return
+            return False
         mine = Pending(buffer)  # dropped if the projector fails
         await project_event(self.app, self.projector, self._func, event, mine)
         buffer.absorb(mine)
+        return True
 
     async def _flush(self, buffer: Pending, done: int) -> None:
         put_offset(buffer, self.partition.id, self.projector.qname, done)
@@ -404,8 +413,7 @@ class Actualizers:
             await self.add_partition(part)
 
     async def stop(self) -> None:
-        for pid in list(self._parts):
-            await self.remove_partition(pid)
+        await asyncio.gather(*(self.remove_partition(pid) for pid in list(self._parts)))
 
     async def add_partition(self, partition: PLogSource) -> None:
         """Start the actualizers of a partition this process now serves."""

@@ -99,6 +99,11 @@ def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creatin
     return out
 
 
+def check_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool) -> Record:
+    """Check field values against a table's declaration (the checks a CUD gets); SysError 400."""
+    return _user_fields(t, fields, where, creating=creating)
+
+
 def parse_cuds(
     app: AppDef, ws: Workspace, body_cuds: Any
 ) -> tuple[list[Create], list[tuple[int, Mapping[str, Any], str]]]:
@@ -194,7 +199,8 @@ def parse_object(app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids:
     ODoc and ORecord IDs stay raw here; the processor assigns real IDs.
     """
     obj = _object(raw, where)
-    out = _user_fields(t, obj, where, creating=True)
+    fields = {k: v for k, v in obj.items() if t.container(k) is None}
+    out = _user_fields(t, fields, where, creating=True)
     out[SYS_QNAME] = str(t.qname)
     if t.kind in (TypeKind.ODoc, TypeKind.ORecord):
         rid = obj.get(SYS_ID)

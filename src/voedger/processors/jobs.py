@@ -31,7 +31,7 @@ from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 from voedger.appdef import Job, QName, qname
 from voedger.processors.actualizers import apply_view_intents
 from voedger.processors.app import AppRuntime, invoke
-from voedger.state import Intents, JobContext, State
+from voedger.state import Intents, JobContext
 from voedger.state.access import Access
 from voedger.structs.pending import Pending
 from voedger.structs.wsid import app_wsid, partition_of
@@ -129,14 +129,7 @@ async def run_job(
     The same code serves the scheduler and the test kit, so both check storages alike.
     """
     access = Access.of(app.appdef, job, unrestricted=job.qname.is_sys)
-    state = State(
-        access,
-        writes,
-        wsid,
-        singleton_ids=app.singleton_ids,
-        secrets=app.secrets,
-        job=JobContext(wsid, unix_time),
-    )
+    state = app.state(access, writes, wsid, job=JobContext(wsid, unix_time))
     intents = Intents(access)
     await invoke(func, state, intents)
     apply_view_intents(app, job.qname, wsid, intents, writes)

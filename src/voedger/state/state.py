@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voedger.appdef import AppDef, QName, StorageOp, View, qname
-from voedger.state.federation import Federation, FederationReply
 from voedger.state.access import SYS_APP_SECRET, SYS_FEDERATION_COMMAND, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
 from voedger.state.errors import StateError
+from voedger.state.federation import Federation, FederationReply
 from voedger.structs.events import Event
 from voedger.structs.logs import read_wlog
 from voedger.structs.pending import Pending

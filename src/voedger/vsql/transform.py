@@ -18,7 +18,7 @@ from lark.tree import Meta
 from voedger.vsql import ast
 from voedger.vsql.comments import CommentIndex
 from voedger.vsql.transform_acl import AclBuilder
-from voedger.vsql.transform_base import INT32, Descriptor, FileState, Items, Marker, node_pos, unquote
+from voedger.vsql.transform_base import INT32, Descriptor, FileState, Items, Marker, QNames, node_pos, unquote
 from voedger.vsql.transform_expressions import ExpressionBuilder
 from voedger.vsql.transform_extensions import ExtensionBuilder
 from voedger.vsql.transform_tables import TableBuilder

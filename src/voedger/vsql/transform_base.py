@@ -33,21 +33,29 @@ class FileState:
 
 @dataclass(frozen=True, slots=True)
 class QNames:
+    """A list of references (``a, pkg.b``)."""
+
     items: tuple[ast.DefQName, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Names:
+    """A list of names (``a, b``)."""
+
     items: tuple[ast.Ident, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Items:
+    """A list of finished nodes (table items, USEs, extensions...)."""
+
     items: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Marker:
+    """An optional clause of a statement (``NOT NULL``, ``STATE(...)``, ``WITH ...``), by `kind`."""
+
     kind: str
     pos: ast.Pos
     value: Any = None
@@ -55,11 +63,15 @@ class Marker:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
+    """A DESCRIPTOR clause, told apart from a TABLE until its workspace takes it."""
+
     table: ast.TableStmt
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """The ``ON ...`` part of a privilege or limit."""
+
     kind: ast.ResourceKind
     scope: ast.TargetScope
     name: ast.DefQName | None
@@ -69,6 +81,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Ops:
+    """The operations part of a privilege (``ALL[(cols)]`` or ``SELECT(cols), INSERT``)."""
+
     all_ops: bool
     all_columns: tuple[ast.Ident, ...]
     ops: tuple[ast.PrivilegeOp, ...]

@@ -16,9 +16,10 @@ from voedger.apps.sys.implementations import not_built, platform
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
-from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
 from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
+from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, Principal
+from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import FederationReply
 from voedger.storage import StorageProvider, open_storage
 from voedger.structs.pending import Pending
@@ -49,6 +50,7 @@ class DeployedApp:
     partitions: dict[int, Partition]
     actualizers: Actualizers
     queries: QueryProcessor
+    jobs: list[JobScheduler]
 
     def partition(self, wsid: int) -> Partition:
         return self.partitions[partition_of(wsid, self.runtime.num_partitions)]
@@ -103,7 +105,10 @@ class VVM:
         await asyncio.gather(*(p.start() for p in partitions.values()))
         actualizers = Actualizers(runtime, partitions)
         await actualizers.start()
-        self.apps[image.name] = DeployedApp(image, runtime, partitions, actualizers, QueryProcessor(runtime))
+        jobs = [JobScheduler(runtime, pid) for pid in partitions]
+        for scheduler in jobs:
+            await scheduler.start()
+        self.apps[image.name] = DeployedApp(image, runtime, partitions, actualizers, QueryProcessor(runtime), jobs)
         missing = not_built(image.appdef)
         if missing:
             log.info("%s: %d sys extensions are not built yet (calls answer 501)", image.name, len(missing))
@@ -156,6 +161,8 @@ class VVM:
     async def stop(self) -> None:
         """Finish every accepted command, then release storage."""
         for app in self.apps.values():
+            for scheduler in app.jobs:
+                await scheduler.stop()
             await app.actualizers.stop()
         for app in self.apps.values():
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))

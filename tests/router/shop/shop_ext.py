@@ -15,3 +15,12 @@ async def sales(state: State, intents: Intents) -> None:
     row = await state.view("shop.Sales", Item=order["Item"], Day=1)
     qty = (row or {}).get("Qty", 0) + order["Qty"]
     intents.put_view("shop.Sales", Item=order["Item"], Day=1, Qty=qty)
+
+
+@projector("shop.CountItems")
+async def count_items(state: State, intents: Intents) -> None:
+    ev = state.event
+    new = sum(1 for c in ev.cuds if c.is_new and c.qname == "shop.Item")
+    row = await state.view("shop.ItemCount", Part=0, Kind=0)
+    count = (row or {}).get("Count", 0) + new
+    intents.put_view("shop.ItemCount", Part=0, Kind=0, Count=count, LastOffset=ev.wlog_offset)

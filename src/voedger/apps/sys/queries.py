@@ -233,6 +233,7 @@ def _event_map(event: Event) -> Row:
     }
 
 
+@platform.projector("sys.ProjectorWLogDates")
 async def wlog_dates(state: State, intents: Intents) -> None:
     """sys.ProjectorWLogDates: widens the day's range of WLog offsets to the event's; idempotent,
     so replays are harmless. Not registered yet: it is an async projector, and the actualizers'

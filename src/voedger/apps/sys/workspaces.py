@@ -27,6 +27,7 @@ import orjson
 
 from voedger.appdef import Structure
 from voedger.apps.sys.builtins import platform
+from voedger.processors.cuds import check_fields
 from voedger.state import Intents, State
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
@@ -93,11 +94,11 @@ async def create_workspace(state: State, intents: Intents) -> None:
         kind_fields = parsed
         kind_t = state.app.find(arg["WSKind"])
         if isinstance(kind_t, Structure):
-            unknown = sorted(k for k in kind_fields if kind_t.field(k) is None)
-            if unknown:
-                raise ValueError(f"{arg['WSKind']} has no field(s) {', '.join(unknown)}")
+            check_fields(kind_t, kind_fields, "WSKindInitializationData", creating=True)
     except ValueError as exc:
         create_error = f"WSKindInitializationData is invalid: {exc}"
+    except SysError as exc:
+        create_error = exc.message
     intents.insert(
         "sys.WorkspaceDescriptor",
         **fields,
