@@ -15,10 +15,9 @@ import httpx
 import orjson
 import pytest
 
-from voedger.processors.jobs import JobScheduler
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
-from voedger.structs.wsid import app_wsid, partition_of
+from voedger.structs.wsid import app_wsid
 from voedger.vvm.server import VVM, ServerConfig
 
 SAMPLE_APP = Path(__file__).resolve().parents[1] / "examples" / "restaurant"
@@ -313,13 +312,14 @@ async def test_client_mistakes(client: httpx.AsyncClient, restaurant: Restaurant
     args = orjson.dumps({"Location": ids["location"], "Year": 2026, "Month": 13}).decode()
     v2_error(await client.get(f"{r.v2}/queries/sales.DailySales", params={"args": args}), 400, "Month must be")
     v2_error(await client.get(f"{r.v2}/views/sales.SalesByDay", params={"where": "{}"}), 400, "")
+    bad = await create_restaurant(client, "nowhere", {"Name": "Nowhere", "Currency": "euro"})
+    assert bad["WSID"] == 0 and "Currency" in bad["WSError"], bad
 
 
 async def test_nightly_digest(client: httpx.AsyncClient, vvm: VVM) -> None:
-    """Jobs are not run by the server yet: the scheduler of the partition of app workspace 0 is
-    driven by hand, and what the job wrote is read over HTTP."""
-    runtime = vvm.app(APP).runtime
-    scheduler = JobScheduler(runtime, partition_of(APP_WS, runtime.num_partitions))
+    """The server's scheduler of the partition of app workspace 0 is ticked at the job's next
+    03:00 (rather than waiting for it), and what the job wrote is read over HTTP."""
+    scheduler = next(s for s in vvm.app(APP).jobs if APP_WS in s.workspaces)
     assert "sales.NightlyDigest" in map(str, scheduler.jobs)
     due = scheduler.next_run("sales.NightlyDigest", APP_WS)
     when = dt.datetime.fromtimestamp(due, dt.UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = ["SYS_PACKAGE", "QName", "QNameError", "qname"]
@@ -28,6 +28,14 @@ class QName:
 
     pkg: str
     entity: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # QNames key most dicts of the runtime: hash once, not on every look-up.
+        object.__setattr__(self, "_hash", hash((self.pkg, self.entity)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def parse(cls, text: str) -> QName:

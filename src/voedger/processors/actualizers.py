@@ -288,7 +288,9 @@ class AsyncActualizer:
         last_flush = last_position - cfg.flush_interval  # the first writes need not wait
         while True:
             seen = self.partition.groups
-            events = [e async for e in read_plog(storage, self.partition.id, done + 1, cfg.batch_size)]
+            events = self._recent(done + 1)
+            if events is None:
+                events = [e async for e in read_plog(storage, self.partition.id, done + 1, cfg.batch_size)]
             for event in events:
                 if self._stop.is_set():
                     break
@@ -320,6 +322,11 @@ class AsyncActualizer:
             if buffer:
                 timeout = min(timeout, max(0.0, last_flush + cfg.flush_interval - now))
             await self._wait_commit(seen, timeout)
+
+    def _recent(self, first: int) -> list[Event] | None:
+        """Events the partition still holds decoded (it keeps its latest durable ones), or None."""
+        recent = getattr(self.partition, "recent_events", None)
+        return None if recent is None else recent(first, self.config.batch_size)
 
     async def _handle(self, event: Event, buffer: Pending) -> bool:
         if not triggered(self.app.appdef, self.projector, event):

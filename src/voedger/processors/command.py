@@ -12,6 +12,7 @@ recovery, which is idempotent, so a group caught half-written by a crash is comp
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import struct
@@ -61,6 +62,7 @@ CREATE_WORKSPACE = QName("sys", "CreateWorkspace")
 WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 MAX_GROUP = 256
+RECENT_EVENTS = 4096
 BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
 
 ERR_WS_NOT_INITED = "workspace is not initialized"
@@ -150,6 +152,9 @@ class Partition:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.groups = 0  # durable writes made; shows group commit at work
+        self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
+        """The latest durable events, decoded: async projectors read them without storage."""
+        self._group_events: list[Event] = []
         self.committed = asyncio.Condition()
         """Notified after each durable group; async projectors wait on it for new PLog events."""
 
@@ -174,6 +179,7 @@ class Partition:
         """Rebuild sequences from storage and re-apply the last group's events."""
         storage = self.app.storage
         self._workspaces.clear()
+        self.recent.clear()  # kept consecutive: after a failed write, storage is the truth
         raw = await storage.get(_part_seq_key(self.id), b"")
         seq = orjson.loads(raw) if raw is not None else {"plog": ids.FIRST_OFFSET, "group": ids.FIRST_OFFSET}
         first = min(seq["plog"], seq["group"])
@@ -223,6 +229,14 @@ class Partition:
 
     # --- requests ----------------------------------------------------------------------------
 
+    def recent_events(self, first: int, count: int) -> list[Event] | None:
+        """Durable events from PLog offset ``first`` (at most ``count``), if still kept here."""
+        recent = self.recent
+        if not recent or first < recent[0].plog_offset:
+            return None
+        start = first - recent[0].plog_offset
+        return [recent[i] for i in range(start, min(start + count, len(recent)))]
+
     async def submit(self, request: CommandRequest) -> CommandResult:
         if partition_of(request.wsid, self.app.num_partitions) != self.id:
             raise SysError(500, f"workspace {request.wsid} does not belong to partition {self.id}")
@@ -251,6 +265,7 @@ class Partition:
         storage = self.app.storage
         group = Pending(storage)
         group_start = self.next_plog
+        self._group_events = []
         saved_plog = self.next_plog
         saved_ws = {k: (v.next_wlog, v.idgen.next_id, v.descriptor) for k, v in self._workspaces.items()}
         done: list[tuple[_Job, CommandResult]] = []
@@ -296,6 +311,7 @@ class Partition:
             return
         self.groups += 1
         self._group_start = self.next_plog
+        self.recent.extend(self._group_events)
         for job, result in done:
             if not job.future.done():
                 job.future.set_result(result)
@@ -442,6 +458,7 @@ class Partition:
         ws.idgen = idgen
         ws.next_wlog += 1
         self.next_plog += 1
+        self._group_events.append(event)
         return CommandResult(event.wlog_offset, {str(k): v for k, v in new_ids.items()}, ext_result)
 
     def _workspace_type(self, req: CommandRequest, descriptor: Record | None) -> Workspace:

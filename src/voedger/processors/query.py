@@ -51,7 +51,7 @@ from voedger.processors.rows import (
     type_of,
     view_row_map,
 )
-from voedger.state import Intents, QueryContext, State
+from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
@@ -325,13 +325,8 @@ class QueryProcessor:
     ) -> list[Row]:
         """Run the query's extension; its result objects, or the error it answered with."""
         access = Access.of(self.app, query, unrestricted=query.qname.is_sys)
-        state = State(
-            access,
-            reader,
-            req.wsid,
-            singleton_ids=self.runtime.singleton_ids,
-            secrets=self.runtime.secrets,
-            query=QueryContext(req.wsid, args, {"login": req.principal.login}),
+        state = self.runtime.state(
+            access, reader, req.wsid, query=QueryContext(req.wsid, args, {"login": req.principal.login})
         )
         intents = Intents(access)
         await invoke(impl, state, intents)

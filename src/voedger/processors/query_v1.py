@@ -307,6 +307,13 @@ class RowsProcessor:
         self.read = read
 
     async def sections(self, objects: list[Row]) -> dict[str, Any]:
+        p = self.params
+        if not p.filters and not p.order_by and p.count > 0:
+            # Without filters and ordering, the page is known before any row is built.
+            start = max(p.start_from, 0)
+            objects = objects[start : start + p.count]
+            out = [await self._row(obj) for obj in objects]
+            return {"sections": [{"type": "", "elements": [o.values for o in out]}]} if out else {}
         out = [o for o in [await self._row(obj) for obj in objects] if self._match(o)]
         for order in reversed(self.params.order_by):
             out.sort(key=partial(_out_key, order.field), reverse=order.desc)
