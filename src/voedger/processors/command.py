@@ -39,7 +39,7 @@ from voedger.appdef import (
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
 from voedger.processors.principal import Principal
-from voedger.processors.typecache import type_cache
+from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
 from voedger.state.access import Access
@@ -649,10 +649,15 @@ def event_shape(event: Event) -> tuple[object, ...]:
 def triggered(appdef: AppDef, prj: Projector, event: Event) -> bool:
     """Does the event trigger the projector? The rules of Voedger's actualizers: errors only
     for INCLUDING ERRORS; AFTER EXECUTE on the command; WITH PARAM on the argument's type; AFTER
-    INSERT on new records; AFTER UPDATE on any change, ACTIVATE/DEACTIVATE on those changes."""
+    INSERT on new records; AFTER UPDATE on any change, ACTIVATE/DEACTIVATE on those changes.
+    Memoised by the event's shape: every actualizer asks this for every event."""
+    types = type_cache(appdef)
+    return types.memo_triggered(prj, event_shape(event), lambda: _triggered(types, prj, event))
+
+
+def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:
     if event.is_error:
         return prj.want_errors
-    types = type_cache(appdef)
     cmd = types.find(event.qname)
     if cmd is not None and types.triggers(prj, OperationKind.Execute, cmd):
         return True

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from voedger.appdef import AppDef, OperationKind, Projector, QName, Type, Workspace
 
+_MAX_MEMO = 100_000
+
 
 class TypeCache:
     def __init__(self, appdef: AppDef) -> None:
@@ -21,6 +23,7 @@ class TypeCache:
         self._triggers: dict[tuple[QName, OperationKind, QName], bool] = {}
         self._workspaces: dict[str, Workspace | None] = {}
         self._sync_by_shape: dict[tuple[object, ...], tuple[Projector, ...]] = {}
+        self._triggered: dict[tuple[QName, tuple[object, ...]], bool] = {}
 
     def workspace_by_descriptor(self, descriptor: str) -> Workspace | None:
         try:
@@ -33,6 +36,15 @@ class TypeCache:
             self._workspaces[descriptor] = ws
             return ws
 
+    def memo_triggered(self, prj: Projector, shape: tuple[object, ...], compute: Callable[[], bool]) -> bool:
+        key = (prj.qname, shape)
+        hit = self._triggered.get(key)
+        if hit is None:
+            if len(self._triggered) > _MAX_MEMO:
+                self._triggered.clear()  # shapes of big CUD lists are many; keep the memo bounded
+            hit = self._triggered[key] = compute()
+        return hit
+
     def sync_projectors_for(
         self, shape: tuple[object, ...], compute: Callable[[], tuple[Projector, ...]]
     ) -> tuple[Projector, ...]:
@@ -40,6 +52,8 @@ class TypeCache:
         trigger rules look at: command, argument type, and each CUD's type and operation)."""
         hit = self._sync_by_shape.get(shape)
         if hit is None:
+            if len(self._sync_by_shape) > _MAX_MEMO:
+                self._sync_by_shape.clear()
             hit = self._sync_by_shape[shape] = compute()
         return hit
 

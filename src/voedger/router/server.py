@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from voedger.router.app import build_app
+from voedger.router.app import FastPath, build_app
 from voedger.router.local import LocalTransport
 from voedger.vvm.server import VVM, ServerConfig
 
 log = logging.getLogger("voedger.server")
 
 
-def make_asgi(config: ServerConfig) -> tuple[Starlette, VVM]:
+def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
     """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown."""
     vvm = VVM(config)
     app = build_app(vvm, {config.cluster_id: LocalTransport(vvm)})
@@ -30,5 +30,5 @@ def make_asgi(config: ServerConfig) -> tuple[Starlette, VVM]:
             await vvm.stop()
             log.info("stopped")
 
-    app.router.lifespan_context = lifespan
+    app.app.router.lifespan_context = lifespan
     return app, vvm

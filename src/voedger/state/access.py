@@ -55,6 +55,13 @@ class Access:
     def who(self) -> str:
         return f"{self.ext.kind.lower()} {self.ext.qname}" if self.ext else f"{self.scope.lower()} code"
 
+    def may(self, storage: QName, op: StorageOp, entity: QName | None = None) -> bool:
+        try:
+            self.check(storage, op, entity)
+        except StateError:
+            return False
+        return True
+
     def check(self, storage: QName, op: StorageOp, entity: QName | None = None) -> None:
         if self.unrestricted:
             return

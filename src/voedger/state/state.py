@@ -126,9 +126,15 @@ class State:
     # --- records -----------------------------------------------------------------------------
 
     async def record(self, record_id: int) -> Record | None:
-        """The record with this ID in the workspace, or None."""
+        """The record with this ID in the workspace, or None.
+
+        A record of a table the extension does not declare in STATE is not visible to it (None):
+        an ID a client passes may name any record, and the extension answers for a missing one.
+        """
+        self._access.check(SYS_RECORD, StorageOp.Get)
         rec = await get_record(self._reader, self.wsid, record_id)
-        self._access.check(SYS_RECORD, StorageOp.Get, qname(rec["sys.QName"]) if rec else None)
+        if rec is not None and not self._access.may(SYS_RECORD, StorageOp.Get, qname(rec["sys.QName"])):
+            return None
         return rec
 
     async def records(self, record_ids: list[int]) -> list[Record | None]:

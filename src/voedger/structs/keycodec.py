@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from voedger.appdef import DataKind, Field
@@ -38,12 +38,27 @@ def encode_value(kind: DataKind, value: Any, last: bool) -> bytes:
     return raw.replace(b"\x00", b"\x00\xff") + _END
 
 
+def _int_encoder(width: int) -> Callable[[Any], bytes]:
+    bias = 1 << (width * 8 - 1)
+    return lambda v: (int(v) + bias).to_bytes(width, "big")
+
+
+_ENCODERS: dict[DataKind, Callable[[Any], bytes]] = {
+    **{k: _int_encoder(w) for k, w in _SIGNED.items()},
+    DataKind.RecordID: lambda v: int(v).to_bytes(8, "big"),
+}
+
+
 def encode_key(fields: Sequence[Field], values: Sequence[Any], complete: bool = True) -> bytes:
     """Encode ``values`` of the first ``len(values)`` of ``fields``.
 
     With ``complete`` false the last value given is a prefix of a longer key, and is written
     raw even when its field is not the last one, so that it bounds a range read.
     """
+    if len(values) == 1 and len(fields) >= 1:  # the common case: one integer key field
+        encoder = _ENCODERS.get(fields[0].kind)
+        if encoder is not None:
+            return encoder(values[0])
     out = bytearray()
     n = len(values)
     for i, (f, v) in enumerate(zip(fields, values, strict=False)):

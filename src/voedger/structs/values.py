@@ -45,8 +45,15 @@ def _where(owner: QName | str, f: Field) -> str:
 def coerce(owner: QName | str, f: Field, raw: Any) -> Value:
     """The stored value of ``raw`` for field ``f`` of ``owner`` (raises ValidationError)."""
     kind = f.kind
-    if kind in _INT_RANGES:
+    bounds = _INT_RANGES.get(kind)
+    if bounds is not None:
+        if type(raw) is int and bounds[0] <= raw <= bounds[1]:
+            return raw  # the common case, checked without a call
         return _coerce_int(owner, f, raw)
+    if kind is DataKind.string and type(raw) is str and f.pattern is None:
+        limit = f.max_len if f.max_len is not None else DEFAULT_MAX_LEN
+        if len(raw) * 4 <= limit:
+            return raw  # fits whatever its encoding: UTF-8 takes at most 4 bytes per character
     if kind in (DataKind.float32, DataKind.float64):
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             raise ValidationError(f"{_where(owner, f)}: expected a number of kind {kind}, got {_show(raw)}")

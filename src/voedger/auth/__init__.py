@@ -1,0 +1,132 @@
+"""The identity layer: tokens, secrets, credentials, principals, ACL evaluation, rates and limits.
+
+What the router and the processors use:
+
+- :class:`Tokens` / :class:`AppTokens`: issue and validate principal and system tokens (JWT
+  HS256 bound to an application); :func:`jwt_secret` with a :class:`StorageSecretStore` or
+  :class:`FileSecretStore` gives the cluster-wide signing secret;
+- :func:`credentials_from` / :func:`parse_authorization`: the ``Authorization`` header or cookie;
+- :func:`build_principal`: the roles of a request, as Voedger's authenticator computes them;
+- :class:`ACL`: the :class:`~voedger.processors.principal.Authorizer` that evaluates the
+  application's GRANTs and REVOKEs;
+- :class:`Limiter`: the application's RATE and LIMIT declarations.
+
+Errors are :class:`~voedger.syserror.SysError` subclasses with their HTTP status: TokenError and
+CredentialsError (401), AccessDeniedError (403), RateLimitedError (429 with Retry-After).
+"""
+
+from voedger.auth.acl import ACL, Decision
+from voedger.auth.errors import (
+    AccessDeniedError,
+    AuthError,
+    CredentialsError,
+    RateLimitedError,
+    SecretStoreError,
+    TokenError,
+    TokenErrorKind,
+)
+from voedger.auth.headers import (
+    AUTHORIZATION,
+    Credentials,
+    CredentialsKind,
+    basic_header,
+    bearer_header,
+    credentials_from,
+    looks_like_jwt,
+    parse_authorization,
+    parse_authorization_cookie,
+)
+from voedger.auth.principals import (
+    GUEST_LOGIN,
+    GUEST_WSID,
+    ROLE_ANONYMOUS,
+    ROLE_AUTHENTICATED_USER,
+    ROLE_EVERYONE,
+    ROLE_PROFILE_OWNER,
+    ROLE_SYSTEM,
+    ROLE_WORKSPACE_DEVICE,
+    ROLE_WORKSPACE_OWNER,
+    build_principal,
+    parse_roles,
+    roles_from_subjects,
+    subject_logins,
+)
+from voedger.auth.rates import Limiter, RateDecision
+from voedger.auth.secretstore import (
+    JWT_SECRET_NAME,
+    FileSecretStore,
+    SecretStore,
+    StorageSecretStore,
+    generate_secret,
+    jwt_secret,
+)
+from voedger.auth.tokens import (
+    DEFAULT_PRINCIPAL_TOKEN_TTL,
+    MAX_PRINCIPAL_TOKEN_TTL,
+    PRINCIPAL_AUDIENCE,
+    SECRET_KEY_LENGTH,
+    SYSTEM_LOGIN,
+    SYSTEM_TOKEN_TTL,
+    AppTokens,
+    PrincipalPayload,
+    RoleInWorkspace,
+    SubjectKind,
+    TokenInfo,
+    Tokens,
+    principal_token_ttl,
+)
+
+__all__ = [
+    "ACL",
+    "AUTHORIZATION",
+    "DEFAULT_PRINCIPAL_TOKEN_TTL",
+    "GUEST_LOGIN",
+    "GUEST_WSID",
+    "JWT_SECRET_NAME",
+    "MAX_PRINCIPAL_TOKEN_TTL",
+    "PRINCIPAL_AUDIENCE",
+    "ROLE_ANONYMOUS",
+    "ROLE_AUTHENTICATED_USER",
+    "ROLE_EVERYONE",
+    "ROLE_PROFILE_OWNER",
+    "ROLE_SYSTEM",
+    "ROLE_WORKSPACE_DEVICE",
+    "ROLE_WORKSPACE_OWNER",
+    "SECRET_KEY_LENGTH",
+    "SYSTEM_LOGIN",
+    "SYSTEM_TOKEN_TTL",
+    "AccessDeniedError",
+    "AppTokens",
+    "AuthError",
+    "Credentials",
+    "CredentialsError",
+    "CredentialsKind",
+    "Decision",
+    "FileSecretStore",
+    "Limiter",
+    "PrincipalPayload",
+    "RateDecision",
+    "RateLimitedError",
+    "RoleInWorkspace",
+    "SecretStore",
+    "SecretStoreError",
+    "StorageSecretStore",
+    "SubjectKind",
+    "TokenError",
+    "TokenErrorKind",
+    "TokenInfo",
+    "Tokens",
+    "basic_header",
+    "bearer_header",
+    "build_principal",
+    "credentials_from",
+    "generate_secret",
+    "jwt_secret",
+    "looks_like_jwt",
+    "parse_authorization",
+    "parse_authorization_cookie",
+    "parse_roles",
+    "principal_token_ttl",
+    "roles_from_subjects",
+    "subject_logins",
+]
