@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "Serving the sample restaurant application on http://127.0.0.1:8822 (data in ./.voedger)."
+	@echo "Try:  curl http://127.0.0.1:8822/api/check   -- and the requests of README.md, section 'Try it'."
 	$(VENV)/bin/voedger server --insecure-dev --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests, the one-node Cassandra tier, the cluster tier.
