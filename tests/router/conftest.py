@@ -49,7 +49,7 @@ async def client(vvm: VVM) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def make_shop_ws(client: httpx.AsyncClient, vvm: VVM, wsid: int) -> None:
+async def make_shop_ws(client: httpx.AsyncClient, vvm: VVM, wsid: int, ignore_existing: bool = False) -> None:
     """A ShopWS workspace, written the way workspace creation will write it (system, synced)."""
     from voedger.appdef import QName
     from voedger.processors.principal import SYSTEM
@@ -72,4 +72,10 @@ async def make_shop_ws(client: httpx.AsyncClient, vvm: VVM, wsid: int) -> None:
     }
     from voedger.processors.command import CommandRequest
 
-    await app.partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
+    from voedger.syserror import SysError
+
+    try:
+        await app.partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
+    except SysError as err:
+        if not (ignore_existing and err.status == 409):
+            raise

@@ -406,6 +406,7 @@ def jvm_command(node: Node, java: str, jars: Sequence[Path], heap: str, ring_del
         "-XX:ParallelGCThreads=2",
         "-XX:ConcGCThreads=1",
         "-XX:MaxDirectMemorySize=512M",
+        "-XX:+ExitOnOutOfMemoryError",
         "-XX:+UseTLAB",
         "-XX:+ResizeTLAB",
         "-XX:+PerfDisableSharedMem",

@@ -1,0 +1,311 @@
+"""Principal and system tokens: claims, round trips, expiry, and every way a token is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import jwt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voedger.appdef import QName
+from voedger.auth import (
+    DEFAULT_PRINCIPAL_TOKEN_TTL,
+    PRINCIPAL_AUDIENCE,
+    AppTokens,
+    PrincipalPayload,
+    RoleInWorkspace,
+    SubjectKind,
+    TokenError,
+    TokenErrorKind,
+    Tokens,
+    generate_secret,
+    principal_token_ttl,
+)
+from voedger.clock import ManualClock
+from voedger.syserror import SysError
+
+from .conftest import APP
+
+ALICE = PrincipalPayload(
+    login="alice@example.com",
+    alias="alice",
+    subject_kind=SubjectKind.USER,
+    profile_wsid=140_737_488_486_400,
+    roles=(RoleInWorkspace(140_737_488_486_401, QName("staff", "Manager")),),
+    global_roles=(QName("sys", "ClusterAdmin"),),
+)
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+def _refused(kind: TokenErrorKind, tokens: Tokens, token: str, app: str = APP) -> TokenError:
+    with pytest.raises(TokenError) as info:
+        tokens.validate(app, token)
+    assert info.value.kind is kind, info.value
+    assert info.value.status == 401
+    return info.value
+
+
+class TestIssue:
+    def test_round_trip(self, tokens: Tokens) -> None:
+        info = tokens.validate(APP, tokens.issue(APP, ALICE))
+        assert info.payload == ALICE
+        assert info.app == APP
+        assert info.duration == DEFAULT_PRINCIPAL_TOKEN_TTL
+
+    def test_device_round_trip(self, tokens: Tokens) -> None:
+        device = PrincipalPayload(login="dev-1", subject_kind=SubjectKind.DEVICE, profile_wsid=140_737_488_486_500)
+        assert tokens.validate(APP, tokens.issue(APP, device)).payload == device
+
+    def test_claims_are_voedgers(self, tokens: Tokens, clock: ManualClock) -> None:
+        clock.advance(0.25)
+        c = _claims(tokens.issue(APP, ALICE, timedelta(hours=2)))
+        assert c["iat"] == 1_700_000_000
+        assert c["exp"] == 1_700_000_000 + 7200
+        assert c["aud"] == PRINCIPAL_AUDIENCE == "payloads.PrincipalPayload"
+        assert c["Duration"] == 7200 * 10**9  # Go's time.Duration: nanoseconds
+        assert c["AppQName"] == APP
+        assert c["IssuedAt"] == "2023-11-14T22:13:20.25Z"
+        assert c["Login"] == "alice@example.com"
+        assert c["Alias"] == "alice"
+        assert c["SubjectKind"] == 1
+        assert c["ProfileWSID"] == 140_737_488_486_400
+        assert c["Roles"] == [{"WSID": 140_737_488_486_401, "QName": "staff.Manager"}]
+        assert c["GlobalRoles"] == ["sys.ClusterAdmin"]
+        assert c["IsAPIToken"] is False
+
+    def test_empty_lists_are_null_as_go_marshals_them(self, tokens: Tokens) -> None:
+        c = _claims(tokens.issue(APP, PrincipalPayload(login="bob", profile_wsid=1)))
+        assert c["Roles"] is None
+        assert c["GlobalRoles"] is None
+
+    def test_header_is_hs256(self, tokens: Tokens) -> None:
+        assert jwt.get_unverified_header(tokens.issue(APP, ALICE))["alg"] == "HS256"
+
+    def test_default_ttl_is_one_hour(self, tokens: Tokens) -> None:
+        c = _claims(tokens.issue(APP, ALICE))
+        assert c["exp"] == c["iat"] + 3600  # type: ignore[operator]
+
+    @pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-1), timedelta(hours=168, seconds=1)])
+    def test_ttl_bounds(self, tokens: Tokens, ttl: timedelta) -> None:
+        with pytest.raises(ValueError):
+            tokens.issue(APP, ALICE, ttl)
+
+    def test_max_ttl_is_a_week(self, tokens: Tokens) -> None:
+        info = tokens.validate(APP, tokens.issue(APP, ALICE, timedelta(hours=168)))
+        assert info.expires_at - info.issued_at == 168 * 3600
+
+    def test_app_name_must_be_owner_slash_app(self, tokens: Tokens) -> None:
+        with pytest.raises(ValueError):
+            tokens.issue("restaurant", ALICE)
+
+    def test_system_token(self, tokens: Tokens) -> None:
+        token = tokens.issue_system("sys/registry")
+        info = tokens.validate("sys/registry", token)
+        assert info.payload.login == "system"
+        assert info.payload.profile_wsid == 0
+        assert info.payload.is_system
+        assert info.duration == timedelta(minutes=10)
+        assert info.expires_at - info.issued_at == 600
+
+    def test_refresh_keeps_payload_and_ttl(self, tokens: Tokens, clock: ManualClock) -> None:
+        old = tokens.issue(APP, ALICE, timedelta(hours=5))
+        clock.advance(3600)
+        new = tokens.validate(APP, tokens.refresh(APP, old))
+        assert new.payload == ALICE
+        assert new.duration == timedelta(hours=5)
+        assert new.issued_at == 1_700_003_600
+
+    def test_app_tokens(self, tokens: Tokens) -> None:
+        app = tokens.for_app(APP)
+        assert isinstance(app, AppTokens)
+        assert app.validate(app.issue(ALICE)).payload == ALICE
+        assert app.validate(app.issue_system()).payload.is_system
+        assert app.validate(app.refresh(app.issue(ALICE))).payload == ALICE
+        with pytest.raises(ValueError):
+            tokens.for_app("nope")
+
+    def test_other_claims(self, tokens: Tokens) -> None:
+        aud = "payloads.VerifiedValuePayload"
+        token = tokens.issue_claims(APP, aud, {"Entity": "app.T", "exp": 1}, timedelta(minutes=1))
+        claims = tokens.validate_claims(APP, aud, token)
+        assert claims["Entity"] == "app.T"
+        assert claims["exp"] == 1_700_000_060  # reserved claims cannot be overridden
+        _refused(TokenErrorKind.WRONG_AUDIENCE, tokens, token)
+
+
+class TestExpiry:
+    def test_valid_until_exp(self, tokens: Tokens, clock: ManualClock) -> None:
+        token = tokens.issue(APP, ALICE)
+        clock.advance(3600)
+        assert tokens.validate(APP, token).payload == ALICE
+
+    def test_expired_after_exp(self, tokens: Tokens, clock: ManualClock) -> None:
+        token = tokens.issue(APP, ALICE)
+        clock.advance(3601)
+        err = _refused(TokenErrorKind.EXPIRED, tokens, token)
+        assert err.message == "token expired"
+
+    def test_refresh_of_expired_token_fails(self, tokens: Tokens, clock: ManualClock) -> None:
+        token = tokens.issue(APP, ALICE)
+        clock.advance(7200)
+        with pytest.raises(TokenError):
+            tokens.refresh(APP, token)
+
+    def test_token_from_the_future_is_accepted(self, secret: bytes) -> None:
+        """As in Voedger (iat is not checked): nodes' clocks may differ a little."""
+        issued = Tokens(secret, ManualClock(2_000_000_000)).issue(APP, ALICE)
+        assert Tokens(secret, ManualClock(1_999_999_000)).validate(APP, issued).payload == ALICE
+
+
+class TestRefused:
+    def test_wrong_app(self, tokens: Tokens) -> None:
+        token = tokens.issue("untill/other", ALICE)
+        err = _refused(TokenErrorKind.WRONG_APP, tokens, token)
+        assert err.message == "token issued for another application"
+
+    def test_other_secret(self, tokens: Tokens, clock: ManualClock) -> None:
+        forged = Tokens(generate_secret(), clock).issue(APP, ALICE)
+        _refused(TokenErrorKind.BAD_SIGNATURE, tokens, forged)
+
+    def test_tampered_signature(self, tokens: Tokens) -> None:
+        token = tokens.issue(APP, ALICE)
+        head, payload, sig = token.split(".")
+        flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+        _refused(TokenErrorKind.BAD_SIGNATURE, tokens, f"{head}.{payload}.{flipped}")
+
+    def test_tampered_payload(self, tokens: Tokens) -> None:
+        token = tokens.issue(APP, ALICE)
+        head, _, sig = token.split(".")
+        claims = _claims(token)
+        claims["ProfileWSID"] = 1
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        _refused(TokenErrorKind.BAD_SIGNATURE, tokens, f"{head}.{forged}.{sig}")
+
+    @pytest.mark.parametrize("token", ["", "abc", "a.b", "a.b.c", "a.b.c.d", "....", "Bearer x.y.z", "é.é.é"])
+    def test_malformed(self, tokens: Tokens, token: str) -> None:
+        _refused(TokenErrorKind.MALFORMED, tokens, token)
+
+    def test_unsigned_token(self, tokens: Tokens) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        unsigned = jwt.encode(claims, None, algorithm="none")
+        _refused(TokenErrorKind.MALFORMED, tokens, unsigned)
+
+    def test_other_hmac_is_accepted_as_in_voedger(self, tokens: Tokens, secret: bytes) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        assert tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS512")).payload == ALICE
+
+    def test_missing_claims(self, tokens: Tokens, secret: bytes) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        del claims["exp"]
+        _refused(TokenErrorKind.INVALID_PAYLOAD, tokens, jwt.encode(claims, secret, algorithm="HS256"))
+
+    @pytest.mark.parametrize(
+        ("claim", "value"),
+        [
+            ("ProfileWSID", "1"),
+            ("ProfileWSID", -1),
+            ("SubjectKind", True),
+            ("Login", 5),
+            ("GlobalRoles", "sys.ClusterAdmin"),
+            ("GlobalRoles", ["not a qname"]),
+            ("Roles", [{"WSID": 1, "QName": 7}]),
+            ("Roles", ["x"]),
+            ("IsAPIToken", "yes"),
+            ("Duration", "1h"),
+            ("AppQName", None),
+            ("exp", "soon"),
+        ],
+    )
+    def test_invalid_payload(self, tokens: Tokens, secret: bytes, claim: str, value: object) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        claims[claim] = value
+        token = jwt.encode(claims, secret, algorithm="HS256")
+        with pytest.raises(TokenError) as info:
+            tokens.validate(APP, token)
+        assert info.value.kind in (TokenErrorKind.INVALID_PAYLOAD, TokenErrorKind.MALFORMED)
+
+    def test_a_go_issued_token_is_read(self, tokens: Tokens, secret: bytes) -> None:
+        """Claims as Voedger's Go code writes them: IssuedAt in local time with nanoseconds."""
+        claims = {
+            "Login": "bob",
+            "Alias": "",
+            "SubjectKind": 1,
+            "ProfileWSID": 140_737_488_486_400,
+            "Roles": None,
+            "GlobalRoles": None,
+            "IsAPIToken": False,
+            "iat": 1_700_000_000,
+            "exp": 1_700_003_600,
+            "aud": "payloads.PrincipalPayload",
+            "Duration": 3_600_000_000_000,
+            "AppQName": APP,
+            "IssuedAt": "2023-11-15T01:13:20.123456789+03:00",
+        }
+        info = tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS256"))
+        assert info.payload == PrincipalPayload(login="bob", profile_wsid=140_737_488_486_400)
+
+    def test_messages_never_hold_the_token(self, tokens: Tokens, clock: ManualClock) -> None:
+        token = tokens.issue(APP, ALICE)
+        clock.advance(10_000)
+        with pytest.raises(TokenError) as info:
+            tokens.validate(APP, token)
+        assert token not in str(info.value) and token not in repr(info.value)
+        assert info.value.to_v2() == b'{"status":401,"message":"token expired"}'
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=300))
+    def test_fuzz_only_token_errors(self, text: str) -> None:
+        tokens = Tokens(b"k" * 64, ManualClock())
+        with pytest.raises(TokenError):
+            tokens.validate(APP, text)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(st.text(max_size=12), st.none() | st.booleans() | st.integers() | st.text(max_size=8)))
+    def test_fuzz_signed_garbage_claims(self, claims: dict[str, object]) -> None:
+        """A correctly signed token with arbitrary claims is either valid or a TokenError."""
+        secret = b"k" * 64
+        tokens = Tokens(secret, ManualClock())
+        token = jwt.encode(claims, secret, algorithm="HS256")
+        try:
+            tokens.validate(APP, token)
+        except TokenError:
+            pass
+
+
+class TestSecretAndHashes:
+    def test_short_secret_refused(self) -> None:
+        with pytest.raises(ValueError):
+            Tokens(b"x" * 63)
+
+    def test_repr_hides_secret(self, tokens: Tokens, secret: bytes) -> None:
+        assert secret.hex() not in repr(tokens) and repr(secret) not in repr(tokens)
+
+    def test_crypto_hash(self, tokens: Tokens) -> None:
+        digest = tokens.crypto_hash256(b"123456")
+        assert len(digest) == 32
+        assert tokens.verify_hash256(b"123456", digest)
+        assert not tokens.verify_hash256(b"123457", digest)
+
+
+class TestRequestedTTL:
+    def test_zero_is_default(self) -> None:
+        assert principal_token_ttl(0) == timedelta(hours=1)
+
+    def test_hours(self) -> None:
+        assert principal_token_ttl(168) == timedelta(hours=168)
+
+    @pytest.mark.parametrize("hours", [169, -1])
+    def test_out_of_range_is_400(self, hours: int) -> None:
+        with pytest.raises(SysError) as info:
+            principal_token_ttl(hours)
+        assert info.value.status == 400
+        assert info.value.message == "max token TTL hours is 168 hours"
