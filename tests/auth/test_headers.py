@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from urllib.parse import quote
 
 import pytest
@@ -124,6 +125,13 @@ class TestOthers:
         with pytest.raises(CredentialsError):
             parse_authorization(r"whatever w\o Bearer or Basic")
 
+    @pytest.mark.parametrize("value", ["Basic \ud800", "Bearer \ud800", "\ud800", "Bearer%20\ud800", "%41\ud800"])
+    def test_lone_surrogates(self, value: str) -> None:
+        with pytest.raises(CredentialsError):
+            parse_authorization(value)
+        with pytest.raises(CredentialsError):
+            parse_authorization_cookie(value)
+
     def test_too_long(self) -> None:
         with pytest.raises(CredentialsError):
             parse_authorization("Bearer " + "a" * 20_000)
@@ -171,34 +179,26 @@ class TestRequest:
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=200))
 def test_fuzz_header_text(value: str) -> None:
-    try:
+    with contextlib.suppress(CredentialsError):
         parse_authorization(value)
-    except CredentialsError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_header_bytes(value: bytes) -> None:
-    try:
+    with contextlib.suppress(CredentialsError):
         parse_authorization(value)
-    except CredentialsError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["Basic ", "Bearer ", "basic  ", ""]), st.binary(max_size=120))
 def test_fuzz_basic_payloads(scheme: str, raw: bytes) -> None:
-    try:
+    with contextlib.suppress(CredentialsError):
         parse_authorization(scheme + base64.b64encode(raw).decode())
-    except CredentialsError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_fuzz_cookie(value: str) -> None:
-    try:
+    with contextlib.suppress(CredentialsError):
         parse_authorization_cookie(value)
-    except CredentialsError:
-        pass

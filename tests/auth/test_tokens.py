@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from datetime import timedelta
 
@@ -132,6 +133,16 @@ class TestIssue:
         assert app.validate(app.refresh(app.issue(ALICE))).payload == ALICE
         with pytest.raises(ValueError):
             tokens.for_app("nope")
+
+    def test_api_token(self, tokens: Tokens) -> None:
+        token = tokens.issue_api_token(APP, ALICE, [QName("staff", "Waiter")], 555)
+        payload = tokens.validate(APP, token).payload
+        assert payload.is_api_token
+        assert payload.roles[-1] == RoleInWorkspace(555, QName("staff", "Waiter"))
+        with pytest.raises(ValueError):
+            tokens.issue_api_token(APP, ALICE, [QName("sys", "WorkspaceOwner")], 555)
+        with pytest.raises(ValueError):
+            tokens.issue_api_token(APP, ALICE, [QName("staff", "Waiter")], 0)
 
     def test_other_claims(self, tokens: Tokens) -> None:
         aud = "payloads.VerifiedValuePayload"
@@ -275,10 +286,39 @@ class TestRefused:
         secret = b"k" * 64
         tokens = Tokens(secret, ManualClock())
         token = jwt.encode(claims, secret, algorithm="HS256")
-        try:
+        with contextlib.suppress(TokenError):
             tokens.validate(APP, token)
-        except TokenError:
-            pass
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.fixed_dictionaries(
+            {
+                "aud": st.just(PRINCIPAL_AUDIENCE),
+                "AppQName": st.sampled_from([APP, "x/y"]),
+                "iat": st.integers(-(2**80), 2**80) | st.floats(allow_nan=False),
+                "exp": st.integers(-(2**80), 2**80) | st.floats(allow_nan=False),
+                "Duration": st.integers(-(2**80), 2**80),
+            },
+            optional={
+                name: st.none()
+                | st.booleans()
+                | st.integers(-(2**70), 2**70)
+                | st.text(max_size=8)
+                | st.lists(
+                    st.none()
+                    | st.text(max_size=12)
+                    | st.dictionaries(st.sampled_from(["WSID", "QName"]), st.integers() | st.text(max_size=8)),
+                    max_size=3,
+                )
+                for name in ("Login", "Alias", "SubjectKind", "ProfileWSID", "Roles", "GlobalRoles", "IsAPIToken")
+            },
+        )
+    )
+    def test_fuzz_signed_principal_claims(self, claims: dict[str, object]) -> None:
+        secret = b"k" * 64
+        tokens = Tokens(secret, ManualClock())
+        with contextlib.suppress(TokenError):
+            tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS256"))
 
 
 class TestSecretAndHashes:

@@ -71,7 +71,6 @@ async def make_shop_ws(client: httpx.AsyncClient, vvm: VVM, wsid: int, ignore_ex
         ]
     }
     from voedger.processors.command import CommandRequest
-
     from voedger.syserror import SysError
 
     try:

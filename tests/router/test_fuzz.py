@@ -15,11 +15,31 @@ from voedger.vvm.server import VVM
 SHOP_WS = new_wsid(1, 200_000)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
 )
 names = st.sampled_from(
-    ["sys.ID", "sys.QName", "sys.IsActive", "sys.ParentID", "sys.Container", "Name", "Price", "Code", "Item",
-     "Qty", "Barcodes", "fields", "cuds", "args", "unloggedArgs", "x"]
+    [
+        "sys.ID",
+        "sys.QName",
+        "sys.IsActive",
+        "sys.ParentID",
+        "sys.Container",
+        "Name",
+        "Price",
+        "Code",
+        "Item",
+        "Qty",
+        "Barcodes",
+        "fields",
+        "cuds",
+        "args",
+        "unloggedArgs",
+        "x",
+    ]
 )
 json_values = st.recursive(
     scalars | st.sampled_from(["shop.Item", "shop.Order", "shop.Barcode", "sys.WorkspaceDescriptor", 1, 65535]),

@@ -498,12 +498,17 @@ def _port_is_open(address: str, port: int) -> bool:
         return False
 
 
+def _clip(line: str, width: int = 300) -> str:
+    return line if len(line) <= width else line[:width] + " ..."
+
+
 def log_tail(node: Node, lines: int = 40) -> str:
     """The last lines of the node's log and console output, for error messages."""
     parts: list[str] = []
     for path in (node.log_file, node.console_file):
         try:
-            text = path.read_text(errors="replace").splitlines()[-lines:]
+            # Cassandra logs its whole configuration and classpath on one line each: cut those.
+            text = [_clip(line) for line in path.read_text(errors="replace").splitlines()[-lines:]]
         except OSError:
             continue
         if text:
@@ -674,17 +679,25 @@ def start(count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> float:
     _refuse_if_other_setup_runs(count)
     ensure_jars()
     java_executable()
-    if len(nodes) == 1 or all(_has_joined_before(n) for n in nodes):
-        # On a restart every node knows the ring already; started together, each one finds its
-        # peers at once instead of waiting for them (shadow round, block_for_peers).
-        _start_nodes(nodes, time.monotonic() + timeout)
-    else:
-        # The first time, node 1 forms the ring and the others join it (all at once: each has
-        # its own token and streams nothing, so they do not race each other).
-        _start_nodes(nodes[:1], time.monotonic() + timeout)
-        _start_nodes(nodes[1:], time.monotonic() + timeout)
-    if len(nodes) > 1:
-        wait_for_ring(nodes, time.monotonic() + timeout)
+    already = {n.name for n in nodes if node_pid(n) is not None}
+    try:
+        if len(nodes) == 1 or all(_has_joined_before(n) for n in nodes):
+            # On a restart every node knows the ring already; started together, each one finds
+            # its peers at once instead of waiting for them (shadow round, block_for_peers).
+            _start_nodes(nodes, time.monotonic() + timeout)
+        else:
+            # The first time, node 1 forms the ring and the others join it (all at once: each
+            # has its own token and streams nothing, so they do not race each other).
+            _start_nodes(nodes[:1], time.monotonic() + timeout)
+            _start_nodes(nodes[1:], time.monotonic() + timeout)
+        if len(nodes) > 1:
+            wait_for_ring(nodes, time.monotonic() + timeout)
+    except BaseException:
+        # Leave nothing half-started behind (a CI run would carry a stray JVM to its end).
+        for node in nodes:
+            if node.name not in already:
+                stop_node(node, grace=10)
+        raise
     took = time.monotonic() - began
     _say(f"Cassandra {CASSANDRA_VERSION} ready on {len(nodes)} node(s) in {took:.1f} s")
     return took
