@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.router.conftest import V1, make_shop_ws
 from voedger.structs.wsid import new_wsid, pseudo_wsid
@@ -149,17 +148,6 @@ async def test_v2_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
     v2_error(await client.request("DELETE", f"{V2_SHOP}/docs/shop.Item/5", content=b"{}"), 400, "unexpected body")
     v2_error(await client.post(f"{V2_SHOP}/commands/shop.MakeOrder", json={"bogus": 1}), 400, "unexpected key")
     v2_error(await client.put(f"{V2_SHOP}/docs/shop.Item/5", json={}), 405, "method not allowed")
-
-
-@pytest.mark.parametrize("path", ["/api/test/shop/1/c.sys.CUD"])
-async def test_without_insecure_dev_requests_need_a_token(vvm: VVM, path: str) -> None:
-    from voedger.router.app import build_app
-    from voedger.router.local import LocalTransport
-
-    vvm.config.insecure_dev = False
-    app = build_app(vvm, {1: LocalTransport(vvm)})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        v1_error(await c.post(path, json={}), 401, "not built yet")
 
 
 async def test_v1_queries(client: httpx.AsyncClient, vvm: VVM) -> None:

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import logging
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from voedger.appdef import (
 )
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
+from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
@@ -75,7 +77,8 @@ class CommandRequest:
     wsid: int
     command: QName
     body: dict[str, Any]
-    principal: Principal
+    principal: Any
+    """The caller as the edge authenticated it (a Principal passes through unresolved)."""
     synced: bool = False
     """A system write (bootstrap, workspace creation): may target a workspace with no descriptor."""
 
@@ -329,14 +332,15 @@ class Partition:
         if unexpected:
             raise bad(f"unexpected key(s) in the request body: {', '.join(unexpected)}")
         ws = await self._workspace(req.wsid, writes)
-        ws_type = self._workspace_type(req, ws.descriptor)
+        known = type_cache(appdef).workspace_by_descriptor(ws.descriptor["WSKind"]) if ws.descriptor else None
+        principal = await resolve_principal(
+            app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes
+        )
+        ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
         if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
             raise SysError(404, f"command {req.command} does not exist in workspace {ws_type.qname}")
-        if not req.principal.is_system and not app.authorizer.allowed(
-            ws_type, req.principal, OperationKind.Execute, cmd.qname
-        ):
-            raise SysError(403, f"execute of {cmd.qname} is forbidden in workspace {ws_type.qname}")
+        self._authorize(ws_type, principal, OperationKind.Execute, cmd.qname)
 
         # Everything below works on copies until the command is known to succeed.
         idgen = ids.IDGenerator(ws.idgen.next_id)
@@ -357,15 +361,23 @@ class Partition:
             await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i))
             for rid, f, w in raw_updates
         ]
+        if not principal.is_system:  # the client's own CUDs, each by operation and fields
+            for c in creates:
+                names = sorted(n for n in c.fields if not n.startswith("sys."))
+                self._authorize(ws_type, principal, OperationKind.Insert, c.type.qname, names)
+            for u in updates:
+                if u.activation is None:
+                    self._authorize(ws_type, principal, OperationKind.Update, u.type.qname, sorted(u.changes))
+                else:
+                    op = OperationKind.Activate if u.activation else OperationKind.Deactivate
+                    self._authorize(ws_type, principal, op, u.type.qname)
 
         intents: Intents | None = None
         ext_result: dict[str, Any] | None = None
         func = app.implementation(cmd)
         if func is not None:
             access = Access.of(appdef, cmd, unrestricted=cmd.qname.is_sys)
-            context = CommandContext(
-                req.wsid, args, unlogged, ws.next_wlog, {"login": req.principal.login}, app.now_ms()
-            )
+            context = CommandContext(req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms())
             state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
             await invoke(func, state, intents)
@@ -461,12 +473,20 @@ class Partition:
         self._group_events.append(event)
         return CommandResult(event.wlog_offset, {str(k): v for k, v in new_ids.items()}, ext_result)
 
-    def _workspace_type(self, req: CommandRequest, descriptor: Record | None) -> Workspace:
+    def _authorize(
+        self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
+    ) -> None:
+        if principal.is_system or self.app.authorizer.allowed(ws, principal, op, resource, fields):
+            return
+        what = f"{op} on {resource}" + (f" (fields {', '.join(fields)})" if fields else "")
+        raise SysError(403, f"{what} is forbidden in workspace {ws.qname}")
+
+    def _workspace_type(self, req: CommandRequest, principal: Principal, descriptor: Record | None) -> Workspace:
         appdef = self.app.appdef
         if descriptor is None:
-            if req.synced or (req.principal.is_system and req.command in CUD_COMMANDS):
+            if req.synced or (principal.is_system and req.command in CUD_COMMANDS):
                 return self._new_workspace_type(req)
-            if req.principal.is_system and req.command == CREATE_WORKSPACE:
+            if principal.is_system and req.command == CREATE_WORKSPACE:
                 args = req.body.get("args")
                 kind = args.get("WSKind") if isinstance(args, dict) else None
                 ws = type_cache(appdef).workspace_by_descriptor(kind) if isinstance(kind, str) else None
@@ -474,7 +494,7 @@ class Partition:
                     raise bad(f"WSKind {kind!r} is not the descriptor of a workspace of the application")
                 return ws
             raise SysError(403, ERR_WS_NOT_INITED)
-        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
+        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not principal.is_system:
             raise SysError(410, ERR_WS_INACTIVE)
         ws = type_cache(appdef).workspace_by_descriptor(descriptor["WSKind"])
         if ws is None:

@@ -7,9 +7,9 @@ started with ``--insecure-dev``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from voedger.appdef import OperationKind, QName, Workspace
 
@@ -21,6 +21,8 @@ class Principal:
     login: str = ""
     is_system: bool = False
     device_id: int = 0
+    subject_kind: int = 1
+    """1 for a user, 2 for a device."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
 
@@ -51,3 +53,41 @@ class AllowAll:
         fields: Sequence[str] = (),
     ) -> bool:
         return True
+
+
+class PrincipalResolver(Protocol):
+    """Turns what the edge authenticated (the *caller*: a validated token, or None) into the
+    principal of one workspace: roles depend on the workspace's descriptor and its
+    ``sys.Subject`` records, which only the partition reads consistently."""
+
+    def subject_logins(self, caller: object) -> Sequence[str]:
+        """Logins whose ``sys.Subject`` records the principal needs."""
+        ...
+
+    def principal(
+        self,
+        caller: object,
+        wsid: int,
+        ws: Workspace,
+        descriptor: Mapping[str, Any] | None,
+        subjects: Sequence[Mapping[str, Any]],
+    ) -> Principal: ...
+
+
+class DirectResolver:
+    """The caller already is a principal (the platform's own calls, ``--insecure-dev``)."""
+
+    def subject_logins(self, caller: object) -> Sequence[str]:
+        return ()
+
+    def principal(
+        self,
+        caller: object,
+        wsid: int,
+        ws: Workspace,
+        descriptor: Mapping[str, Any] | None,
+        subjects: Sequence[Mapping[str, Any]],
+    ) -> Principal:
+        if not isinstance(caller, Principal):
+            raise TypeError("no principal resolver is configured for authenticated callers")
+        return caller

@@ -38,6 +38,7 @@ from voedger.processors import query_v1, query_v2
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import ERR_WS_INACTIVE, ERR_WS_NOT_INITED, WS_DESCRIPTOR, WS_STATUS_ACTIVE
 from voedger.processors.cuds import parse_object
+from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
 from voedger.processors.rows import (
     Row,
@@ -79,7 +80,8 @@ class QueryRequest:
     wsid: int
     name: QName
     """The query (``pkg.Query``), view, table or document type read."""
-    principal: Principal
+    principal: Any
+    """The caller as the edge authenticated it; a Principal once the workspace resolved it."""
     body: bytes | str | dict[str, Any] | None = None
     """API v1: the request body as received (or already parsed)."""
     params: Mapping[str, str] = field(default_factory=dict)
@@ -236,11 +238,12 @@ class QueryProcessor:
         descriptor = await get_record(reader, req.wsid, self.runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
         if descriptor is None:
             raise SysError(403, ERR_WS_NOT_INITED)
-        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
-            raise SysError(410, ERR_WS_INACTIVE)
         ws = self.app.workspace_by_descriptor(descriptor["WSKind"])
         if ws is None:
             raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
+        req.principal = await resolve_principal(self.runtime, req.principal, req.wsid, ws, descriptor, reader)
+        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
+            raise SysError(410, ERR_WS_INACTIVE)
         return ws
 
     def _query(self, ws: Workspace, name: QName) -> Query:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from voedger.appdef import QName, QNameError
+from voedger.auth import CredentialsKind, credentials_from
 from voedger.processors.principal import Principal
 from voedger.router.transport import BusRequest, BusResponse, Kind, Transport
 from voedger.structs import wsid as ws
@@ -61,10 +63,20 @@ class Router:
             raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
         return wsid, ws.partition_of(wsid, rt.num_partitions), transport
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(self, app_name: str, headers: Mapping[str, str], cookies: Mapping[str, str] | None) -> object:
+        """The caller: a validated token, or None for a request without one (anonymous).
+
+        Bad credentials are a 401 here; what the caller may do is decided in the workspace.
+        """
         if self.vvm.config.insecure_dev:
             return DEV_PRINCIPAL
-        raise SysError(401, "authentication is not built yet: start the server with --insecure-dev to accept requests")
+        creds = credentials_from(headers, cookies)
+        if creds is None:
+            return None
+        if creds.kind is not CredentialsKind.TOKEN:
+            raise SysError(401, "a login and password are not accepted here: sign in to get a token first")
+        assert self.vvm.tokens is not None
+        return self.vvm.tokens.for_app(app_name).validate(creds.token)
 
     @staticmethod
     async def json_body(request: Request, allow_empty: bool = True) -> dict[str, Any]:
@@ -107,7 +119,7 @@ class Router:
         except QNameError as exc:
             raise SysError(400, f"resource {resource!r}: {exc}") from None
         wsid, partition, transport = self.resolve(app_name, wsid_text)
-        principal = self.authenticate(headers)
+        principal = self.authenticate(app_name, headers, cookies_of(headers))
         body = self.parse_json(raw_body)
         kind: Kind = "command" if kind_letter == "c" else "query"
         return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal))
@@ -119,7 +131,7 @@ class Router:
         app_name = f"{p['owner']}/{p['app']}"
         qname = parse_qname(p["name"])
         wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(request.headers)
+        principal = self.authenticate(app_name, request.headers, request.cookies)
         body = await self.json_body(request)
         unexpected = sorted(set(body) - {"args", "unloggedArgs"})
         if unexpected:
@@ -135,7 +147,7 @@ class Router:
         app_name = f"{p['owner']}/{p['app']}"
         table = parse_qname(p["name"])
         wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(request.headers)
+        principal = self.authenticate(app_name, request.headers, request.cookies)
         app = self.vvm.app(app_name).runtime.appdef
         t = app.find(table)
         if t is None or not t.kind.is_record:
@@ -180,7 +192,7 @@ class Router:
         app_name = f"{p['owner']}/{p['app']}"
         qname = parse_qname(p["name"])
         wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(request.headers)
+        principal = self.authenticate(app_name, request.headers, request.cookies)
         path = request.url.path.split("/workspaces/", 1)[1].split("/")[1]
         extra: dict[str, Any] = {"path": path, "method": "GET", "params": dict(request.query_params)}
         if "id" in p:
@@ -191,6 +203,18 @@ class Router:
             BusRequest(app_name, wsid, partition, "query", qname, {}, principal, api_v2=True, extra=extra)
         )
         return json_response(reply.status, reply.body, reply.headers)
+
+
+def cookies_of(headers: Mapping[str, str]) -> dict[str, str]:
+    raw = headers.get("cookie")
+    if not raw:
+        return {}
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return {}
+    return {k: m.value for k, m in jar.items()}
 
 
 def parse_qname(text: str) -> QName:

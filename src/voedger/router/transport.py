@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from voedger.appdef import QName
-from voedger.processors.principal import Principal
 
 Kind = Literal["command", "query"]
 
@@ -25,7 +24,8 @@ class BusRequest:
     kind: Kind
     resource: QName
     body: dict[str, Any]
-    principal: Principal
+    principal: object
+    """The caller as authenticated: a validated token, None (anonymous), or a Principal."""
     api_v2: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     """API v2 details: the path kind (docs, cdocs, views, queries), the record ID, URL params."""

@@ -13,12 +13,14 @@ from typing import Any
 from voedger.appdef import QName
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.sys.implementations import not_built, platform
+from voedger.auth import ACL, StorageSecretStore, Tokens, jwt_secret
+from voedger.auth.resolver import TokenResolver
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
 from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
 from voedger.processors.jobs import JobScheduler
-from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, Principal
+from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import FederationReply
 from voedger.storage import StorageProvider, open_storage
@@ -32,6 +34,8 @@ from voedger.vvm.image import AppImage, load_image
 log = logging.getLogger("voedger.vvm")
 
 APP_WORKSPACE_KIND = "sys.AppWorkspace"
+VVM_APP = "sys/vvm"
+"""Not an application: the storage of the server processes' own state (secrets, leases)."""
 
 
 @dataclass
@@ -61,7 +65,12 @@ class VVM:
 
     def __init__(self, config: ServerConfig, authorizer: Authorizer | None = None) -> None:
         self.config = config
-        self.authorizer: Authorizer = authorizer or AllowAll()
+        if authorizer is None:
+            authorizer = AllowAll() if config.insecure_dev else ACL()
+        self.authorizer: Authorizer = authorizer
+        self.resolver: PrincipalResolver = DirectResolver() if config.insecure_dev else TokenResolver()
+        self.tokens: Tokens | None = None
+        """Signs and checks principal tokens; the secret is shared through storage by all nodes."""
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
         self.started = asyncio.Event()
@@ -71,6 +80,8 @@ class VVM:
     async def start(self) -> None:
         self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open()
+        vvm_storage = await self.provider.app_storage(VVM_APP)
+        self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = AppImage(images[0].name, images[0].directory, images[0].appdef, images[0].impls, 1, 1)
         names = {CLUSTER_APP}
@@ -98,6 +109,7 @@ class VVM:
             num_app_workspaces=image.num_app_workspaces,
             cluster_id=self.config.cluster_id,
             authorizer=self.authorizer,
+            resolver=self.resolver,
             clock=self.config.clock,
             federation=LocalFederation(self),
         )
@@ -179,7 +191,7 @@ class VVM:
             raise SysError(400, f"application {name} is not deployed") from None
 
     async def command(
-        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: Principal
+        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: object
     ) -> CommandResult:
         app = self.app(app_name)
         return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal))
@@ -189,7 +201,7 @@ class VVM:
         app_name: str,
         wsid: int,
         name: QName,
-        principal: Principal,
+        principal: object,
         *,
         body: dict[str, Any] | None = None,
         api_v2: bool = False,
