@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.processors.conftest import WS, Shop
+from voedger.structs import keys
 from voedger.structs.logs import read_wlog
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
@@ -162,3 +163,39 @@ async def test_failed_command_in_group_leaves_no_trace(shop: Shop) -> None:
     assert [r for r in results if not isinstance(r, BaseException)] == [200001, 200002]
     offsets = [ev.wlog_offset async for ev in read_wlog(shop.storage, WS)]
     assert offsets == [1, 2, 3]
+
+
+async def test_failed_durable_write_acknowledges_nothing_of_it_or_what_was_built_on_it(shop: Shop) -> None:
+    """Groups are pipelined: the next group executes while the previous one is written. When a
+    write fails, neither it nor a group built on it is acknowledged, and the log stays whole."""
+    await shop.create_ws(WS)
+    storage = shop.runtime.storage
+    real_put_batch = storage.put_batch
+    calls = 0
+
+    async def flaky(items):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        if any(p.startswith(keys.plog_key(0, 0)[0][:2]) for p, _, _ in items):  # a partition's group
+            calls += 1
+            await asyncio.sleep(0.02)
+            if calls == 2:
+                raise OSError("disk on fire")
+        await real_put_batch(items)
+
+    async def later(i: int) -> int:
+        await asyncio.sleep(i * 0.003)
+        return await item(shop, Name=f"n{i}")
+
+    storage.put_batch = flaky  # type: ignore[method-assign]
+    results = await asyncio.gather(*(later(i) for i in range(40)), return_exceptions=True)
+    storage.put_batch = real_put_batch  # type: ignore[method-assign]
+    failed = [r for r in results if isinstance(r, SysError)]
+    acked = [r for r in results if isinstance(r, int)]
+    assert failed and all(e.status == 503 for e in failed)
+    assert acked
+    for rid in acked:
+        assert await record(shop, rid) is not None
+    events = [ev async for ev in read_wlog(shop.storage, WS)]
+    assert [ev.wlog_offset for ev in events] == list(range(1, len(events) + 1))
+    assert len(events) == 1 + len(acked)  # the workspace's creation and every acknowledged command
+    assert await item(shop, Name="after") > max(acked)

@@ -45,6 +45,7 @@ from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
 from voedger.state.access import Access
+from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
 from voedger.structs.keys import app_state_key
@@ -142,6 +143,23 @@ class _Job:
     future: asyncio.Future[CommandResult]
 
 
+@dataclass
+class _Group:
+    """Commands executed together and written with one durable ``put_batch``."""
+
+    pending: Pending
+    start: int
+    """The PLog offset of the group's first event."""
+    done: list[tuple[_Job, CommandResult]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    task: asyncio.Task[bool] = field(init=False)
+
+    def fail(self, err: SysError) -> None:
+        for job, _ in self.done:
+            if not job.future.done():
+                job.future.set_exception(err)
+
+
 class Partition:
     """The single writer of one application partition."""
 
@@ -158,6 +176,7 @@ class Partition:
         self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
         """The latest durable events, decoded: async projectors read them without storage."""
         self._group_events: list[Event] = []
+        self._inflight: _Group | None = None
         self.committed = asyncio.Condition()
         """Notified after each durable group; async projectors wait on it for new PLog events."""
 
@@ -173,6 +192,8 @@ class Partition:
         if self._task is None:
             return
         await self._queue.join()
+        if self._inflight is not None:
+            await self._inflight.task
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -249,12 +270,16 @@ class Partition:
         return await future
 
     async def _run(self) -> None:
+        """Take queued commands in groups; execute a group while the previous one is being
+        written (pipelining), so the CPU work and the durable write of consecutive groups
+        overlap. A group built on a write that then fails is failed too, and the partition
+        recovers from storage before the next group."""
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_GROUP and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._execute_group(batch)
+                await self._handle_batch(batch)
             except Exception:  # pragma: no cover - a bug; keep the partition alive
                 log.exception("%s partition %d: group failed", self.app.name, self.id)
                 for job in batch:
@@ -264,17 +289,43 @@ class Partition:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _execute_group(self, batch: list[_Job]) -> None:
+    async def _handle_batch(self, batch: list[_Job]) -> None:
         storage = self.app.storage
-        group = Pending(storage)
-        group_start = self.next_plog
-        self._group_events = []
-        saved_plog = self.next_plog
-        saved_ws = {k: (v.next_wlog, v.idgen.next_id, v.descriptor) for k, v in self._workspaces.items()}
-        done: list[tuple[_Job, CommandResult]] = []
+        previous, self._inflight = self._inflight, None
+        base: AppStorage | Pending = storage
+        if previous is not None:
+            if previous.task.done():
+                if not previous.task.result():
+                    await self._recover_after_failure()
+                previous = None
+            else:
+                base = previous.pending
+        group = await self._prepare_group(batch, base)
+        if previous is not None:
+            if not await previous.task:
+                if group is not None:
+                    group.fail(SysError(503, "storage is unavailable; the command was not applied"))
+                await self._recover_after_failure()
+                return
+            if group is not None:
+                group.pending.base = storage  # what it was built on is durable now
+        if group is not None:
+            group.task = asyncio.create_task(self._write_group(group))
+            self._inflight = group
+
+    async def _recover_after_failure(self) -> None:
+        try:
+            await self.recover()
+        except Exception as exc:
+            log.error("%s partition %d: recovery failed: %s", self.app.name, self.id, exc)
+
+    async def _prepare_group(self, batch: list[_Job], base: AppStorage | Pending) -> _Group | None:
+        """Execute the commands of a batch; the successful ones form the group to write."""
+        group = _Group(Pending(base), self.next_plog)
+        self._group_events = group.events
         touched: set[int] = set()
         for job in batch:
-            mine = Pending(group)
+            mine = Pending(group.pending)
             try:
                 result = await self._execute(job.request, mine)
             except SysError as err:
@@ -284,42 +335,34 @@ class Partition:
                 log.exception("%s: command %s failed", self.app.name, job.request.command)
                 job.future.set_exception(SysError(500, f"internal error: {type(exc).__name__}"))
                 continue
-            group.absorb(mine)
+            group.pending.absorb(mine)
             touched.add(job.request.wsid)
-            done.append((job, result))
-        if not done:
-            return
+            group.done.append((job, result))
+        if not group.done:
+            return None
         for wsid in touched:
-            group.put(_ws_seq_key(wsid), b"", self._workspaces[wsid].to_json())
-        group.put(_part_seq_key(self.id), b"", orjson.dumps({"plog": self.next_plog, "group": group_start}))
+            group.pending.put(_ws_seq_key(wsid), b"", self._workspaces[wsid].to_json())
+        group.pending.put(_part_seq_key(self.id), b"", orjson.dumps({"plog": self.next_plog, "group": group.start}))
+        return group
+
+    async def _write_group(self, group: _Group) -> bool:
+        """Make a group durable, then answer its commands; False if the write failed (nothing of
+        the group is acknowledged then)."""
         try:
-            await storage.put_batch(group.items())
+            await self.app.storage.put_batch(group.pending.items())
         except Exception as exc:
-            # Nothing of this group is acknowledged; the in-memory sequences may be ahead of
-            # storage, so they are rebuilt from it before the next group.
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
-            self.next_plog = saved_plog
-            for k in list(self._workspaces):
-                if k in saved_ws:
-                    w, i, d = saved_ws[k]
-                    self._workspaces[k] = WorkspaceSeq(w, ids.IDGenerator(i), d)
-                else:
-                    del self._workspaces[k]
-            for job, _ in done:
-                job.future.set_exception(SysError(503, "storage is unavailable; the command was not applied"))
-            try:
-                await self.recover()
-            except Exception as rexc:
-                log.error("%s partition %d: recovery failed: %s", self.app.name, self.id, rexc)
-            return
+            group.fail(SysError(503, "storage is unavailable; the command was not applied"))
+            return False
         self.groups += 1
-        self._group_start = self.next_plog
-        self.recent.extend(self._group_events)
-        for job, result in done:
+        self._group_start = group.start
+        self.recent.extend(group.events)
+        for job, result in group.done:
             if not job.future.done():
                 job.future.set_result(result)
         async with self.committed:
             self.committed.notify_all()
+        return True
 
     # --- one command ---------------------------------------------------------------------------
 

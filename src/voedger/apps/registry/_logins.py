@@ -94,7 +94,9 @@ def check_login_format(login: str) -> None:
 def check_app_name(app_name: str) -> None:
     """400 unless the name looks like ``owner/app``."""
     if len(app_name) > MAX_APP_NAME_LENGTH or not _APP_NAME.fullmatch(app_name):
-        raise SysError(400, f"failed to parse app qualified name {app_name[:MAX_APP_NAME_LENGTH]!r}: expected owner/app")
+        raise SysError(
+            400, f"failed to parse app qualified name {app_name[:MAX_APP_NAME_LENGTH]!r}: expected owner/app"
+        )
 
 
 def expected_app_wsid(login: str, request_wsid: int, num_app_workspaces: int) -> int:
