@@ -50,3 +50,32 @@ async def test_bad_kind_and_bad_init_data(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     child = await wait_child(client, "y")
     assert "Nope" in str(child["WSError"])
+
+
+async def test_unknown_cluster_is_refused_clearly(client: httpx.AsyncClient) -> None:
+    args = {"WSName": "far", "WSKind": "shop.ShopDesc", "WSClusterID": 7}
+    r = await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})
+    assert r.status_code == 400 and "cluster 7" in r.text, r.text
+
+
+async def test_deactivated_workspace_answers_410(client: httpx.AsyncClient) -> None:
+    args = {"WSName": "gone", "WSKind": "shop.ShopDesc"}
+    assert (await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})).status_code == 200
+    wsid = int((await wait_child(client, "gone"))["WSID"])  # type: ignore[call-overload]
+    r = await client.post(f"/api/test/shop/{wsid}/c.sys.InitiateDeactivateWorkspace", json={})
+    assert r.status_code == 200, r.text
+    item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}
+    r = await client.post(f"/api/test/shop/{wsid}/c.sys.CUD", json={"cuds": [{"fields": item}]})
+    assert r.status_code == 410 and "not active" in r.text, r.text
+    r = await client.post(f"/api/test/shop/{wsid}/q.sys.Echo", json={"args": {"Text": "x"}})
+    assert r.status_code == 410, r.text
+    # the owner's record of the child is deactivated by the async part
+    body = {"args": {"Schema": "sys.ChildWorkspace"}, "elements": [{"fields": ["WSName", "sys.IsActive"]}]}
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        r = await client.post(f"{V1}/q.sys.Collection", json=body)
+        rows = [e[0][0] for e in r.json()["sections"][0]["elements"]]
+        if ["gone", False] in rows:
+            break
+        assert asyncio.get_running_loop().time() < deadline, rows
+        await asyncio.sleep(0.05)

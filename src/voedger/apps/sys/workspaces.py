@@ -53,7 +53,11 @@ async def init_child_workspace(state: State, intents: Intents) -> None:
     _check_kind(state, arg["WSKind"])
     if await state.view("sys.ChildWorkspaceIdx", dummy=1, WSName=arg["WSName"]) is not None:
         raise SysError(409, f"child workspace with name {arg['WSName']} already exists")
-    cluster = arg.get("WSClusterID") or ws.cluster_id(state.wsid)
+    local = ws.cluster_id(state.wsid)
+    cluster = arg.get("WSClusterID") or local
+    if cluster != local:
+        # Recorded and honoured once clusters form a federation; until then, say so clearly.
+        raise SysError(400, f"cluster {cluster} is not known to this federation: only cluster {local} exists")
     fields = {k: arg[k] for k in _KIND_FIELDS if arg.get(k) is not None}
     intents.insert("sys.ChildWorkspace", **fields, WSClusterID=cluster)
 
@@ -118,7 +122,8 @@ async def invoke_create_workspace_id(state: State, intents: Intents) -> None:
         if not cud.is_new or cud.qname != "sys.ChildWorkspace":
             continue
         f = cud.fields
-        target = ws.pseudo_wsid(f["WSName"], ws.cluster_id(ev.wsid), owner_wsid=ev.wsid)
+        cluster = f.get("WSClusterID") or ws.cluster_id(ev.wsid)
+        target = ws.pseudo_wsid(f["WSName"], cluster, owner_wsid=ev.wsid)
         body = {
             "args": {
                 "OwnerWSID": ev.wsid,
@@ -128,7 +133,7 @@ async def invoke_create_workspace_id(state: State, intents: Intents) -> None:
                 **{k: f[k] for k in _KIND_FIELDS if f.get(k) is not None},
             }
         }
-        app_wsid = ws.pseudo_to_app_wsid(target, state.num_app_workspaces, ws.cluster_id(ev.wsid))
+        app_wsid = ws.pseudo_to_app_wsid(target, state.num_app_workspaces, cluster)
         await state.federation_command(state.app_name, app_wsid, "c.sys.CreateWorkspaceID", body, (200, 409))
 
 
@@ -164,3 +169,41 @@ async def initialize_workspace(state: State, intents: Intents) -> None:
             update = {"WSID": ev.wsid} if not error else {"WSError": error}
             body = {"cuds": [{"sys.ID": owner_id, "fields": update}]}
             await state.federation_command(owner_app, owner_wsid, "c.sys.CUD", body)
+
+
+STATUS_TO_BE_DEACTIVATED = 1
+STATUS_INACTIVE = 2
+
+
+@platform.command("sys.InitiateDeactivateWorkspace")
+async def initiate_deactivate_workspace(state: State, intents: Intents) -> None:
+    """Mark the workspace to be deactivated; requests answer 410 from now on, and the async
+    ApplyDeactivateWorkspace finishes the job (tells the owner, then marks it inactive)."""
+    desc = await state.singleton("sys.WorkspaceDescriptor")
+    if desc is None:
+        raise SysError(403, "workspace is not initialized")
+    if desc.get("Status", STATUS_ACTIVE) != STATUS_ACTIVE:
+        raise SysError(409, "workspace status is not active")
+    intents.update(desc, Status=STATUS_TO_BE_DEACTIVATED)
+
+
+@platform.projector("sys.ApplyDeactivateWorkspace")
+async def apply_deactivate_workspace(state: State, intents: Intents) -> None:
+    ev = state.event
+    desc = await state.singleton("sys.WorkspaceDescriptor")
+    if desc is None or desc.get("Status") == STATUS_INACTIVE:
+        return  # already done: the projector may see the event twice
+    owner_app, owner_wsid, owner_id = desc.get("OwnerApp"), desc.get("OwnerWSID"), desc.get("OwnerID")
+    if owner_app and owner_wsid and owner_id and desc.get("OwnerQName2") == "sys.ChildWorkspace":
+        body = {"args": {"OwnerID": owner_id}}
+        await state.federation_command(owner_app, owner_wsid, "c.sys.OnChildWorkspaceDeactivated", body)
+    body = {"cuds": [{"sys.ID": desc["sys.ID"], "fields": {"Status": STATUS_INACTIVE}}]}
+    await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", body)
+
+
+@platform.command("sys.OnChildWorkspaceDeactivated")
+async def on_child_workspace_deactivated(state: State, intents: Intents) -> None:
+    """In the owner's workspace: its record of the child goes inactive (idempotent)."""
+    child = await state.record(state.arg["OwnerID"])
+    if child is not None and child.get("sys.IsActive", True):
+        intents.update(child, **{"sys.IsActive": False})
