@@ -195,10 +195,10 @@ async def apply_deactivate_workspace(state: State, intents: Intents) -> None:
         return  # already done: the projector may see the event twice
     owner_app, owner_wsid, owner_id = desc.get("OwnerApp"), desc.get("OwnerWSID"), desc.get("OwnerID")
     if owner_app and owner_wsid and owner_id and desc.get("OwnerQName2") == "sys.ChildWorkspace":
-        body = {"args": {"OwnerID": owner_id}}
-        await state.federation_command(owner_app, owner_wsid, "c.sys.OnChildWorkspaceDeactivated", body)
-    body = {"cuds": [{"sys.ID": desc["sys.ID"], "fields": {"Status": STATUS_INACTIVE}}]}
-    await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", body)
+        notify = {"args": {"OwnerID": owner_id}}
+        await state.federation_command(owner_app, owner_wsid, "c.sys.OnChildWorkspaceDeactivated", notify)
+    done = {"cuds": [{"sys.ID": desc["sys.ID"], "fields": {"Status": STATUS_INACTIVE}}]}
+    await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", done)
 
 
 @platform.command("sys.OnChildWorkspaceDeactivated")
