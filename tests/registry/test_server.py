@@ -10,7 +10,6 @@ server is to do at start.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,8 @@ import pytest
 
 from voedger.apps.registry import (
     REGISTRY_APP,
-    REGISTRY_APP_DIR,
-    AuthServices,
-    bind_services,
     create_login_args,
     device_credentials,
-    unbind_services,
 )
 from voedger.auth.tokens import SubjectKind, Tokens
 from voedger.processors.command import WS_DESCRIPTOR
@@ -86,25 +81,17 @@ async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     vvm = VVM(
         ServerConfig(
             storage_url=f"sqlite://{tmp_path}",
-            apps=[(REGISTRY_APP, REGISTRY_APP_DIR), (SHOP, SHOP_DIR)],
+            apps=[(SHOP, SHOP_DIR)],  # the server deploys sys/registry itself
             insecure_dev=insecure,
         )
     )
     await vvm.start()
-    tokens = Tokens(secrets.token_bytes(64)) if insecure or vvm.tokens is None else vvm.tokens
-    registry = vvm.apps[REGISTRY_APP].image.appdef
-
-    def deployed(name: str) -> int | None:
-        app = vvm.apps.get(name)
-        return None if app is None else app.runtime.num_app_workspaces
-
-    bind_services(registry, AuthServices(tokens, apps=deployed))
+    assert vvm.tokens is not None
     app = build_app(vvm, {1: LocalTransport(vvm)})
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            yield Servers(vvm, client, tokens, secure=not insecure)
+            yield Servers(vvm, client, vvm.tokens, secure=not insecure)
     finally:
-        unbind_services(registry)
         await vvm.stop()
 
 

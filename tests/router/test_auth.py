@@ -130,3 +130,22 @@ async def test_app_workspace_needs_a_token(env: tuple[VVM, httpx.AsyncClient, Ma
     body = {"args": {"WSName": "x", "WSKind": "restaurant.RestaurantDescriptor"}}
     r = await client.post(f"/api/untill/restaurant/{app_wsid(1, 0)}/c.sys.InitChildWorkspace", json=body)
     assert r.status_code == 403, r.text
+
+
+async def test_rate_limit_is_429_with_retry_after(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    """sales.DailySales is limited to 60 per minute per workspace per subject (sales.vsql)."""
+    vvm, client, clock = env
+    headers = token(vvm, "alice", ALICE_PROFILE)
+    body = {"args": {"Location": 1, "Year": 2026, "Month": 1}}
+    statuses = [
+        (await client.post(f"{V1}/q.sales.DailySales", json=body, headers=headers)).status_code for _ in range(60)
+    ]
+    assert 429 not in statuses, statuses
+    r = await client.post(f"{V1}/q.sales.DailySales", json=body, headers=headers)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
+    other = token(vvm, "bob", BOB_PROFILE)  # another subject has a bucket of its own (and no grant)
+    assert (await client.post(f"{V1}/q.sales.DailySales", json=body, headers=other)).status_code == 403
+    clock.advance(61)
+    headers = token(vvm, "alice", ALICE_PROFILE)
+    r = await client.post(f"{V1}/q.sales.DailySales", json=body, headers=headers)
+    assert r.status_code != 429, r.text

@@ -10,7 +10,7 @@ from typing import Any
 from voedger.appdef import AppDef, Extension, QName
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.extensions import Registry
-from voedger.processors.principal import AllowAll, Authorizer, DirectResolver, PrincipalResolver
+from voedger.processors.principal import AllowAll, Authorizer, DirectResolver, PrincipalResolver, RateLimiter
 from voedger.state import Intents, State
 from voedger.state.access import Access
 from voedger.state.federation import Federation
@@ -37,6 +37,8 @@ class AppRuntime:
     cluster_id: int = MAIN_CLUSTER_ID
     authorizer: Authorizer = field(default_factory=AllowAll)
     resolver: PrincipalResolver = field(default_factory=DirectResolver)
+    limiter: RateLimiter | None = None
+    """RATE/LIMIT of the application (None: no limits)."""
     """Turns an authenticated caller into the principal of a workspace."""
     clock: Clock = SYSTEM_CLOCK
     secrets: Mapping[str, str] = field(default_factory=dict)

@@ -82,6 +82,8 @@ class CommandRequest:
     """The caller as the edge authenticated it (a Principal passes through unresolved)."""
     synced: bool = False
     """A system write (bootstrap, workspace creation): may target a workspace with no descriptor."""
+    ip: str = ""
+    """The client's address, for rates per IP."""
 
 
 @dataclass
@@ -384,6 +386,8 @@ class Partition:
         if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
             raise SysError(404, f"command {req.command} does not exist in workspace {ws_type.qname}")
         self._authorize(ws_type, principal, OperationKind.Execute, cmd.qname)
+        if app.limiter is not None and not principal.is_system:
+            app.limiter.check(cmd.qname, partition=self.id, wsid=req.wsid, login=principal.login, ip=req.ip)
 
         # Everything below works on copies until the command is known to succeed.
         idgen = ids.IDGenerator(ws.idgen.next_id)

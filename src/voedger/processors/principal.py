@@ -91,3 +91,19 @@ class DirectResolver:
         if not isinstance(caller, Principal):
             raise TypeError("no principal resolver is configured for authenticated callers")
         return caller
+
+
+class RateLimiter(Protocol):
+    """RATE and LIMIT of the application: raises a 429 SysError (with Retry-After) when a call
+    is over its limit."""
+
+    def check(
+        self,
+        resource: QName,
+        op: OperationKind = OperationKind.Execute,
+        *,
+        partition: int = 0,
+        wsid: int = 0,
+        login: str = "",
+        ip: str = "",
+    ) -> None: ...

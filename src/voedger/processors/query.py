@@ -58,6 +58,7 @@ from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
 from voedger.structs.values import ValidationError
 from voedger.structs.views import read_rows
+from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
 SYS_RAW = QName("sys", "Raw")
@@ -90,6 +91,10 @@ class QueryRequest:
     path: ApiPath = ApiPath.QUERIES
     doc_id: int = 0
     """API v2 ``docs``: the ID in the URL; 0 for a singleton."""
+    ip: str = ""
+    """The client's address, for rates per IP."""
+    caller: Any = None
+    """The caller before resolution (the validated token), kept for sys.RefreshPrincipalToken."""
 
 
 class QueryProcessor:
@@ -110,6 +115,7 @@ class QueryProcessor:
         ws = await self._workspace(reader, req)
         query = self._query(ws, req.name)
         self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
+        self._limit(req, query.qname)
         body = _body_v1(req.body, raw_param=query.param == SYS_RAW)
         args = self._args(query, body.get("args"))
         impl = self._impl(query)
@@ -146,6 +152,7 @@ class QueryProcessor:
         raw = query.param == SYS_RAW
         params = query_v2.parse_params(req.params, raw_arg=raw)
         self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
+        self._limit(req, query.qname)
         args = self._args(query, {"Body": params.raw_arg} if raw else params.args)
         impl = self._impl(query)
         result = self._result_type(ws, query, impl, args)
@@ -241,10 +248,17 @@ class QueryProcessor:
         ws = self.app.workspace_by_descriptor(descriptor["WSKind"])
         if ws is None:
             raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
+        req.caller = req.principal
         req.principal = await resolve_principal(self.runtime, req.principal, req.wsid, ws, descriptor, reader)
         if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
             raise SysError(410, ERR_WS_INACTIVE)
         return ws
+
+    def _limit(self, req: QueryRequest, query: QName) -> None:
+        limiter = self.runtime.limiter
+        if limiter is not None and not req.principal.is_system:
+            partition = partition_of(req.wsid, self.runtime.num_partitions)
+            limiter.check(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
 
     def _query(self, ws: Workspace, name: QName) -> Query:
         q = ws.type(name)
@@ -329,7 +343,10 @@ class QueryProcessor:
         """Run the query's extension; its result objects, or the error it answered with."""
         access = Access.of(self.app, query, unrestricted=query.qname.is_sys)
         state = self.runtime.state(
-            access, reader, req.wsid, query=QueryContext(req.wsid, args, {"login": req.principal.login})
+            access,
+            reader,
+            req.wsid,
+            query=QueryContext(req.wsid, args, {"login": req.principal.login, "token": req.caller}),
         )
         intents = Intents(access)
         await invoke(impl, state, intents)

@@ -25,6 +25,8 @@ from starlette.types import Receive, Scope, Send
 from voedger.appdef import QName, QNameError
 from voedger.auth import CredentialsKind, credentials_from
 from voedger.processors.principal import Principal
+from voedger.router.identity import IdentityEndpoints
+from voedger.router.responses import json_response
 from voedger.router.transport import BusRequest, BusResponse, Kind, Transport
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
@@ -62,6 +64,11 @@ class Router:
         if transport is None:
             raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
         return wsid, ws.partition_of(wsid, rt.num_partitions), transport
+
+    def anonymous_caller(self) -> object:
+        """The caller of the sign-in endpoints: nobody (granted to sys.Anonymous), or the
+        development principal under ``--insecure-dev``."""
+        return DEV_PRINCIPAL if self.vvm.config.insecure_dev else None
 
     def authenticate(self, app_name: str, headers: Mapping[str, str], cookies: Mapping[str, str] | None) -> object:
         """The caller: a validated token, or None for a request without one (anonymous).
@@ -103,11 +110,20 @@ class Router:
     async def v1(self, request: Request) -> Response:
         p = request.path_params
         body = await request.body()
-        reply = await self.handle_v1(p["owner"], p["app"], p["wsid"], p["resource"], body, request.headers)
+        reply = await self.handle_v1(
+            p["owner"], p["app"], p["wsid"], p["resource"], body, request.headers, client_ip(request)
+        )
         return json_response(reply.status, reply.body, reply.headers)
 
     async def handle_v1(
-        self, owner: str, app: str, wsid_text: str, resource: str, raw_body: bytes, headers: Mapping[str, str]
+        self,
+        owner: str,
+        app: str,
+        wsid_text: str,
+        resource: str,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+        ip: str = "",
     ) -> BusResponse:
         """``POST /api/{owner}/{app}/{wsid}/{c|q}.{pkg}.{name}``, from any front (Starlette or the fast path)."""
         app_name = f"{owner}/{app}"
@@ -122,7 +138,7 @@ class Router:
         principal = self.authenticate(app_name, headers, cookies_of(headers))
         body = self.parse_json(raw_body)
         kind: Kind = "command" if kind_letter == "c" else "query"
-        return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal))
+        return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip))
 
     # --- API v2 -------------------------------------------------------------------------------
 
@@ -137,7 +153,7 @@ class Router:
         if unexpected:
             raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
         reply = await transport.send(
-            BusRequest(app_name, wsid, partition, "command", qname, body, principal, api_v2=True)
+            BusRequest(app_name, wsid, partition, "command", qname, body, principal, api_v2=True, ip=client_ip(request))
         )
         return json_response(reply.status, reply.body, reply.headers)
 
@@ -182,6 +198,7 @@ class Router:
                 principal,
                 api_v2=True,
                 extra={"path": "docs", "method": method, "table": str(table)},
+                ip=client_ip(request),
             )
         )
         return json_response(reply.status, reply.body, reply.headers)
@@ -200,9 +217,24 @@ class Router:
         elif path == "docs":
             extra["id"] = 0  # a singleton: the table names the record
         reply = await transport.send(
-            BusRequest(app_name, wsid, partition, "query", qname, {}, principal, api_v2=True, extra=extra)
+            BusRequest(
+                app_name,
+                wsid,
+                partition,
+                "query",
+                qname,
+                {},
+                principal,
+                api_v2=True,
+                extra=extra,
+                ip=client_ip(request),
+            )
         )
         return json_response(reply.status, reply.body, reply.headers)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def cookies_of(headers: Mapping[str, str]) -> dict[str, str]:
@@ -232,10 +264,6 @@ def parse_id(text: str) -> int:
     if value <= 0:
         raise SysError(400, f"record ID {value} must be positive")
     return value
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def error_response(err: SysError, v2: bool) -> Response:
@@ -297,7 +325,8 @@ class FastPath:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             owner, app, wsid, resource = match.groups()
-            reply = await self.router.handle_v1(owner, app, wsid, resource, body, headers)
+            client = scope.get("client")
+            reply = await self.router.handle_v1(owner, app, wsid, resource, body, headers, client[0] if client else "")
             status, data, extra = reply.status, orjson.dumps(reply.body), reply.headers
         except SysError as err:
             status, data, extra = err.status, err.to_v1(), err.headers
@@ -318,8 +347,15 @@ def build_app(vvm: VVM, transports: dict[int, Transport]) -> FastPath:
     async def check(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    ident = IdentityEndpoints(r)
+    apps = "/api/v2/apps/{owner}/{app}"
     routes = [
         Route("/api/check", check, methods=["GET"]),
+        Route(f"{apps}/auth/login", guarded(ident.login, True), methods=["POST"]),
+        Route(f"{apps}/auth/refresh", guarded(ident.refresh, True), methods=["POST"]),
+        Route(f"{apps}/users", guarded(ident.users, True), methods=["POST"]),
+        Route(f"{apps}/users/change-password", guarded(ident.change_password, True), methods=["POST"]),
+        Route(f"{apps}/devices", guarded(ident.devices, True), methods=["POST"]),
         Route(f"{v2}/commands/{{name}}", guarded(r.v2_command, True), methods=["POST"]),
         Route(f"{v2}/docs/{{name}}", guarded(r.v2_docs, True), methods=["POST"]),
         Route(f"{v2}/docs/{{name}}", guarded(r.v2_read, True), methods=["GET"]),

@@ -30,5 +30,6 @@ class LocalTransport:
             path=extra.get("path", "queries"),
             params=extra.get("params"),
             doc_id=extra.get("id", 0),
+            ip=request.ip,
         )
         return BusResponse(200, body)

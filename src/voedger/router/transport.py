@@ -27,6 +27,7 @@ class BusRequest:
     principal: object
     """The caller as authenticated: a validated token, None (anonymous), or a Principal."""
     api_v2: bool = False
+    ip: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     """API v2 details: the path kind (docs, cdocs, views, queries), the record ID, URL params."""
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from voedger.appdef import QName
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
+from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
-from voedger.auth import ACL, StorageSecretStore, Tokens, jwt_secret
+from voedger.auth import ACL, Limiter, StorageSecretStore, Tokens, jwt_secret
 from voedger.auth.resolver import TokenResolver
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
@@ -84,13 +85,16 @@ class VVM:
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = AppImage(images[0].name, images[0].directory, images[0].appdef, images[0].impls, 1, 1)
-        names = {CLUSTER_APP}
+        images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
+        names = {CLUSTER_APP, REGISTRY_APP}
         for name, directory in self.config.apps:
             if name in names:
                 raise ValueError(f"application {name} is given twice")
             names.add(name)
             images.append(load_image(name, directory))
+        services = AuthServices(self.tokens, apps=self._num_app_workspaces)
         for image in images:
+            bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
         await self._bootstrap()
         self.started.set()
@@ -110,6 +114,7 @@ class VVM:
             cluster_id=self.config.cluster_id,
             authorizer=self.authorizer,
             resolver=self.resolver,
+            limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
             federation=LocalFederation(self),
         )
@@ -170,6 +175,10 @@ class VVM:
             }
             await app.partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
 
+    def _num_app_workspaces(self, name: str) -> int | None:
+        app = self.apps.get(name)
+        return app.runtime.num_app_workspaces if app is not None else None
+
     async def stop(self) -> None:
         """Finish every accepted command, then release storage."""
         for app in self.apps.values():
@@ -178,6 +187,8 @@ class VVM:
             await app.actualizers.stop()
         for app in self.apps.values():
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))
+        for app in self.apps.values():
+            unbind_services(app.image.appdef)
         if self.provider is not None:
             await self.provider.close()
             self.provider = None
@@ -191,10 +202,10 @@ class VVM:
             raise SysError(400, f"application {name} is not deployed") from None
 
     async def command(
-        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: object
+        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: object, ip: str = ""
     ) -> CommandResult:
         app = self.app(app_name)
-        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal))
+        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip))
 
     async def query(
         self,
@@ -208,6 +219,7 @@ class VVM:
         path: str = "queries",
         params: dict[str, str] | None = None,
         doc_id: int = 0,
+        ip: str = "",
     ) -> dict[str, Any]:
         """Run a read: an API v1 query, or an API v2 query, view, document or collection read."""
         app = self.app(app_name)
@@ -216,7 +228,7 @@ class VVM:
         except ValueError:
             raise SysError(400, f"unknown read path {path!r}") from None
         request = QueryRequest(
-            wsid, name, principal, body=body, params=params or {}, api_v2=api_v2, path=api_path, doc_id=doc_id
+            wsid, name, principal, body=body, params=params or {}, api_v2=api_v2, path=api_path, doc_id=doc_id, ip=ip
         )
         return await app.queries.execute(request)
 
