@@ -79,3 +79,22 @@ async def test_deactivated_workspace_answers_410(client: httpx.AsyncClient) -> N
             break
         assert asyncio.get_running_loop().time() < deadline, rows
         await asyncio.sleep(0.05)
+
+
+async def test_workspace_from_template(client: httpx.AsyncClient) -> None:
+    args = {"WSName": "templated", "WSKind": "shop.ShopDesc", "TemplateName": "starter"}
+    assert (await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})).status_code == 200
+    child = await wait_child(client, "templated")
+    assert not child["WSError"], child
+    body = {"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name", "Price"]}]}
+    r = await client.post(f"/api/test/shop/{child['WSID']}/q.sys.Collection", json=body)
+    names = sorted(e[0][0][0] for e in r.json()["sections"][0]["elements"])
+    assert names == ["Croissant", "Espresso"], r.text
+
+
+async def test_broken_or_unknown_template_is_reported_to_the_owner(client: httpx.AsyncClient) -> None:
+    for name, template in (("b1", "broken"), ("b2", "nope")):
+        args = {"WSName": name, "WSKind": "shop.ShopDesc", "TemplateName": template}
+        assert (await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})).status_code == 200
+        child = await wait_child(client, name)
+        assert child["WSError"], child

@@ -42,6 +42,8 @@ class AppRuntime:
     """Turns an authenticated caller into the principal of a workspace."""
     clock: Clock = SYSTEM_CLOCK
     secrets: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """Workspace templates by (workspace kind, template name): the records of their data.json."""
     federation: Federation | None = None
     """Calls to other workspaces and applications (workspace creation, owners' updates)."""
 
@@ -61,6 +63,7 @@ class AppRuntime:
             federation=self.federation,
             app_name=self.name,
             num_app_workspaces=self.num_app_workspaces,
+            templates=self.templates,
             **contexts,
         )
 

@@ -69,6 +69,7 @@ class State:
         federation: Federation | None = None,
         app_name: str = "",
         num_app_workspaces: int = 0,
+        templates: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self._access = access
         self._reader = reader
@@ -83,6 +84,7 @@ class State:
         self.app_name = app_name
         """The deployed application's name, ``owner/app``."""
         self.num_app_workspaces = num_app_workspaces
+        self._templates = templates or {}
 
     @property
     def app(self) -> AppDef:
@@ -183,6 +185,13 @@ class State:
         if reply.status not in expected:
             raise StateError(f"{command} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
         return reply
+
+    def workspace_template(self, kind: str, name: str) -> list[dict[str, Any]] | None:
+        """The records of a workspace template of the application (platform code only)."""
+        if not self._access.unrestricted:
+            raise StateError(f"{self._access.who} may not read workspace templates")
+        records = self._templates.get((kind, name))
+        return None if records is None else [dict(r) for r in records]
 
     # --- logs and secrets ----------------------------------------------------------------------
 

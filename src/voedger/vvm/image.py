@@ -4,8 +4,9 @@ schema, and its deployment numbers (Voedger's ``descriptor.json``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -30,6 +31,8 @@ class AppImage:
     impls: Registry
     num_partitions: int
     num_app_workspaces: int
+    templates: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """``templates/<WSKind>/<TemplateName>/data.json`` of the application folder."""
 
 
 def load_image(name: str, directory: Path | str) -> AppImage:
@@ -53,7 +56,32 @@ def load_image(name: str, directory: Path | str) -> AppImage:
     if problems:
         raise ImageError(f"application {name}: schema and code do not match:\n" + "\n".join(problems))
     parts, app_ws = _descriptor(name, root)
-    return AppImage(name, root, appdef, impls, parts, app_ws)
+    return AppImage(name, root, appdef, impls, parts, app_ws, _templates(name, root, appdef))
+
+
+def _templates(name: str, root: Path, appdef: AppDef) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Workspace templates: an array of records (raw ``sys.ID``, ``sys.QName``, fields) per
+    ``templates/<WSKind>/<TemplateName>/data.json``; checked now, so a broken one fails the deploy."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    base = root / "templates"
+    if not base.is_dir():
+        return found
+    for data in sorted(base.glob("*/*/data.json")):
+        kind, template = data.parent.parent.name, data.parent.name
+        where = f"application {name}: template {kind}/{template}"
+        try:
+            if appdef.workspace_by_descriptor(kind) is None:
+                raise ValueError("x")
+        except ValueError:
+            raise ImageError(f"{where}: {kind} is not the descriptor of a workspace kind") from None
+        try:
+            records = orjson.loads(data.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ImageError(f"{where}: data.json is not valid JSON: {exc}") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) and "sys.QName" in r for r in records):
+            raise ImageError(f"{where}: data.json must be an array of records with sys.ID and sys.QName")
+        found[(kind, template)] = records
+    return found
 
 
 def _descriptor(name: str, root: Path) -> tuple[int, int]:

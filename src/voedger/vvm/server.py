@@ -5,6 +5,7 @@ cleanly, finishing what it has accepted."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,7 @@ class VVM:
         vvm_storage = await self.provider.app_storage(VVM_APP)
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
-        images[0] = AppImage(images[0].name, images[0].directory, images[0].appdef, images[0].impls, 1, 1)
+        images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
         images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
         names = {CLUSTER_APP, REGISTRY_APP}
         for name, directory in self.config.apps:
@@ -117,6 +118,7 @@ class VVM:
             limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
             federation=LocalFederation(self),
+            templates=image.templates,
         )
         partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
         await asyncio.gather(*(p.start() for p in partitions.values()))

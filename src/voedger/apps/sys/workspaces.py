@@ -160,15 +160,43 @@ async def initialize_workspace(state: State, intents: Intents) -> None:
         desc_id = cud.id
         if not error:
             current = await state.record(desc_id)
-            if current is not None and not current.get("InitCompletedAtMs"):
+            if current is not None and current.get("InitStartedAtMs") and not current.get("InitCompletedAtMs"):
+                error = "workspace data initialization was interrupted"  # a template half-applied
+            elif current is not None and not current.get("InitCompletedAtMs"):
                 now = ev.registered_at
-                body = {"cuds": [{"sys.ID": desc_id, "fields": {"InitStartedAtMs": now, "InitCompletedAtMs": now}}]}
+                start = {"cuds": [{"sys.ID": desc_id, "fields": {"InitStartedAtMs": now}}]}
+                await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", start)
+                error = await _apply_template(state, ev.wsid, f)
+                finish: dict[str, Any] = {"InitCompletedAtMs": now}
+                if error:
+                    finish["InitError"] = error[:1024]
+                body = {"cuds": [{"sys.ID": desc_id, "fields": finish}]}
                 await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", body)
         owner_app, owner_wsid, owner_id = f.get("OwnerApp"), f.get("OwnerWSID"), f.get("OwnerID")
         if owner_app and owner_wsid and owner_id:
             update = {"WSID": ev.wsid} if not error else {"WSError": error}
             body = {"cuds": [{"sys.ID": owner_id, "fields": update}]}
             await state.federation_command(owner_app, owner_wsid, "c.sys.CUD", body)
+
+
+async def _apply_template(state: State, wsid: int, desc: dict[str, Any]) -> str:
+    """Write the records of the workspace's template (``data.json``); the error text, if any."""
+    name = desc.get("TemplateName")
+    if not name:
+        return ""
+    records = state.workspace_template(str(desc["WSKind"]), str(name))
+    if records is None:
+        return f"unknown workspace template name {name} for workspace kind {desc['WSKind']}"
+    if not records:
+        return ""
+    reply = await state.federation_command(
+        state.app_name,
+        wsid,
+        "c.sys.CUD",
+        {"cuds": [{"fields": r} for r in records]},
+        expected=(200, 400, 403, 404, 409),
+    )
+    return "" if reply.status == 200 else f"workspace template {name}: {reply.message}"
 
 
 STATUS_TO_BE_DEACTIVATED = 1
