@@ -47,7 +47,7 @@ def check(r: httpx.Response, secret: Any) -> None:
 @given(login=values, password=values, endpoint=st.sampled_from(["auth/login", "users"]))
 async def test_login_input(client: httpx.AsyncClient, login: Any, password: Any, endpoint: str) -> None:
     r = await client.post(f"{V2}/{endpoint}", json={"login": login, "password": password})
-    check(r, password)
+    check(r, password if not (isinstance(login, str) and isinstance(password, str) and password in login) else None)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
