@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@echo "Serving the sample restaurant application on http://127.0.0.1:8822 (data in ./.voedger)."
-	@echo "Try:  curl http://127.0.0.1:8822/api/check   -- and the requests of README.md, section 'Try it'."
-	$(VENV)/bin/voedger server --insecure-dev --app untill/restaurant=examples/restaurant
+	@echo "Serving the sample restaurant application on http://127.0.0.1:8822 (data in ./.voedger), tokens required."
+	@echo "Try:  curl http://127.0.0.1:8822/api/check   -- then sign up and go on with README.md, section 'Try it'."
+	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests, the one-node Cassandra tier, the cluster tier.
 test: check unit test-cassandra test-cluster

@@ -26,8 +26,19 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--app", "apps", multiple=True, help="owner/name=DIR, repeatable.")
 @click.option("--insecure-dev", is_flag=True, help="Let requests through without tokens (development only).")
+@click.option(
+    "--federation-url",
+    default=None,
+    help="Where calls between applications go, with system tokens (default: this server, in-process).",
+)
 def server(
-    data_dir: str, storage_url: str | None, port: int, host: str, apps: tuple[str, ...], insecure_dev: bool
+    data_dir: str,
+    storage_url: str | None,
+    port: int,
+    host: str,
+    apps: tuple[str, ...],
+    insecure_dev: bool,
+    federation_url: str | None,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     import uvicorn
@@ -54,7 +65,8 @@ def server(
             f"  Never use it outside development.\n{banner}",
             err=True,
         )
-    asgi, _ = make_asgi(ServerConfig(storage_url=url, apps=parsed, insecure_dev=insecure_dev))
+    config = ServerConfig(storage_url=url, apps=parsed, insecure_dev=insecure_dev, federation_url=federation_url)
+    asgi, _ = make_asgi(config)
     uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
 
 

@@ -24,13 +24,14 @@ from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandRes
 from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
-from voedger.state.federation import FederationReply
+from voedger.state.federation import Federation, FederationReply
 from voedger.storage import StorageProvider, open_storage
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
 from voedger.structs.singletons import load_singleton_ids
 from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, partition_of
 from voedger.syserror import SysError
+from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
 
 log = logging.getLogger("voedger.vvm")
@@ -47,6 +48,8 @@ class ServerConfig:
     cluster_id: int = MAIN_CLUSTER_ID
     insecure_dev: bool = False
     clock: Clock = SYSTEM_CLOCK
+    federation_url: str | None = None
+    """Where calls between applications go (``http://127.0.0.1:8822``); None: in-process."""
 
 
 @dataclass
@@ -72,6 +75,7 @@ class VVM:
         self.authorizer: Authorizer = authorizer
         self.resolver: PrincipalResolver = DirectResolver() if config.insecure_dev else TokenResolver()
         self.tokens: Tokens | None = None
+        self.federation: Federation = LocalFederation(self)
         """Signs and checks principal tokens; the secret is shared through storage by all nodes."""
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
@@ -84,6 +88,8 @@ class VVM:
         await self.provider.open()
         vvm_storage = await self.provider.app_storage(VVM_APP)
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
+        if self.config.federation_url and not self.config.insecure_dev:
+            self.federation = HttpFederation(self.config.federation_url, self.tokens)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
         images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
@@ -117,7 +123,7 @@ class VVM:
             resolver=self.resolver,
             limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
-            federation=LocalFederation(self),
+            federation=self.federation,
             templates=image.templates,
         )
         partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
@@ -191,6 +197,8 @@ class VVM:
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))
         for app in self.apps.values():
             unbind_services(app.image.appdef)
+        if isinstance(self.federation, HttpFederation):
+            await self.federation.close()
         if self.provider is not None:
             await self.provider.close()
             self.provider = None

@@ -1,0 +1,65 @@
+"""Calls to other applications and clusters over HTTP, as Voedger's federation makes them:
+``POST {federation}/api/{owner}/{app}/{wsid}/{c.pkg.Command}`` with a System token issued for
+the target application. Answers 408, 429 (after its Retry-After), 500, 502, 503 and 504 are
+retried a few times; other answers are returned as they are for the caller to judge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import orjson
+
+from voedger.auth import Tokens
+from voedger.state.federation import FederationReply
+
+log = logging.getLogger("voedger.federation")
+
+RETRIED = frozenset({408, 429, 500, 502, 503, 504})
+ATTEMPTS = 5
+
+
+class HttpFederation:
+    def __init__(self, base_url: str, tokens: Tokens, client: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.client = client or httpx.AsyncClient(timeout=30)
+
+    async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        url = f"{self.base_url}/api/{app}/{wsid}/{command}"
+        delay = 0.1
+        for attempt in range(ATTEMPTS):
+            headers = {"Authorization": f"Bearer {self.tokens.issue_system(app)}"}
+            try:
+                r = await self.client.post(url, content=orjson.dumps(body), headers=headers)
+            except httpx.TransportError as exc:
+                status, message, data = 503, f"federation call failed: {type(exc).__name__}", {}
+            else:
+                status = r.status_code
+                try:
+                    data = r.json()
+                except ValueError:
+                    data = {}
+                message = data.get("sys.Error", {}).get("Message", "") if isinstance(data, dict) else ""
+            if status not in RETRIED or attempt == ATTEMPTS - 1:
+                break
+            wait = delay
+            if status == 429 and r.headers.get("Retry-After", "").isdigit():
+                wait = float(r.headers["Retry-After"])
+            log.info("federation call %s answered %d; retrying in %.1fs", command, status, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 5.0)
+        if status != 200:
+            return FederationReply(status, message)
+        return FederationReply(
+            200,
+            "",
+            {k: int(v) for k, v in data.get("NewIDs", {}).items()},
+            data.get("Result"),
+            int(data.get("CurrentWLogOffset", 0)),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
