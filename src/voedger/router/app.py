@@ -142,29 +142,34 @@ class Router:
 
     # --- API v2 -------------------------------------------------------------------------------
 
-    async def v2_command(self, request: Request) -> Response:
+    async def _v2_send(
+        self, request: Request, kind: Kind, resource: QName, body: dict[str, Any], extra: dict[str, Any]
+    ) -> Response:
+        """Resolve, authenticate and send an API v2 request of a workspace; answer its reply."""
         p = request.path_params
         app_name = f"{p['owner']}/{p['app']}"
-        qname = parse_qname(p["name"])
         wsid, partition, transport = self.resolve(app_name, p["wsid"])
         principal = self.authenticate(app_name, request.headers, request.cookies)
+        bus = BusRequest(
+            app_name, wsid, partition, kind, resource, body, principal, api_v2=True, extra=extra, ip=client_ip(request)
+        )
+        reply = await transport.send(bus)
+        return json_response(reply.status, reply.body, reply.headers)
+
+    async def v2_command(self, request: Request) -> Response:
+        qname = parse_qname(request.path_params["name"])
+        self.vvm.app(f"{request.path_params['owner']}/{request.path_params['app']}")
         body = await self.json_body(request)
         unexpected = sorted(set(body) - {"args", "unloggedArgs"})
         if unexpected:
             raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
-        reply = await transport.send(
-            BusRequest(app_name, wsid, partition, "command", qname, body, principal, api_v2=True, ip=client_ip(request))
-        )
-        return json_response(reply.status, reply.body, reply.headers)
+        return await self._v2_send(request, "command", qname, body, {})
 
     async def v2_docs(self, request: Request) -> Response:
         """Create (POST), update (PATCH) or deactivate (DELETE) a record: a c.sys.CUD in disguise."""
         p = request.path_params
-        app_name = f"{p['owner']}/{p['app']}"
         table = parse_qname(p["name"])
-        wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(app_name, request.headers, request.cookies)
-        app = self.vvm.app(app_name).runtime.appdef
+        app = self.vvm.app(f"{p['owner']}/{p['app']}").runtime.appdef
         t = app.find(table)
         if t is None or not t.kind.is_record:
             raise SysError(404, f"table {table} does not exist")
@@ -187,50 +192,20 @@ class Router:
                     raise SysError(400, "unexpected body is provided on delete")
                 fields = {"sys.IsActive": False}
             cud = {"sys.ID": record_id, "fields": fields}
-        reply = await transport.send(
-            BusRequest(
-                app_name,
-                wsid,
-                partition,
-                "command",
-                QName("sys", "CUD"),
-                {"cuds": [cud]},
-                principal,
-                api_v2=True,
-                extra={"path": "docs", "method": method, "table": str(table)},
-                ip=client_ip(request),
-            )
-        )
-        return json_response(reply.status, reply.body, reply.headers)
+        extra = {"path": "docs", "method": method, "table": str(table)}
+        return await self._v2_send(request, "command", QName("sys", "CUD"), {"cuds": [cud]}, extra)
 
     async def v2_read(self, request: Request) -> Response:
         """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
         p = request.path_params
-        app_name = f"{p['owner']}/{p['app']}"
         qname = parse_qname(p["name"])
-        wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(app_name, request.headers, request.cookies)
         path = request.url.path.split("/workspaces/", 1)[1].split("/")[1]
         extra: dict[str, Any] = {"path": path, "method": "GET", "params": dict(request.query_params)}
         if "id" in p:
             extra["id"] = parse_id(p["id"])
         elif path == "docs":
             extra["id"] = 0  # a singleton: the table names the record
-        reply = await transport.send(
-            BusRequest(
-                app_name,
-                wsid,
-                partition,
-                "query",
-                qname,
-                {},
-                principal,
-                api_v2=True,
-                extra=extra,
-                ip=client_ip(request),
-            )
-        )
-        return json_response(reply.status, reply.body, reply.headers)
+        return await self._v2_send(request, "query", qname, {}, extra)
 
 
 def client_ip(request: Request) -> str:
