@@ -23,6 +23,7 @@ from voedger.appdef import (
     ANY,
     SYS_ID,
     SYS_QNAME,
+    AppDef,
     OperationKind,
     QName,
     QNameError,
@@ -191,7 +192,9 @@ class QueryProcessor:
     async def _v2_doc(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
         t = self._table(ws, req.name, READABLE_KINDS)
         params = query_v2.parse_params(req.params)
-        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t)))
+        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t), t))
+        for included in _included_types(self.app, t, params.include):
+            self._authorize(ws, req.principal, OperationKind.Select, included.qname)
         rec = await self._read_doc(reader, t, req)
         obj = record_map(rec)
         if params.include:
@@ -206,7 +209,9 @@ class QueryProcessor:
     async def _v2_cdocs(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
         t = self._table(ws, req.name, frozenset({TypeKind.CDoc}))
         params = query_v2.parse_params(req.params)
-        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t)))
+        self._authorize(ws, req.principal, OperationKind.Select, t.qname, _requested(params, _names(t), t))
+        for included in _included_types(self.app, t, params.include):
+            self._authorize(ws, req.principal, OperationKind.Select, included.qname)
         conditions = query_v2.parse_where(params.where, t)
         query_v2.check_order(params.order, t)
         docs = await collection_records(reader, self.app, req.wsid, t.qname)
@@ -423,9 +428,39 @@ def _body_v1(raw: bytes | str | dict[str, Any] | None, raw_param: bool) -> dict[
     return data
 
 
-def _requested(params: query_v2.Params, default: list[str]) -> list[str]:
-    """The fields a read asks for, for the ACL: the first segments of ``keys``, else all."""
-    return list(dict.fromkeys(p[0] for p in params.keys)) if params.keys else default
+def _requested(params: query_v2.Params, default: list[str], t: Type | None = None) -> list[str]:
+    """The fields a read asks for, for the ACL: the first segments of ``keys`` that are fields
+    (a container's name is checked as a read of the container's table), else all."""
+    if not params.keys:
+        return default
+    names = [p[0] for p in params.keys]
+    if isinstance(t, Structure):
+        names = [n for n in names if t.container(n) is None]
+    return list(dict.fromkeys(names))
+
+
+def _included_types(app: AppDef, t: Structure, paths: list[list[str]]) -> list[Structure]:
+    """The tables an ``include`` reads: containers' tables and referenced tables, along each path."""
+    found: list[Structure] = []
+    for path in paths:
+        current: Structure | None = t
+        for segment in path:
+            if current is None:
+                break
+            nxt: Structure | None = None
+            container = current.container(segment)
+            if container is not None:
+                target = app.find(container.type)
+                nxt = target if isinstance(target, Structure) else None
+            else:
+                f = current.field(segment)
+                if f is not None and len(f.refs) == 1:
+                    target = app.find(f.refs[0])
+                    nxt = target if isinstance(target, Structure) else None
+            if nxt is not None:
+                found.append(nxt)
+            current = nxt
+    return found
 
 
 def _names(t: Structure) -> list[str]:
