@@ -106,13 +106,15 @@ async def test_readme_session(client: httpx.AsyncClient) -> None:
     assert r.status_code == 201, r.text
     table = r.json()["newIDs"]["1"]
     article = {"sys.QName": "menu.Article", "Category": 1, "VatPercent": 9}
+    option = {"sys.QName": "menu.ArticleOption", "sys.ParentID": 3, "sys.Container": "Options"}
     cuds = [
         {"fields": {"sys.ID": 1, "sys.QName": "menu.Category", "Name": "Pizza"}},
         {"fields": {"sys.ID": 2, "Number": 1, "Name": "Margherita", "Price": 950, **article}},
         {"fields": {"sys.ID": 3, "Number": 2, "Name": "Tiramisu", "Price": 650, **article}},
+        {"fields": {"sys.ID": 4, "Name": "extra cream", "PriceDelta": 100, **option}},
     ]
     r = await c.post(f"{V1}/{ws}/c.sys.CUD", json={"cuds": cuds}, headers=alice)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200 and len(r.json()["NewIDs"]) == 4, r.text
     pizza, tiramisu = r.json()["NewIDs"]["2"], r.json()["NewIDs"]["3"]
 
     # Staff: Bob manages, Carol waits on tables.
@@ -126,9 +128,9 @@ async def test_readme_session(client: httpx.AsyncClient) -> None:
     r = await c.get(f"{w}/docs/service.Location/{loc}", headers=carol)
     assert r.status_code == 200 and r.json()["Name"] == "Centre", r.text
 
-    # Carol takes an order on the bill Alice opens, and closes the bill.
+    # Carol opens a bill (a waiter's INSERT on Bill), takes an order on it and closes it.
     bill_fields = {"Location": loc, "DiningTable": table, "OpenedAt": 1767268800000}
-    r = await c.post(f"{w}/docs/service.Bill", json=bill_fields, headers=alice)
+    r = await c.post(f"{w}/docs/service.Bill", json=bill_fields, headers=carol)
     assert r.status_code == 201, r.text
     bill = r.json()["newIDs"]["1"]
     items = [
@@ -165,23 +167,39 @@ async def test_readme_session(client: httpx.AsyncClient) -> None:
 
     # The staff list: the owner's to change, the managers' to read.
     employee = {"Name": "Carol", "Login": "carol", "Role": "staff.Waiter"}
-    assert (await c.post(f"{w}/docs/staff.Employee", json=employee, headers=bob)).status_code == 403
+    r = await c.post(f"{w}/docs/staff.Employee", json=employee, headers=bob)
+    forbidden(r, "Insert on staff.Employee (fields Login, Name, Role)")
     assert (await c.post(f"{w}/docs/staff.Employee", json=employee, headers=alice)).status_code == 201
     r = await c.get(f"{w}/cdocs/staff.Employee", headers=bob)
     assert r.status_code == 200 and [e["Login"] for e in r.json()["results"]] == ["carol"], r.text
     forbidden(await c.get(f"{w}/cdocs/staff.Employee", headers=carol), "select of staff.Employee")
 
-    # The menu as a collection: v1 (the owner's), v2 (any role that reads articles).
+    # The menu: a waiter may mark an article sold out but not change its price; a manager may.
+    r = await c.patch(f"{w}/docs/menu.Article/{pizza}", json={"Price": 1050}, headers=carol)
+    forbidden(r, "Update on menu.Article (fields Price)")
+    r = await c.patch(f"{w}/docs/menu.Article/{tiramisu}", json={"Available": False}, headers=carol)
+    assert r.status_code == 200, r.text
+    r = await c.patch(f"{w}/docs/menu.Article/{pizza}", json={"Price": 1050}, headers=bob)
+    assert r.status_code == 200, r.text
+
+    # The menu as a collection: v1 (the owner's), v2 (any role that reads articles and their options).
     body = {"args": {"Schema": "menu.Article"}, "elements": [{"fields": ["sys.ID", "Number", "Name", "Price"]}]}
     r = await c.post(f"{V1}/{ws}/q.sys.Collection", json=body, headers=alice)
     assert r.status_code == 200, r.text
     rows = [e[0][0] for e in r.json()["sections"][0]["elements"]]
-    assert rows == [[pizza, 1, "Margherita", 950], [tiramisu, 2, "Tiramisu", 650]]
-    r = await c.get(f"{w}/cdocs/menu.Article", params={"keys": "Number,Name,Price"}, headers=carol)
+    assert rows == [[pizza, 1, "Margherita", 1050], [tiramisu, 2, "Tiramisu", 650]]
+    keys = "Number,Name,Price,Available,Options.Name,Options.PriceDelta"
+    r = await c.get(f"{w}/cdocs/menu.Article", params={"include": "Options", "keys": keys}, headers=carol)
     assert r.status_code == 200, r.text
     assert r.json()["results"] == [
-        {"Number": 1, "Name": "Margherita", "Price": 950},
-        {"Number": 2, "Name": "Tiramisu", "Price": 650},
+        {"Number": 1, "Name": "Margherita", "Price": 1050},
+        {
+            "Number": 2,
+            "Name": "Tiramisu",
+            "Price": 650,
+            "Available": False,
+            "Options": [{"Name": "extra cream", "PriceDelta": 100}],
+        },
     ]
 
     # Tokens and rates.
