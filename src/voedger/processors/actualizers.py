@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from voedger.appdef import Projector, QName, qname
+from voedger.appdef import AppDef, Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
 from voedger.state import Intents
@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("voedger.actualizers")
+
+_SYS_VIEW = QName("sys", "View")
 
 
 class PLogSource(Protocol):
@@ -140,6 +142,20 @@ async def project_event(
 # --- the actualizer ------------------------------------------------------------------------------
 
 
+def _sole_writer(app: AppDef, projector: Projector) -> bool:
+    """True when the views the projector writes are its own results and no other extension
+    declares them in INTENTS."""
+    views = {e for ref in projector.intents if ref.storage == _SYS_VIEW for e in ref.entities}
+    if not views or any(app.view(v).result_of != projector.qname for v in views):
+        return False
+    for ext in app.extensions():
+        if ext.qname != projector.qname and any(
+            ref.storage == _SYS_VIEW and views.intersection(ref.entities) for ref in ext.intents
+        ):
+            return False
+    return True
+
+
 class AsyncActualizer:
     """Feeds one asynchronous projector the events of one partition, in PLog order."""
 
@@ -171,6 +187,8 @@ class AsyncActualizer:
         """A projector that reaches beyond records and views (mail, HTTP, other workspaces) has its
         offset stored after each event it handles, so that a restart repeats as few of its side
         effects as possible (Voedger runs such projectors unbuffered too)."""
+        self.sole_writer = _sole_writer(app.appdef, projector)
+        """No other extension writes this projector's views, so rows it wrote stay valid to read."""
         self._delay = config.retry_initial_delay
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -339,7 +357,10 @@ class AsyncActualizer:
     async def _flush(self, buffer: Pending, done: int) -> None:
         put_offset(buffer, self.partition.id, self.projector.qname, done)
         await self.app.storage.put_batch(buffer.items())
-        buffer.clear()
+        if self.sole_writer:
+            buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
+        else:
+            buffer.clear()
         self.stored_offset = done
         self.flushes += 1
         self._advance(done)
