@@ -42,6 +42,7 @@ def test_the_image_loads_with_voedgers_numbers() -> None:
     assert (image.num_partitions, image.num_app_workspaces) == (10, 10)
     assert sorted(str(i.qname) for i in image.impls) == [
         "registry.ChangePassword",
+        "registry.CreateEmailLogin",
         "registry.CreateLogin",
         "registry.InvokeCreateWorkspaceID_registry",
         "registry.IssuePrincipalToken",

@@ -44,6 +44,9 @@ class AppRuntime:
     secrets: Mapping[str, str] = field(default_factory=dict)
     templates: Mapping[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     """Workspace templates by (workspace kind, template name): the records of their data.json."""
+    verify_value: Callable[[str, QName, str], Any] | None = None
+    """Checks a verified value token for a VERIFIABLE field (entity, field) and returns the value it
+    proves; raises a 400 SysError. None: the application cannot take VERIFIABLE fields."""
     federation: Federation | None = None
     """Calls to other workspaces and applications (workspace creation, owners' updates)."""
 

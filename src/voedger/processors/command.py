@@ -52,6 +52,7 @@ from voedger.structs.keys import app_state_key
 from voedger.structs.logs import put_plog, put_wlog, read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record, put_record
+from voedger.structs.values import ValidationError, coerce
 from voedger.structs.views import get_row, put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
@@ -394,6 +395,8 @@ class Partition:
         new_ids: dict[int, int] = {}
 
         args = self._args(cmd, req.body.get("args"), "args")
+        if args is not None and cmd.param is not None:
+            self._verify_fields(appdef.find(cmd.param), args, "args")
         unlogged = self._args(cmd, req.body.get("unloggedArgs"), "unloggedArgs", unlogged=True)
         arg_records: list[Record] = []
         if args is not None and cmd.param is not None and appdef.type(cmd.param).kind is TypeKind.ODoc:
@@ -408,6 +411,10 @@ class Partition:
             await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i))
             for rid, f, w in raw_updates
         ]
+        for c in creates:
+            self._verify_fields(c.type, c.fields, c.where)
+        for u in updates:
+            self._verify_fields(u.type, u.changes, u.where)
         if not principal.is_system:  # the client's own CUDs, each by operation and fields
             for c in creates:
                 names = sorted(n for n in c.fields if not n.startswith("sys."))
@@ -547,6 +554,22 @@ class Partition:
         if ws is None:
             raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
         return ws
+
+    def _verify_fields(self, t: object, values: dict[str, Any], where: str) -> None:
+        """A VERIFIABLE field takes a verified value token; the value it proves is what is kept,
+        so the token itself never reaches the event log (as in Voedger)."""
+        if not isinstance(t, Structure):
+            return
+        for f in t.fields:
+            if not f.verifiable or values.get(f.name) in (None, ""):
+                continue
+            if self.app.verify_value is None:
+                raise bad(f"{where}: {t.qname} field «{f.name}» is verifiable, and this server verifies no values")
+            value = self.app.verify_value(str(values[f.name]), t.qname, f.name)
+            try:
+                values[f.name] = coerce(t.qname, f, value)
+            except ValidationError as exc:
+                raise bad(f"{where}: {exc}") from None
 
     def _new_workspace_type(self, req: CommandRequest) -> Workspace:
         """The kind of a workspace being created: named by the descriptor the request writes."""

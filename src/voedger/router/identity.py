@@ -7,6 +7,7 @@ login's pseudo WSID maps to, so that is where the call goes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from voedger.appdef import QName
 from voedger.apps.registry import REGISTRY_APP, create_login_args, device_credentials
 from voedger.auth import SubjectKind
+from voedger.auth.errors import TokenError
 from voedger.processors.principal import Principal
 from voedger.router.responses import json_response
 from voedger.structs import wsid as ws
@@ -24,6 +26,8 @@ _ISSUE = QName("registry", "IssuePrincipalToken")
 _REFRESH = QName("sys", "RefreshPrincipalToken")
 _CREATE = QName("registry", "CreateLogin")
 _CHANGE = QName("registry", "ChangePassword")
+_CREATE_EMAIL = QName("registry", "CreateEmailLogin")
+_VERIFIED_VALUE = "payloads.VerifiedValuePayload"
 
 
 class IdentityEndpoints:
@@ -91,16 +95,44 @@ class IdentityEndpoints:
         await self.vvm.command(REGISTRY_APP, target, _CREATE, body, self._caller())
 
     async def users(self, request: Request) -> Response:
-        """``POST /users {"login","password"[,"displayName"]}``: 201 once the login exists; its
-        profile follows asynchronously (sign-in answers 409 until it is ready)."""
+        """``POST /users``: 201 once the login exists; its profile follows asynchronously
+        (sign-in answers 409 until it is ready). Either Voedger's
+        ``{"verifiedEmailToken","displayName","password"}`` (``c.registry.CreateEmailLogin``: the
+        verified e-mail is the login) or ``{"login","password"}`` (``c.registry.CreateLogin``)."""
         p = request.path_params
+        app = f"{p['owner']}/{p['app']}"
         body = await self.router.json_body(request, allow_empty=False)
         if "verifiedEmailToken" in body:
-            raise SysError(400, "sign-up by verified e-mail is not built yet: send login and password")
-        await self._create_login(
-            f"{p['owner']}/{p['app']}", self._text(body, "login"), self._text(body, "password"), SubjectKind.USER
-        )
+            await self._create_email_login(app, body)
+        else:
+            await self._create_login(app, self._text(body, "login"), self._text(body, "password"), SubjectKind.USER)
         return json_response(201, {})
+
+    async def _create_email_login(self, app: str, body: dict[str, Any]) -> None:
+        token = self._text(body, "verifiedEmailToken")
+        display_name = self._text(body, "displayName")
+        password = self._text(body, "password")
+        try:
+            claims = self.vvm.tokens.validate_claims(REGISTRY_APP, _VERIFIED_VALUE, token)
+        except TokenError as exc:
+            raise SysError(400, f"verifiedEmailToken validation failed: {exc.message}") from None
+        email = claims.get("Value")
+        if not isinstance(email, str) or not email:
+            raise SysError(400, "verifiedEmailToken validation failed: it verifies no e-mail")
+        args = {
+            "Email": token,
+            "AppName": app,
+            "SubjectKind": int(SubjectKind.USER),
+            "WSKindInitializationData": json.dumps({"DisplayName": display_name}),
+            "ProfileCluster": ws.MAIN_CLUSTER_ID,
+        }
+        await self.vvm.command(
+            REGISTRY_APP,
+            self._registry_ws(email),
+            _CREATE_EMAIL,
+            {"args": args, "unloggedArgs": {"Password": password}},
+            self._caller(),
+        )
 
     async def change_password(self, request: Request) -> Response:
         """``POST /users/change-password {"login","oldPassword","newPassword"}``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from voedger.appdef import QName
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
-from voedger.auth import ACL, Limiter, StorageSecretStore, Tokens, jwt_secret
+from voedger.apps.sys.mail import Mailer
+from voedger.auth import ACL, Limiter, StorageSecretStore, TokenError, Tokens, jwt_secret
 from voedger.auth.resolver import TokenResolver
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
@@ -38,6 +40,7 @@ log = logging.getLogger("voedger.vvm")
 
 APP_WORKSPACE_KIND = "sys.AppWorkspace"
 VVM_APP = "sys/vvm"
+VERIFIED_VALUE_AUDIENCE = "payloads.VerifiedValuePayload"
 """Not an application: the storage of the server processes' own state (secrets, leases)."""
 
 
@@ -50,6 +53,8 @@ class ServerConfig:
     clock: Clock = SYSTEM_CLOCK
     federation_url: str | None = None
     """Where calls between applications go (``http://127.0.0.1:8822``); None: in-process."""
+    mailer: Mailer | None = None
+    """Sends verification codes (``q.sys.InitiateEmailVerification``); None: they cannot be sent."""
 
 
 @dataclass
@@ -99,7 +104,7 @@ class VVM:
                 raise ValueError(f"application {name} is given twice")
             names.add(name)
             images.append(load_image(name, directory))
-        services = AuthServices(self.tokens, apps=self._num_app_workspaces)
+        services = AuthServices(self.tokens, apps=self._num_app_workspaces, mailer=self.config.mailer)
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
@@ -124,6 +129,7 @@ class VVM:
             limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
             federation=self.federation,
+            verify_value=self._value_verifier(image.name),
             templates=image.templates,
         )
         partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
@@ -182,6 +188,27 @@ class VVM:
                 ]
             }
             await app.partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
+
+    def _value_verifier(self, app: str) -> Callable[[str, QName, str], Any]:
+        """Checks verified value tokens (``payloads.VerifiedValuePayload``) for ``app``'s
+        VERIFIABLE fields: issued for this app, for this entity and field, not expired."""
+
+        def verify(token: str, entity: QName, field: str) -> Any:
+            assert self.tokens is not None
+            where = f"{entity}.{field}"
+            try:
+                claims = self.tokens.validate_claims(app, VERIFIED_VALUE_AUDIENCE, token)
+            except TokenError as exc:
+                raise SysError(400, f"verification token for {where} is invalid: {exc.message}") from None
+            if claims.get("Entity") != str(entity):
+                raise SysError(400, f"verified entity is «{claims.get('Entity')}», but «{entity}» expected")
+            if claims.get("Field") != field:
+                raise SysError(400, f"verified field is «{claims.get('Field')}», but «{field}» expected")
+            if claims.get("Value") in (None, ""):
+                raise SysError(400, f"wrong value for verified {where}")
+            return claims["Value"]
+
+        return verify
 
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)

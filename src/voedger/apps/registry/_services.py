@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from threading import Lock
 
 from voedger.appdef import AppDef
+from voedger.apps.sys.mail import Mailer
 from voedger.auth.tokens import Tokens
 from voedger.state import State
 from voedger.syserror import SysError
@@ -37,9 +38,11 @@ class AuthServices:
     """The NumAppWorkspaces of a deployed application by its name, None if it is not deployed.
     Without it, CreateLogin takes any ``owner/app`` and the registry assumes the target
     application has as many application workspaces as the registry."""
+    mailer: Mailer | None = None
+    """Sends the verification codes of ``q.sys.InitiateEmailVerification``; None: no e-mail."""
 
     def __repr__(self) -> str:
-        return f"AuthServices({self.tokens!r}, apps={'yes' if self.apps else 'no'})"
+        return f"AuthServices({self.tokens!r}, apps={'yes' if self.apps else 'no'}, mailer={self.mailer!r})"
 
 
 _bound: dict[int, tuple[AppDef, AuthServices]] = {}

@@ -64,9 +64,22 @@ def _login_does_not_exist(login: str) -> SysError:
 
 @command("registry.CreateLogin")
 async def create_login(state: State, intents: Intents) -> None:
+    await _create_login(state, intents, state.arg["Login"])
+
+
+@command("registry.CreateEmailLogin")
+async def create_email_login(state: State, intents: Intents) -> None:
+    """CreateLogin with the e-mail a verified value token proves as the login. The token must be
+    for this application, for ``registry.CreateEmailLoginParams.Email``, of the e-mail kind (as
+    Voedger checks a VERIFIABLE field)."""
+    # Email is VERIFIABLE: the command processor has checked the token (issued for this field) and
+    # put the e-mail it proves in its place.
+    await _create_login(state, intents, state.arg["Email"])
+
+
+async def _create_login(state: State, intents: Intents, login: str) -> None:
     ctx = state.command_context
     arg = state.arg
-    login: str = arg["Login"]
     app_name: str = arg["AppName"]
     subject_kind: int = arg["SubjectKind"]
     if profile_kind(subject_kind) is None:
