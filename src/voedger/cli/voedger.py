@@ -31,6 +31,7 @@ def main() -> None:
     default=None,
     help="Where calls between applications go, with system tokens (default: this server, in-process).",
 )
+@click.option("--smtp-url", default=None, help="smtp://[user:password@]host[:port]/?from=addr: where mail goes.")
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -39,6 +40,7 @@ def server(
     apps: tuple[str, ...],
     insecure_dev: bool,
     federation_url: str | None,
+    smtp_url: str | None,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     import uvicorn
@@ -65,7 +67,18 @@ def server(
             f"  Never use it outside development.\n{banner}",
             err=True,
         )
-    config = ServerConfig(storage_url=url, apps=parsed, insecure_dev=insecure_dev, federation_url=federation_url)
+    mailer = None
+    if smtp_url:
+        from voedger.apps.sys.mail import SmtpMailer
+
+        try:
+            mailer = SmtpMailer.from_url(smtp_url)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    config = ServerConfig(
+        storage_url=url, apps=parsed, insecure_dev=insecure_dev, federation_url=federation_url, mailer=mailer
+    )
     asgi, _ = make_asgi(config)
     uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
 
