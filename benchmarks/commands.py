@@ -26,7 +26,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import LoadResult, read_response, request_bytes, run_load
+from benchmarks.loadgen import AUTH_HEADER, LoadResult, read_response, request_bytes, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "tests" / "router" / "shop"
@@ -87,9 +87,29 @@ async def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
     return next(iter(r.statuses)), r.bodies[0]
 
 
-async def create_workspaces(port: int, count: int) -> list[int]:
-    """Shop workspaces made through the API (InitChildWorkspace, then polling for the WSID)."""
-    base = f"/api/test/shop/{app_wsid(0)}"
+async def sign_in_owner(port: int) -> int:
+    """Auth mode: sign up and in as the owner-to-be; every request carries the token from now on.
+    Returns the profile WSID, where the owner creates workspaces."""
+    creds = orjson.dumps({"login": "bench-owner", "password": "bench-pa55"})
+    status, body = await post(port, "/api/v2/apps/test/shop/users", creds)
+    if status != 201:
+        raise SystemExit(f"sign-up failed: {body!r}")
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = await post(port, "/api/v2/apps/test/shop/auth/login", creds)
+        if status == 200:
+            answer = orjson.loads(body)
+            AUTH_HEADER["Authorization"] = f"Bearer {answer['principalToken']}"
+            return int(answer["profileWSID"])
+        if status != 409 or time.monotonic() > deadline:
+            raise SystemExit(f"sign-in failed: {body!r}")
+        await asyncio.sleep(0.1)
+
+
+async def create_workspaces(port: int, count: int, owner: int | None = None) -> list[int]:
+    """Shop workspaces made through the API (InitChildWorkspace, then polling for the WSID), in an
+    application workspace (insecure mode) or in the owner's profile (auth mode)."""
+    base = f"/api/test/shop/{owner or app_wsid(0)}"
     for i in range(count):
         status, body = await post(
             port,
@@ -158,7 +178,8 @@ async def projector_lag(port: int, wsid: int, rate: float, seconds: float) -> li
     async def sampler() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         path = f"/api/v2/apps/test/shop/workspaces/{wsid}/views/shop.ItemCount?where=%7B%22Part%22:0%7D"
-        req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH_HEADER.items())
+        req = f"GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode()
         while not done.is_set() or (acks and (not samples or samples[-1][1] < max(a for a, _ in acks))):
             writer.write(req)
             status, body = await read_response(reader)
@@ -195,6 +216,7 @@ async def main() -> None:
     parser.add_argument("--cassandra", default="127.0.0.1:9042")
     parser.add_argument("--total", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--lag-rate", type=float, default=230.0, help="commands/s while measuring projector lag")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,10 +227,11 @@ async def main() -> None:
             "server",
             "--data-dir",
             tmp,
-            "--insecure-dev",
             "--app",
             f"test/shop={APP_DIR}",
         ]
+        if not args.auth:
+            cmd.append("--insecure-dev")
         if args.storage == "cassandra":
             suffix = uuid.uuid4().hex[:5]
             cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
@@ -217,7 +240,8 @@ async def main() -> None:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await wait_ready(port, proc)
-            wsids = await create_workspaces(port, 11)
+            owner = await sign_in_owner(port) if args.auth else None
+            wsids = await create_workspaces(port, 11, owner)
             query_ws = wsids.pop()  # a workspace with a 10-document collection, for the query scenario
             await run_load(port, cud_request([query_ws]), 1, 10)
             await run_load(port, cud_request(wsids), args.clients, 500)  # warm-up
@@ -230,7 +254,8 @@ async def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-    print(f"{args.total} c.sys.CUD inserts, {args.clients} clients, storage {args.storage}\n")
+    mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
+    print(f"{args.total} c.sys.CUD inserts, {args.clients} clients, storage {args.storage}, {mode}\n")
     print("| scenario | commands/s | p50 ms | p99 ms | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
     print(row(f"c.sys.CUD insert ({args.storage})", result, rss))

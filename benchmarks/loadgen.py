@@ -21,9 +21,14 @@ class LoadResult:
     seconds: float = 0.0
 
 
+AUTH_HEADER: dict[str, str] = {}
+"""Headers every request carries (the benchmarks' auth mode puts a Bearer token here)."""
+
+
 def request_bytes(method: str, path: str, body: bytes, host: str = "127.0.0.1") -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in AUTH_HEADER.items())
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body

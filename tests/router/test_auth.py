@@ -120,6 +120,8 @@ async def test_foreign_and_expired_tokens_are_401(env: tuple[VVM, httpx.AsyncCli
     r = await client.post(f"{V1}/c.sys.CUD", json=LOCATION, headers=token(vvm, "alice", ALICE_PROFILE, "other/app"))
     assert r.status_code == 401, r.text
     headers = token(vvm, "alice", ALICE_PROFILE)
+    r = await client.post(f"{V1}/c.sys.CUD", json=LOCATION, headers=headers)
+    assert r.status_code == 200, r.text  # validated once, then remembered until it expires
     clock.advance(3601)
     r = await client.post(f"{V1}/c.sys.CUD", json=LOCATION, headers=headers)
     assert r.status_code == 401 and "expired" in r.text, r.text

@@ -65,6 +65,7 @@ CUD_COMMANDS = frozenset({SYS_CUD, SYS_INIT})
 CREATE_WORKSPACE = QName("sys", "CreateWorkspace")
 WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
+SUBJECT_NAME = "sys.Subject"
 MAX_GROUP = 256
 RECENT_EVENTS = 4096
 BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
@@ -118,6 +119,8 @@ class WorkspaceSeq:
     next_wlog: int = ids.FIRST_OFFSET
     idgen: ids.IDGenerator = field(default_factory=ids.IDGenerator)
     descriptor: Record | None = None
+    subjects: dict[str, Record | None] = field(default_factory=dict)
+    """``sys.Subject`` records by login, as principals were resolved (emptied when one changes)."""
 
     def to_json(self) -> bytes:
         return orjson.dumps({"wlog": self.next_wlog, "id": self.idgen.next_id})
@@ -380,7 +383,7 @@ class Partition:
         ws = await self._workspace(req.wsid, writes)
         known = type_cache(appdef).workspace_by_descriptor(ws.descriptor["WSKind"]) if ws.descriptor else None
         principal = await resolve_principal(
-            app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes
+            app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes, ws.subjects
         )
         ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
@@ -521,6 +524,8 @@ class Partition:
         for rec in records:
             if rec[SYS_QNAME] == DESCRIPTOR_NAME:
                 ws.descriptor = rec
+            elif rec[SYS_QNAME] == SUBJECT_NAME:
+                ws.subjects.clear()
         ws.idgen = idgen
         ws.next_wlog += 1
         self.next_plog += 1

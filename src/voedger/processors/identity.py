@@ -43,13 +43,23 @@ async def resolve_principal(
     ws: Workspace,
     descriptor: Mapping[str, Any] | None,
     reader: Pending,
+    known: dict[str, Record | None] | None = None,
 ) -> Principal:
-    """The caller's principal in this workspace (a principal passes through as it is)."""
+    """The caller's principal in this workspace (a principal passes through as it is).
+
+    ``known`` caches subjects by login for a reader that sees every change of them (the
+    partition that writes the workspace); it must be emptied when a ``sys.Subject`` changes.
+    """
     if isinstance(caller, Principal):
         return caller
     subjects = []
     for login in app.resolver.subject_logins(caller):
-        rec = await subject_by_login(app, reader, wsid, login)
+        if known is not None and login in known:
+            rec = known[login]
+        else:
+            rec = await subject_by_login(app, reader, wsid, login)
+            if known is not None:
+                known[login] = rec
         if rec is not None:
             subjects.append(rec)
     return app.resolver.principal(caller, wsid, ws, descriptor, subjects)

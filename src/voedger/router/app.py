@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from voedger.appdef import QName, QNameError
-from voedger.auth import CredentialsKind, credentials_from
+from voedger.auth import CredentialsKind, TokenInfo, credentials_from
 from voedger.processors.principal import Principal
 from voedger.router.identity import IdentityEndpoints
 from voedger.router.responses import json_response
@@ -35,6 +35,7 @@ from voedger.vvm.server import VVM
 log = logging.getLogger("voedger.router")
 
 MAX_BODY = 20 * 1024 * 1024
+VALIDATED_TOKENS = 10_000
 DEV_PRINCIPAL = Principal(login="dev", extra={"insecure": True})
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -44,6 +45,8 @@ class Router:
     def __init__(self, vvm: VVM, transports: dict[int, Transport]) -> None:
         self.vvm = vvm
         self.transports = transports
+        self._validated: dict[tuple[str, str], TokenInfo] = {}
+        """Tokens already validated, until they expire: a client sends the same one many times."""
 
     # --- shared steps ---------------------------------------------------------------------------
 
@@ -83,7 +86,15 @@ class Router:
         if creds.kind is not CredentialsKind.TOKEN:
             raise SysError(401, "a login and password are not accepted here: sign in to get a token first")
         assert self.vvm.tokens is not None
-        return self.vvm.tokens.for_app(app_name).validate(creds.token)
+        key = (app_name, creds.token)
+        hit = self._validated.get(key)
+        if hit is not None and hit.expires_at > self.vvm.config.clock.now():
+            return hit  # checked before: signature, app and payload cannot have changed
+        info = self.vvm.tokens.for_app(app_name).validate(creds.token)
+        if len(self._validated) >= VALIDATED_TOKENS:
+            self._validated.clear()
+        self._validated[key] = info
+        return info
 
     @staticmethod
     async def json_body(request: Request, allow_empty: bool = True) -> dict[str, Any]:
