@@ -52,13 +52,13 @@ from voedger.storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from voedger.storage.url import parse_host
 
 if TYPE_CHECKING:
     from voedger.storage.url import CassandraURL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9042
 DEFAULT_REPLICATION: Mapping[str, str] = {"class": "SimpleStrategy", "replication_factor": "1"}
 READ_PAGE_SIZE = 1000
 """Rows per page of a range read: bounded memory whatever the partition's size."""
@@ -103,17 +103,6 @@ def _cql_map(replication: Mapping[str, object]) -> str:
         return "'" + str(text).replace("'", "''") + "'"
 
     return "{" + ", ".join(f"{quote(k)}: {quote(v)}" for k, v in replication.items()) + "}"
-
-
-def _parse_host(text: str) -> tuple[str, int]:
-    text = text.strip()
-    if text.startswith("["):  # [v6]:port
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORT
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, DEFAULT_PORT
 
 
 def _describe_hosts(hosts: Sequence[tuple[str, int]]) -> str:
@@ -476,7 +465,7 @@ class CassandraStorageFactory(AppStorageFactory):
     ) -> None:
         if not hosts:
             raise StorageError("no Cassandra host given")
-        self.hosts: list[tuple[str, int]] = [h if isinstance(h, tuple) else _parse_host(h) for h in hosts]
+        self.hosts: list[tuple[str, int]] = [h if isinstance(h, tuple) else parse_host(h) for h in hosts]
         self.replication: dict[str, str] = {str(k): str(v) for k, v in (replication or DEFAULT_REPLICATION).items()}
         if "class" not in self.replication:
             raise StorageError(f"replication {self.replication} names no 'class'")

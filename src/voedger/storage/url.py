@@ -133,6 +133,11 @@ def _parse_cassandra(url: str) -> CassandraURL:
     return CassandraURL(hosts=hosts, username=username, password=password, **kwargs)  # type: ignore[arg-type]
 
 
+def parse_host(text: str) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[v6]:port`` as (host, port); the CQL port by default."""
+    return _parse_host(text, text)
+
+
 def _parse_host(text: str, url: str) -> tuple[str, int]:
     text = text.strip()
     if not text:
