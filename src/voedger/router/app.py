@@ -73,14 +73,16 @@ class Router:
         development principal under ``--insecure-dev``."""
         return DEV_PRINCIPAL if self.vvm.config.insecure_dev else None
 
-    def authenticate(self, app_name: str, headers: Mapping[str, str], cookies: Mapping[str, str] | None) -> object:
+    def authenticate(
+        self, app_name: str, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
+    ) -> object:
         """The caller: a validated token, or None for a request without one (anonymous).
 
         Bad credentials are a 401 here; what the caller may do is decided in the workspace.
         """
         if self.vvm.config.insecure_dev:
             return DEV_PRINCIPAL
-        creds = credentials_from(headers, cookies)
+        creds = credentials_from(headers, cookies_of(headers) if cookies is None else cookies)
         if creds is None:
             return None
         if creds.kind is not CredentialsKind.TOKEN:
@@ -146,7 +148,7 @@ class Router:
         except QNameError as exc:
             raise SysError(400, f"resource {resource!r}: {exc}") from None
         wsid, partition, transport = self.resolve(app_name, wsid_text)
-        principal = self.authenticate(app_name, headers, cookies_of(headers))
+        principal = self.authenticate(app_name, headers)
         body = self.parse_json(raw_body)
         kind: Kind = "command" if kind_letter == "c" else "query"
         return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip))
