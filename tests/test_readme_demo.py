@@ -4,7 +4,6 @@ answers shown with them) are likely stale too."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import until
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
@@ -34,14 +34,6 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
     await vvm.stop()
-
-
-async def until(probe: Any, timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (result := await probe()) is None:
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return result
 
 
 def bearer(answer: dict[str, Any]) -> dict[str, str]:

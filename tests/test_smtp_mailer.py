@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.support import free_port
 from voedger.apps.sys.mail import SmtpMailer
 
 
@@ -18,12 +18,6 @@ class Collect:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_sends_through_a_real_smtp_server() -> None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.router.conftest import SHOP_DIR
+from tests.support import free_port, wait_ready
 from voedger.storage import open_storage
 from voedger.structs.logs import read_wlog
 from voedger.structs.wsid import app_wsid
@@ -23,31 +22,11 @@ from voedger.structs.wsid import app_wsid
 WORKSPACES = [app_wsid(1, n) for n in range(3)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(data: Path, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--data-dir", str(data), "--port", str(port)]
     cmd += ["--insecure-dev", "--app", f"test/shop={SHOP_DIR}"]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     return subprocess.Popen(cmd, stdout=out, stderr=out)
-
-
-async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the server exited during start"
-            try:
-                if (await c.get(f"http://127.0.0.1:{port}/api/check")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the server did not start in time")
 
 
 def body(name: str) -> dict[str, object]:

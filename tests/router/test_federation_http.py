@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.router.conftest import SHOP_DIR
-from tests.router.test_crash import free_port, wait_ready
+from tests.support import free_port, wait_ready
 
 
 async def test_profile_is_made_over_http_with_system_tokens(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ it, share it with a second user through sys.Subject, refresh a token, deactivate
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import until
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
@@ -33,16 +33,6 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
     await vvm.stop()
-
-
-async def until(probe: Any, timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await probe()
-        if result is not None:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def sign_up_and_in(client: httpx.AsyncClient, login: str, password: str) -> tuple[dict[str, str], int]:

@@ -1,0 +1,42 @@
+"""Helpers several test modules share: free loopback ports, polling, a server subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(probe: Any, timeout: float = 20.0) -> Any:
+    """Call ``probe`` until it answers something other than None (or fail after ``timeout``)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (result := await probe()) is None:
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until a server subprocess answers ``/api/check``."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as c:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the server exited during start"
+            try:
+                if (await c.get(f"http://127.0.0.1:{port}/api/check")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not start in time")
