@@ -139,6 +139,20 @@ def _part_seq_key(partition: int) -> bytes:
     return app_state_key("partseq", struct.pack(">H", partition))
 
 
+def workspace_kind(appdef: AppDef, descriptor: Record) -> Workspace:
+    """The kind of a workspace, named by its descriptor (a kind the app lacks is the server's fault)."""
+    ws = type_cache(appdef).workspace_by_descriptor(descriptor["WSKind"])
+    if ws is None:
+        raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
+    return ws
+
+
+def check_active(descriptor: Record, principal: Principal) -> None:
+    """410 for a workspace being or having been deactivated; the System works on regardless."""
+    if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not principal.is_system:
+        raise SysError(410, ERR_WS_INACTIVE)
+
+
 def unique_violation(table: QName, entry: UniqueEntry, holder: int) -> SysError:
     return SysError(409, f'{table}: "{entry.name}" unique constraint violation with ID {holder}')
 
@@ -553,12 +567,8 @@ class Partition:
                     raise bad(f"WSKind {kind!r} is not the descriptor of a workspace of the application")
                 return ws
             raise SysError(403, ERR_WS_NOT_INITED)
-        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not principal.is_system:
-            raise SysError(410, ERR_WS_INACTIVE)
-        ws = type_cache(appdef).workspace_by_descriptor(descriptor["WSKind"])
-        if ws is None:
-            raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
-        return ws
+        check_active(descriptor, principal)
+        return workspace_kind(appdef, descriptor)
 
     def _verify_fields(self, t: object, values: dict[str, Any], where: str) -> None:
         """A VERIFIABLE field takes a verified value token; the value it proves is what is kept,

@@ -37,7 +37,7 @@ from voedger.appdef import (
 )
 from voedger.processors import query_v1, query_v2
 from voedger.processors.app import AppRuntime, invoke
-from voedger.processors.command import ERR_WS_INACTIVE, ERR_WS_NOT_INITED, WS_DESCRIPTOR, WS_STATUS_ACTIVE
+from voedger.processors.command import ERR_WS_NOT_INITED, WS_DESCRIPTOR, check_active, workspace_kind
 from voedger.processors.cuds import parse_object
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
@@ -250,13 +250,10 @@ class QueryProcessor:
         descriptor = await get_record(reader, req.wsid, self.runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
         if descriptor is None:
             raise SysError(403, ERR_WS_NOT_INITED)
-        ws = self.app.workspace_by_descriptor(descriptor["WSKind"])
-        if ws is None:
-            raise SysError(500, f"workspace kind {descriptor['WSKind']} is not in the application")
+        ws = workspace_kind(self.app, descriptor)
         req.caller = req.principal
         req.principal = await resolve_principal(self.runtime, req.principal, req.wsid, ws, descriptor, reader)
-        if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not req.principal.is_system:
-            raise SysError(410, ERR_WS_INACTIVE)
+        check_active(descriptor, req.principal)
         return ws
 
     def _limit(self, req: QueryRequest, query: QName) -> None:
