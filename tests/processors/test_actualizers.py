@@ -15,6 +15,7 @@ from voedger.appdef import QName, StorageRef
 from voedger.extensions import Registry
 from voedger.processors.actualizers import ActualizerConfig, Actualizers, AsyncActualizer, load_offset
 from voedger.processors.app import AppRuntime
+from voedger.processors.signal import CommitSignal
 from voedger.state import Intents, State
 from voedger.storage.mem import MemAppStorage
 from voedger.structs.events import SYS_ERROR, Event
@@ -207,7 +208,7 @@ class FakePartition:
         self.id = partition_id
         self.next_plog = 1
         self.groups = 0
-        self.committed = asyncio.Condition()
+        self.committed = CommitSignal()
 
     async def log(self, qname: str, **fields: Any) -> int:
         event = Event(
@@ -224,8 +225,7 @@ class FakePartition:
         await self.runtime.storage.put_batch(writes.items())
         self.next_plog += 1
         self.groups += 1
-        async with self.committed:
-            self.committed.notify_all()
+        self.committed.notify()
         return event.plog_offset
 
 

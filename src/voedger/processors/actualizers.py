@@ -33,6 +33,7 @@ import orjson
 from voedger.appdef import AppDef, Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
+from voedger.processors.signal import CommitSignal
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW, Access
 from voedger.storage import AppStorage
@@ -69,7 +70,7 @@ class PLogSource(Protocol):
     """The offset the next event will get; the log holds (at most) everything before it."""
     groups: int
     """Durable writes made so far; it changes whenever new events become readable."""
-    committed: asyncio.Condition
+    committed: CommitSignal
     """Notified after each durable write."""
 
 
@@ -227,9 +228,7 @@ class AsyncActualizer:
         if task is None:
             return
         self._stop.set()
-        cond = self.partition.committed
-        async with cond:
-            cond.notify_all()
+        self.partition.committed.notify()
         try:
             await asyncio.wait_for(asyncio.shield(task), self.config.stop_timeout)
         except TimeoutError:
@@ -368,11 +367,9 @@ class AsyncActualizer:
     async def _wait_commit(self, seen: int, timeout: float) -> None:
         if timeout <= 0:
             return
-        part = self.partition
-        cond = part.committed
-        async with cond:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cond.wait_for(lambda: part.groups != seen or self._stop.is_set()), timeout)
+        if self.partition.groups != seen or self._stop.is_set():
+            return  # committed while the last events were being handled
+        await self.partition.committed.wait(timeout)
 
     def _advance(self, done: int) -> None:
         if done <= self.offset:

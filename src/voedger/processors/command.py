@@ -41,6 +41,7 @@ from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
+from voedger.processors.signal import CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
@@ -197,7 +198,7 @@ class Partition:
         """The latest durable events, decoded: async projectors read them without storage."""
         self._group_events: list[Event] = []
         self._inflight: _Group | None = None
-        self.committed = asyncio.Condition()
+        self.committed = CommitSignal()
         """Notified after each durable group; async projectors wait on it for new PLog events."""
 
     # --- life cycle --------------------------------------------------------------------------
@@ -380,8 +381,7 @@ class Partition:
         for job, result in group.done:
             if not job.future.done():
                 job.future.set_result(result)
-        async with self.committed:
-            self.committed.notify_all()
+        self.committed.notify()
         return True
 
     # --- one command ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@ the sys storages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from voedger.appdef import AppDef, Extension, QName, StorageOp, StorageScope
 from voedger.state.errors import StateError
@@ -41,6 +41,8 @@ class Access:
     ext: Extension | None
     scope: StorageScope
     unrestricted: bool = False
+    allowed: set[tuple[QName, StorageOp, QName | None]] = field(default_factory=set, compare=False, repr=False)
+    """Uses already found allowed (the rules never change, and extensions repeat their uses)."""
 
     @staticmethod
     def of(app: AppDef, ext: Extension, unrestricted: bool = False) -> Access:
@@ -63,8 +65,12 @@ class Access:
         return True
 
     def check(self, storage: QName, op: StorageOp, entity: QName | None = None) -> None:
-        if self.unrestricted:
+        if self.unrestricted or (storage, op, entity) in self.allowed:
             return
+        self._check(storage, op, entity)
+        self.allowed.add((storage, op, entity))
+
+    def _check(self, storage: QName, op: StorageOp, entity: QName | None) -> None:
         declared = self.app.storage(storage)
         if not declared.allows(op, self.scope):
             raise StateError(f"{self.who}: storage {storage} does not allow {op} in {self.scope}")

@@ -23,6 +23,7 @@ APP_STATE = 0x101
 """Application-level keys that are not views (leases, bootstrap marks, secrets)."""
 
 _U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
 _U16_U64_U64 = struct.Struct(">HQQ")
 _U16_U16_U64 = struct.Struct(">HHQ")
 
@@ -57,10 +58,16 @@ def offset_from_key(p_key: bytes, c_col: bytes) -> int:
     return uncrack(hi, lo)
 
 
-def view_partition_key(view: str, wsid: int, partition_fields: bytes) -> bytes:
-    """A view row's partition key: the view's QName, the workspace, the encoded PK fields."""
+def view_key_prefix(view: str) -> bytes:
+    """What every partition key of a view starts with: the kind and the view's QName."""
     name = view.encode()
-    return _U16.pack(VIEW) + _U16.pack(len(name)) + name + struct.pack(">Q", wsid) + partition_fields
+    return _U16.pack(VIEW) + _U16.pack(len(name)) + name
+
+
+def view_partition_key(view: str, wsid: int, partition_fields: bytes, prefix: bytes | None = None) -> bytes:
+    """A view row's partition key: the view's QName, the workspace, the encoded PK fields
+    (``prefix``: the view's ``view_key_prefix``, when the caller keeps it)."""
+    return (prefix or view_key_prefix(view)) + _U64.pack(wsid) + partition_fields
 
 
 def app_state_key(kind: str, name: bytes) -> bytes:

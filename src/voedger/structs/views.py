@@ -5,22 +5,52 @@ A row's storage value holds all its fields (key and value), so a read needs no k
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from voedger.appdef import View
+from voedger.appdef import Field, View
 from voedger.structs.keycodec import encode_key, increment
-from voedger.structs.keys import view_partition_key
+from voedger.structs.keys import view_key_prefix, view_partition_key
 from voedger.structs.pending import Pending
 from voedger.structs.values import ValidationError, coerce
 
 Row = dict[str, Any]
 
 
+_U64 = struct.Struct(">Q")
+
+
 class ViewKeyError(ValidationError):
     """A view key lacks a field or names one it does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What reading and writing rows of one view needs, derived once (hot path)."""
+
+    view: View
+    qname: str
+    names: frozenset[str]
+    key: tuple[Field, ...]
+    value: tuple[Field, ...]
+    prefix: bytes
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(view: View) -> _Plan:
+    hit = _PLANS.get(id(view))
+    if hit is None or hit.view is not view:
+        qname = str(view.qname)
+        hit = _PLANS[id(view)] = _Plan(
+            view, qname, frozenset(f.name for f in view.fields), view.key, view.value, view_key_prefix(qname)
+        )
+    return hit
 
 
 def _partition(view: View, wsid: int, key: Mapping[str, Any]) -> bytes:
@@ -28,7 +58,7 @@ def _partition(view: View, wsid: int, key: Mapping[str, Any]) -> bytes:
     if missing:
         raise ViewKeyError(f"view {view.qname}: partition key field(s) {', '.join(missing)} missing")
     values = [coerce(view.qname, f, key[f.name]) for f in view.partition_key]
-    return view_partition_key(str(view.qname), wsid, encode_key(view.partition_key, values))
+    return view_partition_key(str(view.qname), wsid, encode_key(view.partition_key, values), _plan(view).prefix)
 
 
 def _clustering_prefix(view: View, key: Mapping[str, Any]) -> tuple[bytes, bool]:
@@ -47,52 +77,50 @@ def _clustering_prefix(view: View, key: Mapping[str, Any]) -> tuple[bytes, bool]
     return encode_key(view.clustering_columns, values, complete=complete), complete
 
 
-_NAMES: dict[int, tuple[View, frozenset[str], str]] = {}
-
-
-def _names(view: View) -> tuple[frozenset[str], str]:
-    """The field names a row of the view may have, and its QName as text (memoised: hot path)."""
-    hit = _NAMES.get(id(view))
-    if hit is None or hit[0] is not view:
-        hit = _NAMES[id(view)] = (view, frozenset({f.name for f in view.fields}), str(view.qname))
-    return hit[1], hit[2]
-
-
 def check_fields(view: View, row: Mapping[str, Any]) -> None:
-    names, _ = _names(view)
+    names = _plan(view).names
     unknown = [n for n in row if n not in names]
     if unknown:
         raise ViewKeyError(f"view {view.qname} has no field(s) {', '.join(sorted(unknown))}")
 
 
+def _row_key(plan: _Plan, wsid: int, stored: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    view = plan.view
+    p_key = plan.prefix + _U64.pack(wsid) + encode_key(view.partition_key, [stored[f.name] for f in view.partition_key])
+    return p_key, encode_key(view.clustering_columns, [stored[f.name] for f in view.clustering_columns])
+
+
 def put_row(writes: Pending, view: View, wsid: int, row: Mapping[str, Any]) -> None:
     """Write a full row (every key field, any value fields)."""
-    names, qname = _names(view)
-    if not names.issuperset(row):
+    plan = _plan(view)
+    if not plan.names.issuperset(row):
         check_fields(view, row)
-    missing = [f.name for f in view.key if f.name not in row]
-    if missing:
-        raise ViewKeyError(f"view {qname}: key field(s) {', '.join(missing)} missing")
-    stored: Row = {"sys.QName": qname}
-    for f in view.key:
-        stored[f.name] = coerce(view.qname, f, row[f.name])
-    for f in view.value:
+    owner = view.qname
+    stored: Row = {"sys.QName": plan.qname}
+    try:
+        for f in plan.key:
+            stored[f.name] = coerce(owner, f, row[f.name])
+    except KeyError:
+        missing = [f.name for f in plan.key if f.name not in row]
+        raise ViewKeyError(f"view {plan.qname}: key field(s) {', '.join(missing)} missing") from None
+    for f in plan.value:
         value = row.get(f.name)
         if value is not None:
-            stored[f.name] = coerce(view.qname, f, value)
-    p_key = view_partition_key(
-        qname, wsid, encode_key(view.partition_key, [stored[f.name] for f in view.partition_key])
-    )
-    c_col = encode_key(view.clustering_columns, [stored[f.name] for f in view.clustering_columns])
+            stored[f.name] = coerce(owner, f, value)
+    p_key, c_col = _row_key(plan, wsid, stored)
     writes.put(p_key, c_col, orjson.dumps(stored))
 
 
 async def get_row(reader: Pending, view: View, wsid: int, key: Mapping[str, Any]) -> Row | None:
-    p_key = _partition(view, wsid, key)
-    c_col, complete = _clustering_prefix(view, key)
-    if not complete:
-        raise ViewKeyError(f"view {view.qname}: a full key is needed to get one row")
-    raw = await reader.get(p_key, c_col)
+    plan = _plan(view)
+    owner = view.qname
+    try:
+        values = {f.name: coerce(owner, f, key[f.name]) for f in plan.key}
+    except KeyError:  # name what is missing, as a range read would
+        _partition(view, wsid, key)
+        _clustering_prefix(view, key)
+        raise ViewKeyError(f"view {view.qname}: a full key is needed to get one row") from None
+    raw = await reader.get(*_row_key(plan, wsid, values))
     return None if raw is None else orjson.loads(raw)
 
 
