@@ -47,7 +47,7 @@ class AppDef:
     mapping, every collection is a tuple. The built-in data types and ``sys.ANY`` are always there.
     """
 
-    __slots__ = ("_packages", "_storages", "_types", "name")
+    __slots__ = ("_index", "_packages", "_storages", "_types", "name")
 
     def __init__(
         self,
@@ -65,6 +65,10 @@ class AppDef:
                 raise ValueError(f"type {t.qname} is declared twice")
             index[t.qname] = t
         self._types: Mapping[QName, Type] = MappingProxyType(dict(sorted(index.items())))
+        self._index: dict[QName | str, Type] = {}
+        for q, t in index.items():
+            self._index[q] = self._index[str(q)] = t
+        """Types by QName and by its text: the runtime looks names up in both forms, often."""
         self._storages: Mapping[QName, Storage] = MappingProxyType({s.qname: s for s in storages})
         workspaces = [t for t in self._types.values() if isinstance(t, Workspace)]
         for ws in workspaces:
@@ -87,13 +91,17 @@ class AppDef:
     # --- types in general
 
     def find(self, name: QName | str) -> Type | None:
-        """The type of this name, or None."""
-        return self._types.get(qname(name))
+        """The type of this name, or None (text that is no qualified name raises QNameError)."""
+        t = self._index.get(name)
+        if t is None:
+            qname(name)
+        return t
 
     def type(self, name: QName | str) -> Type:
         """The type of this name; raises :class:`UnknownTypeError` if there is none."""
-        t = self._types.get(qname(name))
+        t = self._index.get(name)
         if t is None:
+            qname(name)
             raise UnknownTypeError(f"unknown type {name}")
         return t
 

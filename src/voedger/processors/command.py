@@ -291,16 +291,23 @@ class Partition:
         return await future
 
     async def _run(self) -> None:
-        """Take queued commands in groups; execute a group while the previous one is being
-        written (pipelining), so the CPU work and the durable write of consecutive groups
-        overlap. A group built on a write that then fails is failed too, and the partition
-        recovers from storage before the next group."""
+        """Take queued commands in groups. A group is formed once the previous one is durable,
+        so every command that arrived during that write joins it: measured on the command
+        benchmark, this gave larger groups and more commands per second than executing the
+        next group during the write (the other partitions keep the CPU busy meanwhile). After
+        a failed write the partition recovers from storage before the next group."""
         while True:
             batch = [await self._queue.get()]
+            inflight, self._inflight = self._inflight, None
+            if inflight is not None and not await inflight.task:
+                await self._recover_after_failure()
             while len(batch) < MAX_GROUP and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._handle_batch(batch)
+                group = await self._prepare_group(batch, self.app.storage)
+                if group is not None:
+                    group.task = asyncio.create_task(self._write_group(group))
+                    self._inflight = group
             except Exception:  # pragma: no cover - a bug; keep the partition alive
                 log.exception("%s partition %d: group failed", self.app.name, self.id)
                 for job in batch:
@@ -309,30 +316,6 @@ class Partition:
             finally:
                 for _ in batch:
                     self._queue.task_done()
-
-    async def _handle_batch(self, batch: list[_Job]) -> None:
-        storage = self.app.storage
-        previous, self._inflight = self._inflight, None
-        base: AppStorage | Pending = storage
-        if previous is not None:
-            if previous.task.done():
-                if not previous.task.result():
-                    await self._recover_after_failure()
-                previous = None
-            else:
-                base = previous.pending
-        group = await self._prepare_group(batch, base)
-        if previous is not None:
-            if not await previous.task:
-                if group is not None:
-                    group.fail(SysError(503, "storage is unavailable; the command was not applied"))
-                await self._recover_after_failure()
-                return
-            if group is not None:
-                group.pending.base = storage  # what it was built on is durable now
-        if group is not None:
-            group.task = asyncio.create_task(self._write_group(group))
-            self._inflight = group
 
     async def _recover_after_failure(self) -> None:
         try:
@@ -723,7 +706,7 @@ class Partition:
         rows: list[tuple[QName, dict[str, Any]]] = []
         types = type_cache(appdef)
         for prj in types.sync_projectors_for(
-            event_shape(event), lambda: tuple(p for p in types.sync_projectors if triggered(appdef, p, event))
+            event.shape(), lambda: tuple(p for p in types.sync_projectors if triggered(appdef, p, event))
         ):
             func = self.app.implementation(prj)
             if func is None:
@@ -744,20 +727,13 @@ class Partition:
         return rows
 
 
-def event_shape(event: Event) -> tuple[object, ...]:
-    """Everything about an event that the trigger rules look at."""
-    arg = (event.args or {}).get(SYS_QNAME)
-    cuds = tuple((c.qname, c.is_new, None if c.is_new else c.fields.get(SYS_IS_ACTIVE)) for c in event.cuds)
-    return (event.qname, event.is_error, arg, cuds)
-
-
 def triggered(appdef: AppDef, prj: Projector, event: Event) -> bool:
     """Does the event trigger the projector? The rules of Voedger's actualizers: errors only
     for INCLUDING ERRORS; AFTER EXECUTE on the command; WITH PARAM on the argument's type; AFTER
     INSERT on new records; AFTER UPDATE on any change, ACTIVATE/DEACTIVATE on those changes.
     Memoised by the event's shape: every actualizer asks this for every event."""
     types = type_cache(appdef)
-    return types.memo_triggered(prj, event_shape(event), lambda: _triggered(types, prj, event))
+    return types.memo_triggered(prj, event.shape(), lambda: _triggered(types, prj, event))
 
 
 def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:

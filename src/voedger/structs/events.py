@@ -56,6 +56,19 @@ class Event:
     """For ``sys.Error`` events: ``{"ErrStr", "QNameFromParams", "ValidEvent"}``."""
     extra: Fields = field(default_factory=dict)
     """Room for derived data a later reader needs (kept verbatim)."""
+    _shape: tuple[object, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def shape(self) -> tuple[object, ...]:
+        """Everything about the event that projector triggers look at: the command, whether it
+        failed, the argument's type, and each CUD's type, operation and activation change.
+        Computed once: every projector of the partition asks for every event."""
+        shape = self._shape
+        if shape is None:
+            arg = (self.args or {}).get("sys.QName")
+            cuds = tuple((c.qname, c.is_new, None if c.is_new else c.fields.get("sys.IsActive")) for c in self.cuds)
+            shape = (self.qname, self.is_error, arg, cuds)
+            object.__setattr__(self, "_shape", shape)
+        return shape
 
     def to_json(self, with_extra: bool = True) -> Fields:
         out: Fields = {
