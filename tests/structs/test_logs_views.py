@@ -55,3 +55,14 @@ async def test_views_by_prefix_with_pending_overlay() -> None:
     assert len(all_rows) == 3
     one = await get_row(pending, SALES, 2, {"Year": 2026, "Month": 1, "Item": "tea"})
     assert one is not None and one["Amount"] == 100
+
+
+def test_event_encoded_once_for_both_logs() -> None:
+    cud = CUD(True, 200001, "shop.Item", {"Name": "tea", "sys.IsActive": True})
+    plain = Event("sys.CUD", 7, 1, 10, 3, 1_700_000_000_000, cuds=(cud,))
+    assert plain.encode_both() == (plain.encode(), plain.encode(with_extra=False))
+    rich = Event("sys.CUD", 7, 1, 11, 4, 1_700_000_000_001, args={"x": 1}, cuds=(cud,), extra={"records": [{"a": 1}]})
+    plog, wlog = rich.encode_both()
+    assert (plog, wlog) == (rich.encode(), rich.encode(with_extra=False))
+    assert Event.decode(plog) == rich and Event.decode(wlog).extra == {}
+    assert plain.shape() == ("sys.CUD", False, None, (("shop.Item", True, None),))

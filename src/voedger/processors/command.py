@@ -493,8 +493,12 @@ class Partition:
             self._resolve_refs(appdef.structure(rec[SYS_QNAME]), rec, new_ids, "args")
         created = {r[SYS_ID]: r[SYS_QNAME] for r in records[: len(creates)] + arg_records}
         for rec in records + arg_records:
-            await self._check_refs(appdef.structure(rec[SYS_QNAME]), rec, created, writes, req.wsid)
-        await self._check_uniques(req.wsid, creates, updates, records, writes)
+            t = appdef.structure(rec[SYS_QNAME])
+            if t.ref_fields:
+                await self._check_refs(t, rec, created, writes, req.wsid)
+        tables = [c.type for c in creates] + [u.type for u in updates]
+        if any(t.uniques or t.unique_field for t in tables):
+            await self._check_uniques(req.wsid, creates, updates, records, writes)
 
         event = Event(
             qname=str(cmd.qname),
@@ -514,8 +518,9 @@ class Partition:
         # What recovery needs to re-apply the event without running anything again.
         event.extra["records"] = records
         event.extra["views"] = [[str(q), row] for q, row in views]
-        put_plog(writes, event, event.encode())
-        put_wlog(writes, event, event.encode(with_extra=False))
+        plog_data, wlog_data = event.encode_both()
+        put_plog(writes, event, plog_data)
+        put_wlog(writes, event, wlog_data)
 
         # Success: commit the sequences.
         for rec in records:

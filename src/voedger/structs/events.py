@@ -98,6 +98,13 @@ class Event:
         """The stored form; the WLog's copy leaves out ``extra``, which only recovery reads."""
         return orjson.dumps(self.to_json(with_extra))
 
+    def encode_both(self) -> tuple[bytes, bytes]:
+        """The PLog form (with ``extra``) and the WLog form, serialising the event once."""
+        wlog = orjson.dumps(self.to_json(with_extra=False))
+        if not self.extra:
+            return wlog, wlog
+        return wlog[:-1] + b',"extra":' + orjson.dumps(self.extra) + b"}", wlog
+
     @staticmethod
     def from_json(raw: Fields) -> Event:
         return Event(
