@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test check lint typecheck unit test-cassandra test-cluster cassandra-start cassandra-stop \
-        cluster-start cluster-stop bench clean
+        cluster-start cluster-stop bench bench-tools bench-commands clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ test-cluster: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage.py
+
+# wrk (Debian package) drives the command benchmark with less of the shared CPU than Python.
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null || sudo apt-get install -y wrk >/dev/null; }
+	@wrk --version | head -1
+
+bench-commands: $(STAMP) bench-tools
+	$(PY) benchmarks/commands.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,10 +1,14 @@
 """Command benchmark: durable ``c.sys.CUD`` inserts over HTTP with 64 concurrent clients.
 
     python benchmarks/commands.py [--storage sqlite|cassandra] [--cassandra 127.0.0.1:9042]
-                                  [--total 20000] [--clients 64]
+                                  [--loadgen auto|wrk|python] [--seconds 15] [--total 20000]
+                                  [--clients 64] [--auth]
 
 Starts ``voedger server`` in a subprocess on a fresh data folder (or fresh keyspaces), loads it
-from this process and prints a table: throughput, p50, p99, and the server's peak memory.
+and prints a table: throughput, p50, p99, and the server's peak memory. The load comes from
+``wrk`` when it is installed (``make bench-tools``; it runs ``--seconds`` per scenario), else
+from the Python generator in ``loadgen.py`` (``--total`` requests per scenario), which takes
+several times more of the shared CPU per request.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import wrk
 from benchmarks.loadgen import AUTH_HEADER, LoadResult, read_response, request_bytes, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +205,17 @@ async def projector_lag(port: int, wsid: int, rate: float, seconds: float) -> li
     return lags
 
 
+CUD_BODY = '{"cuds":[{"fields":{"sys.ID":1,"sys.QName":"shop.Item","Name":"item N_","Price":N_}}]}'
+COLLECTION_BODY = '{"args":{"Schema":"shop.Item"},"elements":[{"fields":["Name","Price"]}],"count":10}'
+
+
+def wrk_row(name: str, r: wrk.WrkResult, rss: float) -> str:
+    bad = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
+    bad += f" (socket errors: {r.errors})" if r.errors else ""
+    ok = r.requests - r.non_2xx
+    return f"| {name} | {ok / r.seconds:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {rss:.0f} |{bad}"
+
+
 def row(name: str, r: LoadResult, rss: float) -> str:
     ok = sum(c for s, c in r.statuses.items() if s == 200)
     bad = {s: c for s, c in r.statuses.items() if s != 200}
@@ -214,11 +230,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", choices=["sqlite", "cassandra"], default="sqlite")
     parser.add_argument("--cassandra", default="127.0.0.1:9042")
-    parser.add_argument("--total", type=int, default=20000)
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--seconds", type=int, default=15, help="seconds per scenario with wrk")
+    parser.add_argument("--total", type=int, default=20000, help="requests per scenario with the Python generator")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--lag-rate", type=float, default=230.0, help="commands/s while measuring projector lag")
     args = parser.parse_args()
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and wrk.available())
+    if use_wrk and not wrk.available():
+        raise SystemExit("wrk is not installed: make bench-tools, or --loadgen python")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable,
@@ -246,21 +267,38 @@ async def main() -> None:
             await run_load(port, cud_request([query_ws]), 1, 10)
             await run_load(port, cud_request(wsids), args.clients, 500)  # warm-up
             cpu0 = cpu_seconds(proc.pid)
-            result = await run_load(port, cud_request(wsids), args.clients, args.total)
-            cpu_per_command = (cpu_seconds(proc.pid) - cpu0) / args.total
-            queries = await run_load(port, collection_request([query_ws]), args.clients, max(1000, args.total // 10))
+            if use_wrk:
+                cud_path = "/api/test/shop/WSID/c.sys.CUD"
+                w = wrk.run(port, cud_path, CUD_BODY, wsids, args.clients, args.seconds, AUTH_HEADER)
+                commands = w.requests
+            else:
+                result = await run_load(port, cud_request(wsids), args.clients, args.total)
+                commands = args.total
+            cpu_per_command = (cpu_seconds(proc.pid) - cpu0) / commands
+            if use_wrk:
+                coll_path = "/api/test/shop/WSID/q.sys.Collection"
+                seconds = max(5, args.seconds // 2)
+                q = wrk.run(port, coll_path, COLLECTION_BODY, [query_ws], args.clients, seconds, AUTH_HEADER)
+            else:
+                n_queries = max(1000, args.total // 10)
+                queries = await run_load(port, collection_request([query_ws]), args.clients, n_queries)
             lags = await projector_lag(port, wsids[0], args.lag_rate, 10)
             rss = peak_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
-    print(f"{args.total} c.sys.CUD inserts, {args.clients} clients, storage {args.storage}, {mode}\n")
+    tool = f"wrk, {args.seconds} s" if use_wrk else f"Python load generator, {args.total} requests"
+    print(f"c.sys.CUD inserts, {args.clients} clients ({tool}), storage {args.storage}, {mode}\n")
     print("| scenario | commands/s | p50 ms | p99 ms | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
-    print(row(f"c.sys.CUD insert ({args.storage})", result, rss))
+    if use_wrk:
+        print(wrk_row(f"c.sys.CUD insert ({args.storage})", w, rss))
+        print(wrk_row(f"q.sys.Collection of 10 documents ({args.storage})", q, rss))
+    else:
+        print(row(f"c.sys.CUD insert ({args.storage})", result, rss))
+        print(row(f"q.sys.Collection of 10 documents ({args.storage})", queries, rss))
     extra_note = f"server CPU per command: {cpu_per_command * 1e6:.0f} us (all threads, async projectors included)"
-    print(row(f"q.sys.Collection of 10 documents ({args.storage})", queries, rss))
     print(f"\n{extra_note}")
     print(
         f"async projector lag at {args.lag_rate:.0f} commands/s over 10 s: "
