@@ -35,7 +35,7 @@ from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
 from voedger.processors.signal import CommitSignal
 from voedger.state import Intents
-from voedger.state.access import SYS_RECORD, SYS_VIEW, Access
+from voedger.state.access import SYS_RECORD, SYS_VIEW
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import Event
@@ -132,7 +132,7 @@ async def project_event(
 
     The same code serves asynchronous actualizers and the test kit, so both check storages alike.
     """
-    access = Access.of(app.appdef, projector, unrestricted=projector.qname.is_sys)
+    _, access = app.runner(projector)
     state = app.state(access, writes, event.wsid, event=event)
     intents = Intents(access)
     await invoke(func, state, intents)

@@ -49,6 +49,9 @@ class AppRuntime:
     proves; raises a 400 SysError. None: the application cannot take VERIFIABLE fields."""
     federation: Federation | None = None
     """Calls to other workspaces and applications (workspace creation, owners' updates)."""
+    _runners: dict[QName, tuple[Callable[..., Any], Access, Extension]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -71,15 +74,27 @@ class AppRuntime:
         )
 
     def implementation(self, ext: Extension) -> Callable[..., Any] | None:
-        impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)
-        return None if impl is None else impl.func
+        return self.runner(ext)[0]
+
+    def runner(self, ext: Extension) -> tuple[Callable[..., Any] | None, Access]:
+        """An extension's implementation (None if it has none) and the rules it runs under
+        (sys extensions are the platform's own code: unrestricted). Memoised: asked for every
+        command and every projected event."""
+        hit = self._runners.get(ext.qname)
+        if hit is None or hit[2] is not ext:
+            impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)
+            access = Access.of(self.appdef, ext, unrestricted=ext.qname.is_sys)
+            if impl is None:
+                return None, access  # not remembered: an implementation may be registered later
+            hit = self._runners[ext.qname] = (impl.func, access, ext)
+        return hit[0], hit[1]
 
 
 async def invoke(func: Callable[..., Any], state: State, intents: Intents) -> None:
     """Run an extension, sync or async; its own failures become a 500 that names it."""
     try:
         result = func(state, intents)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             await result
     except SysError:
         raise

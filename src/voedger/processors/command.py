@@ -45,7 +45,6 @@ from voedger.processors.signal import CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
-from voedger.state.access import Access
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
@@ -428,9 +427,8 @@ class Partition:
 
         intents: Intents | None = None
         ext_result: dict[str, Any] | None = None
-        func = app.implementation(cmd)
+        func, access = app.runner(cmd)
         if func is not None:
-            access = Access.of(appdef, cmd, unrestricted=cmd.qname.is_sys)
             context = CommandContext(req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms())
             state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
@@ -713,12 +711,11 @@ class Partition:
         for prj in types.sync_projectors_for(
             event.shape(), lambda: tuple(p for p in types.sync_projectors if triggered(appdef, p, event))
         ):
-            func = self.app.implementation(prj)
+            func, access = self.app.runner(prj)
             if func is None:
                 if prj.qname.is_sys:
                     continue  # not built yet; listed when the application is deployed
                 raise SysError(500, f"projector {prj.qname} has no implementation")
-            access = Access.of(appdef, prj, unrestricted=prj.qname.is_sys)
             state = self.app.state(access, writes, event.wsid, event=event)
             intents = Intents(access)
             await invoke(func, state, intents)

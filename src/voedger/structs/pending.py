@@ -23,7 +23,8 @@ class Pending:
         self.base = base
         self.storage: AppStorage = base.storage if isinstance(base, Pending) else base
         self._rows: dict[tuple[bytes, bytes], bytes] = {}
-        self._settled: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
+        self._settled: OrderedDict[tuple[bytes, bytes], bytes] | None = None
+        """Made on the first ``settle``: most sets (one per command) never settle."""
 
     def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
         self._rows[(p_key, c_col)] = value
@@ -47,6 +48,8 @@ class Pending:
         its partition): nobody else can change them behind its back.
         """
         settled = self._settled
+        if settled is None:
+            settled = self._settled = OrderedDict()
         for key, value in self._rows.items():
             settled[key] = value
             settled.move_to_end(key)

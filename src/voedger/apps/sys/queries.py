@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from importlib import metadata
@@ -233,14 +234,21 @@ def _event_map(event: Event) -> Row:
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_day(days_since_epoch: int) -> tuple[int, int]:
+    """(year, day of the year) of a UTC day; events of a day all ask for the same one."""
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=days_since_epoch)
+    return day.year, day.timetuple().tm_yday
+
+
 @platform.projector("sys.ProjectorWLogDates")
 async def wlog_dates(state: State, intents: Intents) -> None:
     """sys.ProjectorWLogDates: widens the day's range of WLog offsets to the event's; idempotent,
     so replays are harmless. Not registered yet: it is an async projector, and the actualizers'
     owner decides when the platform starts running sys ones."""
     ev = state.event
-    day = dt.datetime.fromtimestamp(ev.registered_at / 1000, dt.UTC)
-    key = {"Year": day.year, "DayOfYear": day.timetuple().tm_yday}
+    year, day_of_year = _utc_day(ev.registered_at // 86_400_000)
+    key = {"Year": year, "DayOfYear": day_of_year}
     row = await state.view(WLOG_DATES, **key)
     if row is not None and int(row["LastOffset"]) >= ev.wlog_offset:
         return
