@@ -99,8 +99,8 @@ def run(
     finally:
         Path(script).unlink()
     total = re.search(r"(\d+) requests in ([\d.]+)(ms|s)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p50 = re.search(r"^\s*50%\s+(\S+)$", out, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)$", out, re.M)
     if total is None or p50 is None or p99 is None:
         raise RuntimeError(f"could not read wrk's report:\n{out}")
     seconds_run = float(total.group(2)) / (1000 if total.group(3) == "ms" else 1)
