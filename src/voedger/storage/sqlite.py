@@ -5,13 +5,15 @@ in WAL mode, so it survives ``kill -9`` and power loss. Throughput: every write 
 writer thread per storage, which takes all the writes queued while it was busy and commits
 them in one transaction (group commit), so many concurrent writers share one fsync. Reads run
 on a small thread pool with their own connections (WAL lets them proceed during writes), so
-the event loop never blocks.
+the event loop never blocks. A third thread copies the WAL back into the database file
+(checkpoints), so that work and its fsync stay off the writer's path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import queue
 import sqlite3
@@ -65,13 +67,53 @@ class _Rows:
 _WriteOp = Callable[[sqlite3.Connection, int], Any] | _Rows
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+log = logging.getLogger("voedger.storage.sqlite")
+
+CHECKPOINT_INTERVAL = 0.2
+"""Seconds between checkpoints of the WAL by the checkpointer thread."""
+WRITER_AUTOCHECKPOINT = 50_000
+"""WAL pages (about 200 MiB) after which the writer checkpoints by itself: a backstop for a
+checkpointer that falls behind (SQLite's default is 1,000 pages, checkpointed inline on the
+writer's commit, which stalled every commit queued behind it)."""
+
+
+def _connect(path: Path, autocheckpoint: int | None = None) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
+    if autocheckpoint is not None:
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     return conn
+
+
+class _Checkpointer(threading.Thread):
+    """Copies committed WAL frames into the database file every ``CHECKPOINT_INTERVAL``.
+
+    PASSIVE checkpoints neither wait for nor block the writer or the readers; sqlite3 lets go of
+    the GIL while one runs, so it uses the other core instead of the writer's time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name=f"sqlite-checkpoint-{path.name}", daemon=True)
+        self._path = path
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+    def run(self) -> None:
+        conn = _connect(self._path)
+        try:
+            while not self._stopping.wait(CHECKPOINT_INTERVAL):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the writer's own backstop still bounds the WAL
+                    log.warning("%s: checkpoint failed: %s", self._path.name, exc)
+        finally:
+            conn.close()
 
 
 class _Pending:
@@ -104,7 +146,7 @@ class _Writer(threading.Thread):
 
     def __init__(self, path: Path, clock: Clock) -> None:
         super().__init__(name=f"sqlite-writer-{path.name}", daemon=True)
-        self._conn = _connect(path)
+        self._conn = _connect(path, autocheckpoint=WRITER_AUTOCHECKPOINT)
         self._clock = clock
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self.commits = 0  # groups committed; lets benchmarks and tests see group commit at work
@@ -222,8 +264,11 @@ class SQLiteAppStorage(AppStorage):
         conn.close()
         self.writer = _Writer(path, clock)
         self.writer.start()
+        self._checkpointer = _Checkpointer(path)
+        self._checkpointer.start()
 
     def close(self) -> None:
+        self._checkpointer.stop()
         self.writer.stop()
         with self._reader_lock:
             for conn in self._reader_conns:
