@@ -53,6 +53,9 @@ class RateDecision:
         return 0 if self.allowed else max(1, math.ceil(self.retry_after - _EPSILON))
 
 
+ALLOWED = RateDecision(True)
+
+
 _BucketKey = tuple[QName, int, int, str, str, QName | None]
 """(limit, partition, workspace, login, IP, resource) with 0/"" / None where the rate does not count per it."""
 
@@ -148,10 +151,10 @@ class Limiter:
         """Take one token from every bucket that limits ``op`` on ``resource`` for this partition,
         workspace, login and IP; all or none. Allowed when no limit applies."""
         if op not in LIMITABLE_OPERATIONS:
-            return RateDecision(True)
+            return ALLOWED
         bound = [b for b in self._limits.get(resource, ()) if op in b.limit.ops]
         if not bound:
-            return RateDecision(True)
+            return ALLOWED
         keys = [self._key(b, resource, partition, wsid, login, ip) for b in bound]
         with self._lock:
             now = self._clock.now()
@@ -165,7 +168,7 @@ class Limiter:
             self._takes += 1
             if self._takes % _GC_EVERY == 0:
                 self._collect(now)
-        return RateDecision(True)
+        return ALLOWED
 
     def check(
         self,

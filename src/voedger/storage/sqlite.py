@@ -81,7 +81,7 @@ def _connect(path: Path, autocheckpoint: int | None = None) -> sqlite3.Connectio
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection
     conn.execute("PRAGMA temp_store=MEMORY")
     if autocheckpoint is not None:
         conn.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")

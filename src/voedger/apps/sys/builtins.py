@@ -41,7 +41,10 @@ async def collection(state: State, intents: Intents) -> None:
         t = app.find(cud.qname)
         if t is None or t.kind not in (TypeKind.CDoc, TypeKind.CRecord):
             continue
-        rec = await state.record(cud.id)
+        if cud.is_new:  # a new record is all in its CUD: no need to read it back
+            rec: dict[str, Any] | None = {SYS_QNAME: cud.qname, SYS_ID: cud.id, **cud.fields}
+        else:
+            rec = await state.record(cud.id)
         if rec is None:
             continue
         doc = rec
