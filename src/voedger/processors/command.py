@@ -257,6 +257,9 @@ class Partition:
     def _reapply(self, event: Event, writes: Pending) -> None:
         """Write an event's effects again: the WLog entry, records and view rows it carries."""
         put_wlog(writes, event, event.encode(with_extra=False))
+        for cud in event.cuds:
+            if cud.is_new:
+                put_record(writes, event.wsid, {SYS_QNAME: cud.qname, SYS_ID: cud.id, **cud.fields})
         for rec in event.extra.get("records", ()):
             put_record(writes, event.wsid, rec)
         for view_name, row in event.extra.get("views", ()):
@@ -514,7 +517,8 @@ class Partition:
             put_record(writes, req.wsid, rec)
         views = await self._sync_projectors(event, writes)
         # What recovery needs to re-apply the event without running anything again.
-        event.extra["records"] = records
+        if len(records) > len(creates):  # after-images of updates; a new record is its CUD
+            event.extra["records"] = records[len(creates) :]
         event.extra["views"] = [[str(q), row] for q, row in views]
         plog_data, wlog_data = event.encode_both()
         put_plog(writes, event, plog_data)
