@@ -104,6 +104,30 @@ async def test_owner_works_others_are_refused(env: tuple[VVM, httpx.AsyncClient,
     assert r.status_code == 400, r.text  # allowed to execute; the order itself is wrong
 
 
+async def test_rights_follow_subject_changes_for_the_same_token(
+    env: tuple[VVM, httpx.AsyncClient, ManualClock],
+) -> None:
+    """The partition remembers a caller's principal per workspace; a new, changed or
+    deactivated ``sys.Subject`` takes effect on the very next command with the same token."""
+    vvm, client, _ = env
+    alice, bob = token(vvm, "alice", ALICE_PROFILE), token(vvm, "bob", BOB_PROFILE)
+    order = {"args": {}}
+    r = await client.post(f"{V1}/c.service.MakeOrder", json=order, headers=bob)
+    assert r.status_code == 403, r.text
+    subject = {"sys.ID": 1, "sys.QName": "sys.Subject", "Login": "bob", "SubjectKind": 1}
+    subject |= {"Roles": "staff.Waiter", "ProfileWSID": BOB_PROFILE}
+    r = await client.post(f"{V1}/c.sys.CUD", json={"cuds": [{"fields": subject}]}, headers=alice)
+    assert r.status_code == 200, r.text
+    subject_id = r.json()["NewIDs"]["1"]
+    r = await client.post(f"{V1}/c.service.MakeOrder", json=order, headers=bob)
+    assert r.status_code == 400, r.text  # allowed now; the order itself is wrong
+    off = {"cuds": [{"sys.ID": subject_id, "fields": {"sys.IsActive": False}}]}
+    r = await client.post(f"{V1}/c.sys.CUD", json=off, headers=alice)
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{V1}/c.service.MakeOrder", json=order, headers=bob)
+    assert r.status_code == 403, r.text
+
+
 @pytest.mark.parametrize(
     "header",
     ["Bearer not-a-token", "Basic !!!", "Digest abc", "Bearer " + "x" * 10],

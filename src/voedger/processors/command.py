@@ -67,6 +67,8 @@ WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 SUBJECT_NAME = "sys.Subject"
 MAX_GROUP = 256
+MAX_CACHED_PRINCIPALS = 1024
+"""Per workspace; the cache starts over when full."""
 RECENT_EVENTS = 4096
 BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
 
@@ -121,6 +123,13 @@ class WorkspaceSeq:
     descriptor: Record | None = None
     subjects: dict[str, Record | None] = field(default_factory=dict)
     """``sys.Subject`` records by login, as principals were resolved (emptied when one changes)."""
+    principals: dict[int, tuple[object, Principal]] = field(default_factory=dict)
+    """Principals by the identity of the authenticated caller the edge passed (the edge hands
+    the same object for the same valid token); emptied with ``subjects`` and on a new descriptor."""
+
+    def forget_principals(self) -> None:
+        self.subjects.clear()
+        self.principals.clear()
 
     def to_json(self) -> bytes:
         return orjson.dumps({"wlog": self.next_wlog, "id": self.idgen.next_id})
@@ -381,9 +390,17 @@ class Partition:
             raise bad(f"unexpected key(s) in the request body: {', '.join(unexpected)}")
         ws = await self._workspace(req.wsid, writes)
         known = type_cache(appdef).workspace_by_descriptor(ws.descriptor["WSKind"]) if ws.descriptor else None
-        principal = await resolve_principal(
-            app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes, ws.subjects
-        )
+        cached = ws.principals.get(id(req.principal))
+        if cached is not None and cached[0] is req.principal:
+            principal = cached[1]
+        else:
+            principal = await resolve_principal(
+                app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes, ws.subjects
+            )
+            if not isinstance(req.principal, Principal):
+                if len(ws.principals) >= MAX_CACHED_PRINCIPALS:
+                    ws.principals.clear()
+                ws.principals[id(req.principal)] = (req.principal, principal)
         ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
         if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
@@ -528,8 +545,9 @@ class Partition:
         for rec in records:
             if rec[SYS_QNAME] == DESCRIPTOR_NAME:
                 ws.descriptor = rec
+                ws.forget_principals()
             elif rec[SYS_QNAME] == SUBJECT_NAME:
-                ws.subjects.clear()
+                ws.forget_principals()
         ws.idgen = idgen
         ws.next_wlog += 1
         self.next_plog += 1
