@@ -186,8 +186,8 @@ async def test_failed_command_in_group_leaves_no_trace(shop: Shop) -> None:
 
 
 async def test_failed_durable_write_acknowledges_nothing_of_it_or_what_was_built_on_it(shop: Shop) -> None:
-    """Groups are pipelined: the next group executes while the previous one is written. When a
-    write fails, neither it nor a group built on it is acknowledged, and the log stays whole."""
+    """When a group's write fails, none of its commands is acknowledged, the partition recovers
+    from storage before the next group, and the log stays whole."""
     await shop.create_ws(WS)
     storage = shop.runtime.storage
     real_put_batch = storage.put_batch
