@@ -18,6 +18,11 @@ async def collect(storage: AppStorage, p: bytes, start: bytes = b"", finish: byt
     return [c async for c, _ in storage.read(p, start, finish)]
 
 
+SHORT_TTL = 3
+"""Seconds: long enough that the checks before expiry finish in time on a loaded machine (with 1
+s, a real Cassandra busy compacting once let a row run out before the next statement)."""
+
+
 async def expire(driver: Driver, seconds: int) -> None:
     """Let rows with a TTL of ``seconds`` run out: move a manual clock, or wait for the real one."""
     if driver.clock is not None:
@@ -189,10 +194,10 @@ async def test_query_ttl(storage: AppStorage, keys: Keys) -> None:
 async def test_ttl_expiry(driver: Driver, storage: AppStorage, keys: Keys) -> None:
     p = keys(b"ttl")
     await storage.put(p, b"keep", b"k")
-    assert await storage.insert_if_not_exists(p, b"t", b"soon-gone", ttl=1)
+    assert await storage.insert_if_not_exists(p, b"t", b"soon-gone", ttl=SHORT_TTL)
     assert await storage.ttl_get(p, b"t") == b"soon-gone"
     assert [c async for c, _ in storage.ttl_read(p)] == [b"keep", b"t"]
-    await expire(driver, 1)
+    await expire(driver, SHORT_TTL)
     assert await storage.get(p, b"t") is None
     assert await storage.ttl_get(p, b"t") is None
     assert await storage.get_batch(p, [b"t", b"keep"]) == [None, b"k"]
@@ -213,9 +218,9 @@ async def test_compare_and_swap_resets_ttl(driver: Driver, storage: AppStorage, 
     assert ttl is not None and ttl > 2
     assert await storage.compare_and_swap(p, b"lease", b"me", b"forever", ttl=0)
     assert await storage.query_ttl(p, b"lease") == 0
-    assert await storage.insert_if_not_exists(p, b"short", b"s", ttl=1)
-    assert await storage.compare_and_swap(p, b"short", b"s", b"s", ttl=1)
-    await expire(driver, 1)
+    assert await storage.insert_if_not_exists(p, b"short", b"s", ttl=SHORT_TTL)
+    assert await storage.compare_and_swap(p, b"short", b"s", b"s", ttl=SHORT_TTL)
+    await expire(driver, SHORT_TTL)
     assert await storage.get(p, b"short") is None
     assert await storage.get(p, b"lease") == b"forever"
 
