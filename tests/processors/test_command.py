@@ -174,6 +174,22 @@ async def test_concurrent_commands_share_durable_writes(shop: Shop) -> None:
     assert offsets == list(range(1, 52))
 
 
+async def test_a_full_partition_refuses_with_503_and_loses_nothing(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    part = shop.partition(WS)
+    part.max_queued = 3
+    results = await asyncio.gather(*(item(shop, Name=f"n{i}") for i in range(30)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, SysError)]
+    acked = [r for r in results if isinstance(r, int)]
+    assert refused and acked and len(refused) + len(acked) == 30
+    assert all(e.status == 503 and f"partition {part.id}" in e.message for e in refused)
+    assert refused[0].headers.get("Retry-After") == "1"
+    offsets = [ev.wlog_offset async for ev in read_wlog(shop.storage, WS)]
+    assert offsets == list(range(1, len(acked) + 2))  # the workspace's creation, then each acknowledged one
+    part.max_queued = 4096
+    assert await item(shop, Name="later") > max(acked)
+
+
 async def test_failed_command_in_group_leaves_no_trace(shop: Shop) -> None:
     await shop.create_ws(WS)
     results = await asyncio.gather(

@@ -3,6 +3,7 @@ processor (fields, refs, nested elements, filters, orderBy, startFrom and count)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -89,6 +90,27 @@ async def test_echo_answers_sections(ws: Shop) -> None:
     # without elements every object is an empty row; an empty body is an empty object
     assert rows(await q1(ws, "sys.Echo", {"args": {"Text": "x"}})) == [[]]
     assert await q1(ws, "shop.Nothing", b"") == {}
+
+
+async def test_reads_beyond_the_limit_are_refused_with_503(ws: Shop) -> None:
+    qp = QueryProcessor(ws.runtime, max_running=2)
+    body = {"args": {"Text": "x"}}
+    answers = await asyncio.gather(
+        *(qp.execute(QueryRequest(WS, QName.parse("sys.Echo"), USER, body)) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(a, dict) for a in answers)  # these never overlapped: none refused
+    qp.running = 2  # two reads in flight
+    with pytest.raises(SysError) as e:
+        await qp.execute(QueryRequest(WS, QName.parse("sys.Echo"), USER, body))
+    assert e.value.status == 503 and e.value.message == "no query processors v1 available"
+    assert e.value.headers == {"Retry-After": "1"}
+    with pytest.raises(SysError) as e:
+        await qp.execute(QueryRequest(WS, QName.parse("sys.Echo"), USER, body, api_v2=True))
+    assert e.value.message == "no query processors v2 available"
+    qp.running = 1
+    assert rows(await qp.execute(QueryRequest(WS, QName.parse("sys.Echo"), USER, body))) == [[]]
+    assert qp.running == 1  # a finished read gives its place back
 
 
 async def test_collection_fields_order_count(ws: Shop) -> None:

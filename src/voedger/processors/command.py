@@ -67,6 +67,9 @@ WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 SUBJECT_NAME = "sys.Subject"
 MAX_GROUP = 256
+MAX_QUEUED = 4096
+"""Commands waiting in one partition at most; more are refused with 503 (seconds of
+work at the measured rates, and a bound on the memory a flood can take)."""
 MAX_CACHED_PRINCIPALS = 1024
 """Per workspace; the cache starts over when full."""
 RECENT_EVENTS = 4096
@@ -202,6 +205,7 @@ class Partition:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.groups = 0  # durable writes made; shows group commit at work
+        self.max_queued = MAX_QUEUED
         self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
         """The latest durable events, decoded: async projectors read them without storage."""
         self._group_events: list[Event] = []
@@ -297,8 +301,12 @@ class Partition:
         if partition_of(request.wsid, self.app.num_partitions) != self.id:
             raise SysError(500, f"workspace {request.wsid} does not belong to partition {self.id}")
         await self._ready.wait()
+        if self._queue.qsize() >= self.max_queued:
+            # Shed load rather than queue without bound (Voedger answers the same when its
+            # command processor's channel is full); the client retries later.
+            raise SysError(503, f"no command processors available, partition {self.id}", headers={"Retry-After": "1"})
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(request, future))
+        self._queue.put_nowait(_Job(request, future))
         return await future
 
     async def _run(self) -> None:

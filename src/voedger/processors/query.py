@@ -98,15 +98,30 @@ class QueryRequest:
     """The caller before resolution (the validated token), kept for sys.RefreshPrincipalToken."""
 
 
+MAX_RUNNING_QUERIES = 1024
+"""Reads of one application in progress at once; a flood beyond it is shed, not queued."""
+
+
 class QueryProcessor:
     """Answers the reads of one application; stateless, so one instance serves every request."""
 
-    def __init__(self, runtime: AppRuntime) -> None:
+    def __init__(self, runtime: AppRuntime, max_running: int = MAX_RUNNING_QUERIES) -> None:
         self.runtime = runtime
         self.app = runtime.appdef
+        self.max_running = max_running
+        self.running = 0
+        """Reads in progress; more than ``max_running`` at once are refused with 503."""
 
     async def execute(self, request: QueryRequest) -> dict[str, Any]:
-        return await (self.execute_v2(request) if request.api_v2 else self.execute_v1(request))
+        if self.running >= self.max_running:
+            # Voedger's words when all its query processors are busy; the client retries.
+            api = "v2" if request.api_v2 else "v1"
+            raise SysError(503, f"no query processors {api} available", headers={"Retry-After": "1"})
+        self.running += 1
+        try:
+            return await (self.execute_v2(request) if request.api_v2 else self.execute_v1(request))
+        finally:
+            self.running -= 1
 
     # --- API v1 ---------------------------------------------------------------------------------
 
