@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -209,21 +210,32 @@ CUD_BODY = '{"cuds":[{"fields":{"sys.ID":1,"sys.QName":"shop.Item","Name":"item 
 COLLECTION_BODY = '{"args":{"Schema":"shop.Item"},"elements":[{"fields":["Name","Price"]}],"count":10}'
 
 
-def wrk_row(name: str, r: wrk.WrkResult, rss: float) -> str:
-    bad = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
-    bad += f" (socket errors: {r.errors})" if r.errors else ""
-    ok = r.requests - r.non_2xx
-    return f"| {name} | {ok / r.seconds:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {rss:.0f} |{bad}"
+@dataclass
+class Scenario:
+    """One scenario's figures, whichever tool generated the load."""
 
+    requests: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    note: str = ""
 
-def row(name: str, r: LoadResult, rss: float) -> str:
-    ok = sum(c for s, c in r.statuses.items() if s == 200)
-    bad = {s: c for s, c in r.statuses.items() if s != 200}
-    note = f" (non-200: {bad})" if bad else ""
-    return (
-        f"| {name} | {ok / r.seconds:,.0f} | {pct(r.latencies, 0.5):.1f} | {pct(r.latencies, 0.99):.1f} "
-        f"| {rss:.0f} |{note}"
-    )
+    @staticmethod
+    def of_wrk(r: wrk.WrkResult) -> Scenario:
+        note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
+        note += f" (socket errors: {r.errors})" if r.errors else ""
+        return Scenario(r.requests, (r.requests - r.non_2xx) / r.seconds, r.p50_ms, r.p99_ms, note)
+
+    @staticmethod
+    def of_load(r: LoadResult) -> Scenario:
+        ok = sum(c for s, c in r.statuses.items() if s == 200)
+        bad = {s: c for s, c in r.statuses.items() if s != 200}
+        note = f" (non-200: {bad})" if bad else ""
+        requests = sum(r.statuses.values())
+        return Scenario(requests, ok / r.seconds, pct(r.latencies, 0.5), pct(r.latencies, 0.99), note)
+
+    def row(self, name: str, rss: float) -> str:
+        return f"| {name} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {rss:.0f} |{self.note}"
 
 
 async def main() -> None:
@@ -269,19 +281,20 @@ async def main() -> None:
             cpu0 = cpu_seconds(proc.pid)
             if use_wrk:
                 cud_path = "/api/test/shop/WSID/c.sys.CUD"
-                w = wrk.run(port, cud_path, CUD_BODY, wsids, args.clients, args.seconds, AUTH_HEADER)
-                commands = w.requests
+                cud = Scenario.of_wrk(wrk.run(port, cud_path, CUD_BODY, wsids, args.clients, args.seconds, AUTH_HEADER))
             else:
-                result = await run_load(port, cud_request(wsids), args.clients, args.total)
-                commands = args.total
-            cpu_per_command = (cpu_seconds(proc.pid) - cpu0) / commands
+                cud = Scenario.of_load(await run_load(port, cud_request(wsids), args.clients, args.total))
+            cpu_per_command = (cpu_seconds(proc.pid) - cpu0) / cud.requests
             if use_wrk:
                 coll_path = "/api/test/shop/WSID/q.sys.Collection"
                 seconds = max(5, args.seconds // 2)
-                q = wrk.run(port, coll_path, COLLECTION_BODY, [query_ws], args.clients, seconds, AUTH_HEADER)
+                coll = wrk.run(port, coll_path, COLLECTION_BODY, [query_ws], args.clients, seconds, AUTH_HEADER)
+                queries = Scenario.of_wrk(coll)
             else:
                 n_queries = max(1000, args.total // 10)
-                queries = await run_load(port, collection_request([query_ws]), args.clients, n_queries)
+                queries = Scenario.of_load(
+                    await run_load(port, collection_request([query_ws]), args.clients, n_queries)
+                )
             lags = await projector_lag(port, wsids[0], args.lag_rate, 10)
             rss = peak_rss_mib(proc.pid)
         finally:
@@ -292,12 +305,8 @@ async def main() -> None:
     print(f"c.sys.CUD inserts, {args.clients} clients ({tool}), storage {args.storage}, {mode}\n")
     print("| scenario | commands/s | p50 ms | p99 ms | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
-    if use_wrk:
-        print(wrk_row(f"c.sys.CUD insert ({args.storage})", w, rss))
-        print(wrk_row(f"q.sys.Collection of 10 documents ({args.storage})", q, rss))
-    else:
-        print(row(f"c.sys.CUD insert ({args.storage})", result, rss))
-        print(row(f"q.sys.Collection of 10 documents ({args.storage})", queries, rss))
+    print(cud.row(f"c.sys.CUD insert ({args.storage})", rss))
+    print(queries.row(f"q.sys.Collection of 10 documents ({args.storage})", rss))
     extra_note = f"server CPU per command: {cpu_per_command * 1e6:.0f} us (all threads, async projectors included)"
     print(f"\n{extra_note}")
     print(

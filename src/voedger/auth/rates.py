@@ -152,7 +152,7 @@ class Limiter:
         workspace, login and IP; all or none. Allowed when no limit applies."""
         if op not in LIMITABLE_OPERATIONS:
             return ALLOWED
-        bound = [b for b in self._limits.get(resource, ()) if op in b.limit.ops]
+        bound = self._bound(resource, op)
         if not bound:
             return ALLOWED
         keys = [self._key(b, resource, partition, wsid, login, ip) for b in bound]
@@ -200,7 +200,7 @@ class Limiter:
         ip: str = "",
     ) -> None:
         """Return the token :meth:`take` took, e.g. when the request failed before it did any work."""
-        bound = [b for b in self._limits.get(resource, ()) if op in b.limit.ops]
+        bound = self._bound(resource, op)
         with self._lock:
             now = self._clock.now()
             for b in bound:
@@ -220,12 +220,16 @@ class Limiter:
     ) -> None:
         """Fill the buckets of ``op`` on ``resource`` again (Voedger's ``ResetLimits``, e.g. after
         a successful sign-in)."""
-        bound = [b for b in self._limits.get(resource, ()) if op in b.limit.ops]
+        bound = self._bound(resource, op)
         with self._lock:
             for b in bound:
                 self._buckets.pop(self._key(b, resource, partition, wsid, login, ip), None)
 
     # --- internals
+
+    def _bound(self, resource: QName, op: OperationKind) -> list[_BoundLimit]:
+        """The limits that count ``op`` on ``resource``."""
+        return [b for b in self._limits.get(resource, ()) if op in b.limit.ops]
 
     @staticmethod
     def _key(b: _BoundLimit, resource: QName, partition: int, wsid: int, login: str, ip: str) -> _BucketKey:

@@ -130,7 +130,19 @@ class WorkspaceSeq:
     """Principals by the identity of the authenticated caller the edge passed (the edge hands
     the same object for the same valid token); emptied with ``subjects`` and on a new descriptor."""
 
+    def known_principal(self, caller: object) -> Principal | None:
+        hit = self.principals.get(id(caller))
+        return hit[1] if hit is not None and hit[0] is caller else None
+
+    def remember_principal(self, caller: object, principal: Principal) -> None:
+        if isinstance(caller, Principal):
+            return  # passed through as it is: nothing to remember
+        if len(self.principals) >= MAX_CACHED_PRINCIPALS:
+            self.principals.clear()
+        self.principals[id(caller)] = (caller, principal)
+
     def forget_principals(self) -> None:
+        """A subject or the descriptor changed: resolve every caller again."""
         self.subjects.clear()
         self.principals.clear()
 
@@ -272,7 +284,7 @@ class Partition:
         put_wlog(writes, event, event.encode(with_extra=False))
         for cud in event.cuds:
             if cud.is_new:
-                put_record(writes, event.wsid, {SYS_QNAME: cud.qname, SYS_ID: cud.id, **cud.fields})
+                put_record(writes, event.wsid, cud.record())
         for rec in event.extra.get("records", ()):
             put_record(writes, event.wsid, rec)
         for view_name, row in event.extra.get("views", ()):
@@ -398,17 +410,12 @@ class Partition:
             raise bad(f"unexpected key(s) in the request body: {', '.join(unexpected)}")
         ws = await self._workspace(req.wsid, writes)
         known = type_cache(appdef).workspace_by_descriptor(ws.descriptor["WSKind"]) if ws.descriptor else None
-        cached = ws.principals.get(id(req.principal))
-        if cached is not None and cached[0] is req.principal:
-            principal = cached[1]
-        else:
+        principal = ws.known_principal(req.principal)
+        if principal is None:
             principal = await resolve_principal(
                 app, req.principal, req.wsid, known or appdef.sys_workspace, ws.descriptor, writes, ws.subjects
             )
-            if not isinstance(req.principal, Principal):
-                if len(ws.principals) >= MAX_CACHED_PRINCIPALS:
-                    ws.principals.clear()
-                ws.principals[id(req.principal)] = (req.principal, principal)
+            ws.remember_principal(req.principal, principal)
         ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
         if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
@@ -553,8 +560,7 @@ class Partition:
         for rec in records:
             if rec[SYS_QNAME] == DESCRIPTOR_NAME:
                 ws.descriptor = rec
-                ws.forget_principals()
-            elif rec[SYS_QNAME] == SUBJECT_NAME:
+            if rec[SYS_QNAME] in (DESCRIPTOR_NAME, SUBJECT_NAME):
                 ws.forget_principals()
         ws.idgen = idgen
         ws.next_wlog += 1

@@ -33,6 +33,10 @@ class CUD:
     def to_json(self) -> Fields:
         return {"IsNew": self.is_new, "sys.ID": self.id, "sys.QName": self.qname, "fields": self.fields}
 
+    def record(self) -> Fields:
+        """The whole record a new-record CUD created (its ``fields`` are all the others)."""
+        return {"sys.QName": self.qname, "sys.ID": self.id, **self.fields}
+
     @staticmethod
     def from_json(raw: Fields) -> CUD:
         return CUD(raw["IsNew"], raw["sys.ID"], raw["sys.QName"], raw["fields"])

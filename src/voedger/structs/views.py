@@ -5,7 +5,6 @@ A row's storage value holds all its fields (key and value), so a read needs no k
 
 from __future__ import annotations
 
-import struct
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,6 @@ from voedger.structs.pending import Pending
 from voedger.structs.values import ValidationError, coerce
 
 Row = dict[str, Any]
-
-
-_U64 = struct.Struct(">Q")
 
 
 class ViewKeyError(ValidationError):
@@ -86,7 +82,8 @@ def check_fields(view: View, row: Mapping[str, Any]) -> None:
 
 def _row_key(plan: _Plan, wsid: int, stored: Mapping[str, Any]) -> tuple[bytes, bytes]:
     view = plan.view
-    p_key = plan.prefix + _U64.pack(wsid) + encode_key(view.partition_key, [stored[f.name] for f in view.partition_key])
+    partition = encode_key(view.partition_key, [stored[f.name] for f in view.partition_key])
+    p_key = view_partition_key(plan.qname, wsid, partition, plan.prefix)
     return p_key, encode_key(view.clustering_columns, [stored[f.name] for f in view.clustering_columns])
 
 

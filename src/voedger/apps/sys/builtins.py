@@ -42,7 +42,7 @@ async def collection(state: State, intents: Intents) -> None:
         if t is None or t.kind not in (TypeKind.CDoc, TypeKind.CRecord):
             continue
         if cud.is_new:  # a new record is all in its CUD: no need to read it back
-            rec: dict[str, Any] | None = {SYS_QNAME: cud.qname, SYS_ID: cud.id, **cud.fields}
+            rec: dict[str, Any] | None = cud.record()
         else:
             rec = await state.record(cud.id)
         if rec is None:
