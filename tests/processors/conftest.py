@@ -188,3 +188,29 @@ async def shop(shop_appdef: AppDef) -> AsyncIterator[Shop]:
 
 
 WS = new_wsid(1, 200_000)
+
+
+async def menu_document(shop: Shop) -> dict[str, int]:
+    """An item, and a menu whose section has a line naming it; the new IDs by raw ID."""
+    cuds: list[dict[str, Any]] = [
+        {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 5}},
+        {"fields": {"sys.ID": 2, "sys.QName": "shop.Menu", "Title": "day", "Special": 1}},
+        {
+            "fields": {
+                "sys.ID": 3,
+                "sys.QName": "shop.MenuSection",
+                "sys.ParentID": 2,
+                "sys.Container": "Sections",
+            }
+        },
+        {
+            "fields": {
+                "sys.ID": 4,
+                "sys.QName": "shop.MenuLine",
+                "sys.ParentID": 3,
+                "sys.Container": "Lines",
+                "Item": 1,
+            }
+        },
+    ]
+    return (await shop.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.processors.conftest import USER, WS, Shop
+from tests.processors.conftest import USER, WS, Shop, menu_document
 from voedger.appdef import QName
 from voedger.apps.sys.queries import wlog_dates
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
@@ -59,33 +59,8 @@ async def test_echo_grcount_modules(ws: Shop) -> None:
     assert list((await QueryProcessor(ws.runtime).execute(req))["results"][0]) == ["Modules"]
 
 
-async def document(shop: Shop) -> dict[str, int]:
-    cuds: list[dict[str, Any]] = [
-        {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 5}},
-        {"fields": {"sys.ID": 2, "sys.QName": "shop.Menu", "Title": "day", "Special": 1}},
-        {
-            "fields": {
-                "sys.ID": 3,
-                "sys.QName": "shop.MenuSection",
-                "sys.ParentID": 2,
-                "sys.Container": "Sections",
-            }
-        },
-        {
-            "fields": {
-                "sys.ID": 4,
-                "sys.QName": "shop.MenuLine",
-                "sys.ParentID": 3,
-                "sys.Container": "Lines",
-                "Item": 1,
-            }
-        },
-    ]
-    return (await shop.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids
-
-
 async def test_collection_of_one_document(ws: Shop) -> None:
-    ids = await document(ws)
+    ids = await menu_document(ws)
     await ws.cmd(WS, "sys.CUD", {"cuds": [{"sys.ID": ids["2"], "fields": {"Title": "night"}}]})
     body = {
         "args": {"Schema": "shop.Menu", "ID": ids["2"]},
@@ -100,7 +75,7 @@ async def test_collection_of_one_document(ws: Shop) -> None:
 
 
 async def test_get_cdoc(ws: Shop) -> None:
-    ids = await document(ws)
+    ids = await menu_document(ws)
     (text,) = await row(ws, "sys.GetCDoc", {"ID": ids["2"]}, ["Result"])
     tea = {"Name": "tea", "Price": 5, "sys.ID": ids["1"], "sys.IsActive": True}
     assert orjson.loads(text) == {
@@ -125,7 +100,7 @@ async def test_get_cdoc(ws: Shop) -> None:
 
 
 async def test_state(ws: Shop) -> None:
-    ids = await document(ws)
+    ids = await menu_document(ws)
     state, offset = await row(ws, "sys.State", {"After": 1}, ["State", "MaxRelevantOffset"])
     assert offset == 2
     data = orjson.loads(state)
@@ -142,7 +117,7 @@ async def test_state(ws: Shop) -> None:
 
 
 async def test_journal_by_offsets(ws: Shop) -> None:
-    ids = await document(ws)
+    ids = await menu_document(ws)
     got = await all_rows(
         ws,
         "sys.Journal",
@@ -198,7 +173,7 @@ async def test_journal_errors(ws: Shop, args: dict[str, Any], text: str) -> None
 
 async def test_journal_by_days(ws: Shop) -> None:
     """sys.ProjectorWLogDates (run here by hand, as an actualizer would) indexes the WLog by day."""
-    await document(ws)
+    await menu_document(ws)
     app = ws.runtime.appdef
     access = Access.of(app, app.projector("sys.ProjectorWLogDates"), unrestricted=True)
     async for event in read_wlog(ws.storage, WS):

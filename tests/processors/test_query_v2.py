@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.processors.conftest import USER, WS, Shop
+from tests.processors.conftest import USER, WS, Shop, menu_document
 from voedger.appdef import OperationKind, QName, Workspace
 from voedger.processors.principal import Principal
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
@@ -207,28 +207,7 @@ async def test_view_errors(ws: Shop, name: str, params: dict[str, Any], status: 
 
 
 async def test_docs(ws: Shop) -> None:
-    cuds: list[dict[str, Any]] = [
-        {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea", "Price": 5}},
-        {"fields": {"sys.ID": 2, "sys.QName": "shop.Menu", "Title": "day", "Special": 1}},
-        {
-            "fields": {
-                "sys.ID": 3,
-                "sys.QName": "shop.MenuSection",
-                "sys.ParentID": 2,
-                "sys.Container": "Sections",
-            }
-        },
-        {
-            "fields": {
-                "sys.ID": 4,
-                "sys.QName": "shop.MenuLine",
-                "sys.ParentID": 3,
-                "sys.Container": "Lines",
-                "Item": 1,
-            }
-        },
-    ]
-    ids = (await ws.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids
+    ids = await menu_document(ws)
     item, doc, section, line = (ids[k] for k in "1234")
     tea = {"Name": "tea", "Price": 5, "sys.ID": item, "sys.IsActive": True, "sys.QName": "shop.Item"}
     assert await q2(ws, ApiPath.DOCS, "shop.Item", item) == tea
