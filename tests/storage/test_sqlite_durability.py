@@ -76,3 +76,21 @@ async def test_concurrent_writers_share_commits(tmp_path: Path) -> None:
     assert 1 <= commits < 256
     assert all([await storage.get(b"k%d" % i, b"") == b"v" for i in range(256)])
     await provider.close()
+
+
+async def test_row_groups_of_every_size_are_written_whole(tmp_path: Path) -> None:
+    """A group of plain rows goes in as one padded statement, or in several within a transaction
+    when it is larger than one statement holds; either way every row lands, the last write of a
+    key wins, and nothing else is written."""
+    provider = open_storage(f"sqlite://{tmp_path}")
+    storage = await provider.app_storage("test/sizes")
+    for n in (1, 5, 300, 8193, 20_000):
+        rows = [(b"p%d" % n, b"c%06d" % i, b"v%d" % i) for i in range(n)]
+        rows.append((b"p%d" % n, b"c000000", b"last"))  # the same key again, later in the group
+        await storage.put_batch(rows)
+        got = [(c, v) async for c, v in storage.read(b"p%d" % n)]
+        assert len(got) == n
+        assert got[0] == (b"c000000", b"last")
+        if n > 1:
+            assert got[-1] == (b"c%06d" % (n - 1), b"v%d" % (n - 1))
+    await provider.close()

@@ -188,6 +188,18 @@ class _Writer(threading.Thread):
 
     def _commit(self, batch: list[_Pending]) -> BaseException | None:
         conn = self._conn
+        if all(type(item.op) is _Rows for item in batch):
+            rows = [row for item in batch for row in item.op.rows]  # type: ignore[union-attr]
+            if len(rows) <= _STATEMENT_ROWS:
+                # One statement is its own transaction: a single step of SQLite with the GIL let
+                # go, where BEGIN, the inserts and COMMIT took it back three times or more, each
+                # a wait of up to the switch interval while the event loop was busy.
+                try:
+                    _insert_rows(conn, rows)
+                except Exception as exc:
+                    return StorageUnavailableError(f"sqlite write failed: {exc}")
+                self.commits += 1
+                return None
         now_ms = int(self._clock.now() * 1000)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -218,24 +230,32 @@ class _Writer(threading.Thread):
             return StorageUnavailableError(f"sqlite write failed: {exc}")
 
 
-_CHUNKS = (256, 32, 4, 1)
-_INSERT = {n: "INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES " + ",".join(["(?, ?, ?, 0)"] * n) for n in _CHUNKS}
+_STATEMENT_ROWS = 8192
+"""Rows one INSERT carries at most (3 parameters a row, under SQLite's 32,766)."""
+_SIZES = tuple(sorted({2**k for k in range(14)} | {3 * 2**k for k in range(12)}))
+"""Row counts of the prepared INSERTs (1, 2, 3, 4, 6, 8, 12 ... 8192): a group is padded up to
+the next, so a few statements serve every size and padding adds at most half again."""
+_INSERT = {n: "INSERT OR REPLACE INTO kv (p, c, v, exp) VALUES " + ",".join(["(?, ?, ?, 0)"] * n) for n in _SIZES}
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: Sequence[BatchItem]) -> None:
-    """Insert rows with a few multi-row statements instead of one statement per row.
+    """Insert rows with as few statements as possible: one up to ``_STATEMENT_ROWS`` rows.
 
     The sqlite3 module lets go of the GIL around every statement step and must take it back
     after; with the event loop busy that wait is the switch interval, so a row at a time made
-    a group's commit as slow as the loop was busy. Chunks of fixed sizes keep the prepared
-    statements few.
+    a group's commit as slow as the loop was busy. A run is padded with its last row (writing
+    a row over itself changes nothing), so that the prepared statements stay few.
     """
     i, n = 0, len(rows)
-    for size in _CHUNKS:
-        sql = _INSERT[size]
-        while n - i >= size:
-            conn.execute(sql, [x for row in rows[i : i + size] for x in row])
-            i += size
+    while n - i > _STATEMENT_ROWS:
+        conn.execute(_INSERT[_STATEMENT_ROWS], [x for row in rows[i : i + _STATEMENT_ROWS] for x in row])
+        i += _STATEMENT_ROWS
+    rest = n - i
+    if rest:
+        size = next(s for s in _SIZES if s >= rest)
+        params = [x for row in rows[i:] for x in row]
+        params += rows[-1] * (size - rest)
+        conn.execute(_INSERT[size], params)
 
 
 def _fetch_all(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
