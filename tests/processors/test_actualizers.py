@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -75,6 +75,57 @@ async def test_catches_up_from_zero_then_follows(shop: Shop) -> None:
         assert await load_offset(shop.storage, pid, ORDER_LOG) == a.stored_offset == after[-1]
     finally:
         await acts.stop()
+
+
+async def test_events_no_projector_wants_move_an_idle_actualizer_on_without_waking_it(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, FAST)
+    await acts.start()
+    try:
+        pid = acts.partition_of(WS)
+        await acts.wait_idle()
+        a = acts.actualizer(ORDER_LOG, pid)
+        handled: list[int] = []
+        handle = a._handle
+
+        async def counting(event: Event, buffer: Pending) -> bool:
+            handled.append(event.plog_offset)
+            return await handle(event, buffer)
+
+        a._handle = counting  # type: ignore[method-assign]
+        item = await new_item(shop)  # a sys.CUD: OrderLogProjector wants only MakeOrder
+        await new_item(shop)
+        last = shop.partition(WS).next_plog - 1
+        assert a.offset == a.processed == last  # taken in at the commit itself
+        assert handled == []  # and the loop never went over them
+        made = await order(shop, item)
+        await acts.wait_for(pid, made, projector=ORDER_LOG)
+        assert handled == [made]
+        assert await logged(shop, item) == [made]
+    finally:
+        await acts.stop()
+
+
+async def test_commit_signal_keeps_a_waiter_parked_while_its_skip_takes_the_events() -> None:
+    signal = CommitSignal()
+    seen: list[list[str]] = []
+
+    def skip(events: Sequence[Any]) -> bool:
+        seen.append(list(events))
+        return "mine" not in events
+
+    waiter = asyncio.create_task(signal.wait(5.0, skip))
+    await asyncio.sleep(0)
+    signal.notify(["other"])
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    signal.notify(["other", "mine"])
+    await asyncio.wait_for(waiter, 1.0)
+    assert seen == [["other"], ["other", "mine"]]
+    plain = asyncio.create_task(signal.wait(5.0, skip))
+    await asyncio.sleep(0)
+    signal.notify()  # no events (a stop): every waiter wakes
+    await asyncio.wait_for(plain, 1.0)
 
 
 async def test_catch_up_reads_in_batches_and_flushes_rarely(shop: Shop) -> None:

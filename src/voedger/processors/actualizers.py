@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ import orjson
 from voedger.appdef import AppDef, Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
-from voedger.processors.signal import CommitSignal
+from voedger.processors.signal import CommitSignal, Skip
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
 from voedger.storage import AppStorage
@@ -338,7 +338,8 @@ class AsyncActualizer:
             timeout = cfg.poll_interval
             if buffer:
                 timeout = min(timeout, max(0.0, last_flush + cfg.flush_interval - now))
-            await self._wait_commit(seen, timeout)
+            await self._wait_commit(seen, timeout, None if buffer else self._skip)
+            done = self.processed  # _skip may have taken events in meanwhile
 
     def _recent(self, first: int) -> list[Event] | None:
         """Events the partition still holds decoded (it keeps its latest durable ones), or None."""
@@ -364,12 +365,25 @@ class AsyncActualizer:
         self.flushes += 1
         self._advance(done)
 
-    async def _wait_commit(self, seen: int, timeout: float) -> None:
+    async def _wait_commit(self, seen: int, timeout: float, skip: Skip | None) -> None:
         if timeout <= 0:
             return
         if self.partition.groups != seen or self._stop.is_set():
             return  # committed while the last events were being handled
-        await self.partition.committed.wait(timeout)
+        await self.partition.committed.wait(timeout, skip)
+
+    def _skip(self, events: Sequence[Event]) -> bool:
+        """Take in newly committed events without waking, when none of them triggers the
+        projector. Offered only while the actualizer waits with nothing buffered, so its offset
+        may move straight on: there is nothing to make durable for these events."""
+        if self._stop.is_set() or events[0].plog_offset != self.processed + 1:
+            return False  # stopping, or a gap: the loop reads the log itself
+        appdef, projector = self.app.appdef, self.projector
+        if any(triggered(appdef, projector, e) for e in events):
+            return False
+        self.processed = events[-1].plog_offset
+        self._advance(self.processed)
+        return True
 
     def _advance(self, done: int) -> None:
         if done <= self.offset:

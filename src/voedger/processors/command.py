@@ -395,7 +395,7 @@ class Partition:
         for job, result in group.done:
             if not job.future.done():
                 job.future.set_result(result)
-        self.committed.notify()
+        self.committed.notify(group.events)
         return True
 
     # --- one command ---------------------------------------------------------------------------

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Skip = Callable[[Sequence[Any]], bool]
+"""A parked waiter's answer to new events: True when it took them in without waking (none of
+them concerns it), so it stays parked."""
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -21,22 +27,31 @@ class CommitSignal:
     __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[tuple[asyncio.Future[None], Skip | None]] = []
 
-    def notify(self) -> None:
+    def notify(self, events: Sequence[Any] | None = None) -> None:
+        """Wake the waiters; with the new ``events``, those whose ``skip`` takes them in stay
+        parked (an actualizer whose projector none of them triggers: most of them, on most
+        commits, and each wake-up is a task step, a timer and a pass over the events)."""
         waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            _wake(fut)
+        for entry in waiters:
+            fut, skip = entry
+            if events and skip is not None and not fut.done() and skip(events):
+                self._waiters.append(entry)
+            else:
+                _wake(fut)
 
-    async def wait(self, timeout: float) -> None:
-        """Return at the next ``notify`` or after ``timeout`` seconds, whichever comes first."""
+    async def wait(self, timeout: float, skip: Skip | None = None) -> None:
+        """Return at the next ``notify`` (that ``skip`` does not take in) or after ``timeout``
+        seconds, whichever comes first."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
+        entry = (fut, skip)
+        self._waiters.append(entry)
         timer = loop.call_later(timeout, _wake, fut)
         try:
             await fut
         finally:
             timer.cancel()
-            if fut in self._waiters:  # woken by the timer (or cancelled), not by notify
-                self._waiters.remove(fut)
+            if entry in self._waiters:  # woken by the timer (or cancelled), not by notify
+                self._waiters.remove(entry)

@@ -189,7 +189,7 @@ class _Writer(threading.Thread):
     def _commit(self, batch: list[_Pending]) -> BaseException | None:
         conn = self._conn
         if all(type(item.op) is _Rows for item in batch):
-            rows = [row for item in batch for row in item.op.rows]  # type: ignore[union-attr]
+            rows: list[BatchItem] = [row for item in batch for row in item.op.rows]  # type: ignore[union-attr]
             if len(rows) <= _STATEMENT_ROWS:
                 # One statement is its own transaction: a single step of SQLite with the GIL let
                 # go, where BEGIN, the inserts and COMMIT took it back three times or more, each
@@ -207,7 +207,7 @@ class _Writer(threading.Thread):
             while i < len(batch):
                 item = batch[i]
                 if isinstance(item.op, _Rows):
-                    rows: list[BatchItem] = []
+                    rows = []
                     while i < len(batch) and isinstance(batch[i].op, _Rows):
                         rows += batch[i].op.rows  # type: ignore[union-attr]
                         i += 1
