@@ -68,6 +68,7 @@ class TestSysPackage:
             "InviteIndexView",
             "JoinedWorkspaceIndexView",
             "ViewSubjectsIdx",
+            "WRecordChildrenIdx",  # ours: the records of WDocs by parent, for API v2 include
         }
         assert {v.qname.entity for v in sys_app.views()} == names
         for v in sys_app.views():

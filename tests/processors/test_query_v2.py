@@ -251,6 +251,79 @@ async def test_docs(ws: Shop) -> None:
     assert line_rec == {"Item": item}
 
 
+def rec(qname: str, rid: int, parent: int, container: str, **fields: Any) -> dict[str, Any]:
+    """A new record of a container, as a CUD's fields."""
+    return {"sys.ID": rid, "sys.QName": qname, "sys.ParentID": parent, "sys.Container": container, **fields}
+
+
+async def test_wdoc_include_containers(ws: Shop) -> None:
+    item = await new_item(ws, "tea")
+    cuds = [
+        {"fields": {"sys.ID": 1, "sys.QName": "shop.Tab", "Number": 7}},
+        {"fields": rec("shop.TabLine", 2, 1, "Lines", Item=item, Qty=1)},
+        {"fields": rec("shop.TabLine", 3, 1, "Lines", Qty=2)},
+        {"fields": rec("shop.TabGuest", 4, 1, "Guests", Name="Ann")},
+    ]
+    ids = (await ws.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids
+    tab, line1, line2, guest = (ids[k] for k in "1234")
+    # a record added to a container later, by another event, is found too
+    later = [{"fields": rec("shop.TabNote", 1, line2, "Notes", Text="no sugar")}]
+    note = (await ws.cmd(WS, "sys.CUD", {"cuds": later})).new_ids["1"]
+
+    def line(rid: int, **fields: Any) -> dict[str, Any]:
+        sys = {"sys.QName": "shop.TabLine", "sys.ParentID": tab, "sys.Container": "Lines", "sys.IsActive": True}
+        return {"sys.ID": rid, **sys, **fields}
+
+    got = await q2(ws, ApiPath.DOCS, "shop.Tab", tab, include="Lines")
+    assert got == {
+        "sys.ID": tab,
+        "sys.QName": "shop.Tab",
+        "sys.IsActive": True,
+        "Number": 7,
+        "Lines": [line(line1, Item=item, Qty=1), line(line2, Qty=2)],
+    }
+    # without include, no containers
+    assert "Lines" not in await q2(ws, ApiPath.DOCS, "shop.Tab", tab)
+    # nested containers, references inside them, several paths, keys over the result
+    got = await q2(
+        ws,
+        ApiPath.DOCS,
+        "shop.Tab",
+        tab,
+        include="Lines.Item,Lines.Notes,Guests",
+        keys='Number,Lines."sys.ID",Lines.Item.Name,Lines.Notes.Text,Guests.Name',
+    )
+    assert got == {
+        "Number": 7,
+        "Lines": [{"sys.ID": line1, "Item": {"Name": "tea"}}, {"sys.ID": line2, "Notes": [{"Text": "no sugar"}]}],
+        "Guests": [{"Name": "Ann"}],
+    }
+    # a deactivated record stays in its container, as a CDoc's does
+    off = {"cuds": [{"sys.ID": guest, "fields": {"sys.IsActive": False}}]}
+    await ws.cmd(WS, "sys.CUD", off)
+    got = await q2(ws, ApiPath.DOCS, "shop.Tab", tab, include="Guests", keys='Guests."sys.IsActive"')
+    assert got == {"Guests": [{"sys.IsActive": False}]}
+    # a WRecord read by itself includes its own containers
+    got = await q2(ws, ApiPath.DOCS, "shop.TabLine", line2, include="Notes", keys='Qty,Notes."sys.ID"')
+    assert got == {"Qty": 2, "Notes": [{"sys.ID": note}]}
+    # an empty container stays out of the answer, as with CDocs
+    empty = (await ws.cmd(WS, "sys.CUD", {"cuds": [cuds[0]]})).new_ids["1"]
+    assert await q2(ws, ApiPath.DOCS, "shop.Tab", empty, include="Lines", keys="Number") == {"Number": 7}
+    e = await fails(ws, ApiPath.DOCS, "shop.Tab", tab, include="Nope")
+    assert (e.status, e.message) == (400, "field expression - 'Nope', 'Nope' - unexpected field")
+
+
+async def test_cdoc_include_containers(ws: Shop) -> None:
+    """The CDoc counterpart of test_wdoc_include_containers: children from sys.CollectionView."""
+    ids = await menu_document(ws)
+    doc, section, line = ids["2"], ids["3"], ids["4"]
+    more = [{"fields": rec("shop.MenuSection", 1, doc, "Sections", Name="tea")}]
+    section2 = (await ws.cmd(WS, "sys.CUD", {"cuds": more})).new_ids["1"]
+    keys = 'Title,Sections."sys.ID",Sections.Lines."sys.ID"'
+    got = await q2(ws, ApiPath.DOCS, "shop.Menu", doc, include="Sections.Lines", keys=keys)
+    assert got == {"Title": "day", "Sections": [{"sys.ID": section, "Lines": [{"sys.ID": line}]}, {"sys.ID": section2}]}
+
+
 async def test_odocs(ws: Shop) -> None:
     receipt = (await ws.cmd(WS, "shop.Pay", {"args": {"sys.ID": 1, "Total": 42}})).new_ids["1"]
     assert await q2(ws, ApiPath.DOCS, "shop.Receipt", receipt) == {

@@ -186,6 +186,40 @@ async def test_v2_reads(client: httpx.AsyncClient, vvm: VVM) -> None:
     v2_error(await client.get(f"{V2_SHOP}/docs/shop.Item/99999999"), 404, "")
 
 
+async def test_v2_include_containers_of_wdoc_and_cdoc(client: httpx.AsyncClient, vvm: VVM) -> None:
+    await make_shop_ws(client, vvm, SHOP_WS)
+
+    def child(qname: str, rid: int, parent: int, container: str, **fields: object) -> dict[str, object]:
+        sys = {"sys.ID": rid, "sys.QName": qname, "sys.ParentID": parent, "sys.Container": container}
+        return {"fields": {**sys, **fields}}
+
+    cuds = [
+        {"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}},
+        child("shop.Barcode", 2, 1, "Barcodes", Code="b1"),
+        child("shop.Barcode", 3, 1, "Barcodes", Code="b2"),
+        {"fields": {"sys.ID": 4, "sys.QName": "shop.Tab", "Number": 7}},
+        child("shop.TabLine", 5, 4, "Lines", Item=1, Qty=1),
+        child("shop.TabLine", 6, 4, "Lines", Qty=2),
+    ]
+    r = await client.post(f"{V1_SHOP}/c.sys.CUD", json={"cuds": cuds})
+    assert r.status_code == 200, r.text
+    ids = r.json()["NewIDs"]
+    item, tab = ids["1"], ids["4"]
+    r = await client.get(f"{V2_SHOP}/docs/shop.Tab/{tab}", params={"include": "Lines.Item"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["Number"] == 7 and body["sys.ID"] == tab
+    lines = body["Lines"]
+    assert [(x["sys.ID"], x["Qty"], x["sys.ParentID"], x["sys.Container"]) for x in lines] == [
+        (ids["5"], 1, tab, "Lines"),
+        (ids["6"], 2, tab, "Lines"),
+    ]
+    assert lines[0]["Item"]["Name"] == "tea" and "Item" not in lines[1]
+    r = await client.get(f"{V2_SHOP}/docs/shop.Item/{item}", params={"include": "Barcodes", "keys": "Barcodes.Code"})
+    assert r.status_code == 200 and r.json() == {"Barcodes": [{"Code": "b1"}, {"Code": "b2"}]}, r.text
+    v2_error(await client.get(f"{V2_SHOP}/docs/shop.Tab/{tab}", params={"include": "Nope"}), 400, "Nope")
+
+
 async def test_async_projector_catches_up(client: httpx.AsyncClient, vvm: VVM) -> None:
     await make_shop_ws(client, vvm, SHOP_WS)
     for i in range(5):

@@ -65,7 +65,7 @@ class TestCompile:
     def test_sample_app(self) -> None:
         r = vpm("compile", "-C", SAMPLE_APP)
         assert r.exit_code == 0, r.output
-        assert r.output == "application restaurant: 6 packages, 205 types, 10 workspaces\n"
+        assert r.output == "application restaurant: 6 packages, 207 types, 10 workspaces\n"
 
     def test_change_dir_on_the_group(self, tmp_path: Path) -> None:
         r = vpm("-C", write_app(tmp_path), "compile")

@@ -52,6 +52,7 @@ from voedger.processors.rows import (
     result_map,
     type_of,
     view_row_map,
+    wrecord_children,
 )
 from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
@@ -215,7 +216,8 @@ class QueryProcessor:
         if params.include:
             relations = await self._relations(reader, req.wsid, t, rec)
             read = self._reader_of(reader, req.wsid)
-            includer = query_v2.Includer(self.app, params.include, read, relations)
+            children = self._children_of(reader, req.wsid) if t.kind in query_v2.WKINDS else None
+            includer = query_v2.Includer(self.app, params.include, read, relations, children)
             await includer.apply(obj, t)
         if params.keys:
             query_v2.project(obj, params.keys)
@@ -384,6 +386,15 @@ class QueryProcessor:
             return await any_record(reader, self.app, wsid, record_id)
 
         return read
+
+    def _children_of(self, reader: Pending, wsid: int) -> query_v2.ChildrenReader:
+        """The records in the containers of a WDoc or WRecord (sys.WRecordChildrenIdx), which
+        sys.CollectionView does not hold."""
+
+        async def children(parent_id: int) -> dict[str, list[Record]]:
+            return await wrecord_children(reader, self.app, wsid, parent_id)
+
+        return children
 
     async def _read_doc(self, reader: Pending, t: Structure, req: QueryRequest) -> Record:
         if t.singleton:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from voedger.appdef import SYS_ID, AppDef, DataKind, Field, Structure, Type, View
+from voedger.appdef import SYS_ID, AppDef, DataKind, Field, Structure, Type, TypeKind, View
 from voedger.processors.rows import Row, fields_of, record_map, type_of
 from voedger.structs.records import Record
 from voedger.structs.values import ValidationError, coerce
@@ -29,6 +29,9 @@ OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"
 MAX_KEY_READS = 10_000
 RecordReader = Callable[[int], Awaitable[Record | None]]
 Relations = Mapping[int, Mapping[str, list[Record]]]
+ChildrenReader = Callable[[int], Awaitable[Mapping[str, list[Record]]]]
+"""The records in the containers of one WDoc or WRecord, by container."""
+WKINDS = frozenset({TypeKind.WDoc, TypeKind.WRecord})
 
 
 def bad(message: str) -> SysError:
@@ -300,13 +303,35 @@ def _project(obj: Row, tree: Mapping[str, Any]) -> None:
 
 class Includer:
     """Expands references (to the referenced record) and containers (to their records) along
-    the include paths; each segment must be a reference field or a container of its type."""
+    the include paths; each segment must be a reference field or a container of its type.
 
-    def __init__(self, app: AppDef, paths: list[list[str]], read: RecordReader, relations: Relations) -> None:
+    A container's records come from ``relations`` (parent ID -> container -> records, given
+    beforehand: a CDoc's from sys.CollectionView, an ODoc's from its event) or, for a WDoc or
+    WRecord, from ``children``, asked once per parent."""
+
+    def __init__(
+        self,
+        app: AppDef,
+        paths: list[list[str]],
+        read: RecordReader,
+        relations: Relations,
+        children: ChildrenReader | None = None,
+    ) -> None:
         self.app = app
         self.paths = paths
         self.read = read
         self.relations = relations
+        self.children = children
+        self._found: dict[int, Mapping[str, list[Record]]] = {}
+
+    async def _children(self, owner: Structure, parent_id: int) -> Mapping[str, list[Record]]:
+        found = self.relations.get(parent_id)
+        if found is not None or self.children is None or owner.kind not in WKINDS or parent_id <= 0:
+            return found or {}
+        hit = self._found.get(parent_id)
+        if hit is None:
+            hit = self._found[parent_id] = await self.children(parent_id)
+        return hit
 
     async def apply(self, obj: Row, owner: Type | None) -> None:
         for path in self.paths:
@@ -322,10 +347,11 @@ class Includer:
         if not is_ref and cont is None:
             raise bad(f"field expression - '{'.'.join(path)}', '{seg}' - unexpected field")
         if cont is not None:
+            assert isinstance(owner, Structure)
             items = parent.get(seg)
             if items is None:
-                children = self.relations.get(int(parent.get(SYS_ID, 0) or 0), {}).get(seg)
-                if children is None:
+                children = (await self._children(owner, int(parent.get(SYS_ID, 0) or 0))).get(seg)
+                if not children:
                     return
                 items = parent[seg] = [record_map(c) for c in children]
             for item in items if isinstance(items, list) else ():

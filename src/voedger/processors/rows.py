@@ -4,11 +4,13 @@ Records are kept as the JSON objects the command processor wrote (only the field
 value, like Voedger's specified values); view rows and typed query results are answered with every
 field of their type, absent ones as the zero value of their kind, as Voedger does. Documents and
 their records are read back from ``sys.CollectionView``, ODocs and ORecords from the event that
-carried them.
+carried them; the WRecords in the containers of a WDoc or WRecord are found through
+``sys.WRecordChildrenIdx``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -35,6 +37,7 @@ from voedger.structs.views import get_row, read_rows
 COLLECTION_VIEW = QName("sys", "CollectionView")
 COLLECTION_PART_KEY = 1
 RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
+WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
 RESULT_TYPE_ATTR = "__voedger_result_type__"
 
 Row = dict[str, Any]
@@ -157,6 +160,21 @@ def children_by_container(records: Iterable[Record]) -> dict[int, dict[str, list
         parent = rec.get(SYS_PARENT_ID)
         if parent:
             out.setdefault(int(parent), {}).setdefault(str(rec.get(SYS_CONTAINER, "")), []).append(rec)
+    return out
+
+
+async def wrecord_children(reader: Pending, app: AppDef, wsid: int, parent_id: int) -> dict[str, list[Record]]:
+    """The WRecords in the containers of a WDoc or WRecord, by container, each list in ID
+    order (through sys.WRecordChildrenIdx); nothing for a record of another kind."""
+    view = app.find(WRECORD_CHILDREN_IDX)
+    out: dict[str, list[Record]] = {}
+    if not isinstance(view, View) or parent_id <= 0:
+        return out
+    rows = [row async for row in read_rows(reader, view, wsid, {"ParentID": parent_id})]
+    records = await asyncio.gather(*(get_record(reader, wsid, int(row["ID"])) for row in rows))
+    for row, rec in zip(rows, records, strict=True):
+        if rec is not None:
+            out.setdefault(str(row["Container"]), []).append(rec)
     return out
 
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from voedger.appdef import SYS_ID, SYS_IS_ACTIVE, SYS_PARENT_ID, SYS_QNAME, AppDef, QName, Structure, TypeKind
+from voedger.appdef import (
+    SYS_CONTAINER,
+    SYS_ID,
+    SYS_IS_ACTIVE,
+    SYS_PARENT_ID,
+    SYS_QNAME,
+    AppDef,
+    QName,
+    Structure,
+    TypeKind,
+)
 from voedger.extensions import Registry
 from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
 from voedger.state import Intents, State
@@ -20,6 +30,8 @@ RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
 COLLECTION_VIEW = QName("sys", "CollectionView")
 COLLECTION_PART_KEY = 1
 """CollectionView keeps a workspace's records in one view partition, as Voedger does."""
+WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
+"""WRecordChildrenIdx finds the records in the containers of a WDoc or WRecord (not in Voedger)."""
 
 
 @platform.projector("sys.RecordsRegistryProjector")
@@ -109,6 +121,22 @@ def workspace_id_idx(state: State, intents: Intents) -> None:
                 WSID=f.get("WSID", 0),
                 IDOfCDocWorkspaceID=cud.id,
             )
+
+
+@platform.projector("sys.ProjectorWRecordChildrenIdx")
+def wrecord_children_idx(state: State, intents: Intents) -> None:
+    """Indexes each new WRecord under its parent and container, so that API v2 ``include``
+    finds the records of a WDoc (CDocs have sys.CollectionView). A record's parent and
+    container never change: new records are all the index needs."""
+    app = state.app
+    for cud in state.event.cuds:
+        if not cud.is_new:
+            continue
+        parent, container = cud.fields.get(SYS_PARENT_ID), cud.fields.get(SYS_CONTAINER)
+        t = app.find(cud.qname)
+        if not parent or not container or t is None or t.kind is not TypeKind.WRecord:
+            continue
+        intents.put_view(WRECORD_CHILDREN_IDX, ParentID=parent, ID=cud.id, Container=container, QName=cud.qname)
 
 
 def not_built(app: AppDef) -> list[QName]:
