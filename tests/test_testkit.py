@@ -10,8 +10,13 @@ import pytest
 from tests.processors.conftest import SHOP, shop_registry
 from voedger.appdef import AppDef, QName
 from voedger.appdef.load import compile_app
+from voedger.apps.sys.builtins import platform
 from voedger.extensions import Registry
 from voedger.state import Intents, State, StateError
+from voedger.state.rows import row_producer
+from voedger.structs.events import CUD
+from voedger.structs.pending import Pending
+from voedger.structs.records import get_record
 from voedger.structs.wsid import app_wsid
 from voedger.syserror import SysError
 from voedger.testkit import DEFAULT_WSID, ExtensionTestKit
@@ -209,3 +214,24 @@ async def test_kit_from_an_application_folder(tmp_path: Any) -> None:
     out = await kit.run_command("shop.MakeOrder", args={"Item": item, "Qty": 4})
     await kit.run_projector("shop.SalesProjector", event=out.event)
     assert (await kit.view_row("shop.Sales", Item=item, Day=1) or {})["Qty"] == 4
+
+
+async def test_platform_projectors_give_the_same_rows_in_both_forms(kit: ExtensionTestKit) -> None:
+    """The platform's SYNC projectors are row producers, called directly by the command
+    processor; the kit runs them through State and Intents, as any other caller. Both forms
+    must write the same rows."""
+    item = kit.put_record("shop.Item", Name="tea", Price=5)
+    new = CUD(True, item + 1, "shop.Item", {"Name": "coffee", "Price": 7, "sys.IsActive": True})
+    changed = CUD(False, item, "shop.Item", {"Price": 6})
+    event = kit.event("sys.CUD", cuds=(new, changed))
+    for name in ("sys.RecordsRegistryProjector", "sys.ProjectorCollection", "sys.ApplyUniques"):
+        impl = platform.get(name)
+        assert impl is not None
+        produce = row_producer(impl.func)
+        assert produce is not None, name
+        reader = Pending(kit._state)
+        direct = await produce(kit.app, event, lambda i, r=reader: get_record(r, event.wsid, i))
+        through_intents = await kit.run_projector(name, event=event, apply=False, check_trigger=False)
+        assert through_intents.view_rows == direct, name
+    rows = await kit.run_projector("sys.ProjectorCollection", event=event, apply=False)
+    assert [row["ElementID"] for _, row in rows.view_rows] == [item + 1, item]

@@ -45,6 +45,7 @@ from voedger.processors.signal import CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
+from voedger.state.rows import row_producer
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
@@ -752,10 +753,18 @@ class Partition:
                 if prj.qname.is_sys:
                     continue  # not built yet; listed when the application is deployed
                 raise SysError(500, f"projector {prj.qname} has no implementation")
-            state = self.app.state(access, writes, event.wsid, event=event)
-            intents = Intents(access)
-            await invoke(func, state, intents)
-            for view_name, row in intents.view_rows:
+            produce = row_producer(func) if access.unrestricted else None
+            if produce is not None:  # the platform's own: called directly, without State and Intents
+                try:
+                    produced = await produce(appdef, event, lambda i: get_record(writes, event.wsid, i))
+                except Exception as exc:
+                    raise SysError(500, f"projector {prj.qname} failed: {type(exc).__name__}: {exc}") from exc
+            else:
+                state = self.app.state(access, writes, event.wsid, event=event)
+                intents = Intents(access)
+                await invoke(func, state, intents)
+                produced = intents.view_rows
+            for view_name, row in produced:
                 view = appdef.view(view_name)
                 try:
                     put_row(writes, view, event.wsid, row)

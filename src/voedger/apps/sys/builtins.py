@@ -22,7 +22,8 @@ from voedger.appdef import (
 )
 from voedger.extensions import Registry
 from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
-from voedger.state import Intents, State
+from voedger.state.rows import RecordReader, ViewRows, producing_rows
+from voedger.structs.events import Event
 
 platform = Registry()
 
@@ -30,25 +31,29 @@ RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
 COLLECTION_VIEW = QName("sys", "CollectionView")
 COLLECTION_PART_KEY = 1
 """CollectionView keeps a workspace's records in one view partition, as Voedger does."""
+CHILD_WORKSPACE_IDX = QName("sys", "ChildWorkspaceIdx")
+WORKSPACE_ID_IDX = QName("sys", "WorkspaceIDIdx")
 WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
 """WRecordChildrenIdx finds the records in the containers of a WDoc or WRecord (not in Voedger)."""
 
 
 @platform.projector("sys.RecordsRegistryProjector")
-def records_registry(state: State, intents: Intents) -> None:
+@producing_rows
+async def records_registry(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
     """Remembers where each new record lives: its QName and the WLog offset that created it."""
-    ev = state.event
     entries = [(c.id, c.qname) for c in ev.cuds if c.is_new]
     entries += [(r[SYS_ID], r[SYS_QNAME]) for r in ev.arg_records()]
-    for record_id, qname in entries:
-        intents.put_view(RECORDS_REGISTRY, IDHi=record_id >> 18, ID=record_id, WLogOffset=ev.wlog_offset, QName=qname)
+    return [
+        (RECORDS_REGISTRY, {"IDHi": record_id >> 18, "ID": record_id, "WLogOffset": ev.wlog_offset, "QName": qname})
+        for record_id, qname in entries
+    ]
 
 
 @platform.projector("sys.ProjectorCollection")
-async def collection(state: State, intents: Intents) -> None:
+@producing_rows
+async def collection(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
     """Keeps every CDoc and its CRecords, by document, for q.sys.Collection and q.sys.GetCDoc."""
-    ev = state.event
-    app = state.app
+    rows: ViewRows = []
     for cud in ev.cuds:
         t = app.find(cud.qname)
         if t is None or t.kind not in (TypeKind.CDoc, TypeKind.CRecord):
@@ -56,32 +61,32 @@ async def collection(state: State, intents: Intents) -> None:
         if cud.is_new:  # a new record is all in its CUD: no need to read it back
             rec: dict[str, Any] | None = cud.record()
         else:
-            rec = await state.record(cud.id)
+            rec = await read(cud.id)
         if rec is None:
             continue
         doc = rec
         while doc.get(SYS_PARENT_ID):
-            parent = await state.record(doc[SYS_PARENT_ID])
+            parent = await read(doc[SYS_PARENT_ID])
             if parent is None:
                 break
             doc = parent
-        intents.put_view(
-            COLLECTION_VIEW,
-            PartKey=COLLECTION_PART_KEY,
-            DocQName=doc[SYS_QNAME],
-            DocID=doc[SYS_ID],
-            ElementID=rec[SYS_ID],
-            Record=rec,
-            offs=ev.wlog_offset,
-        )
+        row = {
+            "PartKey": COLLECTION_PART_KEY,
+            "DocQName": doc[SYS_QNAME],
+            "DocID": doc[SYS_ID],
+            "ElementID": rec[SYS_ID],
+            "Record": rec,
+            "offs": ev.wlog_offset,
+        }
+        rows.append((COLLECTION_VIEW, row))
+    return rows
 
 
 @platform.projector("sys.ApplyUniques")
-async def apply_uniques(state: State, intents: Intents) -> None:
+@producing_rows
+async def apply_uniques(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
     """Records unique values of new records; a deactivated record frees them, a reactivated one
     takes them back (the command processor has checked they are free)."""
-    ev = state.event
-    app = state.app
     targets: list[tuple[Structure, dict[str, Any], int]] = []
     for cud in ev.cuds:
         t = app.find(cud.qname)
@@ -90,53 +95,66 @@ async def apply_uniques(state: State, intents: Intents) -> None:
         if cud.is_new:
             targets.append((t, cud.fields, cud.id))
         elif SYS_IS_ACTIVE in cud.fields:
-            rec = await state.record(cud.id)
+            rec = await read(cud.id)
             if rec is not None:
                 targets.append((t, rec, cud.id if cud.fields[SYS_IS_ACTIVE] else 0))
     for rec in ev.arg_records():
         t = app.find(rec[SYS_QNAME])
         if isinstance(t, Structure) and (t.uniques or t.unique_field):
             targets.append((t, rec, rec[SYS_ID]))
-    for t, fields, holder in targets:
-        for entry in unique_entries(t, fields):
-            intents.put_view(UNIQUES_VIEW, **entry.key(), ID=holder)
+    return [
+        (UNIQUES_VIEW, {**entry.key(), "ID": holder})
+        for t, fields, holder in targets
+        for entry in unique_entries(t, fields)
+    ]
 
 
 @platform.projector("sys.ProjectorChildWorkspaceIdx")
-def child_workspace_idx(state: State, intents: Intents) -> None:
-    for cud in state.event.cuds:
-        if cud.is_new and cud.qname == "sys.ChildWorkspace":
-            intents.put_view("sys.ChildWorkspaceIdx", dummy=1, WSName=cud.fields["WSName"], ChildWorkspaceID=cud.id)
+@producing_rows
+async def child_workspace_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+    return [
+        (CHILD_WORKSPACE_IDX, {"dummy": 1, "WSName": cud.fields["WSName"], "ChildWorkspaceID": cud.id})
+        for cud in ev.cuds
+        if cud.is_new and cud.qname == "sys.ChildWorkspace"
+    ]
 
 
 @platform.projector("sys.ProjectorWorkspaceIDIdx")
-def workspace_id_idx(state: State, intents: Intents) -> None:
-    for cud in state.event.cuds:
-        if cud.is_new and cud.qname == "sys.WorkspaceID":
-            f = cud.fields
-            intents.put_view(
-                "sys.WorkspaceIDIdx",
-                OwnerWSID=f["OwnerWSID"],
-                WSName=f["WSName"],
-                WSID=f.get("WSID", 0),
-                IDOfCDocWorkspaceID=cud.id,
-            )
+@producing_rows
+async def workspace_id_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+    return [
+        (
+            WORKSPACE_ID_IDX,
+            {
+                "OwnerWSID": cud.fields["OwnerWSID"],
+                "WSName": cud.fields["WSName"],
+                "WSID": cud.fields.get("WSID", 0),
+                "IDOfCDocWorkspaceID": cud.id,
+            },
+        )
+        for cud in ev.cuds
+        if cud.is_new and cud.qname == "sys.WorkspaceID"
+    ]
 
 
 @platform.projector("sys.ProjectorWRecordChildrenIdx")
-def wrecord_children_idx(state: State, intents: Intents) -> None:
+@producing_rows
+async def wrecord_children_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
     """Indexes each new WRecord under its parent and container, so that API v2 ``include``
     finds the records of a WDoc (CDocs have sys.CollectionView). A record's parent and
     container never change: new records are all the index needs."""
-    app = state.app
-    for cud in state.event.cuds:
+    rows: ViewRows = []
+    for cud in ev.cuds:
         if not cud.is_new:
             continue
         parent, container = cud.fields.get(SYS_PARENT_ID), cud.fields.get(SYS_CONTAINER)
         t = app.find(cud.qname)
         if not parent or not container or t is None or t.kind is not TypeKind.WRecord:
             continue
-        intents.put_view(WRECORD_CHILDREN_IDX, ParentID=parent, ID=cud.id, Container=container, QName=cud.qname)
+        rows.append(
+            (WRECORD_CHILDREN_IDX, {"ParentID": parent, "ID": cud.id, "Container": container, "QName": cud.qname})
+        )
+    return rows
 
 
 def not_built(app: AppDef) -> list[QName]:
