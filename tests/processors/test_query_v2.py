@@ -12,6 +12,7 @@ import pytest
 
 from tests.processors.conftest import USER, WS, Shop, menu_document
 from voedger.appdef import OperationKind, QName, Workspace
+from voedger.processors.cuds import document_cuds
 from voedger.processors.principal import Principal
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
 from voedger.syserror import SysError
@@ -311,6 +312,48 @@ async def test_wdoc_include_containers(ws: Shop) -> None:
     assert await q2(ws, ApiPath.DOCS, "shop.Tab", empty, include="Lines", keys="Number") == {"Number": 7}
     e = await fails(ws, ApiPath.DOCS, "shop.Tab", tab, include="Nope")
     assert (e.status, e.message) == (400, "field expression - 'Nope', 'Nope' - unexpected field")
+
+
+async def test_document_body_with_records_nested_two_levels(ws: Shop) -> None:
+    """An API v2 ``POST docs`` body (``document_cuds``): records in containers of records, every
+    one created by the same event, raw IDs counted depth first in the order of the body."""
+    body = {
+        "Number": 3,
+        "Lines": [{"Qty": 1, "Notes": [{"Text": "hot"}, {"Text": "no sugar"}]}, {"Qty": 2}],
+        "Guests": [{"Name": "Ann"}],
+    }
+    tab = ws.runtime.appdef.structure(QName("shop", "Tab"))
+    cuds = document_cuds(ws.runtime.appdef, tab, body)
+    placed = [(c["fields"]["sys.ID"], c["fields"].get("sys.ParentID"), c["fields"].get("sys.Container")) for c in cuds]
+    assert placed == [
+        (1, None, None),
+        (2, 1, "Lines"),
+        (3, 2, "Notes"),
+        (4, 2, "Notes"),
+        (5, 1, "Lines"),
+        (6, 1, "Guests"),
+    ]
+    ids = (await ws.cmd(WS, "sys.CUD", {"cuds": cuds})).new_ids
+    assert sorted(ids) == ["1", "2", "3", "4", "5", "6"]
+    keys = 'Number,Lines."sys.ID",Lines.Qty,Lines.Notes."sys.ParentID",Lines.Notes.Text,Guests.Name'
+    got = await q2(ws, ApiPath.DOCS, "shop.Tab", ids["1"], include="Lines.Notes,Guests", keys=keys)
+    assert got == {
+        "Number": 3,
+        "Lines": [
+            {
+                "sys.ID": ids["2"],
+                "Qty": 1,
+                "Notes": [{"sys.ParentID": ids["2"], "Text": "hot"}, {"sys.ParentID": ids["2"], "Text": "no sugar"}],
+            },
+            {"sys.ID": ids["5"], "Qty": 2},
+        ],
+        "Guests": [{"Name": "Ann"}],
+    }
+    bad = {"Number": 3, "Lines": [{"Qty": 1}, {"Notes": [{"Text": "x", "Colour": "red"}]}]}
+    with pytest.raises(SysError) as e:
+        document_cuds(ws.runtime.appdef, tab, bad)
+    assert e.value.status == 400
+    assert e.value.message == "Lines[1].Notes[0]: shop.TabNote has no field or container «Colour»"
 
 
 async def test_cdoc_include_containers(ws: Shop) -> None:

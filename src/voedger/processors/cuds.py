@@ -39,6 +39,11 @@ def bad(message: str) -> SysError:
     return SysError(400, message)
 
 
+def _at(where: str, message: str) -> SysError:
+    """A 400 naming its place; the root of an API v2 document body is a place with no name."""
+    return bad(f"{where}: {message}" if where else message)
+
+
 @dataclass
 class Create:
     raw_id: int
@@ -81,21 +86,21 @@ def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creatin
             continue
         f = t.field(name)
         if f is None:
-            raise bad(f"{where}: {t.qname} has no field «{name}»")
+            raise _at(where, f"{t.qname} has no field «{name}»")
         if raw is None:
             if f.required:
-                raise bad(f"{where}: {t.qname} field «{name}» is required and cannot be null")
+                raise _at(where, f"{t.qname} field «{name}» is required and cannot be null")
             continue
         try:
             out[name] = coerce(t.qname, f, raw)
         except ValidationError as exc:
-            raise bad(f"{where}: {exc}") from None
+            raise _at(where, str(exc)) from None
         if f.required and out[name] in ("", 0) and f.kind in (DataKind.string, DataKind.bytes, DataKind.RecordID):
-            raise bad(f"{where}: {t.qname} field «{name}» is required and cannot be empty")
+            raise _at(where, f"{t.qname} field «{name}» is required and cannot be empty")
     if creating:
         missing = [f.name for f in t.user_fields if f.required and f.name not in out]
         if missing:
-            raise bad(f"{where}: {t.qname} required field(s) missing: {', '.join(missing)}")
+            raise _at(where, f"{t.qname} required field(s) missing: {', '.join(missing)}")
     return out
 
 
@@ -242,3 +247,103 @@ def parse_object(app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids:
         if children:
             out[c.name] = children
     return out
+
+
+def document_cuds(app: AppDef, t: Structure, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Turn the body of an API v2 ``POST docs/{table}`` into the creates of one ``c.sys.CUD``.
+
+    The body holds the record's fields and, under the name of each of its containers, an array
+    of nested records, which may hold containers of their own. Every record becomes a create:
+    the document first, each nested record after its parent, in the order of the body (depth
+    first), with ``sys.ParentID`` (its parent's raw ID) and ``sys.Container`` set. A record takes
+    the raw ID its body gives in ``sys.ID`` or else the next one counted from 1, as in Voedger.
+
+    Checks what the body's shape decides (names, arrays, objects, raw IDs, field values) and
+    raises a 400 naming the place (``Barcodes[1]: ...``; nothing for the document itself); what
+    depends on stored data is checked by the command as for any CUD.
+    """
+    out = _DocumentCUDs(app)
+    out.add(t, body, "", None)
+    return out.cuds
+
+
+@dataclass
+class _DocumentCUDs:
+    app: AppDef
+    cuds: list[dict[str, Any]] = field(default_factory=list)
+    given: dict[int, str] = field(default_factory=dict)
+    """Raw IDs taken so far, each with the place of its record ("" for the document)."""
+    next_raw: int = ids.MIN_RAW_RECORD_ID
+
+    def add(self, t: Structure, body: Mapping[str, Any], where: str, parent: tuple[int, str] | None) -> None:
+        if len(self.cuds) == MAX_CUDS:
+            raise bad(f"too many records: a document with its nested records may have at most {MAX_CUDS}")
+        for sys_field in (SYS_QNAME, SYS_PARENT_ID, SYS_CONTAINER):
+            if sys_field in body:
+                raise _at(where, f"{sys_field} is set by the platform, not in the body")
+        own: Record = {}
+        nested: list[tuple[str, Structure, list[Any]]] = []
+        for key, value in body.items():
+            if key.startswith("sys.") or t.field(key) is not None:
+                own[key] = value
+                continue
+            c = t.container(key)
+            if c is None:
+                raise _at(where, f"{t.qname} has no field or container «{key}»")
+            if value is None:
+                continue  # as for a field: nothing given
+            if not isinstance(value, list):
+                raise _at(
+                    where, f"{t.qname} container «{key}» takes an array of {c.type} records, not {_json_kind(value)}"
+                )
+            if not c.min_occurs <= len(value) <= c.max_occurs:
+                raise _at(
+                    where,
+                    f"{t.qname} container «{key}» takes {c.min_occurs} to {c.max_occurs} records, not {len(value)}",
+                )
+            child_t = self.app.find(c.type)
+            if not isinstance(child_t, Structure):
+                raise _at(where, f"{t.qname} container «{key}» has unknown type {c.type}")
+            nested.append((key, child_t, value))
+        check_fields(t, own, where, creating=True)
+        if SYS_IS_ACTIVE in own and own[SYS_IS_ACTIVE] is not True:
+            raise _at(where, f"a new record is always active; sys.IsActive cannot be {own[SYS_IS_ACTIVE]!r}")
+        raw_id = self._raw_id(own, where)
+        fields: Record = {**own, SYS_ID: raw_id, SYS_QNAME: str(t.qname)}
+        if parent is not None:
+            fields[SYS_PARENT_ID], fields[SYS_CONTAINER] = parent
+        self.cuds.append({"fields": fields})
+        for name, child_t, items in nested:
+            prefix = f"{where}.{name}" if where else name
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise bad(f"{prefix}[{i}]: a record is a JSON object, not {_json_kind(item)}")
+                self.add(child_t, item, f"{prefix}[{i}]", (raw_id, name))
+
+    def _raw_id(self, own: Record, where: str) -> int:
+        if SYS_ID in own:
+            raw_id = own[SYS_ID]
+            if isinstance(raw_id, bool) or not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
+                raise _at(where, f"sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
+        else:
+            raw_id = self.next_raw
+            self.next_raw += 1
+        if raw_id in self.given:
+            other = self.given[raw_id] or "the document"
+            raise _at(where, f"raw ID {raw_id} is already taken by {other}; give each record its own sys.ID, or none")
+        self.given[raw_id] = where
+        return raw_id
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"

@@ -22,8 +22,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from voedger.appdef import QName, QNameError
+from voedger.appdef import QName, QNameError, Structure
 from voedger.auth import CredentialsKind, TokenInfo, credentials_from
+from voedger.processors.cuds import document_cuds
 from voedger.processors.principal import Principal
 from voedger.router.identity import IdentityEndpoints
 from voedger.router.responses import json_response
@@ -184,29 +185,34 @@ class Router:
         table = parse_qname(p["name"])
         app = self.vvm.app(f"{p['owner']}/{p['app']}").runtime.appdef
         t = app.find(table)
-        if t is None or not t.kind.is_record:
+        if not isinstance(t, Structure) or not t.kind.is_record:
             raise SysError(404, f"table {table} does not exist")
         if t.kind.value in ("ODoc", "ORecord"):
             raise SysError(405, "cannot operate on the ODoc\\ORecord in any way other than through command arguments")
         method = request.method
         if method == "POST":
-            fields = await self.json_body(request, allow_empty=False)
-            if "sys.ID" in fields or "sys.QName" in fields:
-                raise SysError(400, "sys.ID and sys.QName are set by the platform, not in the body")
-            cud: dict[str, Any] = {"fields": {**fields, "sys.ID": 1, "sys.QName": str(table)}}
+            # The document and the records nested in its containers, all created by one event.
+            cuds = document_cuds(app, t, await self.json_body(request, allow_empty=False))
         else:
             record_id = parse_id(p.get("id", ""))
             if method == "PATCH":
                 fields = await self.json_body(request, allow_empty=False)
                 if "sys.ID" in fields:
                     raise SysError(400, "sys.ID field is not allowed among fields to update")
+                nested = [name for name in fields if t.container(name) is not None]
+                if nested:
+                    raise SysError(
+                        400,
+                        f"{table} container «{nested[0]}» cannot be changed by PATCH, which updates the record's own "
+                        "fields: PATCH or DELETE each nested record at docs/{table}/{id} of its own",
+                    )
             else:
                 if (await request.body()).strip():
                     raise SysError(400, "unexpected body is provided on delete")
                 fields = {"sys.IsActive": False}
-            cud = {"sys.ID": record_id, "fields": fields}
+            cuds = [{"sys.ID": record_id, "fields": fields}]
         extra = {"path": "docs", "method": method, "table": str(table)}
-        return await self._v2_send(request, "command", QName("sys", "CUD"), {"cuds": [cud]}, extra)
+        return await self._v2_send(request, "command", QName("sys", "CUD"), {"cuds": cuds}, extra)
 
     async def v2_read(self, request: Request) -> Response:
         """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
