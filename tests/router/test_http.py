@@ -306,3 +306,18 @@ async def test_v2_docs_nested_records_errors(client: httpx.AsyncClient, vvm: VVM
     assert r.status_code == 200, r.text
     r = await client.get(f"{url}/{ids['1']}", params={"include": "Barcodes"})
     assert [x["Code"] for x in r.json()["Barcodes"]] == ["3"], r.text
+
+
+async def test_v2_patch_and_delete_must_name_the_records_table(client: httpx.AsyncClient, vvm: VVM) -> None:
+    """docs/{table}/{id} changes only a record of that table (Voedger's 400 names both)."""
+    await make_shop_ws(client, vvm, SHOP_WS)
+    r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "tea", "Barcodes": [{"Code": "1"}]})
+    assert r.status_code == 201, r.text
+    item, barcode = r.json()["newIDs"]["1"], r.json()["newIDs"]["2"]
+    wrong = f"record id {item} leads to shop.Item QName whereas shop.Barcode QName is mentioned in the request"
+    v2_error(await client.patch(f"{V2_SHOP}/docs/shop.Barcode/{item}", json={"Code": "2"}), 400, wrong)
+    v2_error(await client.delete(f"{V2_SHOP}/docs/shop.Barcode/{item}"), 400, wrong)
+    r = await client.get(f"{V2_SHOP}/docs/shop.Item/{item}")
+    assert r.status_code == 200 and r.json()["Name"] == "tea" and r.json()["sys.IsActive"] is True, r.text
+    assert (await client.patch(f"{V2_SHOP}/docs/shop.Barcode/{barcode}", json={"Code": "2"})).status_code == 200
+    assert (await client.delete(f"{V2_SHOP}/docs/shop.Item/{item}")).status_code == 200

@@ -92,6 +92,8 @@ class CommandRequest:
     """A system write (bootstrap, workspace creation): may target a workspace with no descriptor."""
     ip: str = ""
     """The client's address, for rates per IP."""
+    table: QName | None = None
+    """The table an API v2 ``PATCH``/``DELETE docs/{table}/{id}`` names: the record must be one of it."""
 
 
 @dataclass
@@ -446,6 +448,10 @@ class Partition:
             await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i))
             for rid, f, w in raw_updates
         ]
+        for u in updates:
+            if req.table is not None and u.type.qname != req.table:
+                mentioned = f"{req.table} QName is mentioned in the request"
+                raise bad(f"record id {u.id} leads to {u.type.qname} QName whereas {mentioned}")
         for c in creates:
             self._verify_fields(c.type, c.fields, c.where)
         for u in updates:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from voedger.appdef import QName
 from voedger.router.transport import BusRequest, BusResponse
 from voedger.vvm.server import VVM
 
@@ -12,8 +13,15 @@ class LocalTransport:
 
     async def send(self, request: BusRequest) -> BusResponse:
         if request.kind == "command":
+            table = request.extra.get("table") if request.extra.get("method") in ("PATCH", "DELETE") else None
             result = await self.vvm.command(
-                request.app, request.wsid, request.resource, request.body, request.principal
+                request.app,
+                request.wsid,
+                request.resource,
+                request.body,
+                request.principal,
+                ip=request.ip,
+                table=QName.parse(table) if table else None,
             )
             if request.api_v2:
                 status = 201 if request.extra.get("path") == "docs" and request.extra.get("method") == "POST" else 200

@@ -239,10 +239,18 @@ class VVM:
             raise SysError(400, f"application {name} is not deployed") from None
 
     async def command(
-        self, app_name: str, wsid: int, command: QName, body: dict[str, Any], principal: object, ip: str = ""
+        self,
+        app_name: str,
+        wsid: int,
+        command: QName,
+        body: dict[str, Any],
+        principal: object,
+        ip: str = "",
+        table: QName | None = None,
     ) -> CommandResult:
+        """Run a command; ``table`` is the table an API v2 URL names for the records it updates."""
         app = self.app(app_name)
-        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip))
+        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip, table=table))
 
     async def query(
         self,
