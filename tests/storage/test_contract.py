@@ -65,6 +65,18 @@ async def test_put_batch_and_get_batch(storage: AppStorage, keys: Keys) -> None:
     await storage.put_batch([])
 
 
+async def test_begin_put_batch_is_put_batch_started_at_once(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"begin")
+    first = storage.begin_put_batch([(p, b"a", b"1")])
+    second = storage.begin_put_batch([(p, b"b", b"2")])
+    await first
+    await second
+    assert await storage.get_batch(p, [b"a", b"b"]) == [b"1", b"2"]
+    with pytest.raises(InvalidKeyError):
+        await storage.begin_put_batch([(p, b"c", "not bytes")])  # type: ignore[list-item]
+    assert await storage.get(p, b"c") is None
+
+
 async def test_put_batch_overwrites(storage: AppStorage, keys: Keys) -> None:
     p = keys(b"ow")
     await storage.put(p, b"a", b"old")

@@ -9,9 +9,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import pytest
+
 from voedger.storage import open_storage
+from voedger.storage.errors import InvalidKeyError
 from voedger.storage.sqlite import SQLiteAppStorage
 
 WRITER = textwrap.dedent(
@@ -93,4 +97,25 @@ async def test_row_groups_of_every_size_are_written_whole(tmp_path: Path) -> Non
         assert got[0] == (b"c000000", b"last")
         if n > 1:
             assert got[-1] == (b"c%06d" % (n - 1), b"v%d" % (n - 1))
+    await provider.close()
+
+
+async def test_begin_put_batch_hands_the_rows_over_before_the_loop_turns(tmp_path: Path) -> None:
+    """The command processor starts its group's write this way: the writer thread commits it
+    even while the event loop is still busy, and failures surface where it is awaited."""
+    provider = open_storage(f"sqlite://{tmp_path}")
+    storage = await provider.app_storage("test/begin")
+    assert isinstance(storage, SQLiteAppStorage)
+    before = storage.writer.commits
+    durable = storage.begin_put_batch([(b"p", b"c", b"v")])
+    deadline = time.monotonic() + 10
+    while storage.writer.commits == before and time.monotonic() < deadline:
+        time.sleep(0.01)  # the loop does not turn: no coroutine of the write could run
+    assert storage.writer.commits == before + 1
+    await durable
+    assert await storage.get(b"p", b"c") == b"v"
+    bad = storage.begin_put_batch([(b"", b"c", b"v")])  # an empty partition key
+    with pytest.raises(InvalidKeyError):
+        await bad
+    await storage.begin_put_batch([])
     await provider.close()

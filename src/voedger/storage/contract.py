@@ -8,8 +8,9 @@ when it runs out, for every read method alike.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from voedger.storage.errors import InvalidKeyError
@@ -49,6 +50,15 @@ class AppStorage(ABC):
     @abstractmethod
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
         """Write several rows atomically (a logged batch); returns once they are durable."""
+
+    def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
+        """``put_batch`` started at once; await the result for durability (failures show there).
+
+        A coroutine starts only when the event loop next turns to it, and under load a turn
+        takes milliseconds: the command processor hands its group's writes over this way, so
+        they reach the driver first. Drivers that queue a write synchronously override it.
+        """
+        return asyncio.ensure_future(self.put_batch(items))
 
     @abstractmethod
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:

@@ -18,7 +18,7 @@ import math
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -397,14 +397,24 @@ class SQLiteAppStorage(AppStorage):
         await self.writer.submit(_Rows([(p_key, c_col, value)]))
 
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
-        rows = list(items)
-        for p_key, c_col, value in rows:
-            check_key(p_key, c_col)
-            check_value(value)
-        if not rows:
-            return
+        await self.begin_put_batch(items)
 
-        await self.writer.submit(_Rows(rows))
+    def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
+        """Queue the rows for the writer thread right now (no turn of the event loop first)."""
+        rows = list(items)
+        try:
+            for p_key, c_col, value in rows:
+                check_key(p_key, c_col)
+                check_value(value)
+        except StorageError as exc:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+        if not rows:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self.writer.submit(_Rows(rows))
 
     @staticmethod
     def _current(conn: sqlite3.Connection, p_key: bytes, c_col: bytes, now_ms: int) -> bytes | None:
