@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cassandra import (
@@ -163,18 +163,6 @@ class _Bridge:
         except Exception as exc:
             raise _translate(exc, what) from None
 
-    def start(self, statement: Any, params: Sequence[Any] | None, what: str) -> Awaitable[Any]:
-        """Like :meth:`run`, with the request sent now and its rows (or error) awaited later."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[list[Any]] = loop.create_future()
-        try:
-            response = self.session.execute_async(statement, params)
-        except Exception as exc:  # refused before it was sent (no host, shut down)
-            fut.set_exception(_translate(exc, what))
-            return fut
-        _attach(loop, response, lambda: fut)
-        return _translated(fut, what)
-
     async def pages(self, statement: Any, what: str) -> AsyncIterator[list[Any]]:
         """Each page of a paged query, fetching the next only when the previous was consumed."""
         loop = asyncio.get_running_loop()
@@ -192,13 +180,6 @@ class _Bridge:
                 response.start_fetching_next_page()
         except Exception as exc:
             raise _translate(exc, what) from None
-
-
-async def _translated(fut: asyncio.Future[list[Any]], what: str) -> list[Any]:
-    try:
-        return await fut
-    except Exception as exc:
-        raise _translate(exc, what) from None
 
 
 def _attach(loop: asyncio.AbstractEventLoop, response: Any, current: Any) -> None:
@@ -342,26 +323,15 @@ class CassandraAppStorage(AppStorage):
         await self._bridge.run(self._s.put, (p_key, c_col, value), "write a row")
 
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
-        await self.begin_put_batch(items)
-
-    def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
-        """Send the batch now; what is returned resolves once the batch is written."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        try:
-            for p_key, c_col, value in items:
-                check_key(p_key, c_col)
-                check_value(value)
-        except StorageError as exc:
-            done.set_exception(exc)
-            return done
+        for p_key, c_col, value in items:
+            check_key(p_key, c_col)
+            check_value(value)
         if not items:
-            done.set_result(None)
-            return done
+            return
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._s.put.consistency_level)
         for p_key, c_col, value in items:
             batch.add(self._s.put, (p_key, c_col, value))
-        return self._bridge.start(batch, None, f"write a batch of {len(items)} rows")
+        await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
 
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
         check_key(p_key, c_col)
