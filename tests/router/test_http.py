@@ -264,9 +264,12 @@ async def test_v2_docs_post_creates_nested_records(client: httpx.AsyncClient, vv
     lines = [(x["sys.ID"], x["Qty"], x["sys.ParentID"]) for x in r.json()["Lines"]]
     assert lines == [(ids["1"], 1, ids["10"]), (ids["11"], 2, ids["10"]), (ids["2"], 3, ids["10"])]
     assert r.json()["Lines"][0]["Item"] == item
-    # An empty container, or none given, creates the document alone.
-    r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "milk", "Barcodes": []})
-    assert r.status_code == 201 and sorted(r.json()["newIDs"]) == ["1"], r.text
+    # An empty container, a null one, or none given, creates the document alone.
+    for barcodes in ([], None):
+        r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "milk", "Barcodes": barcodes})
+        assert r.status_code == 201 and sorted(r.json()["newIDs"]) == ["1"], r.text
+        r = await client.get(f"{V2_SHOP}/docs/shop.Item/{r.json()['newIDs']['1']}", params={"include": "Barcodes"})
+        assert r.status_code == 200 and "Barcodes" not in r.json(), r.text
 
 
 async def test_v2_docs_nested_records_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
