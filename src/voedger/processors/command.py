@@ -451,10 +451,11 @@ class Partition:
             await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i))
             for rid, f, w in raw_updates
         ]
-        for u in updates:
-            if req.table is not None and u.type.qname != req.table:
-                mentioned = f"{req.table} QName is mentioned in the request"
-                raise bad(f"record id {u.id} leads to {u.type.qname} QName whereas {mentioned}")
+        if req.table is not None:
+            for u in updates:
+                if u.type.qname != req.table:
+                    mentioned = f"{req.table} QName is mentioned in the request"
+                    raise bad(f"record id {u.id} leads to {u.type.qname} QName whereas {mentioned}")
         for c in creates:
             self._verify_fields(c.type, c.fields, c.where)
         for u in updates:

@@ -36,8 +36,10 @@ from voedger.structs.views import get_row, read_rows
 
 COLLECTION_VIEW = QName("sys", "CollectionView")
 COLLECTION_PART_KEY = 1
+"""CollectionView keeps a workspace's records in one view partition, as Voedger does."""
 RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
 WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
+"""A WDoc's or WRecord's records by container (ours, not Voedger's: CollectionView holds CDocs only)."""
 RESULT_TYPE_ATTR = "__voedger_result_type__"
 
 Row = dict[str, Any]

@@ -17,11 +17,12 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 
 class CommitSignal:
-    """Wakes every waiter when the writer has made new events durable.
+    """Wakes the waiters when the writer has made new events durable.
 
-    A waiter checks for new events itself after waking (it may also wake on a timeout), so the
-    signal carries no data. Each wait costs one future and one timer: an ``asyncio.Condition``
-    with ``wait_for`` would take a lock and a task per wait, on every group commit.
+    A waiter reads the new events itself after waking (it may also wake on a timeout); the
+    events passed to ``notify`` only let a waiter's ``skip`` decide whether to wake at all.
+    Each wait costs one future and one timer: an ``asyncio.Condition`` with ``wait_for`` would
+    take a lock and a task per wait, on every group commit.
     """
 
     __slots__ = ("_waiters",)

@@ -5,7 +5,7 @@ indexes) run inside every command. Written against ``State`` and ``Intents`` the
 an Intents, access checks and a coroutine per projector per event, about a fifth of what they
 do. Written as row producers (the application, the event and a record reader in; view rows
 out), the command processor calls them directly; ``producing_rows`` wraps one into the usual
-``(state, intents)`` form, for every other caller (the test kit, replays), so there is one
+``(state, intents)`` form for every other caller (the test kit), so there is one
 implementation of each.
 """
 

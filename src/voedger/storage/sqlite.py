@@ -391,10 +391,7 @@ class SQLiteAppStorage(AppStorage):
     # --- writes --------------------------------------------------------------------------
 
     async def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
-        check_key(p_key, c_col)
-        check_value(value)
-
-        await self.writer.submit(_Rows([(p_key, c_col, value)]))
+        await self.begin_put_batch([(p_key, c_col, value)])
 
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
         await self.begin_put_batch(items)
@@ -402,16 +399,15 @@ class SQLiteAppStorage(AppStorage):
     def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
         """Queue the rows for the writer thread right now (no turn of the event loop first)."""
         rows = list(items)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             for p_key, c_col, value in rows:
                 check_key(p_key, c_col)
                 check_value(value)
         except StorageError as exc:
-            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            return failed
+            done.set_exception(exc)
+            return done
         if not rows:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
         return self.writer.submit(_Rows(rows))

@@ -21,20 +21,15 @@ from voedger.appdef import (
     TypeKind,
 )
 from voedger.extensions import Registry
+from voedger.processors.rows import COLLECTION_PART_KEY, COLLECTION_VIEW, RECORDS_REGISTRY, WRECORD_CHILDREN_IDX
 from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
 from voedger.state.rows import RecordReader, ViewRows, producing_rows
 from voedger.structs.events import Event
 
 platform = Registry()
 
-RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
-COLLECTION_VIEW = QName("sys", "CollectionView")
-COLLECTION_PART_KEY = 1
-"""CollectionView keeps a workspace's records in one view partition, as Voedger does."""
 CHILD_WORKSPACE_IDX = QName("sys", "ChildWorkspaceIdx")
 WORKSPACE_ID_IDX = QName("sys", "WorkspaceIDIdx")
-WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
-"""WRecordChildrenIdx finds the records in the containers of a WDoc or WRecord (not in Voedger)."""
 
 
 @platform.projector("sys.RecordsRegistryProjector")

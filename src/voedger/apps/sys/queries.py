@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from voedger.appdef import SYS_CONTAINER, SYS_ID, SYS_PARENT_ID, SYS_QNAME, DataKind, QName
-from voedger.apps.sys.builtins import platform
+from voedger.apps.sys.builtins import CHILD_WORKSPACE_IDX, platform
 from voedger.processors.rows import (
     COLLECTION_PART_KEY,
     COLLECTION_VIEW,
@@ -38,7 +38,6 @@ from voedger.structs.events import Event
 from voedger.syserror import SysError
 
 WLOG_DATES = QName("sys", "WLogDates")
-CHILD_WORKSPACE_IDX = QName("sys", "ChildWorkspaceIdx")
 _DIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SKIPPED_IN_CDOC = frozenset({SYS_QNAME, SYS_CONTAINER, SYS_PARENT_ID})
 
