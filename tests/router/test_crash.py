@@ -84,8 +84,9 @@ async def test_kill_9_loses_no_acknowledged_command(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status is -15; the log
-    # shows whether the shutdown drained the partitions and closed storage.
+    # A graceful shutdown: the server exits cleanly, and the log shows that it drained the
+    # partitions and closed storage.
+    assert proc.returncode == 0, log.read_text()
     assert b"voedger.server: stopped" in log.read_bytes()
 
     provider = open_storage(f"sqlite://{tmp_path}")

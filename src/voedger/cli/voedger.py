@@ -43,8 +43,7 @@ def server(
     smtp_url: str | None,
 ) -> None:
     """Run a single-node platform serving the given applications."""
-    import uvicorn
-
+    from voedger.router import http
     from voedger.router.server import make_asgi
     from voedger.storage import parse_storage_url
     from voedger.vvm.image import ImageError, load_image
@@ -80,7 +79,14 @@ def server(
         storage_url=url, apps=parsed, insecure_dev=insecure_dev, federation_url=federation_url, mailer=mailer
     )
     asgi, _ = make_asgi(config)
-    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
+    try:
+        http.run(asgi, host, port)
+    except http.LifespanError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        sys.exit(3)
 
 
 def _parse_app(text: str) -> tuple[str, Path]:

@@ -284,6 +284,7 @@ def guarded(handler: Handler, v2: bool) -> Handler:
     return run
 
 
+_AUTH_HEADERS = (b"authorization", b"cookie")
 V1_PATH = re.compile(r"^/api/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
 
 
@@ -316,7 +317,8 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks) if size <= MAX_BODY else b"x" * (MAX_BODY + 1)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Only what authentication reads (the Authorization header, or its cookie).
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _AUTH_HEADERS}
         try:
             owner, app, wsid, resource = match.groups()
             client = scope.get("client")

@@ -1,4 +1,4 @@
-"""Running the platform: the VVM behind the ASGI router, served by uvicorn."""
+"""Running the platform: the VVM behind the ASGI router, served by voedger.router.http."""
 
 from __future__ import annotations
 
