@@ -3,12 +3,14 @@ are visible before they are durable."""
 
 from __future__ import annotations
 
+import orjson
+
 from voedger.appdef import DataKind, Field, QName, View
 from voedger.storage.mem import MemStorageFactory
 from voedger.structs.events import CUD, Event
 from voedger.structs.logs import put_plog, put_wlog, read_plog, read_wlog
 from voedger.structs.pending import Pending
-from voedger.structs.views import get_row, put_row, read_rows
+from voedger.structs.views import get_row, put_row, put_trusted_row, read_rows
 
 SALES = View(
     qname=QName("app", "Sales"),
@@ -55,6 +57,30 @@ async def test_views_by_prefix_with_pending_overlay() -> None:
     assert len(all_rows) == 3
     one = await get_row(pending, SALES, 2, {"Year": 2026, "Month": 1, "Item": "tea"})
     assert one is not None and one["Amount"] == 100
+
+
+async def test_a_trusted_row_lands_where_a_checked_one_does() -> None:
+    """The platform's own rows skip the checks, not the layout: same key, same stored row.
+    Keys of one integer field and of several fields of mixed kinds both count."""
+    one_int = View(
+        qname=QName("app", "ByID"),
+        partition_key=(Field(name="Hi", kind=DataKind.int64),),
+        clustering_columns=(Field(name="ID", kind=DataKind.RecordID),),
+        value=(Field(name="Name", kind=DataKind.string),),
+    )
+    cases = [
+        (SALES, {"Year": 2026, "Month": 2, "Item": "tea", "Amount": 4}),
+        (one_int, {"Hi": 1, "ID": 262_145, "Name": "x"}),
+    ]
+    for view, row in cases:
+        checked, trusted = await _storage(), await _storage()
+        put_row(checked, view, 7, row)
+        put_trusted_row(trusted, view, 7, row)
+        [(c_p, c_c, c_v)], [(t_p, t_c, t_v)] = checked.items(), trusted.items()
+        assert (t_p, t_c) == (c_p, c_c)
+        assert orjson.loads(t_v) == orjson.loads(c_v)
+        key = {f.name: row[f.name] for f in view.key}
+        assert await get_row(trusted, view, 7, key) == orjson.loads(c_v)
 
 
 def test_event_encoded_once_for_both_logs() -> None:

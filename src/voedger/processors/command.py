@@ -54,7 +54,7 @@ from voedger.structs.logs import put_plog, put_wlog, read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.values import ValidationError, coerce
-from voedger.structs.views import get_row, put_row
+from voedger.structs.views import get_row, put_row, put_trusted_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
@@ -774,10 +774,11 @@ class Partition:
                 intents = Intents(access)
                 await invoke(func, state, intents)
                 produced = intents.view_rows
+            put = put_trusted_row if produce is not None else put_row
             for view_name, row in produced:
                 view = appdef.view(view_name)
                 try:
-                    put_row(writes, view, event.wsid, row)
+                    put(writes, view, event.wsid, row)
                 except ValueError as exc:
                     raise SysError(500, f"projector {prj.qname}: {exc}") from exc
                 rows.append((view.qname, row))

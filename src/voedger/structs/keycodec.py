@@ -43,7 +43,7 @@ def _int_encoder(width: int) -> Callable[[Any], bytes]:
     return lambda v: (int(v) + bias).to_bytes(width, "big")
 
 
-_ENCODERS: dict[DataKind, Callable[[Any], bytes]] = {
+INT_ENCODERS: dict[DataKind, Callable[[Any], bytes]] = {
     **{k: _int_encoder(w) for k, w in _SIGNED.items()},
     DataKind.RecordID: lambda v: int(v).to_bytes(8, "big"),
 }
@@ -56,7 +56,7 @@ def encode_key(fields: Sequence[Field], values: Sequence[Any], complete: bool = 
     raw even when its field is not the last one, so that it bounds a range read.
     """
     if len(values) == 1 and len(fields) >= 1:  # the common case: one integer key field
-        encoder = _ENCODERS.get(fields[0].kind)
+        encoder = INT_ENCODERS.get(fields[0].kind)
         if encoder is not None:
             return encoder(values[0])
     out = bytearray()
