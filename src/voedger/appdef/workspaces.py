@@ -58,16 +58,16 @@ class Workspace(Type):
     def lineage(self) -> tuple[Workspace, ...]:
         """This workspace and all its ancestors, farthest first (``sys.Workspace`` leads)."""
         seen: dict[QName, Workspace] = {}
-
-        def visit(ws: Workspace) -> None:
-            if ws.qname in seen:
-                return
-            for a in ws.ancestors:
-                visit(self.app.workspace(a))
-            seen[ws.qname] = ws
-
-        visit(self)
+        self._visit(self, seen)
         return tuple(seen.values())
+
+    def _visit(self, ws: Workspace, seen: dict[QName, Workspace]) -> None:
+        """Ancestors first. A method, not a recursive closure, which would be a reference cycle."""
+        if ws.qname in seen:
+            return
+        for a in ws.ancestors:
+            self._visit(self.app.workspace(a), seen)
+        seen[ws.qname] = ws
 
     def inherits(self, ancestor: QName | str) -> bool:
         """True for the workspace itself and for each of its ancestors, however far."""

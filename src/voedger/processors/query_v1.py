@@ -251,22 +251,24 @@ def _validate(app: AppDef, p: Params, result: Type | None) -> None:
             if ref.field not in declared or declared[ref.field].kind not in _INTS:
                 raise bad(f"elements: refs: '{ref.field}' is not a reference field")
     root = set(p.root.keys) if p.root is not None else set()
-
-    def check(filters: list[Filter], prefix: str) -> None:
-        for f in filters:
-            if isinstance(f, Logic):
-                check(f.operands, f"{prefix}'{f.kind}' filter: ")
-            elif f.field not in root:
-                raise bad(
-                    f"{prefix}'{f.kind}' filter has field '{f.field}' that is absent in root element "
-                    "fields/refs, please add or change it"
-                )
-
-    check(p.filters, "filters: ")
+    _check_filters(p.filters, "filters: ", root)
     for o in p.order_by:
         if o.field not in root:
             absent = "that is absent in root element fields/refs, please add or change it"
             raise bad(f"orderBy has field '{o.field}' {absent}")
+
+
+def _check_filters(filters: list[Filter], prefix: str, root: set[str]) -> None:
+    """Every filter (at any depth of and/or) names a field of the root element. A module
+    function: a recursive closure would be a reference cycle on every query."""
+    for f in filters:
+        if isinstance(f, Logic):
+            _check_filters(f.operands, f"{prefix}'{f.kind}' filter: ", root)
+        elif f.field not in root:
+            raise bad(
+                f"{prefix}'{f.kind}' filter has field '{f.field}' that is absent in root element "
+                "fields/refs, please add or change it"
+            )
 
 
 # --- the rows processor ----------------------------------------------------------------------

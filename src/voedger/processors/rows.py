@@ -145,14 +145,16 @@ def nest(records: list[Record]) -> Row:
     by_parent: dict[int, list[Record]] = {}
     for rec in records[1:]:
         by_parent.setdefault(int(rec.get(SYS_PARENT_ID, 0)), []).append(rec)
+    return _nested(records[0], by_parent)
 
-    def build(rec: Record) -> Row:
-        out = dict(rec)
-        for child in sorted(by_parent.get(int(rec[SYS_ID]), ()), key=lambda r: int(r[SYS_ID])):
-            out.setdefault(str(child.get(SYS_CONTAINER, "")), []).append(build(child))
-        return out
 
-    return build(records[0])
+def _nested(rec: Record, by_parent: dict[int, list[Record]]) -> Row:
+    """A module function, not a closure: a recursive closure is a reference cycle, left for
+    the cycle collector on every call."""
+    out = dict(rec)
+    for child in sorted(by_parent.get(int(rec[SYS_ID]), ()), key=lambda r: int(r[SYS_ID])):
+        out.setdefault(str(child.get(SYS_CONTAINER, "")), []).append(_nested(child, by_parent))
+    return out
 
 
 def children_by_container(records: Iterable[Record]) -> dict[int, dict[str, list[Record]]]:

@@ -138,16 +138,18 @@ class Event:
     def arg_records(self) -> list[Fields]:
         """The ODoc in the argument and every ORecord nested in it, parents first."""
         out: list[Fields] = []
-
-        def walk(obj: Fields) -> None:
-            if "sys.ID" in obj:
-                out.append(obj)
-            for value in obj.values():
-                if isinstance(value, list):
-                    for child in value:
-                        if isinstance(child, dict):
-                            walk(child)
-
         if self.args is not None:
-            walk(self.args)
+            _collect_records(self.args, out)
         return out
+
+
+def _collect_records(obj: Fields, out: list[Fields]) -> None:
+    """Depth first, parents first. A module function, not a closure: a recursive closure is a
+    reference cycle, garbage for the cycle collector on every call."""
+    if "sys.ID" in obj:
+        out.append(obj)
+    for value in obj.values():
+        if isinstance(value, list):
+            for child in value:
+                if isinstance(child, dict):
+                    _collect_records(child, out)
