@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -400,6 +401,37 @@ async def test_head_has_the_length_but_no_body_and_204_has_neither() -> None:
         writer.write(get("/counted"))
         reply = await read_reply(reader)
         assert (reply.status, reply.body) == (200, b"hello")
+
+
+async def test_a_slow_reader_pauses_the_writer_and_gets_every_byte() -> None:
+    """Flow control: while the client does not read, the transport's buffer fills and ``send``
+    waits; once it reads, the rest flows and nothing is lost or reordered."""
+    chunk, count = 64 * 1024, 64  # 4 MiB, far above the transport's write buffer
+    waited = []
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", str(chunk * count).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(count):
+            started = asyncio.get_running_loop().time()
+            await send({"type": "http.response.body", "body": bytes([i]) * chunk, "more_body": i < count - 1})
+            waited.append(asyncio.get_running_loop().time() - started)
+
+    async with serving(app_of(handler)) as (_, port):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect((HOST, port))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            writer.write(get())
+            await asyncio.sleep(0.3)  # not reading: the server's sends must wait
+            reply = await read_reply(reader)
+        finally:
+            writer.close()
+    assert reply.status == 200 and len(reply.body) == chunk * count
+    assert all(reply.body[i * chunk : (i + 1) * chunk] == bytes([i]) * chunk for i in range(count))
+    assert max(waited) >= 0.2, "no send waited for the reader"
 
 
 async def test_streamed_response_is_chunked_over_http_1_1() -> None:

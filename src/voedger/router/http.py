@@ -193,7 +193,11 @@ class _Exchange:
         if conn.lost:
             return
         if data:
-            await conn.write(data)
+            if conn.paused():
+                await conn.writable()
+            transport = conn.transport
+            if transport is not None and not conn.lost:
+                transport.write(data)
         if self.complete:
             conn.response_done(self)
 
@@ -452,11 +456,13 @@ class Connection(asyncio.Protocol):
             "state": dict(self.server.state),
         }
 
-    async def write(self, data: bytes) -> None:
-        if self._writable is not None and not self._writable.done():
+    def paused(self) -> bool:
+        """The transport asked to stop writing until its buffer drains (flow control)."""
+        return self._writable is not None and not self._writable.done()
+
+    async def writable(self) -> None:
+        if self._writable is not None:
             await self._writable
-        if not self.lost and self.transport is not None:
-            self.transport.write(data)
 
     def response_done(self, exchange: _Exchange) -> None:
         exchange.finished()
