@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -276,6 +277,10 @@ async def test_content_length_above_max_body_is_413_and_closes() -> None:
             writer.write(post("/", b"x" * 11).removesuffix(b"x" * 11) + b"x")
             reply = await read_reply(reader)
             assert (reply.status, reply.get("connection")) == (413, "close")
+            # In Voedger's error shape, like every refusal of the platform.
+            assert orjson.loads(reply.body) == {
+                "sys.Error": {"HTTPStatus": 413, "Message": "request body larger than 10 bytes"}
+            }
             assert await rest(reader) == b""  # closed, and nothing after the 413
         async with connect(port) as (reader, writer):
             # A 100-continue request over the limit gets the 413 instead of the 100.
@@ -358,6 +363,8 @@ async def test_malformed_request_line_is_400_and_closes() -> None:
             writer.write(b"NOT AN HTTP REQUEST\r\n\r\n")
             reply = await read_reply(reader)
             assert (reply.status, reply.get("connection")) == (400, "close")
+            assert reply.get("content-type") == "application/json"
+            assert orjson.loads(reply.body)["sys.Error"]["HTTPStatus"] == 400
             assert await rest(reader) == b""
         async with connect(port) as (reader, writer):
             # Garbage behind a good request: the good one is answered, then the connection closes.
@@ -495,7 +502,7 @@ async def test_body_not_matching_its_content_length_is_not_sent() -> None:
 
 async def test_app_raising_before_the_response_is_500_and_the_server_goes_on() -> None:
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == "/boom":
+        if scope["path"] in ("/boom", "/api/v2/apps/o/a/boom"):
             raise ValueError("boom")
         if scope["path"] == "/silent":
             return  # no response at all
@@ -506,9 +513,14 @@ async def test_app_raising_before_the_response_is_500_and_the_server_goes_on() -
             async with connect(port) as (reader, writer):
                 writer.write(get(path))
                 reply = await read_reply(reader)
-                assert (reply.status, reply.body) == (500, b"Internal Server Error"), path
+                assert reply.status == 500, path
+                assert orjson.loads(reply.body) == {"sys.Error": {"HTTPStatus": 500, "Message": "internal error"}}
                 assert reply.get("connection") == "close", path  # the header says what happens
                 assert await rest(reader) == b"", path
+        async with connect(port) as (reader, writer):  # an API v2 URL: v2's error shape
+            writer.write(get("/api/v2/apps/o/a/boom"))
+            reply = await read_reply(reader)
+            assert (reply.status, orjson.loads(reply.body)) == (500, {"status": 500, "message": "internal error"})
         async with connect(port) as (reader, writer):
             writer.write(get("/fine"))
             assert (await read_reply(reader)).status == 200
@@ -785,7 +797,7 @@ async def test_scope_describes_the_request() -> None:
 
 async def _uvloop_scenario() -> list[bytes]:
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == "/boom":
+        if scope["path"] in ("/boom", "/api/v2/apps/o/a/boom"):
             raise ValueError("boom")
         if scope["path"] == "/stream":
             await send({"type": "http.response.start", "status": 200, "headers": []})

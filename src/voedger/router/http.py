@@ -11,6 +11,8 @@ what the platform needs:
   HTTP/1.0; ``Expect: 100-continue``; request bodies read whole before the application starts,
   bounded by ``max_body``; bounded header size;
 - a response is one write when its length is known, else chunked (close-delimited for HTTP/1.0);
+- what the server answers itself (400, 413, 431, a 500 for an application that failed) is in
+  Voedger's error shape, as the router's answers are;
 - the ASGI lifespan (the application must speak it; Starlette does);
 - idle keep-alive connections closed by one sweep a second (no timer per request);
 - graceful shutdown on SIGTERM or SIGINT: stop accepting, finish the requests in flight, close,
@@ -33,6 +35,8 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
+
+from voedger.syserror import SysError
 
 log = logging.getLogger("voedger.http")
 
@@ -63,14 +67,15 @@ def _status_line(status: int) -> bytes:
 _STATUS_LINES = {status: _status_line(status) for status in _REASONS}
 
 
-def _plain(status: int, text: str, *, close: bool = True) -> bytes:
-    body = text.encode()
+def _refusal(status: int, message: str, url: bytes = b"") -> bytes:
+    """A response the server makes itself (a request it refuses, an application that failed),
+    in Voedger's error shape: API v2's for a v2 URL, else v1's (also when the URL is unknown)."""
+    err = SysError(status, message)
+    body = err.to_v2() if url.startswith(b"/api/v2/") else err.to_v1()
     head = _STATUS_LINES.get(status) or _status_line(status)
-    conn = b"connection: close\r\n" if close else b""
-    return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s\r\n%s" % (
+    return b"%scontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
         head,
         len(body),
-        conn,
         body,
     )
 
@@ -397,7 +402,7 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.pause_reading()
             if self.current is None:
-                self.transport.write(_plain(status, text))
+                self.transport.write(_refusal(status, text, self._url))
                 self.transport.close()
 
     def _start(self, request: _Request) -> None:
@@ -414,7 +419,7 @@ class Connection(asyncio.Protocol):
         except Exception:
             log.exception("internal error serving %s", exchange.request.url[:200].decode("latin-1"))
             if not exchange.started and not self.lost and self.transport is not None:
-                self.transport.write(_plain(500, "Internal Server Error"))
+                self.transport.write(_refusal(500, "internal error", exchange.request.url))
                 exchange.complete = True
                 exchange.request.keep_alive = False
                 self.response_done(exchange)
@@ -428,7 +433,7 @@ class Connection(asyncio.Protocol):
             else:
                 log.error("the application returned without a response")
                 if self.transport is not None:
-                    self.transport.write(_plain(500, "Internal Server Error"))
+                    self.transport.write(_refusal(500, "internal error", exchange.request.url))
                 exchange.complete = True
                 exchange.request.keep_alive = False
                 self.response_done(exchange)
