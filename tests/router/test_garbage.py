@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from tests.router.conftest import make_shop_ws
+from tests.router.conftest import SHOP_DIR, make_shop_ws
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
 from voedger.structs.wsid import new_wsid
-from voedger.vvm.server import VVM
+from voedger.vvm.server import VVM, ServerConfig
 
 SHOP_WS = new_wsid(1, 200_001)
 V1_SHOP = f"/api/test/shop/{SHOP_WS}"
@@ -82,9 +84,21 @@ async def _requests(call: Caller, n: int) -> None:
     assert reply["Barcodes"][0]["Code"] == "X"
 
 
-async def test_requests_leave_no_cyclic_garbage(client: httpx.AsyncClient, vvm: VVM) -> None:
-    await make_shop_ws(client, vvm, SHOP_WS)
+@pytest.fixture
+async def sqlite_vvm(tmp_path: Path) -> AsyncIterator[VVM]:
+    """SQLite only: the Cassandra driver keeps cycles of its own (each request's ResponseFuture
+    and its timeout timer refer to each other), which this test cannot speak for."""
+    vvm = VVM(ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[("test/shop", SHOP_DIR)], insecure_dev=True))
+    await vvm.start()
+    yield vvm
+    await vvm.stop()
+
+
+async def test_requests_leave_no_cyclic_garbage(sqlite_vvm: VVM) -> None:
+    vvm = sqlite_vvm
     call = Caller(vvm)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=call.app), base_url="http://test") as client:
+        await make_shop_ws(client, vvm, SHOP_WS)
     for n in range(3):  # warm up: caches and memos fill once
         await _requests(call, n)
     await asyncio.sleep(0.3)
