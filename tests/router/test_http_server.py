@@ -650,6 +650,35 @@ async def test_a_slow_request_is_not_taken_for_an_idle_connection() -> None:
     assert (reply.status, reply.body) == (200, b"GET /slow ")
 
 
+async def test_a_stalled_request_body_is_408_and_closes() -> None:
+    calls = 0
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal calls
+        calls += 1
+
+    async with serving(app_of(handler), keep_alive=0.3) as (_, port), connect(port) as (reader, writer):
+        writer.write(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nabc")  # 7 bytes never come
+        started = time.monotonic()
+        reply = await read_reply(reader)
+        assert (reply.status, reply.get("connection")) == (408, "close")
+        assert orjson.loads(reply.body)["sys.Error"]["HTTPStatus"] == 408
+        assert time.monotonic() - started >= 0.3
+        assert await rest(reader) == b""
+    assert calls == 0
+
+
+async def test_a_body_that_keeps_coming_is_not_cut_off() -> None:
+    """The timeout is on silence, not on the whole body: a slow but steady sender is served."""
+    async with serving(app_of(echo), keep_alive=0.3) as (_, port), connect(port) as (reader, writer):
+        writer.write(b"POST /t HTTP/1.1\r\nhost: test\r\ncontent-length: 8\r\n\r\n")
+        for byte in b"12345678":  # 8 x 0.2 s: spans sweeps, each gap under keep_alive
+            await asyncio.sleep(0.2)
+            writer.write(bytes([byte]))
+        reply = await read_reply(reader)
+    assert (reply.status, reply.body) == (200, b"POST /t 12345678")
+
+
 # --- graceful stop and lifespan ---------------------------------------------------------------
 
 

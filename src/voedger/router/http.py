@@ -14,7 +14,8 @@ what the platform needs:
 - what the server answers itself (400, 413, 431, a 500 for an application that failed) is in
   Voedger's error shape, as the router's answers are;
 - the ASGI lifespan (the application must speak it; Starlette does);
-- idle keep-alive connections closed by one sweep a second (no timer per request);
+- idle keep-alive connections, and requests whose bytes stop coming (408), closed by one sweep a
+  second (no timer per request);
 - graceful shutdown on SIGTERM or SIGINT: stop accepting, finish the requests in flight, close,
   then the lifespan's shutdown.
 
@@ -255,6 +256,9 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.reading_paused = False
         self.idle_since: float | None = None
+        self.in_message = False
+        """A request is being received: begun, not yet complete."""
+        self.last_read = 0.0
         self._writable: asyncio.Future[None] | None = None
         # The request being parsed.
         self._url = b""
@@ -289,6 +293,7 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return  # nothing more is served on this connection
         self.idle_since = None
+        self.last_read = time.monotonic()
         if self._in_head:
             # httptools keeps an unfinished header line to itself: bound what a head may take
             # across reads (this read included, so at most max_headers plus one read).
@@ -324,6 +329,7 @@ class Connection(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.in_message = True
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -370,6 +376,7 @@ class Connection(asyncio.Protocol):
         request.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         request, self._request = self._request, None
         if request is None or self.closing:
             return
@@ -544,6 +551,10 @@ class HttpServer:
             for conn in list(self.connections):
                 if conn.idle_since is not None and conn.idle_since < limit and conn.current is None:
                     conn.shutdown()
+                elif conn.in_message and conn.last_read < limit and not conn.closing:
+                    # A request begun and stalled (a body that stops coming): the same patience
+                    # as for an idle connection, then 408.
+                    conn._answer_and_close(408, "the request was not received in time")
 
     async def stop(self, timeout: float = GRACEFUL_SECONDS) -> None:
         """Stop accepting, let the requests in flight finish (up to ``timeout``), close every
