@@ -13,10 +13,9 @@ from voedger.appdef.load import compile_app
 from voedger.apps.sys.builtins import platform
 from voedger.extensions import Registry
 from voedger.state import Intents, State, StateError
-from voedger.state.rows import row_producer
+from voedger.state.rows import PendingReads, row_producer
 from voedger.structs.events import CUD
 from voedger.structs.pending import Pending
-from voedger.structs.records import get_record
 from voedger.structs.wsid import app_wsid
 from voedger.syserror import SysError
 from voedger.testkit import DEFAULT_WSID, ExtensionTestKit
@@ -217,20 +216,27 @@ async def test_kit_from_an_application_folder(tmp_path: Any) -> None:
 
 
 async def test_platform_projectors_give_the_same_rows_in_both_forms(kit: ExtensionTestKit) -> None:
-    """The platform's SYNC projectors are row producers, called directly by the command
-    processor; the kit runs them through State and Intents, as any other caller. Both forms
-    must write the same rows."""
+    """The platform's projectors are row producers, called directly by the command processor
+    (SYNC) and the actualizers (async); the kit runs them through State and Intents, as any
+    other caller. Both forms must write the same rows."""
     item = kit.put_record("shop.Item", Name="tea", Price=5)
     new = CUD(True, item + 1, "shop.Item", {"Name": "coffee", "Price": 7, "sys.IsActive": True})
     changed = CUD(False, item, "shop.Item", {"Price": 6})
     event = kit.event("sys.CUD", cuds=(new, changed))
-    for name in ("sys.RecordsRegistryProjector", "sys.ProjectorCollection", "sys.ApplyUniques"):
+    for name in (
+        "sys.RecordsRegistryProjector",
+        "sys.ProjectorCollection",
+        "sys.ApplyUniques",
+        "sys.ProjectorWLogDates",
+    ):
         impl = platform.get(name)
         assert impl is not None
         produce = row_producer(impl.func)
         assert produce is not None, name
         reader = Pending(kit._state)
-        direct = await produce(kit.app, event, lambda i, r=reader: get_record(r, event.wsid, i))
+        direct = await produce(kit.app, event, PendingReads(kit.app, reader, event.wsid))
+        if name == "sys.ProjectorWLogDates":  # the one that reads a view: it has a row to compare
+            assert [row["LastOffset"] for _, row in direct] == [event.wlog_offset]
         through_intents = await kit.run_projector(name, event=event, apply=False, check_trigger=False)
         assert through_intents.view_rows == direct, name
     rows = await kit.run_projector("sys.ProjectorCollection", event=event, apply=False)

@@ -36,13 +36,14 @@ from voedger.processors.command import triggered
 from voedger.processors.signal import CommitSignal, Skip
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
+from voedger.state.rows import PendingReads, row_producer
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import Event
 from voedger.structs.keys import app_state_key
 from voedger.structs.logs import read_plog
 from voedger.structs.pending import Pending
-from voedger.structs.views import put_row
+from voedger.structs.views import put_row, put_trusted_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
@@ -173,6 +174,8 @@ class AsyncActualizer:
         self.projector = projector
         self.config = config
         self._func = func
+        self._produce = row_producer(func) if app.runner(projector)[1].unrestricted else None
+        """The platform's row producer behind ``func``, when it is one."""
         self.offset = ids.NULL_OFFSET
         """Events up to this PLog offset are handled and their effects durable."""
         self.processed = ids.NULL_OFFSET
@@ -347,10 +350,20 @@ class AsyncActualizer:
         return None if recent is None else recent(first, self.config.batch_size)
 
     async def _handle(self, event: Event, buffer: Pending) -> bool:
-        if not triggered(self.app.appdef, self.projector, event):
+        appdef = self.app.appdef
+        if not triggered(appdef, self.projector, event):
             return False
         mine = Pending(buffer)  # dropped if the projector fails
-        await project_event(self.app, self.projector, self._func, event, mine)
+        produce = self._produce
+        if produce is None:
+            await project_event(self.app, self.projector, self._func, event, mine)
+        else:  # the platform's own: called directly, without State and Intents
+            try:
+                rows = await produce(appdef, event, PendingReads(appdef, mine, event.wsid))
+                for view, row in rows:
+                    put_trusted_row(mine, appdef.view(view), event.wsid, row)
+            except Exception as exc:
+                raise SysError(500, f"{self.projector.qname} failed: {type(exc).__name__}: {exc}") from exc
         buffer.absorb(mine)
         return True
 

@@ -45,7 +45,7 @@ from voedger.processors.signal import CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
-from voedger.state.rows import row_producer
+from voedger.state.rows import PendingReads, row_producer
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
@@ -766,7 +766,7 @@ class Partition:
             produce = row_producer(func) if access.unrestricted else None
             if produce is not None:  # the platform's own: called directly, without State and Intents
                 try:
-                    produced = await produce(appdef, event, lambda i: get_record(writes, event.wsid, i))
+                    produced = await produce(appdef, event, PendingReads(appdef, writes, event.wsid))
                 except Exception as exc:
                     raise SysError(500, f"projector {prj.qname} failed: {type(exc).__name__}: {exc}") from exc
             else:

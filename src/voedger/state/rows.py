@@ -3,28 +3,58 @@
 The platform's SYNC projectors (the records registry, the collection, uniques, the workspace
 indexes) run inside every command. Written against ``State`` and ``Intents`` they cost a State,
 an Intents, access checks and a coroutine per projector per event, about a fifth of what they
-do. Written as row producers (the application, the event and a record reader in; view rows
-out), the command processor calls them directly; ``producing_rows`` wraps one into the usual
-``(state, intents)`` form for every other caller (the test kit), so there is one
-implementation of each.
+do. Written as row producers (the application, the event and its reads in; view rows out), the
+command processor and the actualizers call them directly; ``producing_rows`` wraps one into the
+usual ``(state, intents)`` form for every other caller (the test kit, whose State checks what
+they read and write), so there is one implementation of each.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from voedger.appdef import AppDef, QName
 from voedger.state.intents import Intents
 from voedger.state.state import State
 from voedger.structs.events import Event
-from voedger.structs.records import Record
+from voedger.structs.pending import Pending
+from voedger.structs.records import Record, get_record
+from voedger.structs.views import get_row
 
-RecordReader = Callable[[int], Awaitable[Record | None]]
 ViewRows = list[tuple[QName, dict[str, Any]]]
-RowProducer = Callable[[AppDef, Event, RecordReader], Awaitable[ViewRows]]
 Projector = Callable[[State, Intents], Awaitable[None]]
+
+
+class Reads(Protocol):
+    """What a row producer may read in the event's workspace; a ``State`` is one."""
+
+    async def record(self, record_id: int) -> Record | None: ...
+
+    async def view(self, name: QName | str, **key: Any) -> dict[str, Any] | None: ...
+
+
+RowProducer = Callable[[AppDef, Event, Reads], Awaitable[ViewRows]]
+
+
+class PendingReads:
+    """The reads of the platform's own producers: through the writes so far, without the
+    access checks a State makes for extensions."""
+
+    __slots__ = ("_app", "_reader", "_wsid")
+
+    def __init__(self, app: AppDef, reader: Pending, wsid: int) -> None:
+        self._app = app
+        self._reader = reader
+        self._wsid = wsid
+
+    async def record(self, record_id: int) -> Record | None:
+        return await get_record(self._reader, self._wsid, record_id)
+
+    async def view(self, name: QName | str, **key: Any) -> dict[str, Any] | None:
+        return await get_row(self._reader, self._app.view(name), self._wsid, key)
+
 
 _ROWS_ATTR = "__voedger_rows__"
 
@@ -34,7 +64,7 @@ def producing_rows(produce: RowProducer) -> Projector:
 
     @functools.wraps(produce)
     async def projector(state: State, intents: Intents) -> None:
-        for view, row in await produce(state.app, state.event, state.record):
+        for view, row in await produce(state.app, state.event, state):
             intents.put_view(view, **row)
 
     setattr(projector, _ROWS_ATTR, produce)

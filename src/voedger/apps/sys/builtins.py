@@ -23,7 +23,7 @@ from voedger.appdef import (
 from voedger.extensions import Registry
 from voedger.processors.rows import COLLECTION_PART_KEY, COLLECTION_VIEW, RECORDS_REGISTRY, WRECORD_CHILDREN_IDX
 from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
-from voedger.state.rows import RecordReader, ViewRows, producing_rows
+from voedger.state.rows import Reads, ViewRows, producing_rows
 from voedger.structs.events import Event
 
 platform = Registry()
@@ -34,7 +34,7 @@ WORKSPACE_ID_IDX = QName("sys", "WorkspaceIDIdx")
 
 @platform.projector("sys.RecordsRegistryProjector")
 @producing_rows
-async def records_registry(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def records_registry(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     """Remembers where each new record lives: its QName and the WLog offset that created it."""
     entries = [(c.id, c.qname) for c in ev.cuds if c.is_new]
     entries += [(r[SYS_ID], r[SYS_QNAME]) for r in ev.arg_records()]
@@ -46,7 +46,7 @@ async def records_registry(app: AppDef, ev: Event, read: RecordReader) -> ViewRo
 
 @platform.projector("sys.ProjectorCollection")
 @producing_rows
-async def collection(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def collection(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     """Keeps every CDoc and its CRecords, by document, for q.sys.Collection and q.sys.GetCDoc."""
     rows: ViewRows = []
     for cud in ev.cuds:
@@ -56,12 +56,12 @@ async def collection(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
         if cud.is_new:  # a new record is all in its CUD: no need to read it back
             rec: dict[str, Any] | None = cud.record()
         else:
-            rec = await read(cud.id)
+            rec = await reads.record(cud.id)
         if rec is None:
             continue
         doc = rec
         while doc.get(SYS_PARENT_ID):
-            parent = await read(doc[SYS_PARENT_ID])
+            parent = await reads.record(doc[SYS_PARENT_ID])
             if parent is None:
                 break
             doc = parent
@@ -79,7 +79,7 @@ async def collection(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
 
 @platform.projector("sys.ApplyUniques")
 @producing_rows
-async def apply_uniques(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def apply_uniques(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     """Records unique values of new records; a deactivated record frees them, a reactivated one
     takes them back (the command processor has checked they are free)."""
     targets: list[tuple[Structure, dict[str, Any], int]] = []
@@ -90,7 +90,7 @@ async def apply_uniques(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
         if cud.is_new:
             targets.append((t, cud.fields, cud.id))
         elif SYS_IS_ACTIVE in cud.fields:
-            rec = await read(cud.id)
+            rec = await reads.record(cud.id)
             if rec is not None:
                 targets.append((t, rec, cud.id if cud.fields[SYS_IS_ACTIVE] else 0))
     for rec in ev.arg_records():
@@ -106,7 +106,7 @@ async def apply_uniques(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
 
 @platform.projector("sys.ProjectorChildWorkspaceIdx")
 @producing_rows
-async def child_workspace_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def child_workspace_idx(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     return [
         (CHILD_WORKSPACE_IDX, {"dummy": 1, "WSName": cud.fields["WSName"], "ChildWorkspaceID": cud.id})
         for cud in ev.cuds
@@ -116,7 +116,7 @@ async def child_workspace_idx(app: AppDef, ev: Event, read: RecordReader) -> Vie
 
 @platform.projector("sys.ProjectorWorkspaceIDIdx")
 @producing_rows
-async def workspace_id_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def workspace_id_idx(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     return [
         (
             WORKSPACE_ID_IDX,
@@ -134,7 +134,7 @@ async def workspace_id_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRo
 
 @platform.projector("sys.ProjectorWRecordChildrenIdx")
 @producing_rows
-async def wrecord_children_idx(app: AppDef, ev: Event, read: RecordReader) -> ViewRows:
+async def wrecord_children_idx(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
     """Indexes each new WRecord under its parent and container, so that API v2 ``include``
     finds the records of a WDoc (CDocs have sys.CollectionView). A record's parent and
     container never change: new records are all the index needs."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from voedger.appdef import SYS_CONTAINER, SYS_ID, SYS_PARENT_ID, SYS_QNAME, DataKind, QName
+from voedger.appdef import SYS_CONTAINER, SYS_ID, SYS_PARENT_ID, SYS_QNAME, AppDef, DataKind, QName
 from voedger.apps.sys.builtins import CHILD_WORKSPACE_IDX, platform
 from voedger.processors.rows import (
     COLLECTION_PART_KEY,
@@ -34,6 +34,7 @@ from voedger.processors.rows import (
     value_of,
 )
 from voedger.state import Intents, State
+from voedger.state.rows import Reads, ViewRows, producing_rows
 from voedger.structs.events import Event
 from voedger.syserror import SysError
 
@@ -241,18 +242,17 @@ def _utc_day(days_since_epoch: int) -> tuple[int, int]:
 
 
 @platform.projector("sys.ProjectorWLogDates")
-async def wlog_dates(state: State, intents: Intents) -> None:
-    """sys.ProjectorWLogDates: widens the day's range of WLog offsets to the event's; idempotent,
-    so replays are harmless. Not registered yet: it is an async projector, and the actualizers'
-    owner decides when the platform starts running sys ones."""
-    ev = state.event
+@producing_rows
+async def wlog_dates(app: AppDef, ev: Event, reads: Reads) -> ViewRows:
+    """sys.ProjectorWLogDates (async): widens the day's range of WLog offsets to the event's.
+    Idempotent, so a replay is harmless; a row producer, so the actualizer calls it directly."""
     year, day_of_year = _utc_day(ev.registered_at // 86_400_000)
     key = {"Year": year, "DayOfYear": day_of_year}
-    row = await state.view(WLOG_DATES, **key)
+    row = await reads.view(WLOG_DATES, **key)
     if row is not None and int(row["LastOffset"]) >= ev.wlog_offset:
-        return
+        return []
     first = int(row["FirstOffset"]) if row is not None else ev.wlog_offset
-    intents.put_view(WLOG_DATES, **key, FirstOffset=first, LastOffset=ev.wlog_offset)
+    return [(WLOG_DATES, {**key, "FirstOffset": first, "LastOffset": ev.wlog_offset})]
 
 
 # --- child workspaces -----------------------------------------------------------------------------
