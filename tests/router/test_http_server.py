@@ -75,6 +75,19 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, b"%s %s %s" % (scope["method"].encode(), scope["raw_path"], message["body"]))
 
 
+class Counted:
+    """A handler that counts its calls: a refused request must never reach the application."""
+
+    def __init__(self, inner: Handler | None = None) -> None:
+        self.calls = 0
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls += 1
+        if self.inner is not None:
+            await self.inner(scope, receive, send)
+
+
 # --- server and client helpers ----------------------------------------------------------------
 
 
@@ -262,13 +275,7 @@ async def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None
 
 
 async def test_content_length_above_max_body_is_413_and_closes() -> None:
-    calls = 0
-
-    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal calls
-        calls += 1
-        await echo(scope, receive, send)
-
+    handler = Counted(echo)
     async with serving(app_of(handler), max_body=10) as (_, port):
         async with connect(port) as (reader, writer):
             writer.write(post("/", b"x" * 10))  # exactly the limit is fine
@@ -287,16 +294,11 @@ async def test_content_length_above_max_body_is_413_and_closes() -> None:
             writer.write(post("/", b"x" * 11, "expect: 100-continue").removesuffix(b"x" * 11))
             assert (await read_reply(reader)).status == 413
             assert await rest(reader) == b""
-    assert calls == 1
+    assert handler.calls == 1
 
 
 async def test_chunked_body_growing_above_max_body_is_413() -> None:
-    calls = 0
-
-    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal calls
-        calls += 1
-
+    handler = Counted()
     async with serving(app_of(handler), max_body=10) as (_, port), connect(port) as (reader, writer):
         writer.write(b"POST / HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n6\r\n123456\r\n")
         await writer.drain()
@@ -305,7 +307,7 @@ async def test_chunked_body_growing_above_max_body_is_413() -> None:
         reply = await read_reply(reader)
         assert (reply.status, reply.get("connection")) == (413, "close")
         assert await rest(reader) == b""
-    assert calls == 0
+    assert handler.calls == 0
 
 
 async def test_headers_above_max_headers_are_431() -> None:
@@ -651,12 +653,7 @@ async def test_a_slow_request_is_not_taken_for_an_idle_connection() -> None:
 
 
 async def test_a_stalled_request_body_is_408_and_closes() -> None:
-    calls = 0
-
-    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal calls
-        calls += 1
-
+    handler = Counted()
     async with serving(app_of(handler), keep_alive=0.3) as (_, port), connect(port) as (reader, writer):
         writer.write(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nabc")  # 7 bytes never come
         started = time.monotonic()
@@ -665,7 +662,7 @@ async def test_a_stalled_request_body_is_408_and_closes() -> None:
         assert orjson.loads(reply.body)["sys.Error"]["HTTPStatus"] == 408
         assert time.monotonic() - started >= 0.3
         assert await rest(reader) == b""
-    assert calls == 0
+    assert handler.calls == 0
 
 
 async def test_a_body_that_keeps_coming_is_not_cut_off() -> None:
