@@ -44,6 +44,7 @@ def server(
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
+    from voedger.router.app import MAX_BODY
     from voedger.router.server import make_asgi
     from voedger.storage import parse_storage_url
     from voedger.vvm.image import ImageError, load_image
@@ -80,7 +81,7 @@ def server(
     )
     asgi, _ = make_asgi(config)
     try:
-        http.run(asgi, host, port)
+        http.run(asgi, host, port, max_body=MAX_BODY)  # a body the router would refuse is not read
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

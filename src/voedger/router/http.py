@@ -48,8 +48,8 @@ ASGIApp = Callable[
 ]
 
 MAX_BODY = 64 * 1024 * 1024
-"""Larger request bodies answer 413 before the application sees them (the router's own limit
-is lower and answers in Voedger's shape)."""
+"""Larger request bodies answer 413 before the application sees them, on their headers alone
+when they give a content-length. The platform passes the router's own limit."""
 MAX_HEADERS = 64 * 1024
 """Bytes of request line and headers; more answers 431."""
 MAX_PIPELINED = 16
@@ -623,9 +623,11 @@ class _Lifespan:
         await self.task
 
 
-async def serve(app: ASGIApp, host: str, port: int, *, graceful: float = GRACEFUL_SECONDS) -> None:
+async def serve(
+    app: ASGIApp, host: str, port: int, *, graceful: float = GRACEFUL_SECONDS, max_body: int = MAX_BODY
+) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully."""
-    server = HttpServer(app)
+    server = HttpServer(app, max_body=max_body)
     for host_port in await server.start(host, port):
         log.info("listening on http://%s:%d", *host_port)
     stop = asyncio.Event()
@@ -641,11 +643,11 @@ async def serve(app: ASGIApp, host: str, port: int, *, graceful: float = GRACEFU
         await server.stop(graceful)
 
 
-def run(app: ASGIApp, host: str, port: int) -> None:
+def run(app: ASGIApp, host: str, port: int, *, max_body: int = MAX_BODY) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(serve(app, host, port))
+        asyncio.run(serve(app, host, port, max_body=max_body))
     else:
-        uvloop.run(serve(app, host, port))
+        uvloop.run(serve(app, host, port, max_body=max_body))
