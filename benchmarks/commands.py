@@ -262,6 +262,10 @@ async def main() -> None:
             tmp,
             "--app",
             f"test/shop={APP_DIR}",
+            # The query scenario reads one workspace from every client at once; the default
+            # per-workspace limit on running reads (10) would answer most of them 503.
+            "--max-queries-per-ws",
+            "0",
         ]
         if not args.auth:
             cmd.append("--insecure-dev")

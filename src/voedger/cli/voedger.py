@@ -32,6 +32,13 @@ def main() -> None:
     help="Where calls between applications go, with system tokens (default: this server, in-process).",
 )
 @click.option("--smtp-url", default=None, help="smtp://[user:password@]host[:port]/?from=addr: where mail goes.")
+@click.option(
+    "--max-queries-per-ws",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Reads of one workspace running at once; more answer 503 with Retry-After (0: no limit).",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -41,6 +48,7 @@ def server(
     insecure_dev: bool,
     federation_url: str | None,
     smtp_url: str | None,
+    max_queries_per_ws: int,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
@@ -77,7 +85,12 @@ def server(
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
     config = ServerConfig(
-        storage_url=url, apps=parsed, insecure_dev=insecure_dev, federation_url=federation_url, mailer=mailer
+        storage_url=url,
+        apps=parsed,
+        insecure_dev=insecure_dev,
+        federation_url=federation_url,
+        mailer=mailer,
+        max_queries_per_ws=max_queries_per_ws,
     )
     asgi, _ = make_asgi(config)
     try:

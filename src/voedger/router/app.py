@@ -9,9 +9,10 @@ without details.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -48,6 +49,10 @@ class Router:
         self.transports = transports
         self._validated: dict[tuple[str, str], TokenInfo] = {}
         """Tokens already validated, until they expire: a client sends the same one many times."""
+        self._reading: dict[int, int] = {}
+        """Reads running now, by WSID (the per-workspace query limit)."""
+        self.reads_refused = 0
+        """Reads refused by that limit since start."""
 
     # --- shared steps ---------------------------------------------------------------------------
 
@@ -68,6 +73,30 @@ class Router:
         if transport is None:
             raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
         return wsid, ws.partition_of(wsid, rt.num_partitions), transport
+
+    @contextlib.contextmanager
+    def _read_slot(self, wsid: int) -> Iterator[None]:
+        """One of the workspace's slots for a read (a query, or an API v2 GET), as Voedger's
+        router keeps them: a workspace flooded with reads cannot take every query processor.
+        Commands are not counted. Over the limit: 503 with ``Retry-After``, so clients retry."""
+        limit = self.vvm.config.max_queries_per_ws
+        running = self._reading.get(wsid, 0)
+        if limit and running >= limit:
+            self.reads_refused += 1
+            raise SysError(
+                503,
+                f"workspace {wsid} has {running} reads running, the most it may; retry later",
+                headers={"Retry-After": "1"},
+            )
+        self._reading[wsid] = running + 1
+        try:
+            yield
+        finally:
+            left = self._reading[wsid] - 1
+            if left:
+                self._reading[wsid] = left
+            else:
+                del self._reading[wsid]
 
     def anonymous_caller(self) -> object:
         """The caller of the sign-in endpoints: nobody (granted to sys.Anonymous), or the
@@ -152,7 +181,11 @@ class Router:
         principal = self.authenticate(app_name, headers)
         body = self.parse_json(raw_body)
         kind: Kind = "command" if kind_letter == "c" else "query"
-        return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip))
+        request = BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip)
+        if kind == "command":
+            return await transport.send(request)
+        with self._read_slot(wsid):
+            return await transport.send(request)
 
     # --- API v2 -------------------------------------------------------------------------------
 
@@ -167,7 +200,11 @@ class Router:
         bus = BusRequest(
             app_name, wsid, partition, kind, resource, body, principal, api_v2=True, extra=extra, ip=client_ip(request)
         )
-        reply = await transport.send(bus)
+        if kind == "query":
+            with self._read_slot(wsid):
+                reply = await transport.send(bus)
+        else:
+            reply = await transport.send(bus)
         return json_response(reply.status, reply.body, reply.headers)
 
     async def v2_command(self, request: Request) -> Response:

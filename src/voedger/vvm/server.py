@@ -55,6 +55,9 @@ class ServerConfig:
     """Where calls between applications go (``http://127.0.0.1:8822``); None: in-process."""
     mailer: Mailer | None = None
     """Sends verification codes (``q.sys.InitiateEmailVerification``); None: they cannot be sent."""
+    max_queries_per_ws: int = 10
+    """Reads of one workspace running at once (Voedger's ``MaxQueriesPerWS``); more answer 503
+    with ``Retry-After``. 0: no limit."""
 
 
 @dataclass
