@@ -36,14 +36,14 @@ from voedger.processors.command import triggered
 from voedger.processors.signal import CommitSignal, Skip
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
-from voedger.state.rows import PendingReads, row_producer
+from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import Event
 from voedger.structs.keys import app_state_key
 from voedger.structs.logs import read_plog
 from voedger.structs.pending import Pending
-from voedger.structs.views import put_row, put_trusted_row
+from voedger.structs.views import put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
@@ -354,16 +354,10 @@ class AsyncActualizer:
         if not triggered(appdef, self.projector, event):
             return False
         mine = Pending(buffer)  # dropped if the projector fails
-        produce = self._produce
-        if produce is None:
+        if self._produce is None:
             await project_event(self.app, self.projector, self._func, event, mine)
         else:  # the platform's own: called directly, without State and Intents
-            try:
-                rows = await produce(appdef, event, PendingReads(appdef, mine, event.wsid))
-                for view, row in rows:
-                    put_trusted_row(mine, appdef.view(view), event.wsid, row)
-            except Exception as exc:
-                raise SysError(500, f"{self.projector.qname} failed: {type(exc).__name__}: {exc}") from exc
+            await write_produced_rows(self._produce, self.projector.qname, appdef, event, mine)
         buffer.absorb(mine)
         return True
 

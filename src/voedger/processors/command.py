@@ -45,7 +45,7 @@ from voedger.processors.signal import CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
-from voedger.state.rows import PendingReads, row_producer
+from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
@@ -54,7 +54,7 @@ from voedger.structs.logs import put_plog, put_wlog, read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.values import ValidationError, coerce
-from voedger.structs.views import get_row, put_row, put_trusted_row
+from voedger.structs.views import get_row, put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
@@ -765,20 +765,15 @@ class Partition:
                 raise SysError(500, f"projector {prj.qname} has no implementation")
             produce = row_producer(func) if access.unrestricted else None
             if produce is not None:  # the platform's own: called directly, without State and Intents
-                try:
-                    produced = await produce(appdef, event, PendingReads(appdef, writes, event.wsid))
-                except Exception as exc:
-                    raise SysError(500, f"projector {prj.qname} failed: {type(exc).__name__}: {exc}") from exc
-            else:
-                state = self.app.state(access, writes, event.wsid, event=event)
-                intents = Intents(access)
-                await invoke(func, state, intents)
-                produced = intents.view_rows
-            put = put_trusted_row if produce is not None else put_row
-            for view_name, row in produced:
+                rows += await write_produced_rows(produce, prj.qname, appdef, event, writes)
+                continue
+            state = self.app.state(access, writes, event.wsid, event=event)
+            intents = Intents(access)
+            await invoke(func, state, intents)
+            for view_name, row in intents.view_rows:
                 view = appdef.view(view_name)
                 try:
-                    put(writes, view, event.wsid, row)
+                    put_row(writes, view, event.wsid, row)
                 except ValueError as exc:
                     raise SysError(500, f"projector {prj.qname}: {exc}") from exc
                 rows.append((view.qname, row))

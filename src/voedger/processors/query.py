@@ -11,6 +11,7 @@ nothing a query does is written.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -216,7 +217,9 @@ class QueryProcessor:
         if params.include:
             relations = await self._relations(reader, req.wsid, t, rec)
             read = self._reader_of(reader, req.wsid)
-            children = self._children_of(reader, req.wsid) if t.kind in query_v2.WKINDS else None
+            # A WDoc's or WRecord's containers are in sys.WRecordChildrenIdx, not sys.CollectionView.
+            wdoc = t.kind in query_v2.WKINDS
+            children = functools.partial(wrecord_children, reader, self.app, req.wsid) if wdoc else None
             includer = query_v2.Includer(self.app, params.include, read, relations, children)
             await includer.apply(obj, t)
         if params.keys:
@@ -386,15 +389,6 @@ class QueryProcessor:
             return await any_record(reader, self.app, wsid, record_id)
 
         return read
-
-    def _children_of(self, reader: Pending, wsid: int) -> query_v2.ChildrenReader:
-        """The records in the containers of a WDoc or WRecord (sys.WRecordChildrenIdx), which
-        sys.CollectionView does not hold."""
-
-        async def children(parent_id: int) -> dict[str, list[Record]]:
-            return await wrecord_children(reader, self.app, wsid, parent_id)
-
-        return children
 
     async def _read_doc(self, reader: Pending, t: Structure, req: QueryRequest) -> Record:
         if t.singleton:

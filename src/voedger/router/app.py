@@ -181,11 +181,8 @@ class Router:
         principal = self.authenticate(app_name, headers)
         body = self.parse_json(raw_body)
         kind: Kind = "command" if kind_letter == "c" else "query"
-        request = BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip)
-        if kind == "command":
-            return await transport.send(request)
-        with self._read_slot(wsid):
-            return await transport.send(request)
+        with self._read_slot(wsid) if kind == "query" else contextlib.nullcontext():
+            return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip))
 
     # --- API v2 -------------------------------------------------------------------------------
 
@@ -200,10 +197,7 @@ class Router:
         bus = BusRequest(
             app_name, wsid, partition, kind, resource, body, principal, api_v2=True, extra=extra, ip=client_ip(request)
         )
-        if kind == "query":
-            with self._read_slot(wsid):
-                reply = await transport.send(bus)
-        else:
+        with self._read_slot(wsid) if kind == "query" else contextlib.nullcontext():
             reply = await transport.send(bus)
         return json_response(reply.status, reply.body, reply.headers)
 

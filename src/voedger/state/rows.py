@@ -21,7 +21,8 @@ from voedger.state.state import State
 from voedger.structs.events import Event
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
-from voedger.structs.views import get_row
+from voedger.structs.views import get_row, put_trusted_row
+from voedger.syserror import SysError
 
 ViewRows = list[tuple[QName, dict[str, Any]]]
 Projector = Callable[[State, Intents], Awaitable[None]]
@@ -54,6 +55,20 @@ class PendingReads:
 
     async def view(self, name: QName | str, **key: Any) -> dict[str, Any] | None:
         return await get_row(self._reader, self._app.view(name), self._wsid, key)
+
+
+async def write_produced_rows(
+    produce: RowProducer, projector: QName, app: AppDef, event: Event, writes: Pending
+) -> ViewRows:
+    """Run a platform row producer on ``event`` (reading through ``writes``) and write its rows
+    there, trusted; the rows written. Any failure is the projector's: a 500 naming it."""
+    try:
+        rows = await produce(app, event, PendingReads(app, writes, event.wsid))
+        for view, row in rows:
+            put_trusted_row(writes, app.view(view), event.wsid, row)
+    except Exception as exc:
+        raise SysError(500, f"projector {projector} failed: {type(exc).__name__}: {exc}") from exc
+    return rows
 
 
 _ROWS_ATTR = "__voedger_rows__"
