@@ -260,6 +260,7 @@ class FakePartition:
         self.next_plog = 1
         self.groups = 0
         self.committed = CommitSignal()
+        self.followers: set[Any] = set()
 
     async def log(self, qname: str, **fields: Any) -> int:
         event = Event(
@@ -326,6 +327,42 @@ async def test_lag_while_a_projector_is_busy(shop: Shop) -> None:
     finally:
         gate.set()
         await acts.stop()
+
+
+async def test_a_partition_keeps_decoded_events_only_until_its_followers_handled_them(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    part = shop.partition(WS)
+    await order(shop, item)
+    assert not part.recent  # nobody follows: nothing is kept
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(state: State, intents: Intents) -> None:
+        await gate.wait()
+        seen.append(state.event.plog_offset)
+        intents.put_view("shop.OrderLog", Item=item, PLogOffset=state.event.plog_offset)
+
+    acts = Actualizers(with_impls(shop.runtime, OrderLogProjector=slow), shop.partitions, FAST)
+    await acts.start()
+    try:
+        pid = acts.partition_of(WS)
+        offsets = [await order(shop, item) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        # The blocked projector has handled none of them: they stay, decoded.
+        assert [e.plog_offset for e in part.recent][-3:] == offsets
+        assert part.followers == {a for a in acts if a.partition is part}
+        gate.set()
+        await acts.wait_for(pid, offsets[-1])
+        last = await order(shop, item)
+        await acts.wait_for(pid, last)
+        # Every follower had handled the earlier events when this one committed.
+        assert [e.plog_offset for e in part.recent] == [last]
+        assert seen[-4:] == [*offsets, last]
+    finally:
+        gate.set()
+        await acts.stop()
+    assert not part.followers
 
 
 async def test_stop_flushes_what_is_buffered(shop: Shop) -> None:

@@ -73,6 +73,8 @@ class PLogSource(Protocol):
     """Durable writes made so far; it changes whenever new events become readable."""
     committed: CommitSignal
     """Notified after each durable write."""
+    followers: set[Any]
+    """The actualizers reading it; it keeps decoded events until they all handled them."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class AsyncActualizer:
         if self.running:
             return
         self._stop = asyncio.Event()
+        self.partition.followers.add(self)
         self._task = asyncio.create_task(self._run(), name=f"actualizer-{self.app.name}-{self.name}")
 
     async def stop(self) -> None:
@@ -256,6 +259,7 @@ class AsyncActualizer:
 
     def _stopped(self) -> None:
         self._task = None
+        self.partition.followers.discard(self)
         for _, fut in self._waiters:
             if not fut.done():
                 fut.set_exception(RuntimeError(f"{self.name} stopped at offset {self.offset}"))
@@ -345,7 +349,7 @@ class AsyncActualizer:
             done = self.processed  # _skip may have taken events in meanwhile
 
     def _recent(self, first: int) -> list[Event] | None:
-        """Events the partition still holds decoded (it keeps its latest durable ones), or None."""
+        """Events the partition still holds decoded (those a follower has not handled), or None."""
         recent = getattr(self.partition, "recent_events", None)
         return None if recent is None else recent(first, self.config.batch_size)
 
