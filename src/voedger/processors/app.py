@@ -49,7 +49,7 @@ class AppRuntime:
     proves; raises a 400 SysError. None: the application cannot take VERIFIABLE fields."""
     federation: Federation | None = None
     """Calls to other workspaces and applications (workspace creation, owners' updates)."""
-    _runners: dict[QName, tuple[Callable[..., Any], Access, Extension]] = field(
+    _runners: dict[QName, tuple[Callable[..., Any] | None, Access, Extension]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -82,11 +82,12 @@ class AppRuntime:
         command and every projected event."""
         hit = self._runners.get(ext.qname)
         if hit is None or hit[2] is not ext:
-            impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)
             access = Access.of(self.appdef, ext, unrestricted=ext.qname.is_sys)
-            if impl is None:
-                return None, access  # not remembered: an implementation may be registered later
-            hit = self._runners[ext.qname] = (impl.func, access, ext)
+            hit = self._runners[ext.qname] = (None, access, ext)
+        if hit[0] is None:  # looked up again each time: an implementation may be registered later
+            impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)
+            if impl is not None:
+                hit = self._runners[ext.qname] = (impl.func, hit[1], ext)
         return hit[0], hit[1]
 
 
