@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from voedger.appdef import QName, Structure
+from voedger.appdef import Field, QName, Structure
 from voedger.structs.keycodec import encode_key
 
 UNIQUES_VIEW = QName("sys", "Uniques")
@@ -32,18 +32,31 @@ class UniqueEntry:
         }
 
 
+_Spec = tuple[QName, tuple[Field, ...]]
+_SPECS: dict[int, tuple[Structure, tuple[_Spec, ...]]] = {}
+
+
+def _specs(t: Structure) -> tuple[_Spec, ...]:
+    """The table's UNIQUEs (and its UNIQUEFIELD, named after the table) with their fields,
+    derived once per table: every insert of the table asks twice (the check, then the view)."""
+    hit = _SPECS.get(id(t))
+    if hit is None or hit[0] is not t:
+        named = [(u.name, u.fields) for u in t.uniques]
+        if t.unique_field:
+            named.append((t.qname, (t.unique_field,)))
+        specs = tuple((name, tuple(f for f in (t.field(n) for n in names) if f is not None)) for name, names in named)
+        hit = _SPECS[id(t)] = (t, specs)
+    return hit[1]
+
+
 def unique_entries(t: Structure, record: dict[str, Any]) -> list[UniqueEntry]:
     """One entry per UNIQUE of the table (and its UNIQUEFIELD, named after the table) whose
     fields the record has: a record without a value does not hold the empty value."""
-    specs: list[tuple[QName, tuple[str, ...]]] = [(u.name, u.fields) for u in t.uniques]
-    if t.unique_field:
-        specs.append((t.qname, (t.unique_field,)))
     out = []
-    for name, names in specs:
-        fields = [f for f in (t.field(n) for n in names) if f is not None]
-        if any(record.get(f.name) is None for f in fields):
+    for name, fields in _specs(t):
+        values = [record.get(f.name) for f in fields]
+        if None in values:
             continue
-        values = [record[f.name] for f in fields]
         out.append(UniqueEntry(name, encode_key(fields, values)))
     return out
 
