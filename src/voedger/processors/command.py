@@ -813,7 +813,13 @@ def triggered(appdef: AppDef, prj: Projector, event: Event) -> bool:
     INSERT on new records; AFTER UPDATE on any change, ACTIVATE/DEACTIVATE on those changes.
     Memoised by the event's shape: every actualizer asks this for every event."""
     types = type_cache(appdef)
-    return types.memo_triggered(prj, event.shape(), lambda: _triggered(types, prj, event))
+    shape = event.shape()
+    names = types.triggered_by(shape)
+    if names is None:
+        names = types.remember_triggered(
+            shape, frozenset(p.qname for p in types.all_projectors if _triggered(types, p, event))
+        )
+    return prj.qname in names
 
 
 def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:

@@ -19,11 +19,12 @@ class TypeCache:
         self.appdef = appdef
         self.sync_projectors: tuple[Projector, ...] = appdef.projectors(sync=True)
         self.async_projectors: tuple[Projector, ...] = appdef.projectors(sync=False)
+        self.all_projectors = self.sync_projectors + self.async_projectors
         self._types: dict[str | QName, Type | None] = {}
         self._triggers: dict[tuple[QName, OperationKind, QName], bool] = {}
         self._workspaces: dict[str, Workspace | None] = {}
         self._sync_by_shape: dict[tuple[object, ...], tuple[Projector, ...]] = {}
-        self._triggered: dict[tuple[QName, tuple[object, ...]], bool] = {}
+        self._triggered: dict[tuple[object, ...], frozenset[QName]] = {}
 
     def workspace_by_descriptor(self, descriptor: str) -> Workspace | None:
         try:
@@ -36,14 +37,17 @@ class TypeCache:
             self._workspaces[descriptor] = ws
             return ws
 
-    def memo_triggered(self, prj: Projector, shape: tuple[object, ...], compute: Callable[[], bool]) -> bool:
-        key = (prj.qname, shape)
-        hit = self._triggered.get(key)
-        if hit is None:
-            if len(self._triggered) > _MAX_MEMO:
-                self._triggered.clear()  # shapes of big CUD lists are many; keep the memo bounded
-            hit = self._triggered[key] = compute()
-        return hit
+    def triggered_by(self, shape: tuple[object, ...]) -> frozenset[QName] | None:
+        """The projectors (SYNC and async) an event of this shape triggers, if known: every
+        actualizer of a partition asks about every event, so the answer for all of them is
+        derived at once (``remember_triggered``)."""
+        return self._triggered.get(shape)
+
+    def remember_triggered(self, shape: tuple[object, ...], names: frozenset[QName]) -> frozenset[QName]:
+        if len(self._triggered) > _MAX_MEMO:
+            self._triggered.clear()  # shapes of big CUD lists are many; keep the memo bounded
+        self._triggered[shape] = names
+        return names
 
     def sync_projectors_for(
         self, shape: tuple[object, ...], compute: Callable[[], tuple[Projector, ...]]
