@@ -22,9 +22,9 @@ from voedger.structs.wsid import app_wsid
 WORKSPACES = [app_wsid(1, n) for n in range(3)]
 
 
-def start_server(data: Path, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_server(data: Path, port: int, log: Path | None = None, *extra: str) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--data-dir", str(data), "--port", str(port)]
-    cmd += ["--insecure-dev", "--app", f"test/shop={SHOP_DIR}"]
+    cmd += ["--insecure-dev", "--app", f"test/shop={SHOP_DIR}", *extra]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     return subprocess.Popen(cmd, stdout=out, stderr=out)
 

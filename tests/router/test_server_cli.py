@@ -6,6 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import httpx
 import orjson
 
 from tests.router.test_crash import start_server
@@ -32,6 +33,22 @@ async def test_a_body_the_router_would_refuse_is_refused_on_its_headers(tmp_path
         assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
         body = orjson.loads(rest.split(b"\r\n\r\n", 1)[1])
         assert body == {"sys.Error": {"HTTPStatus": 413, "Message": f"request body larger than {MAX_BODY} bytes"}}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+async def test_the_metrics_service_listens_on_its_own_port(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    proc = start_server(tmp_path, port, None, "--metrics-port", str(metrics_port))
+    try:
+        await wait_ready(port, proc)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}", timeout=10) as c:
+            assert (await c.get("/metrics/check")).text == "ok"
+            text = (await c.get("/metrics")).text
+        assert 'voedger_cp_commands_total{app="test/shop",vvm="' in text
+        assert "voedger_projectors_in_error{" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def main() -> None:
     type=click.IntRange(min=0),
     help="Reads of one workspace running at once; more answer 503 with Retry-After (0: no limit).",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(min=0, max=65535),
+    help="Serve the voedger_* metrics (GET /metrics, /metrics/check) on this port of --host (Voedger: 8000).",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -49,6 +56,7 @@ def server(
     federation_url: str | None,
     smtp_url: str | None,
     max_queries_per_ws: int,
+    metrics_port: int | None,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
@@ -92,14 +100,20 @@ def server(
         mailer=mailer,
         max_queries_per_ws=max_queries_per_ws,
     )
-    asgi, _ = make_asgi(config)
+    asgi, vvm = make_asgi(config)
+    extra = []
+    if metrics_port is not None:
+        from voedger.metrics import metrics_app
+
+        extra.append((metrics_app(vvm, socket.gethostname()), host, metrics_port))
     try:
-        http.run(asgi, host, port, max_body=MAX_BODY)  # a body the router would refuse is not read
+        http.run(asgi, host, port, max_body=MAX_BODY, extra=extra)  # a body the router would refuse is not read
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
     except OSError as exc:
-        click.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        ports = f"{port}" if metrics_port is None else f"{port} (API) or {metrics_port} (metrics)"
+        click.echo(f"error: cannot listen on {host}, port {ports}: {exc}", err=True)
         sys.exit(3)
 
 

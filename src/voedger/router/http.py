@@ -30,7 +30,7 @@ import logging
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
@@ -624,30 +624,47 @@ class _Lifespan:
 
 
 async def serve(
-    app: ASGIApp, host: str, port: int, *, graceful: float = GRACEFUL_SECONDS, max_body: int = MAX_BODY
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    graceful: float = GRACEFUL_SECONDS,
+    max_body: int = MAX_BODY,
+    extra: Sequence[tuple[ASGIApp, str, int]] = (),
 ) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
+    metrics service) listen on ports of their own, started after it and stopped before it."""
     server = HttpServer(app, max_body=max_body)
     for host_port in await server.start(host, port):
         log.info("listening on http://%s:%d", *host_port)
+    others: list[HttpServer] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        for other_app, other_host, other_port in extra:
+            other = HttpServer(other_app)
+            others.append(other)
+            for host_port in await other.start(other_host, other_port):
+                log.info("listening on http://%s:%d", *host_port)
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("shutting down")
+        for other in others:
+            await other.stop(graceful)
         await server.stop(graceful)
 
 
-def run(app: ASGIApp, host: str, port: int, *, max_body: int = MAX_BODY) -> None:
+def run(
+    app: ASGIApp, host: str, port: int, *, max_body: int = MAX_BODY, extra: Sequence[tuple[ASGIApp, str, int]] = ()
+) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(serve(app, host, port, max_body=max_body))
+        asyncio.run(serve(app, host, port, max_body=max_body, extra=extra))
     else:
-        uvloop.run(serve(app, host, port, max_body=max_body))
+        uvloop.run(serve(app, host, port, max_body=max_body, extra=extra))

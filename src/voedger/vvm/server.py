@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, partition_of
 from voedger.syserror import SysError
 from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
+from voedger.vvm.stats import ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
 
@@ -68,6 +70,7 @@ class DeployedApp:
     actualizers: Actualizers
     queries: QueryProcessor
     jobs: list[JobScheduler]
+    stats: ProcessorStats = field(default_factory=ProcessorStats)
 
     def partition(self, wsid: int) -> Partition:
         return self.partitions[partition_of(wsid, self.runtime.num_partitions)]
@@ -253,7 +256,16 @@ class VVM:
     ) -> CommandResult:
         """Run a command; ``table`` is the table an API v2 URL names for the records it updates."""
         app = self.app(app_name)
-        return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip, table=table))
+        stats = app.stats
+        started = time.perf_counter()
+        try:
+            return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip, table=table))
+        except Exception:
+            stats.command_errors += 1
+            raise
+        finally:
+            stats.commands += 1
+            stats.command_seconds += time.perf_counter() - started
 
     async def query(
         self,
@@ -278,7 +290,16 @@ class VVM:
         request = QueryRequest(
             wsid, name, principal, body=body, params=params or {}, api_v2=api_v2, path=api_path, doc_id=doc_id, ip=ip
         )
-        return await app.queries.execute(request)
+        stats = app.stats
+        started = time.perf_counter()
+        try:
+            return await app.queries.execute(request)
+        except Exception:
+            stats.query_errors += 1
+            raise
+        finally:
+            stats.queries += 1
+            stats.query_seconds += time.perf_counter() - started
 
 
 class LocalFederation:

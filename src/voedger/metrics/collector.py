@@ -1,0 +1,57 @@
+"""Voedger's ``voedger_*`` series, read from a running VVM when Prometheus scrapes.
+
+Names and labels are Voedger's (``{app="owner/name",vvm="<host>"}``), so its Grafana
+dashboards and alert rules work unchanged. ``voedger_projectors_lag`` is ours: the PLog events
+the async projectors of an application have still to handle, summed over its partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from voedger.vvm.server import VVM
+
+# (family, sample, type, help): Voedger's names, without the suffixes prometheus_client adds.
+_SERIES = (
+    ("voedger_cp_commands", "voedger_cp_commands_total", "counter", "Commands processed."),
+    ("voedger_cp_commands_seconds", "voedger_cp_commands_seconds", "counter", "Seconds spent on commands."),
+    ("voedger_cp_errors", "voedger_cp_errors_total", "counter", "Commands answered with an error."),
+    ("voedger_qp_queries", "voedger_qp_queries_total", "counter", "Queries and reads processed."),
+    ("voedger_qp_queries_seconds", "voedger_qp_queries_seconds", "counter", "Seconds spent on queries and reads."),
+    ("voedger_qp_errors", "voedger_qp_errors_total", "counter", "Queries and reads answered with an error."),
+    ("voedger_projectors_in_error", "voedger_projectors_in_error", "gauge", "Async projectors failing now."),
+    ("voedger_projectors_lag", "voedger_projectors_lag", "gauge", "PLog events async projectors have to handle."),
+    ("voedger_jobs_in_error", "voedger_jobs_in_error", "gauge", "Jobs whose last run failed."),
+)
+
+
+class VoedgerCollector(Collector):
+    """Collects the series of every application a VVM serves; ``vvm`` names this process."""
+
+    def __init__(self, vvm: VVM, vvm_name: str) -> None:
+        self.vvm = vvm
+        self.vvm_name = vvm_name
+
+    def collect(self) -> Iterator[Metric]:
+        families = {name: Metric(name, doc, kind) for name, _, kind, doc in _SERIES}
+        samples = {name: sample for name, sample, _, _ in _SERIES}
+        for app_name, app in sorted(self.vvm.apps.items()):
+            labels = {"app": app_name, "vvm": self.vvm_name}
+            s = app.stats
+            values = {
+                "voedger_cp_commands": s.commands,
+                "voedger_cp_commands_seconds": s.command_seconds,
+                "voedger_cp_errors": s.command_errors,
+                "voedger_qp_queries": s.queries,
+                "voedger_qp_queries_seconds": s.query_seconds,
+                "voedger_qp_errors": s.query_errors,
+                "voedger_projectors_in_error": app.actualizers.in_error,
+                "voedger_projectors_lag": sum(app.actualizers.lag().values()),
+                "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),
+            }
+            for name, value in values.items():
+                families[name].add_sample(samples[name], labels, float(value))
+        yield from families.values()

@@ -1,0 +1,34 @@
+"""The metrics service: ``GET /metrics`` (Prometheus text) and ``GET /metrics/check`` ("ok").
+
+Voedger serves it on a port of its own (8000 in production), apart from the API; anything else
+is a 404 there, a wrong method included.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from voedger.metrics.collector import VoedgerCollector
+from voedger.vvm.server import VVM
+
+
+def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
+    """An ASGI app serving the VVM's metrics; its own registry, so nothing else leaks in."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(VoedgerCollector(vvm, vvm_name))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def check(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("404 not found", status_code=404)
+
+    routes = [Route("/metrics", metrics, methods=["GET"]), Route("/metrics/check", check, methods=["GET"])]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
