@@ -33,7 +33,7 @@ import orjson
 from voedger.appdef import AppDef, Projector, QName, qname
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
-from voedger.processors.signal import CommitSignal, Skip
+from voedger.processors.signal import Commit, CommitSignal, Skip
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
 from voedger.state.rows import row_producer, write_produced_rows
@@ -390,7 +390,10 @@ class AsyncActualizer:
         if self._stop.is_set() or events[0].plog_offset != self.processed + 1:
             return False  # stopping, or a gap: the loop reads the log itself
         appdef, projector = self.app.appdef, self.projector
-        if any(triggered(appdef, projector, e) for e in events):
+        if isinstance(events, Commit):
+            if projector.qname in events.triggers:
+                return False
+        elif any(triggered(appdef, projector, e) for e in events):
             return False
         self.processed = events[-1].plog_offset
         self._advance(self.processed)

@@ -41,7 +41,7 @@ from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
-from voedger.processors.signal import CommitSignal
+from voedger.processors.signal import Commit, CommitSignal
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
@@ -428,7 +428,9 @@ class Partition:
         for job, result in group.done:
             if not job.future.done():
                 job.future.set_result(result)
-        self.committed.notify(group.events)
+        appdef = self.app.appdef
+        triggers = frozenset().union(*(triggered_names(appdef, e) for e in group.events))
+        self.committed.notify(Commit(group.events, triggers))
         return True
 
     # --- one command ---------------------------------------------------------------------------
@@ -812,6 +814,11 @@ def triggered(appdef: AppDef, prj: Projector, event: Event) -> bool:
     for INCLUDING ERRORS; AFTER EXECUTE on the command; WITH PARAM on the argument's type; AFTER
     INSERT on new records; AFTER UPDATE on any change, ACTIVATE/DEACTIVATE on those changes.
     Memoised by the event's shape: every actualizer asks this for every event."""
+    return prj.qname in triggered_names(appdef, event)
+
+
+def triggered_names(appdef: AppDef, event: Event) -> frozenset[QName]:
+    """The projectors (SYNC and async) the event triggers, memoised by its shape."""
     types = type_cache(appdef)
     shape = event.shape()
     names = types.triggered_by(shape)
@@ -819,7 +826,7 @@ def triggered(appdef: AppDef, prj: Projector, event: Event) -> bool:
         names = types.remember_triggered(
             shape, frozenset(p.qname for p in types.all_projectors if _triggered(types, p, event))
         )
-    return prj.qname in names
+    return names
 
 
 def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:
