@@ -40,14 +40,14 @@ class VoedgerCollector(Collector):
         samples = {name: sample for name, sample, _, _ in _SERIES}
         for app_name, app in sorted(self.vvm.apps.items()):
             labels = {"app": app_name, "vvm": self.vvm_name}
-            s = app.stats
+            commands, queries = app.stats.commands, app.stats.queries
             values = {
-                "voedger_cp_commands": s.commands,
-                "voedger_cp_commands_seconds": s.command_seconds,
-                "voedger_cp_errors": s.command_errors,
-                "voedger_qp_queries": s.queries,
-                "voedger_qp_queries_seconds": s.query_seconds,
-                "voedger_qp_errors": s.query_errors,
+                "voedger_cp_commands": commands.count,
+                "voedger_cp_commands_seconds": commands.seconds,
+                "voedger_cp_errors": commands.errors,
+                "voedger_qp_queries": queries.count,
+                "voedger_qp_queries_seconds": queries.seconds,
+                "voedger_qp_errors": queries.errors,
                 "voedger_projectors_in_error": app.actualizers.in_error,
                 "voedger_projectors_lag": sum(app.actualizers.lag().values()),
                 "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,16 +255,8 @@ class VVM:
     ) -> CommandResult:
         """Run a command; ``table`` is the table an API v2 URL names for the records it updates."""
         app = self.app(app_name)
-        stats = app.stats
-        started = time.perf_counter()
-        try:
+        with app.stats.commands.timing():
             return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip, table=table))
-        except Exception:
-            stats.command_errors += 1
-            raise
-        finally:
-            stats.commands += 1
-            stats.command_seconds += time.perf_counter() - started
 
     async def query(
         self,
@@ -290,16 +281,8 @@ class VVM:
         request = QueryRequest(
             wsid, name, principal, body=body, params=params or {}, api_v2=api_v2, path=api_path, doc_id=doc_id, ip=ip
         )
-        stats = app.stats
-        started = time.perf_counter()
-        try:
+        with app.stats.queries.timing():
             return await app.queries.execute(request)
-        except Exception:
-            stats.query_errors += 1
-            raise
-        finally:
-            stats.queries += 1
-            stats.query_seconds += time.perf_counter() - started
 
 
 class LocalFederation:
