@@ -83,8 +83,11 @@ class ActualizerConfig:
 
     batch_size: int = 50
     """PLog events read at once."""
-    flush_interval: float = 0.1
-    """Buffered view writes are made durable at most this often (Voedger: 100 ms, 500 ms in a VVM)."""
+    flush_interval: float = 0.5
+    """Buffered view writes are made durable at most this often; the first after a quiet spell
+    at once. Voedger's VVM uses 500 ms too (its actualizers' own default is 100 ms): on one
+    Cassandra node 500 ms gave 11-21 % more commands per second than 100 ms, and views still
+    follow well within a second."""
     position_interval: float = 60.0
     """When the events since the last flush wrote nothing, their offset is stored this often."""
     poll_interval: float = 1.0
