@@ -392,12 +392,8 @@ class AsyncActualizer:
         may move straight on: there is nothing to make durable for these events."""
         if self._stop.is_set() or events[0].plog_offset != self.processed + 1:
             return False  # stopping, or a gap: the loop reads the log itself
-        appdef, projector = self.app.appdef, self.projector
-        if isinstance(events, Commit):
-            if projector.qname in events.triggers:
-                return False
-        elif any(triggered(appdef, projector, e) for e in events):
-            return False
+        if not isinstance(events, Commit) or self.projector.qname in events.triggers:
+            return False  # wanted (or not known to be unwanted): wake and handle them
         self.processed = events[-1].plog_offset
         self._advance(self.processed)
         return True
