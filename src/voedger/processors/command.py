@@ -783,10 +783,10 @@ class Partition:
         """Run the SYNC projectors the event triggers; their view rows join the command's writes."""
         appdef = self.app.appdef
         rows: list[tuple[QName, dict[str, Any]]] = []
-        types = type_cache(appdef)
-        for prj in types.sync_projectors_for(
-            event.shape(), lambda: tuple(p for p in types.sync_projectors if triggered(appdef, p, event))
-        ):
+        names = triggered_names(appdef, event)
+        for prj in type_cache(appdef).sync_projectors:
+            if prj.qname not in names:
+                continue
             func, access = self.app.runner(prj)
             if func is None:
                 if prj.qname.is_sys:

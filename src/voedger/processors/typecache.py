@@ -7,8 +7,6 @@ once per application instead of once per command.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from voedger.appdef import AppDef, OperationKind, Projector, QName, Type, Workspace
 
 _MAX_MEMO = 100_000
@@ -23,7 +21,6 @@ class TypeCache:
         self._types: dict[str | QName, Type | None] = {}
         self._triggers: dict[tuple[QName, OperationKind, QName], bool] = {}
         self._workspaces: dict[str, Workspace | None] = {}
-        self._sync_by_shape: dict[tuple[object, ...], tuple[Projector, ...]] = {}
         self._triggered: dict[tuple[object, ...], frozenset[QName]] = {}
 
     def workspace_by_descriptor(self, descriptor: str) -> Workspace | None:
@@ -48,18 +45,6 @@ class TypeCache:
             self._triggered.clear()  # shapes of big CUD lists are many; keep the memo bounded
         self._triggered[shape] = names
         return names
-
-    def sync_projectors_for(
-        self, shape: tuple[object, ...], compute: Callable[[], tuple[Projector, ...]]
-    ) -> tuple[Projector, ...]:
-        """The SYNC projectors an event of this shape triggers (the shape names everything the
-        trigger rules look at: command, argument type, and each CUD's type and operation)."""
-        hit = self._sync_by_shape.get(shape)
-        if hit is None:
-            if len(self._sync_by_shape) > _MAX_MEMO:
-                self._sync_by_shape.clear()
-            hit = self._sync_by_shape[shape] = compute()
-        return hit
 
     def find(self, name: str | QName) -> Type | None:
         try:

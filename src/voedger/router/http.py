@@ -634,28 +634,24 @@ async def serve(
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it."""
-    server = HttpServer(app, max_body=max_body)
-    for host_port in await server.start(host, port):
-        log.info("listening on http://%s:%d", *host_port)
-    others: list[HttpServer] = []
+    servers: list[HttpServer] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for other_app, other_host, other_port in extra:
-            other = HttpServer(other_app)
-            others.append(other)
-            for host_port in await other.start(other_host, other_port):
+        for one_app, one_host, one_port, limit in [(app, host, port, max_body), *((*e, MAX_BODY) for e in extra)]:
+            server = HttpServer(one_app, max_body=limit)
+            for host_port in await server.start(one_host, one_port):
                 log.info("listening on http://%s:%d", *host_port)
+            servers.append(server)
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("shutting down")
-        for other in others:
-            await other.stop(graceful)
-        await server.stop(graceful)
+        for server in reversed(servers):
+            await server.stop(graceful)
 
 
 def run(
