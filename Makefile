@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NATIVE := .native
+NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit test-cassandra test-cluster cassandra-start cassandra-stop \
-        cluster-start cluster-stop bench bench-tools bench-commands clean
+        cluster-start cluster-stop bench bench-tools bench-commands clean native test-native
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,20 +20,33 @@ run: $(STAMP)
 	@echo "Try:  curl http://127.0.0.1:8822/api/check   -- then sign up and go on with README.md, section 'Try it'."
 	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
-# Everything: static checks, unit and contract tests, the one-node Cassandra tier, the cluster tier.
-test: check unit test-cassandra test-cluster
+# Everything: static checks, unit and contract tests (as Python, then as the native build), the
+# one-node Cassandra tier, the cluster tier.
+test: check unit test-native test-cassandra test-cluster
 
 check: lint typecheck
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check setup.py src tests benchmarks examples
+	$(VENV)/bin/ruff format --check setup.py src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest -m "not cassandra and not cluster" -q
+
+# The native build: the command path compiled by mypyc into $(NATIVE), a complete install of the
+# package that PYTHONPATH=$(NATIVE) puts before the source tree (docs/design.md, "The native build").
+$(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
+	rm -rf $(NATIVE) build
+	VOEDGER_NATIVE=1 $(PY) -m pip install --quiet --no-build-isolation --no-deps --target $(NATIVE) .
+	touch $@
+
+native: $(NATIVE_STAMP)
+
+test-native: native
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster" -q
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -63,8 +78,8 @@ bench-tools:
 	@command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null || sudo apt-get install -y wrk >/dev/null; }
 	@wrk --version | head -1
 
-bench-commands: $(STAMP) bench-tools
-	$(PY) benchmarks/commands.py
+bench-commands: native bench-tools
+	$(PY) benchmarks/commands.py --native
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(NATIVE) build .mypy_cache .ruff_cache .pytest_cache

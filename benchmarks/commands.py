@@ -2,13 +2,14 @@
 
     python benchmarks/commands.py [--storage sqlite|cassandra] [--cassandra 127.0.0.1:9042]
                                   [--loadgen auto|wrk|python] [--seconds 15] [--total 20000]
-                                  [--clients 64] [--auth]
+                                  [--clients 64] [--auth] [--native]
 
 Starts ``voedger server`` in a subprocess on a fresh data folder (or fresh keyspaces), loads it
 and prints a table: throughput, p50, p99, and the server's peak memory. The load comes from
 ``wrk`` when it is installed (``make bench-tools``; it runs ``--seconds`` per scenario), else
 from the Python generator in ``loadgen.py`` (``--total`` requests per scenario), which takes
-several times more of the shared CPU per request.
+several times more of the shared CPU per request. ``--native`` runs the server from the native
+build (``make native``: the command path compiled by mypyc) instead of the Python source.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from benchmarks.loadgen import AUTH_HEADER, LoadResult, read_response, request_b
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "tests" / "router" / "shop"
+NATIVE_DIR = ROOT / ".native"
 NUM_APP_WS = 10
 
 
@@ -238,6 +240,13 @@ class Scenario:
         return f"| {name} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {rss:.0f} |{self.note}"
 
 
+def server_build(env: dict[str, str]) -> str:
+    """The build a server started with ``env`` runs: "native" when its command processor is compiled."""
+    probe = "import voedger.processors.command as m; print(m.__file__)"
+    origin = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    return "Python" if origin.strip().endswith(".py") else "native"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", choices=["sqlite", "cassandra"], default="sqlite")
@@ -248,7 +257,14 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--lag-rate", type=float, default=230.0, help="commands/s while measuring projector lag")
+    parser.add_argument("--native", action="store_true", help="run the server from the native build (make native)")
     args = parser.parse_args()
+    env = dict(os.environ)
+    if args.native:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NATIVE_DIR), env.get("PYTHONPATH")) if p)
+    build = server_build(env)
+    if args.native and build != "native":
+        raise SystemExit("the native build is missing: make native")
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and wrk.available())
     if use_wrk and not wrk.available():
         raise SystemExit("wrk is not installed: make bench-tools, or --loadgen python")
@@ -274,7 +290,7 @@ async def main() -> None:
             cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
         port = free_port()
         cmd += ["--port", str(port)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             await wait_ready(port, proc)
             owner = await sign_in_owner(port) if args.auth else None
@@ -306,7 +322,7 @@ async def main() -> None:
             proc.wait(timeout=60)
     mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
     tool = f"wrk, {args.seconds} s" if use_wrk else f"Python load generator, {args.total} requests"
-    print(f"c.sys.CUD inserts, {args.clients} clients ({tool}), storage {args.storage}, {mode}\n")
+    print(f"c.sys.CUD inserts, {args.clients} clients ({tool}), storage {args.storage}, {mode}, {build} build\n")
     print("| scenario | commands/s | p50 ms | p99 ms | server peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
     print(cud.row(f"c.sys.CUD insert ({args.storage})", rss))

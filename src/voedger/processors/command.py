@@ -476,10 +476,9 @@ class Partition:
         if cmd.qname in CUD_COMMANDS and not req.body.get("cuds"):
             raise bad(f"CUDs are missing: {cmd.qname} needs at least one")
         creates, raw_updates = parse_cuds(appdef, ws_type, req.body.get("cuds", []))
-        updates = [
-            await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i))
-            for rid, f, w in raw_updates
-        ]
+        updates = []  # a loop, not a comprehension: mypyc compiles no await inside one
+        for rid, f, w in raw_updates:
+            updates.append(await check_update(appdef, rid, f, w, lambda i: get_record(writes, req.wsid, i)))
         if req.table is not None:
             for u in updates:
                 if u.type.qname != req.table:

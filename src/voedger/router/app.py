@@ -27,6 +27,7 @@ from voedger.appdef import QName, QNameError, Structure
 from voedger.auth import CredentialsKind, TokenInfo, credentials_from
 from voedger.processors.cuds import document_cuds
 from voedger.processors.principal import Principal
+from voedger.router.endpoint import endpoint
 from voedger.router.identity import IdentityEndpoints
 from voedger.router.responses import json_response
 from voedger.router.transport import BusRequest, BusResponse, Kind, Transport
@@ -377,21 +378,21 @@ def build_app(vvm: VVM, transports: dict[int, Transport]) -> FastPath:
     ident = IdentityEndpoints(r)
     apps = "/api/v2/apps/{owner}/{app}"
     routes = [
-        Route("/api/check", check, methods=["GET"]),
-        Route(f"{apps}/auth/login", guarded(ident.login, True), methods=["POST"]),
-        Route(f"{apps}/auth/refresh", guarded(ident.refresh, True), methods=["POST"]),
-        Route(f"{apps}/users", guarded(ident.users, True), methods=["POST"]),
-        Route(f"{apps}/users/change-password", guarded(ident.change_password, True), methods=["POST"]),
-        Route(f"{apps}/devices", guarded(ident.devices, True), methods=["POST"]),
-        Route(f"{v2}/commands/{{name}}", guarded(r.v2_command, True), methods=["POST"]),
-        Route(f"{v2}/docs/{{name}}", guarded(r.v2_docs, True), methods=["POST"]),
-        Route(f"{v2}/docs/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
-        Route(f"{v2}/docs/{{name}}/{{id}}", guarded(r.v2_docs, True), methods=["PATCH", "DELETE"]),
-        Route(f"{v2}/docs/{{name}}/{{id}}", guarded(r.v2_read, True), methods=["GET"]),
-        Route(f"{v2}/cdocs/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
-        Route(f"{v2}/queries/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
-        Route(f"{v2}/views/{{name}}", guarded(r.v2_read, True), methods=["GET"]),
-        Route(v1, guarded(r.v1, False), methods=["POST", "PATCH"]),
+        Route("/api/check", endpoint(check), methods=["GET"]),
+        Route(f"{apps}/auth/login", endpoint(guarded(ident.login, True)), methods=["POST"]),
+        Route(f"{apps}/auth/refresh", endpoint(guarded(ident.refresh, True)), methods=["POST"]),
+        Route(f"{apps}/users", endpoint(guarded(ident.users, True)), methods=["POST"]),
+        Route(f"{apps}/users/change-password", endpoint(guarded(ident.change_password, True)), methods=["POST"]),
+        Route(f"{apps}/devices", endpoint(guarded(ident.devices, True)), methods=["POST"]),
+        Route(f"{v2}/commands/{{name}}", endpoint(guarded(r.v2_command, True)), methods=["POST"]),
+        Route(f"{v2}/docs/{{name}}", endpoint(guarded(r.v2_docs, True)), methods=["POST"]),
+        Route(f"{v2}/docs/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
+        Route(f"{v2}/docs/{{name}}/{{id}}", endpoint(guarded(r.v2_docs, True)), methods=["PATCH", "DELETE"]),
+        Route(f"{v2}/docs/{{name}}/{{id}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
+        Route(f"{v2}/cdocs/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
+        Route(f"{v2}/queries/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
+        Route(f"{v2}/views/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
+        Route(v1, endpoint(guarded(r.v1, False)), methods=["POST", "PATCH"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

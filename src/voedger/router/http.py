@@ -446,7 +446,7 @@ class Connection(asyncio.Protocol):
                 self.response_done(exchange)
 
     def _scope(self, request: _Request) -> dict[str, Any]:
-        url = httptools.parse_url(request.url)
+        url: Any = httptools.parse_url(request.url)  # its stub says bytes where it gives None
         raw_path = url.path or b"/"
         try:
             path = unquote(raw_path.decode("ascii"))
@@ -541,7 +541,8 @@ class HttpServer:
         listener = await self.loop.create_server(lambda: Connection(self), host, port, reuse_address=True)
         self._listeners.append(listener)
         self._sweeper = self.loop.create_task(self._sweep())
-        return [sock.getsockname()[:2] for sock in listener.sockets]
+        sockets = cast(Any, listener).sockets  # a list under uvloop, not the tuple typeshed says
+        return [sock.getsockname()[:2] for sock in sockets]
 
     async def _sweep(self) -> None:
         while True:
