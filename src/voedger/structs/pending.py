@@ -9,7 +9,7 @@ command's own writes sit over its group's, and are dropped if the command fails)
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from voedger.storage import AppStorage, BatchItem
 
@@ -69,18 +69,35 @@ class Pending:
             return hit
         return await self.base.get(p_key, c_col)
 
-    async def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
-        mine = sorted(
-            (c, v) for (p, c), v in self._rows.items() if p == p_key and c >= start and (not finish or c < finish)
-        )
-        if not mine:
-            async for row in self.base.read(p_key, start, finish):
-                yield row
-            return
-        overlay = dict(mine)
-        merged: dict[bytes, bytes] = {}
-        async for c, v in self.base.read(p_key, start, finish):
-            merged[c] = v
-        merged.update(overlay)
-        for c in sorted(merged):
-            yield c, merged[c]
+    def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
+        """The base's rows of a partition key from ``start`` up to ``finish``, this set's over them."""
+        mine = {c: v for (p, c), v in self._rows.items() if p == p_key and c >= start and (not finish or c < finish)}
+        rows = self.base.read(p_key, start, finish)
+        return _Overlaid(rows, mine) if mine else rows
+
+
+class _Overlaid:
+    """Rows of a base with some replaced or added, in clustering order. An async generator
+    written out as a class: the native build (mypyc) compiles no async generators."""
+
+    __slots__ = ("_base", "_merged", "_overlay")
+
+    def __init__(self, base: AsyncIterator[tuple[bytes, bytes]], overlay: dict[bytes, bytes]) -> None:
+        self._base = base
+        self._overlay = overlay
+        self._merged: Iterator[tuple[bytes, bytes]] | None = None
+
+    def __aiter__(self) -> _Overlaid:
+        return self
+
+    async def __anext__(self) -> tuple[bytes, bytes]:
+        if self._merged is None:
+            merged: dict[bytes, bytes] = {}
+            async for c, v in self._base:
+                merged[c] = v
+            merged.update(self._overlay)
+            self._merged = iter(sorted(merged.items()))
+        try:
+            return next(self._merged)
+        except StopIteration:
+            raise StopAsyncIteration from None

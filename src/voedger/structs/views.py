@@ -151,9 +151,26 @@ async def get_row(reader: Pending, view: View, wsid: int, key: Mapping[str, Any]
     return None if raw is None else orjson.loads(raw)
 
 
-async def read_rows(reader: Pending, view: View, wsid: int, key: Mapping[str, Any]) -> AsyncIterator[Row]:
+def read_rows(reader: Pending, view: View, wsid: int, key: Mapping[str, Any]) -> AsyncIterator[Row]:
     """Rows whose partition key equals and whose clustering columns start with ``key``'s."""
     p_key = _partition(view, wsid, key)
     prefix, _ = _clustering_prefix(view, key)
-    async for _, raw in reader.read(p_key, prefix, increment(prefix) if prefix else b""):
-        yield orjson.loads(raw)
+    return _Decoded(reader.read(p_key, prefix, increment(prefix) if prefix else b""))
+
+
+class _Decoded:
+    """The rows of stored values, decoded as they are read (an async generator written out:
+    the native build compiles none)."""
+
+    __slots__ = ("_stored",)
+
+    def __init__(self, stored: AsyncIterator[tuple[bytes, bytes]]) -> None:
+        self._stored = stored
+
+    def __aiter__(self) -> _Decoded:
+        return self
+
+    async def __anext__(self) -> Row:
+        _, raw = await anext(self._stored)
+        row: Row = orjson.loads(raw)
+        return row
