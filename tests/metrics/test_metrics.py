@@ -87,11 +87,11 @@ async def test_projector_lag_and_errors_show_while_a_projector_fails(vvm: VVM) -
     pid = actualizer.partition.id
     failing = asyncio.Event()
 
-    async def broken(*_: object) -> bool:
+    async def broken(*_: object) -> None:  # the projector's implementation, failing
         failing.set()
         raise RuntimeError("projector down")
 
-    actualizer._handle = broken  # type: ignore[method-assign]
+    actualizer._func = broken
     api, metrics = client_of(build_app(vvm, {1: LocalTransport(vvm)})), client_of(metrics_app(vvm, "node-1"))
     async with api, metrics:
         wsid = next(

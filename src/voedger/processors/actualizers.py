@@ -192,6 +192,9 @@ class AsyncActualizer:
         self.errors = 0
         """Failures so far (of the projector or of storage)."""
         self.flushes = 0
+        self.examined = 0
+        """Events the loop has gone over, whether they trigger the projector or not (those the
+        actualizer takes in at a commit without waking are not counted)."""
         self.unbuffered = any(ref.storage not in _BUFFERED_STORAGES for ref in (*projector.states, *projector.intents))
         """A projector that reaches beyond records and views (mail, HTTP, other workspaces) has its
         offset stored after each event it handles, so that a restart repeats as few of its side
@@ -321,6 +324,7 @@ class AsyncActualizer:
             for event in events:
                 if self._stop.is_set():
                     break
+                self.examined += 1
                 try:
                     handled = await self._handle(event, buffer)
                 except Exception:
