@@ -60,7 +60,10 @@ async def test_commands_queries_and_their_errors_are_counted_per_application(vvm
         await vvm.app("test/shop").actualizers.wait_idle()
         before = await scrape(metrics)  # the workspace's own command is not counted: it bypasses the VVM
         for _ in range(3):
-            assert (await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json=ITEM)).status_code == 200
+            reply = await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json=ITEM)
+            assert reply.status_code == 200
+        order = {"args": {"sys.ID": 1, "Item": reply.json()["NewIDs"]["1"], "Qty": 2}}  # an extension's command
+        assert (await api.post(f"/api/test/shop/{shop}/c.shop.MakeOrder", json=order)).status_code == 200
         bad = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item"}}]}  # Name is required
         assert (await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json=bad)).status_code == 400
         assert (await api.post(f"{V1}/q.sys.Echo", json={"args": {"Text": "hi"}})).status_code == 200
@@ -70,9 +73,11 @@ async def test_commands_queries_and_their_errors_are_counted_per_application(vvm
     def grew(name: str) -> float:
         return value(after, name, SHOP) - value(before, name, SHOP)
 
-    assert grew("voedger_cp_commands_total") == 4
+    assert grew("voedger_cp_commands_total") == 5
     assert grew("voedger_cp_errors_total") == 1
     assert grew("voedger_cp_commands_seconds") > 0
+    assert 0 < grew("voedger_cp_exec_seconds") < grew("voedger_cp_commands_seconds")
+    assert 0 < grew("voedger_cp_projectors_seconds") < grew("voedger_cp_commands_seconds")
     assert grew("voedger_qp_queries_total") == 2
     assert grew("voedger_qp_errors_total") == 1
     assert grew("voedger_qp_queries_seconds") > 0

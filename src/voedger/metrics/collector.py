@@ -19,6 +19,8 @@ _SERIES = (
     ("voedger_cp_commands", "voedger_cp_commands_total", "counter", "Commands processed."),
     ("voedger_cp_commands_seconds", "voedger_cp_commands_seconds", "counter", "Seconds spent on commands."),
     ("voedger_cp_errors", "voedger_cp_errors_total", "counter", "Commands answered with an error."),
+    ("voedger_cp_exec_seconds", "voedger_cp_exec_seconds", "counter", "Seconds spent in command extensions."),
+    ("voedger_cp_projectors_seconds", "voedger_cp_projectors_seconds", "counter", "Seconds spent in SYNC projectors."),
     ("voedger_qp_queries", "voedger_qp_queries_total", "counter", "Queries and reads processed."),
     ("voedger_qp_queries_seconds", "voedger_qp_queries_seconds", "counter", "Seconds spent on queries and reads."),
     ("voedger_qp_errors", "voedger_qp_errors_total", "counter", "Queries and reads answered with an error."),
@@ -41,10 +43,13 @@ class VoedgerCollector(Collector):
         for app_name, app in sorted(self.vvm.apps.items()):
             labels = {"app": app_name, "vvm": self.vvm_name}
             commands, queries = app.stats.commands, app.stats.queries
+            partitions = app.partitions.values()
             values = {
                 "voedger_cp_commands": commands.count,
                 "voedger_cp_commands_seconds": commands.seconds,
                 "voedger_cp_errors": commands.errors,
+                "voedger_cp_exec_seconds": sum(p.exec_seconds for p in partitions),
+                "voedger_cp_projectors_seconds": sum(p.projectors_seconds for p in partitions),
                 "voedger_qp_queries": queries.count,
                 "voedger_qp_queries_seconds": queries.seconds,
                 "voedger_qp_errors": queries.errors,
