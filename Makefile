@@ -54,8 +54,10 @@ cassandra-start: $(STAMP)
 cassandra-stop: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra stop --nodes 1
 
-test-cassandra: cassandra-start
+# On Cassandra too, the Python build and then the native one.
+test-cassandra: cassandra-start native
 	VOEDGER_TEST_CASSANDRA=127.0.0.1:9042 $(PY) -m pytest -m cassandra -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 VOEDGER_TEST_CASSANDRA=127.0.0.1:9042 $(PY) -m pytest -m cassandra -q
 
 cluster-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 3
