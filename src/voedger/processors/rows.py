@@ -40,11 +40,14 @@ COLLECTION_PART_KEY = 1
 RECORDS_REGISTRY = QName("sys", "RecordsRegistry")
 WRECORD_CHILDREN_IDX = QName("sys", "WRecordChildrenIdx")
 """A WDoc's or WRecord's records by container (ours, not Voedger's: CollectionView holds CDocs only)."""
-RESULT_TYPE_ATTR = "__voedger_result_type__"
 
 Row = dict[str, Any]
 ResultTypeOf = Callable[[Mapping[str, Any]], "QName | str | None"]
 F = TypeVar("F", bound=Callable[..., Any])
+
+_RESULT_TYPES: dict[Callable[..., Any], ResultTypeOf] = {}
+"""The resolvers of queries marked with ``result_type_of``; kept here rather than as an attribute
+of the function, which a function compiled by the native build cannot take."""
 
 
 def result_type_of(resolver: ResultTypeOf) -> Callable[[F], F]:
@@ -53,15 +56,14 @@ def result_type_of(resolver: ResultTypeOf) -> Callable[[F], F]:
     check the requested fields before the query runs."""
 
     def mark(func: F) -> F:
-        setattr(func, RESULT_TYPE_ATTR, resolver)
+        _RESULT_TYPES[func] = resolver
         return func
 
     return mark
 
 
 def declared_result_type(func: Callable[..., Any]) -> ResultTypeOf | None:
-    resolver: ResultTypeOf | None = getattr(func, RESULT_TYPE_ATTR, None)
-    return resolver
+    return _RESULT_TYPES.get(func)
 
 
 def type_of(app: AppDef, obj: Mapping[str, Any]) -> Type | None:
