@@ -16,7 +16,6 @@ import collections
 import contextlib
 import logging
 import struct
-import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +42,7 @@ from voedger.processors.cuds import Create, Update, bad, check_update, parse_cud
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
 from voedger.processors.signal import Commit, CommitSignal
+from voedger.processors.tally import Tally
 from voedger.processors.typecache import TypeCache, type_cache
 from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
 from voedger.state import CommandContext, Intents
@@ -229,10 +229,10 @@ class Partition:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.groups = 0  # durable writes made; shows group commit at work
-        self.exec_seconds = 0.0
-        """Time in command extensions (Voedger's ``voedger_cp_exec_seconds``)."""
-        self.projectors_seconds = 0.0
-        """Time in SYNC projectors (``voedger_cp_projectors_seconds``)."""
+        self.exec = Tally()
+        """Command extensions run (Voedger's ``voedger_cp_exec_seconds``)."""
+        self.projectors = Tally()
+        """Commands' SYNC projectors run (``voedger_cp_projectors_seconds``)."""
         self.max_queued = MAX_QUEUED
         self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
         """The latest durable events that a follower has not handled yet, decoded: async
@@ -511,11 +511,8 @@ class Partition:
             context = CommandContext(req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms())
             state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
-            started = time.perf_counter()
-            try:
+            with self.exec.timing():
                 await invoke(func, state, intents)
-            finally:
-                self.exec_seconds += time.perf_counter() - started
             if intents.response is not None:
                 status, message = intents.response
                 raise SysError(status, message)
@@ -595,11 +592,8 @@ class Partition:
         )
         for rec in records:
             put_record(writes, req.wsid, rec)
-        started = time.perf_counter()
-        try:
+        with self.projectors.timing():
             views = await self._sync_projectors(event, writes)
-        finally:
-            self.projectors_seconds += time.perf_counter() - started
         # What recovery needs to re-apply the event without running anything again.
         if len(records) > len(creates):  # after-images of updates; a new record is its CUD
             event.extra["records"] = records[len(creates) :]
