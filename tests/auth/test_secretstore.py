@@ -71,6 +71,11 @@ class _LateReader(AppStorage):
     async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:  # pragma: no cover
         raise NotImplementedError
 
+    async def put_batch_if(  # pragma: no cover
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[tuple[bytes, bytes]]
+    ) -> bool:
+        raise NotImplementedError
+
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:  # pragma: no cover
         raise NotImplementedError
 

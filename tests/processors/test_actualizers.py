@@ -255,6 +255,9 @@ class FakePartition:
         self.committed = CommitSignal()
         self.followers: set[Any] = set()
 
+    def lease_valid(self) -> bool:
+        return True
+
     async def log(self, qname: str, **fields: Any) -> int:
         event = Event(
             qname=qname,

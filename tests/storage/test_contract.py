@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -295,3 +296,71 @@ async def test_invalid_batch_writes_nothing(storage: AppStorage, keys: Keys) -> 
     with pytest.raises(InvalidKeyError):
         await storage.put_batch([(p, b"a", b"1"), (b"", b"b", b"2")])
     assert await storage.get(p, b"a") is None
+
+
+async def test_put_batch_if_applies_only_on_its_condition(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"fence")
+    assert await storage.put_batch_if(p, b"\xff", None, b"e1", [(b"\x00", b"a"), (b"\x01", b"b")])
+    assert await storage.get(p, b"\xff") == b"e1"
+    assert await collect(storage, p) == [b"\x00", b"\x01", b"\xff"]
+    # The row exists now: "if not exists" fails and writes nothing.
+    assert not await storage.put_batch_if(p, b"\xff", None, b"e9", [(b"\x02", b"zombie")])
+    assert await storage.get(p, b"\x02") is None
+    # A stale expected value fails and writes nothing; the current one applies.
+    assert not await storage.put_batch_if(p, b"\xff", b"e0", b"e2", [(b"\x02", b"zombie")])
+    assert await storage.get(p, b"\x02") is None
+    assert await storage.get(p, b"\xff") == b"e1"
+    assert await storage.put_batch_if(p, b"\xff", b"e1", b"e2", [(b"\x02", b"c"), (b"\x00", b"a2")])
+    assert await storage.get_batch(p, [b"\x00", b"\x01", b"\x02", b"\xff"]) == [b"a2", b"b", b"c", b"e2"]
+    # No rows: the condition row alone.
+    assert await storage.put_batch_if(p, b"\xff", b"e2", b"e3", [])
+    assert await storage.get(p, b"\xff") == b"e3"
+
+
+async def test_put_batch_if_after_expiry_is_if_not_exists(driver: Driver, storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"fence-ttl")
+    assert await storage.insert_if_not_exists(p, b"h", b"old", ttl=SHORT_TTL)
+    await expire(driver, SHORT_TTL)
+    assert not await storage.put_batch_if(p, b"h", b"old", b"new", [])
+    assert await storage.put_batch_if(p, b"h", None, b"new", [(b"r", b"v")])
+    assert await storage.query_ttl(p, b"h") == 0
+    assert await storage.get(p, b"r") == b"v"
+
+
+async def test_put_batch_if_rejects_bad_rows(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"fence-bad")
+    with pytest.raises(InvalidKeyError):
+        await storage.put_batch_if(p, b"h", None, b"v", [(b"h", b"twice")])
+    with pytest.raises(InvalidKeyError):
+        await storage.put_batch_if(p, b"h", None, b"v", [(b"x" * 70_000, b"v")])
+    with pytest.raises(InvalidKeyError):
+        await storage.put_batch_if(b"", b"h", None, b"v", [])
+    assert await storage.get(p, b"h") is None
+
+
+async def test_concurrent_put_batch_if_has_one_winner(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"fence-race")
+    await storage.put(p, b"h", b"0")
+    results = await asyncio.gather(
+        *(storage.put_batch_if(p, b"h", b"0", f"w{i}".encode(), [(f"r{i}".encode(), b"v")]) for i in range(8))
+    )
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert await storage.get(p, b"h") == f"w{winner}".encode()
+    assert await collect(storage, p) == [b"h", f"r{winner}".encode()]
+
+
+async def test_put_batch_at_writes_like_put_batch(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"at")
+    await storage.put_batch_at([(p, b"a", b"1"), (p, b"b", b"2")], time.time())
+    assert await storage.get_batch(p, [b"a", b"b"]) == [b"1", b"2"]
+
+
+async def test_put_batch_at_loses_to_a_newer_write(driver: Driver, storage: AppStorage, keys: Keys) -> None:
+    """Where writes are resolved by time, a late write dated earlier does not win."""
+    if storage.capabilities.name != "cassandra":
+        pytest.skip("one writer: the latest write is the newest")
+    p = keys(b"at-late")
+    await storage.put(p, b"r", b"new")
+    await storage.put_batch_at([(p, b"r", b"stale")], time.time() - 10)
+    assert await storage.get(p, b"r") == b"new"

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,6 +76,10 @@ class PLogSource(Protocol):
     """Notified after each durable write."""
     followers: set[Any]
     """The actualizers reading it; it keeps decoded events until they all handled them."""
+
+    def lease_valid(self) -> bool:
+        """False once this process may no longer own the partition: nothing more is written."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -374,7 +379,10 @@ class AsyncActualizer:
 
     async def _flush(self, buffer: Pending, done: int) -> None:
         put_offset(buffer, self.partition.id, self.projector.qname, done)
-        await self.app.storage.put_batch(buffer.items())
+        at = time.time()  # dated before the check: a late write loses to a new owner's
+        if not self.partition.lease_valid():
+            raise RuntimeError(f"partition {self.partition.id} may be another process's now; not written")
+        await self.app.storage.put_batch_at(buffer.items(), at)
         if self.sole_writer:
             buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
         else:

@@ -16,7 +16,7 @@ import collections
 import contextlib
 import logging
 import struct
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ from voedger.appdef import (
 )
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
+from voedger.processors.fence import FencedError, PartitionWriter, PlainWriter
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
 from voedger.processors.signal import Commit, CommitSignal
@@ -50,7 +51,7 @@ from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, Event
-from voedger.structs.keys import app_state_key
+from voedger.structs.keys import CRACK_MASK, ROWS_PER_PARTITION, app_state_key
 from voedger.structs.logs import put_plog, put_wlog, read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record, put_record
@@ -79,6 +80,7 @@ RECENT_EVENTS = 4096
 BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
 
 ERR_WS_NOT_INITED = "workspace is not initialized"
+ERR_MOVED = "partition {} is moving to another server process; retry"
 ERR_WS_INACTIVE = "workspace status is not active"
 WS_STATUS_ACTIVE = 0
 
@@ -243,11 +245,26 @@ class Partition:
         self._inflight: _Group | None = None
         self.committed = CommitSignal()
         """Notified after each durable group; async projectors wait on it for new PLog events."""
+        self.writer: PartitionWriter = PlainWriter(app.storage)
+        """How groups reach storage: fenced by the owner's epoch where other processes share it."""
+        self.closed = False
+        """No more commands: the partition is handed over, fenced, or stopping."""
+        self.on_fenced: Callable[[Partition], None] | None = None
+        """Told once when a write finds the partition owned by another process."""
 
     # --- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.recover()
+        claim = getattr(self.writer, "claim", None)
+        while claim is not None:
+            # Fence the chunks where the log ends, then read it again: a former owner may have
+            # appended before the fence took; repeat until the end stays in a fenced chunk.
+            before = self.next_plog
+            await claim(self.next_plog)
+            await self.recover()
+            if self.next_plog == before:
+                break
         self._task = asyncio.create_task(self._run(), name=f"partition-{self.app.name}-{self.id}")
         self._ready.set()
 
@@ -255,6 +272,7 @@ class Partition:
         """Finish what is queued, then stop."""
         if self._task is None:
             return
+        self.closed = True
         await self._queue.join()
         if self._inflight is not None:
             await self._inflight.task
@@ -343,10 +361,15 @@ class Partition:
         while recent and recent[0].plog_offset <= handled:
             recent.popleft()
 
+    def moved(self) -> SysError:
+        return SysError(503, ERR_MOVED.format(self.id), headers={"Retry-After": "1"})
+
     async def submit(self, request: CommandRequest) -> CommandResult:
         if partition_of(request.wsid, self.app.num_partitions) != self.id:
             raise SysError(500, f"workspace {request.wsid} does not belong to partition {self.id}")
         await self._ready.wait()
+        if self.closed:
+            raise self.moved()
         if self._queue.qsize() >= self.max_queued:
             # Shed load rather than queue without bound (Voedger answers the same when its
             # command processor's channel is full); the client retries later.
@@ -366,14 +389,21 @@ class Partition:
             inflight, self._inflight = self._inflight, None
             if inflight is not None and not await inflight.task:
                 await self._recover_after_failure()
-            while len(batch) < MAX_GROUP and not self._queue.empty():
+            # A group never spans two PLog chunks: the fence guards one chunk per write.
+            room = min(MAX_GROUP, ROWS_PER_PARTITION - (self.next_plog & CRACK_MASK))
+            while len(batch) < room and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if self.closed and self._fenced:
+                for job in batch:
+                    job.future.set_exception(self.moved())
+                    self._queue.task_done()
+                continue
             try:
                 group = await self._prepare_group(batch, self.app.storage)
                 if group is not None:
                     # Handed to the driver now, not from the write task's first step: under
                     # load a turn of the loop took ~5 ms, added to every command of the group.
-                    durable = self.app.storage.begin_put_batch(group.pending.items())
+                    durable = self.writer.begin(group.pending.items(), self.next_plog)
                     group.task = asyncio.create_task(self._write_group(group, durable))
                     self._inflight = group
             except Exception:  # pragma: no cover - a bug; keep the partition alive
@@ -386,8 +416,13 @@ class Partition:
                     self._queue.task_done()
 
     async def _recover_after_failure(self) -> None:
+        if self._fenced:
+            return
         try:
+            await self.writer.resync()
             await self.recover()
+        except FencedError as exc:
+            self._fence(exc)
         except Exception as exc:
             log.error("%s partition %d: recovery failed: %s", self.app.name, self.id, exc)
 
@@ -422,6 +457,10 @@ class Partition:
         False if the write failed (nothing of the group is acknowledged then)."""
         try:
             await durable
+        except FencedError as exc:
+            self._fence(exc)
+            group.fail(self.moved())
+            return False
         except Exception as exc:
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
             group.fail(SysError(503, "storage is unavailable; the command was not applied"))
@@ -437,6 +476,24 @@ class Partition:
         triggers = frozenset().union(*(triggered_names(appdef, e) for e in group.events))
         self.committed.notify(Commit(group.events, triggers))
         return True
+
+    def lease_valid(self) -> bool:
+        valid = getattr(self.writer, "valid", None)
+        return not self._fenced and (valid is None or bool(valid()))
+
+    @property
+    def _fenced(self) -> bool:
+        return self.writer.fenced
+
+    def _fence(self, exc: FencedError) -> None:
+        """Another process owns the partition now: take no more commands (503, retry)."""
+        if self.closed and self._fenced and self.on_fenced is None:
+            return
+        log.warning("%s partition %d: fenced, no more writes here: %s", self.app.name, self.id, exc)
+        self.closed = True
+        callback, self.on_fenced = self.on_fenced, None
+        if callback is not None:
+            callback(self)
 
     # --- one command ---------------------------------------------------------------------------
 

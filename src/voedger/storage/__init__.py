@@ -4,7 +4,7 @@ and a provider that hands out one storage per application."""
 from __future__ import annotations
 
 from voedger.clock import SYSTEM_CLOCK, Clock
-from voedger.storage.contract import AppStorage, AppStorageFactory, BatchItem, Capabilities
+from voedger.storage.contract import AppStorage, AppStorageFactory, BatchItem, Capabilities, PartitionRow
 from voedger.storage.errors import (
     InvalidKeyError,
     StorageAlreadyExistsError,
@@ -24,6 +24,7 @@ __all__ = [
     "BatchItem",
     "Capabilities",
     "InvalidKeyError",
+    "PartitionRow",
     "StorageAlreadyExistsError",
     "StorageDoesNotExistError",
     "StorageError",

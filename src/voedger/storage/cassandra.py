@@ -41,6 +41,8 @@ from voedger.storage.contract import (
     AppStorageFactory,
     BatchItem,
     Capabilities,
+    PartitionRow,
+    check_conditional_batch,
     check_key,
     check_ttl,
     check_value,
@@ -209,6 +211,7 @@ class _Statements:
     """The prepared statements of one keyspace (prepared once, reused by every call)."""
 
     put: Any
+    put_at: Any
     get: Any
     get_in: Any
     read_all: Any
@@ -218,11 +221,14 @@ class _Statements:
     insert_ine: Any
     cas: Any
     cad: Any
+    batch_ine: Any
+    batch_if: Any
     ttl: Any
     serial_get: Any
 
     QUERIES: Mapping[str, tuple[str, str]] = {
         "put": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?)", _PLAIN),
+        "put_at": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?) USING TIMESTAMP ?", _PLAIN),
         "get": ("SELECT value FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
         "get_in": ("SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col IN ?", _PLAIN),
         "read_all": ("SELECT c_col, value FROM {t} WHERE p_key = ?", _PLAIN),
@@ -238,6 +244,9 @@ class _Statements:
         ),
         "cas": ("UPDATE {t} USING TTL ? SET value = ? WHERE p_key = ? AND c_col = ? IF value = ?", _LWT),
         "cad": ("DELETE FROM {t} WHERE p_key = ? AND c_col = ? IF value = ?", _LWT),
+        # The conditions of a conditional batch (``put_batch_if``); no TTL: the row stays.
+        "batch_ine": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?) IF NOT EXISTS", _LWT),
+        "batch_if": ("UPDATE {t} SET value = ? WHERE p_key = ? AND c_col = ? IF value = ?", _LWT),
         "ttl": ("SELECT TTL(value) FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
         # A read at SERIAL finishes any Paxos round in flight: it tells what a timed-out LWT did.
         "serial_get": ("SELECT value FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
@@ -339,6 +348,19 @@ class CassandraAppStorage(AppStorage):
             batch.add(bound)
         await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
 
+    async def put_batch_at(self, items: Sequence[BatchItem], at: float) -> None:
+        for p_key, c_col, value in items:
+            check_key(p_key, c_col)
+            check_value(value)
+        if not items:
+            return
+        put_at = self._s.put_at
+        micros = int(at * 1_000_000)
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=put_at.consistency_level)
+        for p_key, c_col, value in items:
+            batch.add(put_at, (p_key, c_col, value, micros))
+        await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
+
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
         check_key(p_key, c_col)
         rows = await self._bridge.run(self._s.get, (p_key, c_col), "read a row")
@@ -380,7 +402,7 @@ class CassandraAppStorage(AppStorage):
             for c_col, value in page:
                 yield bytes(c_col), bytes(value)
 
-    async def _lwt(self, stmt: Any, params: Sequence[Any], what: str) -> bool | None:
+    async def _lwt(self, stmt: Any, params: Sequence[Any] | None, what: str) -> bool | None:
         """Run a conditional statement: True/False if it applied, None if its outcome is unknown."""
         try:
             rows = await self._bridge.run_raw(stmt, params)
@@ -438,6 +460,37 @@ class CassandraAppStorage(AppStorage):
             current = await self._serial_get(p_key, c_col, what)
             if current != expected:
                 return current is None
+        raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
+
+    async def put_batch_if(
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[PartitionRow]
+    ) -> bool:
+        check_conditional_batch(p_key, c_col, expected, new, rows)
+        s = self._s
+        batch = BatchStatement(
+            batch_type=BatchType.LOGGED,
+            consistency_level=s.batch_if.consistency_level,
+            serial_consistency_level=s.batch_if.serial_consistency_level,
+        )
+        batch.retry_policy = _LWTRetryPolicy()
+        if expected is None:
+            batch.add(s.batch_ine, (p_key, c_col, new))
+        else:
+            batch.add(s.batch_if, (new, p_key, c_col, expected))
+        for row_col, value in rows:
+            bound = BoundStatement(s.put)
+            bound.values = [p_key, row_col, value]
+            batch.add(bound)
+        what = f"write a conditional batch of {len(rows) + 1} rows"
+        applied = await self._lwt(batch, None, what)
+        if applied is not None:
+            return applied
+        # A read at SERIAL finishes the round in flight: the condition row then tells.
+        current = await self._serial_get(p_key, c_col, what)
+        if current != new and current == expected:
+            return False
+        if current == new and new != expected:
+            return True
         raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
 
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:

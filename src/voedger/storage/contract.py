@@ -18,6 +18,9 @@ from voedger.storage.errors import InvalidKeyError
 #: A row of a batch put: (partition key, clustering column, value).
 BatchItem = tuple[bytes, bytes, bytes]
 
+#: A row of a conditional batch, whose partition key the batch names once: (clustering column, value).
+PartitionRow = tuple[bytes, bytes]
+
 MAX_KEY_LEN = 65_535
 """Cassandra's limit for a partition key or a clustering value; every driver enforces it."""
 
@@ -50,6 +53,15 @@ class AppStorage(ABC):
     @abstractmethod
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
         """Write several rows atomically (a logged batch); returns once they are durable."""
+
+    async def put_batch_at(self, items: Sequence[BatchItem], at: float) -> None:
+        """``put_batch`` as of time ``at`` (seconds since the epoch).
+
+        Where concurrent writes of a row are resolved by their time (Cassandra: the latest wins),
+        the rows get that time, so a write that arrives late (its process was paused) loses to
+        any newer write of the same rows. Drivers with one writer ignore it.
+        """
+        await self.put_batch(items)
 
     def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
         """``put_batch`` started at once; await the result for durability (failures show there).
@@ -97,6 +109,20 @@ class AppStorage(ABC):
         return self.read(p_key, start, finish)
 
     @abstractmethod
+    async def put_batch_if(
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[PartitionRow]
+    ) -> bool:
+        """A conditional batch in ONE partition: if the row ``(p_key, c_col)`` holds ``expected``
+        (None: it does not exist, or it expired), set it to ``new`` (no TTL) and write ``rows``
+        of the same partition, all at once; True if applied, False (nothing written) if not.
+
+        Its use is fencing: the condition row holds an owner's epoch, so a writer that lost its
+        ownership cannot append (Cassandra allows a condition only on a single-partition batch).
+        Raises StorageUnavailableError when the outcome cannot be learnt; give ``new`` a value
+        different from ``expected`` (a counter) so that a driver can learn it after a timeout.
+        """
+
+    @abstractmethod
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
         """Seconds the row has left (0 if it has no TTL), or None if it does not exist."""
 
@@ -132,6 +158,21 @@ def check_key(p_key: bytes, c_col: bytes) -> None:
         raise InvalidKeyError(f"the partition key is {len(p_key)} bytes; at most {MAX_KEY_LEN} are allowed")
     if len(c_col) > MAX_KEY_LEN:
         raise InvalidKeyError(f"the clustering column is {len(c_col)} bytes; at most {MAX_KEY_LEN} are allowed")
+
+
+def check_conditional_batch(
+    p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[PartitionRow]
+) -> None:
+    """The checks of ``put_batch_if``: valid keys and values, the condition row not among the rows."""
+    check_key(p_key, c_col)
+    if expected is not None:
+        check_value(expected)
+    check_value(new)
+    for row_col, value in rows:
+        check_key(p_key, row_col)
+        check_value(value)
+        if row_col == c_col:
+            raise InvalidKeyError("a conditional batch must not write its condition row as one of its rows")
 
 
 def check_value(value: bytes) -> None:

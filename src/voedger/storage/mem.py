@@ -12,6 +12,8 @@ from voedger.storage.contract import (
     AppStorageFactory,
     BatchItem,
     Capabilities,
+    PartitionRow,
+    check_conditional_batch,
     check_key,
     check_ttl,
     check_value,
@@ -105,6 +107,18 @@ class MemAppStorage(AppStorage):
         if self._live(self._row(p_key, c_col)) != expected:
             return False
         del self._data[p_key][c_col]
+        return True
+
+    async def put_batch_if(
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[PartitionRow]
+    ) -> bool:
+        check_conditional_batch(p_key, c_col, expected, new, rows)
+        if self._live(self._row(p_key, c_col)) != expected:
+            return False
+        part = self._data.setdefault(p_key, {})
+        part[c_col] = (new, 0.0)
+        for row_col, value in rows:
+            part[row_col] = (value, 0.0)
         return True
 
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:

@@ -30,6 +30,8 @@ from voedger.storage.contract import (
     AppStorageFactory,
     BatchItem,
     Capabilities,
+    PartitionRow,
+    check_conditional_batch,
     check_key,
     check_ttl,
     check_value,
@@ -458,6 +460,21 @@ class SQLiteAppStorage(AppStorage):
             if self._current(conn, p_key, c_col, now_ms) != expected:
                 return False
             conn.execute("DELETE FROM kv WHERE p=? AND c=?", (p_key, c_col))
+            return True
+
+        result: bool = await self.writer.submit(op)
+        return result
+
+    async def put_batch_if(
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[PartitionRow]
+    ) -> bool:
+        check_conditional_batch(p_key, c_col, expected, new, rows)
+        items = [(p_key, c_col, new), *((p_key, row_col, value) for row_col, value in rows)]
+
+        def op(conn: sqlite3.Connection, now_ms: int) -> bool:
+            if self._current(conn, p_key, c_col, now_ms) != expected:
+                return False
+            _insert_rows(conn, items)
             return True
 
         result: bool = await self.writer.submit(op)

@@ -9,6 +9,10 @@ from voedger.structs.events import Event
 from voedger.structs.keys import ROWS_PER_PARTITION, offset_from_key, plog_key, wlog_key
 from voedger.structs.pending import Pending
 
+_CHUNK_END = ROWS_PER_PARTITION.to_bytes(2, "big")
+"""Above every entry's clustering column: a PLog chunk also holds its fencing head
+(``processors.fence``), which is not an entry."""
+
 
 def put_plog(writes: Pending, event: Event, data: bytes) -> None:
     writes.put(*plog_key(event.partition, event.plog_offset), data)
@@ -28,7 +32,7 @@ async def _read(
     while count is None or seen < count:
         p_key, c_col = make(owner, offset)
         found = False
-        async for c, value in storage.read(p_key, c_col):
+        async for c, value in storage.read(p_key, c_col, _CHUNK_END):
             got = offset_from_key(p_key, c)
             if got != offset:
                 return  # a gap: the log ends here

@@ -23,6 +23,7 @@ from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
 from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
+from voedger.processors.fence import FencedWriter, next_epoch
 from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
@@ -35,6 +36,8 @@ from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, partition_of
 from voedger.syserror import SysError
 from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
+from voedger.vvm.leases import Key, Lease, LeaseStore
+from voedger.vvm.ownership import DEFAULT_TTL, Ownership
 from voedger.vvm.stats import ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
@@ -59,6 +62,13 @@ class ServerConfig:
     max_queries_per_ws: int = 10
     """Reads of one workspace running at once (Voedger's ``MaxQueriesPerWS``); more answer 503
     with ``Retry-After``. 0: no limit."""
+    advertise: str = ""
+    """This process's address for requests forwarded by the others (``http://host:port``)."""
+    lease_ttl: int = DEFAULT_TTL
+    """Seconds a partition lease lives without renewal (shared storage only)."""
+    cluster: bool | None = None
+    """Share the partitions with other processes by lease, and fence every write. None: when
+    the storage can be shared (Cassandra); an embedded store is locked by one process."""
 
 
 @dataclass
@@ -72,7 +82,13 @@ class DeployedApp:
     stats: ProcessorStats = field(default_factory=ProcessorStats)
 
     def partition(self, wsid: int) -> Partition:
-        return self.partitions[partition_of(wsid, self.runtime.num_partitions)]
+        pid = partition_of(wsid, self.runtime.num_partitions)
+        try:
+            return self.partitions[pid]
+        except KeyError:
+            raise SysError(
+                503, f"partition {pid} of {self.image.name} is not served here; retry", headers={"Retry-After": "1"}
+            ) from None
 
 
 class VVM:
@@ -90,6 +106,8 @@ class VVM:
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
         self.started = asyncio.Event()
+        self.ownership: Ownership | None = None
+        """Partition leases, when the storage is shared with other processes."""
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -113,8 +131,68 @@ class VVM:
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
-        await self._bootstrap()
+        cluster = self.config.cluster
+        if cluster is None:
+            cluster = self.provider.capabilities.name == "cassandra"
+        if cluster:
+            store = LeaseStore(vvm_storage, self.config.lease_ttl)
+            self.ownership = Ownership(store, self.config.advertise, self)
+            await self.ownership.start()
+        else:
+            for app in self.apps.values():
+                await asyncio.gather(*(self._start_partition(app, pid) for pid in range(app.runtime.num_partitions)))
         self.started.set()
+
+    # --- partitions, as the leases give and take them ---------------------------------------------
+
+    def partition_keys(self) -> list[Key]:
+        return [(name, pid) for name, app in self.apps.items() for pid in range(app.runtime.num_partitions)]
+
+    async def acquired(self, lease: Lease, valid: Callable[[], bool]) -> int:
+        """Start serving a partition whose lease this process got: a new epoch, fenced writes."""
+        app = self.apps[lease.app]
+        storage = app.runtime.storage
+        epoch = await next_epoch(storage, lease.partition)
+        writer = FencedWriter(storage, lease.partition, epoch, lease.owner, valid)
+        await self._start_partition(app, lease.partition, writer)
+        return epoch
+
+    async def released(self, key: Key, lost: bool) -> None:
+        """Stop serving a partition: drained for a handover, failed at once when it was lost."""
+        app = self.apps.get(key[0])
+        if app is None:
+            return
+        pid = key[1]
+        partition = app.partitions.get(pid)
+        if lost and partition is not None:
+            partition.closed = True
+            partition.writer.fenced = True  # nothing more reaches storage from here
+        for scheduler in [s for s in app.jobs if s.partition_id == pid]:
+            app.jobs.remove(scheduler)
+            await scheduler.stop()
+        await app.actualizers.remove_partition(pid, abort=lost)
+        if partition is not None:
+            await partition.stop()
+            if app.partitions.get(pid) is partition:
+                del app.partitions[pid]
+
+    async def _start_partition(self, app: DeployedApp, pid: int, writer: Any = None) -> None:
+        partition = Partition(app.runtime, pid)
+        if writer is not None:
+            partition.writer = writer
+        partition.on_fenced = lambda p: self._fenced(app.image.name, p)
+        await partition.start()
+        app.partitions[pid] = partition
+        await app.actualizers.add_partition(partition)
+        scheduler = JobScheduler(app.runtime, pid)
+        await scheduler.start()
+        app.jobs.append(scheduler)
+        await self._bootstrap_partition(app, pid)
+
+    def _fenced(self, app: str, partition: Partition) -> None:
+        """A write found the partition another process's: let go of it now, not at the next tick."""
+        if self.ownership is not None:
+            asyncio.get_running_loop().create_task(self.ownership._lose((app, partition.id), "a write was fenced"))
 
     async def _deploy(self, image: AppImage) -> None:
         assert self.provider is not None
@@ -137,44 +215,42 @@ class VVM:
             verify_value=self._value_verifier(image.name),
             templates=image.templates,
         )
-        partitions = {i: Partition(runtime, i) for i in range(image.num_partitions)}
-        await asyncio.gather(*(p.start() for p in partitions.values()))
-        actualizers = Actualizers(runtime, partitions)
-        await actualizers.start()
-        jobs = [JobScheduler(runtime, pid) for pid in partitions]
-        for scheduler in jobs:
-            await scheduler.start()
-        self.apps[image.name] = DeployedApp(image, runtime, partitions, actualizers, QueryProcessor(runtime), jobs)
+        actualizers = Actualizers(runtime)
+        self.apps[image.name] = DeployedApp(image, runtime, {}, actualizers, QueryProcessor(runtime), [])
         missing = not_built(image.appdef)
         if missing:
             log.info("%s: %d sys extensions are not built yet (calls answer 501)", image.name, len(missing))
             log.debug("%s: not built: %s", image.name, ", ".join(map(str, missing)))
 
-    async def _bootstrap(self) -> None:
-        """Deploy every application through sys/cluster, then make its app workspaces."""
-        cluster = self.apps[CLUSTER_APP]
-        await self._init_app_workspaces(cluster)
+    async def _bootstrap_partition(self, app: DeployedApp, pid: int) -> None:
+        """Make the app workspaces of a partition just started; the owner of sys/cluster's
+        partition also deploys every application there."""
+        await self._init_app_workspaces(app, pid)
+        if app.image.name != CLUSTER_APP:
+            return
+        cluster = app
         cluster_ws = app_wsid(self.config.cluster_id, 0)
-        for name, app in self.apps.items():
+        for name, other in self.apps.items():
             if name == CLUSTER_APP:
                 continue
             body = {
                 "args": {
                     "AppQName": name,
-                    "NumPartitions": app.runtime.num_partitions,
-                    "NumAppWorkspaces": app.runtime.num_app_workspaces,
+                    "NumPartitions": other.runtime.num_partitions,
+                    "NumAppWorkspaces": other.runtime.num_app_workspaces,
                 }
             }
             await cluster.partition(cluster_ws).submit(
                 CommandRequest(cluster_ws, QName("cluster", "DeployApp"), body, SYSTEM)
             )
-            await self._init_app_workspaces(app)
 
-    async def _init_app_workspaces(self, app: DeployedApp) -> None:
+    async def _init_app_workspaces(self, app: DeployedApp, pid: int) -> None:
         rt = app.runtime
         descriptor_id = rt.singleton_ids[WS_DESCRIPTOR]
         for n in range(rt.num_app_workspaces):
             wsid = app_wsid(self.config.cluster_id, n)
+            if partition_of(wsid, rt.num_partitions) != pid:
+                continue
             if await get_record(Pending(rt.storage), wsid, descriptor_id) is not None:
                 continue
             now = rt.now_ms()
@@ -220,7 +296,9 @@ class VVM:
         return app.runtime.num_app_workspaces if app is not None else None
 
     async def stop(self) -> None:
-        """Finish every accepted command, then release storage."""
+        """Finish every accepted command, hand the partitions over, then release storage."""
+        if self.ownership is not None:
+            await self.ownership.stop()
         for app in self.apps.values():
             for scheduler in app.jobs:
                 await scheduler.stop()

@@ -1,0 +1,179 @@
+"""Membership and partition leases of a cluster's server processes, kept in shared storage.
+
+Rows of the ``sys/vvm`` storage, all with a TTL and renewed by compare-and-swap:
+
+- a *member* row per live process (its ID and the address others forward requests to);
+- a *lease* row per (application, partition): which member owns it, under which epoch.
+
+A process that stops renewing (killed, paused, cut off) loses both when the TTL runs out, and
+the others take its partitions over. A process also tracks, on its monotonic clock, until when
+each lease is surely still its own (the renewal's start plus the TTL less a margin): after a
+pause it knows it may have lost everything before it asks storage, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from voedger.storage import AppStorage
+from voedger.structs.keys import app_state_key
+
+MEMBERS = app_state_key("members", b"")
+LEASES = app_state_key("leases", b"")
+
+Key = tuple[str, int]
+"""(application, partition)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    address: str
+    """Where other processes forward requests to (``http://host:port``)."""
+    pid: int = 0
+    since: float = 0.0
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"id": self.id, "address": self.address, "pid": self.pid, "since": self.since})
+
+    @staticmethod
+    def decode(raw: bytes) -> Member:
+        d = orjson.loads(raw)
+        return Member(str(d["id"]), str(d["address"]), int(d.get("pid", 0)), float(d.get("since", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    app: str
+    partition: int
+    owner: str
+    address: str
+    epoch: int = 0
+    since: float = 0.0
+
+    @property
+    def key(self) -> Key:
+        return (self.app, self.partition)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "app": self.app,
+                "partition": self.partition,
+                "owner": self.owner,
+                "address": self.address,
+                "epoch": self.epoch,
+                "since": self.since,
+            }
+        )
+
+    @staticmethod
+    def decode(raw: bytes) -> Lease:
+        d = orjson.loads(raw)
+        return Lease(
+            str(d["app"]),
+            int(d["partition"]),
+            str(d["owner"]),
+            str(d["address"]),
+            int(d.get("epoch", 0)),
+            float(d.get("since", 0.0)),
+        )
+
+
+def lease_ccol(key: Key) -> bytes:
+    return f"{key[0]}#{key[1]}".encode()
+
+
+class LeaseStore:
+    """The rows, read and written with the storage's conditional writes."""
+
+    def __init__(self, storage: AppStorage, ttl: int) -> None:
+        self.storage = storage
+        self.ttl = ttl
+
+    async def join(self, member: Member) -> bool:
+        return await self.storage.insert_if_not_exists(MEMBERS, member.id.encode(), member.encode(), self.ttl)
+
+    async def renew_member(self, member: Member) -> bool:
+        raw = member.encode()
+        return await self.storage.compare_and_swap(MEMBERS, member.id.encode(), raw, raw, self.ttl)
+
+    async def leave(self, member: Member) -> None:
+        await self.storage.compare_and_delete(MEMBERS, member.id.encode(), member.encode())
+
+    async def members(self) -> list[Member]:
+        return [Member.decode(v) async for _, v in self.storage.ttl_read(MEMBERS)]
+
+    async def leases(self) -> dict[Key, Lease]:
+        found: dict[Key, Lease] = {}
+        async for _, raw in self.storage.ttl_read(LEASES):
+            lease = Lease.decode(raw)
+            found[lease.key] = lease
+        return found
+
+    async def lease(self, key: Key) -> Lease | None:
+        raw = await self.storage.ttl_get(LEASES, lease_ccol(key))
+        return Lease.decode(raw) if raw is not None else None
+
+    async def acquire(self, lease: Lease) -> bool:
+        return await self.storage.insert_if_not_exists(LEASES, lease_ccol(lease.key), lease.encode(), self.ttl)
+
+    async def renew(self, lease: Lease, new: Lease | None = None) -> bool:
+        """Renew (and, with ``new``, change) a lease still held as ``lease``."""
+        return await self.storage.compare_and_swap(
+            LEASES, lease_ccol(lease.key), lease.encode(), (new or lease).encode(), self.ttl
+        )
+
+    async def release(self, lease: Lease) -> bool:
+        return await self.storage.compare_and_delete(LEASES, lease_ccol(lease.key), lease.encode())
+
+
+def _score(member: str, key: Key) -> int:
+    digest = hashlib.blake2b(f"{member}|{key[0]}|{key[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def assign(members: Sequence[str], keys: Iterable[Key]) -> dict[Key, str]:
+    """Where each partition belongs: rendezvous hashing with bounded loads.
+
+    Every process computes the same answer from the same members. Each member gets at most
+    ``ceil(keys / members)`` partitions (so the spread is even), and a change of membership
+    moves few partitions (a key keeps its best-scoring member while that one has room).
+    """
+    ordered = sorted(keys)
+    if not members:
+        return {}
+    cap = math.ceil(len(ordered) / len(members))
+    load = dict.fromkeys(members, 0)
+    out: dict[Key, str] = {}
+    # Keys whose best choice is strongest go first, so that the bound displaces few of them.
+    ranked = {k: sorted(members, key=lambda m, k=k: _score(m, k), reverse=True) for k in ordered}  # type: ignore[misc]
+    for key in sorted(ordered, key=lambda k: (-_score(ranked[k][0], k), k)):
+        for member in ranked[key]:
+            if load[member] < cap:
+                out[key] = member
+                load[member] += 1
+                break
+    return out
+
+
+class Deadline:
+    """Until when a lease is surely ours, on the monotonic clock (which runs on while the
+    process is stopped, so a resumed process sees at once that it may have lost it)."""
+
+    __slots__ = ("until",)
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def renewed(self, asked_at: float, ttl: int, margin: float) -> None:
+        self.until = asked_at + ttl - margin
+
+    def valid(self) -> bool:
+        return time.monotonic() < self.until

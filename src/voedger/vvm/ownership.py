@@ -1,0 +1,262 @@
+"""Which partitions this process owns: joining the cluster, taking a fair share of the
+partitions by lease, renewing, handing over gracefully, and letting go of what it lost.
+
+Every ``tick`` the process renews its membership and its leases, reads the members and the
+leases, computes where every partition belongs (``leases.assign``, the same answer in every
+process) and then releases the partitions that belong to another live member (graceful
+handover: the partition finishes what it accepted first) and acquires the free ones that belong
+to it (or that have been free for longer than a TTL, whoever they belong to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from voedger.storage import StorageError
+from voedger.vvm.leases import Deadline, Key, Lease, LeaseStore, Member, assign
+
+log = logging.getLogger("voedger.cluster")
+
+DEFAULT_TTL = 5
+"""Seconds a lease lives without renewal: a dead process's partitions serve again elsewhere
+within about this long plus a tick and a recovery."""
+
+
+class Host(Protocol):
+    """The process side: starts and stops the partitions the leases give and take."""
+
+    def partition_keys(self) -> Sequence[Key]: ...
+
+    async def acquired(self, lease: Lease, valid: Callable[[], bool]) -> int:
+        """Start serving the partition; returns its epoch. Raises if it cannot."""
+
+    async def released(self, key: Key, lost: bool) -> None:
+        """Stop serving it: drain what it accepted (``lost``: the lease ran out, so fail it)."""
+
+
+@dataclass
+class OwnershipStats:
+    acquired: int = 0
+    lost: int = 0
+    released: int = 0
+    failed_starts: int = 0
+
+
+@dataclass
+class _Owned:
+    lease: Lease
+    deadline: Deadline = field(default_factory=Deadline)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Ownership:
+    def __init__(self, store: LeaseStore, address: str, host: Host, tick: float | None = None) -> None:
+        self.store = store
+        self.host = host
+        self.ttl = store.ttl
+        self.tick = tick if tick is not None else min(1.0, self.ttl / 5)
+        self.margin = max(1.0, self.ttl * 0.3)
+        self.me = Member(uuid.uuid4().hex[:12], address)
+        self._member_deadline = Deadline()
+        self.owned: dict[Key, _Owned] = {}
+        self.table: dict[Key, Lease] = {}
+        """The leases as last read: where requests for partitions of others go."""
+        self.members: list[Member] = []
+        self._free_since: dict[Key, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stats = OwnershipStats()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._join()
+        await self.balance()
+        await self.settled()
+        self._task = asyncio.create_task(self._loop(), name="cluster-ownership")
+
+    async def settled(self) -> None:
+        """Wait until the partitions acquired so far serve."""
+        for owned in list(self.owned.values()):
+            if owned.task is not None:
+                with contextlib.suppress(Exception):
+                    await owned.task
+
+    async def stop(self) -> None:
+        """Leave: hand every partition over (drained), then release its lease."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(StorageError):
+            await self.store.leave(self.me)
+        await asyncio.gather(*(self._release(key) for key in list(self.owned)), return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            try:
+                await self.balance()
+            except StorageError as exc:
+                log.warning("cluster: balancing failed: %s", exc)
+            except Exception:  # pragma: no cover - a bug; the loop must go on
+                log.exception("cluster: balancing failed")
+
+    async def _join(self) -> None:
+        while True:
+            self.me = replace(self.me, pid=_pid(), since=time.time())
+            asked = time.monotonic()
+            if await self.store.join(self.me):
+                self._member_deadline.renewed(asked, self.ttl, self.margin)
+                log.info("cluster: joined as %s (%s)", self.me.id, self.me.address)
+                return
+            self.me = replace(self.me, id=uuid.uuid4().hex[:12])
+
+    # --- one round --------------------------------------------------------------------------
+
+    async def balance(self) -> None:
+        if self._stopping:
+            return
+        if not self._member_deadline.valid():
+            # Paused or cut off past the TTL: whatever we held may be another's now.
+            if self.owned:
+                log.warning("cluster: membership of %s may have lapsed; dropping every partition", self.me.id)
+            await self._lose_all()
+            await self._join()
+        else:
+            asked = time.monotonic()
+            if await self.store.renew_member(self.me):
+                self._member_deadline.renewed(asked, self.ttl, self.margin)
+            else:
+                log.warning("cluster: membership of %s lapsed; re-joining", self.me.id)
+                await self._lose_all()
+                await self._join()
+        await self._renew_leases()
+        self.members = await self.store.members()
+        self.table = await self.store.leases()
+        live = {m.id for m in self.members} | {self.me.id}
+        target = assign(sorted(live), self.host.partition_keys())
+        now = time.monotonic()
+        for key, owned in list(self.owned.items()):
+            if target.get(key, self.me.id) != self.me.id and owned.ready.is_set():
+                await self._release(key)  # graceful handover to the member it belongs to
+        for key in self.host.partition_keys():
+            if key in self.table or key in self.owned:
+                self._free_since.pop(key, None)
+                continue
+            since = self._free_since.setdefault(key, now)
+            if target.get(key) == self.me.id or now - since > self.ttl:
+                await self._acquire(key)
+
+    async def _renew_leases(self) -> None:
+        for key, owned in list(self.owned.items()):
+            if not owned.deadline.valid():
+                await self._lose(key, "its lease may have run out")
+                continue
+            asked = time.monotonic()
+            try:
+                ok = await self.store.renew(owned.lease)
+            except StorageError as exc:
+                log.warning("cluster: renewing %s#%d failed: %s", key[0], key[1], exc)
+                continue
+            if ok:
+                owned.deadline.renewed(asked, self.ttl, self.margin)
+            else:
+                await self._lose(key, "its lease is another's now")
+
+    async def _acquire(self, key: Key) -> None:
+        lease = Lease(key[0], key[1], self.me.id, self.me.address, 0, time.time())
+        asked = time.monotonic()
+        if not await self.store.acquire(lease):
+            return
+        owned = _Owned(lease)
+        owned.deadline.renewed(asked, self.ttl, self.margin)
+        self.owned[key] = owned
+        self.table[key] = lease
+        self.stats.acquired += 1
+        owned.task = asyncio.create_task(self._start(key, owned), name=f"acquire-{key[0]}-{key[1]}")
+
+    async def _start(self, key: Key, owned: _Owned) -> None:
+        try:
+            epoch = await self.host.acquired(owned.lease, owned.deadline.valid)
+        except Exception as exc:
+            self.stats.failed_starts += 1
+            log.warning("cluster: could not start %s#%d: %s", key[0], key[1], exc)
+            if self.owned.get(key) is owned:
+                del self.owned[key]
+                with contextlib.suppress(Exception):
+                    await self.host.released(key, lost=True)
+                with contextlib.suppress(StorageError):
+                    await self.store.release(owned.lease)
+            return
+        new = replace(owned.lease, epoch=epoch)
+        with contextlib.suppress(StorageError):
+            if await self.store.renew(owned.lease, new):
+                owned.lease = new
+                self.table[key] = new
+        owned.ready.set()
+        log.info("cluster: serving %s#%d, epoch %d", key[0], key[1], epoch)
+
+    async def _release(self, key: Key) -> None:
+        owned = self.owned.get(key)
+        if owned is None:
+            return
+        if owned.task is not None and not owned.task.done():
+            with contextlib.suppress(Exception):
+                await owned.task
+        await self.host.released(key, lost=False)
+        self.owned.pop(key, None)
+        self.table.pop(key, None)
+        self.stats.released += 1
+        try:
+            await self.store.release(owned.lease)
+        except StorageError as exc:
+            log.warning("cluster: releasing %s#%d failed (it runs out by itself): %s", key[0], key[1], exc)
+        log.info("cluster: handed %s#%d over", key[0], key[1])
+
+    async def _lose(self, key: Key, why: str) -> None:
+        owned = self.owned.pop(key, None)
+        if owned is None:
+            return
+        self.table.pop(key, None)
+        self.stats.lost += 1
+        log.warning("cluster: lost %s#%d: %s", key[0], key[1], why)
+        if owned.task is not None and not owned.task.done():
+            owned.task.cancel()
+        await self.host.released(key, lost=True)
+
+    async def _lose_all(self) -> None:
+        for key in list(self.owned):
+            await self._lose(key, "membership lapsed")
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def local(self, key: Key) -> _Owned | None:
+        return self.owned.get(key)
+
+    def owner(self, key: Key) -> Lease | None:
+        return self.table.get(key)
+
+    async def refresh(self, key: Key) -> Lease | None:
+        """Read one lease again (a forwarded request found the owner moved)."""
+        lease = await self.store.lease(key)
+        if lease is None:
+            self.table.pop(key, None)
+        else:
+            self.table[key] = lease
+        return lease
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
