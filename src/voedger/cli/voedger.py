@@ -46,6 +46,19 @@ def main() -> None:
     type=click.IntRange(min=0, max=65535),
     help="Serve the voedger_* metrics (GET /metrics, /metrics/check) on this port of --host (Voedger: 8000).",
 )
+@click.option(
+    "--advertise",
+    default=None,
+    help="This process's URL for requests the other processes of its cluster forward to it "
+    "(default: http://HOST:PORT). Shared storage (Cassandra) only.",
+)
+@click.option(
+    "--lease-ttl",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=2, max=300),
+    help="Seconds a partition lease lives unrenewed: how soon the partitions of a dead process serve elsewhere.",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -57,6 +70,8 @@ def server(
     smtp_url: str | None,
     max_queries_per_ws: int,
     metrics_port: int | None,
+    advertise: str | None,
+    lease_ttl: int,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
@@ -99,6 +114,8 @@ def server(
         federation_url=federation_url,
         mailer=mailer,
         max_queries_per_ws=max_queries_per_ws,
+        advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
+        lease_ttl=lease_ttl,
     )
     asgi, vvm = make_asgi(config)
     extra = []

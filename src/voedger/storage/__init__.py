@@ -11,6 +11,7 @@ from voedger.storage.errors import (
     StorageDoesNotExistError,
     StorageError,
     StorageInitError,
+    StorageLockedError,
     StorageUnavailableError,
     StorageURLError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "StorageDoesNotExistError",
     "StorageError",
     "StorageInitError",
+    "StorageLockedError",
     "StorageProvider",
     "StorageURLError",
     "StorageUnavailableError",

@@ -141,6 +141,11 @@ def _translate(exc: BaseException, what: str) -> StorageError:
     return StorageError(f"Cassandra refused to {what}: {name}: {detail}")
 
 
+CAS_WRITE_UNKNOWN = 0x1700
+"""Cassandra's "CAS operation result is unknown" (a proposal accepted by fewer than a quorum,
+e.g. while a node goes down); the driver knows no class for it."""
+
+
 class _Bridge:
     """Runs driver requests and hands their results to the event loop that asked for them."""
 
@@ -411,6 +416,9 @@ class CassandraAppStorage(AppStorage):
             log.warning("the outcome of a conditional write is unknown (%s); asking at SERIAL", exc)
             return None
         except Exception as exc:
+            if getattr(exc, "code", None) == CAS_WRITE_UNKNOWN:
+                log.warning("the outcome of a conditional write is unknown (%s); asking at SERIAL", exc)
+                return None
             raise _translate(exc, what) from None
         return bool(rows[0][0]) if rows else False
 

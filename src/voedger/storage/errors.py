@@ -29,3 +29,7 @@ class StorageInitError(StorageError):
 
 class InvalidKeyError(StorageError, ValueError):
     """A partition key, clustering column or value breaks the contract's limits."""
+
+
+class StorageLockedError(StorageError):
+    """An embedded store is in use by another process."""

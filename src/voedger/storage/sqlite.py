@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -41,6 +43,7 @@ from voedger.storage.errors import (
     StorageAlreadyExistsError,
     StorageDoesNotExistError,
     StorageError,
+    StorageLockedError,
     StorageUnavailableError,
 )
 
@@ -490,6 +493,44 @@ class SQLiteAppStorage(AppStorage):
         return result
 
 
+LOCK_FILE = "voedger.lock"
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``<dir>/voedger.lock``, holding the holder's pid.
+
+    An embedded data directory belongs to one server process: two writers of one SQLite file
+    would each keep their own sequences and overwrite each other's acknowledged events. The
+    kernel drops the lock when its holder dies, however it dies, so a stale file never blocks.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StorageLockedError(
+                f"data directory {self.path.parent} is in use by another server process (pid {holder}); "
+                "an embedded store serves one process: stop that one, or give this one another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
 class SQLiteStorageFactory(AppStorageFactory):
     """Storages as ``<dir>/<safe_name>.db`` files."""
 
@@ -500,6 +541,11 @@ class SQLiteStorageFactory(AppStorageFactory):
         self._clock = clock
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqlite-reader")
         self._open: dict[str, SQLiteAppStorage] = {}
+        self._lock = DirectoryLock(directory)
+
+    async def open(self) -> None:
+        """Take the directory for this process (see :class:`DirectoryLock`)."""
+        self._lock.acquire()
 
     def _path(self, safe_name: str) -> Path:
         return self.directory / f"{safe_name}.db"
@@ -532,3 +578,4 @@ class SQLiteStorageFactory(AppStorageFactory):
             await asyncio.to_thread(storage.close)
         self._open.clear()
         self._readers.shutdown(wait=True)
+        self._lock.release()

@@ -13,6 +13,7 @@ pause it knows it may have lost everything before it asks storage, and writes no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -25,7 +26,7 @@ from voedger.storage import AppStorage
 from voedger.structs.keys import app_state_key
 
 MEMBERS = app_state_key("members", b"")
-LEASES = app_state_key("leases", b"")
+"""One storage partition: the members are listed by reading it."""
 
 Key = tuple[str, int]
 """(application, partition)."""
@@ -86,8 +87,10 @@ class Lease:
         )
 
 
-def lease_ccol(key: Key) -> bytes:
-    return f"{key[0]}#{key[1]}".encode()
+def lease_key(key: Key) -> tuple[bytes, bytes]:
+    """A storage partition per lease: lightweight transactions on one partition queue behind
+    each other (Paxos), so leases renewed every tick must not share one."""
+    return app_state_key("lease", f"{key[0]}#{key[1]}".encode()), b""
 
 
 class LeaseStore:
@@ -110,28 +113,26 @@ class LeaseStore:
     async def members(self) -> list[Member]:
         return [Member.decode(v) async for _, v in self.storage.ttl_read(MEMBERS)]
 
-    async def leases(self) -> dict[Key, Lease]:
-        found: dict[Key, Lease] = {}
-        async for _, raw in self.storage.ttl_read(LEASES):
-            lease = Lease.decode(raw)
-            found[lease.key] = lease
-        return found
+    async def leases(self, keys: Iterable[Key]) -> dict[Key, Lease]:
+        wanted = list(keys)
+        found = await asyncio.gather(*(self.lease(key) for key in wanted))
+        return {key: lease for key, lease in zip(wanted, found, strict=True) if lease is not None}
 
     async def lease(self, key: Key) -> Lease | None:
-        raw = await self.storage.ttl_get(LEASES, lease_ccol(key))
+        raw = await self.storage.ttl_get(*lease_key(key))
         return Lease.decode(raw) if raw is not None else None
 
     async def acquire(self, lease: Lease) -> bool:
-        return await self.storage.insert_if_not_exists(LEASES, lease_ccol(lease.key), lease.encode(), self.ttl)
+        return await self.storage.insert_if_not_exists(*lease_key(lease.key), lease.encode(), self.ttl)
 
     async def renew(self, lease: Lease, new: Lease | None = None) -> bool:
         """Renew (and, with ``new``, change) a lease still held as ``lease``."""
         return await self.storage.compare_and_swap(
-            LEASES, lease_ccol(lease.key), lease.encode(), (new or lease).encode(), self.ttl
+            *lease_key(lease.key), lease.encode(), (new or lease).encode(), self.ttl
         )
 
     async def release(self, lease: Lease) -> bool:
-        return await self.storage.compare_and_delete(LEASES, lease_ccol(lease.key), lease.encode())
+        return await self.storage.compare_and_delete(*lease_key(lease.key), lease.encode())
 
 
 def _score(member: str, key: Key) -> int:

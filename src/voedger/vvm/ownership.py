@@ -55,6 +55,8 @@ class _Owned:
     deadline: Deadline = field(default_factory=Deadline)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises the compare-and-swaps of the lease row (a renewal, the epoch's update)."""
 
 
 class Ownership:
@@ -63,7 +65,7 @@ class Ownership:
         self.host = host
         self.ttl = store.ttl
         self.tick = tick if tick is not None else min(1.0, self.ttl / 5)
-        self.margin = max(1.0, self.ttl * 0.3)
+        self.margin = min(max(1.0, self.ttl * 0.3), self.ttl / 2)
         self.me = Member(uuid.uuid4().hex[:12], address)
         self._member_deadline = Deadline()
         self.owned: dict[Key, _Owned] = {}
@@ -142,7 +144,7 @@ class Ownership:
                 await self._join()
         await self._renew_leases()
         self.members = await self.store.members()
-        self.table = await self.store.leases()
+        self.table = await self.store.leases(self.host.partition_keys())
         live = {m.id for m in self.members} | {self.me.id}
         target = assign(sorted(live), self.host.partition_keys())
         now = time.monotonic()
@@ -158,20 +160,24 @@ class Ownership:
                 await self._acquire(key)
 
     async def _renew_leases(self) -> None:
-        for key, owned in list(self.owned.items()):
-            if not owned.deadline.valid():
-                await self._lose(key, "its lease may have run out")
-                continue
-            asked = time.monotonic()
-            try:
+        """Renew every lease at once (each is its own storage partition)."""
+        await asyncio.gather(*(self._renew(key, owned) for key, owned in list(self.owned.items())))
+
+    async def _renew(self, key: Key, owned: _Owned) -> None:
+        if not owned.deadline.valid():
+            await self._lose(key, "its lease may have run out")
+            return
+        try:
+            async with owned.lock:
+                asked = time.monotonic()
                 ok = await self.store.renew(owned.lease)
-            except StorageError as exc:
-                log.warning("cluster: renewing %s#%d failed: %s", key[0], key[1], exc)
-                continue
-            if ok:
-                owned.deadline.renewed(asked, self.ttl, self.margin)
-            else:
-                await self._lose(key, "its lease is another's now")
+        except StorageError as exc:
+            log.warning("cluster: renewing %s#%d failed: %s", key[0], key[1], exc)
+            return
+        if ok:
+            owned.deadline.renewed(asked, self.ttl, self.margin)
+        elif self.owned.get(key) is owned:
+            await self._lose(key, "its lease is another's now")
 
     async def _acquire(self, key: Key) -> None:
         lease = Lease(key[0], key[1], self.me.id, self.me.address, 0, time.time())
@@ -200,9 +206,12 @@ class Ownership:
             return
         new = replace(owned.lease, epoch=epoch)
         with contextlib.suppress(StorageError):
-            if await self.store.renew(owned.lease, new):
-                owned.lease = new
-                self.table[key] = new
+            async with owned.lock:
+                asked = time.monotonic()
+                if await self.store.renew(owned.lease, new):
+                    owned.lease = new
+                    owned.deadline.renewed(asked, self.ttl, self.margin)
+                    self.table[key] = new
         owned.ready.set()
         log.info("cluster: serving %s#%d, epoch %d", key[0], key[1], epoch)
 

@@ -1,0 +1,115 @@
+"""Fencing: a partition writer that lost its ownership cannot append, even unaware of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.processors.conftest import WS, Shop
+from voedger.appdef import QName
+from voedger.clock import SYSTEM_CLOCK
+from voedger.processors.command import CommandRequest, Partition
+from voedger.processors.fence import HEAD_CCOL, FencedError, FencedWriter, Head, chunk_key, next_epoch
+from voedger.processors.principal import SYSTEM
+from voedger.storage.mem import MemAppStorage
+from voedger.structs.keys import ROWS_PER_PARTITION, plog_key
+from voedger.structs.logs import read_plog, read_wlog
+from voedger.structs.wsid import partition_of
+from voedger.syserror import SysError
+
+
+def _insert(name: str) -> dict[str, object]:
+    return {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": name}}]}
+
+
+async def _owner(shop: Shop, owner: str) -> Partition:
+    """A new owner of WS's partition: a new epoch, claimed, recovered (as the VVM does)."""
+    pid = partition_of(WS, shop.runtime.num_partitions)
+    part = Partition(shop.runtime, pid)
+    part.writer = FencedWriter(shop.storage, pid, await next_epoch(shop.storage, pid), owner)
+    await part.start()
+    return part
+
+
+async def _send(part: Partition, name: str) -> int:
+    result = await part.submit(CommandRequest(WS, QName("sys", "CUD"), _insert(name), SYSTEM))
+    return result.wlog_offset
+
+
+async def test_a_zombie_writer_is_fenced_and_the_new_owner_continues_the_log(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    for p in shop.partitions.values():
+        await p.stop()
+    old = await _owner(shop, "a")
+    assert await _send(old, "one") == 2
+    new = await _owner(shop, "b")  # takes over while the old one still runs, unaware
+    assert isinstance(new.writer, FencedWriter) and new.writer.epoch == 2
+    fenced: list[Partition] = []
+    old.on_fenced = fenced.append
+    with pytest.raises(SysError) as err:
+        await _send(old, "zombie")
+    assert err.value.status == 503 and err.value.headers.get("Retry-After") == "1"
+    assert fenced == [old]
+    with pytest.raises(SysError) as err:  # and it takes nothing more
+        await _send(old, "zombie again")
+    assert err.value.status == 503
+    assert await _send(new, "two") == 3
+    names = [ev.cuds[0].fields.get("Name") for ev in [e async for e in read_wlog(shop.storage, WS)]]
+    assert names == [None, "one", "two"]
+    offsets = [ev.plog_offset async for ev in read_plog(shop.storage, new.id)]
+    assert offsets == list(range(1, len(offsets) + 1))
+    await new.stop()
+    await old.stop()
+
+
+async def test_events_a_former_owner_wrote_before_the_claim_are_kept(shop: Shop) -> None:
+    await shop.create_ws(WS)
+    for p in shop.partitions.values():
+        await p.stop()
+    old = await _owner(shop, "a")
+    await _send(old, "one")
+    new = await _owner(shop, "b")
+    # The old owner's last group landed before the claim: the new owner recovered past it.
+    assert new.next_plog == old.next_plog
+    assert await _send(new, "two") == 3
+    await new.stop()
+    await old.stop()
+
+
+async def test_claim_refuses_an_older_or_equal_epoch() -> None:
+    storage = MemAppStorage(SYSTEM_CLOCK)
+    newer = FencedWriter(storage, 0, 5, "b")
+    await newer.claim(1)
+    older = FencedWriter(storage, 0, 4, "a")
+    with pytest.raises(FencedError):
+        await older.claim(1)
+    rival = FencedWriter(storage, 0, 5, "c")
+    with pytest.raises(FencedError):
+        await rival.claim(1)
+    head = await storage.get(chunk_key(0, 0), HEAD_CCOL)
+    assert head is not None and Head.decode(head).owner == "b"
+
+
+async def test_a_writer_enters_a_chunk_nobody_claimed_and_is_fenced_in_one_a_newer_owner_claimed() -> None:
+    storage = MemAppStorage(SYSTEM_CLOCK)
+    old = FencedWriter(storage, 0, 1, "a")
+    await old.claim(ROWS_PER_PARTITION - 1)  # chunks 0 and 1
+    row = plog_key(0, 2 * ROWS_PER_PARTITION)
+    await old.begin([(row[0], row[1], b"e")], 2 * ROWS_PER_PARTITION + 1)  # chunk 2: if not exists
+    new = FencedWriter(storage, 0, 2, "b")
+    await new.claim(2 * ROWS_PER_PARTITION + 1)  # chunks 2 and 3
+    nxt = plog_key(0, 2 * ROWS_PER_PARTITION + 1)
+    with pytest.raises(FencedError):
+        await old.begin([(nxt[0], nxt[1], b"zombie")], 2 * ROWS_PER_PARTITION + 2)
+    assert await storage.get(*nxt) is None
+
+
+async def test_an_expired_lease_writes_nothing() -> None:
+    storage = MemAppStorage(SYSTEM_CLOCK)
+    valid = [True]
+    writer = FencedWriter(storage, 0, 1, "a", lambda: valid[0])
+    await writer.claim(1)
+    valid[0] = False
+    row = plog_key(0, 1)
+    with pytest.raises(FencedError):
+        await writer.begin([(row[0], row[1], b"e"), (b"other", b"", b"x")], 2)
+    assert await storage.get(*row) is None and await storage.get(b"other", b"") is None
