@@ -60,3 +60,26 @@ class VoedgerCollector(Collector):
             for name, value in values.items():
                 families[name].add_sample(samples[name], labels, float(value))
         yield from families.values()
+        yield from self._cluster()
+
+    def _cluster(self) -> Iterator[Metric]:
+        """Ours: what this process owns of its cluster and how its leases have gone."""
+        labels = {"vvm": self.vvm_name}
+        owned = Metric("voedger_cluster_partitions_owned", "Partitions this process serves.", "gauge")
+        for app_name, app in sorted(self.vvm.apps.items()):
+            owned.add_sample("voedger_cluster_partitions_owned", {**labels, "app": app_name}, len(app.partitions))
+        yield owned
+        own = self.vvm.ownership
+        if own is None:
+            return
+        for name, value, doc in (
+            ("voedger_cluster_lease_acquisitions", own.stats.acquired, "Partition leases acquired."),
+            ("voedger_cluster_lease_releases", own.stats.released, "Partition leases handed over."),
+            ("voedger_cluster_lease_losses", own.stats.lost, "Partition leases lost (ran out, or fenced)."),
+        ):
+            family = Metric(name, doc, "counter")
+            family.add_sample(f"{name}_total", labels, float(value))
+            yield family
+        members = Metric("voedger_cluster_members", "Live members of the cluster, as last read.", "gauge")
+        members.add_sample("voedger_cluster_members", labels, float(len(own.members)))
+        yield members

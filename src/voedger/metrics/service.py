@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from voedger.metrics.collector import VoedgerCollector
@@ -27,8 +27,15 @@ def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
     async def check(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def cluster(request: Request) -> Response:
+        return JSONResponse(vvm.cluster_status())
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 not found", status_code=404)
 
-    routes = [Route("/metrics", metrics, methods=["GET"]), Route("/metrics/check", check, methods=["GET"])]
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics/check", check, methods=["GET"]),
+        Route("/api/cluster", cluster, methods=["GET"]),
+    ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -116,7 +116,14 @@ class VVM:
         await self.provider.open()
         vvm_storage = await self.provider.app_storage(VVM_APP)
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
-        if self.config.federation_url and not self.config.insecure_dev:
+        cluster = self.config.cluster
+        if cluster is None:
+            cluster = self.provider.capabilities.name == "cassandra"
+        if cluster and self.config.advertise:
+            # A workspace of another partition may be another process's: calls between
+            # workspaces go through the router, which forwards them to the owner.
+            self.federation = HttpFederation(self.config.federation_url or self.config.advertise, self.tokens)
+        elif self.config.federation_url and not self.config.insecure_dev:
             self.federation = HttpFederation(self.config.federation_url, self.tokens)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
@@ -131,9 +138,6 @@ class VVM:
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
-        cluster = self.config.cluster
-        if cluster is None:
-            cluster = self.provider.capabilities.name == "cassandra"
         if cluster:
             store = LeaseStore(vvm_storage, self.config.lease_ttl)
             self.ownership = Ownership(store, self.config.advertise, self)
@@ -188,6 +192,58 @@ class VVM:
         await scheduler.start()
         app.jobs.append(scheduler)
         await self._bootstrap_partition(app, pid)
+
+    def cluster_status(self) -> dict[str, Any]:
+        """What ``GET /api/cluster`` shows: the members, and who owns each partition under
+        which epoch (as this process last read the leases)."""
+        own = self.ownership
+        if own is None:
+            parts = [
+                {"app": name, "partition": pid, "owner": "", "address": self.config.advertise, "epoch": 0}
+                for name, app in sorted(self.apps.items())
+                for pid in sorted(app.partitions)
+            ]
+            return {
+                "cluster": False,
+                "self": {"id": "", "address": self.config.advertise},
+                "members": [],
+                "partitions": parts,
+            }
+        members = {m.id: m for m in own.members}
+        members[own.me.id] = own.me
+        parts = []
+        for key in self.partition_keys():
+            lease = own.owner(key)
+            parts.append(
+                {
+                    "app": key[0],
+                    "partition": key[1],
+                    "owner": lease.owner if lease else "",
+                    "address": lease.address if lease else "",
+                    "epoch": lease.epoch if lease else 0,
+                }
+            )
+        return {
+            "cluster": True,
+            "self": {"id": own.me.id, "address": own.me.address},
+            "members": [
+                {
+                    "id": m.id,
+                    "address": m.address,
+                    "pid": m.pid,
+                    "since": m.since,
+                    "partitions": sum(1 for p in parts if p["owner"] == m.id),
+                }
+                for m in sorted(members.values(), key=lambda m: m.id)
+            ],
+            "partitions": parts,
+            "leases": {
+                "acquired": own.stats.acquired,
+                "released": own.stats.released,
+                "lost": own.stats.lost,
+                "failed_starts": own.stats.failed_starts,
+            },
+        }
 
     def _fenced(self, app: str, partition: Partition) -> None:
         """A write found the partition another process's: let go of it now, not at the next tick."""
