@@ -249,6 +249,8 @@ class Partition:
         """How groups reach storage: fenced by the owner's epoch where other processes share it."""
         self.closed = False
         """No more commands: the partition is handed over, fenced, or stopping."""
+        self._unrecovered = False
+        """A group's write failed and storage has not told yet where the log ends."""
         self.on_fenced: Callable[[Partition], None] | None = None
         """Told once when a write finds the partition owned by another process."""
 
@@ -388,14 +390,21 @@ class Partition:
             batch = [await self._queue.get()]
             inflight, self._inflight = self._inflight, None
             if inflight is not None and not await inflight.task:
+                self._unrecovered = True
+            if self._unrecovered:
                 await self._recover_after_failure()
             # A group never spans two PLog chunks: the fence guards one chunk per write.
             room = min(MAX_GROUP, ROWS_PER_PARTITION - (self.next_plog & CRACK_MASK))
             while len(batch) < room and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            if self.closed and self._fenced:
+            refusal = self.moved() if self.closed and self._fenced else None
+            if refusal is None and self._unrecovered:
+                refusal = self._unavailable()
+            if refusal is not None:
+                # Fenced, or storage not readable yet after a failed write: executing now would
+                # number events after offsets the failed group may not have written (a hole).
                 for job in batch:
-                    job.future.set_exception(self.moved())
+                    job.future.set_exception(refusal)
                     self._queue.task_done()
                 continue
             try:
@@ -415,7 +424,12 @@ class Partition:
                 for _ in batch:
                     self._queue.task_done()
 
+    def _unavailable(self) -> SysError:
+        return SysError(503, "storage is unavailable; the command was not applied", headers={"Retry-After": "1"})
+
     async def _recover_after_failure(self) -> None:
+        """Learn from storage where the log ends; until that works, the partition executes
+        nothing (its commands answer 503): its sequences in memory may count a failed group."""
         if self._fenced:
             return
         try:
@@ -424,7 +438,10 @@ class Partition:
         except FencedError as exc:
             self._fence(exc)
         except Exception as exc:
-            log.error("%s partition %d: recovery failed: %s", self.app.name, self.id, exc)
+            log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, exc)
+            await asyncio.sleep(0.1)
+            return
+        self._unrecovered = False
 
     async def _prepare_group(self, batch: list[_Job], base: AppStorage | Pending) -> _Group | None:
         """Execute the commands of a batch; the successful ones form the group to write."""
