@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from voedger.auth import (
+    CLUSTER_SECRET_NAME,
     JWT_SECRET_NAME,
     FileSecretStore,
     SecretStoreError,
     StorageSecretStore,
     Tokens,
+    cluster_secret,
     generate_secret,
     jwt_secret,
 )
@@ -95,6 +97,14 @@ class TestStorageStore:
         assert len(first) == 64
         assert await jwt_secret(store) == first
         assert await store.read(JWT_SECRET_NAME) == first
+
+    async def test_the_cluster_secret_is_another_one_shared_alike(self) -> None:
+        storage = await _storage()
+        nodes = [StorageSecretStore(storage) for _ in range(4)]
+        secrets = await asyncio.gather(*(cluster_secret(n) for n in nodes))
+        assert len(set(secrets)) == 1 and len(secrets[0]) == 32
+        assert await nodes[0].read(CLUSTER_SECRET_NAME) == secrets[0]
+        assert secrets[0] != await jwt_secret(nodes[0])
 
     async def test_nodes_share_it(self) -> None:
         storage = await _storage()

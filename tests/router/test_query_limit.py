@@ -29,7 +29,7 @@ class HeldReads(LocalTransport):
         self.waiting = 0
 
     async def send(self, request: BusRequest) -> BusResponse:
-        if request.kind == "query" and request.resource.entity == "Echo":
+        if request.is_read and request.resource == "sys.Echo":
             self.waiting += 1
             await self.release.wait()
         return await super().send(request)

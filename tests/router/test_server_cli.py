@@ -11,12 +11,14 @@ import orjson
 
 from tests.router.test_crash import start_server
 from tests.support import free_port, wait_ready
-from voedger.router.app import MAX_BODY
+from voedger.router.app import MAX_BODY, MAX_FRAME
 
 
 async def test_a_body_the_router_would_refuse_is_refused_on_its_headers(tmp_path: Path) -> None:
-    """The server's body limit is the router's: a client announcing more gets 413 at once, in
-    Voedger's shape, without sending (or the server reading) the body."""
+    """The server's body limit is the router's and a forwarded request's head: a client
+    announcing more gets 413 at once, in Voedger's shape, without sending (or the server reading)
+    the body."""
+    assert MAX_BODY < MAX_FRAME <= MAX_BODY + 1024 * 1024
     port = free_port()
     proc = start_server(tmp_path, port)
     try:
@@ -24,7 +26,7 @@ async def test_a_body_the_router_would_refuse_is_refused_on_its_headers(tmp_path
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         head = (
             f"POST /api/test/shop/140737488420864/c.sys.CUD HTTP/1.1\r\nhost: t\r\n"
-            f"content-type: application/json\r\ncontent-length: {MAX_BODY + 1}\r\n\r\n"
+            f"content-type: application/json\r\ncontent-length: {MAX_FRAME + 1}\r\n\r\n"
         )
         writer.write(head.encode())
         reply = await asyncio.wait_for(reader.read(), 10)  # the server answers and closes
@@ -32,7 +34,7 @@ async def test_a_body_the_router_would_refuse_is_refused_on_its_headers(tmp_path
         status_line, _, rest = reply.partition(b"\r\n")
         assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
         body = orjson.loads(rest.split(b"\r\n\r\n", 1)[1])
-        assert body == {"sys.Error": {"HTTPStatus": 413, "Message": f"request body larger than {MAX_BODY} bytes"}}
+        assert body == {"sys.Error": {"HTTPStatus": 413, "Message": f"request body larger than {MAX_FRAME} bytes"}}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -4,7 +4,8 @@ What the router and the processors use:
 
 - :class:`Tokens` / :class:`AppTokens`: issue and validate principal and system tokens (JWT
   HS256 bound to an application); :func:`jwt_secret` with a :class:`StorageSecretStore` or
-  :class:`FileSecretStore` gives the cluster-wide signing secret;
+  :class:`FileSecretStore` gives the cluster-wide signing secret, :func:`cluster_secret` the
+  secret the cluster's processes forward requests to each other with;
 - :func:`credentials_from` / :func:`parse_authorization`: the ``Authorization`` header or cookie;
 - :func:`build_principal`: the roles of a request, as Voedger's authenticator computes them;
 - :class:`ACL`: the :class:`~voedger.processors.principal.Authorizer` that evaluates the
@@ -53,10 +54,12 @@ from voedger.auth.principals import (
 )
 from voedger.auth.rates import Limiter, RateDecision
 from voedger.auth.secretstore import (
+    CLUSTER_SECRET_NAME,
     JWT_SECRET_NAME,
     FileSecretStore,
     SecretStore,
     StorageSecretStore,
+    cluster_secret,
     generate_secret,
     jwt_secret,
 )
@@ -79,6 +82,7 @@ from voedger.auth.tokens import (
 __all__ = [
     "ACL",
     "AUTHORIZATION",
+    "CLUSTER_SECRET_NAME",
     "DEFAULT_PRINCIPAL_TOKEN_TTL",
     "GUEST_LOGIN",
     "GUEST_WSID",
@@ -119,6 +123,7 @@ __all__ = [
     "basic_header",
     "bearer_header",
     "build_principal",
+    "cluster_secret",
     "credentials_from",
     "generate_secret",
     "jwt_secret",

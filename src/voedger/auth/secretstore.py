@@ -29,16 +29,22 @@ from voedger.storage import AppStorage
 from voedger.structs.keys import app_state_key
 
 __all__ = [
+    "CLUSTER_SECRET_NAME",
     "JWT_SECRET_NAME",
     "FileSecretStore",
     "SecretStore",
     "StorageSecretStore",
+    "cluster_secret",
     "generate_secret",
     "jwt_secret",
 ]
 
 JWT_SECRET_NAME: Final = "secretKeyJWT"
 """The JWT secret's name, as Voedger's ``itokensjwt.SecretKeyJWTName``."""
+
+CLUSTER_SECRET_NAME: Final = "clusterSecret"
+"""The secret the processes of a cluster present to each other when they forward requests."""
+CLUSTER_SECRET_LENGTH: Final = 32
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 _log = logging.getLogger(__name__)
@@ -67,6 +73,12 @@ def generate_secret(length: int = SECRET_KEY_LENGTH) -> bytes:
 async def jwt_secret(store: SecretStore) -> bytes:
     """The cluster's JWT signing secret, created on first start."""
     return await store.get_or_create(JWT_SECRET_NAME, SECRET_KEY_LENGTH)
+
+
+async def cluster_secret(store: SecretStore) -> bytes:
+    """The cluster's secret for forwarded requests (``X-Voedger-Cluster-Secret``), created by the
+    first process to start and read by the others, like the JWT secret."""
+    return await store.get_or_create(CLUSTER_SECRET_NAME, CLUSTER_SECRET_LENGTH)
 
 
 def _check_name(name: str) -> None:

@@ -75,7 +75,7 @@ def server(
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
-    from voedger.router.app import MAX_BODY
+    from voedger.router.app import MAX_FRAME
     from voedger.router.server import make_asgi
     from voedger.storage import parse_storage_url
     from voedger.vvm.image import ImageError, load_image
@@ -124,7 +124,8 @@ def server(
 
         extra.append((metrics_app(vvm, socket.gethostname()), host, metrics_port))
     try:
-        http.run(asgi, host, port, max_body=MAX_BODY, extra=extra)  # a body the router would refuse is not read
+        # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
+        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra)
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

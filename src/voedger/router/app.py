@@ -1,10 +1,12 @@
 """The ASGI application: Voedger's HTTP API v1 and v2 over Starlette.
 
 The router checks what it can without the application's data (the application exists, the
-WSID parses and names a known cluster, the body is JSON), turns pseudo WSIDs into application
-workspaces, authenticates, and sends the request to the owner of its partition. Every error a
-client can cause answers in Voedger's error shape; anything else is logged and answers 500
-without details.
+WSID parses and names a known cluster, the URL names a resource, the body is not too large),
+turns pseudo WSIDs into application workspaces, keeps the per-workspace read limit, and sends the
+request as the client sent it (credential and body untouched, in a ``BusRequest``) to the owner
+of its partition. The owner's answer goes back to the client byte for byte. Every error the edge
+itself finds answers in Voedger's error shape; anything else is logged and answers 500 without
+details.
 """
 
 from __future__ import annotations
@@ -14,42 +16,42 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Final
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from voedger.appdef import QName, QNameError, Structure
-from voedger.auth import CredentialsKind, TokenInfo, credentials_from
-from voedger.processors.cuds import document_cuds
-from voedger.processors.principal import Principal
+from voedger.appdef import QName, QNameError
+from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.endpoint import endpoint
 from voedger.router.identity import IdentityEndpoints
-from voedger.router.responses import json_response
-from voedger.router.transport import BusRequest, BusResponse, Kind, Transport
+from voedger.router.owner import MAX_BODY
+from voedger.router.responses import bus_response
+from voedger.router.transport import ClusterRoutes, Routes, Transport, TransportUnavailable
+from voedger.router.wire import BUS_PATH, JSON_HEADERS, BusRequest, BusResponse, Op
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 from voedger.vvm.server import VVM
 
 log = logging.getLogger("voedger.router")
 
-MAX_BODY = 20 * 1024 * 1024
-VALIDATED_TOKENS = 10_000
-DEV_PRINCIPAL = Principal(login="dev", extra={"insecure": True})
+MAX_WIRE_HEAD: Final = 256 * 1024
+"""Bytes a forwarded request's head may add to its body (credential, URL parameters, names)."""
+MAX_FRAME: Final = MAX_BODY + MAX_WIRE_HEAD
+"""The most bytes a server reads of a request body: a client's body, or a forwarded request."""
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+_V2_READS: Final = {"docs": Op.V2_DOCS, "cdocs": Op.V2_CDOCS, "queries": Op.V2_QUERIES, "views": Op.V2_VIEWS}
+
 
 class Router:
-    def __init__(self, vvm: VVM, transports: dict[int, Transport]) -> None:
+    def __init__(self, vvm: VVM, routes: Routes | Mapping[int, Transport]) -> None:
         self.vvm = vvm
-        self.transports = transports
-        self._validated: dict[tuple[str, str], TokenInfo] = {}
-        """Tokens already validated, until they expire: a client sends the same one many times."""
+        self.routes: Routes = ClusterRoutes(routes) if isinstance(routes, Mapping) else routes
         self._reading: dict[int, int] = {}
         """Reads running now, by WSID (the per-workspace query limit)."""
         self.reads_refused = 0
@@ -69,11 +71,24 @@ class Router:
         rt = app.runtime
         if ws.is_pseudo(wsid):
             wsid = ws.pseudo_to_app_wsid(wsid, rt.num_app_workspaces, rt.cluster_id)
-        cluster = ws.cluster_id(wsid)
-        transport = self.transports.get(cluster)
-        if transport is None:
-            raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
-        return wsid, ws.partition_of(wsid, rt.num_partitions), transport
+        partition = ws.partition_of(wsid, rt.num_partitions)
+        return wsid, partition, self.routes.transport_for(app_name, wsid, partition)
+
+    async def send(self, request: BusRequest, transport: Transport, limit_reads: bool = True) -> BusResponse:
+        """The owner's answer to ``request``. A read takes one of its workspace's read slots
+        while it runs (unless ``limit_reads`` is off); an owner that cannot be reached is a 503."""
+        try:
+            if limit_reads and request.is_read:
+                with self._read_slot(request.wsid):
+                    return await transport.send(request)
+            return await transport.send(request)
+        except TransportUnavailable as exc:
+            log.warning("%s", exc)
+            raise SysError(
+                503,
+                f"the owner of workspace {request.wsid} cannot be reached; retry later",
+                headers={"Retry-After": "1"},
+            ) from None
 
     @contextlib.contextmanager
     def _read_slot(self, wsid: int) -> Iterator[None]:
@@ -99,55 +114,20 @@ class Router:
             else:
                 del self._reading[wsid]
 
-    def anonymous_caller(self) -> object:
-        """The caller of the sign-in endpoints: nobody (granted to sys.Anonymous), or the
-        development principal under ``--insecure-dev``."""
-        return DEV_PRINCIPAL if self.vvm.config.insecure_dev else None
-
-    def authenticate(
-        self, app_name: str, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
-    ) -> object:
-        """The caller: a validated token, or None for a request without one (anonymous).
-
-        Bad credentials are a 401 here; what the caller may do is decided in the workspace.
-        """
-        if self.vvm.config.insecure_dev:
-            return DEV_PRINCIPAL
-        creds = credentials_from(headers, cookies_of(headers) if cookies is None else cookies)
-        if creds is None:
-            return None
-        if creds.kind is not CredentialsKind.TOKEN:
-            raise SysError(401, "a login and password are not accepted here: sign in to get a token first")
-        assert self.vvm.tokens is not None
-        key = (app_name, creds.token)
-        hit = self._validated.get(key)
-        if hit is not None and hit.expires_at > self.vvm.config.clock.now():
-            return hit  # checked before: signature, app and payload cannot have changed
-        info = self.vvm.tokens.for_app(app_name).validate(creds.token)
-        if len(self._validated) >= VALIDATED_TOKENS:
-            self._validated.clear()
-        self._validated[key] = info
-        return info
+    @staticmethod
+    def credential(headers: Mapping[str, str], cookies: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """The request's credential as sent, for the owner to check: (the ``Authorization``
+        header, "") when the header holds anything, else ("", the ``Authorization`` cookie)."""
+        header = headers.get("authorization") or ""
+        if header.strip():
+            return header, ""
+        return header, (cookies_of(headers) if cookies is None else cookies).get("Authorization") or ""
 
     @staticmethod
-    async def json_body(request: Request, allow_empty: bool = True) -> dict[str, Any]:
-        return Router.parse_json(await request.body(), allow_empty)
-
-    @staticmethod
-    def parse_json(raw: bytes, allow_empty: bool = True) -> dict[str, Any]:
+    def check_size(raw: bytes) -> bytes:
         if len(raw) > MAX_BODY:
             raise SysError(413, f"request body is {len(raw)} bytes; at most {MAX_BODY} are accepted")
-        if not raw.strip():
-            if allow_empty:
-                return {}
-            raise SysError(400, "request body is empty; a JSON object is expected")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise SysError(400, f"request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise SysError(400, "request body must be a JSON object")
-        return body
+        return raw
 
     # --- API v1 -------------------------------------------------------------------------------
 
@@ -155,9 +135,9 @@ class Router:
         p = request.path_params
         body = await request.body()
         reply = await self.handle_v1(
-            p["owner"], p["app"], p["wsid"], p["resource"], body, request.headers, client_ip(request)
+            p["owner"], p["app"], p["wsid"], p["resource"], body, request.headers, client_ip(request), request.method
         )
-        return json_response(reply.status, reply.body, reply.headers)
+        return bus_response(reply)
 
     async def handle_v1(
         self,
@@ -168,6 +148,7 @@ class Router:
         raw_body: bytes,
         headers: Mapping[str, str],
         ip: str = "",
+        method: str = "POST",
     ) -> BusResponse:
         """``POST /api/{owner}/{app}/{wsid}/{c|q}.{pkg}.{name}``, from any front (Starlette or the fast path)."""
         app_name = f"{owner}/{app}"
@@ -175,88 +156,60 @@ class Router:
         if kind_letter not in ("c", "q") or not name:
             raise SysError(400, f"resource {resource!r} must be c.<pkg>.<Command> or q.<pkg>.<Query>")
         try:
-            qname = QName.parse(name)
+            QName.parse(name)
         except QNameError as exc:
             raise SysError(400, f"resource {resource!r}: {exc}") from None
         wsid, partition, transport = self.resolve(app_name, wsid_text)
-        principal = self.authenticate(app_name, headers)
-        body = self.parse_json(raw_body)
-        kind: Kind = "command" if kind_letter == "c" else "query"
-        with self._read_slot(wsid) if kind == "query" else contextlib.nullcontext():
-            return await transport.send(BusRequest(app_name, wsid, partition, kind, qname, body, principal, ip=ip))
+        authorization, cookie = self.credential(headers)
+        op = Op.V1_COMMAND if kind_letter == "c" else Op.V1_QUERY
+        bus = BusRequest(
+            op, method, app_name, wsid, partition, name, 0, authorization, cookie, self.check_size(raw_body), {}, ip
+        )
+        return await self.send(bus, transport)
 
     # --- API v2 -------------------------------------------------------------------------------
 
     async def _v2_send(
-        self, request: Request, kind: Kind, resource: QName, body: dict[str, Any], extra: dict[str, Any]
+        self, request: Request, op: Op, name: str, record_id: int = 0, params: dict[str, str] | None = None
     ) -> Response:
-        """Resolve, authenticate and send an API v2 request of a workspace; answer its reply."""
+        """Resolve and send an API v2 request of a workspace; answer its reply."""
         p = request.path_params
+        parse_qname(name)
         app_name = f"{p['owner']}/{p['app']}"
         wsid, partition, transport = self.resolve(app_name, p["wsid"])
-        principal = self.authenticate(app_name, request.headers, request.cookies)
+        authorization, cookie = self.credential(request.headers, request.cookies)
+        body = self.check_size(await request.body())
         bus = BusRequest(
-            app_name, wsid, partition, kind, resource, body, principal, api_v2=True, extra=extra, ip=client_ip(request)
+            op,
+            request.method,
+            app_name,
+            wsid,
+            partition,
+            name,
+            record_id,
+            authorization,
+            cookie,
+            body,
+            params or {},
+            client_ip(request),
         )
-        with self._read_slot(wsid) if kind == "query" else contextlib.nullcontext():
-            reply = await transport.send(bus)
-        return json_response(reply.status, reply.body, reply.headers)
+        return bus_response(await self.send(bus, transport))
 
     async def v2_command(self, request: Request) -> Response:
-        qname = parse_qname(request.path_params["name"])
-        self.vvm.app(f"{request.path_params['owner']}/{request.path_params['app']}")
-        body = await self.json_body(request)
-        unexpected = sorted(set(body) - {"args", "unloggedArgs"})
-        if unexpected:
-            raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
-        return await self._v2_send(request, "command", qname, body, {})
+        return await self._v2_send(request, Op.V2_COMMANDS, request.path_params["name"])
 
     async def v2_docs(self, request: Request) -> Response:
         """Create (POST), update (PATCH) or deactivate (DELETE) a record: a c.sys.CUD in disguise."""
         p = request.path_params
-        table = parse_qname(p["name"])
-        app = self.vvm.app(f"{p['owner']}/{p['app']}").runtime.appdef
-        t = app.find(table)
-        if not isinstance(t, Structure) or not t.kind.is_record:
-            raise SysError(404, f"table {table} does not exist")
-        if t.kind.value in ("ODoc", "ORecord"):
-            raise SysError(405, "cannot operate on the ODoc\\ORecord in any way other than through command arguments")
-        method = request.method
-        if method == "POST":
-            # The document and the records nested in its containers, all created by one event.
-            cuds = document_cuds(app, t, await self.json_body(request, allow_empty=False))
-        else:
-            record_id = parse_id(p.get("id", ""))
-            if method == "PATCH":
-                fields = await self.json_body(request, allow_empty=False)
-                if "sys.ID" in fields:
-                    raise SysError(400, "sys.ID field is not allowed among fields to update")
-                nested = [name for name in fields if t.container(name) is not None]
-                if nested:
-                    raise SysError(
-                        400,
-                        f"{table} container «{nested[0]}» cannot be changed by PATCH, which updates the record's own "
-                        "fields: PATCH or DELETE each nested record at docs/{table}/{id} of its own",
-                    )
-            else:
-                if (await request.body()).strip():
-                    raise SysError(400, "unexpected body is provided on delete")
-                fields = {"sys.IsActive": False}
-            cuds = [{"sys.ID": record_id, "fields": fields}]
-        extra = {"path": "docs", "method": method, "table": str(table)}
-        return await self._v2_send(request, "command", QName("sys", "CUD"), {"cuds": cuds}, extra)
+        record_id = parse_id(p["id"]) if "id" in p else 0
+        return await self._v2_send(request, Op.V2_DOCS, p["name"], record_id)
 
     async def v2_read(self, request: Request) -> Response:
         """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
         p = request.path_params
-        qname = parse_qname(p["name"])
         path = request.url.path.split("/workspaces/", 1)[1].split("/")[1]
-        extra: dict[str, Any] = {"path": path, "method": "GET", "params": dict(request.query_params)}
-        if "id" in p:
-            extra["id"] = parse_id(p["id"])
-        elif path == "docs":
-            extra["id"] = 0  # a singleton: the table names the record
-        return await self._v2_send(request, "query", qname, {}, extra)
+        record_id = parse_id(p["id"]) if "id" in p else 0  # no ID: a singleton, the table names the record
+        return await self._v2_send(request, _V2_READS[path], p["name"], record_id, dict(request.query_params))
 
 
 def client_ip(request: Request) -> str:
@@ -316,59 +269,96 @@ def guarded(handler: Handler, v2: bool) -> Handler:
     return run
 
 
-_AUTH_HEADERS = (b"authorization", b"cookie")
-V1_PATH = re.compile(r"^/api/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
+_AUTH_HEADERS: Final = (b"authorization", b"cookie")
+_JSON_TYPE: Final = (b"content-type", b"application/json")
+V1_PATH: Final = re.compile(r"^/api/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
 
 
 class FastPath:
-    """API v1 ``POST`` straight to the router, every other request to Starlette.
+    """API v1 ``POST`` straight to the router, forwarded requests (``POST /_cluster/bus``)
+    straight to the owner, every other request to Starlette.
 
     Commands are the hot path: skipping the framework's routing, middleware and request objects
     for them saves a good part of a request's CPU. The handler is the same one the Starlette
     route calls, so behaviour does not depend on which front served the request.
     """
 
-    def __init__(self, router: Router, app: Starlette) -> None:
+    def __init__(self, router: Router, app: Starlette, bus: BusEndpoint | None = None) -> None:
         self.router = router
         self.app = app
+        self.bus = bus
+        """Serves forwarded requests once set; until then their path is unknown here (404)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        match = V1_PATH.match(scope["path"])
+        path = scope["path"]
+        match = V1_PATH.match(path)
         if match is None or match.group(1) == "v2":
+            if path == BUS_PATH and self.bus is not None:
+                return await self._forwarded(scope, receive, send, self.bus)
             return await self.app(scope, receive, send)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size <= MAX_BODY:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks) if size <= MAX_BODY else b"x" * (MAX_BODY + 1)
+        body = await read_body(receive, MAX_BODY)
         # Only what authentication reads (the Authorization header, or its cookie).
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _AUTH_HEADERS}
         try:
             owner, app, wsid, resource = match.groups()
             client = scope.get("client")
             reply = await self.router.handle_v1(owner, app, wsid, resource, body, headers, client[0] if client else "")
-            status, data, extra = reply.status, orjson.dumps(reply.body), reply.headers
+            status, data = reply.status, reply.body
+            if reply.headers is JSON_HEADERS:
+                raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+            else:
+                raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+                raw_headers.append((b"content-length", b"%d" % len(data)))
         except SysError as err:
-            status, data, extra = err.status, err.to_v1(), err.headers
+            status, data = err.status, err.to_v1()
+            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+            raw_headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
         except Exception:
-            log.exception("internal error serving POST %s", scope["path"])
-            status, data, extra = 500, SysError(500, "internal error").to_v1(), {}
-        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-        raw_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            log.exception("internal error serving POST %s", path)
+            status, data = 500, SysError(500, "internal error").to_v1()
+            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": data})
 
+    async def _forwarded(self, scope: Scope, receive: Receive, send: Send, bus: BusEndpoint) -> None:
+        frame = await read_body(receive, MAX_FRAME)
+        try:
+            status, headers, data = await bus.handle(scope["headers"], frame)
+        except Exception:  # the owner answers every failure itself; this is a bug of the endpoint
+            log.exception("internal error serving a forwarded request")
+            status, headers, data = 500, [_JSON_TYPE], SysError(500, "internal error").to_v1()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", b"%d" % len(data))],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
 
-def build_app(vvm: VVM, transports: dict[int, Transport]) -> FastPath:
-    r = Router(vvm, transports)
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body; one longer than ``limit`` is read to its end and stands as ``limit`` + 1
+    bytes, which the size check refuses."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if size <= limit else b"x" * (limit + 1)
+
+
+def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoint | None = None) -> FastPath:
+    """The ASGI application of ``vvm``'s edge: requests go to their owners through ``routes``
+    (or a transport per cluster ID); ``bus``, if given, serves requests forwarded to this process."""
+    r = Router(vvm, routes)
     v1 = "/api/{owner}/{app}/{wsid}/{resource}"
     v2 = "/api/v2/apps/{owner}/{app}/workspaces/{wsid}"
 
@@ -377,7 +367,7 @@ def build_app(vvm: VVM, transports: dict[int, Transport]) -> FastPath:
 
     ident = IdentityEndpoints(r)
     apps = "/api/v2/apps/{owner}/{app}"
-    routes = [
+    routes_ = [
         Route("/api/check", endpoint(check), methods=["GET"]),
         Route(f"{apps}/auth/login", endpoint(guarded(ident.login, True)), methods=["POST"]),
         Route(f"{apps}/auth/refresh", endpoint(guarded(ident.refresh, True)), methods=["POST"]),
@@ -401,4 +391,4 @@ def build_app(vvm: VVM, transports: dict[int, Transport]) -> FastPath:
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.method} {request.url.path}"
         return error_response(SysError(status, message), v2_path)
 
-    return FastPath(r, Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}))
+    return FastPath(r, Starlette(routes=routes_, exception_handlers={404: not_found, 405: not_found}), bus)

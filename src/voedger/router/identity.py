@@ -2,45 +2,86 @@
 
 Each is a thin translation to a function of ``sys/registry`` (or of the profile workspace), as
 Voedger's router does it: the registry keeps logins in the application workspace that the
-login's pseudo WSID maps to, so that is where the call goes.
+login's pseudo WSID maps to, so that is where the call goes. Each call is an ordinary API v1
+command or query sent through the router's transport to the owner of that workspace's
+partition, like any client's; the endpoint reads the owner's JSON answer where it needs a value,
+and an error the owner answers is raised again here, to be answered in API v2's shape.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
+import jwt
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voedger.appdef import QName
 from voedger.apps.registry import REGISTRY_APP, create_login_args, device_credentials
-from voedger.auth import SubjectKind
+from voedger.auth import CredentialsKind, SubjectKind, credentials_from
 from voedger.auth.errors import TokenError
-from voedger.processors.principal import Principal
+from voedger.router.owner import parse_json
 from voedger.router.responses import json_response
+from voedger.router.wire import BusRequest, Op, error_of
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 
-_ISSUE = QName("registry", "IssuePrincipalToken")
-_REFRESH = QName("sys", "RefreshPrincipalToken")
-_CREATE = QName("registry", "CreateLogin")
-_CHANGE = QName("registry", "ChangePassword")
-_CREATE_EMAIL = QName("registry", "CreateEmailLogin")
-_VERIFIED_VALUE = "payloads.VerifiedValuePayload"
+if TYPE_CHECKING:
+    from voedger.router.app import Router
+
+_ISSUE: Final = "registry.IssuePrincipalToken"
+_REFRESH: Final = "sys.RefreshPrincipalToken"
+_CREATE: Final = "registry.CreateLogin"
+_CHANGE: Final = "registry.ChangePassword"
+_CREATE_EMAIL: Final = "registry.CreateEmailLogin"
+_VERIFIED_VALUE: Final = "payloads.VerifiedValuePayload"
+_NO_TOKEN: Final = "a principal token is needed to refresh it"
 
 
 class IdentityEndpoints:
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
         self.vvm = router.vvm
-
-    def _caller(self) -> object:
-        return self.router.anonymous_caller()
 
     def _registry_ws(self, login: str) -> int:
         registry = self.vvm.app(REGISTRY_APP).runtime
         return ws.pseudo_to_app_wsid(ws.pseudo_wsid(login), registry.num_app_workspaces)
+
+    async def _call(
+        self,
+        request: Request,
+        op: Op,
+        app: str,
+        wsid: int,
+        name: str,
+        body: dict[str, Any],
+        credential: tuple[str, str] = ("", ""),
+    ) -> Any:
+        """Send one API v1 call to the owner of ``wsid``, with the client's ``credential``
+        (header, cookie) or none; the owner's JSON answer, or its error raised."""
+        wsid, partition, transport = self.router.resolve(app, str(wsid))
+        bus = BusRequest(
+            op,
+            "POST",
+            app,
+            wsid,
+            partition,
+            name,
+            authorization=credential[0],
+            cookie=credential[1],
+            body=orjson.dumps(body),
+            ip=request.client.host if request.client else "",
+        )
+        # Not counted against the workspace's reads: sign-ins of many users share a registry workspace.
+        reply = await self.router.send(bus, transport, limit_reads=False)
+        if reply.status != 200:
+            raise error_of(reply)
+        return orjson.loads(reply.body)
+
+    @staticmethod
+    async def _json_body(request: Request) -> dict[str, Any]:
+        return parse_json(await request.body(), allow_empty=False)
 
     @staticmethod
     def _text(body: dict[str, Any], key: str) -> str:
@@ -49,13 +90,14 @@ class IdentityEndpoints:
             raise SysError(400, f"field {key!r} is required and must be a non-empty string")
         return value
 
-    async def _issue(self, app: str, login: str, password: str) -> dict[str, Any]:
-        reply = await self.vvm.query(
+    async def _issue(self, request: Request, app: str, login: str, password: str) -> dict[str, Any]:
+        reply = await self._call(
+            request,
+            Op.V1_QUERY,
             REGISTRY_APP,
             self._registry_ws(login),
             _ISSUE,
-            self._caller(),
-            body={
+            {
                 "args": {"Login": login, "Password": password, "AppName": app},
                 "elements": [{"fields": ["PrincipalToken", "WSID", "WSError"]}],
             },
@@ -70,29 +112,43 @@ class IdentityEndpoints:
     async def login(self, request: Request) -> Response:
         """``POST /auth/login {"login","password"}``."""
         p = request.path_params
-        body = await self.router.json_body(request, allow_empty=False)
-        result = await self._issue(f"{p['owner']}/{p['app']}", self._text(body, "login"), self._text(body, "password"))
+        body = await self._json_body(request)
+        app = f"{p['owner']}/{p['app']}"
+        result = await self._issue(request, app, self._text(body, "login"), self._text(body, "password"))
         return json_response(200, result)
 
     async def refresh(self, request: Request) -> Response:
-        """``POST /auth/refresh`` with the current token: a new one, in the profile workspace."""
+        """``POST /auth/refresh`` with the current token: a new one, from the profile workspace.
+
+        The profile's WSID, which says where to send the call, is read from the token unchecked:
+        the owner validates the very same token, so one that claims another profile fails there
+        (its signature), and only the profile's owner may execute the query anyway.
+        """
         p = request.path_params
         app_name = f"{p['owner']}/{p['app']}"
-        caller = self.router.authenticate(app_name, request.headers, request.cookies)
-        if isinstance(caller, Principal) or caller is None:
-            raise SysError(401, "a principal token is needed to refresh it")
-        profile = caller.payload.profile_wsid
-        reply = await self.vvm.query(
-            app_name, profile, _REFRESH, caller, body={"elements": [{"fields": ["NewPrincipalToken"]}]}
+        if self.vvm.config.insecure_dev:
+            raise SysError(401, _NO_TOKEN)
+        creds = credentials_from(request.headers, request.cookies)
+        if creds is None or creds.kind is not CredentialsKind.TOKEN:
+            raise SysError(401, _NO_TOKEN)
+        profile = _claimed_profile(creds.token)
+        reply = await self._call(
+            request,
+            Op.V1_QUERY,
+            app_name,
+            profile,
+            _REFRESH,
+            {"elements": [{"fields": ["NewPrincipalToken"]}]},
+            self.router.credential(request.headers, request.cookies),
         )
         token = reply["sections"][0]["elements"][0][0][0][0]
         return json_response(200, {"principalToken": token, "expiresInSeconds": 3600, "profileWSID": profile})
 
-    async def _create_login(self, app: str, login: str, password: str, kind: int) -> None:
+    async def _create_login(self, request: Request, app: str, login: str, password: str, kind: int) -> None:
         wsid, body = create_login_args(login, password, app, subject_kind=kind)
         registry = self.vvm.app(REGISTRY_APP).runtime
         target = ws.pseudo_to_app_wsid(wsid, registry.num_app_workspaces) if ws.is_pseudo(wsid) else wsid
-        await self.vvm.command(REGISTRY_APP, target, _CREATE, body, self._caller())
+        await self._call(request, Op.V1_COMMAND, REGISTRY_APP, target, _CREATE, body)
 
     async def users(self, request: Request) -> Response:
         """``POST /users``: 201 once the login exists; its profile follows asynchronously
@@ -101,17 +157,20 @@ class IdentityEndpoints:
         verified e-mail is the login) or ``{"login","password"}`` (``c.registry.CreateLogin``)."""
         p = request.path_params
         app = f"{p['owner']}/{p['app']}"
-        body = await self.router.json_body(request, allow_empty=False)
+        body = await self._json_body(request)
         if "verifiedEmailToken" in body:
-            await self._create_email_login(app, body)
+            await self._create_email_login(request, app, body)
         else:
-            await self._create_login(app, self._text(body, "login"), self._text(body, "password"), SubjectKind.USER)
+            login, password = self._text(body, "login"), self._text(body, "password")
+            await self._create_login(request, app, login, password, SubjectKind.USER)
         return json_response(201, {})
 
-    async def _create_email_login(self, app: str, body: dict[str, Any]) -> None:
+    async def _create_email_login(self, request: Request, app: str, body: dict[str, Any]) -> None:
         token = self._text(body, "verifiedEmailToken")
         display_name = self._text(body, "displayName")
         password = self._text(body, "password")
+        # Checked here, not only by the registry's command: the e-mail says where the login lives.
+        assert self.vvm.tokens is not None
         try:
             claims = self.vvm.tokens.validate_claims(REGISTRY_APP, _VERIFIED_VALUE, token)
         except TokenError as exc:
@@ -126,23 +185,24 @@ class IdentityEndpoints:
             "WSKindInitializationData": json.dumps({"DisplayName": display_name}),
             "ProfileCluster": ws.MAIN_CLUSTER_ID,
         }
-        await self.vvm.command(
+        await self._call(
+            request,
+            Op.V1_COMMAND,
             REGISTRY_APP,
             self._registry_ws(email),
             _CREATE_EMAIL,
             {"args": args, "unloggedArgs": {"Password": password}},
-            self._caller(),
         )
 
     async def change_password(self, request: Request) -> Response:
         """``POST /users/change-password {"login","oldPassword","newPassword"}``."""
         p = request.path_params
-        body = await self.router.json_body(request, allow_empty=False)
+        body = await self._json_body(request)
         login = self._text(body, "login")
         args = {"args": {"Login": login, "AppName": f"{p['owner']}/{p['app']}"}}
         unlogged = {"OldPassword": self._text(body, "oldPassword"), "NewPassword": self._text(body, "newPassword")}
-        await self.vvm.command(
-            REGISTRY_APP, self._registry_ws(login), _CHANGE, {**args, "unloggedArgs": unlogged}, self._caller()
+        await self._call(
+            request, Op.V1_COMMAND, REGISTRY_APP, self._registry_ws(login), _CHANGE, {**args, "unloggedArgs": unlogged}
         )
         return json_response(200, {})
 
@@ -152,5 +212,17 @@ class IdentityEndpoints:
         if (await request.body()).strip():
             raise SysError(400, "POST /devices takes no body")
         login, password = device_credentials()
-        await self._create_login(f"{p['owner']}/{p['app']}", login, password, SubjectKind.DEVICE)
+        await self._create_login(request, f"{p['owner']}/{p['app']}", login, password, SubjectKind.DEVICE)
         return json_response(201, {"login": login, "password": password})
+
+
+def _claimed_profile(token: str) -> int:
+    """The ``ProfileWSID`` a principal token claims, read without checking the token (routing only)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise SysError(401, "the token is not a valid principal token") from None
+    profile = claims.get("ProfileWSID")
+    if not isinstance(profile, int) or isinstance(profile, bool) or profile <= 0:
+        raise SysError(401, _NO_TOKEN)
+    return profile

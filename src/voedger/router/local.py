@@ -1,43 +1,23 @@
-"""The transport to this process's own partitions."""
+"""The transport to this process's own partitions: the owner's handler, called in process.
+
+Nothing is encoded or copied: the request's body bytes reach the owner as the edge read them,
+and the answer's bytes go back the same way. The answer is the one a forwarded request gets.
+"""
 
 from __future__ import annotations
 
-from voedger.appdef import QName
-from voedger.router.transport import BusRequest, BusResponse
+from voedger.router.owner import Owner
+from voedger.router.wire import BusRequest, BusResponse
 from voedger.vvm.server import VVM
 
 
 class LocalTransport:
-    def __init__(self, vvm: VVM) -> None:
+    def __init__(self, vvm: VVM, owner: Owner | None = None) -> None:
         self.vvm = vvm
+        self.owner = owner if owner is not None else Owner(vvm)
 
     async def send(self, request: BusRequest) -> BusResponse:
-        if request.kind == "command":
-            table = request.extra.get("table") if request.extra.get("method") in ("PATCH", "DELETE") else None
-            result = await self.vvm.command(
-                request.app,
-                request.wsid,
-                request.resource,
-                request.body,
-                request.principal,
-                ip=request.ip,
-                table=QName.parse(table) if table else None,
-            )
-            if request.api_v2:
-                status = 201 if request.extra.get("path") == "docs" and request.extra.get("method") == "POST" else 200
-                return BusResponse(status, result.to_v2())
-            return BusResponse(200, result.to_v1())
-        extra = request.extra
-        body = await self.vvm.query(
-            request.app,
-            request.wsid,
-            request.resource,
-            request.principal,
-            body=request.body,
-            api_v2=request.api_v2,
-            path=extra.get("path", "queries"),
-            params=extra.get("params"),
-            doc_id=extra.get("id", 0),
-            ip=request.ip,
-        )
-        return BusResponse(200, body)
+        return await self.owner.handle(request)
+
+    async def aclose(self) -> None:
+        pass

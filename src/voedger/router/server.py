@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from voedger.auth import StorageSecretStore, cluster_secret
 from voedger.router.app import FastPath, build_app
+from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.local import LocalTransport
-from voedger.vvm.server import VVM, ServerConfig
+from voedger.router.owner import Owner
+from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 log = logging.getLogger("voedger.server")
 
@@ -30,13 +33,20 @@ def settle_heap() -> None:
 
 
 def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
-    """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown."""
+    """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown.
+
+    Its own cluster's partitions are served in process; once started, it also serves requests
+    that other processes of the cluster forward to it with the cluster secret from storage."""
     vvm = VVM(config)
-    app = build_app(vvm, {config.cluster_id: LocalTransport(vvm)})
+    owner = Owner(vvm)
+    app = build_app(vvm, {config.cluster_id: LocalTransport(vvm, owner)})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await vvm.start()
+        assert vvm.provider is not None
+        secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
+        app.bus = BusEndpoint(owner, secret)
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:

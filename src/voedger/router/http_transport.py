@@ -1,0 +1,107 @@
+"""The transport to an owner in another process or cluster: the wire contract over HTTP.
+
+``send`` POSTs ``request.to_bytes()`` to the owner's ``/_cluster/bus`` with the cluster secret
+and returns the BusResponse the owner encoded, so the client gets the bytes a local owner would
+have given. What can go wrong in between is told apart by whether the request may have reached
+the owner:
+
+- not sent (connection refused, connect or pool timeout): ``TransportUnavailable``; nothing was
+  done, so the caller may send it elsewhere or later;
+- sent, answer lost (reset, timeout, a broken or garbled reply): the owner may have done it. A
+  command is never repeated here: the client gets 503 with ``Retry-After`` and a message that
+  says the outcome is unknown; a read gets the same 503 (it is safe to retry, by the client);
+- refused by the owner's endpoint (a wrong secret, a request it cannot decode): nothing was done,
+  but it is a misconfiguration, not a passing failure: logged, 500 to the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Final
+
+import httpx
+
+from voedger.router.transport import TransportUnavailable
+from voedger.router.wire import (
+    BUS_CONTENT_TYPE,
+    BUS_PATH,
+    SECRET_HEADER,
+    BusRequest,
+    BusResponse,
+    WireError,
+    error_reply,
+    secret_text,
+)
+from voedger.syserror import SysError
+
+log = logging.getLogger("voedger.router")
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
+"""A command may wait for its group's durable write; a connection should come at once."""
+RETRY_AFTER: Final = {"Retry-After": "1"}
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class HttpTransport:
+    """Forwards requests to the server at ``base_url`` (``http://host:port``). The transport owns
+    ``client`` (given, or made here) and closes it in ``aclose``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: bytes | str,
+        client: httpx.AsyncClient | None = None,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.url = base_url.rstrip("/") + BUS_PATH
+        self._headers = {SECRET_HEADER: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
+        # trust_env off: traffic inside a cluster never goes through a proxy from the environment.
+        self.client = client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
+
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.url!r})"
+
+    async def send(self, request: BusRequest) -> BusResponse:
+        data = dataclasses.replace(request, hops=request.hops + 1).to_bytes()
+        try:
+            reply = await self.client.post(self.url, content=data, headers=self._headers)
+        except _NOT_SENT as exc:
+            raise TransportUnavailable(f"{self.url} is unreachable: {type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:
+            return self._lost(request, f"{type(exc).__name__}: {exc}")
+        if reply.status_code != 200:
+            if 400 <= reply.status_code < 500:
+                log.error(
+                    "%s refused a forwarded request: %d %s", self.url, reply.status_code, reply.text[:200].strip()
+                )
+                return error_reply(SysError(500, "internal error"), request.v2)
+            return self._lost(request, f"HTTP {reply.status_code}")
+        try:
+            return BusResponse.from_bytes(reply.content)
+        except WireError as exc:
+            return self._lost(request, str(exc))
+
+    def _lost(self, request: BusRequest, reason: str) -> BusResponse:
+        """The request went out and no answer came back: its outcome is unknown."""
+        log.warning(
+            "no answer from %s for %s %s/%d %s: %s",
+            self.url,
+            request.op.value,
+            request.app,
+            request.wsid,
+            request.resource,
+            reason,
+        )
+        if request.is_read:
+            message = f"the owner of workspace {request.wsid} did not answer; retry"
+        else:
+            message = (
+                f"the owner of workspace {request.wsid} did not answer: the command may or may not have been "
+                "done; check before sending it again"
+            )
+        return error_reply(SysError(503, message, headers=RETRY_AFTER), request.v2)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,221 @@
+"""The owner's side of the wire: a BusRequest in, a BusResponse out.
+
+Whatever needs the application's data or secrets happens here, in the process that owns the
+partition: the credential is validated, the body parsed, the command or read run on the VVM,
+and the answer shaped to the byte (status, headers, Voedger's body or error body). The edge sends
+those bytes on unchanged, so an answer does not depend on which hop carried the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import orjson
+
+from voedger.appdef import QName, QNameError, Structure
+from voedger.auth import CredentialsKind, TokenInfo, parse_authorization, parse_authorization_cookie
+from voedger.processors.cuds import document_cuds
+from voedger.processors.principal import Principal
+from voedger.router.wire import JSON_HEADERS, BusRequest, BusResponse, Op, error_reply
+from voedger.structs.wsid import partition_of
+from voedger.syserror import SysError
+from voedger.vvm.server import VVM
+
+log = logging.getLogger("voedger.router")
+
+MAX_BODY: Final = 20 * 1024 * 1024
+"""Bytes of a request body a client may send."""
+VALIDATED_TOKENS: Final = 10_000
+DEV_PRINCIPAL: Final = Principal(login="dev", extra={"insecure": True})
+_CUD: Final = QName("sys", "CUD")
+_READ_PATHS: Final = {Op.V2_QUERIES: "queries", Op.V2_VIEWS: "views", Op.V2_DOCS: "docs", Op.V2_CDOCS: "cdocs"}
+_INTERNAL: Final = SysError(500, "internal error")
+
+
+class Owner:
+    """Serves the requests of the partitions this process owns."""
+
+    def __init__(self, vvm: VVM) -> None:
+        self.vvm = vvm
+        self._validated: dict[tuple[str, str, str], TokenInfo] = {}
+        """Tokens already validated, by application and credential as sent, until they expire: a
+        client sends the same one many times. The same object comes back for the same token,
+        which lets a partition remember the caller's principal."""
+
+    async def handle(self, request: BusRequest) -> BusResponse:
+        """The answer to ``request``; never raises: every failure is an error response, and
+        anything unexpected is logged and answers 500 without details."""
+        try:
+            op = request.op
+            if op is Op.V1_COMMAND:
+                return await self._v1(request, command=True)
+            if op is Op.V1_QUERY:
+                return await self._v1(request, command=False)
+            if request.method == "GET":
+                return await self._v2_read(request)
+            if op is Op.V2_DOCS:
+                return await self._v2_docs(request)
+            if op is Op.V2_COMMANDS:
+                return await self._v2_command(request)
+            raise SysError(405, f"method {request.method} is not allowed on {op.value}")
+        except SysError as err:
+            return error_reply(err, request.v2)
+        except Exception:
+            log.exception(
+                "internal error serving %s %s %s/%d %s",
+                request.op.value,
+                request.method,
+                request.app,
+                request.wsid,
+                request.resource,
+            )
+            return error_reply(_INTERNAL, request.v2)
+
+    # --- shared steps ---------------------------------------------------------------------------
+
+    def authenticate(self, app: str, authorization: str, cookie: str = "") -> object:
+        """The caller: a validated token, or None for a request without one (anonymous).
+
+        Bad credentials are a 401 here; what the caller may do is decided in the workspace.
+        """
+        if self.vvm.config.insecure_dev:
+            return DEV_PRINCIPAL
+        if not authorization and not cookie:
+            return None
+        key = (app, authorization, cookie)
+        hit = self._validated.get(key)
+        if hit is not None and hit.expires_at > self.vvm.config.clock.now():
+            return hit  # checked before: signature, app and payload cannot have changed
+        if authorization.strip():
+            creds = parse_authorization(authorization)
+        else:
+            creds = parse_authorization_cookie(cookie) if cookie else None
+        if creds is None:
+            return None
+        if creds.kind is not CredentialsKind.TOKEN:
+            raise SysError(401, "a login and password are not accepted here: sign in to get a token first")
+        assert self.vvm.tokens is not None
+        info = self.vvm.tokens.for_app(app).validate(creds.token)
+        if len(self._validated) >= VALIDATED_TOKENS:
+            self._validated.clear()
+        self._validated[key] = info
+        return info
+
+    def _check_partition(self, request: BusRequest) -> None:
+        rt = self.vvm.app(request.app).runtime
+        if partition_of(request.wsid, rt.num_partitions) != request.partition:
+            raise SysError(400, f"workspace {request.wsid} is not in partition {request.partition} of {request.app}")
+
+    # --- API v1 -------------------------------------------------------------------------------
+
+    async def _v1(self, request: BusRequest, command: bool) -> BusResponse:
+        qname = parse_qname(request.resource)
+        self._check_partition(request)
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        body = parse_json(request.body)
+        if command:
+            result = await self.vvm.command(request.app, request.wsid, qname, body, principal, ip=request.ip)
+            return BusResponse(200, JSON_HEADERS, orjson.dumps(result.to_v1()))
+        answer = await self.vvm.query(request.app, request.wsid, qname, principal, body=body, ip=request.ip)
+        return BusResponse(200, JSON_HEADERS, orjson.dumps(answer))
+
+    # --- API v2 -------------------------------------------------------------------------------
+
+    async def _v2_command(self, request: BusRequest) -> BusResponse:
+        qname = parse_qname(request.resource)
+        self._check_partition(request)
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        body = parse_json(request.body)
+        unexpected = sorted(set(body) - {"args", "unloggedArgs"})
+        if unexpected:
+            raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
+        result = await self.vvm.command(request.app, request.wsid, qname, body, principal, ip=request.ip)
+        return BusResponse(200, JSON_HEADERS, orjson.dumps(result.to_v2()))
+
+    async def _v2_docs(self, request: BusRequest) -> BusResponse:
+        """Create (POST), update (PATCH) or deactivate (DELETE) a record: a c.sys.CUD in disguise."""
+        table = parse_qname(request.resource)
+        self._check_partition(request)
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        app = self.vvm.app(request.app).runtime.appdef
+        t = app.find(table)
+        if not isinstance(t, Structure) or not t.kind.is_record:
+            raise SysError(404, f"table {table} does not exist")
+        if t.kind.value in ("ODoc", "ORecord"):
+            raise SysError(405, "cannot operate on the ODoc\\ORecord in any way other than through command arguments")
+        method = request.method
+        if method == "POST":
+            # The document and the records nested in its containers, all created by one event.
+            cuds = document_cuds(app, t, parse_json(request.body, allow_empty=False))
+        else:
+            if not request.record_id:
+                raise SysError(400, f"{method} docs/{table} needs a record ID")
+            if method == "PATCH":
+                fields = parse_json(request.body, allow_empty=False)
+                if "sys.ID" in fields:
+                    raise SysError(400, "sys.ID field is not allowed among fields to update")
+                nested = [name for name in fields if t.container(name) is not None]
+                if nested:
+                    raise SysError(
+                        400,
+                        f"{table} container «{nested[0]}» cannot be changed by PATCH, which updates the record's own "
+                        "fields: PATCH or DELETE each nested record at docs/{table}/{id} of its own",
+                    )
+            else:
+                if request.body.strip():
+                    raise SysError(400, "unexpected body is provided on delete")
+                fields = {"sys.IsActive": False}
+            cuds = [{"sys.ID": request.record_id, "fields": fields}]
+        result = await self.vvm.command(
+            request.app,
+            request.wsid,
+            _CUD,
+            {"cuds": cuds},
+            principal,
+            ip=request.ip,
+            table=None if method == "POST" else table,  # a new record's table is in its CUD
+        )
+        return BusResponse(201 if method == "POST" else 200, JSON_HEADERS, orjson.dumps(result.to_v2()))
+
+    async def _v2_read(self, request: BusRequest) -> BusResponse:
+        """GET docs/{table}[/{id}], cdocs/{table}, queries/{query}, views/{view}: the query side."""
+        qname = parse_qname(request.resource)
+        self._check_partition(request)
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        answer = await self.vvm.query(
+            request.app,
+            request.wsid,
+            qname,
+            principal,
+            api_v2=True,
+            path=_READ_PATHS[request.op],
+            params=request.params,
+            doc_id=request.record_id,
+            ip=request.ip,
+        )
+        return BusResponse(200, JSON_HEADERS, orjson.dumps(answer))
+
+
+def parse_qname(text: str) -> QName:
+    try:
+        return QName.parse(text)
+    except QNameError as exc:
+        raise SysError(400, str(exc)) from None
+
+
+def parse_json(raw: bytes, allow_empty: bool = True) -> dict[str, Any]:
+    """A request body: a JSON object (``{}`` for an empty body when ``allow_empty``)."""
+    if len(raw) > MAX_BODY:
+        raise SysError(413, f"request body is {len(raw)} bytes; at most {MAX_BODY} are accepted")
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise SysError(400, "request body is empty; a JSON object is expected")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SysError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise SysError(400, "request body must be a JSON object")
+    return body
