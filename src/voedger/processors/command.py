@@ -81,6 +81,9 @@ BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
 
 ERR_WS_NOT_INITED = "workspace is not initialized"
 ERR_MOVED = "partition {} is moving to another server process; retry"
+NOT_OWNER_HEADER = "x-voedger-not-owner"
+"""On a 503 of a process that does not (or no longer) serve the partition: the router that
+forwarded the request reads the partition's lease again and sends it to the new owner."""
 ERR_WS_INACTIVE = "workspace status is not active"
 WS_STATUS_ACTIVE = 0
 
@@ -364,7 +367,7 @@ class Partition:
             recent.popleft()
 
     def moved(self) -> SysError:
-        return SysError(503, ERR_MOVED.format(self.id), headers={"Retry-After": "1"})
+        return SysError(503, ERR_MOVED.format(self.id), headers={"Retry-After": "1", NOT_OWNER_HEADER: "1"})
 
     async def submit(self, request: CommandRequest) -> CommandResult:
         if partition_of(request.wsid, self.app.num_partitions) != self.id:

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from voedger.auth import StorageSecretStore, cluster_secret
 from voedger.router.app import FastPath, build_app
 from voedger.router.bus_endpoint import BusEndpoint
+from voedger.router.cluster import LeaseRoutes
 from voedger.router.local import LocalTransport
 from voedger.router.owner import Owner
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
@@ -39,13 +40,15 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
     that other processes of the cluster forward to it with the cluster secret from storage."""
     vvm = VVM(config)
     owner = Owner(vvm)
-    app = build_app(vvm, {config.cluster_id: LocalTransport(vvm, owner)})
+    routes = LeaseRoutes(vvm, LocalTransport(vvm, owner))
+    app = build_app(vvm, routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await vvm.start()
         assert vvm.provider is not None
         secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
+        routes.secret = secret
         app.bus = BusEndpoint(owner, secret)
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))

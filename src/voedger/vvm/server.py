@@ -22,7 +22,7 @@ from voedger.auth.resolver import TokenResolver
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
-from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
+from voedger.processors.command import NOT_OWNER_HEADER, WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
 from voedger.processors.fence import FencedWriter, next_epoch
 from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
@@ -41,6 +41,8 @@ from voedger.vvm.ownership import DEFAULT_TTL, Ownership
 from voedger.vvm.stats import ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
+
+__all__ = ["NOT_OWNER_HEADER", "VVM", "ServerConfig"]
 
 APP_WORKSPACE_KIND = "sys.AppWorkspace"
 VVM_APP = "sys/vvm"
@@ -87,7 +89,9 @@ class DeployedApp:
             return self.partitions[pid]
         except KeyError:
             raise SysError(
-                503, f"partition {pid} of {self.image.name} is not served here; retry", headers={"Retry-After": "1"}
+                503,
+                f"partition {pid} of {self.image.name} is not served here; retry",
+                headers={"Retry-After": "1", NOT_OWNER_HEADER: "1"},
             ) from None
 
 
