@@ -3,13 +3,13 @@ half-created storages."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from voedger.storage import (
     StorageError,
-    StorageInitError,
     open_storage,
     safe_app_name,
 )
@@ -89,15 +89,26 @@ async def test_pending_storage_is_completed_on_next_start(tmp_path: Path) -> Non
     await provider.close()
 
 
-async def test_half_created_storage_is_reported(tmp_path: Path) -> None:
-    """A crash after the storage was created but before Done: detected, kept, and reported."""
+async def test_storage_created_but_not_recorded_is_completed(tmp_path: Path) -> None:
+    """A crash after the storage was created but before Done (or another process of the
+    cluster creating it at this moment): its name is this application's, so it is opened and
+    recorded as done."""
     provider = open_storage(f"sqlite://{tmp_path}")
     await _write_desc(provider, "test/app", AppStorageDesc("testapp", PENDING))
     await provider.factory.init("testapp")
-    with pytest.raises(StorageInitError, match="half-created"):
-        await provider.app_storage("test/app")
-    desc = await provider.describe("test/app")
-    assert desc is not None and desc.status == PENDING and "already exists" in desc.error
-    with pytest.raises(StorageInitError, match="needs an operator"):
-        await provider.app_storage("test/app")
+    storage = await provider.app_storage("test/app")
+    await storage.put(b"p", b"c", b"v")
+    assert await provider.describe("test/app") == AppStorageDesc("testapp", DONE)
     await provider.close()
+
+
+async def test_processes_creating_one_storage_at_once_all_get_it() -> None:
+    """Several processes of a cluster start at once on a fresh storage: each gets the one storage."""
+    from voedger.storage import StorageProvider
+    from voedger.storage.mem import MemStorageFactory
+
+    factory = MemStorageFactory()
+    providers = [StorageProvider(factory) for _ in range(4)]
+    storages = await asyncio.gather(*(p.app_storage("test/app") for p in providers))
+    assert all(s is storages[0] for s in storages)
+    assert await providers[0].describe("test/app") == AppStorageDesc("testapp", DONE)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import orjson
 
 from voedger.storage.contract import AppStorage, AppStorageFactory, Capabilities
-from voedger.storage.errors import StorageAlreadyExistsError, StorageError, StorageInitError
+from voedger.storage.errors import (
+    StorageAlreadyExistsError,
+    StorageDoesNotExistError,
+    StorageError,
+    StorageInitError,
+)
 from voedger.storage.safename import mutate_safe_name, safe_app_name
 
 META_STORAGE = "sysmeta"
@@ -42,6 +47,11 @@ class AppStorageDesc:
     def decode(data: bytes) -> AppStorageDesc:
         raw = orjson.loads(data)
         return AppStorageDesc(raw["SafeName"], raw["Status"], raw.get("Error", ""))
+
+
+CREATION_WAIT = 60.0
+"""Seconds a process waits for a storage another process is creating (Cassandra: a keyspace
+and its table, a schema change the nodes must agree on)."""
 
 
 class StorageProvider:
@@ -104,18 +114,36 @@ class StorageProvider:
             )
         try:
             await self.factory.init(desc.safe_name)
+        except StorageAlreadyExistsError:
+            # Another process of the cluster is creating it right now, or one crashed after
+            # creating it: either way it is this application's (its name is claimed), so wait
+            # until it opens, then record it as done.
+            storage = await self._wait_until_it_opens(app, desc.safe_name)
         except Exception as exc:
             failed = AppStorageDesc(desc.safe_name, PENDING, f"{type(exc).__name__}: {exc}")
             await meta.compare_and_swap(key, _DESC, raw, failed.encode())
-            if isinstance(exc, StorageAlreadyExistsError):
-                raise StorageInitError(
-                    f"storage of {app} ({desc.safe_name}) was left half-created by an interrupted start: {exc}"
-                ) from exc
             raise StorageInitError(f"cannot create the storage of {app} ({desc.safe_name}): {exc}") from exc
+        else:
+            storage = await self.factory.app_storage(desc.safe_name)
         done = AppStorageDesc(desc.safe_name, DONE)
         if not await meta.compare_and_swap(key, _DESC, raw, done.encode()):
-            raise StorageInitError(f"the registry entry of {app} changed while its storage was created")
-        return await self.factory.app_storage(desc.safe_name)
+            now = await meta.get(key, _DESC)
+            if now is None or AppStorageDesc.decode(now) != done:
+                raise StorageInitError(f"the registry entry of {app} changed while its storage was created")
+        return storage
+
+    async def _wait_until_it_opens(self, app: str, safe_name: str) -> AppStorage:
+        deadline = asyncio.get_running_loop().time() + CREATION_WAIT
+        while True:
+            try:
+                return await self.factory.app_storage(safe_name)
+            except StorageDoesNotExistError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StorageInitError(
+                        f"storage of {app} ({safe_name}) exists but did not become usable within "
+                        f"{CREATION_WAIT:.0f} s (a start interrupted half-way?): {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)
 
     async def _register(self, meta: AppStorage, app: str) -> AppStorageDesc:
         """Claim a safe name and write a Pending descriptor; another process may win the race."""
