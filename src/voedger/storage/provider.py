@@ -76,7 +76,8 @@ class StorageProvider:
             await self.factory.open()
             with contextlib.suppress(StorageAlreadyExistsError):
                 await self.factory.init(META_STORAGE)
-            self._meta = await self.factory.app_storage(META_STORAGE)
+            # Another process may be creating it at this moment: wait until it opens.
+            self._meta = await self._wait_until_it_opens("the storage registry", META_STORAGE)
         return self._meta
 
     async def app_storage(self, app: str) -> AppStorage:
