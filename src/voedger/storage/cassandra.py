@@ -716,7 +716,13 @@ class CassandraStorageFactory(AppStorageFactory):
                 hint = " (keyspace exists without its table: an interrupted init?)" if ks_exists else ""
                 raise StorageDoesNotExistError(f"storage {safe_name!r} (keyspace {keyspace}) does not exist{hint}")
             consistency, serial = self._consistency_levels()
-            stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+            try:
+                stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+            except StorageError:
+                # Created a moment ago by another process: a node that has not applied the new
+                # table yet refuses to prepare. Once the nodes agree on the schema, it works.
+                await self._wait_for_schema_agreement(f"opening keyspace {keyspace}")
+                stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
             storage = CassandraAppStorage(bridge, keyspace, stmts, self.capabilities)
             self._storages[keyspace] = storage
             return storage
