@@ -133,8 +133,7 @@ async def test_partitions_of_a_dead_process_serve_elsewhere_after_the_ttl(
     a, _b, _c = [await _start(storage, serving, started, n) for n in "abc"]
     await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
     # Death: the loop stops, nothing is released; the fake host forgets what it served.
-    assert a._task is not None
-    a._task.cancel()
+    a.crash()
     started.remove(a)
     for key in [k for k, n in serving.by_key.items() if n == "a"]:
         del serving.by_key[key]
@@ -149,8 +148,7 @@ async def test_a_paused_process_drops_everything_before_the_others_take_over(
     a, _b = [await _start(storage, serving, started, n) for n in "ab"]
     await _until(lambda: len(_spread(serving)) == 2 and len(serving.by_key) == len(KEYS), 5)
     held = {k for k, n in serving.by_key.items() if n == "a"}
-    assert a._task is not None
-    a._task.cancel()  # paused: no renewals
+    a.crash()  # paused: no renewals
     # Its validity runs out on its own clock before its rows expire in storage.
     valid_until = max(o.deadline.until for o in a.owned.values())
     for o in a.owned.values():

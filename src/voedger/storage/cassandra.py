@@ -141,6 +141,9 @@ def _translate(exc: BaseException, what: str) -> StorageError:
     return StorageError(f"Cassandra refused to {what}: {name}: {detail}")
 
 
+PREPARE_ATTEMPTS = 30
+"""Tries to prepare a keyspace's statements, a second apart, while its new table spreads."""
+
 CAS_WRITE_UNKNOWN = 0x1700
 """Cassandra's "CAS operation result is unknown" (a proposal accepted by fewer than a quorum,
 e.g. while a node goes down); the driver knows no class for it."""
@@ -716,13 +719,18 @@ class CassandraStorageFactory(AppStorageFactory):
                 hint = " (keyspace exists without its table: an interrupted init?)" if ks_exists else ""
                 raise StorageDoesNotExistError(f"storage {safe_name!r} (keyspace {keyspace}) does not exist{hint}")
             consistency, serial = self._consistency_levels()
-            try:
-                stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
-            except StorageError:
-                # Created a moment ago by another process: a node that has not applied the new
-                # table yet refuses to prepare. Once the nodes agree on the schema, it works.
-                await self._wait_for_schema_agreement(f"opening keyspace {keyspace}")
-                stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+            for attempt in range(PREPARE_ATTEMPTS):
+                try:
+                    stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+                    break
+                except StorageError as exc:
+                    # Created a moment ago by another process: a node that has not applied the
+                    # new table yet refuses to prepare. Once the nodes agree, it works.
+                    if attempt == PREPARE_ATTEMPTS - 1:
+                        raise
+                    log.info("keyspace %s is not ready on every node yet (%s); waiting", keyspace, exc)
+                    await self._wait_for_schema_agreement(f"opening keyspace {keyspace}")
+                    await asyncio.sleep(1.0)
             storage = CassandraAppStorage(bridge, keyspace, stmts, self.capabilities)
             self._storages[keyspace] = storage
             return storage

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -73,17 +73,23 @@ class Ownership:
         """The leases as last read: where requests for partitions of others go."""
         self.members: list[Member] = []
         self._free_since: dict[Key, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._releasing: dict[Key, asyncio.Task[None]] = {}
         self._stopping = False
         self.stats = OwnershipStats()
 
     # --- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Join, take a first share, and serve it; renewals run from here on, in a task of
+        their own, so that a slow start (recovering a partition) never lets a lease lapse."""
         await self._join()
         await self.balance()
+        self._tasks = [
+            asyncio.create_task(self._loop(self.renew), name="cluster-renewals"),
+            asyncio.create_task(self._loop(self.rebalance), name="cluster-balance"),
+        ]
         await self.settled()
-        self._task = asyncio.create_task(self._loop(), name="cluster-ownership")
 
     async def settled(self) -> None:
         """Wait until the partitions acquired so far serve."""
@@ -95,23 +101,36 @@ class Ownership:
     async def stop(self) -> None:
         """Leave: hand every partition over (drained), then release its lease."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        balance = self._tasks[1:]
+        for task in balance:
+            task.cancel()
+        await asyncio.gather(*balance, return_exceptions=True)
         with contextlib.suppress(StorageError):
             await self.store.leave(self.me)
+        # Renewals go on while the partitions drain: a long drain must not lose them.
+        await asyncio.gather(*self._releasing.values(), return_exceptions=True)
         await asyncio.gather(*(self._release(key) for key in list(self.owned)), return_exceptions=True)
+        for task in self._tasks[:1]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[:1], return_exceptions=True)
+        self._tasks = []
 
-    async def _loop(self) -> None:
+    def crash(self) -> None:
+        """Stop renewing and balancing at once, letting go of nothing (tests: a killed or
+        paused process)."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.tick)
             try:
-                await self.balance()
+                await step()
             except StorageError as exc:
-                log.warning("cluster: balancing failed: %s", exc)
+                log.warning("cluster: %s failed: %s", step.__name__, exc)
             except Exception:  # pragma: no cover - a bug; the loop must go on
-                log.exception("cluster: balancing failed")
+                log.exception("cluster: %s failed", step.__name__)
 
     async def _join(self) -> None:
         while True:
@@ -126,8 +145,12 @@ class Ownership:
     # --- one round --------------------------------------------------------------------------
 
     async def balance(self) -> None:
-        if self._stopping:
-            return
+        """One whole round: renewals, then the share."""
+        await self.renew()
+        await self.rebalance()
+
+    async def renew(self) -> None:
+        """Renew the membership and every lease; let go of what may be lost."""
         if not self._member_deadline.valid():
             # Paused or cut off past the TTL: whatever we held may be another's now.
             if self.owned:
@@ -143,16 +166,26 @@ class Ownership:
                 await self._lose_all()
                 await self._join()
         await self._renew_leases()
+
+    async def rebalance(self) -> None:
+        """Read the members and leases; hand over what belongs to another member, take what
+        is free and belongs here (or has been free for longer than a TTL)."""
+        if self._stopping:
+            return
         self.members = await self.store.members()
         self.table = await self.store.leases(self.host.partition_keys())
         live = {m.id for m in self.members} | {self.me.id}
         target = assign(sorted(live), self.host.partition_keys())
         now = time.monotonic()
         for key, owned in list(self.owned.items()):
-            if target.get(key, self.me.id) != self.me.id and owned.ready.is_set():
-                await self._release(key)  # graceful handover to the member it belongs to
+            if target.get(key, self.me.id) != self.me.id and owned.ready.is_set() and key not in self._releasing:
+                # Graceful handover to the member it belongs to, in the background: a drain
+                # takes as long as the partition's accepted commands.
+                task = asyncio.create_task(self._release(key), name=f"release-{key[0]}-{key[1]}")
+                self._releasing[key] = task
+                task.add_done_callback(lambda _, key=key: self._releasing.pop(key, None))  # type: ignore[misc]
         for key in self.host.partition_keys():
-            if key in self.table or key in self.owned:
+            if key in self.table or key in self.owned or key in self._releasing:
                 self._free_since.pop(key, None)
                 continue
             since = self._free_since.setdefault(key, now)
