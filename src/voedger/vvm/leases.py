@@ -18,7 +18,7 @@ import hashlib
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -39,14 +39,19 @@ class Member:
     """Where other processes forward requests to (``http://host:port``)."""
     pid: int = 0
     since: float = 0.0
+    n: int = 0
+    """Renewals so far: every renewal writes a new value, so that the outcome of one that
+    timed out can be learnt by reading the row."""
 
     def encode(self) -> bytes:
-        return orjson.dumps({"id": self.id, "address": self.address, "pid": self.pid, "since": self.since})
+        return orjson.dumps({"id": self.id, "address": self.address, "pid": self.pid, "since": self.since, "n": self.n})
 
     @staticmethod
     def decode(raw: bytes) -> Member:
         d = orjson.loads(raw)
-        return Member(str(d["id"]), str(d["address"]), int(d.get("pid", 0)), float(d.get("since", 0.0)))
+        return Member(
+            str(d["id"]), str(d["address"]), int(d.get("pid", 0)), float(d.get("since", 0.0)), int(d.get("n", 0))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Lease:
     address: str
     epoch: int = 0
     since: float = 0.0
+    n: int = 0
+    """Renewals so far (see ``Member.n``)."""
 
     @property
     def key(self) -> Key:
@@ -71,6 +78,7 @@ class Lease:
                 "address": self.address,
                 "epoch": self.epoch,
                 "since": self.since,
+                "n": self.n,
             }
         )
 
@@ -84,6 +92,7 @@ class Lease:
             str(d["address"]),
             int(d.get("epoch", 0)),
             float(d.get("since", 0.0)),
+            int(d.get("n", 0)),
         )
 
 
@@ -103,9 +112,11 @@ class LeaseStore:
     async def join(self, member: Member) -> bool:
         return await self.storage.insert_if_not_exists(MEMBERS, member.id.encode(), member.encode(), self.ttl)
 
-    async def renew_member(self, member: Member) -> bool:
-        raw = member.encode()
-        return await self.storage.compare_and_swap(MEMBERS, member.id.encode(), raw, raw, self.ttl)
+    async def renew_member(self, member: Member) -> Member | None:
+        """The member as renewed, or None if its row is gone (it lapsed) or changed."""
+        new = replace(member, n=member.n + 1)
+        ok = await self.storage.compare_and_swap(MEMBERS, member.id.encode(), member.encode(), new.encode(), self.ttl)
+        return new if ok else None
 
     async def leave(self, member: Member) -> None:
         await self.storage.compare_and_delete(MEMBERS, member.id.encode(), member.encode())
@@ -125,11 +136,11 @@ class LeaseStore:
     async def acquire(self, lease: Lease) -> bool:
         return await self.storage.insert_if_not_exists(*lease_key(lease.key), lease.encode(), self.ttl)
 
-    async def renew(self, lease: Lease, new: Lease | None = None) -> bool:
-        """Renew (and, with ``new``, change) a lease still held as ``lease``."""
-        return await self.storage.compare_and_swap(
-            *lease_key(lease.key), lease.encode(), (new or lease).encode(), self.ttl
-        )
+    async def renew(self, lease: Lease, epoch: int | None = None) -> Lease | None:
+        """The lease as renewed (with ``epoch``, if given), or None if it is not ``lease`` any more."""
+        new = replace(lease, n=lease.n + 1, epoch=lease.epoch if epoch is None else epoch)
+        ok = await self.storage.compare_and_swap(*lease_key(lease.key), lease.encode(), new.encode(), self.ttl)
+        return new if ok else None
 
     async def release(self, lease: Lease) -> bool:
         return await self.storage.compare_and_delete(*lease_key(lease.key), lease.encode())

@@ -134,7 +134,7 @@ class Ownership:
 
     async def _join(self) -> None:
         while True:
-            self.me = replace(self.me, pid=_pid(), since=time.time())
+            self.me = replace(self.me, pid=_pid(), since=time.time(), n=0)
             asked = time.monotonic()
             if await self.store.join(self.me):
                 self._member_deadline.renewed(asked, self.ttl, self.margin)
@@ -150,20 +150,21 @@ class Ownership:
         await self.rebalance()
 
     async def renew(self) -> None:
-        """Renew the membership and every lease; let go of what may be lost."""
+        """Renew the membership and every lease; let go of what may be lost.
+
+        The membership only tells the others where partitions belong; ownership is the
+        leases' alone, each with its own deadline. A lapsed membership is taken up again."""
         if not self._member_deadline.valid():
-            # Paused or cut off past the TTL: whatever we held may be another's now.
-            if self.owned:
-                log.warning("cluster: membership of %s may have lapsed; dropping every partition", self.me.id)
-            await self._lose_all()
+            log.warning("cluster: membership of %s may have lapsed (a pause?); re-joining", self.me.id)
             await self._join()
         else:
             asked = time.monotonic()
-            if await self.store.renew_member(self.me):
+            renewed = await self.store.renew_member(self.me)
+            if renewed is not None:
+                self.me = renewed
                 self._member_deadline.renewed(asked, self.ttl, self.margin)
             else:
                 log.warning("cluster: membership of %s lapsed; re-joining", self.me.id)
-                await self._lose_all()
                 await self._join()
         await self._renew_leases()
 
@@ -203,11 +204,13 @@ class Ownership:
         try:
             async with owned.lock:
                 asked = time.monotonic()
-                ok = await self.store.renew(owned.lease)
+                renewed = await self.store.renew(owned.lease)
+                if renewed is not None:
+                    owned.lease = renewed
         except StorageError as exc:
             log.warning("cluster: renewing %s#%d failed: %s", key[0], key[1], exc)
             return
-        if ok:
+        if renewed is not None:
             owned.deadline.renewed(asked, self.ttl, self.margin)
         elif self.owned.get(key) is owned:
             await self._lose(key, "its lease is another's now")
@@ -237,14 +240,14 @@ class Ownership:
                 with contextlib.suppress(StorageError):
                     await self.store.release(owned.lease)
             return
-        new = replace(owned.lease, epoch=epoch)
         with contextlib.suppress(StorageError):
             async with owned.lock:
                 asked = time.monotonic()
-                if await self.store.renew(owned.lease, new):
-                    owned.lease = new
+                renewed = await self.store.renew(owned.lease, epoch)
+                if renewed is not None:
+                    owned.lease = renewed
                     owned.deadline.renewed(asked, self.ttl, self.margin)
-                    self.table[key] = new
+                    self.table[key] = renewed
         owned.ready.set()
         log.info("cluster: serving %s#%d, epoch %d", key[0], key[1], epoch)
 
@@ -260,7 +263,8 @@ class Ownership:
         self.table.pop(key, None)
         self.stats.released += 1
         try:
-            await self.store.release(owned.lease)
+            async with owned.lock:
+                await self.store.release(owned.lease)
         except StorageError as exc:
             log.warning("cluster: releasing %s#%d failed (it runs out by itself): %s", key[0], key[1], exc)
         log.info("cluster: handed %s#%d over", key[0], key[1])
@@ -275,10 +279,6 @@ class Ownership:
         if owned.task is not None and not owned.task.done():
             owned.task.cancel()
         await self.host.released(key, lost=True)
-
-    async def _lose_all(self) -> None:
-        for key in list(self.owned):
-            await self._lose(key, "membership lapsed")
 
     # --- routing ----------------------------------------------------------------------------
 
