@@ -31,6 +31,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,6 +47,9 @@ from voedger.structs.pending import Pending
 from voedger.structs.views import get_row
 from voedger.structs.wsid import partition_of
 
+APP_DIR = Path(__file__).parent / "app"
+APP_NAME = "harness/loadtest"
+"""The load application (``app/``) and the name the harness deploys it under."""
 LOAD_ITEM = "loadtest.LoadItem"
 LOAD_COUNT = "loadtest.LoadCount"
 COUNT_PROJECTOR = QName("loadtest", "CountLoad")

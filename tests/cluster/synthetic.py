@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
-from tests.cluster.checker import COUNT_KEY, COUNT_PROJECTOR, LOAD_COUNT, LOAD_ITEM
+from tests.cluster.checker import APP_NAME, COUNT_KEY, COUNT_PROJECTOR, LOAD_COUNT, LOAD_ITEM
 from tests.cluster.history import ACKED, Attempt, History
 from voedger.appdef import AppDef
 from voedger.processors.actualizers import put_offset
@@ -23,9 +22,6 @@ from voedger.structs.keys import plog_key, record_key, wlog_key
 from voedger.structs.pending import Pending
 from voedger.structs.views import put_row
 from voedger.structs.wsid import app_wsid, partition_of
-
-APP_DIR = Path(__file__).parent / "app"
-APP_NAME = "harness/loadtest"
 
 
 @dataclass

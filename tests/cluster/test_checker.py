@@ -10,9 +10,9 @@ import dataclasses
 import pytest
 
 from tests.cluster import checker
-from tests.cluster.checker import COUNT_PROJECTOR, Report, StoredState, ack_gap, check, snapshot
+from tests.cluster.checker import APP_DIR, APP_NAME, COUNT_PROJECTOR, Report, StoredState, ack_gap, check, snapshot
 from tests.cluster.history import ACKED, NOT_CONNECTED, PENDING, REFUSED, UNKNOWN, Attempt, History, classify
-from tests.cluster.synthetic import APP_DIR, APP_NAME, Synthetic
+from tests.cluster.synthetic import Synthetic
 from voedger.appdef import AppDef
 from voedger.processors.actualizers import put_offset
 from voedger.storage import open_storage
