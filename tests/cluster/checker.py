@@ -26,6 +26,7 @@ Violations are reported, not raised, so that one run shows every kind it found.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from collections import Counter, defaultdict
@@ -78,6 +79,8 @@ RECORD_MISMATCH = "record-mismatch"
 VIEW_COUNT = "view-count"
 NOT_CAUGHT_UP = "not-caught-up"
 """The projector's stored offset never reached the last event it must count."""
+NOT_SETTLED = "not-settled"
+"""Storage kept changing after the load: the state judged may be a moment of a write."""
 HISTORY = "history"
 """The history itself is inconsistent (a token used twice): a bug of the load generator."""
 
@@ -135,6 +138,21 @@ class StoredState:
     """Workspace -> its ``LoadCount`` row (None: no row)."""
     projected: dict[int, int] = field(default_factory=dict)
     """Partition -> the counting projector's stored offset."""
+
+    def digest(self) -> bytes:
+        """Everything read, as bytes: two snapshots with equal digests saw the same storage."""
+        parts: list[Any] = [
+            sorted((w, o, e.encode()) for w, events in self.wlogs.items() for o, e in events.items()),
+            sorted((p, o, e.encode()) for p, events in self.plogs.items() for o, e in events.items()),
+            sorted(
+                (w, i, orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
+                for w, rs in self.records.items()
+                for i, r in rs.items()
+            ),
+            sorted((w, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for w, r in self.counts.items()),
+            sorted(self.projected.items()),
+        ]
+        return hashlib.sha256(repr(parts).encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -242,6 +260,38 @@ async def snapshot(
     for wsid in wsids:
         state.counts[wsid] = await get_row(reader, view, wsid, COUNT_KEY)
     return state
+
+
+async def settled_snapshot(
+    storage: AppStorage,
+    appdef: AppDef,
+    wsids: Iterable[int],
+    num_partitions: int,
+    catch_up_timeout: float = 30.0,
+    interval: float = 2.0,
+    timeout: float = 60.0,
+) -> tuple[StoredState, bool]:
+    """:func:`snapshot` again every ``interval`` seconds until two reads in a row are equal
+    (at most ``timeout`` seconds); returns the last and whether it settled.
+
+    After the load, storage may still change: a server may still be writing a group its clients
+    gave up on (a write can outlast their timeout, e.g. while a Cassandra node is being
+    convicted), and a logged batch becomes visible row by row. A storage read in the middle
+    shows a group half written, which recovery completes by design; the checker judges the
+    state once it stays still.
+    """
+    wsids = list(wsids)
+    deadline = time.monotonic() + timeout
+    state = await snapshot(storage, appdef, wsids, num_partitions, catch_up_timeout)
+    while True:
+        await asyncio.sleep(interval)
+        left = max(0.0, deadline - time.monotonic())
+        again = await snapshot(storage, appdef, wsids, num_partitions, min(catch_up_timeout, left))
+        if again.digest() == state.digest():
+            return again, True
+        state = again
+        if time.monotonic() > deadline:
+            return state, False
 
 
 # --- verifying -----------------------------------------------------------------------------------
@@ -414,9 +464,12 @@ def ack_gap(history: History, since: float | None = None, until: float | None = 
     return best
 
 
-def check(history: History, state: StoredState) -> Report:
-    """Verify ``history`` against ``state`` (see the module's docstring)."""
+def check(history: History, state: StoredState, settled: bool = True) -> Report:
+    """Verify ``history`` against ``state`` (see the module's docstring); ``settled``: whether
+    storage had stopped changing when ``state`` was read (:func:`settled_snapshot`)."""
     report = Report()
+    if not settled:
+        report.add(NOT_SETTLED, "storage was still changing when it was read for the last time")
     placements = _placements(state)
     _check_wlogs(state, report)
     _check_plogs(state, report)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.checker import APP_DIR, APP_NAME, Report, check, snapshot
+from tests.cluster.checker import APP_DIR, APP_NAME, Report, check, settled_snapshot
 from tests.cluster.harness import Harness
 from tests.cluster.history import History
 from tests.cluster.load import Load, LoadConfig
@@ -123,16 +123,19 @@ class Scenario:
         return asyncio.create_task(self.new_load(config).run(duration))
 
     async def check(self, catch_up_timeout: float = 60.0) -> Report:
-        """Read the storage back (with the processes still up, so the projector catches up)
-        and verify the history; the history is saved next to the logs."""
+        """Read the storage back once it is still (with the processes up, so that the projector
+        catches up and a write in flight finishes) and verify the history; the history is saved
+        next to the logs."""
         self.history.save(self.workdir / "history.json")
         provider = open_storage(self.storage_url)
         try:
             storage = await provider.app_storage(APP_NAME)
-            state = await snapshot(storage, self.image.appdef, self.wsids, self.image.num_partitions, catch_up_timeout)
+            state, settled = await settled_snapshot(
+                storage, self.image.appdef, self.wsids, self.image.num_partitions, catch_up_timeout
+            )
         finally:
             await provider.close()
-        report = check(self.history, state)
+        report = check(self.history, state, settled)
         log.info("checker:\n%s", report.summary())
         return report
 

@@ -10,7 +10,17 @@ import dataclasses
 import pytest
 
 from tests.cluster import checker
-from tests.cluster.checker import APP_DIR, APP_NAME, COUNT_PROJECTOR, Report, StoredState, ack_gap, check, snapshot
+from tests.cluster.checker import (
+    APP_DIR,
+    APP_NAME,
+    COUNT_PROJECTOR,
+    Report,
+    StoredState,
+    ack_gap,
+    check,
+    settled_snapshot,
+    snapshot,
+)
 from tests.cluster.history import ACKED, NOT_CONNECTED, PENDING, REFUSED, UNKNOWN, Attempt, History, classify
 from tests.cluster.synthetic import Synthetic
 from voedger.appdef import AppDef
@@ -276,6 +286,56 @@ async def test_snapshot_waits_for_the_projector(run: Synthetic) -> None:
     state = await snapshot(storage, run.appdef, run.wsids, run.num_partitions, catch_up_timeout=10)
     await task
     assert check(run.history, state).ok
+
+
+async def test_a_storage_still_changing_is_read_again_until_it_settles(run: Synthetic) -> None:
+    """A group half written when first read (its WLog row there, its PLog row not yet) is
+    judged once the write has finished."""
+    run.run()
+    e = run.command(run.wsids[1], "late-plog-row")
+    late = plog_key(e.partition, e.plog_offset)
+    row = run.rows.pop(late)
+    storage = await run.storage()
+
+    async def finish_write() -> None:
+        await asyncio.sleep(0.5)
+        await storage.put(*late, row)
+
+    task = asyncio.create_task(finish_write())
+    first = await snapshot(storage, run.appdef, run.wsids, run.num_partitions, 0.0)
+    assert checker.PLOG_MISMATCH in check(run.history, first).kinds()
+    state, settled = await settled_snapshot(
+        storage, run.appdef, run.wsids, run.num_partitions, 0.0, interval=1.0, timeout=10.0
+    )
+    await task
+    assert settled
+    report = check(run.history, state, settled)
+    assert report.ok, report.summary()
+
+
+async def test_a_storage_that_never_settles_is_reported(run: Synthetic) -> None:
+    run.run()
+    storage = await run.storage()
+    stop = asyncio.Event()
+
+    async def keep_writing() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            e = run.event(run.wsids[0], f"late-{n}")
+            run.attempt(e.wsid, f"late-{n}", UNKNOWN, None)
+            await storage.put(*wlog_key(e.wsid, e.wlog_offset), e.encode(with_extra=False))
+            await storage.put(*plog_key(e.partition, e.plog_offset), e.encode())
+            await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(keep_writing())
+    state, settled = await settled_snapshot(
+        storage, run.appdef, run.wsids, run.num_partitions, 0.0, interval=0.3, timeout=1.0
+    )
+    stop.set()
+    await task
+    assert not settled
+    assert checker.NOT_SETTLED in check(run.history, state, settled).kinds()
 
 
 # --- reading storage -----------------------------------------------------------------------------
