@@ -37,7 +37,10 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would
 class LoadConfig:
     clients: int = 16
     """Concurrent client tasks, each with one request in flight."""
-    request_timeout: float = 10.0
+    request_timeout: float = 30.0
+    """Longer than the platform's longest stall by design: while Cassandra convicts a node that
+    just died, a command's logged batch is retried for up to about 24 s (``storage/cassandra.py``,
+    ``_WriteRetryPolicy``), and a client that gives up earlier learns nothing ("unknown")."""
     connect_timeout: float = 2.0
     max_attempts: int = 8
     """Attempts of one request at most (the first and its retries)."""

@@ -101,7 +101,7 @@ async def test_one_process_sigstop_8s(tmp_path: Path) -> None:
     gap = ack_gap(s.history, since=paused - 1)
     assert gap.length >= 7, f"no pause in the acknowledgements ({gap})\n{s.context(report)}"
     assert acked_after(s, resumed), f"nothing acknowledged after SIGCONT\n{s.context(report)}"
-    no_failed_requests(s, report)  # a 10 s client timeout outlasts the 8 s pause
+    no_failed_requests(s, report)  # the client's timeout outlasts the 8 s pause
 
 
 # --- three processes (issue 13) ------------------------------------------------------------------
