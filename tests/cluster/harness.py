@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ PAUSED = "paused"
 STOPPED = "stopped"
 KILLED = "killed"
 EXITED = "exited"
+_HOST_DOWN = re.compile(r"Host (\S+) has been marked down")
 """The process ended by itself (a crash, or a refusal at start)."""
 
 
@@ -280,6 +282,14 @@ class Harness:
         return "\n".join(
             f"{p.name} pid {p.pid} {p.state} exits {p.exit_codes} log {p.log_path}" for p in self.processes
         )
+
+    def storage_nodes_down(self) -> list[str]:
+        """The Cassandra hosts the servers' driver marked down, from their logs."""
+        found: set[str] = set()
+        for p in self.processes:
+            if p.log_path.exists():
+                found.update(_HOST_DOWN.findall(p.log_path.read_text(errors="replace")))
+        return sorted(found)
 
     # --- teardown ------------------------------------------------------------------------------
 

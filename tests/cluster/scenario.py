@@ -140,8 +140,16 @@ class Scenario:
         return report
 
     def context(self, report: Report | None = None) -> str:
-        """What an assertion message should show: the report, the processes, where the logs are."""
-        parts = [report.summary() if report else "", self.harness.describe(), f"history: {self.workdir}/history.json"]
+        """What an assertion message should show: the report, the processes, where the logs are,
+        and the Cassandra nodes the servers saw go down (other tests of the shared cluster kill
+        nodes now and then; a stall or a 503 then may be theirs)."""
+        down = self.harness.storage_nodes_down()
+        parts = [
+            report.summary() if report else "",
+            self.harness.describe(),
+            f"history: {self.workdir}/history.json",
+            f"Cassandra nodes seen down during the run: {', '.join(down)}" if down else "",
+        ]
         return "\n".join(p for p in parts if p)
 
 
