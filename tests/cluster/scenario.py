@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import string
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -85,10 +86,9 @@ async def drop_keyspaces(url: str, suffix: str) -> list[str]:
         meta = await factory.app_storage(META_STORAGE)
         for name in sorted(names - {META_STORAGE}):
             if await meta.get(name.encode(), _TAKEN) is not None:
-                await factory.drop(name)
                 dropped.append(name)
-        await factory.drop(META_STORAGE)
         dropped.append(META_STORAGE)
+        await asyncio.gather(*(factory.drop(name) for name in dropped))  # one by one: seconds each
         return dropped
     finally:
         await provider.close()
@@ -127,6 +127,7 @@ class Scenario:
         catches up and a write in flight finishes) and verify the history; the history is saved
         next to the logs."""
         self.history.save(self.workdir / "history.json")
+        began = time.monotonic()
         provider = open_storage(self.storage_url)
         try:
             storage = await provider.app_storage(APP_NAME)
@@ -136,7 +137,7 @@ class Scenario:
         finally:
             await provider.close()
         report = check(self.history, state, settled)
-        log.info("checker:\n%s", report.summary())
+        log.info("checker (%.1f s):\n%s", time.monotonic() - began, report.summary())
         return report
 
     def context(self, report: Report | None = None) -> str:
@@ -167,8 +168,10 @@ async def running_scenario(
     image = load_image(APP_NAME, APP_DIR)
     apps = [(APP_NAME, APP_DIR)]
     harness = Harness(workdir, storage_url, apps, cluster=cluster, lease_ttl=lease_ttl, **harness_options)
+    began = time.monotonic()
     try:
         await harness.start(processes)
+        log.info("%d server process(es) ready in %.1f s", processes, time.monotonic() - began)
         yield Scenario(workdir, storage_url, harness, image)
     finally:
         await harness.close()
@@ -190,7 +193,8 @@ async def cassandra_scenario(
             yield scenario
     finally:
         try:
+            began = time.monotonic()
             dropped = await drop_keyspaces(url, suffix)
-            log.info("dropped keyspaces %s (suffix %s)", dropped, suffix)
+            log.info("dropped keyspaces %s (suffix %s) in %.1f s", dropped, suffix, time.monotonic() - began)
         except Exception as exc:  # a node down now must not fail a passing test
             log.warning("could not drop the keyspaces of suffix %s: %s", suffix, exc)

@@ -22,14 +22,14 @@ import pytest
 
 from tests.cluster.checker import APP_DIR, APP_NAME, Report, ack_gap
 from tests.cluster.harness import Harness, require_cluster_options
-from tests.cluster.history import ACKED, Attempt
+from tests.cluster.history import ACKED
 from tests.cluster.load import LoadConfig
 from tests.cluster.scenario import Scenario, cassandra_scenario
 from voedger.structs.wsid import partition_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-LOAD_SECONDS = 15.0
+LOAD_SECONDS = 12.0
 LEASE_TTL = 4.0
 """Shorter than the server's default (about 5 s), so that fail-over scenarios stay short."""
 
@@ -38,18 +38,21 @@ def passes(s: Scenario, report: Report) -> None:
     assert report.ok, s.context(report)
 
 
-def acked_after(s: Scenario, moment: float, target: str | None = None) -> list[Attempt]:
-    """Acknowledged attempts sent after ``moment`` (to ``target`` only, if given)."""
-    return [a for a in s.history.acked() if a.started >= moment and (target is None or a.target == target)]
+def acked_after(s: Scenario, moment: float, target: str | None = None) -> int:
+    """How many attempts sent after ``moment`` (to ``target`` only, if given) were acknowledged."""
+    return sum(1 for a in s.history.acked() if a.started >= moment and (target is None or a.target == target))
 
 
-def partitions_served_after(s: Scenario, moment: float) -> set[int]:
-    return {partition_of(a.wsid, s.image.num_partitions) for a in acked_after(s, moment)}
+def partitions_not_served_after(s: Scenario, moment: float) -> list[int]:
+    """The partitions none of whose workspaces acknowledged a command sent after ``moment``."""
+    served = {partition_of(a.wsid, s.image.num_partitions) for a in s.history.acked() if a.started >= moment}
+    return sorted(set(range(s.image.num_partitions)) - served)
 
 
 def no_failed_requests(s: Scenario, report: Report) -> None:
     failed = s.history.failed_requests()
-    assert not failed, f"{len(failed)} request(s) never acknowledged, e.g. {failed[:3]}\n{s.context(report)}"
+    count = len(failed)  # counts, not lists, in what pytest prints of a failed assertion
+    assert count == 0, f"{count} request(s) never acknowledged, e.g. {failed[:3]}\n{s.context(report)}"
 
 
 # --- one process ---------------------------------------------------------------------------------
@@ -61,8 +64,7 @@ async def test_one_process_plain_run(tmp_path: Path) -> None:
         report = await s.check()
     passes(s, report)
     no_failed_requests(s, report)
-    assert report.stats["workspaces with LoadItems"] == s.image.num_app_workspaces
-    assert len(s.history.acked()) >= 100, s.context(report)
+    assert report.stats["workspaces with LoadItems"] == s.image.num_app_workspaces, s.context(report)
 
 
 async def test_one_process_kill_9_and_restart(tmp_path: Path) -> None:
@@ -80,8 +82,9 @@ async def test_one_process_kill_9_and_restart(tmp_path: Path) -> None:
     passes(s, report)
     assert p0.exit_codes[0] == -signal.SIGKILL, s.context(report)
     cut = [a for a in s.history.attempts if a.outcome != ACKED]
-    assert cut, "the kill cut no request in flight: it did not happen under load"
-    assert all(a.started < killed for a in cut), f"a request sent after the restart failed\n{s.context(report)}"
+    assert len(cut) > 0, "the kill cut no request in flight: it did not happen under load"
+    late = [a.token for a in cut if a.started >= killed]
+    assert late == [], f"requests sent after the kill failed: {late[:5]}\n{s.context(report)}"
     assert acked_after(s, back), f"nothing acknowledged after the restart\n{s.context(report)}"
 
 
@@ -114,7 +117,7 @@ async def test_three_processes_plain_run(tmp_path: Path) -> None:
         report = await s.check()
     passes(s, report)
     no_failed_requests(s, report)
-    assert report.stats["workspaces with LoadItems"] == s.image.num_app_workspaces
+    assert report.stats["workspaces with LoadItems"] == s.image.num_app_workspaces, s.context(report)
     for p in s.harness.processes:
         assert acked_after(s, 0.0, p.name), f"{p.name} acknowledged nothing\n{s.context(report)}"
 
@@ -131,10 +134,8 @@ async def test_three_processes_kill_9_one(tmp_path: Path) -> None:
         report = await s.check()
     passes(s, report)
     # Its partitions serve again through the others, once its leases ran out.
-    served = partitions_served_after(s, killed + LEASE_TTL + 1)
-    assert served == set(range(s.image.num_partitions)), (
-        f"partitions not served after the kill: {set(range(s.image.num_partitions)) - served}\n{s.context(report)}"
-    )
+    missing = partitions_not_served_after(s, killed + LEASE_TTL + 1)
+    assert missing == [], f"partitions not served after the kill: {missing}\n{s.context(report)}"
 
 
 async def test_three_processes_sigstop_one_longer_than_the_lease(tmp_path: Path) -> None:
@@ -151,8 +152,8 @@ async def test_three_processes_sigstop_one_longer_than_the_lease(tmp_path: Path)
         await load
         report = await s.check()
     passes(s, report)
-    served = partitions_served_after(s, paused + LEASE_TTL + 1)
-    assert served == set(range(s.image.num_partitions)), s.context(report)
+    missing = partitions_not_served_after(s, paused + LEASE_TTL + 1)
+    assert missing == [], f"partitions not served after the pause: {missing}\n{s.context(report)}"
     assert acked_after(s, resumed, p1.name), f"{p1.name} did not serve again after SIGCONT\n{s.context(report)}"
 
 
@@ -177,10 +178,13 @@ async def test_a_fourth_process_joins_then_leaves(tmp_path: Path) -> None:
     assert code == 0, f"p3 exited with {code}\n{p3.log_tail()}"
     no_failed_requests(s, report)
     others = [
-        a for a in s.history.attempts if a.outcome != ACKED and not (a.status == 503 and a.retry_after is not None)
+        (a.token, a.status, a.error)
+        for a in s.history.attempts
+        if a.outcome != ACKED and not (a.status == 503 and a.retry_after is not None)
     ]
-    assert not others, f"answers other than 2xx and retryable 503s: {others[:5]}\n{s.context(report)}"
-    assert [a for a in acked_after(s, joined, p3.name) if a.started < leaving], "p3 served nothing while it was in"
+    assert others == [], f"answers other than 2xx and retryable 503s: {others[:5]}\n{s.context(report)}"
+    served = sum(1 for a in s.history.acked() if a.target == p3.name and joined <= a.started < leaving)
+    assert served > 0, f"p3 served nothing while it was in\n{s.context(report)}"
 
 
 async def test_rolling_restart_of_all_three(tmp_path: Path) -> None:
