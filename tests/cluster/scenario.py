@@ -26,7 +26,7 @@ from tests.cluster.checker import APP_DIR, APP_NAME, Report, check, settled_snap
 from tests.cluster.harness import Harness
 from tests.cluster.history import History
 from tests.cluster.load import Load, LoadConfig
-from voedger.storage import open_storage
+from voedger.storage import StorageError, open_storage
 from voedger.storage.cassandra import CassandraStorageFactory
 from voedger.storage.provider import META_STORAGE
 from voedger.structs.wsid import app_wsid
@@ -35,6 +35,8 @@ from voedger.vvm.image import AppImage, load_image
 log = logging.getLogger("tests.cluster")
 
 CLUSTER_ENV = "VOEDGER_TEST_CLUSTER"
+READ_ATTEMPTS = 5
+"""Tries of the checker's read of the storage (each a settled snapshot)."""
 _TAKEN = b"\x02"
 """The clustering column under which ``sysmeta`` records which application took a safe name."""
 
@@ -128,14 +130,23 @@ class Scenario:
         next to the logs."""
         self.history.save(self.workdir / "history.json")
         began = time.monotonic()
-        provider = open_storage(self.storage_url)
-        try:
-            storage = await provider.app_storage(APP_NAME)
-            state, settled = await settled_snapshot(
-                storage, self.image.appdef, self.wsids, self.image.num_partitions, catch_up_timeout
-            )
-        finally:
-            await provider.close()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            provider = open_storage(self.storage_url)
+            try:
+                storage = await provider.app_storage(APP_NAME)
+                state, settled = await settled_snapshot(
+                    storage, self.image.appdef, self.wsids, self.image.num_partitions, catch_up_timeout
+                )
+                break
+            except StorageError as exc:
+                # A node of the shared cluster just restarted may not know the keyspaces yet;
+                # reading again is harmless, and the servers' own errors are in the history.
+                if attempt == READ_ATTEMPTS:
+                    raise
+                log.warning("reading the storage back failed (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(3)
+            finally:
+                await provider.close()
         report = check(self.history, state, settled)
         log.info("checker (%.1f s):\n%s", time.monotonic() - began, report.summary())
         return report
@@ -192,9 +203,12 @@ async def cassandra_scenario(
         ) as scenario:
             yield scenario
     finally:
-        try:
-            began = time.monotonic()
-            dropped = await drop_keyspaces(url, suffix)
-            log.info("dropped keyspaces %s (suffix %s) in %.1f s", dropped, suffix, time.monotonic() - began)
-        except Exception as exc:  # a node down now must not fail a passing test
-            log.warning("could not drop the keyspaces of suffix %s: %s", suffix, exc)
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                began = time.monotonic()
+                dropped = await drop_keyspaces(url, suffix)
+                log.info("dropped keyspaces %s (suffix %s) in %.1f s", dropped, suffix, time.monotonic() - began)
+                break
+            except Exception as exc:  # a node down now must not fail a passing test
+                log.warning("could not drop the keyspaces of suffix %s (attempt %d): %s", suffix, attempt, exc)
+                await asyncio.sleep(3)
