@@ -49,13 +49,16 @@ async def test_load_kill_9_restart_and_check_on_sqlite(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with running_scenario(tmp_path, f"sqlite://{data}", 1) as s:
         (p0,) = s.harness.processes
-        load = s.start_load(10.0, LoadConfig(clients=8))
+        load = s.new_load(LoadConfig(clients=8))
+        running = asyncio.create_task(load.run(120.0))
         await asyncio.sleep(2.0)
         killed = s.history.mark("kill -9 p0")
         s.harness.kill(p0)
-        await s.harness.restart(p0)
+        await s.harness.restart(p0)  # a busy machine takes seconds: the load goes on until after it
         back = s.history.mark("p0 back")
-        await load
+        await asyncio.sleep(5.0)
+        load.finish()
+        await running
         report = await s.check(catch_up_timeout=20)
     assert report.ok, s.context(report)
     acked = s.history.acked()
@@ -63,7 +66,7 @@ async def test_load_kill_9_restart_and_check_on_sqlite(tmp_path: Path) -> None:
     assert any(a.started >= back for a in acked), "nothing was acknowledged after the restart"
     assert p0.exit_codes[0] == -9 and p0.generation == 2
     assert report.stats["workspaces with LoadItems"] == s.image.num_app_workspaces
-    assert ack_gap(s.history, since=back).length < 3.0, s.context(report)
+    assert ack_gap(s.history, since=back).length < 4.0, s.context(report)  # of 5 s of load after the restart
     cut = [a for a in s.history.attempts if a.outcome != ACKED]
     assert cut, "the kill cut no request in flight: it did not happen under load"
     assert all(a.started < killed for a in cut), "only requests in flight at the kill may fail"
