@@ -871,8 +871,11 @@ class CassandraStorageFactory(AppStorageFactory):
         )
         return {str(row[0]) for row in tables}
 
-    async def _schema_change(self, bridge: _Bridge, cql: str, what: str) -> None:
-        await bridge.run(SimpleStatement(cql), None, what, timeout=SCHEMA_TIMEOUT)
+    async def _schema_change(self, bridge: _Bridge, cql: str, what: str, host: Any = None) -> None:
+        try:
+            await bridge.run_raw(SimpleStatement(cql), None, host=host, timeout=SCHEMA_TIMEOUT)
+        except Exception as exc:
+            raise _translate(exc, what) from None
 
     async def init(self, safe_name: str) -> None:
         keyspace = self.keyspace(safe_name)
@@ -885,13 +888,19 @@ class CassandraStorageFactory(AppStorageFactory):
         except Exception as exc:
             raise _translate(exc, f"create keyspace {keyspace}") from None
         await self._wait_for_schema_agreement(f"creating keyspace {keyspace}")
-        # The batch log table first: a keyspace with the values table is taken as ready.
-        await self._schema_change(bridge, batchlog_table_cql(keyspace), f"create table {keyspace}.{BATCHLOG_TABLE}")
-        create_table = (
+        # Both tables at once (a schema change costs about a second on a small cluster), through
+        # one coordinator, which applies them one after the other: no two nodes race.
+        host = next((h for h in self._cluster.metadata.all_hosts() if h.is_up), None)
+        create_values = (
             f'CREATE TABLE IF NOT EXISTS "{keyspace}"."{TABLE}" '
             "(p_key blob, c_col blob, value blob, PRIMARY KEY ((p_key), c_col))"
         )
-        await self._schema_change(bridge, create_table, f"create table {keyspace}.{TABLE}")
+        await asyncio.gather(
+            self._schema_change(
+                bridge, batchlog_table_cql(keyspace), f"create table {keyspace}.{BATCHLOG_TABLE}", host
+            ),
+            self._schema_change(bridge, create_values, f"create table {keyspace}.{TABLE}", host),
+        )
         await self._wait_for_schema_agreement(f"creating the tables of {keyspace}")
 
     async def app_storage(self, safe_name: str) -> AppStorage:
