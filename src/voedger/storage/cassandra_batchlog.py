@@ -44,9 +44,9 @@ TABLE = "batchlog"
 SHARDS = 32
 """Partitions the log rows are spread over, so that no one replica set takes them all, and
 the deletions of a busy minute leave each partition few tombstones to read past when replaying.
-Replaying reads them one by one: single-partition reads are retried on another replica by the
-cluster (speculative retry) and by the driver, where a range scan would wait out its timeout on
-a dead node the coordinator has not convicted yet."""
+Replaying reads them one by one: a single-partition read is retried on another replica by the
+cluster (speculative retry), where a range scan would wait out its timeout on a dead node the
+coordinator has not convicted yet."""
 
 REPLAY_PAGE = 20
 """Log rows per page when replaying: each holds a whole batch, possibly megabytes."""
@@ -115,11 +115,8 @@ class _Entry:
 class BatchLog:
     """One keyspace's batch log (see the module's docstring)."""
 
-    def __init__(
-        self, bridge: Any, statements: dict[str, Any], timestamp: Callable[[], int], read_profile: object
-    ) -> None:
+    def __init__(self, bridge: Any, statements: dict[str, Any], timestamp: Callable[[], int]) -> None:
         self._bridge = bridge
-        self._read_profile = read_profile
         self._add = statements["add"]
         self._remove = statements["remove"]
         self._scan = statements["scan"]
@@ -133,9 +130,7 @@ class BatchLog:
         """Batches written through this log (for tests and logs)."""
 
     @classmethod
-    async def prepare(
-        cls, session: Any, bridge: Any, keyspace: str, values_table: str, consistency: int, read_profile: object
-    ) -> BatchLog:
+    async def prepare(cls, session: Any, bridge: Any, keyspace: str, values_table: str, consistency: int) -> BatchLog:
         table = f'"{keyspace}"."{TABLE}"'
         queries = {
             "add": f"INSERT INTO {table} (shard, id, ts, rows) VALUES (?, ?, ?, ?)",
@@ -156,7 +151,7 @@ class BatchLog:
             return prepared
 
         statements = await asyncio.to_thread(prepare_all)
-        return cls(bridge, statements, session.cluster.timestamp_generator, read_profile)
+        return cls(bridge, statements, session.cluster.timestamp_generator)
 
     async def write(self, items: Sequence[BatchItem]) -> None:
         """Write ``items`` atomically (eventually, as a logged batch is) without Cassandra's log."""
@@ -186,7 +181,7 @@ class BatchLog:
         scan = self._scan.bind((shard,))
         scan.fetch_size = REPLAY_PAGE
         replayed = 0
-        async for page in self._bridge.pages(scan, "read the batch log", self._read_profile):
+        async for page in self._bridge.pages(scan, "read the batch log"):
             for _, entry_id, ts, blob in page:
                 try:
                     items = decode_rows(bytes(blob))
