@@ -48,7 +48,7 @@ async def main(args: argparse.Namespace) -> int:
     url = nodeloss.cluster_url(hosts, suffix, args.options)
     server = nodeloss.Server(workdir, url)
     victims = [1 + i % devcassandra.CLUSTER_SIZE for i in range(args.kills)]
-    rows: list[tuple[nodeloss.KillReport, float, int]] = []
+    rows: list[tuple[nodeloss.KillReport, float, int, int]] = []
     lost_total = 0
     print(f"server log: {server.log}", flush=True)
     try:
@@ -58,6 +58,7 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.sleep(args.before)
                 if not load.acks or load.acks[-1].at < time.monotonic() - 1:
                     raise SystemExit(f"no command is acknowledged before the kill: {load.first_failure}")
+                failed_before = sum(load.failures.values())
                 killed_at = await nodeloss.kill(victim)
                 await asyncio.sleep(max(0.0, killed_at + args.after - time.monotonic()))
                 ended_at = time.monotonic()
@@ -70,12 +71,13 @@ async def main(args: argparse.Namespace) -> int:
                 round_acks = [a for a in load.acks if a.at >= killed_at - args.before]
                 lost = await nodeloss.lost_acks(url, round_acks)
                 lost_total += len(lost)
-                rows.append((kill, rejoin_gap, len(lost)))
+                failed = sum(load.failures.values()) - failed_before
+                rows.append((kill, rejoin_gap, len(lost), failed))
                 print(
                     f"kill of node{victim}: longest gap {kill.longest_gap:.2f} s (from +{kill.gap_began:.2f} s), "
                     f"{kill.rate_before:.0f} cmd/s before, {kill.rate_during:.0f} during, "
                     f"rejoined in {rejoined_at - rejoin_began:.0f} s (longest gap then {rejoin_gap:.2f} s), "
-                    f"lost {len(lost)}, failures {kill.failures}",
+                    f"lost {len(lost)}, failed requests {failed} (so far {dict(load.failures)})",
                     flush=True,
                 )
         total_lost = await nodeloss.lost_acks(url, load.acks)
@@ -98,12 +100,13 @@ async def main(args: argparse.Namespace) -> int:
                 "cmd/s before",
                 "cmd/s during",
                 "gap while rejoining, s",
+                "failed requests",
                 "lost",
             ]
         )
     )
-    print(_row(["---:", "---:", "---:", "---:", "---:", "---:", "---:"]))
-    for i, (kill, rejoin_gap, lost) in enumerate(rows, 1):
+    print(_row(["---:"] * 8))
+    for i, (kill, rejoin_gap, lost, failed) in enumerate(rows, 1):
         print(
             _row(
                 [
@@ -113,11 +116,12 @@ async def main(args: argparse.Namespace) -> int:
                     f"{kill.rate_before:.0f}",
                     f"{kill.rate_during:.0f}",
                     f"{rejoin_gap:.2f}",
+                    str(failed),
                     str(lost),
                 ]
             )
         )
-    gaps = [k.longest_gap for k, _, _ in rows]
+    gaps = [k.longest_gap for k, _, _, _ in rows]
     if gaps:
         print(f"\nlongest gap after a kill: p50 {statistics.median(gaps):.2f} s, max {max(gaps):.2f} s")
         print(f"acknowledged commands lost: {lost_total} in the rounds, {len(total_lost)} over the whole run")

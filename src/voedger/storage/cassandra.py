@@ -366,6 +366,9 @@ class _WriteRetryPolicy(RetryPolicy):  # type: ignore[misc]
     BATCH_LOG_RETRIES = 12
     """Without a batch log of our own: at a 2 s write timeout this outlasts a default detector."""
 
+    BATCH_LOG_WAIT = 30.0
+    """The client timeout of such a logged batch, so that its retries can run their course."""
+
     def __init__(self, batch_log_retries: int = 0) -> None:
         self.batch_log_retries = batch_log_retries
 
@@ -505,7 +508,7 @@ class CassandraAppStorage(AppStorage):
         what = f"write a batch of {len(items)} rows"
         if batchlog is None:
             batch.retry_policy = self._legacy_retry
-            await self._bridge.run(batch, None, what)
+            await self._bridge.run(batch, None, what, timeout=_WriteRetryPolicy.BATCH_LOG_WAIT)
             return
         await self._logged_or_own(batch, items, batchlog, what)
 
