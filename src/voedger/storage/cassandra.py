@@ -8,6 +8,20 @@ replicas; conditional writes are lightweight transactions (Paxos) with SERIAL co
 The driver's own I/O thread runs the requests; each ``ResponseFuture`` is bridged to an asyncio
 future with ``call_soon_threadsafe``, so no coroutine here ever blocks the event loop. The few
 blocking driver calls (connect, prepare, shutdown) run in a worker thread.
+
+Losing one node of three must cost seconds, not the ~18 s a coordinator takes to convict it:
+
+- requests time out on the client after ``request_timeout`` (a coordinator that died silently);
+  the driver marks a node down at its first connection error and reconnects quickly;
+- statements safe to run twice (reads, plain puts, batches of unconditional puts: the same
+  values with the same client timestamp) are retried on the NEXT coordinator after a timeout,
+  an unavailable or a connection error; reads also go to a second coordinator when the first
+  has not answered within ``speculative_delay``;
+- conditional writes (LWT) are never resent blindly: when their outcome is unknown, a read at
+  SERIAL tells it (or the caller hears "unavailable");
+- a logged batch cannot be written while the coordinators still pick the dead node for their
+  batch log, so then the batch goes through a batch log of the storage's own
+  (``cassandra_batchlog``), as soon as the driver sees a node go down (``cassandra_nodes``).
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +47,20 @@ from cassandra import (
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    RetryPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, BoundStatement, SimpleStatement, tuple_factory
 
+from voedger.storage.cassandra_batchlog import TABLE as BATCHLOG_TABLE
+from voedger.storage.cassandra_batchlog import BatchLog
+from voedger.storage.cassandra_batchlog import create_table_cql as batchlog_table_cql
+from voedger.storage.cassandra_nodes import NodeWatch
 from voedger.storage.contract import (
     AppStorage,
     AppStorageFactory,
@@ -54,7 +79,14 @@ from voedger.storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from voedger.storage.url import parse_host
+from voedger.storage.url import (
+    DEFAULT_BATCHLOG_BYPASS,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_RECONNECT_MAX,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SPECULATIVE_DELAY,
+    parse_host,
+)
 
 if TYPE_CHECKING:
     from voedger.storage.url import CassandraURL
@@ -69,6 +101,13 @@ GET_BATCH_CHUNK = 100
 """Clustering values per ``IN`` query of ``get_batch``; bigger batches run as concurrent chunks."""
 
 TABLE = "values"
+READS = "voedger-reads"
+"""The execution profile of single-page reads: the default one plus speculative execution.
+Not for paged reads (see ``_Bridge.pages``)."""
+
+SCHEMA_TIMEOUT = 60.0
+"""Seconds a schema change may take (they wait for every node, and are rare)."""
+
 _KEYSPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _CONSISTENCY_NAMES = (
     "ANY",
@@ -144,6 +183,9 @@ def _translate(exc: BaseException, what: str) -> StorageError:
 PREPARE_ATTEMPTS = 30
 """Tries to prepare a keyspace's statements, a second apart, while its new table spreads."""
 
+_BIGINT = struct.Struct(">q")
+"""A CQL bigint's serialized form (a write timestamp in microseconds)."""
+
 CAS_WRITE_UNKNOWN = 0x1700
 """Cassandra's "CAS operation result is unknown" (a proposal accepted by fewer than a quorum,
 e.g. while a node goes down); the driver knows no class for it."""
@@ -155,30 +197,66 @@ class _Bridge:
     def __init__(self, session: Any) -> None:
         self.session = session
 
-    async def run_raw(self, statement: Any, params: Sequence[Any] | None, host: Any = None) -> list[Any]:
-        """The first page of rows; driver exceptions are raised as they are.
+    def start(
+        self,
+        statement: Any,
+        params: Sequence[Any] | None,
+        host: Any = None,
+        profile: object = EXEC_PROFILE_DEFAULT,
+        timeout: float | None = None,
+    ) -> asyncio.Future[list[Any]]:
+        """Send a request now; the future gets its first page of rows or the driver's exception.
 
-        ``host`` sends the request to that node as coordinator (schema checks need it).
+        ``host`` sends it to that node as coordinator (schema checks need it); ``timeout``
+        replaces the profile's request timeout (schema changes take longer).
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Any]] = loop.create_future()
-        response = self.session.execute_async(statement, params, host=host)
+        if timeout is None:
+            response = self.session.execute_async(statement, params, host=host, execution_profile=profile)
+        else:
+            response = self.session.execute_async(
+                statement, params, host=host, execution_profile=profile, timeout=timeout
+            )
         _attach(loop, response, lambda: fut)
-        return await fut
+        return fut
 
-    async def run(self, statement: Any, params: Sequence[Any] | None, what: str) -> list[Any]:
+    async def run_raw(
+        self,
+        statement: Any,
+        params: Sequence[Any] | None,
+        host: Any = None,
+        profile: object = EXEC_PROFILE_DEFAULT,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """The first page of rows; driver exceptions are raised as they are."""
+        return await self.start(statement, params, host, profile, timeout)
+
+    async def run(
+        self,
+        statement: Any,
+        params: Sequence[Any] | None,
+        what: str,
+        profile: object = EXEC_PROFILE_DEFAULT,
+        timeout: float | None = None,
+    ) -> list[Any]:
         """Like :meth:`run_raw`, with driver exceptions turned into storage errors."""
         try:
-            return await self.run_raw(statement, params)
+            return await self.run_raw(statement, params, None, profile, timeout)
         except Exception as exc:
             raise _translate(exc, what) from None
 
     async def pages(self, statement: Any, what: str) -> AsyncIterator[list[Any]]:
-        """Each page of a paged query, fetching the next only when the previous was consumed."""
+        """Each page of a paged query, fetching the next only when the previous was consumed.
+
+        Never with speculative execution: measured with scylla-driver 3.29, a page fetched
+        while an earlier speculative attempt was still out came back as the first page again
+        (25 reads in 30 of a 4,500-row partition went wrong with a 1 ms delay).
+        """
         loop = asyncio.get_running_loop()
         holder: list[asyncio.Future[list[Any]]] = [loop.create_future()]
         try:
-            response = self.session.execute_async(statement)
+            response = self.session.execute_async(statement, execution_profile=EXEC_PROFILE_DEFAULT)
             _attach(loop, response, lambda: holder[0])
             while True:
                 rows = await holder[0]
@@ -283,19 +361,37 @@ class _Statements:
             raise _translate(exc, f"prepare the statements of keyspace {keyspace}") from None
 
 
+def _idempotent(query: Any) -> bool:
+    """Statements marked safe to run twice: plain reads and puts, batches of unconditional puts.
+
+    A conditional statement (an LWT, a conditional batch) never carries the mark, so whatever
+    builds one cannot have it resent by accident.
+    """
+    return bool(getattr(query, "is_idempotent", False))
+
+
 class _WriteRetryPolicy(RetryPolicy):  # type: ignore[misc]
-    """The driver's default policy, plus retries of write timeouts that are safe to retry.
+    """Retries what is safe to retry, on the NEXT coordinator: the one that failed may be the
+    node that just died, or still waiting on it.
 
     Plain writes and batches carry a client timestamp that a retry reuses, so writing again is
-    harmless. A logged batch is the case that matters: for the seconds until the coordinators'
-    failure detector convicts a node that just died, they still pick it to hold the batch log,
-    and the batch times out with write type BATCH_LOG before any of its rows is written.
+    harmless. A logged batch that times out at BATCH_LOG (its coordinator picked a dead node,
+    not yet convicted, for its batch log) is not retried when the storage has a batch log of its
+    own to fall back on (``batch_log_retries=0``): retrying would fail the same way until the
+    coordinators' failure detector convicts the node, ~18 s on a default Cassandra.
     """
 
-    BATCH_LOG_RETRIES = 12
-    """At the default 2 s write timeout this outlasts the ~20 s of a default failure detector."""
-
     WRITE_RETRIES = 2
+    READ_RETRIES = 1
+    REQUEST_ERROR_RETRIES = 2
+    BATCH_LOG_RETRIES = 12
+    """Without a batch log of our own: at a 2 s write timeout this outlasts a default detector."""
+
+    BATCH_LOG_WAIT = 30.0
+    """The client timeout of such a logged batch, so that its retries can run their course."""
+
+    def __init__(self, batch_log_retries: int = 0) -> None:
+        self.batch_log_retries = batch_log_retries
 
     def on_write_timeout(
         self,
@@ -306,33 +402,104 @@ class _WriteRetryPolicy(RetryPolicy):  # type: ignore[misc]
         received_responses: int,
         retry_num: int,
     ) -> tuple[int, Any]:
-        if write_type == WriteType.BATCH_LOG and retry_num < self.BATCH_LOG_RETRIES:
-            return self.RETRY, consistency
-        idempotent = write_type in (WriteType.SIMPLE, WriteType.BATCH, WriteType.UNLOGGED_BATCH)
-        if idempotent and retry_num < self.WRITE_RETRIES:
-            return self.RETRY, consistency
+        if not _idempotent(query):
+            return self.RETHROW, None
+        if write_type == WriteType.BATCH_LOG:
+            # Nothing of the batch was applied yet; the same coordinator may pick other nodes.
+            return (self.RETRY, consistency) if retry_num < self.batch_log_retries else (self.RETHROW, None)
+        plain = write_type in (WriteType.SIMPLE, WriteType.BATCH, WriteType.UNLOGGED_BATCH)
+        if plain and retry_num < self.WRITE_RETRIES:
+            return self.RETRY_NEXT_HOST, consistency
+        return self.RETHROW, None
+
+    def on_read_timeout(
+        self,
+        query: Any,
+        consistency: Any,
+        required_responses: int,
+        received_responses: int,
+        data_retrieved: bool,
+        retry_num: int,
+    ) -> tuple[int, Any]:
+        if _idempotent(query) and retry_num < self.READ_RETRIES:
+            return self.RETRY_NEXT_HOST, consistency
+        return self.RETHROW, None
+
+    def on_unavailable(
+        self, query: Any, consistency: Any, required_replicas: int, alive_replicas: int, retry_num: int
+    ) -> tuple[int, Any]:
+        # The coordinator refused before doing anything: safe for any statement, once.
+        return (self.RETRY_NEXT_HOST, None) if retry_num == 0 else (self.RETHROW, None)
+
+    def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> tuple[int, Any]:
+        # Overloaded and bootstrapping nodes refuse before executing; a broken connection leaves
+        # the outcome unknown, which only an idempotent statement may shrug off.
+        refused = isinstance(error, (OverloadedErrorMessage, IsBootstrappingErrorMessage))
+        if (refused or _idempotent(query)) and retry_num < self.REQUEST_ERROR_RETRIES:
+            return self.RETRY_NEXT_HOST, None
         return self.RETHROW, None
 
 
 class _LWTRetryPolicy(RetryPolicy):  # type: ignore[misc]
     """Never resend a conditional write blindly: a second try of an applied LWT reports "not
-    applied". The error comes back instead, and the storage learns the outcome at SERIAL."""
+    applied". The error comes back instead, and the storage learns the outcome at SERIAL.
+
+    Only an Unavailable is retried (once, on the next coordinator): it is refused before Paxos
+    begins. Anything that builds a conditional statement (a conditional batch too) must set
+    this policy on it.
+    """
 
     def on_write_timeout(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        return self.RETHROW, None
+
+    def on_read_timeout(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         return self.RETHROW, None
 
     def on_request_error(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         return self.RETHROW, None
 
+    def on_unavailable(
+        self, query: Any, consistency: Any, required_replicas: int, alive_replicas: int, retry_num: int
+    ) -> tuple[int, Any]:
+        return (self.RETRY_NEXT_HOST, None) if retry_num == 0 else (self.RETHROW, None)
+
+
+def _is_batch_log_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, WriteTimeout) and getattr(exc, "write_type", None) == WriteType.BATCH_LOG
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Mark a finished future's exception as seen (its outcome no longer matters to anyone)."""
+    if not fut.cancelled():
+        fut.exception()
+
 
 class CassandraAppStorage(AppStorage):
-    """One application's keyspace."""
+    """One application's keyspace.
 
-    def __init__(self, bridge: _Bridge, keyspace: str, stmts: _Statements, capabilities: Capabilities) -> None:
+    ``batchlog`` is the keyspace's own batch log, used for batches while ``watch`` says a
+    coordinator may still pick a dead node for its batch log; None in a keyspace created before
+    that table existed, whose logged batches then retry until the coordinators convict the node.
+    """
+
+    def __init__(
+        self,
+        bridge: _Bridge,
+        keyspace: str,
+        stmts: _Statements,
+        capabilities: Capabilities,
+        watch: NodeWatch | None = None,
+        batchlog: BatchLog | None = None,
+    ) -> None:
         self._bridge = bridge
         self.keyspace = keyspace
         self._s = stmts
         self.capabilities = capabilities
+        self._watch = watch if watch is not None else NodeWatch(0.0)
+        self.batchlog = batchlog if self._watch.bypass > 0 else None
+        self._legacy_retry = (
+            None if self.batchlog is not None else _WriteRetryPolicy(_WriteRetryPolicy.BATCH_LOG_RETRIES)
+        )
 
     async def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
         check_key(p_key, c_col)
@@ -340,38 +507,77 @@ class CassandraAppStorage(AppStorage):
         await self._bridge.run(self._s.put, (p_key, c_col, value), "write a row")
 
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
-        for p_key, c_col, value in items:
-            check_key(p_key, c_col)
-            check_value(value)
-        if not items:
-            return
-        put = self._s.put
-        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=put.consistency_level)
-        for p_key, c_col, value in items:
-            # The three columns are blobs, whose bytes are their serialized form: setting the
-            # values skips ``bind``'s per-column checks and encoding (a third of the cost; on
-            # one Cassandra node that was ~40 us of the event loop per 12-row group).
-            bound = BoundStatement(put)
-            bound.values = [p_key, c_col, value]
-            batch.add(bound)
-        await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
+        await self._put_batch(items, None)
 
     async def put_batch_at(self, items: Sequence[BatchItem], at: float) -> None:
+        await self._put_batch(items, int(at * 1_000_000))
+
+    async def _put_batch(self, items: Sequence[BatchItem], micros: int | None) -> None:
+        """A logged batch (``micros``: the rows' write time; None: the driver's now)."""
         for p_key, c_col, value in items:
             check_key(p_key, c_col)
             check_value(value)
         if not items:
             return
-        put_at = self._s.put_at
-        micros = int(at * 1_000_000)
-        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=put_at.consistency_level)
+        batchlog = self.batchlog
+        if batchlog is not None and self._watch.bypassing():
+            await batchlog.write(items, micros)
+            return
+        put = self._s.put if micros is None else self._s.put_at
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=put.consistency_level)
+        batch.is_idempotent = True  # unconditional puts: the same values at the same timestamp
         for p_key, c_col, value in items:
-            batch.add(put_at, (p_key, c_col, value, micros))
-        await self._bridge.run(batch, None, f"write a batch of {len(items)} rows")
+            # The columns are blobs (and a bigint timestamp), whose bytes are their serialized
+            # form: setting the values skips ``bind``'s per-column checks and encoding (a third
+            # of the cost; on one Cassandra node that was ~40 us of the event loop per 12-row group).
+            bound = BoundStatement(put)
+            bound.values = [p_key, c_col, value] if micros is None else [p_key, c_col, value, _BIGINT.pack(micros)]
+            batch.add(bound)
+        what = f"write a batch of {len(items)} rows"
+        if batchlog is None:
+            batch.retry_policy = self._legacy_retry
+            await self._bridge.run(batch, None, what, timeout=_WriteRetryPolicy.BATCH_LOG_WAIT)
+            return
+        await self._logged_or_own(batch, items, batchlog, what, micros)
+
+    async def _logged_or_own(
+        self, batch: Any, items: Sequence[BatchItem], batchlog: BatchLog, what: str, micros: int | None = None
+    ) -> None:
+        """A logged batch, or the own batch log if it stalls on a node that just died.
+
+        The logged batch waits out the coordinator's write timeout when a node dies under it;
+        the driver usually knows sooner, and then the batch is written again through the own
+        log at once. The logged batch may still apply later: the same values, at an older
+        timestamp, so nothing newer is overwritten.
+        """
+        loop = asyncio.get_running_loop()
+        logged = self._bridge.start(batch, None)
+        logged.add_done_callback(_retrieve)
+        wake: asyncio.Future[None] = loop.create_future()
+
+        def nudge(_: object = None) -> None:
+            if not wake.done():
+                wake.set_result(None)
+
+        logged.add_done_callback(nudge)
+        unsubscribe = self._watch.subscribe(nudge)
+        try:
+            await wake
+        finally:
+            unsubscribe()
+        if logged.done():
+            exc = logged.exception()
+            if exc is None:
+                return
+            if not _is_batch_log_timeout(exc):
+                raise _translate(exc, what) from None
+            self._watch.trip()
+            log.warning("a logged batch timed out at the batch log (a node is down?); using the own batch log")
+        await batchlog.write(items, micros)
 
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
         check_key(p_key, c_col)
-        rows = await self._bridge.run(self._s.get, (p_key, c_col), "read a row")
+        rows = await self._bridge.run(self._s.get, (p_key, c_col), "read a row", READS)
         return bytes(rows[0][0]) if rows else None
 
     async def get_batch(self, p_key: bytes, c_cols: Sequence[bytes]) -> list[bytes | None]:
@@ -382,7 +588,7 @@ class CassandraAppStorage(AppStorage):
         unique = list(dict.fromkeys(c_cols))
         chunks = [unique[i : i + GET_BATCH_CHUNK] for i in range(0, len(unique), GET_BATCH_CHUNK)]
         results = await asyncio.gather(
-            *(self._bridge.run(self._s.get_in, (p_key, chunk), "read rows") for chunk in chunks)
+            *(self._bridge.run(self._s.get_in, (p_key, chunk), "read rows", READS) for chunk in chunks)
         )
         found: dict[bytes, bytes] = {}
         for rows in results:
@@ -506,7 +712,7 @@ class CassandraAppStorage(AppStorage):
 
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
         check_key(p_key, c_col)
-        rows = await self._bridge.run(self._s.ttl, (p_key, c_col), "read a row's TTL")
+        rows = await self._bridge.run(self._s.ttl, (p_key, c_col), "read a row's TTL", READS)
         if not rows:
             return None
         ttl = rows[0][0]
@@ -517,7 +723,9 @@ class CassandraStorageFactory(AppStorageFactory):
     """Connects to a Cassandra or Scylla cluster; one keyspace per application storage.
 
     ``keyspace_suffix`` is appended to every keyspace name so that test runs sharing a cluster
-    never see each other's data.
+    never see each other's data. The timing options are those of the ``cassandra://`` URL
+    (``voedger.storage.url`` says what each does); ``batchlog_bypass=0`` turns the own batch
+    log off.
     """
 
     def __init__(
@@ -531,7 +739,11 @@ class CassandraStorageFactory(AppStorageFactory):
         password: str | None = None,
         keyspace_suffix: str = "",
         connect_timeout: float = 10.0,
-        request_timeout: float = 30.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        speculative_delay: float = DEFAULT_SPECULATIVE_DELAY,
+        batchlog_bypass: float = DEFAULT_BATCHLOG_BYPASS,
+        reconnect_max: float = DEFAULT_RECONNECT_MAX,
+        heartbeat: float = DEFAULT_HEARTBEAT,
     ) -> None:
         if not hosts:
             raise StorageError("no Cassandra host given")
@@ -550,7 +762,21 @@ class CassandraStorageFactory(AppStorageFactory):
             raise StorageError(f"keyspace suffix {keyspace_suffix!r} must be 1-5 lowercase letters or digits")
         self.keyspace_suffix = keyspace_suffix
         self.connect_timeout = connect_timeout
+        for name, value in (
+            ("request_timeout", request_timeout),
+            ("reconnect_max", reconnect_max),
+            ("heartbeat", heartbeat),
+        ):
+            if not value > 0:
+                raise StorageError(f"{name} must be positive, got {value}")
+        if speculative_delay < 0 or batchlog_bypass < 0:
+            raise StorageError("speculative_delay and batchlog_bypass must not be negative")
         self.request_timeout = request_timeout
+        self.speculative_delay = speculative_delay
+        self.batchlog_bypass = batchlog_bypass
+        self.reconnect_max = reconnect_max
+        self.heartbeat = heartbeat
+        self.watch = NodeWatch(batchlog_bypass)
         self.capabilities = Capabilities(
             name="cassandra",
             manual_clock=False,
@@ -562,6 +788,7 @@ class CassandraStorageFactory(AppStorageFactory):
         self._bridge: _Bridge | None = None
         self._open_lock = asyncio.Lock()
         self._storages: dict[str, CassandraAppStorage] = {}
+        self._batchlogs: list[BatchLog] = []
         self._prepare_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
@@ -576,6 +803,11 @@ class CassandraStorageFactory(AppStorageFactory):
             password=url.password,
             keyspace_suffix=url.keyspace_suffix,
             connect_timeout=url.connect_timeout,
+            request_timeout=url.request_timeout,
+            speculative_delay=url.speculative_delay,
+            batchlog_bypass=url.batchlog_bypass,
+            reconnect_max=url.reconnect_max,
+            heartbeat=url.heartbeat,
         )
 
     @classmethod
@@ -604,27 +836,47 @@ class CassandraStorageFactory(AppStorageFactory):
         async with self._open_lock:
             if self._session is not None:
                 return
+            self.watch.attach(asyncio.get_running_loop())
             self._cluster, self._session = await asyncio.to_thread(self._connect_blocking)
             self._bridge = _Bridge(self._session)
 
-    def _connect_blocking(self) -> tuple[Any, Any]:
+    def _profile(self, speculative: bool) -> ExecutionProfile:
+        # Token-aware over round robin: a node the driver has marked down is in no query plan,
+        # and the next host of a plan is another replica of the same partition.
         policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc))
-        profile = ExecutionProfile(
+        spec = None
+        if speculative and self.speculative_delay > 0:
+            # Only statements marked idempotent are ever sent twice, and only reads use this.
+            spec = ConstantSpeculativeExecutionPolicy(delay=self.speculative_delay, max_attempts=1)
+        return ExecutionProfile(
             load_balancing_policy=policy,
-            retry_policy=_WriteRetryPolicy(),
+            retry_policy=_WriteRetryPolicy(0 if self.batchlog_bypass > 0 else _WriteRetryPolicy.BATCH_LOG_RETRIES),
             consistency_level=getattr(ConsistencyLevel, self.consistency),
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL if self.local_dc else ConsistencyLevel.SERIAL,
             request_timeout=self.request_timeout,
             row_factory=tuple_factory,
+            speculative_execution_policy=spec,
         )
+
+    def _connect_blocking(self) -> tuple[Any, Any]:
         auth = PlainTextAuthProvider(username=self._username, password=self._password or "") if self._username else None
         cluster = Cluster(
             contact_points=list(self.hosts),
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            execution_profiles={EXEC_PROFILE_DEFAULT: self._profile(False), READS: self._profile(True)},
             auth_provider=auth,
             connect_timeout=self.connect_timeout,
             control_connection_timeout=self.connect_timeout,
+            # A node that went down is tried again soon (a refused connection costs nothing);
+            # the default backs off to ten minutes.
+            reconnection_policy=ExponentialReconnectionPolicy(
+                base_delay=min(0.5, self.reconnect_max), max_delay=self.reconnect_max
+            ),
+            # Idle connections are probed, so a node that died silently is noticed without
+            # waiting for a request to time out on it.
+            idle_heartbeat_interval=self.heartbeat,
+            idle_heartbeat_timeout=self.heartbeat,
         )
+        cluster.register_listener(self.watch)
         try:
             session = cluster.connect()
         except Exception as exc:
@@ -652,7 +904,7 @@ class CassandraStorageFactory(AppStorageFactory):
         ``system.local`` on each node is what the driver itself does, minus its deprecated API.
         """
         bridge = await self._ready()
-        query = SimpleStatement("SELECT schema_version FROM system.local")
+        query = SimpleStatement("SELECT schema_version FROM system.local", is_idempotent=True)
         deadline = asyncio.get_running_loop().time() + timeout
         versions: dict[str, object] = {}
         while True:
@@ -672,38 +924,55 @@ class CassandraStorageFactory(AppStorageFactory):
                 )
             await asyncio.sleep(0.2)
 
-    async def _table_exists(self, bridge: _Bridge, keyspace: str) -> tuple[bool, bool]:
+    async def _tables(self, bridge: _Bridge, keyspace: str) -> set[str] | None:
+        """The tables of ``keyspace``; None if there is no such keyspace."""
         ks = await bridge.run(
-            SimpleStatement("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s"),
+            SimpleStatement(
+                "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", is_idempotent=True
+            ),
             (keyspace,),
             f"look up keyspace {keyspace}",
         )
         if not ks:
-            return False, False
+            return None
         tables = await bridge.run(
-            SimpleStatement("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s"),
-            (keyspace, TABLE),
-            f"look up table {keyspace}.{TABLE}",
+            SimpleStatement("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", is_idempotent=True),
+            (keyspace,),
+            f"look up the tables of keyspace {keyspace}",
         )
-        return True, bool(tables)
+        return {str(row[0]) for row in tables}
+
+    async def _schema_change(self, bridge: _Bridge, cql: str, what: str, host: Any = None) -> None:
+        try:
+            await bridge.run_raw(SimpleStatement(cql), None, host=host, timeout=SCHEMA_TIMEOUT)
+        except Exception as exc:
+            raise _translate(exc, what) from None
 
     async def init(self, safe_name: str) -> None:
         keyspace = self.keyspace(safe_name)
         bridge = await self._ready()
         create_ks = SimpleStatement(f'CREATE KEYSPACE "{keyspace}" WITH replication = {_cql_map(self.replication)}')
         try:
-            await bridge.run_raw(create_ks, None)
+            await bridge.run_raw(create_ks, None, timeout=SCHEMA_TIMEOUT)
         except AlreadyExists:
             raise StorageAlreadyExistsError(f"storage {safe_name!r} (keyspace {keyspace}) already exists") from None
         except Exception as exc:
             raise _translate(exc, f"create keyspace {keyspace}") from None
         await self._wait_for_schema_agreement(f"creating keyspace {keyspace}")
-        create_table = SimpleStatement(
+        # Both tables at once (a schema change costs about a second on a small cluster), through
+        # one coordinator, which applies them one after the other: no two nodes race.
+        host = next((h for h in self._cluster.metadata.all_hosts() if h.is_up), None)
+        create_values = (
             f'CREATE TABLE IF NOT EXISTS "{keyspace}"."{TABLE}" '
             "(p_key blob, c_col blob, value blob, PRIMARY KEY ((p_key), c_col))"
         )
-        await bridge.run(create_table, None, f"create table {keyspace}.{TABLE}")
-        await self._wait_for_schema_agreement(f"creating table {keyspace}.{TABLE}")
+        await asyncio.gather(
+            self._schema_change(
+                bridge, batchlog_table_cql(keyspace), f"create table {keyspace}.{BATCHLOG_TABLE}", host
+            ),
+            self._schema_change(bridge, create_values, f"create table {keyspace}.{TABLE}", host),
+        )
+        await self._wait_for_schema_agreement(f"creating the tables of {keyspace}")
 
     async def app_storage(self, safe_name: str) -> AppStorage:
         keyspace = self.keyspace(safe_name)
@@ -714,36 +983,58 @@ class CassandraStorageFactory(AppStorageFactory):
         async with lock:
             if (cached := self._storages.get(keyspace)) is not None:
                 return cached
-            ks_exists, table_exists = await self._table_exists(bridge, keyspace)
-            if not table_exists:
-                hint = " (keyspace exists without its table: an interrupted init?)" if ks_exists else ""
+            tables = await self._tables(bridge, keyspace)
+            if tables is None or TABLE not in tables:
+                hint = " (keyspace exists without its table: an interrupted init?)" if tables is not None else ""
                 raise StorageDoesNotExistError(f"storage {safe_name!r} (keyspace {keyspace}) does not exist{hint}")
             consistency, serial = self._consistency_levels()
             for attempt in range(PREPARE_ATTEMPTS):
                 try:
                     stmts = await _Statements.prepare(self._session, keyspace, consistency, serial)
+                    batchlog = await self._open_batchlog(bridge, keyspace, BATCHLOG_TABLE in tables, consistency)
                     break
                 except StorageError as exc:
                     # Created a moment ago by another process: a node that has not applied the
-                    # new table yet refuses to prepare. Once the nodes agree, it works.
+                    # new tables yet refuses to prepare. Once the nodes agree, it works.
                     if attempt == PREPARE_ATTEMPTS - 1:
                         raise
                     log.info("keyspace %s is not ready on every node yet (%s); waiting", keyspace, exc)
                     await self._wait_for_schema_agreement(f"opening keyspace {keyspace}")
                     await asyncio.sleep(1.0)
-            storage = CassandraAppStorage(bridge, keyspace, stmts, self.capabilities)
+                    tables = await self._tables(bridge, keyspace) or tables
+            storage = CassandraAppStorage(bridge, keyspace, stmts, self.capabilities, self.watch, batchlog)
             self._storages[keyspace] = storage
             return storage
+
+    async def _open_batchlog(self, bridge: _Bridge, keyspace: str, exists: bool, consistency: int) -> BatchLog | None:
+        """The keyspace's own batch log, with whatever was left in it replayed first."""
+        if not exists:
+            # Created before the table existed: no schema change here (two servers starting
+            # at once would race to create it); such a keyspace keeps the slower retries.
+            log.warning("keyspace %s has no %s table: batches wait while a node is lost", keyspace, BATCHLOG_TABLE)
+            return None
+        try:
+            batchlog = await BatchLog.prepare(self._session, bridge, keyspace, TABLE, consistency)
+        except Exception as exc:
+            raise _translate(exc, f"prepare the batch log of keyspace {keyspace}") from None
+        replayed = await batchlog.replay()
+        if replayed:
+            log.info("keyspace %s: completed %d batch(es) left in its batch log", keyspace, replayed)
+        self._batchlogs.append(batchlog)
+        return batchlog
 
     async def drop(self, safe_name: str) -> None:
         """Drop a storage's keyspace (tests clean up with it; the platform never drops data)."""
         keyspace = self.keyspace(safe_name)
         bridge = await self._ready()
         self._storages.pop(keyspace, None)
-        await bridge.run(SimpleStatement(f'DROP KEYSPACE IF EXISTS "{keyspace}"'), None, f"drop keyspace {keyspace}")
+        await self._schema_change(bridge, f'DROP KEYSPACE IF EXISTS "{keyspace}"', f"drop keyspace {keyspace}")
         await self._wait_for_schema_agreement(f"dropping keyspace {keyspace}")
 
     async def close(self) -> None:
+        batchlogs, self._batchlogs = self._batchlogs, []
+        for batchlog in batchlogs:
+            await batchlog.close()
         cluster = self._cluster
         self._cluster = self._session = self._bridge = None
         self._storages.clear()

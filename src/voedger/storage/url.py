@@ -5,6 +5,26 @@
 - ``cassandra://[user:password@]host1[:port],host2,host3/?replication=3&consistency=QUORUM&dc=dc1``
   (``scylla://`` is the same). ``replication`` is a replication factor (SimpleStrategy) or a
   list of ``dc:factor`` pairs (NetworkTopologyStrategy), e.g. ``replication=dc1:3,dc2:3``.
+
+  How the driver copes with a lost node (all in seconds; the defaults keep the loss of one node
+  of three under ~3 s without acknowledgements, see docs/benchmarks.md):
+
+  - ``connect_timeout`` (10): to open a connection to a node.
+  - ``request_timeout`` (8): a request with no answer by then fails on the client (a
+    coordinator that died silently). Keep it above the cluster's own timeouts (Cassandra's
+    defaults: 2 s for writes, 5 s for reads), so that the cluster's answer, which the driver
+    retries on the next coordinator, comes first.
+  - ``speculative_delay`` (0.5): a read not answered by then is also sent to another
+    coordinator, and the first answer wins; 0 turns this off. Only reads are sent twice.
+  - ``batchlog_bypass`` (60): for this long after the driver saw a node go down, or a logged
+    batch timed out at the coordinators' batch log, batches are made atomic with the storage's
+    own batch log instead (coordinators keep picking a dead node for theirs until they convict
+    it, ~18 s on a default Cassandra); 0 turns this off, and logged batches then retry until
+    the node is convicted.
+  - ``reconnect_max`` (4): the longest wait between attempts to reconnect to a node that is
+    down (from 0.5 s, doubling).
+  - ``heartbeat`` (5): an idle connection is probed this often, and given up (its node marked
+    down) when a probe is not answered within as long.
 """
 
 from __future__ import annotations
@@ -18,8 +38,24 @@ from voedger.storage.errors import StorageURLError
 CONSISTENCY_LEVELS = frozenset(
     {"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
 )
-_CASSANDRA_PARAMS = frozenset({"replication", "consistency", "dc", "keyspace_suffix", "connect_timeout"})
 DEFAULT_CQL_PORT = 9042
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_REQUEST_TIMEOUT = 8.0
+DEFAULT_SPECULATIVE_DELAY = 0.5
+DEFAULT_BATCHLOG_BYPASS = 60.0
+DEFAULT_RECONNECT_MAX = 4.0
+DEFAULT_HEARTBEAT = 5.0
+
+_SECONDS: dict[str, tuple[float, float, bool]] = {
+    # name: (smallest, largest, whether 0 is allowed to turn the behaviour off)
+    "connect_timeout": (0.0, 300.0, False),
+    "request_timeout": (0.0, 600.0, False),
+    "speculative_delay": (0.0, 60.0, True),
+    "batchlog_bypass": (0.0, 3600.0, True),
+    "reconnect_max": (0.0, 600.0, False),
+    "heartbeat": (0.0, 600.0, False),
+}
+_CASSANDRA_PARAMS = frozenset({"replication", "consistency", "dc", "keyspace_suffix", *_SECONDS})
 
 
 @dataclass(frozen=True)
@@ -41,7 +77,12 @@ class CassandraURL:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     keyspace_suffix: str = ""
-    connect_timeout: float = 10.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    speculative_delay: float = DEFAULT_SPECULATIVE_DELAY
+    batchlog_bypass: float = DEFAULT_BATCHLOG_BYPASS
+    reconnect_max: float = DEFAULT_RECONNECT_MAX
+    heartbeat: float = DEFAULT_HEARTBEAT
 
 
 StorageURL = MemURL | SQLiteURL | CassandraURL
@@ -122,14 +163,17 @@ def _parse_cassandra(url: str) -> CassandraURL:
                 f"storage URL {_redact(url)!r}: keyspace_suffix must be 1-5 lowercase letters or digits"
             )
         kwargs["keyspace_suffix"] = suffix
-    if (timeout := one("connect_timeout")) is not None:
+    for name, (low, high, zero_ok) in _SECONDS.items():
+        if (text := one(name)) is None:
+            continue
         try:
-            seconds = float(timeout)
+            seconds = float(text)
         except ValueError:
             seconds = -1.0
-        if not 0 < seconds <= 300:
-            raise StorageURLError(f"storage URL {_redact(url)!r}: connect_timeout must be 0-300 seconds")
-        kwargs["connect_timeout"] = seconds
+        if not (low < seconds <= high or (zero_ok and seconds == 0)):
+            lowest = "0" if zero_ok else "more than 0"
+            raise StorageURLError(f"storage URL {_redact(url)!r}: {name} must be {lowest} to {high:.0f} seconds")
+        kwargs[name] = seconds
     return CassandraURL(hosts=hosts, username=username, password=password, **kwargs)  # type: ignore[arg-type]
 
 
