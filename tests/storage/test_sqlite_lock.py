@@ -16,16 +16,16 @@ from voedger.storage import StorageLockedError
 from voedger.storage.sqlite import SQLiteStorageFactory
 
 
-async def test_a_second_opener_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+async def test_a_second_server_is_refused_until_the_first_closes(tmp_path: Path) -> None:
     first = SQLiteStorageFactory(tmp_path)
-    await first.open()
+    await first.take()
     second = SQLiteStorageFactory(tmp_path)
     with pytest.raises(StorageLockedError) as err:
-        await second.open()
+        await second.take()
     assert str(tmp_path) in str(err.value) and f"pid {os.getpid()}" in str(err.value)
     await first.close()
     third = SQLiteStorageFactory(tmp_path)
-    await third.open()
+    await third.take()
     await third.close()
 
 
@@ -52,3 +52,12 @@ def test_a_second_server_on_one_data_dir_exits_at_once(tmp_path: Path) -> None:
     finally:
         first.terminate()
         first.wait(timeout=30)
+
+
+async def test_a_reader_that_is_not_a_server_does_not_take_the_directory(tmp_path: Path) -> None:
+    server = SQLiteStorageFactory(tmp_path)
+    await server.take()
+    reader = SQLiteStorageFactory(tmp_path)
+    await reader.open()
+    await reader.close()
+    await server.close()

@@ -135,6 +135,11 @@ class AppStorageFactory(ABC):
     async def open(self) -> None:  # noqa: B027 - optional hook, local drivers need nothing
         """Connect to the backend; called once before first use (nothing to do for local drivers)."""
 
+    async def take(self) -> None:  # noqa: B027 - optional hook: shared backends need nothing
+        """Make this process the only server of the storage, where it can have one server only
+        (an embedded store); raises StorageLockedError naming the holder otherwise. Readers
+        that are not servers (tools, tests) do not take it."""
+
     @abstractmethod
     async def init(self, safe_name: str) -> None:
         """Create the storage; raises StorageAlreadyExistsError if it exists."""

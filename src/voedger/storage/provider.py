@@ -67,8 +67,11 @@ class StorageProvider:
     def capabilities(self) -> Capabilities:
         return self.factory.capabilities
 
-    async def open(self) -> None:
-        """Connect and open the registry now, so that a bad configuration fails at start."""
+    async def open(self, server: bool = False) -> None:
+        """Connect and open the registry now, so that a bad configuration fails at start;
+        ``server``: as the storage's server process (see ``AppStorageFactory.take``)."""
+        if server:
+            await self.factory.take()
         await self._meta_storage()
 
     async def _meta_storage(self) -> AppStorage:

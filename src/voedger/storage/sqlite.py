@@ -543,8 +543,8 @@ class SQLiteStorageFactory(AppStorageFactory):
         self._open: dict[str, SQLiteAppStorage] = {}
         self._lock = DirectoryLock(directory)
 
-    async def open(self) -> None:
-        """Take the directory for this process (see :class:`DirectoryLock`)."""
+    async def take(self) -> None:
+        """Take the directory for this server process (see :class:`DirectoryLock`)."""
         self._lock.acquire()
 
     def _path(self, safe_name: str) -> Path:

@@ -117,7 +117,7 @@ class VVM:
 
     async def start(self) -> None:
         self.provider = open_storage(self.config.storage_url, self.config.clock)
-        await self.provider.open()
+        await self.provider.open(server=True)
         vvm_storage = await self.provider.app_storage(VVM_APP)
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
         cluster = self.config.cluster
