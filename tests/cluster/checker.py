@@ -179,6 +179,9 @@ class Gap:
 # --- reading storage -----------------------------------------------------------------------------
 
 
+_ENTRIES_END = (1 << CRACK_BITS).to_bytes(2, "big")
+
+
 async def _read_cracked(
     storage: AppStorage, key: Callable[[int, int], tuple[bytes, bytes]], owner: int, first_hi: int, last: int
 ) -> dict[int, bytes]:
@@ -189,7 +192,8 @@ async def _read_cracked(
     while True:
         p_key, _ = key(owner, hi << CRACK_BITS)
         found = False
-        async for c_col, value in storage.read(p_key):
+        # Entries only: a PLog chunk also holds its fencing head, above every entry's column.
+        async for c_col, value in storage.read(p_key, b"", _ENTRIES_END):
             rows[offset_from_key(p_key, c_col)] = value
             found = True
         if not found and (hi << CRACK_BITS) > last:

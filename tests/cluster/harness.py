@@ -152,7 +152,7 @@ class Harness:
         if self.cluster:
             cmd += ["--advertise", p.url]
             if self.lease_ttl is not None:
-                cmd += ["--lease-ttl", str(self.lease_ttl)]
+                cmd += ["--lease-ttl", f"{self.lease_ttl:g}"]
         return cmd + self.extra_args
 
     def new_process(self) -> ServerProcess:

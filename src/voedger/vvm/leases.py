@@ -118,6 +118,13 @@ class LeaseStore:
         ok = await self.storage.compare_and_swap(MEMBERS, member.id.encode(), member.encode(), new.encode(), self.ttl)
         return new if ok else None
 
+    async def member_row(self, member_id: str) -> bytes | None:
+        return await self.storage.ttl_get(MEMBERS, member_id.encode())
+
+    async def retake(self, member: Member, current: bytes) -> bool:
+        """Write a member's row over what it holds now (its own earlier incarnation)."""
+        return await self.storage.compare_and_swap(MEMBERS, member.id.encode(), current, member.encode(), self.ttl)
+
     async def leave(self, member: Member) -> None:
         await self.storage.compare_and_delete(MEMBERS, member.id.encode(), member.encode())
 

@@ -72,6 +72,8 @@ class Ownership:
         self.table: dict[Key, Lease] = {}
         """The leases as last read: where requests for partitions of others go."""
         self.members: list[Member] = []
+        self.target: dict[Key, str] = {}
+        """Where each partition belongs, as last computed."""
         self._free_since: dict[Key, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._releasing: dict[Key, asyncio.Task[None]] = {}
@@ -89,7 +91,19 @@ class Ownership:
             asyncio.create_task(self._loop(self.renew), name="cluster-renewals"),
             asyncio.create_task(self._loop(self.rebalance), name="cluster-balance"),
         ]
-        await self.settled()
+        await self.converged(max(10.0, 3 * self.ttl))
+
+    async def converged(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) until this process serves every partition that belongs to
+        it: a process is ready once it carries its share, not while partitions still move to it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mine = [k for k, m in self.target.items() if m == self.me.id]
+            if mine and all(k in self.owned and self.owned[k].ready.is_set() for k in mine):
+                return True
+            await asyncio.sleep(self.tick / 2)
+        log.warning("cluster: %s does not serve its whole share yet after %.0f s", self.me.id, timeout)
+        return False
 
     async def settled(self) -> None:
         """Wait until the partitions acquired so far serve."""
@@ -133,6 +147,7 @@ class Ownership:
                 log.exception("cluster: %s failed", step.__name__)
 
     async def _join(self) -> None:
+        """Write this process's member row: a new one, or its own again after it lapsed."""
         while True:
             self.me = replace(self.me, pid=_pid(), since=time.time(), n=0)
             asked = time.monotonic()
@@ -140,7 +155,11 @@ class Ownership:
                 self._member_deadline.renewed(asked, self.ttl, self.margin)
                 log.info("cluster: joined as %s (%s)", self.me.id, self.me.address)
                 return
-            self.me = replace(self.me, id=uuid.uuid4().hex[:12])
+            current = await self.store.member_row(self.me.id)
+            if current is not None and await self.store.retake(self.me, current):
+                self._member_deadline.renewed(asked, self.ttl, self.margin)
+                log.info("cluster: re-joined as %s (%s)", self.me.id, self.me.address)
+                return
 
     # --- one round --------------------------------------------------------------------------
 
@@ -176,7 +195,7 @@ class Ownership:
         self.members = await self.store.members()
         self.table = await self.store.leases(self.host.partition_keys())
         live = {m.id for m in self.members} | {self.me.id}
-        target = assign(sorted(live), self.host.partition_keys())
+        target = self.target = assign(sorted(live), self.host.partition_keys())
         now = time.monotonic()
         for key, owned in list(self.owned.items()):
             if target.get(key, self.me.id) != self.me.id and owned.ready.is_set() and key not in self._releasing:
