@@ -30,7 +30,7 @@ from voedger.structs.wsid import partition_of
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 LOAD_SECONDS = 12.0
-LEASE_TTL = 4.0
+LEASE_TTL = 6.0
 """Shorter than the server's default (about 5 s), so that fail-over scenarios stay short."""
 
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from voedger.router.http import ASGIApp, HttpServer, LifespanError
+from voedger.router.http import DRAIN_SECONDS, ASGIApp, HttpServer, LifespanError
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -698,7 +698,9 @@ async def test_graceful_stop_finishes_the_request_in_flight() -> None:
         await asyncio.sleep(0.05)
         with pytest.raises(ConnectionRefusedError):  # no longer accepting
             await asyncio.open_connection(HOST, port)
-        assert await rest(idle_reader) == b""  # an idle connection closes at once
+        began = time.monotonic()
+        assert await rest(idle_reader) == b""  # an idle connection closes after the drain
+        assert DRAIN_SECONDS - 0.2 < time.monotonic() - began < DRAIN_SECONDS + 1.0
         assert not stopping.done()
         reply = await read_reply(reader)
         assert (reply.status, reply.body, reply.get("connection")) == (200, b"done", "close")
@@ -851,3 +853,25 @@ async def test_the_server_on_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
     seen = await asyncio.to_thread(uvloop.run, _uvloop_scenario())
     assert seen == [b"GET /a ", b"POST /b bee", b"ab" + b"cd", b"413", b"", b"500"]
+
+
+async def test_a_request_sent_as_the_stop_begins_is_served() -> None:
+    """A client may send on a kept-alive connection while the server begins to stop: the request
+    is read and answered (closing the connection after), not dropped unanswered."""
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, b"late but served")
+
+    server = HttpServer(app_of(handler))
+    [(_, port)] = await server.start(HOST, 0)
+    async with connect(port) as (reader, writer):
+        writer.write(get())
+        first = await read_reply(reader)
+        assert first.status == 200 and first.get("connection") != "close"
+        stopping = asyncio.create_task(server.stop(5.0))
+        await asyncio.sleep(0.2)
+        writer.write(get())
+        reply = await read_reply(reader)
+        assert (reply.status, reply.body, reply.get("connection")) == (200, b"late but served", "close")
+        assert await rest(reader) == b""
+        await asyncio.wait_for(stopping, DEADLINE)

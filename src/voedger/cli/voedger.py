@@ -54,7 +54,7 @@ def main() -> None:
 )
 @click.option(
     "--lease-ttl",
-    default=5,
+    default=6,
     show_default=True,
     type=click.IntRange(min=2, max=300),
     help="Seconds a partition lease lives unrenewed: how soon the partitions of a dead process serve elsewhere.",
@@ -82,6 +82,7 @@ def server(
     from voedger.vvm.server import ServerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request otherwise
     url = storage_url or f"sqlite://{Path(data_dir).resolve()}"
     try:
         parse_storage_url(url)

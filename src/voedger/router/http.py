@@ -56,6 +56,8 @@ MAX_PIPELINED = 16
 """Requests of one connection waiting behind the one in flight before reading pauses."""
 KEEP_ALIVE_SECONDS = 15.0
 GRACEFUL_SECONDS = 30.0
+DRAIN_SECONDS = 1.0
+"""At a stop, how long connections are still read for requests clients sent a moment before."""
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -234,7 +236,7 @@ class _Exchange:
             parts += (name, b": ", value, b"\r\n")
         if status in _NO_BODY_STATUSES:
             self.head_only = self.no_length = True
-        if not request.keep_alive or self.conn.closing:
+        if not request.keep_alive or self.conn.closing or self.conn.draining:
             request.keep_alive = False
             parts.append(b"connection: close\r\n")
         return b"".join(parts)
@@ -254,6 +256,8 @@ class Connection(asyncio.Protocol):
         self.current: _Exchange | None = None
         self.lost = False
         self.closing = False
+        self.draining = False
+        """The server is stopping: requests still arriving are served, each answer closes."""
         self.reading_paused = False
         self.idle_since: float | None = None
         self.in_message = False
@@ -497,6 +501,10 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    @property
+    def idle(self) -> bool:
+        return self.current is None and not self.queue and not self.in_message and self._request is None
+
     def shutdown(self) -> None:
         """Server stopping: close now if idle, else after the response in flight."""
         self.closing = True
@@ -562,10 +570,19 @@ class HttpServer:
         connection, then run the lifespan's shutdown."""
         for listener in self._listeners:
             listener.close()
+        # A client may have sent a request on a kept-alive connection just now, still unread:
+        # closing at once would lose it (the client sees the connection drop, not knowing
+        # whether it was done). So for a moment requests are still read and served, each
+        # answered with "Connection: close"; idle connections close after that moment.
+        began = time.monotonic()
+        deadline = began + timeout
         for conn in list(self.connections):
-            conn.shutdown()
-        deadline = time.monotonic() + timeout
+            conn.draining = True
         while (self.in_flight or self.connections) and time.monotonic() < deadline:
+            if time.monotonic() - began >= DRAIN_SECONDS:
+                for conn in list(self.connections):
+                    if conn.idle and not conn.closing:
+                        conn.shutdown()
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             if conn.transport is not None:

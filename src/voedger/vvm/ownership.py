@@ -24,7 +24,7 @@ from voedger.vvm.leases import Deadline, Key, Lease, LeaseStore, Member, assign
 
 log = logging.getLogger("voedger.cluster")
 
-DEFAULT_TTL = 5
+DEFAULT_TTL = 6
 """Seconds a lease lives without renewal: a dead process's partitions serve again elsewhere
 within about this long plus a tick and a recovery."""
 
@@ -55,6 +55,7 @@ class _Owned:
     deadline: Deadline = field(default_factory=Deadline)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    renewing: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serialises the compare-and-swaps of the lease row (a renewal, the epoch's update)."""
 
@@ -135,6 +136,9 @@ class Ownership:
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+        for owned in self.owned.values():
+            if owned.renewing is not None:
+                owned.renewing.cancel()
 
     async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -213,13 +217,15 @@ class Ownership:
                 await self._acquire(key)
 
     async def _renew_leases(self) -> None:
-        """Renew every lease at once (each is its own storage partition)."""
-        await asyncio.gather(*(self._renew(key, owned) for key, owned in list(self.owned.items())))
+        """Let go of the leases whose deadline passed; renew each other one in a task of its
+        own (each is its own storage partition), so that a slow renewal delays no other."""
+        for key, owned in list(self.owned.items()):
+            if not owned.deadline.valid():
+                await self._lose(key, "its lease may have run out")
+            elif owned.renewing is None or owned.renewing.done():
+                owned.renewing = asyncio.create_task(self._renew(key, owned), name=f"renew-{key[0]}-{key[1]}")
 
     async def _renew(self, key: Key, owned: _Owned) -> None:
-        if not owned.deadline.valid():
-            await self._lose(key, "its lease may have run out")
-            return
         try:
             async with owned.lock:
                 asked = time.monotonic()
