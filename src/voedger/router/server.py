@@ -52,6 +52,7 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
         try:
             yield
         finally:
+            await app.router.routes.aclose()  # connections to other processes, if any
             await vvm.stop()
             log.info("stopped")
 
