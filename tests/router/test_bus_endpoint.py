@@ -30,7 +30,7 @@ from voedger.router.transport import MockTransport, TransportUnavailable
 from voedger.router.wire import BUS_PATH, MAX_HOPS, SECRET_HEADER, BusRequest, BusResponse, Op, json_reply
 from voedger.storage import open_storage
 from voedger.structs.wsid import DEFAULT_NUM_PARTITIONS, new_wsid, partition_of
-from voedger.vvm.server import VVM, VVM_APP
+from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 SECRET = b"\xab" * 32
 ECHO = orjson.dumps({"args": {"Text": "hi"}, "elements": [{"fields": ["Res"]}]})
@@ -38,9 +38,14 @@ CUD = orjson.dumps({"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", 
 SHOP_WS = new_wsid(1, 200_200)
 
 
-@pytest.fixture(autouse=True)
-async def shop_ws(vvm: VVM) -> None:
-    await make_shop_ws(cast(Any, None), vvm, SHOP_WS)
+@pytest.fixture
+async def vvm(tmp_path: Path) -> AsyncIterator[VVM]:
+    """On SQLite only: what is tested here does not depend on the storage."""
+    v = VVM(ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[("test/shop", SHOP_DIR)], insecure_dev=True))
+    await v.start()
+    await make_shop_ws(cast(Any, None), v, SHOP_WS)
+    yield v
+    await v.stop()
 
 
 def shop_request(vvm: VVM, op: Op, resource: str, body: bytes) -> BusRequest:

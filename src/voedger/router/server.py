@@ -55,6 +55,7 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
         try:
             yield
         finally:
+            await app.router.routes.aclose()  # connections to other processes, if any
             await vvm.stop()
             log.info("stopped")
 
