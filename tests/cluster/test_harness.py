@@ -25,7 +25,7 @@ def test_cluster_mode_advertises_each_process_and_passes_the_lease_ttl(tmp_path:
     cmd = h.command(p)
     assert cmd[cmd.index("--advertise") + 1] == f"http://127.0.0.1:{p.port}"
     assert cmd[cmd.index("--port") + 1] == str(p.port)
-    assert cmd[cmd.index("--lease-ttl") + 1] == "4.0"
+    assert cmd[cmd.index("--lease-ttl") + 1] == "4"
     assert "--insecure-dev" in cmd
     assert cmd[cmd.index("--app") + 1] == f"{APP_NAME}={APP_DIR}"
     single = Harness(tmp_path, "cassandra://127.0.0.1/", [(APP_NAME, APP_DIR)], lease_ttl=4.0)
