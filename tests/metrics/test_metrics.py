@@ -121,3 +121,15 @@ async def test_check_answers_ok_and_anything_else_is_a_404(vvm: VVM) -> None:
         assert (check.status_code, check.text) == (200, "ok")
         assert (await metrics.get("/unknown")).status_code == 404
         assert (await metrics.post("/metrics")).status_code == 404
+
+
+async def test_partitions_owned_and_the_cluster_view(vvm: VVM) -> None:
+    """One process on embedded storage owns every partition; /api/cluster lists them."""
+    async with client_of(metrics_app(vvm, "node-1")) as metrics:
+        samples = await scrape(metrics)
+        shop = vvm.app("test/shop").runtime.num_partitions
+        assert value(samples, "voedger_cluster_partitions_owned", {"app": "test/shop", "vvm": "node-1"}) == shop
+        view = (await metrics.get("/api/cluster")).json()
+        assert view["cluster"] is False
+        owned = sorted(p["partition"] for p in view["partitions"] if p["app"] == "test/shop")
+        assert owned == list(range(shop))

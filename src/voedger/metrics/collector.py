@@ -80,6 +80,17 @@ class VoedgerCollector(Collector):
             family = Metric(name, doc, "counter")
             family.add_sample(f"{name}_total", labels, float(value))
             yield family
+        fwd = self.vvm.forwards
+        forwards: tuple[tuple[str, float, str], ...] = (
+            ("voedger_cluster_forwarded", fwd.count, "Requests forwarded to the owner in another process."),
+            ("voedger_cluster_forward_seconds", fwd.seconds, "Seconds forwarded requests waited for the owner."),
+            ("voedger_cluster_forward_retries", fwd.retried, "Forwards that went on to a partition's new owner."),
+            ("voedger_cluster_unrouted", fwd.unavailable, "Requests answered 503: no owner could be reached."),
+        )
+        for fname, fvalue, fdoc in forwards:
+            family = Metric(fname, fdoc, "counter")
+            family.add_sample(f"{fname}_total", labels, fvalue)
+            yield family
         members = Metric("voedger_cluster_members", "Live members of the cluster, as last read.", "gauge")
         members.add_sample("voedger_cluster_members", labels, float(len(own.members)))
         yield members

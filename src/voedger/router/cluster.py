@@ -11,7 +11,6 @@ lease again and tries once more; a command whose fate is unknown is never sent t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Final
 
 from voedger.router.http_transport import HttpTransport
@@ -25,18 +24,6 @@ RETRY_AFTER: Final = {"Retry-After": "1"}
 ATTEMPTS: Final = 3
 
 
-@dataclass
-class ForwardStats:
-    """Requests forwarded to another process of the cluster, and the seconds they took."""
-
-    count: int = 0
-    seconds: float = 0.0
-    retried: int = 0
-    """Forwards that found the owner moved and went to the new one."""
-    unavailable: int = 0
-    """Requests answered 503 because no owner could be reached."""
-
-
 class LeaseRoutes:
     """``Routes`` for a cluster of processes (see the module's docstring)."""
 
@@ -46,7 +33,7 @@ class LeaseRoutes:
         self.secret = secret
         """Set once the process has read it from storage (before it serves)."""
         self.peers: dict[str, HttpTransport] = {}
-        self.stats = ForwardStats()
+        self.stats = vvm.forwards
         self._transport = _Forwarding(self)
 
     def transport_for(self, app: str, wsid: int, partition: int) -> Transport:

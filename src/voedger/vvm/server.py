@@ -38,7 +38,7 @@ from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
-from voedger.vvm.stats import ProcessorStats
+from voedger.vvm.stats import ForwardStats, ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
 
@@ -112,6 +112,8 @@ class VVM:
         self.started = asyncio.Event()
         self.ownership: Ownership | None = None
         """Partition leases, when the storage is shared with other processes."""
+        self.forwards = ForwardStats()
+        """Requests the router sent on to other processes of the cluster."""
 
     # --- life cycle ----------------------------------------------------------------------------
 

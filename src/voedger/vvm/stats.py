@@ -19,3 +19,16 @@ class ProcessorStats:
     commands: Tally = field(default_factory=Tally)
     """From a command's arrival at its partition to its durable result."""
     queries: Tally = field(default_factory=Tally)
+
+
+@dataclass(slots=True)
+class ForwardStats:
+    """Requests this process forwarded to another process of its cluster (the partition's owner)."""
+
+    count: int = 0
+    seconds: float = 0.0
+    """Time spent waiting for the owners' answers."""
+    retried: int = 0
+    """Forwards that found the owner gone or moved and went to the lease's new holder."""
+    unavailable: int = 0
+    """Requests answered 503 because no owner could be reached."""
