@@ -260,7 +260,9 @@ async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="voedger-cluster-bench-"))
     print(f"logs and histories: {workdir}", flush=True)
     image = load_image(APP_NAME, APP_DIR)
-    h = MetricsHarness(workdir, url, [(APP_NAME, APP_DIR)], cluster=True, lease_ttl=args.lease_ttl)
+    h = MetricsHarness(
+        workdir, url, [(APP_NAME, APP_DIR)], cluster=True, lease_ttl=args.lease_ttl, ready_timeout=args.ready_timeout
+    )
     scenario = Scenario(workdir, url, h, image)
     config = LoadConfig(clients=args.clients)
     verdicts: list[tuple[str, str]] = []
@@ -353,6 +355,7 @@ if __name__ == "__main__":
     parser.add_argument("--stops", type=int, default=3, help="graceful stops (SIGTERM)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--lease-ttl", type=int, default=6)
+    parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds a process may take to start")
     parser.add_argument("--hosts", default=DEFAULT_HOSTS)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("VOEDGER_DEVDATA", str(Path(__file__).resolve().parent.parent / ".devdata"))
