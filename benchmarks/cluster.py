@@ -1,0 +1,362 @@
+"""Several ``voedger server`` processes on one Cassandra (issue 13): throughput, the forwarding
+hop, failover after ``kill -9`` and handover after SIGTERM.
+
+    python benchmarks/cluster.py [--seconds 15] [--kills 10] [--stops 3] [--clients 16]
+                                 [--lease-ttl 6] [--hosts 127.0.0.1,127.0.0.2,127.0.0.3]
+
+Needs the three-node development cluster (RF=3, QUORUM); it never starts or stops a node. It
+reuses the cluster harness of ``tests/cluster`` (processes, load, history, checker) on fresh
+keyspaces, dropped afterwards. Each process serves its metrics on a port of its own, whose
+``GET /api/cluster`` tells who owns each partition.
+
+1. ``--seconds`` of load through 1 process, then (two more joined, the partitions spread)
+   through 3, the load round robin over the processes: commands/s, p50/p99 latency.
+2. From the same 3-process run: the latency of commands sent to the owner of the workspace's
+   partition (direct) and of those sent to another process (forwarded once to the owner).
+3. ``--kills`` rounds: load, ``kill -9`` of one process (p0, p1, p2, ...), load on. For each
+   workspace of a partition the victim owned: the time from the kill to the first 2xx of an
+   attempt started after the kill. Per kill, the first and the last such workspace; the victim
+   is restarted and the partitions spread again before the next round.
+4. ``--stops`` rounds of the same with SIGTERM (after the process was taken out of the routing,
+   as a load balancer would): the handover of each moved workspace.
+
+After each phase the history checker reads the storage back and verifies every attempt so far
+(no acknowledged command lost, none applied twice, logs without gaps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.cluster.checker import APP_DIR, APP_NAME
+from tests.cluster.harness import Harness, ServerProcess
+from tests.cluster.history import Attempt
+from tests.cluster.load import LoadConfig
+from tests.cluster.scenario import Scenario, cassandra_url, drop_keyspaces, fresh_suffix
+from tests.support import free_port
+
+from voedger.structs.wsid import partition_of
+from voedger.vvm.image import load_image
+
+DEFAULT_HOSTS = "127.0.0.1,127.0.0.2,127.0.0.3"
+BEFORE = 3.0
+"""Seconds of load before a kill or a stop."""
+AFTER = 12.0
+"""Seconds of load after a kill or stop, beyond the lease TTL."""
+
+
+class MetricsHarness(Harness):
+    """The test harness, each process with ``--metrics-port`` of its own (for ``/api/cluster``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics_ports: dict[str, int] = {}
+
+    def command(self, p: ServerProcess) -> list[str]:
+        port = self.metrics_ports.setdefault(p.name, free_port())
+        return [*super().command(p), "--metrics-port", str(port)]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def pct(values: Sequence[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+async def owners(h: MetricsHarness, client: httpx.AsyncClient) -> dict[str, dict[int, str]]:
+    """Each running process's view of the load application's partitions: partition -> owner's name."""
+    names = {p.url: p.name for p in h.processes}
+    views: dict[str, dict[int, str]] = {}
+    for p in h.running():
+        try:
+            r = await client.get(f"http://127.0.0.1:{h.metrics_ports[p.name]}/api/cluster")
+            body = r.json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        views[p.name] = {
+            int(x["partition"]): names.get(str(x["address"]), "?")
+            for x in body.get("partitions", [])
+            if x.get("app") == APP_NAME and x.get("owner")
+        }
+    return views
+
+
+async def settled_owners(h: MetricsHarness, partitions: int, members: int, timeout: float = 120.0) -> dict[int, str]:
+    """Wait until every running process agrees that every partition is owned by one of
+    ``members`` distinct processes, twice in a row a second apart; returns that ownership."""
+    deadline = time.monotonic() + timeout
+    last: dict[int, str] | None = None
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            views = await owners(h, client)
+            running = {p.name for p in h.running()}
+            agreed = list(views.values())
+            current = agreed[0] if agreed else None
+            if (
+                current is not None
+                and set(views) == running
+                and all(v == current for v in agreed)
+                and len(current) == partitions
+                and len(set(current.values())) == members
+                and set(current.values()) <= running
+            ):
+                if current == last:
+                    return current
+                last = current
+            else:
+                last = None
+            await asyncio.sleep(1.0)
+    raise SystemExit(f"the partitions did not settle over {members} processes in {timeout:.0f} s:\n{h.describe()}")
+
+
+def acked_latencies(attempts: Sequence[Attempt]) -> list[float]:
+    return [a.ended - a.started for a in attempts if a.outcome == "acked" and a.ended is not None]
+
+
+def recovery(scenario: Scenario, event: float, moved: set[int]) -> list[float]:
+    """Per workspace in ``moved``: seconds from ``event`` to the end of the first 2xx of an
+    attempt started at or after it (inf if none came)."""
+    first: dict[int, float] = {}
+    for a in scenario.history.attempts:
+        if a.wsid in moved and a.outcome == "acked" and a.started >= event and a.ended is not None:
+            first[a.wsid] = min(first.get(a.wsid, a.ended), a.ended)
+    return [first.get(w, float("inf")) - event for w in sorted(moved)]
+
+
+async def checked(scenario: Scenario, phase: str, verdicts: list[tuple[str, str]]) -> None:
+    report = await scenario.check()
+    stats = report.stats
+    verdict = "passed" if report.ok else "FAILED: " + ", ".join(sorted(report.kinds()))
+    verdicts.append(
+        (
+            phase,
+            f"{verdict} ({stats['requests']} requests, {stats['failed requests']} failed, "
+            f"outcomes {stats['by outcome']})",
+        )
+    )
+    print(f"checker after {phase}: {verdicts[-1][1]}", flush=True)
+    if not report.ok:
+        print(report.summary(), flush=True)
+
+
+async def sigterm(h: Harness, p: ServerProcess, timeout: float = 60.0) -> float:
+    """``Harness.stop`` with the moment of the SIGTERM returned (monotonic clock)."""
+    h.unroute(p)
+    await asyncio.sleep(h.drain)
+    assert p.proc is not None
+    sent = time.monotonic()
+    p.proc.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(p.proc.wait, timeout)
+    h._ended(p, "stopped")
+    return sent
+
+
+async def moves(
+    scenario: Scenario,
+    h: MetricsHarness,
+    rounds: int,
+    graceful: bool,
+    ttl: float,
+    config: LoadConfig,
+    out: list[tuple[str, int, float, float]],
+) -> None:
+    """Rounds of a kill (or a stop) under load; per round (victim, moved workspaces, first and
+    last workspace back in seconds)."""
+    image = scenario.image
+    for i in range(rounds):
+        before = await settled_owners(h, image.num_partitions, 3)
+        victim = h.processes[i % len(h.processes)]
+        parts = {pid for pid, owner in before.items() if owner == victim.name}
+        moved = {w for w in scenario.wsids if partition_of(w, image.num_partitions) in parts}
+        load = scenario.new_load(config)
+        task = asyncio.create_task(load.run(BEFORE + ttl + AFTER + 5))
+        await asyncio.sleep(BEFORE)
+        if graceful:
+            at = await sigterm(h, victim) - scenario.history.began
+        else:
+            at = scenario.history.mark(f"kill {victim.name} #{i + 1}")
+            h.kill(victim)
+        await asyncio.sleep(ttl + AFTER)
+        load.finish()
+        await task
+        back = recovery(scenario, at, moved)
+        out.append((victim.name, len(moved), min(back), max(back)))
+        kind = "SIGTERM" if graceful else "kill -9"
+        print(
+            f"{kind} {victim.name} (round {i + 1}): {len(parts)} partitions, {len(moved)} workspaces moved, "
+            f"first back after {min(back):.2f} s, last after {max(back):.2f} s",
+            flush=True,
+        )
+        await restart(h, victim)
+    await settled_owners(h, image.num_partitions, 3)
+
+
+async def restart(h: Harness, p: ServerProcess, tries: int = 3) -> None:
+    """``Harness.restart``, tried again if the process exits during its start (a Cassandra node
+    of the shared cluster just restarted by someone else may disagree on the schema for a while)."""
+    for attempt in range(1, tries + 1):
+        try:
+            await h.restart(p)
+            return
+        except AssertionError as exc:
+            if attempt == tries:
+                raise
+            print(f"restart of {p.name} failed (attempt {attempt}): {str(exc).splitlines()[-1][:200]}", flush=True)
+            await asyncio.sleep(5)
+
+
+def moves_table(title: str, rows: list[tuple[str, int, float, float]]) -> None:
+    print(f"\n{title}\n")
+    print(_row(["round", "process", "workspaces moved", "first back, s", "all back, s"]))
+    print(_row(["---:", "---", "---:", "---:", "---:"]))
+    for i, (name, n, first, last) in enumerate(rows, 1):
+        print(_row([str(i), name, str(n), f"{first:.2f}", f"{last:.2f}"]))
+    if rows:
+        firsts = [r[2] for r in rows]
+        lasts = [r[3] for r in rows]
+        print(
+            _row(
+                [
+                    "p50",
+                    "",
+                    "",
+                    f"{statistics.median(firsts):.2f}",
+                    f"{statistics.median(lasts):.2f}",
+                ]
+            )
+        )
+        print(_row(["max", "", "", f"{max(firsts):.2f}", f"{max(lasts):.2f}"]))
+
+
+async def main(args: argparse.Namespace) -> int:
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    suffix = await fresh_suffix(hosts)
+    url = cassandra_url(hosts, suffix)
+    workdir = Path(tempfile.mkdtemp(prefix="voedger-cluster-bench-"))
+    print(f"logs and histories: {workdir}", flush=True)
+    image = load_image(APP_NAME, APP_DIR)
+    h = MetricsHarness(
+        workdir, url, [(APP_NAME, APP_DIR)], cluster=True, lease_ttl=args.lease_ttl, ready_timeout=args.ready_timeout
+    )
+    scenario = Scenario(workdir, url, h, image)
+    config = LoadConfig(clients=args.clients)
+    verdicts: list[tuple[str, str]] = []
+    throughput: list[tuple[int, int, float, list[float]]] = []
+    direct: list[Attempt] = []
+    forwarded: list[Attempt] = []
+    kills: list[tuple[str, int, float, float]] = []
+    stops: list[tuple[str, int, float, float]] = []
+    stable = True
+    error = ""
+    try:
+        # 1. One process, then three.
+        await h.start(1)
+        await settled_owners(h, image.num_partitions, 1)
+        began = scenario.history.now()
+        await scenario.load(args.seconds, config)
+        one = [a for a in scenario.history.attempts if a.started >= began]
+        throughput.append((1, len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
+        await checked(scenario, "1 process", verdicts)
+
+        await asyncio.gather(*(h.start_process(h.new_process()) for _ in range(2)))
+        ownership = await settled_owners(h, image.num_partitions, 3)
+        began = scenario.history.now()
+        await scenario.load(args.seconds, config)
+        three = [a for a in scenario.history.attempts if a.started >= began]
+        throughput.append((3, len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
+        after = await settled_owners(h, image.num_partitions, 3)
+        stable = after == ownership
+        await checked(scenario, "3 processes", verdicts)
+
+        # 2. Direct vs forwarded, from the 3-process run.
+        direct = [a for a in three if ownership.get(partition_of(a.wsid, image.num_partitions)) == a.target]
+        forwarded = [a for a in three if ownership.get(partition_of(a.wsid, image.num_partitions)) != a.target]
+
+        # 3. kill -9, 4. SIGTERM.
+        await moves(scenario, h, args.kills, False, args.lease_ttl, config, kills)
+        await checked(scenario, f"{args.kills} kills", verdicts)
+        await moves(scenario, h, args.stops, True, args.lease_ttl, config, stops)
+        await checked(scenario, f"{args.stops} graceful stops", verdicts)
+    except Exception as exc:  # print what was measured before it
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        verdicts.append(("the run", f"ABORTED: {error}"))
+    finally:
+        down = h.storage_nodes_down()
+        await h.close()
+        try:
+            dropped = await drop_keyspaces(url, suffix)
+            print(f"dropped {len(dropped)} keyspaces", flush=True)
+        except Exception as exc:
+            print(f"could not drop the keyspaces of suffix {suffix}: {exc}", flush=True)
+        if down:
+            print(f"Cassandra nodes the servers saw go down: {', '.join(down)}", flush=True)
+
+    print(f"\nThroughput ({args.clients} clients, {args.seconds:g} s each, load round robin over the processes)\n")
+    print(_row(["processes", "commands acknowledged", "commands/s", "p50 ms", "p99 ms"]))
+    print(_row(["---:"] * 5))
+    for n, acks, seconds, lat in throughput:
+        print(_row([str(n), str(acks), f"{acks / seconds:.0f}", ms(pct(lat, 50)), ms(pct(lat, 99))]))
+
+    print("\nThe forwarding hop (the 3-process run; owner from GET /api/cluster)\n")
+    print(_row(["sent to", "commands acknowledged", "p50 ms", "p99 ms"]))
+    print(_row(["---", "---:", "---:", "---:"]))
+    for label, group in (("the owner (direct)", direct), ("another process (forwarded)", forwarded)):
+        lat = acked_latencies(group)
+        print(_row([label, str(len(lat)), ms(pct(lat, 50)), ms(pct(lat, 99))]))
+    if not stable:
+        print("(the ownership changed during the run: the split is by the ownership before it)")
+
+    moves_table(
+        f"Failover after kill -9 of one of 3 processes (lease TTL {args.lease_ttl} s): from the kill to the "
+        "first 2xx of each moved workspace",
+        kills,
+    )
+    moves_table(
+        "Handover after SIGTERM of one of 3 processes: from the SIGTERM to the first 2xx of each moved workspace",
+        stops,
+    )
+    print("\nHistory checker\n")
+    print(_row(["after", "verdict"]))
+    print(_row(["---", "---"]))
+    for phase, verdict in verdicts:
+        print(_row([phase, verdict]))
+    return 0 if all(v.startswith("passed") for _, v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds of load through 1 and through 3")
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--stops", type=int, default=3, help="graceful stops (SIGTERM)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--lease-ttl", type=int, default=6)
+    parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds a process may take to start")
+    parser.add_argument("--hosts", default=DEFAULT_HOSTS)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("VOEDGER_DEVDATA", str(Path(__file__).resolve().parent.parent / ".devdata"))
+    sys.exit(asyncio.run(main(parser.parse_args())))
