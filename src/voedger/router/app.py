@@ -121,7 +121,7 @@ class Router:
         header = headers.get("authorization") or ""
         if header.strip():
             return header, ""
-        return header, (cookies_of(headers) if cookies is None else cookies).get("Authorization") or ""
+        return "", (cookies_of(headers) if cookies is None else cookies).get("Authorization") or ""
 
     @staticmethod
     def check_size(raw: bytes) -> bytes:
