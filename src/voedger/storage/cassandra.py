@@ -1027,7 +1027,10 @@ class CassandraStorageFactory(AppStorageFactory):
         """Drop a storage's keyspace (tests clean up with it; the platform never drops data)."""
         keyspace = self.keyspace(safe_name)
         bridge = await self._ready()
-        self._storages.pop(keyspace, None)
+        dropped = self._storages.pop(keyspace, None)
+        if dropped is not None and dropped.batchlog is not None:
+            self._batchlogs.remove(dropped.batchlog)
+            await dropped.batchlog.close()
         await self._schema_change(bridge, f'DROP KEYSPACE IF EXISTS "{keyspace}"', f"drop keyspace {keyspace}")
         await self._wait_for_schema_agreement(f"dropping keyspace {keyspace}")
 

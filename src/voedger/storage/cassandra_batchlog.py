@@ -44,9 +44,9 @@ TABLE = "batchlog"
 SHARDS = 32
 """Partitions the log rows are spread over, so that no one replica set takes them all, and
 the deletions of a busy minute leave each partition few tombstones to read past when replaying.
-Replaying reads them one by one: a single-partition read is retried on another replica by the
-cluster (speculative retry), where a range scan would wait out its timeout on a dead node the
-coordinator has not convicted yet."""
+Replaying names them (``shard IN``): the coordinator reads each as a single partition, which it
+retries on another replica (speculative retry), where a range scan would wait out its timeout on
+a dead node it has not convicted yet."""
 
 REPLAY_PAGE = 20
 """Log rows per page when replaying: each holds a whole batch, possibly megabytes."""
@@ -135,7 +135,7 @@ class BatchLog:
         queries = {
             "add": f"INSERT INTO {table} (shard, id, ts, rows) VALUES (?, ?, ?, ?)",
             "remove": f"DELETE FROM {table} WHERE shard = ? AND id = ?",
-            "scan": f"SELECT shard, id, ts, rows FROM {table} WHERE shard = ?",
+            "scan": f"SELECT shard, id, ts, rows FROM {table} WHERE shard IN ?",
             "put_at": (
                 f'INSERT INTO "{keyspace}"."{values_table}" (p_key, c_col, value) VALUES (?, ?, ?) USING TIMESTAMP ?'
             ),
@@ -175,15 +175,11 @@ class BatchLog:
 
     async def replay(self) -> int:
         """Complete every batch left in the log (by a crash, or still in flight elsewhere)."""
-        counts = await asyncio.gather(*(self._replay_shard(shard) for shard in range(SHARDS)))
-        return sum(counts)
-
-    async def _replay_shard(self, shard: int) -> int:
-        scan = self._scan.bind((shard,))
+        scan = self._scan.bind((list(range(SHARDS)),))
         scan.fetch_size = REPLAY_PAGE
         replayed = 0
         async for page in self._bridge.pages(scan, "read the batch log"):
-            for _, entry_id, ts, blob in page:
+            for shard, entry_id, ts, blob in page:
                 try:
                     items = decode_rows(bytes(blob))
                 except ValueError as exc:
