@@ -12,6 +12,7 @@ import pytest
 
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
+from voedger.storage.cassandra import CassandraStorageFactory
 from voedger.structs.wsid import app_wsid
 from voedger.vvm.server import VVM, ServerConfig
 
@@ -29,17 +30,31 @@ def storage_urls() -> list[object]:
 
 @pytest.fixture(params=storage_urls())
 async def vvm(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VVM]:
+    suffix = ""
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path}"
     else:
         hosts = os.environ.get("VOEDGER_TEST_CASSANDRA")
         if not hosts:
             pytest.fail("VOEDGER_TEST_CASSANDRA is not set: run the Cassandra tier with `make test-cassandra`")
-        url = f"cassandra://{hosts}/?replication=1&keyspace_suffix={uuid.uuid4().hex[:5]}"
+        # "r" and 4 hex digits: no keyspace but another of these ends so (see drop_all below).
+        suffix = "r" + uuid.uuid4().hex[:4]
+        url = f"cassandra://{hosts}/?replication=1&keyspace_suffix={suffix}"
     v = VVM(ServerConfig(storage_url=url, apps=[("test/shop", SHOP_DIR)], insecure_dev=True))
-    await v.start()
-    yield v
-    await v.stop()
+    try:
+        await v.start()
+        yield v
+        await v.stop()
+    finally:
+        if suffix:
+            # The VVM's keyspaces (its applications' and the sys ones): left behind, they pile
+            # up on the shared cluster until a node runs out of heap.
+            assert hosts is not None
+            factory = await CassandraStorageFactory.connect(hosts.split(","), keyspace_suffix=suffix)
+            try:
+                await factory.drop_all()
+            finally:
+                await factory.close()
 
 
 @pytest.fixture

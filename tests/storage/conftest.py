@@ -16,6 +16,7 @@ import pytest
 
 from voedger.clock import ManualClock
 from voedger.storage import AppStorage, AppStorageFactory, open_factory
+from voedger.storage.cassandra import CassandraStorageFactory
 
 CASSANDRA_ENV = "VOEDGER_TEST_CASSANDRA"
 
@@ -56,6 +57,8 @@ async def driver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     await factory.init(safe)
     storage = await factory.app_storage(safe)
     yield Driver(factory, storage, clock if factory.capabilities.manual_clock else None)
+    if isinstance(factory, CassandraStorageFactory):
+        await factory.drop(safe)  # a keyspace left behind costs the shared cluster heap
     await factory.close()
 
 

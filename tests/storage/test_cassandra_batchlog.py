@@ -173,3 +173,37 @@ async def test_a_batch_whose_rows_failed_is_completed_in_the_background(monkeypa
             assert time.monotonic() < deadline, "the failed batch was never completed"
             await asyncio.sleep(0.05)
         await _until_log_is_empty(factory, storage)
+
+
+async def test_a_log_that_cannot_be_read_at_open_is_replayed_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too few replicas up to read the log: the storage opens all the same, and completes the
+    batches left in the log once it can read it."""
+    monkeypatch.setattr(batchlog_module, "RETRY_DELAYS", (0.05,))
+    original = BatchLog.replay
+    calls = 0
+
+    async def unreadable_at_first(self: BatchLog) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise StorageUnavailableError("simulated: Cannot achieve consistency level QUORUM")
+        return await original(self)
+
+    hosts = cassandra_hosts()
+    async with fresh_storage(hosts) as (factory, storage, name):
+        own = _own_log(storage)
+        stamp = factory.session.cluster.timestamp_generator()
+        await storage._bridge.run(own._add, (5, __import__("uuid").uuid4(), stamp, encode_rows(ROWS)), "log")
+        monkeypatch.setattr(BatchLog, "replay", unreadable_at_first)
+        other = await CassandraStorageFactory.connect(hosts)
+        try:
+            reopened = await other.app_storage(name)
+            assert isinstance(reopened, CassandraAppStorage)
+            deadline = time.monotonic() + 10
+            while await _rows(reopened) != [v for _, _, v in ROWS]:
+                assert time.monotonic() < deadline, "the log was never replayed"
+                await asyncio.sleep(0.05)
+            assert calls >= 2
+            await _until_log_is_empty(factory, storage)
+        finally:
+            await other.close()

@@ -18,7 +18,7 @@ from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import SimpleStatement
 
 from voedger.devtools.nodeloss import Ack, longest_gap, rate
-from voedger.storage import StorageURLError, parse_storage_url
+from voedger.storage import StorageError, StorageURLError, parse_storage_url
 from voedger.storage.cassandra import CassandraStorageFactory, _LWTRetryPolicy, _WriteRetryPolicy
 from voedger.storage.cassandra_batchlog import decode_rows, encode_rows
 from voedger.storage.cassandra_nodes import NodeWatch
@@ -216,3 +216,9 @@ def test_longest_gap_counts_from_the_last_ack_before_the_kill() -> None:
     # No ack at all after the kill: the whole time since the last one.
     assert longest_gap(_acks(1.0), killed_at=3.0, ended_at=5.0) == (4.0, -2.0)
     assert rate(_acks(1.0, 2.0, 3.0, 4.0), 2.0, 4.0) == 1.0
+
+
+async def test_dropping_a_runs_keyspaces_needs_a_distinctive_suffix() -> None:
+    for suffix in ("", "a", "ab1"):
+        with pytest.raises(StorageError, match="suffix of 4-5 characters"):
+            await CassandraStorageFactory(["h"], keyspace_suffix=suffix).drop_all()

@@ -300,13 +300,7 @@ async def drop_keyspaces(hosts: Sequence[str], suffix: str) -> list[str]:
     """Drop every keyspace ending in ``suffix`` (all of them made by one drill)."""
     factory = await CassandraStorageFactory.connect(list(hosts), keyspace_suffix=suffix)
     try:
-        rows = await asyncio.to_thread(
-            lambda: factory.session.execute("SELECT keyspace_name FROM system_schema.keyspaces", timeout=30).all()
-        )
-        names = [str(r[0]) for r in rows if str(r[0]).endswith(suffix)]
-        for name in names:
-            await factory.drop(name[: -len(suffix)])
-        return names
+        return await factory.drop_all()
     finally:
         await factory.close()
 

@@ -1017,9 +1017,18 @@ class CassandraStorageFactory(AppStorageFactory):
             batchlog = await BatchLog.prepare(self._session, bridge, keyspace, TABLE, consistency)
         except Exception as exc:
             raise _translate(exc, f"prepare the batch log of keyspace {keyspace}") from None
-        replayed = await batchlog.replay()
-        if replayed:
-            log.info("keyspace %s: completed %d batch(es) left in its batch log", keyspace, replayed)
+        try:
+            replayed = await batchlog.replay()
+        except StorageError as exc:
+            # Too few replicas up to read it: the storage still opens, as it did before it had
+            # a batch log, and what is left is completed as soon as the log can be read.
+            log.warning(
+                "keyspace %s: its batch log cannot be replayed now (%s); retrying in the background", keyspace, exc
+            )
+            batchlog.replay_later()
+        else:
+            if replayed:
+                log.info("keyspace %s: completed %d batch(es) left in its batch log", keyspace, replayed)
         self._batchlogs.append(batchlog)
         return batchlog
 
@@ -1033,6 +1042,28 @@ class CassandraStorageFactory(AppStorageFactory):
             await dropped.batchlog.close()
         await self._schema_change(bridge, f'DROP KEYSPACE IF EXISTS "{keyspace}"', f"drop keyspace {keyspace}")
         await self._wait_for_schema_agreement(f"dropping keyspace {keyspace}")
+
+    async def drop_all(self) -> list[str]:
+        """Drop every keyspace ending in this factory's suffix: what one test run created.
+
+        A shared development cluster runs out of heap with the keyspaces runs leave behind
+        (each table costs a node memory). It goes by the name alone, so give each run a suffix
+        nothing else ends in: 4-5 characters, one of them not a hex digit, because the other
+        test keyspaces end in random hex digits. Refused for shorter suffixes.
+        """
+        suffix = self.keyspace_suffix
+        if len(suffix) < 4:
+            raise StorageError(f"drop_all needs a keyspace suffix of 4-5 characters, not {suffix!r}")
+        bridge = await self._ready()
+        rows = await bridge.run(
+            SimpleStatement("SELECT keyspace_name FROM system_schema.keyspaces", is_idempotent=True),
+            None,
+            "list the keyspaces",
+        )
+        names = sorted(str(r[0]) for r in rows if str(r[0]).endswith(suffix) and _KEYSPACE_RE.match(str(r[0])))
+        for name in names:
+            await self.drop(name[: -len(suffix)])
+        return names
 
     async def close(self) -> None:
         batchlogs, self._batchlogs = self._batchlogs, []

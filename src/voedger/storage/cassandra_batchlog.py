@@ -15,7 +15,9 @@ the log kept at QUORUM in a table of the keyspace:
 3. the log row deleted (in the background; a failed delete only costs a harmless replay).
 
 A batch whose step 2 failed is completed later, here in the background and by whoever opens the
-storage next (:meth:`BatchLog.replay`, before anyone reads). Replaying is always safe: every row
+storage next (:meth:`BatchLog.replay`, before anyone reads; if the log cannot be read then, as
+with too few replicas up, in the background until it can: no later than Cassandra replays its
+own batch log, which is always in the background). Replaying is always safe: every row
 carries the batch's own timestamp, so a replay writes the same values at the same time and
 loses to anything written since. That also makes it safe for two servers sharing a keyspace to
 replay each other's entries. The table has ``gc_grace_seconds = 0`` (as Cassandra's own
@@ -189,6 +191,22 @@ class BatchLog:
                 await self._forget(shard, entry_id)
                 replayed += 1
         return replayed
+
+    def replay_later(self) -> None:
+        """Replay in the background, again and again until it succeeds (or :meth:`close`)."""
+
+        async def keep_trying() -> None:
+            for attempt in itertools.count():
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                try:
+                    replayed = await self.replay()
+                except StorageError as exc:
+                    log.debug("the batch log still cannot be replayed: %s", exc)
+                    continue
+                log.info("replayed %d batch(es) left in the batch log", replayed)
+                return
+
+        self._spawn(keep_trying())
 
     async def close(self) -> None:
         """Stop the background work; what is left in the log is replayed at the next open."""
