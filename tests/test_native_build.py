@@ -29,6 +29,20 @@ def test_every_listed_module_exists_and_has_no_async_generator() -> None:
                 assert not yields, f"{module}: {node.name} is an async generator, which mypyc does not compile"
 
 
+def test_no_await_inside_an_except_block_of_a_listed_module() -> None:
+    """mypyc can resurrect another coroutine's exception after an await inside an except block
+    (mypyc issue 1177): a bare ``raise`` there re-raised the wrong error, and a projector's
+    retry loop let it out. Compiled modules keep the failure and act after the block."""
+    for module in NATIVE:
+        path = ROOT / "src" / (module.replace(".", "/") + ".py")
+        for handler in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(handler, ast.ExceptHandler):
+                continue
+            inner = [n for stmt in handler.body for n in ast.walk(stmt)]
+            awaits = [n for n in inner if isinstance(n, ast.Await | ast.AsyncWith | ast.AsyncFor)]
+            assert not awaits, f"{module}, line {handler.lineno}: an await inside an except block"
+
+
 def test_the_tier_runs_the_build_it_says() -> None:
     """`make test-native` sets VOEDGER_EXPECT_NATIVE=1: every listed module is then an extension
     module; in the plain tier every one is Python source."""

@@ -246,13 +246,15 @@ class AsyncActualizer:
             return
         self._stop.set()
         self.partition.committed.notify()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.config.stop_timeout)
-        except TimeoutError:
+        await asyncio.wait([task], timeout=self.config.stop_timeout)
+        if not task.done():
             log.warning("%s: %s did not stop in time; cancelled", self.app.name, self.name)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            # _run keeps every failure of a projector to itself; one here is a bug, reported
+            # without failing the shutdown of everything else.
+            log.error("%s: %s ended with an error", self.app.name, self.name, exc_info=task.exception())
         self._stopped()
 
     async def abort(self) -> None:
@@ -264,8 +266,9 @@ class AsyncActualizer:
             return
         self._stop.set()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: %s ended with an error", self.app.name, self.name, exc_info=task.exception())
         self._stopped()
 
     def _stopped(self) -> None:
@@ -303,13 +306,14 @@ class AsyncActualizer:
                     self.offset = self.stored_offset = self.processed = stored
                     self._loaded = True
                 await self._follow()
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._failed(exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self._delay)
-                self._delay = min(self._delay * 2, self.config.retry_max_delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._delay)
+            self._delay = min(self._delay * 2, self.config.retry_max_delay)
 
     async def _follow(self) -> None:
         """Project events from ``offset`` on until asked to stop; raises on any failure, after
@@ -330,12 +334,17 @@ class AsyncActualizer:
                 if self._stop.is_set():
                     break
                 self.examined += 1
+                # No await inside an except block (here and in _run): the native build (mypyc)
+                # can re-raise another coroutine's exception after one (mypyc issue 1177).
+                failure: Exception | None = None
                 try:
                     handled = await self._handle(event, buffer)
-                except Exception:
+                except Exception as exc:
+                    failure = exc
+                if failure is not None:
                     if done > self.offset:
                         await self._flush(buffer, done)
-                    raise
+                    raise failure
                 done = self.processed = event.plog_offset
                 if handled and self.unbuffered:
                     await self._flush(buffer, done)

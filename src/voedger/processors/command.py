@@ -435,6 +435,7 @@ class Partition:
         nothing (its commands answer 503): its sequences in memory may count a failed group."""
         if self._fenced:
             return
+        failed = False
         try:
             await self.writer.resync()
             await self.recover()
@@ -442,6 +443,8 @@ class Partition:
             self._fence(exc)
         except Exception as exc:
             log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, exc)
+            failed = True
+        if failed:  # the pause outside the except block: see AsyncActualizer._follow
             await asyncio.sleep(0.1)
             return
         self._unrecovered = False

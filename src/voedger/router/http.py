@@ -616,7 +616,7 @@ class _Lifespan:
         try:
             await self.app(scope, self.inbox.get, self.outbox.put)
         except Exception as exc:
-            await self.outbox.put({"type": "lifespan.error", "message": repr(exc)})
+            self.outbox.put_nowait({"type": "lifespan.error", "message": repr(exc)})
 
     async def _step(self, kind: str) -> None:
         await self.inbox.put({"type": f"lifespan.{kind}"})

@@ -149,8 +149,12 @@ class VVM:
             self.ownership = Ownership(store, self.config.advertise, self)
             await self.ownership.start()
         else:
+            # Every partition recovers and takes commands before any projector, job or bootstrap
+            # runs: those call commands of other partitions, which must not answer 503 here.
             for app in self.apps.values():
-                await asyncio.gather(*(self._start_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+                await asyncio.gather(*(self._open_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+            for app in self.apps.values():
+                await asyncio.gather(*(self._run_partition(app, pid) for pid in range(app.runtime.num_partitions)))
         self.started.set()
 
     # --- partitions, as the leases give and take them ---------------------------------------------
@@ -187,12 +191,21 @@ class VVM:
                 del app.partitions[pid]
 
     async def _start_partition(self, app: DeployedApp, pid: int, writer: Any = None) -> None:
+        await self._open_partition(app, pid, writer)
+        await self._run_partition(app, pid)
+
+    async def _open_partition(self, app: DeployedApp, pid: int, writer: Any = None) -> None:
+        """Recover a partition and take its commands."""
         partition = Partition(app.runtime, pid)
         if writer is not None:
             partition.writer = writer
         partition.on_fenced = lambda p: self._fenced(app.image.name, p)
         await partition.start()
         app.partitions[pid] = partition
+
+    async def _run_partition(self, app: DeployedApp, pid: int) -> None:
+        """Start what follows an open partition: its projectors, its jobs, its bootstrap."""
+        partition = app.partitions[pid]
         await app.actualizers.add_partition(partition)
         scheduler = JobScheduler(app.runtime, pid)
         await scheduler.start()
