@@ -31,11 +31,23 @@ class Serving:
         self.released: list[tuple[str, Key]] = []
 
 
+PEERS: dict[str, Ownership] = {}
+"""The ownership of each fake process by its address: what a wake-up reaches."""
+
+
 class FakeHost:
     def __init__(self, name: str, serving: Serving) -> None:
         self.name = name
         self.serving = serving
         self.epochs = 0
+        self.woken: list[str] = []
+
+    async def wake_peers(self, addresses: Sequence[str]) -> None:
+        for address in addresses:
+            self.woken.append(address)
+            peer = PEERS.get(address)
+            if peer is not None:
+                peer.wake()
 
     def partition_keys(self) -> Sequence[Key]:
         return KEYS
@@ -64,8 +76,11 @@ async def cluster() -> AsyncIterator[tuple[MemAppStorage, Serving, list[Ownershi
             await o.stop()
 
 
-async def _start(storage: MemAppStorage, serving: Serving, started: list[Ownership], name: str) -> Ownership:
-    o = Ownership(LeaseStore(storage, TTL), f"http://{name}", FakeHost(name, serving), tick=TICK)
+async def _start(
+    storage: MemAppStorage, serving: Serving, started: list[Ownership], name: str, tick: float = TICK, ttl: float = TTL
+) -> Ownership:
+    o = Ownership(LeaseStore(storage, ttl), f"http://{name}", FakeHost(name, serving), tick=tick)
+    PEERS[o.me.address] = o
     await o.start()
     started.append(o)
     return o
@@ -124,6 +139,24 @@ async def test_a_process_that_stops_hands_its_partitions_over(
     assert took < 1.0, f"graceful handover took {took:.2f} s"
     assert {k for n, k in serving.released[before:] if n == "a"} == mine
     assert not serving.lost
+
+
+async def test_a_stopping_process_wakes_the_others_so_they_take_over_before_their_tick(
+    cluster: tuple[MemAppStorage, Serving, list[Ownership]],
+) -> None:
+    storage, serving, started = cluster
+    tick = 3.0  # long: a takeover within it can only come from the wake-up
+    a, b, c = [await _start(storage, serving, started, n, tick=tick, ttl=30) for n in "abc"]
+    await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 4 * tick)
+    await asyncio.sleep(tick)  # every process has read every member
+    mine = {k for k, n in serving.by_key.items() if n == "a"}
+    began = time.monotonic()
+    await a.stop()
+    took = await _until(lambda: all(serving.by_key.get(k) in ("b", "c") for k in mine), tick)
+    assert took < tick / 2, f"the others took {took:.2f} s: they waited for their tick"
+    assert time.monotonic() - began < tick
+    assert set(a.host.woken) == {b.me.address, c.me.address}  # type: ignore[attr-defined]
+    await a.stop()  # a second stop does nothing
 
 
 async def test_partitions_of_a_dead_process_serve_elsewhere_after_the_ttl(

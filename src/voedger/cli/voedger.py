@@ -126,7 +126,7 @@ def server(
         extra.append((metrics_app(vvm, socket.gethostname()), host, metrics_port))
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
-        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra)
+        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra, before_stop=vvm.leave)
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -81,6 +82,10 @@ BODY_KEYS = frozenset({"args", "unloggedArgs", "cuds"})
 
 ERR_WS_NOT_INITED = "workspace is not initialized"
 ERR_MOVED = "partition {} is moving to another server process; retry"
+ERR_UNKNOWN = "storage did not confirm the write: the command may or may not have been applied"
+SETTLE_SECONDS = 5.0
+"""How long a group whose write failed waits for storage to tell whether it landed."""
+SETTLE_STEP = 0.2
 NOT_OWNER_HEADER = "x-voedger-not-owner"
 """On a 503 of a process that does not (or no longer) serve the partition: the router that
 forwarded the request reads the partition's lease again and sends it to the new owner."""
@@ -477,7 +482,8 @@ class Partition:
 
     async def _write_group(self, group: _Group, durable: Awaitable[None]) -> bool:
         """Wait until a group's write (begun by the caller) is durable, then answer its commands;
-        False if the write failed (nothing of the group is acknowledged then)."""
+        False if the partition must recover before its next group."""
+        failure: Exception | None = None
         try:
             await durable
         except FencedError as exc:
@@ -486,8 +492,48 @@ class Partition:
             return False
         except Exception as exc:
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
-            group.fail(SysError(503, "storage is unavailable; the command was not applied"))
-            return False
+            failure = exc
+        if failure is not None:
+            return await self._settle(group)
+        self._acknowledge(group)
+        return True
+
+    async def _settle(self, group: _Group) -> bool:
+        """A group's write failed, which may mean it landed or not (a timeout, a process paused
+        past the driver's deadlines): learn which from storage before answering its commands.
+        The partition runs no other group meanwhile (``_run`` waits for this one). Recovery is
+        tried for up to ``SETTLE_SECONDS``; if storage stays unreadable, the commands get 503
+        saying their outcome is unknown."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        fenced = self._fenced
+        while not fenced:
+            error: Exception | None = None
+            try:
+                await self.writer.resync()
+                await self.recover()
+            except FencedError as exc:
+                self._fence(exc)
+                fenced = True
+                break
+            except Exception as exc:
+                error = exc
+            if error is None:
+                if self.next_plog >= group.start + len(group.events):
+                    log.info("%s partition %d: the failed write had landed", self.app.name, self.id)
+                    self._acknowledge(group)
+                else:
+                    group.fail(self._unavailable())
+                return True
+            if time.monotonic() >= deadline:
+                log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, error)
+                group.fail(SysError(503, ERR_UNKNOWN, headers={"Retry-After": "1"}))
+                return False
+            await asyncio.sleep(SETTLE_STEP)
+        group.fail(self.moved())
+        return False
+
+    def _acknowledge(self, group: _Group) -> None:
+        """The group is durable: answer its commands and wake what follows the partition."""
         self.groups += 1
         self._group_start = group.start
         self.recent.extend(group.events)
@@ -498,7 +544,6 @@ class Partition:
         appdef = self.app.appdef
         triggers = frozenset().union(*(triggered_names(appdef, e) for e in group.events))
         self.committed.notify(Commit(group.events, triggers))
-        return True
 
     def lease_valid(self) -> bool:
         valid = getattr(self.writer, "valid", None)

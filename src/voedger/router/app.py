@@ -31,7 +31,7 @@ from voedger.router.identity import IdentityEndpoints
 from voedger.router.owner import MAX_BODY
 from voedger.router.responses import bus_response
 from voedger.router.transport import ClusterRoutes, Routes, Transport, TransportUnavailable
-from voedger.router.wire import BUS_PATH, JSON_HEADERS, BusRequest, BusResponse, Op
+from voedger.router.wire import BUS_PATH, JSON_HEADERS, WAKE_PATH, BusRequest, BusResponse, Op
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 from voedger.vvm.server import VVM
@@ -297,6 +297,14 @@ class FastPath:
         if match is None or match.group(1) == "v2":
             if path == BUS_PATH and self.bus is not None:
                 return await self._forwarded(scope, receive, send, self.bus)
+            if path == WAKE_PATH and self.bus is not None:
+                await read_body(receive, 0)
+                status, woke, data = self.bus.wake(scope["headers"])
+                if data:
+                    woke = [*woke, (b"content-length", b"%d" % len(data))]
+                await send({"type": "http.response.start", "status": status, "headers": woke})
+                await send({"type": "http.response.body", "body": data})
+                return None
             return await self.app(scope, receive, send)
         body = await read_body(receive, MAX_BODY)
         # Only what authentication reads (the Authorization header, or its cookie).

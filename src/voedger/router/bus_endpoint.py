@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from voedger.router.owner import Owner
@@ -30,8 +30,10 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 class BusEndpoint:
     """Serves forwarded requests with ``owner``, for callers that present ``secret``."""
 
-    def __init__(self, owner: Owner, secret: bytes | str) -> None:
+    def __init__(self, owner: Owner, secret: bytes | str, on_wake: Callable[[], None] | None = None) -> None:
         self.owner = owner
+        self.on_wake = on_wake
+        """What ``POST /_cluster/wake`` does (look at the leases now)."""
         self._secret = secret_text(secret).encode("latin-1")
         if not self._secret:
             raise ValueError("the cluster secret is empty")
@@ -39,14 +41,30 @@ class BusEndpoint:
     def __repr__(self) -> str:
         return "BusEndpoint(<secret>)"
 
-    async def handle(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
-        """``headers`` as ASGI gives them (lower-case names); the HTTP status, headers and body."""
+    def _check(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply | None:
+        """The refusal of a caller without the right secret, or None."""
         given = next((v for k, v in headers if k == _SECRET_HEADER), None)
         if given is None:
             return _refuse(SysError(401, f"a forwarded request needs the {SECRET_HEADER} header"))
         if not hmac.compare_digest(given, self._secret):
             log.warning("refused a forwarded request with a wrong cluster secret")
             return _refuse(SysError(403, "the cluster secret is wrong"))
+        return None
+
+    def wake(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply:
+        """``POST /_cluster/wake``: 204 once the hint is taken."""
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
+        if self.on_wake is not None:
+            self.on_wake()
+        return 204, [], b""
+
+    async def handle(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        """``headers`` as ASGI gives them (lower-case names); the HTTP status, headers and body."""
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
         try:
             request = BusRequest.from_bytes(body)
         except WireError as exc:

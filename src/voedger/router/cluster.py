@@ -3,14 +3,19 @@
 Every process accepts every request. ``LeaseRoutes`` hands the router a transport that, when a
 request is sent, looks the partition's owner up in the leases this process last read
 (``vvm.ownership.table``): this process's own partitions are served in process, the others'
-are forwarded once over HTTP (``HttpTransport``, with the cluster secret). A forward that finds
-no owner behind it (the owner is gone, or handed the partition over a moment ago) reads the
-lease again and tries once more; a command whose fate is unknown is never sent twice.
+are forwarded over HTTP (``HttpTransport``, with the cluster secret). A partition that is
+moving (its owner handed it over a moment ago, or is gone, or the new one is still recovering
+it) is waited for, reading its lease again every ``HOLD_STEP``, for up to ``HOLD_SECONDS``; then
+the client gets 503 with ``Retry-After``. A request is sent again only when it was refused
+unserved (the owner answered "not mine", or could not be reached at all): a command whose fate
+is unknown is never sent twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Final
 
 from voedger.router.http_transport import HttpTransport
@@ -21,7 +26,10 @@ from voedger.syserror import SysError
 from voedger.vvm.server import NOT_OWNER_HEADER, VVM
 
 RETRY_AFTER: Final = {"Retry-After": "1"}
-ATTEMPTS: Final = 3
+HOLD_SECONDS: Final = 3.0
+"""How long a request waits for a moving partition's new owner before it answers 503: a
+graceful handover takes well under this; a dead owner's lease runs out only after its TTL."""
+HOLD_STEP: Final = 0.1
 
 
 class LeaseRoutes:
@@ -50,6 +58,11 @@ class LeaseRoutes:
             transport = self.peers[address] = HttpTransport(address, self.secret)
         return transport
 
+    async def wake_peers(self, addresses: Sequence[str]) -> None:
+        """Tell other processes to look at the leases now (this one let a partition go)."""
+        if self.secret:
+            await asyncio.gather(*(self.peer(a).wake() for a in addresses))
+
     async def aclose(self) -> None:
         await self.local.aclose()
         for transport in self.peers.values():
@@ -69,33 +82,38 @@ class _Forwarding:
         if own is None:
             return await routes.local.send(request)
         key = (request.app, request.partition)
-        for attempt in range(ATTEMPTS):
+        # A partition that is moving has no owner for a moment (a handover, a process that just
+        # took it and is recovering it): the request waits up to HOLD_SECONDS for one rather
+        # than failing. Nothing has been sent while it waits, so a command is safe to hold.
+        deadline = time.monotonic() + HOLD_SECONDS
+        fresh = False  # whether the lease was read for this request
+        while True:
             if key in own.owned:
                 reply = await routes.local.send(request)
                 if NOT_OWNER_HEADER not in reply.headers:
                     return reply
-                if attempt == ATTEMPTS - 1:
+                if time.monotonic() >= deadline:
                     return _strip(reply)
-                await own.refresh(key)
-                continue
-            lease = own.owner(key) if attempt == 0 else await own.refresh(key)
-            if lease is None and attempt == 0:
-                lease = await own.refresh(key)
-            if lease is None:
-                break
-            if lease.owner == own.me.id:
-                continue  # acquired a moment ago: served here on the next round
-            began = time.perf_counter()
-            try:
-                reply = await routes.peer(lease.address).send(request)
-            except TransportUnavailable:
-                routes.stats.retried += 1
-                continue  # not sent: the owner is gone; read the lease again
-            routes.stats.count += 1
-            routes.stats.seconds += time.perf_counter() - began
-            if NOT_OWNER_HEADER not in reply.headers:
-                return reply
-            routes.stats.retried += 1  # it let the partition go: the lease says who has it now
+            else:
+                lease = own.owner(key) if not fresh else await own.refresh(key)
+                if lease is None and not fresh:
+                    lease, fresh = await own.refresh(key), True
+                if lease is not None and lease.owner != own.me.id:
+                    began = time.perf_counter()
+                    try:
+                        reply = await routes.peer(lease.address).send(request)
+                    except TransportUnavailable:
+                        routes.stats.retried += 1  # not sent: the owner is gone
+                    else:
+                        routes.stats.count += 1
+                        routes.stats.seconds += time.perf_counter() - began
+                        if NOT_OWNER_HEADER not in reply.headers:
+                            return reply
+                        routes.stats.retried += 1  # it let the partition go: the lease says who has it now
+                if time.monotonic() >= deadline:
+                    break
+            await asyncio.sleep(HOLD_STEP)
+            fresh = True
         routes.stats.unavailable += 1
         message = f"partition {request.partition} of {request.app} has no owner right now (it is moving); retry"
         return error_reply(SysError(503, message, headers=RETRY_AFTER), request.v2)

@@ -649,9 +649,12 @@ async def serve(
     graceful: float = GRACEFUL_SECONDS,
     max_body: int = MAX_BODY,
     extra: Sequence[tuple[ASGIApp, str, int]] = (),
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
-    metrics service) listen on ports of their own, started after it and stopped before it."""
+    metrics service) listen on ports of their own, started after it and stopped before it.
+    ``before_stop`` runs first, while every listener still answers (a cluster process hands its
+    partitions over there, forwarding their requests to the new owners meanwhile)."""
     servers: list[HttpServer] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -668,17 +671,29 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("shutting down")
+        if before_stop is not None and servers:
+            try:
+                await asyncio.wait_for(before_stop(), graceful)
+            except Exception:
+                log.exception("before stopping")
         for server in reversed(servers):
             await server.stop(graceful)
 
 
 def run(
-    app: ASGIApp, host: str, port: int, *, max_body: int = MAX_BODY, extra: Sequence[tuple[ASGIApp, str, int]] = ()
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    max_body: int = MAX_BODY,
+    extra: Sequence[tuple[ASGIApp, str, int]] = (),
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
+    main = serve(app, host, port, max_body=max_body, extra=extra, before_stop=before_stop)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(serve(app, host, port, max_body=max_body, extra=extra))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(app, host, port, max_body=max_body, extra=extra))
+        uvloop.run(main)

@@ -27,6 +27,7 @@ from voedger.router.wire import (
     BUS_CONTENT_TYPE,
     BUS_PATH,
     SECRET_HEADER,
+    WAKE_PATH,
     BusRequest,
     BusResponse,
     WireError,
@@ -38,6 +39,8 @@ from voedger.syserror import SysError
 log = logging.getLogger("voedger.router")
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
+WAKE_TIMEOUT: Final = 1.0
+"""A wake-up is a hint: the peer looks at the leases at its next tick anyway."""
 """A command may wait for its group's durable write; a connection should come at once."""
 RETRY_AFTER: Final = {"Retry-After": "1"}
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -56,6 +59,7 @@ class HttpTransport:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = base_url.rstrip("/") + BUS_PATH
+        self.wake_url = base_url.rstrip("/") + WAKE_PATH
         self._headers = {SECRET_HEADER: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
         # trust_env off: traffic inside a cluster never goes through a proxy from the environment.
         self.client = client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
@@ -102,6 +106,14 @@ class HttpTransport:
                 "done; check before sending it again"
             )
         return error_reply(SysError(503, message, headers=RETRY_AFTER), request.v2)
+
+    async def wake(self) -> bool:
+        """Ask the peer to look at the leases now; False when it did not take the hint."""
+        try:
+            reply = await self.client.post(self.wake_url, headers=self._headers, timeout=WAKE_TIMEOUT)
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client was closed
+            return False
+        return reply.status_code == 204
 
     async def aclose(self) -> None:
         await self.client.aclose()

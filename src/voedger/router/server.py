@@ -49,12 +49,14 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
         assert vvm.provider is not None
         secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
         routes.secret = secret
-        app.bus = BusEndpoint(owner, secret)
+        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake)
+        vvm.peer_waker = routes.wake_peers
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:
             yield
         finally:
+            await vvm.leave()  # done already when the server was told to stop (SIGTERM)
             await app.router.routes.aclose()  # connections to other processes, if any
             await vvm.stop()
             log.info("stopped")

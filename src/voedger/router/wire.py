@@ -24,6 +24,9 @@ WIRE_VERSION: Final = 1
 BUS_PATH: Final = "/_cluster/bus"
 """Where a server takes requests forwarded to it over HTTP: outside Voedger's ``/api`` space, so a
 proxy that publishes ``/api`` does not publish it."""
+WAKE_PATH: Final = "/_cluster/wake"
+"""Where a server is told to look at the partitions' leases now (another process let one go);
+an empty POST with the cluster secret, answered 204."""
 SECRET_HEADER: Final = "X-Voedger-Cluster-Secret"
 """The header that carries the cluster secret (hex) on a forwarded request."""
 BUS_CONTENT_TYPE: Final = "application/x-voedger-bus"

@@ -40,6 +40,10 @@ class Host(Protocol):
     async def released(self, key: Key, lost: bool) -> None:
         """Stop serving it: drain what it accepted (``lost``: the lease ran out, so fail it)."""
 
+    async def wake_peers(self, addresses: Sequence[str]) -> None:
+        """Tell the processes at ``addresses`` to look at the leases now (a partition was let
+        go): best effort, never raises. The others find out at their next tick anyway."""
+
 
 @dataclass
 class OwnershipStats:
@@ -78,7 +82,11 @@ class Ownership:
         self._free_since: dict[Key, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._releasing: dict[Key, asyncio.Task[None]] = {}
+        self._waking: set[asyncio.Task[None]] = set()
+        self._refreshing: dict[Key, asyncio.Future[Lease | None]] = {}
         self._stopping = False
+        self._stopped = False
+        self._wake = asyncio.Event()
         self.stats = OwnershipStats()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -90,7 +98,7 @@ class Ownership:
         await self.balance()
         self._tasks = [
             asyncio.create_task(self._loop(self.renew), name="cluster-renewals"),
-            asyncio.create_task(self._loop(self.rebalance), name="cluster-balance"),
+            asyncio.create_task(self._loop(self.rebalance, self._wake), name="cluster-balance"),
         ]
         await self.converged(max(10.0, 3 * self.ttl))
 
@@ -113,15 +121,25 @@ class Ownership:
                 with contextlib.suppress(Exception):
                     await owned.task
 
+    def wake(self) -> None:
+        """Look at the members and leases now rather than at the next tick (another process
+        let a partition go, or left)."""
+        self._wake.set()
+
     async def stop(self) -> None:
-        """Leave: hand every partition over (drained), then release its lease."""
-        self._stopping = True
+        """Leave: hand every partition over (drained), then release its lease. The others
+        are told at once (``Host.wake_peers``), so that they take the partitions over without
+        waiting for their next tick. A second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = self._stopping = True
         balance = self._tasks[1:]
         for task in balance:
             task.cancel()
         await asyncio.gather(*balance, return_exceptions=True)
         with contextlib.suppress(StorageError):
             await self.store.leave(self.me)
+        self._wake_peers()
         # Renewals go on while the partitions drain: a long drain must not lose them.
         await asyncio.gather(*self._releasing.values(), return_exceptions=True)
         await asyncio.gather(*(self._release(key) for key in list(self.owned)), return_exceptions=True)
@@ -129,6 +147,7 @@ class Ownership:
             task.cancel()
         await asyncio.gather(*self._tasks[:1], return_exceptions=True)
         self._tasks = []
+        await asyncio.gather(*self._waking, return_exceptions=True)
 
     def crash(self) -> None:
         """Stop renewing and balancing at once, letting go of nothing (tests: a killed or
@@ -140,9 +159,17 @@ class Ownership:
             if owned.renewing is not None:
                 owned.renewing.cancel()
 
-    async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def _loop(self, step: Callable[[], Awaitable[None]], wake: asyncio.Event | None = None) -> None:
         while True:
-            await asyncio.sleep(self.tick)
+            if wake is None:
+                await asyncio.sleep(self.tick)
+            else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that comes as the event is set (a wake-up while the process stops).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.tick):
+                        await wake.wait()
+                wake.clear()
             try:
                 await step()
             except StorageError as exc:
@@ -292,7 +319,16 @@ class Ownership:
                 await self.store.release(owned.lease)
         except StorageError as exc:
             log.warning("cluster: releasing %s#%d failed (it runs out by itself): %s", key[0], key[1], exc)
+        else:
+            self._wake_peers()
         log.info("cluster: handed %s#%d over", key[0], key[1])
+
+    def _wake_peers(self) -> None:
+        addresses = sorted({m.address for m in self.members if m.id != self.me.id and m.address != self.me.address})
+        if addresses:
+            task = asyncio.create_task(self.host.wake_peers(addresses), name="cluster-wake-peers")
+            self._waking.add(task)
+            task.add_done_callback(self._waking.discard)
 
     async def _lose(self, key: Key, why: str) -> None:
         owned = self.owned.pop(key, None)
@@ -314,7 +350,15 @@ class Ownership:
         return self.table.get(key)
 
     async def refresh(self, key: Key) -> Lease | None:
-        """Read one lease again (a forwarded request found the owner moved)."""
+        """Read one lease again (a forwarded request found the owner moved); requests that
+        ask at the same time share one read."""
+        reading = self._refreshing.get(key)
+        if reading is None:
+            reading = self._refreshing[key] = asyncio.ensure_future(self._read_lease(key))
+            reading.add_done_callback(lambda _: self._refreshing.pop(key, None))
+        return await asyncio.shield(reading)
+
+    async def _read_lease(self, key: Key) -> Lease | None:
         lease = await self.store.lease(key)
         if lease is None:
             self.table.pop(key, None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class VVM:
         """Partition leases, when the storage is shared with other processes."""
         self.forwards = ForwardStats()
         """Requests the router sent on to other processes of the cluster."""
+        self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
+        """Set by the router: tells other processes to look at the leases now."""
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -369,6 +371,23 @@ class VVM:
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)
         return app.runtime.num_app_workspaces if app is not None else None
+
+    async def leave(self) -> None:
+        """Hand every partition over to the rest of the cluster (nothing on a single node).
+        Called on SIGTERM while the process still answers requests, which it forwards to the
+        partitions' new owners; ``stop`` comes after."""
+        if self.ownership is not None:
+            await self.ownership.stop()
+
+    def wake(self) -> None:
+        """Another process let a partition go: look at the leases now."""
+        if self.ownership is not None:
+            self.ownership.wake()
+
+    async def wake_peers(self, addresses: Sequence[str]) -> None:
+        """``Host.wake_peers``: through the router's transport, once it is there."""
+        if self.peer_waker is not None:
+            await self.peer_waker(addresses)
 
     async def stop(self) -> None:
         """Finish every accepted command, hand the partitions over, then release storage."""
