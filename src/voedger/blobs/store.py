@@ -208,19 +208,21 @@ class BlobStore:
         """The BLOB's bytes, a chunk at a time; BlobCorruptedError (after what there was) when
         storage holds other than ``state.size`` bytes."""
         expected_chunks = -(-state.size // CHUNK_SIZE)
-        seen = 0
         total = 0
-        bucket = 1
-        while seen < expected_chunks:
+        number = 0
+        while number < expected_chunks:
+            # A few chunks per read: a driver may fetch a whole range before it yields a row.
+            first, last = number, min(number + BATCH_CHUNKS, expected_chunks)
+            p_key = key.bucket(1 + first // CHUNKS_PER_BUCKET)
+            last = min(last, (first // CHUNKS_PER_BUCKET + 1) * CHUNKS_PER_BUCKET)
             found = 0
-            async for _, value in self.storage.ttl_read(key.bucket(bucket)):
+            async for _, value in self.storage.ttl_read(p_key, chunk_col(first), chunk_col(last)):
                 found += 1
                 total += len(value)
                 yield value
-            if not found:
+            if found != last - first:
                 break
-            seen += found
-            bucket += 1
+            number = last
         if total != state.size:
             raise BlobCorruptedError(f"BLOB {key}: {state.size} bytes stored, {total} read")
 
