@@ -30,6 +30,11 @@ TEMP_ID_MIN_LEN: Final = 41
 """A BLOB ID this long or longer is a temporary BLOB's SUUID (43 characters), shorter is a
 persistent BLOB's record ID (at most 20 digits), as Voedger tells them apart."""
 
+TEMPLATE_BLOB: Final = "$blob"
+"""In a workspace template's record (as the image holds it), a BLOB field's value that names the
+BLOB's file: ``{"$blob": "<path>"}``. Initialising the workspace uploads the file and puts the new
+BLOB's ID in its place."""
+
 _HEAD = struct.Struct(">HBQ")
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")

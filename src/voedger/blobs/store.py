@@ -176,6 +176,27 @@ class BlobStore:
             if not writer.done:  # failed, or cancelled (the client went away)
                 await self._remove(key, writer.written)
 
+    async def write_bytes(
+        self,
+        key: BlobKey,
+        name: str,
+        content_type: str,
+        data: bytes,
+        *,
+        owner_record: str = "",
+        owner_record_field: str = "",
+    ) -> int:
+        """``write`` of a BLOB already in memory (a workspace template's file)."""
+        return await self.write(
+            key,
+            name,
+            content_type,
+            _pieces(data),
+            max(len(data), 1),
+            owner_record=owner_record,
+            owner_record_field=owner_record_field,
+        )
+
     async def _remove(self, key: BlobKey, chunks: int) -> None:
         """Delete what a failed write left: its data rows, then its state row (best effort)."""
         try:
@@ -225,6 +246,11 @@ class BlobStore:
             number = last
         if total != state.size:
             raise BlobCorruptedError(f"BLOB {key}: {state.size} bytes stored, {total} read")
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), CHUNK_SIZE):
+        yield data[i : i + CHUNK_SIZE]
 
 
 class _ChunkWriter:
