@@ -875,3 +875,80 @@ async def test_a_request_sent_as_the_stop_begins_is_served() -> None:
         assert (reply.status, reply.body, reply.get("connection")) == (200, b"late but served", "close")
         assert await rest(reader) == b""
         await asyncio.wait_for(stopping, DEADLINE)
+
+
+# --- streamed request bodies ------------------------------------------------------------------
+
+
+def _streams(method: bytes, target: bytes) -> bool:
+    return target.startswith(b"/upload")
+
+
+async def test_streamed_body_arrives_in_bounded_pieces() -> None:
+    from voedger.router.http import STREAM_BUFFER
+
+    sizes: list[int] = []
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            sizes.append(len(message.get("body", b"")))
+            await asyncio.sleep(0.001)  # a slow consumer: reading must pause, not buffer the rest
+            if not message.get("more_body"):
+                break
+        await respond(send, 200, b"%d" % sum(sizes))
+
+    total = 20 * 1024 * 1024
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(total // 65_536):
+            yield b"x" * 65_536
+
+    async with serving(app_of(handler), stream=_streams, max_body=1024) as (_, port):
+        client = httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=30)
+        async with client:
+            r = await client.post("/upload", content=body())
+            assert r.status_code == 200 and r.text == str(total), r.text
+            assert len(sizes) > 20
+            assert max(sizes) <= STREAM_BUFFER + 512 * 1024
+            # The same server still buffers (and bounds) every other body.
+            sizes.clear()
+            r = await client.post("/other", content=b"y" * 2048)
+            assert r.status_code == 413, r.text
+
+
+async def test_answer_before_the_streamed_body_ends_closes_the_connection() -> None:
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await respond(send, 413, b"too large")
+
+    async with serving(app_of(handler), stream=_streams) as (_, port):
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + b"z" * 1000)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(4096), DEADLINE)
+        assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower(), head
+        assert await asyncio.wait_for(reader.read(), DEADLINE) in (b"", b"too large")
+        writer.close()
+
+
+async def test_client_gone_mid_stream_is_a_disconnect() -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                seen.append(message["type"])
+                done.set()
+                return
+
+    async with serving(app_of(handler), stream=_streams) as (_, port):
+        _, writer = await asyncio.open_connection(HOST, port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + b"z" * 1000)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await asyncio.wait_for(done.wait(), DEADLINE)
+        assert seen == ["http.disconnect"]

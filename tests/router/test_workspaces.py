@@ -98,3 +98,29 @@ async def test_broken_or_unknown_template_is_reported_to_the_owner(client: httpx
         assert (await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})).status_code == 200
         child = await wait_child(client, name)
         assert child["WSError"], child
+
+
+async def test_workspace_from_template_with_blobs(client: httpx.AsyncClient) -> None:
+    """A template's BLOB files (``<recordID>_<field>.<ext>``) become BLOBs of the new workspace,
+    held by the template's records: named after the file, typed by its extension."""
+    args = {"WSName": "gallery", "WSKind": "shop.ShopDesc", "TemplateName": "gallery"}
+    assert (await client.post(f"{V1}/c.sys.InitChildWorkspace", json={"args": args})).status_code == 200
+    child = await wait_child(client, "gallery")
+    assert not child["WSError"], child
+    v2 = f"/api/v2/apps/test/shop/workspaces/{child['WSID']}"
+    r = await client.get(f"{v2}/cdocs/shop.Picture")
+    assert r.status_code == 200, r.text
+    logo = next(p for p in r.json()["results"] if p["Title"] == "Logo")
+    for field, data, name, kind in (
+        ("Image", b"\x89PNG\r\n\x1a\nlogo-bytes", "1_Image.png", "png"),
+        ("Thumb", b"thumbnail", "1_Thumb.txt", "txt"),
+    ):
+        r = await client.get(f"{v2}/docs/shop.Picture/{logo['sys.ID']}/blobs/{field}")
+        assert r.status_code == 200, r.text
+        assert (r.content, r.headers["blob-name"], r.headers["content-type"]) == (data, name, kind)
+        blob = (await client.get(f"{v2}/docs/sys.BLOB/{logo[field]}")).json()
+        assert (blob["OwnerRecord"], blob["OwnerRecordField"], blob["OwnerRecordID"]) == (
+            "shop.Picture",
+            field,
+            logo["sys.ID"],
+        )

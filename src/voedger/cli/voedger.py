@@ -59,6 +59,13 @@ def main() -> None:
     type=click.IntRange(min=2, max=300),
     help="Seconds a partition lease lives unrenewed: how soon the partitions of a dead process serve elsewhere.",
 )
+@click.option(
+    "--blob-max-size",
+    type=click.IntRange(min=0),
+    default=20 * 1024 * 1024,
+    show_default=True,
+    help="Bytes a BLOB may have (Voedger's BLOBMaxSize); a larger upload answers 413.",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -72,10 +79,12 @@ def server(
     metrics_port: int | None,
     advertise: str | None,
     lease_ttl: int,
+    blob_max_size: int,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
     from voedger.router.app import MAX_FRAME
+    from voedger.router.blobs import is_upload
     from voedger.router.server import make_asgi
     from voedger.storage import parse_storage_url
     from voedger.vvm.image import ImageError, load_image
@@ -117,6 +126,7 @@ def server(
         max_queries_per_ws=max_queries_per_ws,
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
+        blob_max_size=blob_max_size,
     )
     asgi, vvm = make_asgi(config)
     extra = []
@@ -126,7 +136,8 @@ def server(
         extra.append((metrics_app(vvm, socket.gethostname()), host, metrics_port))
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
-        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra, before_stop=vvm.leave)
+        # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
+        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra, stream=is_upload, before_stop=vvm.leave)
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

@@ -38,6 +38,7 @@ from voedger.appdef import (
     View,
     Workspace,
 )
+from voedger.processors import blob_owners
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
 from voedger.processors.fence import FencedError, PartitionWriter, PlainWriter
@@ -699,6 +700,20 @@ class Partition:
             t = appdef.structure(rec[SYS_QNAME])
             if t.ref_fields:
                 await self._check_refs(t, rec, created, writes, req.wsid)
+        takers = [
+            blob_owners.Taker(c.type, rec[SYS_ID], c.raw_id, rec)
+            for c, rec in zip(creates, records, strict=False)
+            if c.type.ref_fields
+        ]
+        takers += [  # an update takes the BLOBs it puts, not those its record holds already
+            blob_owners.Taker(u.type, u.id, u.id, cud.fields)
+            for u, cud in zip(updates, cuds[len(creates) :], strict=True)
+            if u.type.ref_fields
+        ]
+        for blob in await blob_owners.claims(takers, lambda i: get_record(writes, req.wsid, i)):
+            records.append(blob)
+            change = {blob_owners.OWNER_RECORD_ID: blob[blob_owners.OWNER_RECORD_ID]}
+            cuds.append(CUD(False, blob[SYS_ID], str(blob_owners.BLOB_TABLE), change))
         tables = [c.type for c in creates] + [u.type for u in updates]
         if any(t.uniques or t.unique_field for t in tables):
             await self._check_uniques(req.wsid, creates, updates, records, writes)

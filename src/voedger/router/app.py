@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from voedger.appdef import QName, QNameError
+from voedger.router.blobs import BlobEndpoints
 from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.endpoint import endpoint
 from voedger.router.identity import IdentityEndpoints
@@ -369,11 +370,13 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
     r = Router(vvm, routes)
     v1 = "/api/{owner}/{app}/{wsid}/{resource}"
     v2 = "/api/v2/apps/{owner}/{app}/workspaces/{wsid}"
+    v1_blob = "/blob/{owner}/{app}/{wsid}"
 
     async def check(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     ident = IdentityEndpoints(r)
+    blobs = BlobEndpoints(r)
     apps = "/api/v2/apps/{owner}/{app}"
     routes_ = [
         Route("/api/check", endpoint(check), methods=["GET"]),
@@ -391,6 +394,14 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
         Route(f"{v2}/queries/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
         Route(f"{v2}/views/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
         Route(v1, endpoint(guarded(r.v1, False)), methods=["POST", "PATCH"]),
+        Route(f"{v1_blob}", endpoint(guarded(blobs.v1_upload, False)), methods=["POST"]),
+        Route(f"{v1_blob}/{{blob}}", endpoint(guarded(blobs.v1_download, False)), methods=["GET", "POST"]),
+        Route(f"{v2}/docs/{{name}}/blobs/{{field}}", endpoint(guarded(blobs.v2_upload, True)), methods=["POST"]),
+        Route(
+            f"{v2}/docs/{{name}}/{{id}}/blobs/{{field}}", endpoint(guarded(blobs.v2_download, True)), methods=["GET"]
+        ),
+        Route(f"{v2}/tblobs", endpoint(guarded(blobs.v2_temp_upload, True)), methods=["POST"]),
+        Route(f"{v2}/tblobs/{{suuid}}", endpoint(guarded(blobs.v2_temp_download, True)), methods=["GET"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,10 @@ what the platform needs:
 - HTTP/1.1 with keep-alive and pipelining (one request of a connection at a time, in order);
   HTTP/1.0; ``Expect: 100-continue``; request bodies read whole before the application starts,
   bounded by ``max_body``; bounded header size;
+- streamed request bodies for the requests ``stream`` picks (BLOB uploads): the application
+  starts at the head and receives the body as it arrives, at most ``STREAM_BUFFER`` bytes of it
+  waiting (reading pauses beyond), with no ``max_body`` (the application sets its own limit); a
+  response sent before such a body was read whole closes the connection;
 - a response is one write when its length is known, else chunked (close-delimited for HTTP/1.0);
 - what the server answers itself (400, 413, 431, a 500 for an application that failed) is in
   Voedger's error shape, as the router's answers are;
@@ -54,6 +58,8 @@ MAX_HEADERS = 64 * 1024
 """Bytes of request line and headers; more answers 431."""
 MAX_PIPELINED = 16
 """Requests of one connection waiting behind the one in flight before reading pauses."""
+STREAM_BUFFER = 256 * 1024
+"""Bytes of a streamed body received and not yet taken by the application before reading pauses."""
 KEEP_ALIVE_SECONDS = 15.0
 GRACEFUL_SECONDS = 30.0
 DRAIN_SECONDS = 1.0
@@ -97,7 +103,18 @@ class _Clock:
 class _Request:
     """One parsed request of a connection, waiting for or going through the application."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "url", "version")
+    __slots__ = (
+        "body",
+        "body_done",
+        "buffered",
+        "headers",
+        "keep_alive",
+        "method",
+        "streamed",
+        "url",
+        "version",
+        "waiter",
+    )
 
     def __init__(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], version: str) -> None:
         self.method = method
@@ -106,6 +123,19 @@ class _Request:
         self.body: list[bytes] = []
         self.keep_alive = True
         self.version = version
+        self.streamed = False
+        """The application takes the body as it arrives."""
+        self.body_done = False
+        """All of a streamed body has arrived."""
+        self.buffered = 0
+        """Bytes of a streamed body arrived and not yet taken."""
+        self.waiter: asyncio.Future[None] | None = None
+        """The application waiting for more of a streamed body."""
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class _Exchange:
@@ -141,6 +171,9 @@ class _Exchange:
         self._done: asyncio.Future[None] | None = None
 
     async def receive(self) -> Message:
+        request = self.request
+        if request.streamed and not self.body_read:
+            return await self._receive_streamed(request)
         if not self.body_read:
             self.body_read = True
             chunks = self.request.body
@@ -152,8 +185,30 @@ class _Exchange:
             await self._done
         return {"type": "http.disconnect"}
 
+    async def _receive_streamed(self, request: _Request) -> Message:
+        conn = self.conn
+        while True:
+            if request.body:
+                chunks = request.body
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                request.body = []
+                request.buffered = 0
+                conn.resume_body()
+                more = not request.body_done
+                self.body_read = not more
+                return {"type": "http.request", "body": body, "more_body": more}
+            if request.body_done:
+                self.body_read = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if conn.lost or conn.closing:
+                return {"type": "http.disconnect"}
+            request.waiter = asyncio.get_running_loop().create_future()
+            await request.waiter
+            request.waiter = None
+
     def finished(self) -> None:
         """The response is complete or the connection is gone: wake a waiting ``receive``."""
+        self.request.wake()
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
@@ -236,6 +291,8 @@ class _Exchange:
             parts += (name, b": ", value, b"\r\n")
         if status in _NO_BODY_STATUSES:
             self.head_only = self.no_length = True
+        if request.streamed and not request.body_done:
+            request.keep_alive = False  # the rest of the body is not read: the connection ends
         if not request.keep_alive or self.conn.closing or self.conn.draining:
             request.keep_alive = False
             parts.append(b"connection: close\r\n")
@@ -250,6 +307,7 @@ class Connection(asyncio.Protocol):
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
+        self.stream = server.stream
         self.client: tuple[str, int] | None = None
         self.local: tuple[str, int] | None = None
         self.queue: deque[_Request] = deque()
@@ -259,6 +317,8 @@ class Connection(asyncio.Protocol):
         self.draining = False
         """The server is stopping: requests still arriving are served, each answer closes."""
         self.reading_paused = False
+        self.body_paused = False
+        """Reading paused until the application takes the streamed body waiting."""
         self.idle_since: float | None = None
         self.in_message = False
         """A request is being received: begun, not yet complete."""
@@ -355,6 +415,7 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         request = _Request(parser.get_method(), self._url, self._headers, parser.get_http_version())
         request.keep_alive = parser.should_keep_alive()
+        request.streamed = self.stream is not None and self.stream(request.method, self._url)
         self._request = request
         expect_continue = False
         for name, value in self._headers:
@@ -363,16 +424,26 @@ class Connection(asyncio.Protocol):
                     length = int(value)
                 except ValueError:
                     self._refuse(400, "bad content-length")
-                if length > self.server.max_body:
+                if length > self.server.max_body and not request.streamed:
                     self._refuse(413, f"request body larger than {self.server.max_body} bytes")
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect_continue = True
         if expect_continue and self.current is None and not self.queue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if request.streamed:
+            self._take(request)
 
     def on_body(self, body: bytes) -> None:
         request = self._request
         if request is None:
+            return
+        if request.streamed:
+            request.body.append(body)
+            request.buffered += len(body)
+            request.wake()
+            if request.buffered > STREAM_BUFFER and not self.body_paused and self.transport is not None:
+                self.body_paused = True
+                self.transport.pause_reading()
             return
         self._body_bytes += len(body)
         if self._body_bytes > self.server.max_body:
@@ -384,6 +455,14 @@ class Connection(asyncio.Protocol):
         request, self._request = self._request, None
         if request is None or self.closing:
             return
+        if request.streamed:  # taken at its head already
+            request.body_done = True
+            request.wake()
+            return
+        self._take(request)
+
+    def _take(self, request: _Request) -> None:
+        """Serve a request now, or after those before it."""
         if self.current is None:
             self._start(request)
         else:
@@ -391,6 +470,13 @@ class Connection(asyncio.Protocol):
             if len(self.queue) >= MAX_PIPELINED and self.transport is not None and not self.reading_paused:
                 self.reading_paused = True
                 self.transport.pause_reading()
+
+    def resume_body(self) -> None:
+        """The application took the streamed body waiting: read on (unless paused for another reason)."""
+        if self.body_paused:
+            self.body_paused = False
+            if not self.reading_paused and not self.closing and self.transport is not None:
+                self.transport.resume_reading()
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -410,6 +496,8 @@ class Connection(asyncio.Protocol):
         self._request = None
         self.closing = True
         self.queue.clear()
+        if self.current is not None:
+            self.current.request.wake()  # a streamed body that will not come: the application hears it
         if self.transport is not None:
             self.transport.pause_reading()
             if self.current is None:
@@ -492,7 +580,8 @@ class Connection(asyncio.Protocol):
             self._start(self.queue.popleft())
             if self.reading_paused and len(self.queue) < MAX_PIPELINED // 2:
                 self.reading_paused = False
-                self.transport.resume_reading()
+                if not self.body_paused:
+                    self.transport.resume_reading()
         elif self._request is None:
             self.idle_since = time.monotonic()
 
@@ -527,8 +616,11 @@ class HttpServer:
         max_body: int = MAX_BODY,
         max_headers: int = MAX_HEADERS,
         keep_alive: float = KEEP_ALIVE_SECONDS,
+        stream: Callable[[bytes, bytes], bool] | None = None,
     ) -> None:
         self.app = app
+        self.stream = stream
+        """Which requests (method, target) get their bodies streamed; None: none."""
         self.max_body = max_body
         self.max_headers = max_headers
         self.keep_alive = keep_alive
@@ -560,7 +652,7 @@ class HttpServer:
             for conn in list(self.connections):
                 if conn.idle_since is not None and conn.idle_since < limit and conn.current is None:
                     conn.shutdown()
-                elif conn.in_message and conn.last_read < limit and not conn.closing:
+                elif conn.in_message and conn.last_read < limit and not conn.closing and not conn.body_paused:
                     # A request begun and stalled (a body that stops coming): the same patience
                     # as for an idle connection, then 408.
                     conn._answer_and_close(408, "the request was not received in time")
@@ -649,6 +741,7 @@ async def serve(
     graceful: float = GRACEFUL_SECONDS,
     max_body: int = MAX_BODY,
     extra: Sequence[tuple[ASGIApp, str, int]] = (),
+    stream: Callable[[bytes, bytes], bool] | None = None,
     before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
@@ -662,7 +755,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         for one_app, one_host, one_port, limit in [(app, host, port, max_body), *((*e, MAX_BODY) for e in extra)]:
-            server = HttpServer(one_app, max_body=limit)
+            server = HttpServer(one_app, max_body=limit, stream=stream if one_app is app else None)
             for host_port in await server.start(one_host, one_port):
                 log.info("listening on http://%s:%d", *host_port)
             servers.append(server)
@@ -687,10 +780,11 @@ def run(
     *,
     max_body: int = MAX_BODY,
     extra: Sequence[tuple[ASGIApp, str, int]] = (),
+    stream: Callable[[bytes, bytes], bool] | None = None,
     before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
-    main = serve(app, host, port, max_body=max_body, extra=extra, before_stop=before_stop)
+    main = serve(app, host, port, max_body=max_body, extra=extra, stream=stream, before_stop=before_stop)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform

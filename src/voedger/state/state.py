@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voedger.appdef import AppDef, QName, StorageOp, View, qname
+from voedger.blobs import BlobKey, BlobStore
 from voedger.state.access import SYS_APP_SECRET, SYS_FEDERATION_COMMAND, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
 from voedger.state.errors import StateError
 from voedger.state.federation import Federation, FederationReply
@@ -192,6 +193,16 @@ class State:
             raise StateError(f"{self._access.who} may not read workspace templates")
         records = self._templates.get((kind, name))
         return None if records is None else [dict(r) for r in records]
+
+    async def write_blob(self, wsid: int, blob_id: int, name: str, content_type: str, data: bytes, owner: str) -> None:
+        """Store the bytes of the ``sys.BLOB`` ``blob_id`` (platform code only: a workspace
+        template's BLOBs); ``owner`` is ``pkg.Table.Field``, the field meant to take it."""
+        if not self._access.unrestricted:
+            raise StateError(f"{self._access.who} may not write BLOBs")
+        table, _, field = owner.rpartition(".")
+        key = BlobKey(wsid, blob_id=blob_id)
+        store = BlobStore(self._reader.storage)
+        await store.write_bytes(key, name, content_type, data, owner_record=table, owner_record_field=field)
 
     # --- logs and secrets ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import orjson
 
 from voedger.appdef import AppDef
 from voedger.appdef.load import compile_app
+from voedger.blobs.keys import TEMPLATE_BLOB
 from voedger.extensions import Registry, check_extensions, load_extensions
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAX_NUM_APP_WORKSPACES
 
@@ -80,8 +81,32 @@ def _templates(name: str, root: Path, appdef: AppDef) -> dict[tuple[str, str], l
             raise ImageError(f"{where}: data.json is not valid JSON: {exc}") from None
         if not isinstance(records, list) or not all(isinstance(r, dict) and "sys.QName" in r for r in records):
             raise ImageError(f"{where}: data.json must be an array of records with sys.ID and sys.QName")
+        _template_blobs(where, data.parent, records)
         found[(kind, template)] = records
     return found
+
+
+def _template_blobs(where: str, folder: Path, records: list[dict[str, Any]]) -> None:
+    """The BLOBs of a template, as Voedger keeps them: beside data.json, one file per BLOB named
+    ``<raw ID of the record>_<field>.<ext>``; the record must give the field (any value)."""
+    by_id = {r.get("sys.ID"): r for r in records}
+    for path in sorted(folder.iterdir()):
+        if path.name == "data.json" or not path.is_file():
+            continue
+        raw_id, underscore, rest = path.name.partition("_")
+        field = rest.rsplit(".", 1)[0] if "." in rest else rest
+        if not underscore or not raw_id.isdigit():
+            raise ImageError(f"{where}: wrong blob file name format: {path.name} (expected <recordID>_<field>.<ext>)")
+        if not field:
+            raise ImageError(f"{where}: no fieldName in blob {path.name}")
+        record = by_id.get(int(raw_id))
+        if record is None:
+            raise ImageError(f"{where}: orphaned blob {path.name}: no record with sys.ID {raw_id}")
+        if field not in record:
+            raise ImageError(f"{where}: have blob for an unknown field for recordID {raw_id}: {field}")
+        if isinstance(record[field], dict):
+            raise ImageError(f"{where}: recordID {raw_id}: blob for field {field} is met again: {path.name}")
+        record[field] = {TEMPLATE_BLOB: str(path)}
 
 
 def _descriptor(name: str, root: Path) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from voedger.apps.sys.implementations import not_built, platform
 from voedger.apps.sys.mail import Mailer
 from voedger.auth import ACL, Limiter, StorageSecretStore, TokenError, Tokens, jwt_secret
 from voedger.auth.resolver import TokenResolver
+from voedger.blobs.store import DEFAULT_MAX_SIZE
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
@@ -71,6 +72,8 @@ class ServerConfig:
     cluster: bool | None = None
     """Share the partitions with other processes by lease, and fence every write. None: when
     the storage can be shared (Cassandra); an embedded store is locked by one process."""
+    blob_max_size: int = DEFAULT_MAX_SIZE
+    """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
 
 @dataclass

@@ -21,14 +21,18 @@ workspace is the only writer: no lock across partitions or processes is needed.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from voedger.appdef import Structure
 from voedger.apps.sys.builtins import platform
+from voedger.blobs.keys import TEMPLATE_BLOB
+from voedger.blobs.store import STATUS_COMPLETED
 from voedger.processors.cuds import check_fields
-from voedger.state import Intents, State
+from voedger.state import Intents, State, StateError
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 
@@ -189,6 +193,10 @@ async def _apply_template(state: State, wsid: int, desc: dict[str, Any]) -> str:
         return f"unknown workspace template name {name} for workspace kind {desc['WSKind']}"
     if not records:
         return ""
+    try:
+        await _upload_template_blobs(state, wsid, records)
+    except (OSError, StateError) as exc:
+        return f"workspace template {name}: blobs uploading failed: {exc}"
     reply = await state.federation_command(
         state.app_name,
         wsid,
@@ -197,6 +205,26 @@ async def _apply_template(state: State, wsid: int, desc: dict[str, Any]) -> str:
         expected=(200, 400, 403, 404, 409),
     )
     return "" if reply.status == 200 else f"workspace template {name}: {reply.message}"
+
+
+async def _upload_template_blobs(state: State, wsid: int, records: list[dict[str, Any]]) -> None:
+    """Each BLOB file of the template becomes a BLOB of the new workspace, meant for its record's
+    field (as an API v2 upload would make it), and the record refers to it (as Voedger does:
+    name = the file's name, content type = its extension)."""
+    for record in records:
+        for field, value in list(record.items()):
+            if not (isinstance(value, dict) and TEMPLATE_BLOB in value):
+                continue
+            path = Path(value[TEMPLATE_BLOB])
+            owner = (str(record["sys.QName"]), field)
+            args = {"args": {"OwnerRecord": owner[0], "OwnerRecordField": field}}
+            reply = await state.federation_command(state.app_name, wsid, "c.sys.UploadBLOBHelper", args)
+            blob_id = reply.new_ids["1"]
+            data = await asyncio.to_thread(path.read_bytes)
+            await state.write_blob(wsid, blob_id, path.name, path.suffix[1:], data, ".".join(owner))
+            done = {"cuds": [{"sys.ID": blob_id, "fields": {"status": STATUS_COMPLETED}}]}
+            await state.federation_command(state.app_name, wsid, "c.sys.CUD", done)
+            record[field] = blob_id
 
 
 STATUS_TO_BE_DEACTIVATED = 1
