@@ -86,9 +86,9 @@ async def test_v1_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
     bad = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "x", "Price": "free"}}]}
     v1_error(await client.post(f"{V1_SHOP}/c.sys.CUD", json=bad), 400, "Price")
     r = await client.post(f"{V1_SHOP}/c.shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": 70000, "Qty": 1}})
-    v1_error(r, 400, "unknown ID")
+    v1_error(r, 400, "record ID 70000 referenced by shop.Order.Item does not exist")
     r = await client.post(f"{V1_SHOP}/c.shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": 1, "Qty": 1}})
-    v1_error(r, 400, "expected one of shop.Item")
+    v1_error(r, 400, "whereas [shop.Item] QNames are only allowed")
     r = await client.get("/api/nothing/here")
     assert r.status_code == 404
 

@@ -38,7 +38,18 @@ from voedger.appdef import (
     Workspace,
 )
 from voedger.processors.app import AppRuntime, invoke
-from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
+from voedger.processors.cuds import (
+    Create,
+    QNameReader,
+    Update,
+    bad,
+    check_object_refs,
+    check_refs,
+    check_update,
+    misdirected_reference,
+    parse_cuds,
+    parse_object,
+)
 from voedger.processors.fence import FencedError, PartitionWriter, PlainWriter
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
@@ -552,6 +563,13 @@ class Partition:
         if args is not None and cmd.param is not None:
             self._verify_fields(appdef.find(cmd.param), args, "args")
         unlogged = self._args(cmd, req.body.get("unloggedArgs"), "unloggedArgs", unlogged=True)
+        # The arguments' references, before the extension sees them (as Voedger checks them).
+        qname_of = self._qname_reader(writes, req.wsid)
+        for param, obj in ((cmd.param, args), (cmd.unlogged_param, unlogged)):
+            param_t = appdef.find(param) if param is not None and obj else None
+            if isinstance(param_t, Structure):
+                assert obj is not None
+                await check_object_refs(appdef, param_t, obj, qname_of)
         arg_records: list[Record] = []
         if args is not None and cmd.param is not None and appdef.type(cmd.param).kind is TypeKind.ODoc:
             self._assign_arg_ids(args, idgen, new_ids, arg_records)
@@ -647,13 +665,17 @@ class Partition:
             rec = {**u.before, **changes}
             records.append(rec)
             cuds.append(CUD(False, u.id, str(u.type.qname), changes))
-        for rec in arg_records:
-            self._resolve_refs(appdef.structure(rec[SYS_QNAME]), rec, new_ids, "args")
         created = {r[SYS_ID]: r[SYS_QNAME] for r in records[: len(creates)] + arg_records}
-        for rec in records + arg_records:
+        for rec in arg_records:  # their other references were checked before the extension ran
+            t = appdef.structure(rec[SYS_QNAME])
+            for name in self._resolve_raw_refs(t, rec, new_ids, "args"):
+                target, ref = rec[name], t.field(name)
+                if ref is not None and ref.refs and QName.parse(created[target]) not in ref.refs:
+                    raise misdirected_reference(target, t.qname, name, created[target], ref.refs)
+        for rec in records:
             t = appdef.structure(rec[SYS_QNAME])
             if t.ref_fields:
-                await self._check_refs(t, rec, created, writes, req.wsid)
+                await check_refs(t, rec, qname_of, created)
         tables = [c.type for c in creates] + [u.type for u in updates]
         if any(t.uniques or t.unique_field for t in tables):
             await self._check_uniques(req.wsid, creates, updates, records, writes)
@@ -799,6 +821,16 @@ class Partition:
         except KeyError:
             raise bad(f"{where}: raw ID {raw} refers to no record created by this request") from None
 
+    def _resolve_raw_refs(self, t: Structure, rec: Record, new_ids: dict[int, int], where: str) -> list[str]:
+        """Resolve the raw IDs in a record's references; the names of the fields that had one."""
+        names = []
+        for f in t.ref_fields:
+            v = rec.get(f.name)
+            if isinstance(v, int) and ids.is_raw_id(v):
+                rec[f.name] = self._map_raw(v, new_ids, where)
+                names.append(f.name)
+        return names
+
     def _resolve_refs(self, t: Structure, rec: Record, new_ids: dict[int, int], where: str) -> Record:
         for f in t.ref_fields:
             v = rec.get(f.name)
@@ -806,21 +838,14 @@ class Partition:
                 rec[f.name] = self._map_raw(v, new_ids, where)
         return rec
 
-    async def _check_refs(self, t: Structure, rec: Record, created: dict[int, str], reader: Pending, wsid: int) -> None:
-        """Every reference names a record of this workspace (or of this request) of an allowed type."""
-        for f in t.ref_fields:
-            v = rec.get(f.name)
-            if not v:
-                continue
-            qn = created.get(v)
-            if qn is None:
-                target = await get_record(reader, wsid, v)
-                qn = target[SYS_QNAME] if target is not None else await self._registered_qname(reader, wsid, v)
-            if qn is None:
-                raise bad(f"{t.qname} field «{f.name}» refers to unknown ID «{v}»")
-            if f.refs and QName.parse(qn) not in f.refs:
-                allowed = ", ".join(map(str, f.refs))
-                raise bad(f"{t.qname} field «{f.name}» refers to {qn} «{v}», expected one of {allowed}")
+    def _qname_reader(self, reader: Pending, wsid: int) -> QNameReader:
+        async def qname_of(record_id: int) -> str | None:
+            target = await get_record(reader, wsid, record_id)
+            if target is not None:
+                return str(target[SYS_QNAME])
+            return await self._registered_qname(reader, wsid, record_id)
+
+        return qname_of
 
     async def _registered_qname(self, reader: Pending, wsid: int, record_id: int) -> str | None:
         view = self.app.appdef.find(QName("sys", "RecordsRegistry"))

@@ -7,7 +7,7 @@ names the place (``cuds[2]: ...``) and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,9 @@ MAX_CUDS = 100
 CUD_KINDS = frozenset({TypeKind.CDoc, TypeKind.WDoc, TypeKind.CRecord, TypeKind.WRecord})
 Record = dict[str, Any]
 RecordReader = Callable[[int], Awaitable[Record | None]]
+QNameReader = Callable[[int], Awaitable[str | None]]
+"""The QName of the record with an ID in the workspace, or None if there is none."""
+ERR_REF_INTEGRITY = "referential integrity violation"
 
 
 def bad(message: str) -> SysError:
@@ -347,3 +350,53 @@ def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
     return "a number"
+
+
+# --- references --------------------------------------------------------------------------------
+
+
+def dangling_reference(target: int, t: QName, field_name: str) -> SysError:
+    """A reference to a record the workspace does not have (Voedger's text, 400)."""
+    return bad(f"{ERR_REF_INTEGRITY}: record ID {target} referenced by {t}.{field_name} does not exist")
+
+
+def misdirected_reference(target: int, t: QName, field_name: str, actual: str, allowed: Iterable[QName]) -> SysError:
+    """A reference to a record of a table the field does not allow (Voedger's text, 400)."""
+    names = " ".join(sorted(map(str, allowed)))
+    return bad(
+        f"{ERR_REF_INTEGRITY}: record ID {target} referenced by {t}.{field_name} is of QName {actual} "
+        f"whereas [{names}] QNames are only allowed"
+    )
+
+
+async def check_refs(t: Structure, rec: Mapping[str, Any], qname_of: QNameReader, created: Mapping[int, str]) -> None:
+    """Every reference of a record names a record of the workspace (or one ``created`` by this
+    request) of a table the field allows. Raw IDs (not resolved yet) and zero are not checked."""
+    for f in t.ref_fields:
+        v = rec.get(f.name)
+        if not v or not isinstance(v, int) or ids.is_raw_id(v):
+            continue
+        qn = created.get(v)
+        if qn is None:
+            qn = await qname_of(v)
+        if qn is None:
+            raise dangling_reference(v, t.qname, f.name)
+        if f.refs and QName.parse(qn) not in f.refs:
+            raise misdirected_reference(v, t.qname, f.name, qn, f.refs)
+
+
+async def check_object_refs(app: AppDef, t: Structure, obj: Mapping[str, Any], qname_of: QNameReader) -> None:
+    """The references of an argument object and of the records nested in its containers, as
+    Voedger checks them before a command runs."""
+    if t.ref_fields:
+        await check_refs(t, obj, qname_of, {})
+    for c in t.containers:
+        children = obj.get(c.name)
+        if not isinstance(children, list):
+            continue
+        child_t = app.find(c.type)
+        if not isinstance(child_t, Structure):
+            continue
+        for child in children:
+            if isinstance(child, dict):
+                await check_object_refs(app, child_t, child, qname_of)
