@@ -46,7 +46,7 @@ from voedger.extensions import Registry, load_extensions
 from voedger.processors.actualizers import project_event
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
-from voedger.processors.cuds import check_object_refs, check_update, parse_object
+from voedger.processors.cuds import check_object_refs, check_update, command_result, parse_object
 from voedger.processors.jobs import run_job
 from voedger.state import CommandContext, Intents, QueryContext
 from voedger.state.access import Access
@@ -280,7 +280,7 @@ class ExtensionTestKit:
         await invoke(func, state, intents)
         if intents.response is not None:
             raise SysError(*intents.response)
-        result = self._result(cmd, intents.results[-1]) if intents.results else None
+        result = command_result(self.app, cmd.qname, cmd.result, intents.results[-1]) if intents.results else None
 
         records: list[Record] = []
         cuds: list[CUD] = []

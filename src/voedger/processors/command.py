@@ -46,6 +46,7 @@ from voedger.processors.cuds import (
     check_object_refs,
     check_refs,
     check_update,
+    command_result,
     misdirected_reference,
     parse_cuds,
     parse_object,
@@ -56,7 +57,14 @@ from voedger.processors.principal import Principal
 from voedger.processors.signal import Commit, CommitSignal
 from voedger.processors.tally import Tally
 from voedger.processors.typecache import TypeCache, type_cache
-from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
+from voedger.processors.uniques import (
+    UNIQUES_VIEW,
+    UniqueEntry,
+    unique_entries,
+    unique_field_names,
+    unique_field_order,
+    unique_too_long,
+)
 from voedger.state import CommandContext, Intents
 from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
@@ -549,8 +557,10 @@ class Partition:
             ws.remember_principal(req.principal, principal)
         ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
-        if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
+        if cmd is None or not ws_type.has_type(req.command):
             raise SysError(404, f"command {req.command} does not exist in workspace {ws_type.qname}")
+        if not isinstance(cmd, Command):
+            raise bad(f"{req.command} is not a command")
         self._authorize(ws_type, principal, OperationKind.Execute, cmd.qname)
         if app.limiter is not None and not principal.is_system:
             app.limiter.check(cmd.qname, partition=self.id, wsid=req.wsid, login=principal.login, ip=req.ip)
@@ -626,19 +636,21 @@ class Partition:
                     )
                 )
             if intents.results:
-                ext_result = self._result(cmd, intents.results[-1])
+                ext_result = command_result(appdef, cmd.qname, cmd.result, intents.results[-1])
         elif cmd.qname.is_sys and cmd.qname not in CUD_COMMANDS:
             raise SysError(501, f"command {cmd.qname} is not built yet")
         elif not cmd.qname.is_sys:
             raise SysError(500, f"command {cmd.qname} has no implementation")
 
         # Real IDs for new records: singletons have fixed ones, others come from the generator.
+        fixed: set[int] = set()  # a singleton's raw ID: not reported in NewIDs, as in Voedger
         for c in creates:
             if c.type.singleton:
                 sid = app.singleton_ids[c.type.qname]
                 if await get_record(writes, req.wsid, sid) is not None or sid in new_ids.values():
                     raise SysError(409, f"{c.where}: singleton {c.type.qname} already exists in this workspace")
                 new_ids[c.raw_id] = sid
+                fixed.add(c.raw_id)
             else:
                 new_ids[c.raw_id] = idgen.next()
 
@@ -714,7 +726,8 @@ class Partition:
         ws.next_wlog += 1
         self.next_plog += 1
         self._group_events.append(event)
-        return CommandResult(event.wlog_offset, {str(k): v for k, v in new_ids.items()}, ext_result)
+        reported = {str(k): v for k, v in new_ids.items() if k not in fixed}
+        return CommandResult(event.wlog_offset, reported, ext_result)
 
     def _authorize(
         self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
@@ -806,14 +819,6 @@ class Partition:
         creates, _ = parse_cuds(self.app.appdef, ws_type, body)
         return creates
 
-    def _result(self, cmd: Command, raw: dict[str, Any]) -> dict[str, Any]:
-        if cmd.result is None:
-            raise SysError(500, f"command {cmd.qname} returns nothing but its extension set a result")
-        t = self.app.appdef.find(cmd.result)
-        if isinstance(t, Structure):
-            return parse_object(self.app.appdef, t, raw, "result", allow_raw_ids=False)
-        return raw
-
     @staticmethod
     def _map_raw(raw: int, new_ids: dict[int, int], where: str) -> int:
         try:
@@ -871,9 +876,12 @@ class Partition:
             return int(row.get("ID", 0)) if row else 0
 
         for u in updates:
-            changed = sorted(unique_field_names(u.type) & set(u.changes))
+            changed = unique_field_names(u.type) & set(u.changes)
             if changed:
-                raise bad(f"{u.type.qname}: unique field «{changed[0]}» can not be changed")
+                name = next(n for n in unique_field_order(u.type) if n in changed)
+                raise SysError(
+                    403, f"{u.type.qname}: unique field «{name}» can not be changed: unique field update denied"
+                )
             if u.activation is not None:
                 for entry in unique_entries(u.type, u.before):
                     if u.activation:
@@ -884,6 +892,9 @@ class Partition:
                     else:
                         claimed[entry] = 0
         for c, rec in zip(creates, records[: len(creates)], strict=True):  # creates come first
+            too_long = unique_too_long(c.type, rec)
+            if too_long is not None:
+                raise too_long
             for entry in unique_entries(c.type, rec):
                 other = await holder(entry)
                 if other:
