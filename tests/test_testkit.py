@@ -116,7 +116,9 @@ async def test_command_inserts_and_updates_records(kit: ExtensionTestKit) -> Non
     assert (await kit.record(item) or {})["Price"] == 6  # not applied
     with pytest.raises(SysError) as e:
         await kit.run_command("shop.Restock", args={"Item": 424242})
-    assert e.value.status == 500  # the extension's own assertion
+    # checked before the extension runs, as the server does: the client's mistake, not the extension's
+    assert e.value.status == 400, e.value
+    assert "record ID 424242 referenced by shop.SalesParams.Item does not exist" in e.value.message
 
 
 async def test_invalid_intents_are_refused(shop_app: AppDef) -> None:

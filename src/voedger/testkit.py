@@ -46,7 +46,7 @@ from voedger.extensions import Registry, load_extensions
 from voedger.processors.actualizers import project_event
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import triggered
-from voedger.processors.cuds import check_update, parse_object
+from voedger.processors.cuds import check_object_refs, check_update, command_result, parse_object
 from voedger.processors.jobs import run_job
 from voedger.state import CommandContext, Intents, QueryContext
 from voedger.state.access import Access
@@ -262,8 +262,13 @@ class ExtensionTestKit:
         ws = self._ws(wsid)
         idgen = ids.IDGenerator(self._ids(ws).next_id)
         new_ids: dict[int, int] = {}
-        arg = self._argument(cmd, cmd.param, args, "args", idgen, new_ids)
+        arg = self._argument(cmd, cmd.param, args, "args", idgen, new_ids, map_refs=False)
         unlogged = self._argument(cmd, cmd.unlogged_param, unlogged_args, "unloggedArgs", None, {})
+        await self._check_arg_refs(cmd.param, arg, ws)  # before the extension, as the server does
+        await self._check_arg_refs(cmd.unlogged_param, unlogged, ws)
+        param_t = self.app.find(cmd.param) if cmd.param is not None else None
+        if arg is not None and isinstance(param_t, Structure):
+            self._map_refs(arg, new_ids, param_t, nested=True)
         wlog = self._wlog.get(ws, ids.FIRST_OFFSET)
         access = Access.of(self.app, cmd, unrestricted=cmd.qname.is_sys)
         reader = Pending(self._state)
@@ -275,7 +280,7 @@ class ExtensionTestKit:
         await invoke(func, state, intents)
         if intents.response is not None:
             raise SysError(*intents.response)
-        result = self._result(cmd, intents.results[-1]) if intents.results else None
+        result = command_result(self.app, cmd.qname, cmd.result, intents.results[-1]) if intents.results else None
 
         records: list[Record] = []
         cuds: list[CUD] = []
@@ -376,6 +381,7 @@ class ExtensionTestKit:
         where: str,
         idgen: ids.IDGenerator | None,
         new_ids: dict[int, int],
+        map_refs: bool = True,
     ) -> dict[str, Any] | None:
         if param is None:
             if raw:
@@ -390,8 +396,21 @@ class ExtensionTestKit:
         parsed = parse_object(self.app, t, obj, where, allow_raw_ids=True)
         if idgen is not None:
             self._assign_ids(parsed, idgen, new_ids)
-            self._map_refs(parsed, new_ids, t, nested=True)
+            if map_refs:
+                self._map_refs(parsed, new_ids, t, nested=True)
         return parsed
+
+    async def _check_arg_refs(self, param: QName | None, obj: dict[str, Any] | None, ws: int) -> None:
+        """The references of an argument name records of the workspace, of the tables they allow."""
+        t = self.app.find(param) if param is not None and obj else None
+        if not isinstance(t, Structure) or obj is None:
+            return
+
+        async def qname_of(record_id: int) -> str | None:
+            rec = await get_record(self._state, ws, record_id)
+            return None if rec is None else str(rec[SYS_QNAME])
+
+        await check_object_refs(self.app, t, obj, qname_of)
 
     def _assign_ids(self, obj: dict[str, Any], idgen: ids.IDGenerator, new_ids: dict[int, int]) -> None:
         if SYS_ID in obj:

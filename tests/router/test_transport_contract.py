@@ -117,7 +117,9 @@ async def scenario(client: httpx.AsyncClient, vvm: VVM) -> list[Answer]:
     await call("v1 403", 403, "POST", f"{V1}/c.sys.CUD", json={"cuds": [{"fields": item}]}, headers=other)
     await call("v1 401", 401, "POST", f"{V1}/c.sys.CUD", json={"cuds": []}, headers={"Authorization": "Bearer x.y.z"})
     await call("v1 400 body", 400, "POST", f"{V1}/c.sys.CUD", content=b"{not json", headers=owner)
-    await call("v1 409 unique", 409, "POST", f"{V1}/c.sys.CUD", json={"cuds": [{"fields": item}]}, headers=owner)
+    sku = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Sku", "Code": "T1"}}]}
+    await call("v1 sku", 200, "POST", f"{V1}/c.sys.CUD", json=sku, headers=owner)
+    await call("v1 409 unique", 409, "POST", f"{V1}/c.sys.CUD", json=sku, headers=owner)
 
     # API v2
     made = await call(

@@ -40,14 +40,33 @@ from voedger.appdef import (
 )
 from voedger.processors import blob_owners
 from voedger.processors.app import AppRuntime, invoke
-from voedger.processors.cuds import Create, Update, bad, check_update, parse_cuds, parse_object
+from voedger.processors.cuds import (
+    Create,
+    QNameReader,
+    Update,
+    bad,
+    check_object_refs,
+    check_refs,
+    check_update,
+    command_result,
+    misdirected_reference,
+    parse_cuds,
+    parse_object,
+)
 from voedger.processors.fence import FencedError, PartitionWriter, PlainWriter
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
 from voedger.processors.signal import Commit, CommitSignal
 from voedger.processors.tally import Tally
 from voedger.processors.typecache import TypeCache, type_cache
-from voedger.processors.uniques import UNIQUES_VIEW, UniqueEntry, unique_entries, unique_field_names
+from voedger.processors.uniques import (
+    UNIQUES_VIEW,
+    UniqueEntry,
+    unique_entries,
+    unique_field_names,
+    unique_field_order,
+    unique_too_long,
+)
 from voedger.state import CommandContext, Intents
 from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
@@ -584,8 +603,10 @@ class Partition:
             ws.remember_principal(req.principal, principal)
         ws_type = self._workspace_type(req, principal, ws.descriptor)
         cmd = type_cache(appdef).find(req.command)
-        if not isinstance(cmd, Command) or not ws_type.has_type(req.command):
+        if cmd is None or not ws_type.has_type(req.command):
             raise SysError(404, f"command {req.command} does not exist in workspace {ws_type.qname}")
+        if not isinstance(cmd, Command):
+            raise bad(f"{req.command} is not a command")
         self._authorize(ws_type, principal, OperationKind.Execute, cmd.qname)
         if app.limiter is not None and not principal.is_system:
             app.limiter.check(cmd.qname, partition=self.id, wsid=req.wsid, login=principal.login, ip=req.ip)
@@ -598,6 +619,13 @@ class Partition:
         if args is not None and cmd.param is not None:
             self._verify_fields(appdef.find(cmd.param), args, "args")
         unlogged = self._args(cmd, req.body.get("unloggedArgs"), "unloggedArgs", unlogged=True)
+        # The arguments' references, before the extension sees them (as Voedger checks them).
+        qname_of = self._qname_reader(writes, req.wsid)
+        for param, obj in ((cmd.param, args), (cmd.unlogged_param, unlogged)):
+            param_t = appdef.find(param) if param is not None and obj else None
+            if isinstance(param_t, Structure):
+                assert obj is not None
+                await check_object_refs(appdef, param_t, obj, qname_of)
         arg_records: list[Record] = []
         if args is not None and cmd.param is not None and appdef.type(cmd.param).kind is TypeKind.ODoc:
             self._assign_arg_ids(args, idgen, new_ids, arg_records)
@@ -654,19 +682,21 @@ class Partition:
                     )
                 )
             if intents.results:
-                ext_result = self._result(cmd, intents.results[-1])
+                ext_result = command_result(appdef, cmd.qname, cmd.result, intents.results[-1])
         elif cmd.qname.is_sys and cmd.qname not in CUD_COMMANDS:
             raise SysError(501, f"command {cmd.qname} is not built yet")
         elif not cmd.qname.is_sys:
             raise SysError(500, f"command {cmd.qname} has no implementation")
 
         # Real IDs for new records: singletons have fixed ones, others come from the generator.
+        fixed: set[int] = set()  # a singleton's raw ID: not reported in NewIDs, as in Voedger
         for c in creates:
             if c.type.singleton:
                 sid = app.singleton_ids[c.type.qname]
                 if await get_record(writes, req.wsid, sid) is not None or sid in new_ids.values():
                     raise SysError(409, f"{c.where}: singleton {c.type.qname} already exists in this workspace")
                 new_ids[c.raw_id] = sid
+                fixed.add(c.raw_id)
             else:
                 new_ids[c.raw_id] = idgen.next()
 
@@ -693,13 +723,17 @@ class Partition:
             rec = {**u.before, **changes}
             records.append(rec)
             cuds.append(CUD(False, u.id, str(u.type.qname), changes))
-        for rec in arg_records:
-            self._resolve_refs(appdef.structure(rec[SYS_QNAME]), rec, new_ids, "args")
         created = {r[SYS_ID]: r[SYS_QNAME] for r in records[: len(creates)] + arg_records}
-        for rec in records + arg_records:
+        for rec in arg_records:  # their other references were checked before the extension ran
+            t = appdef.structure(rec[SYS_QNAME])
+            for name in self._resolve_raw_refs(t, rec, new_ids, "args"):
+                target, ref = rec[name], t.field(name)
+                if ref is not None and ref.refs and QName.parse(created[target]) not in ref.refs:
+                    raise misdirected_reference(target, t.qname, name, created[target], ref.refs)
+        for rec in records:
             t = appdef.structure(rec[SYS_QNAME])
             if t.ref_fields:
-                await self._check_refs(t, rec, created, writes, req.wsid)
+                await check_refs(t, rec, qname_of, created)
         takers = [
             blob_owners.Taker(c.type, rec[SYS_ID], c.raw_id, rec)
             for c, rec in zip(creates, records, strict=False)
@@ -752,7 +786,8 @@ class Partition:
         ws.next_wlog += 1
         self.next_plog += 1
         self._group_events.append(event)
-        return CommandResult(event.wlog_offset, {str(k): v for k, v in new_ids.items()}, ext_result)
+        reported = {str(k): v for k, v in new_ids.items() if k not in fixed}
+        return CommandResult(event.wlog_offset, reported, ext_result)
 
     def _authorize(
         self, ws: Workspace, principal: Principal, op: OperationKind, resource: QName, fields: Sequence[str] = ()
@@ -844,20 +879,22 @@ class Partition:
         creates, _ = parse_cuds(self.app.appdef, ws_type, body)
         return creates
 
-    def _result(self, cmd: Command, raw: dict[str, Any]) -> dict[str, Any]:
-        if cmd.result is None:
-            raise SysError(500, f"command {cmd.qname} returns nothing but its extension set a result")
-        t = self.app.appdef.find(cmd.result)
-        if isinstance(t, Structure):
-            return parse_object(self.app.appdef, t, raw, "result", allow_raw_ids=False)
-        return raw
-
     @staticmethod
     def _map_raw(raw: int, new_ids: dict[int, int], where: str) -> int:
         try:
             return new_ids[raw]
         except KeyError:
             raise bad(f"{where}: raw ID {raw} refers to no record created by this request") from None
+
+    def _resolve_raw_refs(self, t: Structure, rec: Record, new_ids: dict[int, int], where: str) -> list[str]:
+        """Resolve the raw IDs in a record's references; the names of the fields that had one."""
+        names = []
+        for f in t.ref_fields:
+            v = rec.get(f.name)
+            if isinstance(v, int) and ids.is_raw_id(v):
+                rec[f.name] = self._map_raw(v, new_ids, where)
+                names.append(f.name)
+        return names
 
     def _resolve_refs(self, t: Structure, rec: Record, new_ids: dict[int, int], where: str) -> Record:
         for f in t.ref_fields:
@@ -866,21 +903,14 @@ class Partition:
                 rec[f.name] = self._map_raw(v, new_ids, where)
         return rec
 
-    async def _check_refs(self, t: Structure, rec: Record, created: dict[int, str], reader: Pending, wsid: int) -> None:
-        """Every reference names a record of this workspace (or of this request) of an allowed type."""
-        for f in t.ref_fields:
-            v = rec.get(f.name)
-            if not v:
-                continue
-            qn = created.get(v)
-            if qn is None:
-                target = await get_record(reader, wsid, v)
-                qn = target[SYS_QNAME] if target is not None else await self._registered_qname(reader, wsid, v)
-            if qn is None:
-                raise bad(f"{t.qname} field «{f.name}» refers to unknown ID «{v}»")
-            if f.refs and QName.parse(qn) not in f.refs:
-                allowed = ", ".join(map(str, f.refs))
-                raise bad(f"{t.qname} field «{f.name}» refers to {qn} «{v}», expected one of {allowed}")
+    def _qname_reader(self, reader: Pending, wsid: int) -> QNameReader:
+        async def qname_of(record_id: int) -> str | None:
+            target = await get_record(reader, wsid, record_id)
+            if target is not None:
+                return str(target[SYS_QNAME])
+            return await self._registered_qname(reader, wsid, record_id)
+
+        return qname_of
 
     async def _registered_qname(self, reader: Pending, wsid: int, record_id: int) -> str | None:
         view = self.app.appdef.find(QName("sys", "RecordsRegistry"))
@@ -906,9 +936,12 @@ class Partition:
             return int(row.get("ID", 0)) if row else 0
 
         for u in updates:
-            changed = sorted(unique_field_names(u.type) & set(u.changes))
+            changed = unique_field_names(u.type) & set(u.changes)
             if changed:
-                raise bad(f"{u.type.qname}: unique field «{changed[0]}» can not be changed")
+                name = next(n for n in unique_field_order(u.type) if n in changed)
+                raise SysError(
+                    403, f"{u.type.qname}: unique field «{name}» can not be changed: unique field update denied"
+                )
             if u.activation is not None:
                 for entry in unique_entries(u.type, u.before):
                     if u.activation:
@@ -919,6 +952,9 @@ class Partition:
                     else:
                         claimed[entry] = 0
         for c, rec in zip(creates, records[: len(creates)], strict=True):  # creates come first
+            too_long = unique_too_long(c.type, rec)
+            if too_long is not None:
+                raise too_long
             for entry in unique_entries(c.type, rec):
                 other = await holder(entry)
                 if other:

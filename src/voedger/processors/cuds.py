@@ -7,7 +7,7 @@ names the place (``cuds[2]: ...``) and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,9 @@ MAX_CUDS = 100
 CUD_KINDS = frozenset({TypeKind.CDoc, TypeKind.WDoc, TypeKind.CRecord, TypeKind.WRecord})
 Record = dict[str, Any]
 RecordReader = Callable[[int], Awaitable[Record | None]]
+QNameReader = Callable[[int], Awaitable[str | None]]
+"""The QName of the record with an ID in the workspace, or None if there is none."""
+ERR_REF_INTEGRITY = "referential integrity violation"
 
 
 def bad(message: str) -> SysError:
@@ -72,10 +75,12 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
 def _qname(value: Any, where: str) -> QName:
     if not isinstance(value, str):
         raise bad(f"{where}: sys.QName must be a string")
+    if value.count(".") != 1:  # Voedger's words, for a missing name too
+        raise bad(f"{where}: failed to parse sys.QName: convert error: string «{value}» to qualified name")
     try:
         return QName.parse(value)
     except QNameError as exc:
-        raise bad(f"{where}: {exc}") from None
+        raise bad(f"{where}: failed to parse sys.QName: {exc}") from None
 
 
 def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool) -> Record:
@@ -134,32 +139,59 @@ def parse_cuds(
             rid = cud[SYS_ID]
             if isinstance(rid, bool) or not isinstance(rid, int) or rid <= 0:
                 raise bad(f"{where}: sys.ID must be a positive number")
-            for sys_field in (SYS_ID, SYS_QNAME, SYS_PARENT_ID, SYS_CONTAINER):
-                if sys_field in fields:
-                    raise bad(f"{where}: {sys_field} cannot be updated")
-            updates.append((rid, fields, where))
+            updates.append((rid, fields, where))  # system fields are checked against the record
             continue
         if SYS_ID not in fields:
             raise bad(f'{where}: "sys.ID" field missing')
-        if SYS_QNAME not in fields:
-            raise bad(f'{where}: "sys.QName" field missing')
         raw_id = fields[SYS_ID]
         if isinstance(raw_id, bool) or not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
             raise bad(f"{where}: sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
         if raw_id in seen_raw:
             raise bad(f"{where}: raw ID {raw_id} is used twice")
         seen_raw.add(raw_id)
-        qn = _qname(fields[SYS_QNAME], where)
+        qn = _qname(fields.get(SYS_QNAME, ""), where)
         t = _table(app, ws, qn, where)
         data = _user_fields(t, fields, where, creating=True)
-        if SYS_IS_ACTIVE in fields and fields[SYS_IS_ACTIVE] is not True:
-            raise bad(f"{where}: a new record is always active; sys.IsActive cannot be {fields[SYS_IS_ACTIVE]!r}")
+        _check_new_active(fields, where)
         if t.kind in (TypeKind.CRecord, TypeKind.WRecord):
             for sys_field in (SYS_PARENT_ID, SYS_CONTAINER):
                 if sys_field in fields:
                     data[sys_field] = fields[sys_field]
         creates.append(Create(raw_id, t, data, where))
     return creates, updates
+
+
+def _check_new_active(fields: Mapping[str, Any], where: str) -> None:
+    """A new record is active: ``sys.IsActive`` may only say so (Voedger refuses false with 403)."""
+    active = fields.get(SYS_IS_ACTIVE, True)
+    if active is False:
+        raise SysError(403, "inserting a deactivated record is not allowed")
+    if active is not True:
+        raise _at(where, f"sys.IsActive must be true or false, not {active!r}")
+
+
+def _record_name(t: Structure, before: Record) -> str:
+    """A stored record as Voedger names it in errors: ``CDoc «pkg.Doc»``, ``CRecord «Lines: pkg.Line»``."""
+    container = before.get(SYS_CONTAINER)
+    return f"{t.kind} «{container}: {t.qname}»" if container else f"{t.kind} «{t.qname}»"
+
+
+def _check_system_fields(t: Structure, before: Record, fields: Mapping[str, Any], where: str) -> None:
+    """An update may name the record's own system fields with their values, never change them."""
+    unchanged = {
+        SYS_ID: before.get(SYS_ID),
+        SYS_QNAME: before.get(SYS_QNAME),
+        SYS_PARENT_ID: before.get(SYS_PARENT_ID) or 0,
+        SYS_CONTAINER: before.get(SYS_CONTAINER) or "",
+    }
+    for name in (SYS_QNAME, SYS_ID, SYS_PARENT_ID, SYS_CONTAINER):
+        if name not in fields:
+            continue
+        value = fields[name]
+        if name in (SYS_PARENT_ID, SYS_CONTAINER) and value in (0, "", None):
+            continue  # an empty value changes nothing (as in Voedger)
+        if value != unchanged[name] or isinstance(value, bool):
+            raise _at(where, f"unable to update system field: {_record_name(t, before)} {name}")
 
 
 def _table(app: AppDef, ws: Workspace, qn: QName, where: str) -> Structure:
@@ -187,13 +219,13 @@ async def check_update(app: AppDef, raw_id: int, fields: Mapping[str, Any], wher
         active = fields[SYS_IS_ACTIVE]
         if not isinstance(active, bool):
             raise bad(f"{where}: sys.IsActive must be true or false")
-        if len(fields) > 1:
+        if any(not name.startswith("sys.") for name in fields):
             raise SysError(403, "updating other fields is not allowed if sys.IsActive is updating")
+        _check_system_fields(t, before, fields, where)
         return Update(raw_id, t, {SYS_IS_ACTIVE: active}, where, activation=active, before=before)
+    _check_system_fields(t, before, fields, where)
     if not fields:
         raise bad(f"{where}: nothing to update")
-    if before.get(SYS_IS_ACTIVE) is False:
-        raise SysError(403, f"{where}: record {raw_id} is inactive and cannot be updated")
     changes = _user_fields(t, fields, where, creating=False)
     return Update(raw_id, t, changes, where, before=before)
 
@@ -306,8 +338,7 @@ class _DocumentCUDs:
                 raise _at(where, f"{t.qname} container «{key}» has unknown type {c.type}")
             nested.append((key, child_t, value))
         check_fields(t, own, where, creating=True)
-        if SYS_IS_ACTIVE in own and own[SYS_IS_ACTIVE] is not True:
-            raise _at(where, f"a new record is always active; sys.IsActive cannot be {own[SYS_IS_ACTIVE]!r}")
+        _check_new_active(own, where)
         raw_id = self._raw_id(own, where)
         fields: Record = {**own, SYS_ID: raw_id, SYS_QNAME: str(t.qname)}
         if parent is not None:
@@ -347,3 +378,67 @@ def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
     return "a number"
+
+
+# --- references --------------------------------------------------------------------------------
+
+
+def dangling_reference(target: int, t: QName, field_name: str) -> SysError:
+    """A reference to a record the workspace does not have (Voedger's text, 400)."""
+    return bad(f"{ERR_REF_INTEGRITY}: record ID {target} referenced by {t}.{field_name} does not exist")
+
+
+def misdirected_reference(target: int, t: QName, field_name: str, actual: str, allowed: Iterable[QName]) -> SysError:
+    """A reference to a record of a table the field does not allow (Voedger's text, 400)."""
+    names = " ".join(sorted(map(str, allowed)))
+    return bad(
+        f"{ERR_REF_INTEGRITY}: record ID {target} referenced by {t}.{field_name} is of QName {actual} "
+        f"whereas [{names}] QNames are only allowed"
+    )
+
+
+async def check_refs(t: Structure, rec: Mapping[str, Any], qname_of: QNameReader, created: Mapping[int, str]) -> None:
+    """Every reference of a record names a record of the workspace (or one ``created`` by this
+    request) of a table the field allows. Raw IDs (not resolved yet) and zero are not checked."""
+    for f in t.ref_fields:
+        v = rec.get(f.name)
+        if not v or not isinstance(v, int) or ids.is_raw_id(v):
+            continue
+        qn = created.get(v)
+        if qn is None:
+            qn = await qname_of(v)
+        if qn is None:
+            raise dangling_reference(v, t.qname, f.name)
+        if f.refs and QName.parse(qn) not in f.refs:
+            raise misdirected_reference(v, t.qname, f.name, qn, f.refs)
+
+
+async def check_object_refs(app: AppDef, t: Structure, obj: Mapping[str, Any], qname_of: QNameReader) -> None:
+    """The references of an argument object and of the records nested in its containers, as
+    Voedger checks them before a command runs."""
+    if t.ref_fields:
+        await check_refs(t, obj, qname_of, {})
+    for c in t.containers:
+        children = obj.get(c.name)
+        if not isinstance(children, list):
+            continue
+        child_t = app.find(c.type)
+        if not isinstance(child_t, Structure):
+            continue
+        for child in children:
+            if isinstance(child, dict):
+                await check_object_refs(app, child_t, child, qname_of)
+
+
+def command_result(app: AppDef, command: QName, result_type: QName | None, raw: dict[str, Any]) -> Record:
+    """A command extension's result, checked against its declared type. A result that breaks
+    the type is the extension's fault, not the client's: 500, as Voedger answers."""
+    if result_type is None:
+        raise SysError(500, f"command {command} returns nothing but its extension set a result")
+    t = app.find(result_type)
+    if not isinstance(t, Structure):
+        return raw
+    try:
+        return parse_object(app, t, raw, "result", allow_raw_ids=False)
+    except SysError as err:
+        raise SysError(500, f"command {command}: {err.message}") from None

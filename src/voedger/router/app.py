@@ -236,6 +236,10 @@ def parse_qname(text: str) -> QName:
         raise SysError(400, str(exc)) from None
 
 
+MAX_RECORD_ID = 2**64 - 1
+"""Record IDs are unsigned 64-bit numbers, as in Voedger."""
+
+
 def parse_id(text: str) -> int:
     try:
         value = int(text)
@@ -243,6 +247,8 @@ def parse_id(text: str) -> int:
         raise SysError(400, f"record ID {text!r} is not a number") from None
     if value <= 0:
         raise SysError(400, f"record ID {value} must be positive")
+    if value > MAX_RECORD_ID:
+        raise SysError(400, f"record ID {value} is out of range: a record ID is at most {MAX_RECORD_ID}")
     return value
 
 

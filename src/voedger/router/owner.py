@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-from voedger.appdef import QName, QNameError, Structure
+from voedger.appdef import AppDef, OperationKind, PolicyKind, QName, QNameError, Structure
 from voedger.auth import CredentialsKind, TokenInfo, parse_authorization, parse_authorization_cookie
 from voedger.processors.cuds import document_cuds
 from voedger.processors.principal import Principal
@@ -29,6 +29,7 @@ MAX_BODY: Final = 20 * 1024 * 1024
 VALIDATED_TOKENS: Final = 10_000
 DEV_PRINCIPAL: Final = Principal(login="dev", extra={"insecure": True})
 _CUD: Final = QName("sys", "CUD")
+ANONYMOUS: Final = QName("sys", "Anonymous")
 _READ_PATHS: Final = {Op.V2_QUERIES: "queries", Op.V2_VIEWS: "views", Op.V2_DOCS: "docs", Op.V2_CDOCS: "cdocs"}
 _INTERNAL: Final = SysError(500, "internal error")
 
@@ -42,6 +43,8 @@ class Owner:
         """Tokens already validated, by application and credential as sent, until they expire: a
         client sends the same one many times. The same object comes back for the same token,
         which lets a partition remember the caller's principal."""
+        self._anonymous: dict[tuple[str, QName], tuple[AppDef, bool]] = {}
+        """Whether a function may be executed by ``sys.Anonymous`` only, by application."""
 
     async def handle(self, request: BusRequest) -> BusResponse:
         """The answer to ``request``; never raises: every failure is an error response, and
@@ -102,6 +105,30 @@ class Owner:
         self._validated[key] = info
         return info
 
+    def _caller(self, request: BusRequest, function: QName) -> object:
+        """The caller of a function: as ``authenticate`` finds it, except for a function that only
+        ``sys.Anonymous`` may execute, where any credential is ignored (an expired token kept in
+        a cookie must not refuse it), as Voedger does."""
+        if not self.vvm.config.insecure_dev and self._anonymous_only(request.app, function):
+            return None
+        return self.authenticate(request.app, request.authorization, request.cookie)
+
+    def _anonymous_only(self, app: str, function: QName) -> bool:
+        appdef = self.vvm.app(app).runtime.appdef
+        hit = self._anonymous.get((app, function))
+        if hit is not None and hit[0] is appdef:
+            return hit[1]
+        t = appdef.find(function)
+        rules = [r for r in appdef.acl() if r.filter.match(t)] if t is not None else []
+        only = (
+            len(rules) == 1
+            and rules[0].ops == {OperationKind.Execute}
+            and rules[0].policy is PolicyKind.Allow
+            and rules[0].principal == ANONYMOUS
+        )
+        self._anonymous[(app, function)] = (appdef, only)
+        return only
+
     def _check_partition(self, request: BusRequest) -> None:
         rt = self.vvm.app(request.app).runtime
         if partition_of(request.wsid, rt.num_partitions) != request.partition:
@@ -112,7 +139,7 @@ class Owner:
     async def _v1(self, request: BusRequest, command: bool) -> BusResponse:
         qname = parse_qname(request.resource)
         self._check_partition(request)
-        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        principal = self._caller(request, qname)
         body = parse_json(request.body)
         if command:
             result = await self.vvm.command(request.app, request.wsid, qname, body, principal, ip=request.ip)
@@ -125,7 +152,7 @@ class Owner:
     async def _v2_command(self, request: BusRequest) -> BusResponse:
         qname = parse_qname(request.resource)
         self._check_partition(request)
-        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        principal = self._caller(request, qname)
         body = parse_json(request.body)
         unexpected = sorted(set(body) - {"args", "unloggedArgs"})
         if unexpected:
@@ -163,7 +190,7 @@ class Owner:
                         "fields: PATCH or DELETE each nested record at docs/{table}/{id} of its own",
                     )
             else:
-                if request.body.strip():
+                if parse_json(request.body):  # nothing, or an empty object, as Voedger takes it
                     raise SysError(400, "unexpected body is provided on delete")
                 fields = {"sys.IsActive": False}
             cuds = [{"sys.ID": request.record_id, "fields": fields}]
@@ -182,7 +209,10 @@ class Owner:
         """GET docs/{table}[/{id}], cdocs/{table}, queries/{query}, views/{view}: the query side."""
         qname = parse_qname(request.resource)
         self._check_partition(request)
-        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        if request.op is Op.V2_QUERIES:
+            principal = self._caller(request, qname)
+        else:
+            principal = self.authenticate(request.app, request.authorization, request.cookie)
         answer = await self.vvm.query(
             request.app,
             request.wsid,
