@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -132,6 +133,30 @@ async def settled_owners(h: MetricsHarness, partitions: int, members: int, timeo
                 last = None
             await asyncio.sleep(1.0)
     raise SystemExit(f"the partitions did not settle over {members} processes in {timeout:.0f} s:\n{h.describe()}")
+
+
+SERVER_SERIES = (
+    "voedger_cp_commands_total",
+    "voedger_cp_commands_seconds",
+    "voedger_cp_group_writes_total",
+    "voedger_cp_group_write_seconds",
+    "voedger_cp_fence_seconds",
+)
+
+
+async def server_totals(h: MetricsHarness) -> dict[str, float]:
+    """The load application's command and group-write counters, summed over the live processes."""
+    totals = dict.fromkeys(SERVER_SERIES, 0.0)
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        for p in h.processes:
+            if not p.alive():
+                continue
+            r = await client.get(f"http://127.0.0.1:{h.metrics_ports[p.name]}/metrics")
+            for family in text_string_to_metric_families(r.text):
+                for sample in family.samples:
+                    if sample.name in totals and sample.labels.get("app") == APP_NAME:
+                        totals[sample.name] += sample.value
+    return totals
 
 
 def acked_latencies(attempts: Sequence[Attempt]) -> list[float]:
@@ -267,6 +292,7 @@ async def main(args: argparse.Namespace) -> int:
     config = LoadConfig(clients=args.clients)
     verdicts: list[tuple[str, str]] = []
     throughput: list[tuple[int, int, float, list[float]]] = []
+    profiles: list[tuple[int, dict[str, float]]] = []
     direct: list[Attempt] = []
     forwarded: list[Attempt] = []
     kills: list[tuple[str, int, float, float]] = []
@@ -278,7 +304,10 @@ async def main(args: argparse.Namespace) -> int:
         await h.start(1)
         await settled_owners(h, image.num_partitions, 1)
         began = scenario.history.now()
+        before = await server_totals(h)
         await scenario.load(args.seconds, config)
+        after_one = await server_totals(h)
+        profiles.append((1, {k: after_one[k] - before[k] for k in SERVER_SERIES}))
         one = [a for a in scenario.history.attempts if a.started >= began]
         throughput.append((1, len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
         await checked(scenario, "1 process", verdicts)
@@ -286,7 +315,10 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.gather(*(h.start_process(h.new_process()) for _ in range(2)))
         ownership = await settled_owners(h, image.num_partitions, 3)
         began = scenario.history.now()
+        before = await server_totals(h)
         await scenario.load(args.seconds, config)
+        after_three = await server_totals(h)
+        profiles.append((3, {k: after_three[k] - before[k] for k in SERVER_SERIES}))
         three = [a for a in scenario.history.attempts if a.started >= began]
         throughput.append((3, len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
         after = await settled_owners(h, image.num_partitions, 3)
@@ -321,6 +353,24 @@ async def main(args: argparse.Namespace) -> int:
     print(_row(["---:"] * 5))
     for n, acks, seconds, lat in throughput:
         print(_row([str(n), str(acks), f"{acks / seconds:.0f}", ms(pct(lat, 50)), ms(pct(lat, 99))]))
+
+    print("\nWhere a command's time went on the servers (their metrics, summed over the processes; means)\n")
+    print(_row(["processes", "commands", "commands per group write", "command ms", "group write ms", "fence LWT ms"]))
+    print(_row(["---:"] * 6))
+    for n, d in profiles:
+        commands, writes = d["voedger_cp_commands_total"], d["voedger_cp_group_writes_total"]
+        print(
+            _row(
+                [
+                    str(n),
+                    f"{commands:.0f}",
+                    f"{commands / writes:.1f}" if writes else "-",
+                    f"{1000 * d['voedger_cp_commands_seconds'] / commands:.1f}" if commands else "-",
+                    f"{1000 * d['voedger_cp_group_write_seconds'] / writes:.1f}" if writes else "-",
+                    f"{1000 * d['voedger_cp_fence_seconds'] / writes:.1f}" if writes else "-",
+                ]
+            )
+        )
 
     print("\nThe forwarding hop (the 3-process run; owner from GET /api/cluster)\n")
     print(_row(["sent to", "commands acknowledged", "p50 ms", "p99 ms"]))

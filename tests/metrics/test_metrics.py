@@ -78,6 +78,10 @@ async def test_commands_queries_and_their_errors_are_counted_per_application(vvm
     assert grew("voedger_cp_commands_seconds") > 0
     assert 0 < grew("voedger_cp_exec_seconds") < grew("voedger_cp_commands_seconds")
     assert 0 < grew("voedger_cp_projectors_seconds") < grew("voedger_cp_commands_seconds")
+    assert grew("voedger_cp_group_writes_total") == 4  # the refused command wrote nothing
+    assert grew("voedger_cp_group_write_errors_total") == 0
+    assert 0 < grew("voedger_cp_group_write_seconds") < grew("voedger_cp_commands_seconds")
+    assert grew("voedger_cp_fence_seconds") == 0  # one process on its own storage: no fence
     assert grew("voedger_qp_queries_total") == 2
     assert grew("voedger_qp_errors_total") == 1
     assert grew("voedger_qp_queries_seconds") > 0

@@ -364,3 +364,28 @@ async def test_put_batch_at_loses_to_a_newer_write(driver: Driver, storage: AppS
     await storage.put(p, b"r", b"new")
     await storage.put_batch_at([(p, b"r", b"stale")], time.time() - 10)
     assert await storage.get(p, b"r") == b"new"
+
+
+async def test_put_rows_at_writes_rows_of_several_partitions(storage: AppStorage, keys: Keys) -> None:
+    p, q = keys(b"rows-p"), keys(b"rows-q")
+    await storage.put_rows_at([(p, b"a", b"1"), (q, b"a", b"2"), (p, b"b", b"3")], time.time())
+    assert await storage.get_batch(p, [b"a", b"b"]) == [b"1", b"3"]
+    assert await collect(storage, q) == [b"a"] and await storage.get(q, b"a") == b"2"
+    await storage.put_rows_at([], time.time())  # nothing to write: nothing happens
+
+
+async def test_put_rows_at_loses_to_a_newer_write(driver: Driver, storage: AppStorage, keys: Keys) -> None:
+    if storage.capabilities.name != "cassandra":
+        pytest.skip("one writer: the latest write is the newest")
+    p, q = keys(b"rows-late-p"), keys(b"rows-late-q")
+    await storage.put(p, b"r", b"new")
+    await storage.put_rows_at([(p, b"r", b"stale"), (q, b"r", b"first")], time.time() - 10)
+    assert await storage.get(p, b"r") == b"new"
+    assert await storage.get(q, b"r") == b"first"
+
+
+async def test_put_rows_at_refuses_bad_rows_and_writes_none(storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"rows-bad")
+    with pytest.raises(InvalidKeyError):
+        await storage.put_rows_at([(p, b"a", b"1"), (b"", b"a", b"2")], time.time())
+    assert await collect(storage, p) == []

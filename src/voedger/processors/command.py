@@ -260,6 +260,8 @@ class Partition:
         self._ready = asyncio.Event()
         self.groups = 0  # durable writes made; shows group commit at work
         self.exec = Tally()
+        self.writes = Tally()
+        """Group writes: how many, how many failed, seconds from their start to durable."""
         """Command extensions run (Voedger's ``voedger_cp_exec_seconds``)."""
         self.projectors = Tally()
         """Commands' SYNC projectors run (``voedger_cp_projectors_seconds``)."""
@@ -504,16 +506,22 @@ class Partition:
         """Wait until a group's write (begun by the caller) is durable, then answer its commands;
         False if the partition must recover before its next group."""
         failure: Exception | None = None
+        began = time.perf_counter()
+        writes = self.writes
+        writes.count += 1
         try:
             await durable
         except FencedError as exc:
+            writes.errors += 1
             self._fence(exc)
             group.fail(self.moved())
             return False
         except Exception as exc:
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
             failure = exc
+        writes.seconds += time.perf_counter() - began
         if failure is not None:
+            writes.errors += 1
             return await self._settle(group)
         self._acknowledge(group)
         return True

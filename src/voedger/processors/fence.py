@@ -205,7 +205,10 @@ class FencedWriter:
         if rest:
             # Dated before the condition applied: should this batch still arrive late, a new
             # owner's writes (made after the lease ran out, so later) win over it row by row.
-            await self.storage.put_batch_at(rest, at)
+            # Not atomic across partitions: if some rows do not land, the group fails, and the
+            # recovery that follows (here, or by the next owner) re-applies the events from the
+            # PLog, from the start of the last group on (the partition's sequence row says where).
+            await self.storage.put_rows_at(rest, at)
 
     async def resync(self) -> None:
         """Reload the heads this writer knows: a write whose outcome was unknown may have

@@ -512,6 +512,31 @@ class CassandraAppStorage(AppStorage):
     async def put_batch_at(self, items: Sequence[BatchItem], at: float) -> None:
         await self._put_batch(items, int(at * 1_000_000))
 
+    async def put_rows_at(self, items: Sequence[BatchItem], at: float) -> None:
+        for p_key, c_col, value in items:
+            check_key(p_key, c_col)
+            check_value(value)
+        micros = _BIGINT.pack(int(at * 1_000_000))
+        put = self._s.put_at
+        partitions: dict[bytes, BatchStatement] = {}
+        for p_key, c_col, value in items:
+            batch = partitions.get(p_key)
+            if batch is None:
+                batch = partitions[p_key] = BatchStatement(
+                    batch_type=BatchType.UNLOGGED, consistency_level=put.consistency_level
+                )
+                batch.is_idempotent = True  # the same values at the same timestamp
+            bound = BoundStatement(put)
+            bound.values = [p_key, c_col, value, micros]
+            batch.add(bound)
+        what = f"write {len(items)} rows in {len(partitions)} partitions"
+        results = await asyncio.gather(
+            *(self._bridge.run(b, None, what) for b in partitions.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def _put_batch(self, items: Sequence[BatchItem], micros: int | None) -> None:
         """A logged batch (``micros``: the rows' write time; None: the driver's now)."""
         for p_key, c_col, value in items:

@@ -63,6 +63,18 @@ class AppStorage(ABC):
         """
         await self.put_batch(items)
 
+    async def put_rows_at(self, items: Sequence[BatchItem], at: float) -> None:
+        """``put_batch_at`` without atomicity across storage partitions: the rows of each
+        partition are written together, the partitions independently (Cassandra: an unlogged
+        batch per partition, sent at once, instead of one logged batch with its batch log).
+
+        For rows that can be written again from elsewhere when only some land: the command
+        processor's rows derived from a PLog event, which recovery re-applies. Returns once all
+        are durable; raises if any write failed (some may have landed). Drivers whose batches
+        cost the same either way write one atomic batch.
+        """
+        await self.put_batch_at(items, at)
+
     def begin_put_batch(self, items: Sequence[BatchItem]) -> Awaitable[None]:
         """``put_batch`` started at once; await the result for durability (failures show there).
 
