@@ -2,8 +2,8 @@
 the router's routes, and a running server (127.0.0.1, SQLite, the test shop) fuzzed against it
 with schemathesis: no 5xx, no status, content type, body or header outside the document.
 
-The unit tier sends a few examples per operation (well under a minute); ``VOEDGER_FUZZ_EXAMPLES``
-asks for more (``make fuzz-api``)."""
+The unit tier sends 12 examples per operation to each of two servers (well under a minute);
+``VOEDGER_FUZZ_EXAMPLES`` asks for more (``make fuzz-api``: 300)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from voedger.vvm.server import VVM, ServerConfig
 APP_WS = app_wsid(1, 0)
 SHOP_WS = new_wsid(1, 1)
 """Stands for the shop's workspace, whose WSID is known once the server made it."""
-EXAMPLES = int(os.environ.get("VOEDGER_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("VOEDGER_FUZZ_EXAMPLES", "12"))
 NAMES = {
     "commands": ["shop.MakeOrder", "sys.CUD", "sys.Init", "shop.Item"],
     "queries": ["sys.Echo", "sys.Collection", "sys.GRCount", "sys.State", "shop.MakeOrder"],
@@ -96,14 +96,18 @@ def shop_document() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(shop_document())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """``voedger server`` on 127.0.0.1 with SQLite and the test shop (``--insecure-dev``, so the
-    fuzzer goes past the ACL), with a ShopWS workspace made first: (base URL, its WSID)."""
+@pytest.fixture(scope="module", params=["insecure-dev", "auth"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """``voedger server`` on 127.0.0.1 with SQLite and the test shop, with a ShopWS workspace made
+    first: (base URL, its WSID). Once with ``--insecure-dev``, so the fuzzer goes past the ACL, and
+    once with authentication on (anonymous requests, refused or not)."""
     data: Path = tmp_path_factory.mktemp("fuzz")
     port = free_port()
     cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--data-dir", str(data), "--port", str(port)]
-    cmd += ["--app", f"test/shop={SHOP_DIR}", "--insecure-dev"]
+    cmd += ["--app", f"test/shop={SHOP_DIR}"]
+    secure = request.param == "auth"
+    if not secure:
+        cmd.append("--insecure-dev")
     log = open(data / "server.log", "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
@@ -118,6 +122,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.1)
+        if secure:  # the workspace cannot be made anonymously: fuzz with a WSID nobody holds
+            yield base, new_wsid(1, 123_456)
+            return
         v2 = f"{base}/api/v2/apps/test/shop/workspaces/{APP_WS}"
         args = {"WSName": "corner", "WSKind": "shop.ShopDesc", "WSKindInitializationData": '{"Name": "Corner"}'}
         r = httpx.post(f"{v2}/commands/sys.InitChildWorkspace", json={"args": args})

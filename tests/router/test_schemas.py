@@ -25,10 +25,12 @@ S = "/api/v2/apps/test/shop/schemas"
 ITEMS = "/apps/test/shop/workspaces/{wsid}/docs/shop.Item"
 
 
-@pytest.fixture
-async def secure(tmp_path: Path) -> AsyncIterator[tuple[VVM, httpx.AsyncClient]]:
-    """The shop with authentication on (the shared fixture runs it in --insecure-dev)."""
-    vvm = VVM(ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[("test/shop", SHOP_DIR)]))
+@pytest.fixture(scope="module")
+async def secure(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[VVM, httpx.AsyncClient]]:
+    """The shop with authentication on (the shared fixture runs it in --insecure-dev); the tests
+    only read, so they share one."""
+    data: Path = tmp_path_factory.mktemp("schemas")
+    vvm = VVM(ServerConfig(storage_url=f"sqlite://{data}", apps=[("test/shop", SHOP_DIR)]))
     await vvm.start()
     app = build_app(vvm, {1: LocalTransport(vvm)})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
