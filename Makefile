@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NATIVE := .native
 NATIVE_STAMP := $(NATIVE)/.built
 
-.PHONY: run test check lint typecheck unit test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
+.PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
         cluster-start cluster-stop bench bench-tools bench-commands clean native test-native
 
 $(STAMP): pyproject.toml
@@ -35,6 +35,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -m "not cassandra and not cluster" -q
+
+# A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
+# 12 examples per operation; this sends 300).
+fuzz-api: $(STAMP)
+	VOEDGER_FUZZ_EXAMPLES=300 $(PY) -m pytest -q tests/router/test_openapi.py
 
 # The native build: the command path compiled by mypyc into $(NATIVE), a complete install of the
 # package that PYTHONPATH=$(NATIVE) puts before the source tree (docs/design.md, "The native build").

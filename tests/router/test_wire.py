@@ -28,6 +28,9 @@ METHODS = {
     Op.V2_VIEWS: ["GET"],
     Op.V2_DOCS: ["GET", "POST", "PATCH", "DELETE"],
     Op.V2_CDOCS: ["GET"],
+    Op.V2_SCHEMAS: ["GET"],
+    Op.V2_SCHEMAS_ROLES: ["GET"],
+    Op.V2_SCHEMAS_ROLE: ["GET"],
 }
 u63 = st.integers(min_value=0, max_value=(1 << 63) - 1)
 

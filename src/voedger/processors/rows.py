@@ -200,10 +200,14 @@ async def operation_record(reader: Pending, app: AppDef, wsid: int, record_id: i
     return None
 
 
+MAX_RECORD_ID = 2**63 - 1
+"""The largest record ID storage holds (a RecordID field's range)."""
+
+
 async def registry_entry(reader: Pending, app: AppDef, wsid: int, record_id: int) -> Row | None:
     view = app.find(RECORDS_REGISTRY)
-    if not isinstance(view, View) or record_id <= 0:
-        return None
+    if not isinstance(view, View) or not 0 < record_id <= MAX_RECORD_ID:
+        return None  # an ID no record can have (an API v2 URL takes any 64-bit number)
     return await get_row(reader, view, wsid, {"IDHi": record_id >> 18, "ID": record_id})
 
 

@@ -20,7 +20,7 @@ from typing import Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -31,8 +31,9 @@ from voedger.router.endpoint import endpoint
 from voedger.router.identity import IdentityEndpoints
 from voedger.router.owner import MAX_BODY
 from voedger.router.responses import bus_response
+from voedger.router.schemas import viewer_page
 from voedger.router.transport import ClusterRoutes, Routes, Transport, TransportUnavailable
-from voedger.router.wire import BUS_PATH, JSON_HEADERS, WAKE_PATH, BusRequest, BusResponse, Op
+from voedger.router.wire import BUS_PATH, JSON_HEADERS, SCHEMA_OPS, WAKE_PATH, BusRequest, BusResponse, Op
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 from voedger.vvm.server import VVM
@@ -47,6 +48,14 @@ MAX_FRAME: Final = MAX_BODY + MAX_WIRE_HEAD
 Handler = Callable[[Request], Awaitable[Response]]
 
 _V2_READS: Final = {"docs": Op.V2_DOCS, "cdocs": Op.V2_CDOCS, "queries": Op.V2_QUERIES, "views": Op.V2_VIEWS}
+CORS_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Accept, Content-Type, Content-Length, Accept-Encoding, Authorization, Blob-Name",
+}
+"""What Voedger's router adds to the answer of every request to a route of its API (errors
+included), and all an ``OPTIONS`` preflight to such a route gets (200, no body): any origin, these
+request headers; no ``Access-Control-Allow-Methods``, as in Voedger."""
+_RAW_CORS: Final = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
 
 
 class Router:
@@ -205,6 +214,29 @@ class Router:
         record_id = parse_id(p["id"]) if "id" in p else 0
         return await self._v2_send(request, Op.V2_DOCS, p["name"], record_id)
 
+    async def v2_schemas(self, request: Request) -> Response:
+        """``schemas``, ``schemas/{workspace}/roles``, ``schemas/{workspace}/roles/{role}``: read
+        from the application's first application workspace, as Voedger sends them (the pseudo
+        WSID 0). A role's document is JSON, or a page showing it for a client that accepts HTML."""
+        p = request.path_params
+        app_name = f"{p['owner']}/{p['app']}"
+        rt = self.vvm.app(app_name).runtime
+        wsid = ws.app_wsid(rt.cluster_id, 0)
+        partition = ws.partition_of(wsid, rt.num_partitions)
+        transport = self.routes.transport_for(app_name, wsid, partition)
+        workspace = p.get("workspace", "")
+        op = Op.V2_SCHEMAS if not workspace else Op.V2_SCHEMAS_ROLE if "role" in p else Op.V2_SCHEMAS_ROLES
+        assert op in SCHEMA_OPS
+        authorization, cookie = self.credential(request.headers, request.cookies)
+        params = {"role": p["role"]} if "role" in p else {}
+        bus = BusRequest(
+            op, "GET", app_name, wsid, partition, workspace, 0, authorization, cookie, b"", params, client_ip(request)
+        )
+        reply = await self.send(bus, transport)
+        if op is Op.V2_SCHEMAS_ROLE and reply.status == 200 and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(viewer_page(request.url.path))
+        return bus_response(reply)
+
     async def v2_read(self, request: Request) -> Response:
         """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
         p = request.path_params
@@ -259,6 +291,19 @@ def error_response(err: SysError, v2: bool) -> Response:
         media_type="application/json",
         headers=err.headers,
     )
+
+
+def with_cors(handler: Handler) -> Handler:
+    """Voedger's CORS: ``OPTIONS`` answers 200 with no body, every other answer gets the headers too."""
+
+    async def run(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(b"", headers=CORS_HEADERS)
+        response = await handler(request)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    return run
 
 
 def guarded(handler: Handler, v2: bool) -> Handler:
@@ -322,18 +367,19 @@ class FastPath:
             reply = await self.router.handle_v1(owner, app, wsid, resource, body, headers, client[0] if client else "")
             status, data = reply.status, reply.body
             if reply.headers is JSON_HEADERS:
-                raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+                raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data)), *_RAW_CORS]
             else:
                 raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
                 raw_headers.append((b"content-length", b"%d" % len(data)))
+                raw_headers += _RAW_CORS
         except SysError as err:
             status, data = err.status, err.to_v1()
-            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data)), *_RAW_CORS]
             raw_headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
         except Exception:
             log.exception("internal error serving POST %s", path)
             status, data = 500, SysError(500, "internal error").to_v1()
-            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data))]
+            raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data)), *_RAW_CORS]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": data})
 
@@ -384,30 +430,37 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
     ident = IdentityEndpoints(r)
     blobs = BlobEndpoints(r)
     apps = "/api/v2/apps/{owner}/{app}"
+
+    def api(path: str, handler: Handler, methods: list[str], v2: bool = True) -> Route:
+        """A route of Voedger's API: its errors in Voedger's shape, CORS on every answer, and
+        ``OPTIONS`` answered as a preflight."""
+        return Route(path, endpoint(with_cors(guarded(handler, v2))), methods=[*methods, "OPTIONS"])
+
     routes_ = [
-        Route("/api/check", endpoint(check), methods=["GET"]),
-        Route(f"{apps}/auth/login", endpoint(guarded(ident.login, True)), methods=["POST"]),
-        Route(f"{apps}/auth/refresh", endpoint(guarded(ident.refresh, True)), methods=["POST"]),
-        Route(f"{apps}/users", endpoint(guarded(ident.users, True)), methods=["POST"]),
-        Route(f"{apps}/users/change-password", endpoint(guarded(ident.change_password, True)), methods=["POST"]),
-        Route(f"{apps}/devices", endpoint(guarded(ident.devices, True)), methods=["POST"]),
-        Route(f"{v2}/commands/{{name}}", endpoint(guarded(r.v2_command, True)), methods=["POST"]),
-        Route(f"{v2}/docs/{{name}}", endpoint(guarded(r.v2_docs, True)), methods=["POST"]),
-        Route(f"{v2}/docs/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
-        Route(f"{v2}/docs/{{name}}/{{id}}", endpoint(guarded(r.v2_docs, True)), methods=["PATCH", "DELETE"]),
-        Route(f"{v2}/docs/{{name}}/{{id}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
-        Route(f"{v2}/cdocs/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
-        Route(f"{v2}/queries/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
-        Route(f"{v2}/views/{{name}}", endpoint(guarded(r.v2_read, True)), methods=["GET"]),
-        Route(v1, endpoint(guarded(r.v1, False)), methods=["POST", "PATCH"]),
-        Route(f"{v1_blob}", endpoint(guarded(blobs.v1_upload, False)), methods=["POST"]),
-        Route(f"{v1_blob}/{{blob}}", endpoint(guarded(blobs.v1_download, False)), methods=["GET", "POST"]),
-        Route(f"{v2}/docs/{{name}}/blobs/{{field}}", endpoint(guarded(blobs.v2_upload, True)), methods=["POST"]),
-        Route(
-            f"{v2}/docs/{{name}}/{{id}}/blobs/{{field}}", endpoint(guarded(blobs.v2_download, True)), methods=["GET"]
-        ),
-        Route(f"{v2}/tblobs", endpoint(guarded(blobs.v2_temp_upload, True)), methods=["POST"]),
-        Route(f"{v2}/tblobs/{{suuid}}", endpoint(guarded(blobs.v2_temp_download, True)), methods=["GET"]),
+        Route("/api/check", endpoint(with_cors(check)), methods=["GET", "POST", "OPTIONS"]),
+        api(f"{apps}/auth/login", ident.login, ["POST"]),
+        api(f"{apps}/auth/refresh", ident.refresh, ["POST"]),
+        api(f"{apps}/users", ident.users, ["POST"]),
+        api(f"{apps}/users/change-password", ident.change_password, ["POST"]),
+        api(f"{apps}/devices", ident.devices, ["POST"]),
+        api(f"{apps}/schemas", r.v2_schemas, ["GET"]),
+        api(f"{apps}/schemas/{{workspace}}/roles", r.v2_schemas, ["GET"]),
+        api(f"{apps}/schemas/{{workspace}}/roles/{{role}}", r.v2_schemas, ["GET"]),
+        api(f"{v2}/commands/{{name}}", r.v2_command, ["POST"]),
+        api(f"{v2}/docs/{{name}}", r.v2_docs, ["POST"]),
+        api(f"{v2}/docs/{{name}}", r.v2_read, ["GET"]),
+        api(f"{v2}/docs/{{name}}/{{id}}", r.v2_docs, ["PATCH", "DELETE"]),
+        api(f"{v2}/docs/{{name}}/{{id}}", r.v2_read, ["GET"]),
+        api(f"{v2}/cdocs/{{name}}", r.v2_read, ["GET"]),
+        api(f"{v2}/queries/{{name}}", r.v2_read, ["GET"]),
+        api(f"{v2}/views/{{name}}", r.v2_read, ["GET"]),
+        api(v1, r.v1, ["POST", "PATCH"], v2=False),
+        api(v1_blob, blobs.v1_upload, ["POST"], v2=False),
+        api(f"{v1_blob}/{{blob}}", blobs.v1_download, ["GET", "POST"], v2=False),
+        api(f"{v2}/docs/{{name}}/blobs/{{field}}", blobs.v2_upload, ["POST"]),
+        api(f"{v2}/docs/{{name}}/{{id}}/blobs/{{field}}", blobs.v2_download, ["GET"]),
+        api(f"{v2}/tblobs", blobs.v2_temp_upload, ["POST"]),
+        api(f"{v2}/tblobs/{{suuid}}", blobs.v2_temp_download, ["GET"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -17,7 +17,8 @@ from voedger.appdef import AppDef, OperationKind, PolicyKind, QName, QNameError,
 from voedger.auth import CredentialsKind, TokenInfo, parse_authorization, parse_authorization_cookie
 from voedger.processors.cuds import document_cuds
 from voedger.processors.principal import Principal
-from voedger.router.wire import JSON_HEADERS, BusRequest, BusResponse, Op, error_reply
+from voedger.router import schemas
+from voedger.router.wire import JSON_HEADERS, SCHEMA_OPS, BusRequest, BusResponse, Op, error_reply
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 from voedger.vvm.server import VVM
@@ -32,6 +33,7 @@ _CUD: Final = QName("sys", "CUD")
 ANONYMOUS: Final = QName("sys", "Anonymous")
 _READ_PATHS: Final = {Op.V2_QUERIES: "queries", Op.V2_VIEWS: "views", Op.V2_DOCS: "docs", Op.V2_CDOCS: "cdocs"}
 _INTERNAL: Final = SysError(500, "internal error")
+HTML_HEADERS: Final[dict[str, str]] = {"content-type": "text/html"}
 
 
 class Owner:
@@ -55,6 +57,8 @@ class Owner:
                 return await self._v1(request, command=True)
             if op is Op.V1_QUERY:
                 return await self._v1(request, command=False)
+            if op in SCHEMA_OPS:
+                return self._v2_schemas(request)
             if request.method == "GET":
                 return await self._v2_read(request)
             if op is Op.V2_DOCS:
@@ -225,6 +229,26 @@ class Owner:
             ip=request.ip,
         )
         return BusResponse(200, JSON_HEADERS, orjson.dumps(answer))
+
+    def _v2_schemas(self, request: BusRequest) -> BusResponse:
+        """``schemas``, ``schemas/{workspace}/roles``, ``schemas/{workspace}/roles/{role}``: HTML
+        pages and the OpenAPI document of a role, from the application's definition. Anybody may
+        read them; a bad token is a 401, and a token with the global role ``sys.Developer`` (or a
+        server in ``--insecure-dev``) also sees what is not published."""
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        developer = principal is DEV_PRINCIPAL or (
+            isinstance(principal, TokenInfo) and schemas.DEVELOPER in principal.payload.global_roles
+        )
+        appdef = self.vvm.app(request.app).runtime.appdef
+        if request.op is Op.V2_SCHEMAS:
+            page = schemas.app_page(appdef, request.app, developer)
+        elif request.op is Op.V2_SCHEMAS_ROLES:
+            page = schemas.roles_page(appdef, request.app, request.resource, developer)
+        else:
+            role = request.params.get("role", "")
+            doc = schemas.role_document(appdef, request.app, request.resource, role, developer)
+            return BusResponse(200, JSON_HEADERS, doc)
+        return BusResponse(200, HTML_HEADERS, page.encode())
 
 
 def parse_qname(text: str) -> QName:

@@ -57,6 +57,13 @@ class Op(StrEnum):
     """``GET|POST .../docs/{pkg}.{Table}``, ``GET|PATCH|DELETE .../docs/{pkg}.{Table}/{id}``"""
     V2_CDOCS = "v2.cdocs"
     """``GET .../cdocs/{pkg}.{Table}``"""
+    V2_SCHEMAS = "v2.schemas"
+    """``GET /api/v2/apps/{owner}/{app}/schemas``: sent to the first application workspace."""
+    V2_SCHEMAS_ROLES = "v2.schemas.roles"
+    """``GET .../schemas/{pkg}.{Workspace}/roles``: ``resource`` names the workspace."""
+    V2_SCHEMAS_ROLE = "v2.schemas.role"
+    """``GET .../schemas/{pkg}.{Workspace}/roles/{pkg}.{Role}``: ``resource`` names the workspace,
+    ``params["role"]`` the role."""
 
 
 _METHODS: Final[dict[Op, frozenset[str]]] = {
@@ -67,7 +74,11 @@ _METHODS: Final[dict[Op, frozenset[str]]] = {
     Op.V2_VIEWS: frozenset({"GET"}),
     Op.V2_DOCS: frozenset({"GET", "POST", "PATCH", "DELETE"}),
     Op.V2_CDOCS: frozenset({"GET"}),
+    Op.V2_SCHEMAS: frozenset({"GET"}),
+    Op.V2_SCHEMAS_ROLES: frozenset({"GET"}),
+    Op.V2_SCHEMAS_ROLE: frozenset({"GET"}),
 }
+SCHEMA_OPS: Final = frozenset({Op.V2_SCHEMAS, Op.V2_SCHEMAS_ROLES, Op.V2_SCHEMAS_ROLE})
 _OPS: Final[dict[str, Op]] = {op.value: op for op in Op}
 _MAX_INT: Final = (1 << 63) - 1
 
