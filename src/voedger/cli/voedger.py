@@ -126,6 +126,7 @@ def server(
         max_queries_per_ws=max_queries_per_ws,
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
+        join_later=True,
         blob_max_size=blob_max_size,
     )
     asgi, vvm = make_asgi(config)
@@ -137,7 +138,16 @@ def server(
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
-        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra, stream=is_upload, before_stop=vvm.leave)
+        http.run(
+            asgi,
+            host,
+            port,
+            max_body=MAX_FRAME,
+            extra=extra,
+            stream=is_upload,
+            before_stop=vvm.leave,
+            after_start=vvm.join,
+        )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)

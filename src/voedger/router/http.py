@@ -743,11 +743,13 @@ async def serve(
     extra: Sequence[tuple[ASGIApp, str, int]] = (),
     stream: Callable[[bytes, bytes], bool] | None = None,
     before_stop: Callable[[], Awaitable[None]] | None = None,
+    after_start: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it.
-    ``before_stop`` runs first, while every listener still answers (a cluster process hands its
-    partitions over there, forwarding their requests to the new owners meanwhile)."""
+    ``after_start`` runs once every listener is open (a cluster process takes its partitions
+    there); ``before_stop`` runs first at shutdown, while every listener still answers (a cluster
+    process hands its partitions over there, forwarding their requests to the new owners)."""
     servers: list[HttpServer] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -759,6 +761,11 @@ async def serve(
             for host_port in await server.start(one_host, one_port):
                 log.info("listening on http://%s:%d", *host_port)
             servers.append(server)
+        if after_start is not None:
+            starting = asyncio.ensure_future(after_start())
+            await asyncio.wait([starting, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if starting.done() and starting.exception() is not None:
+                raise LifespanError(f"after starting: {starting.exception()}")
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -782,9 +789,19 @@ def run(
     extra: Sequence[tuple[ASGIApp, str, int]] = (),
     stream: Callable[[bytes, bytes], bool] | None = None,
     before_stop: Callable[[], Awaitable[None]] | None = None,
+    after_start: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
-    main = serve(app, host, port, max_body=max_body, extra=extra, stream=stream, before_stop=before_stop)
+    main = serve(
+        app,
+        host,
+        port,
+        max_body=max_body,
+        extra=extra,
+        stream=stream,
+        before_stop=before_stop,
+        after_start=after_start,
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform

@@ -86,6 +86,7 @@ class Ownership:
         self._refreshing: dict[Key, asyncio.Future[Lease | None]] = {}
         self._stopping = False
         self._stopped = False
+        self.started = False
         self._wake = asyncio.Event()
         self.stats = OwnershipStats()
 
@@ -94,6 +95,7 @@ class Ownership:
     async def start(self) -> None:
         """Join, take a first share, and serve it; renewals run from here on, in a task of
         their own, so that a slow start (recovering a partition) never lets a lease lapse."""
+        self.started = True
         await self._join()
         await self.balance()
         self._tasks = [

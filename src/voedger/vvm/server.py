@@ -72,6 +72,10 @@ class ServerConfig:
     cluster: bool | None = None
     """Share the partitions with other processes by lease, and fence every write. None: when
     the storage can be shared (Cassandra); an embedded store is locked by one process."""
+    join_later: bool = False
+    """In a cluster, ``start`` does not take partitions yet: the caller calls ``join`` once the
+    process listens, so that the others can forward to it the moment it owns something (the
+    server does this; in-process tests join at start)."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
@@ -152,7 +156,8 @@ class VVM:
         if cluster:
             store = LeaseStore(vvm_storage, self.config.lease_ttl)
             self.ownership = Ownership(store, self.config.advertise, self)
-            await self.ownership.start()
+            if not self.config.join_later:
+                await self.ownership.start()
         else:
             # Every partition recovers and takes commands before any projector, job or bootstrap
             # runs: those call commands of other partitions, which must not answer 503 here.
@@ -374,6 +379,12 @@ class VVM:
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)
         return app.runtime.num_app_workspaces if app is not None else None
+
+    async def join(self) -> None:
+        """Take this process's share of the partitions (a cluster started with ``join_later``);
+        returns once it serves it, or after a while if the share keeps moving."""
+        if self.ownership is not None and not self.ownership.started:
+            await self.ownership.start()
 
     async def leave(self) -> None:
         """Hand every partition over to the rest of the cluster (nothing on a single node).
