@@ -66,6 +66,20 @@ def main() -> None:
     show_default=True,
     help="Bytes a BLOB may have (Voedger's BLOBMaxSize); a larger upload answers 413.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Client connections served at once (Voedger's connections limit); more are answered 503 and closed.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds from a request's first byte until its head and body must have arrived; else 408 (Voedger: 15).",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -80,6 +94,8 @@ def server(
     advertise: str | None,
     lease_ttl: int,
     blob_max_size: int,
+    max_connections: int,
+    read_timeout: float,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
@@ -137,7 +153,17 @@ def server(
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
-        http.run(asgi, host, port, max_body=MAX_FRAME, extra=extra, stream=is_upload, before_stop=vvm.leave)
+        http.run(
+            asgi,
+            host,
+            port,
+            max_body=MAX_FRAME,
+            extra=extra,
+            stream=is_upload,
+            before_stop=vvm.leave,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
