@@ -133,6 +133,8 @@ class _Request:
         "headers",
         "keep_alive",
         "method",
+        "path",
+        "query",
         "streamed",
         "url",
         "version",
@@ -142,6 +144,8 @@ class _Request:
     def __init__(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], version: str) -> None:
         self.method = method
         self.url = url
+        self.path = b"/"
+        self.query = b""
         self.headers = headers
         self.body: list[bytes] = []
         self.keep_alive = True
@@ -479,6 +483,15 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         request = _Request(parser.get_method(), self._url, self._headers, parser.get_http_version())
         request.keep_alive = parser.should_keep_alive()
+        try:
+            url: Any = httptools.parse_url(self._url)  # its stub says bytes where it gives None
+        except httptools.HttpParserInvalidURLError:
+            url = None
+        if url is None or not (url.path or b"").startswith(b"/"):
+            # Neither origin-form ("/path?query") nor absolute-form ("http://host/path").
+            self._refuse(400, "malformed request target")
+        request.path = url.path
+        request.query = url.query or b""
         request.streamed = self.stream is not None and self.stream(request.method, self._url)
         self._request = request
         expect_continue = False
@@ -635,8 +648,7 @@ class Connection(asyncio.Protocol):
                 self.response_done(exchange)
 
     def _scope(self, request: _Request) -> dict[str, Any]:
-        url: Any = httptools.parse_url(request.url)  # its stub says bytes where it gives None
-        raw_path = url.path or b"/"
+        raw_path = request.path
         try:
             path = unquote(raw_path.decode("ascii"))
         except UnicodeDecodeError:
@@ -652,7 +664,7 @@ class Connection(asyncio.Protocol):
             "root_path": "",
             "path": path,
             "raw_path": raw_path,
-            "query_string": url.query or b"",
+            "query_string": request.query,
             "headers": request.headers,
             "state": dict(self.server.state),
         }
