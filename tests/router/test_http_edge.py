@@ -38,7 +38,7 @@ async def test_a_head_that_trickles_in_is_408_at_the_read_deadline() -> None:
     """One byte every 0.2 s is never silence, but the head must be whole within read_timeout."""
     handler = Counted(echo)
     async with (
-        serving(app_of(handler), keep_alive=5.0, read_timeout=1.0) as (_, port),
+        serving(app_of(handler), keep_alive=1.0, read_timeout=1.0) as (_, port),
         connect(port) as (reader, writer),
     ):
         head = b"GET / HTTP/1.1\r\nhost: test\r\n" + b"x-slow: " + b"a" * 200 + b"\r\n\r\n"

@@ -30,7 +30,9 @@ what the platform needs:
 - graceful shutdown on SIGTERM or SIGINT: stop accepting, finish the requests in flight, close,
   then the lifespan's shutdown.
 
-Not here: TLS (put a proxy in front), HTTP/2, WebSocket, trusted proxy headers.
+- TLS 1.2 or newer on the same port when given a certificate and key (``tls_context``).
+
+Not here: HTTP/2, WebSocket, trusted proxy headers, certificates obtained by ACME.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import asyncio
 import email.utils
 import logging
 import signal
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -439,13 +442,7 @@ class Connection(asyncio.Protocol):
             # that request is answered already.
             if not self.closing:
                 self._answer_and_close(400, "malformed HTTP request")
-        if (
-            self.current is None
-            and not self.queue
-            and self._request is None
-            and not self.closing
-            and self.idle_since is None
-        ):
+        if self.idle and not self.closing and self.idle_since is None:
             self.idle_since = time.monotonic()
 
     def pause_writing(self) -> None:
@@ -659,7 +656,7 @@ class Connection(asyncio.Protocol):
             "http_version": request.version,
             "server": self.local,
             "client": self.client,
-            "scheme": "http",
+            "scheme": self.server.scheme,
             "method": request.method.decode("ascii"),
             "root_path": "",
             "path": path,
@@ -740,8 +737,11 @@ class HttpServer:
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         max_buffered: int = MAX_BUFFERED,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
         self.stream = stream
         """Which requests (method, target) get their bodies streamed; None: none."""
         self.max_body = max_body
@@ -775,7 +775,11 @@ class HttpServer:
         """Run the lifespan's startup, then listen; the addresses listened on."""
         self._lifespan = _Lifespan(self.app, self.state)
         await self._lifespan.startup()
-        listener = await self.loop.create_server(lambda: Connection(self), host, port, reuse_address=True)
+        # A TLS handshake gets the read deadline too (a client that starts one and stalls).
+        handshake = self.read_timeout if self.tls is not None else None
+        listener = await self.loop.create_server(
+            lambda: Connection(self), host, port, reuse_address=True, ssl=self.tls, ssl_handshake_timeout=handshake
+        )
         self._listeners.append(listener)
         self._sweeper = self.loop.create_task(self._sweep())
         sockets = cast(Any, listener).sockets  # a list under uvloop, not the tuple typeshed says
@@ -892,6 +896,7 @@ async def serve(
     read_timeout: float = READ_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
     max_buffered: int = MAX_BUFFERED,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it.
@@ -911,9 +916,10 @@ async def serve(
                 read_timeout=read_timeout,
                 max_connections=max_connections,
                 max_buffered=max_buffered,
+                tls=tls if one_app is app else None,
             )
             for host_port in await server.start(one_host, one_port):
-                log.info("listening on http://%s:%d", *host_port)
+                log.info("listening on %s://%s:%d", server.scheme, *host_port)
             servers.append(server)
         await stop.wait()
     finally:
@@ -941,6 +947,7 @@ def run(
     read_timeout: float = READ_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
     max_buffered: int = MAX_BUFFERED,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     main = serve(
@@ -954,6 +961,7 @@ def run(
         read_timeout=read_timeout,
         max_connections=max_connections,
         max_buffered=max_buffered,
+        tls=tls,
     )
     try:
         import uvloop
@@ -961,3 +969,14 @@ def run(
         asyncio.run(main)
     else:
         uvloop.run(main)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server's TLS settings: the certificate chain and key (PEM files), TLS 1.2 or newer (as
+    Voedger's router), HTTP/1.1 offered by ALPN. Raises ``ssl.SSLError`` or ``OSError`` for files
+    that do not do."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
