@@ -195,3 +195,84 @@ async def test_http_1_0_without_host_is_served() -> None:
         writer.write(b"GET /old HTTP/1.0\r\n\r\n")
         reply = await read_reply(reader)
     assert (reply.status, reply.body) == (200, b"GET /old ")
+
+
+# --- streamed bodies (BLOB uploads) under the read deadline ---------------------------------------
+
+
+def _streams(method: bytes, target: bytes) -> bool:
+    return target.startswith(b"/upload")
+
+
+async def _upload_app(scope: Scope, receive: Receive, send: Send, slow_consumer: float = 0.0) -> None:
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        total += len(message.get("body", b""))
+        if slow_consumer:
+            await asyncio.sleep(slow_consumer)
+        if not message.get("more_body"):
+            break
+    await respond(send, 200, b"%d" % total)
+
+
+async def test_a_streamed_upload_that_keeps_its_pace_outlasts_the_read_deadline() -> None:
+    """A BLOB upload at 256 KiB/s for 2.5 s against a 1 s read deadline: each 64 KiB earns a
+    second, so it is served."""
+    async with (
+        serving(app_of(_upload_app), stream=_streams, read_timeout=1.0, keep_alive=5.0) as (_, port),
+        connect(port) as (reader, writer),
+    ):
+        size = 40 * 16 * 1024
+        writer.write(b"POST /upload HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % size)
+        for _ in range(40):
+            writer.write(b"u" * 16 * 1024)
+            await asyncio.sleep(1 / 16)
+        reply = await read_reply(reader)
+    assert (reply.status, reply.body) == (200, b"%d" % size)
+
+
+async def test_a_streamed_upload_that_trickles_is_cut_at_the_read_deadline() -> None:
+    async def upload(scope: Scope, receive: Receive, send: Send) -> None:
+        await _upload_app(scope, receive, send)
+
+    async with (
+        serving(app_of(upload), stream=_streams, read_timeout=1.0, keep_alive=5.0) as (_, port),
+        connect(port) as (reader, writer),
+    ):
+        writer.write(b"POST /upload HTTP/1.1\r\nhost: t\r\ncontent-length: 100000\r\n\r\n")
+        sender = asyncio.create_task(_trickle(writer, b"t" * 1000, 0.1))
+        started = time.monotonic()
+        # The application hears a disconnect and returns: the server says why, and closes.
+        reply = await read_reply(reader)
+        assert (reply.status, reply.get("connection")) == (408, "close")
+        assert await rest(reader) == b""
+        sender.cancel()
+        assert 1.0 <= time.monotonic() - started < 2.5
+
+
+async def test_a_slow_application_does_not_cost_the_uploader_its_deadline() -> None:
+    """Reading pauses while the application has not taken what arrived; that wait is the
+    server's, not the client's. Here the application sits 2 s on the first piece (reading
+    paused), and the client sends the last bytes 1 s after that, 3 s after the first: within
+    its 1.5 s of reading. (No allowance per byte here.)"""
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        await asyncio.sleep(2.0)
+        total = len(message["body"])
+        while message.get("more_body"):
+            message = await receive()
+            total += len(message.get("body", b""))
+        await respond(send, 200, b"%d" % total)
+
+    options = {"stream": _streams, "read_timeout": 1.5, "keep_alive": 5.0, "stream_min_rate": 1 << 40}
+    async with serving(app_of(slow), **options) as (_, port), connect(port) as (reader, writer):
+        size = 1024 * 1024
+        writer.write(b"POST /upload HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % size + b"s" * (size - 10))
+        await asyncio.sleep(3.0)
+        writer.write(b"s" * 10)
+        reply = await asyncio.wait_for(read_reply(reader), 15)
+    assert (reply.status, reply.body) == (200, b"%d" % size)

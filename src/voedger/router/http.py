@@ -361,6 +361,10 @@ class Connection(asyncio.Protocol):
         self.paused_at = 0.0
         """When reading paused for a streamed body the application had not taken (0: not paused)."""
         self.refused_at = 0.0
+        self.cut: tuple[int, str] | None = None
+        """Why the server stopped reading a request the application is serving (a streamed
+        body past its deadline): answered so if the application, told the client is gone,
+        returns without a response."""
         """A connection beyond the cap: when it was answered 503 (0: not refused)."""
         self._writable: asyncio.Future[None] | None = None
         # The request being parsed.
@@ -520,7 +524,7 @@ class Connection(asyncio.Protocol):
         if request.streamed:
             request.body.append(body)
             request.buffered += len(body)
-            self.deadline += len(body) / STREAM_MIN_RATE
+            self.deadline += len(body) / self.server.stream_min_rate
             request.wake()
             if request.buffered > STREAM_BUFFER and not self.body_paused:
                 self.body_paused = True
@@ -604,6 +608,7 @@ class Connection(asyncio.Protocol):
             self.server.release(request)
         self.queue.clear()
         if self.current is not None:
+            self.cut = (status, text)
             self.current.request.wake()  # a streamed body that will not come: the application hears it
         if self.transport is not None:
             self.transport.pause_reading()
@@ -637,9 +642,13 @@ class Connection(asyncio.Protocol):
                 log.error("the application ended a response before its end; closing the connection")
                 self._close()
             else:
-                log.error("the application returned without a response")
+                status, text = 500, "internal error"
+                if self.cut is not None:
+                    status, text = self.cut
+                else:
+                    log.error("the application returned without a response")
                 if self.transport is not None:
-                    self.transport.write(_refusal(500, "internal error", exchange.request.url))
+                    self.transport.write(_refusal(status, text, exchange.request.url))
                 exchange.complete = True
                 exchange.request.keep_alive = False
                 self.response_done(exchange)
@@ -738,8 +747,10 @@ class HttpServer:
         max_connections: int = MAX_CONNECTIONS,
         max_buffered: int = MAX_BUFFERED,
         tls: ssl.SSLContext | None = None,
+        stream_min_rate: int = STREAM_MIN_RATE,
     ) -> None:
         self.app = app
+        self.stream_min_rate = stream_min_rate
         self.tls = tls
         self.scheme = "https" if tls is not None else "http"
         self.stream = stream
