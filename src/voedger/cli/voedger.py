@@ -66,6 +66,22 @@ def main() -> None:
     show_default=True,
     help="Bytes a BLOB may have (Voedger's BLOBMaxSize); a larger upload answers 413.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Client connections served at once (Voedger's connections limit); more are answered 503 and closed.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds from a request's first byte until its head and body must have arrived; else 408 (Voedger: 15).",
+)
+@click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS (TLS 1.2 or newer) on --port.")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -80,6 +96,10 @@ def server(
     advertise: str | None,
     lease_ttl: int,
     blob_max_size: int,
+    max_connections: int,
+    read_timeout: float,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
@@ -129,6 +149,18 @@ def server(
         join_later=True,
         blob_max_size=blob_max_size,
     )
+    tls = None
+    if tls_cert or tls_key:
+        import ssl
+
+        if not (tls_cert and tls_key):
+            click.echo("error: --tls-cert and --tls-key go together", err=True)
+            sys.exit(2)
+        try:
+            tls = http.tls_context(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
+            sys.exit(2)
     asgi, vvm = make_asgi(config)
     extra = []
     if metrics_port is not None:
@@ -147,6 +179,9 @@ def server(
             stream=is_upload,
             before_stop=vvm.leave,
             after_start=vvm.join,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            tls=tls,
         )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)

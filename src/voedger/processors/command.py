@@ -670,7 +670,9 @@ class Partition:
         ext_result: dict[str, Any] | None = None
         func, access = app.runner(cmd)
         if func is not None:
-            context = CommandContext(req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms())
+            context = CommandContext(
+                req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms(), req.ip
+            )
             state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
             with self.exec.timing():

@@ -368,7 +368,7 @@ class QueryProcessor:
             access,
             reader,
             req.wsid,
-            query=QueryContext(req.wsid, args, {"login": req.principal.login, "token": req.caller}),
+            query=QueryContext(req.wsid, args, {"login": req.principal.login, "token": req.caller}, req.ip),
         )
         intents = Intents(access)
         await invoke(impl, state, intents)

@@ -469,4 +469,8 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.method} {request.url.path}"
         return error_response(SysError(status, message), v2_path)
 
-    return FastPath(r, Starlette(routes=routes_, exception_handlers={404: not_found, 405: not_found}), bus)
+    starlette = Starlette(routes=routes_, exception_handlers={404: not_found, 405: not_found})
+    # No redirects: Starlette's trailing-slash redirect builds its Location from the client's
+    # Host header (an open redirect). A URL with a trailing slash is a 404, as in Voedger.
+    starlette.router.redirect_slashes = False
+    return FastPath(r, starlette, bus)

@@ -33,6 +33,8 @@ class CommandContext:
     principal: Mapping[str, Any] = field(default_factory=dict)
     registered_at: int = 0
     """Milliseconds since the epoch: the time the event will carry."""
+    ip: str = ""
+    """The client's address, as the edge saw it."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class QueryContext:
     wsid: int
     arg: dict[str, Any] | None
     principal: Mapping[str, Any] = field(default_factory=dict)
+    ip: str = ""
+    """The client's address, as the edge saw it."""
 
 
 @dataclass(frozen=True)

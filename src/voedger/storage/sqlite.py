@@ -494,6 +494,37 @@ class SQLiteAppStorage(AppStorage):
 
 
 LOCK_FILE = "voedger.lock"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+_STORAGE_FILES = (".db", ".db-wal", ".db-shm", ".db-journal")
+
+
+def secure_data_dir(directory: Path) -> None:
+    """Make ``directory`` and its storage files private to the server's user: 0700 and 0600.
+
+    The storages hold secrets (``sys/vvm`` keeps the JWT signing secret: whoever reads it mints
+    any token) besides every application's data. A directory or file found open to other users
+    is closed (with a warning); one that cannot be closed refuses the start.
+    """
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _make_private(directory, PRIVATE_DIR)
+    for path in directory.iterdir():
+        if (path.name.endswith(_STORAGE_FILES) or path.name == LOCK_FILE) and path.is_file() and not path.is_symlink():
+            _make_private(path, PRIVATE_FILE)
+
+
+def _make_private(path: Path, mode: int) -> None:
+    current = path.stat().st_mode & 0o777
+    if not current & 0o077:
+        return
+    try:
+        os.chmod(path, mode)
+    except OSError as exc:
+        raise StorageError(
+            f"{path} is open to other users (mode {current:o}) and cannot be made {mode:o}: {exc.strerror}; "
+            "it holds secrets (the token signing key among them), so the server does not start"
+        ) from None
+    log.warning("%s was open to other users (mode %o); made it %o: it holds secrets", path, current, mode)
 
 
 class DirectoryLock:
@@ -509,7 +540,7 @@ class DirectoryLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -544,8 +575,14 @@ class SQLiteStorageFactory(AppStorageFactory):
         self._lock = DirectoryLock(directory)
 
     async def take(self) -> None:
-        """Take the directory for this server process (see :class:`DirectoryLock`)."""
+        """Take the directory for this server process (see :class:`DirectoryLock`), private to
+        its user (see :func:`secure_data_dir`)."""
         self._lock.acquire()
+        try:
+            await asyncio.to_thread(secure_data_dir, self.directory)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _path(self, safe_name: str) -> Path:
         return self.directory / f"{safe_name}.db"
@@ -558,7 +595,9 @@ class SQLiteStorageFactory(AppStorageFactory):
 
     @staticmethod
     def _create(path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        # Made 0600 before SQLite opens it: its WAL and shared-memory files take the same mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
         conn = _connect(path)
         conn.execute(_SCHEMA)
         conn.close()

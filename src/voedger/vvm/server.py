@@ -18,6 +18,7 @@ from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, 
 from voedger.apps.sys.implementations import not_built, platform
 from voedger.apps.sys.mail import Mailer
 from voedger.auth import ACL, Limiter, StorageSecretStore, TokenError, Tokens, jwt_secret
+from voedger.auth.attempts import PasswordGuard
 from voedger.auth.resolver import TokenResolver
 from voedger.blobs.store import DEFAULT_MAX_SIZE
 from voedger.clock import SYSTEM_CLOCK, Clock
@@ -149,7 +150,12 @@ class VVM:
                 raise ValueError(f"application {name} is given twice")
             names.add(name)
             images.append(load_image(name, directory))
-        services = AuthServices(self.tokens, apps=self._num_app_workspaces, mailer=self.config.mailer)
+        services = AuthServices(
+            self.tokens,
+            apps=self._num_app_workspaces,
+            mailer=self.config.mailer,
+            guard=PasswordGuard(self.config.clock),
+        )
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)

@@ -23,6 +23,7 @@ from threading import Lock
 
 from voedger.appdef import AppDef
 from voedger.apps.sys.mail import Mailer
+from voedger.auth.attempts import PasswordGuard
 from voedger.auth.tokens import Tokens
 from voedger.state import State
 from voedger.syserror import SysError
@@ -40,6 +41,8 @@ class AuthServices:
     application has as many application workspaces as the registry."""
     mailer: Mailer | None = None
     """Sends the verification codes of ``q.sys.InitiateEmailVerification``; None: no e-mail."""
+    guard: PasswordGuard | None = None
+    """Counts failed password attempts (sign-in, password change); None: no limit."""
 
     def __repr__(self) -> str:
         return f"AuthServices({self.tokens!r}, apps={'yes' if self.apps else 'no'}, mailer={self.mailer!r})"

@@ -29,6 +29,7 @@ from voedger.apps.registry._logins import (
     profile_ws_name,
 )
 from voedger.apps.registry._services import bound_services, services_of
+from voedger.auth.attempts import PasswordGuard
 from voedger.auth.principals import parse_roles
 from voedger.auth.tokens import PrincipalPayload, SubjectKind, principal_token_ttl
 from voedger.extensions import command, projector, query
@@ -56,6 +57,11 @@ async def _find_login(state: State, app_wsid: int, app_name: str, login: str) ->
     if rec is None or rec.get(SYS_IS_ACTIVE) is False:
         return None  # a deactivated login is a missing one: its name may be registered again
     return rec
+
+
+def _guard(state: State) -> PasswordGuard | None:
+    services = bound_services(state.app)
+    return services.guard if services is not None else None
 
 
 def _login_does_not_exist(login: str) -> SysError:
@@ -120,11 +126,21 @@ async def change_password(state: State, intents: Intents) -> None:
     arg = state.arg
     unlogged = ctx.unlogged_arg or {}
     login: str = arg["Login"]
-    rec = await _find_login(state, ctx.wsid, arg["AppName"], login)
+    app_name: str = arg["AppName"]
+    guard = _guard(state)
+    if guard is not None:
+        guard.check(app_name, login, ctx.ip, change=True)
+    rec = await _find_login(state, ctx.wsid, app_name, login)
     if rec is None:
+        if guard is not None:
+            guard.failed(app_name, login, ctx.ip, change=True)
         raise _login_does_not_exist(login)
     if not await password_matches(decode_pwd_hash(rec.get("PwdHash")), unlogged.get("OldPassword", "")):
+        if guard is not None:
+            guard.failed(app_name, login, ctx.ip, change=True)
         raise SysError(401, "password is incorrect")
+    if guard is not None:
+        guard.succeeded(app_name, login)
     intents.update(rec, PwdHash=encode_pwd_hash(await hash_password(unlogged.get("NewPassword", ""))))
 
 
@@ -150,10 +166,18 @@ async def issue_principal_token(state: State, intents: Intents) -> None:
     arg = state.arg
     login: str = arg["Login"]
     app_name: str = arg["AppName"]
-    rec = await _find_login(state, state.query_context.wsid, app_name, login)
+    ctx = state.query_context
+    guard = _guard(state)
+    if guard is not None:
+        guard.check(app_name, login, ctx.ip)  # before the password is looked at
+    rec = await _find_login(state, ctx.wsid, app_name, login)
     pwd_hash = decode_pwd_hash(rec.get("PwdHash")) if rec is not None else None
     if not await password_matches(pwd_hash, arg["Password"]) or rec is None:
+        if guard is not None:
+            guard.failed(app_name, login, ctx.ip)
         raise SysError(401, _LOGIN_OR_PASSWORD)
+    if guard is not None:
+        guard.succeeded(app_name, login)
     profile_wsid = int(rec.get("WSID") or 0)
     ws_error: str = rec.get("WSError") or ""
     if profile_wsid == 0 or ws_error:
