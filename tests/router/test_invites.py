@@ -6,6 +6,7 @@ profile; roles change, the owner cancels, the member leaves, and every misuse is
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ class Env:
     ws_url: str
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def open_env(tmp_path: Path) -> AsyncIterator[Env]:
+    """A server with the restaurant sample, an outbox for its mail, its owner and workspace \"acme\"."""
     outbox = Outbox()
     clock = ManualClock(1_790_000_000)
     config = ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[(APP, RESTAURANT)], clock=clock, mailer=outbox)
@@ -70,6 +72,12 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         ws = await until(child)
         yield Env(c, outbox, clock, owner, ws, f"{V2}/workspaces/{ws}")
     await vvm.stop()
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with open_env(tmp_path) as e:
+        yield e
 
 
 def now_ms(env: Env) -> int:

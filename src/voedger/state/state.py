@@ -40,6 +40,9 @@ class QueryContext:
     wsid: int
     arg: dict[str, Any] | None
     principal: Mapping[str, Any] = field(default_factory=dict)
+    host: Any = None
+    """What the query processor lends the platform's own queries (``q.sys.SqlQuery``): the
+    caller's SELECT rights, other workspaces, the partition's log; None for others."""
 
 
 @dataclass(frozen=True)
