@@ -23,6 +23,10 @@ from voedger.apps.sys.mail import Outbox
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
+from voedger.structs import wsid as ws
+from voedger.structs.pending import Pending
+from voedger.structs.records import get_record
+from voedger.structs.views import get_row
 from voedger.vvm.server import VVM, ServerConfig
 
 TEMPLATE = "text:${VerificationCode};${InviteID};${WSID};${WSName};${Email}"
@@ -37,6 +41,8 @@ class Env:
     owner: dict[str, str]
     ws: int
     ws_url: str
+    vvm: VVM
+    owner_profile: int
 
 
 @contextlib.asynccontextmanager
@@ -70,7 +76,7 @@ async def open_env(tmp_path: Path) -> AsyncIterator[Env]:
             return row.get("WSID") or None
 
         ws = await until(child)
-        yield Env(c, outbox, clock, owner, ws, f"{V2}/workspaces/{ws}")
+        yield Env(c, outbox, clock, owner, ws, f"{V2}/workspaces/{ws}", vvm, profile)
     await vvm.stop()
 
 
@@ -426,3 +432,51 @@ def test_login_hash_is_voedgers() -> None:
     # FNV-1 64 of "" is the offset basis; as a signed int64.
     assert login_hash64("") == 0xCBF29CE484222325 - (1 << 64)
     assert login_hash64("a") == 0xAF63BD4C8601B7BE - (1 << 64)
+
+
+async def test_deactivating_the_workspace_tells_members_and_the_wsid_keeper(env: Env) -> None:
+    gina, gina_profile = await sign_up_and_in(env.client, "gina@example.com", "gina-pa55")
+    invite_id, code = await invite(env, "gina@example.com")
+    assert (await join(env, invite_id, code, gina)).status_code == 200
+    await wait_state(env, invite_id, InviteState.Joined)
+    mine = await joined(env, gina, gina_profile)
+    assert mine is not None and mine["sys.IsActive"] is True
+    runtime = env.vvm.apps[APP].runtime
+    cluster = ws.cluster_id(env.ws)
+    app_ws = ws.pseudo_to_app_wsid(
+        ws.pseudo_wsid("acme", cluster, owner_wsid=env.owner_profile), runtime.num_app_workspaces, cluster
+    )
+
+    async def workspace_id_record() -> dict[str, Any]:
+        reader = Pending(runtime.storage)
+        key = {"OwnerWSID": env.owner_profile, "WSName": "acme"}
+        row = await get_row(reader, runtime.appdef.view("sys.WorkspaceIDIdx"), app_ws, key)
+        assert row is not None
+        rec = await get_record(reader, app_ws, int(row["IDOfCDocWorkspaceID"]))
+        assert rec is not None and rec["WSID"] == env.ws
+        return dict(rec)
+
+    assert (await workspace_id_record()).get("sys.IsActive", True) is True
+
+    r = await env.client.post(f"{env.ws_url}/commands/sys.InitiateDeactivateWorkspace", json={}, headers=env.owner)
+    assert r.status_code == 200, r.text
+
+    async def member_told() -> bool | None:
+        j = await joined(env, gina, gina_profile)
+        return True if j is not None and j["sys.IsActive"] is False else None
+
+    await until(member_told)
+
+    async def keeper_told() -> bool | None:
+        return True if (await workspace_id_record()).get("sys.IsActive") is False else None
+
+    await until(keeper_told)
+    r = await env.client.get(f"{env.ws_url}/cdocs/service.Location", headers=env.owner)
+    assert r.status_code == 410, r.text
+    # Told again (a replay): nothing changes, no error.
+    r = await env.client.post(
+        f"{V2}/workspaces/{gina_profile}/commands/sys.OnJoinedWorkspaceDeactivated",
+        json={"args": {"InvitedToWSID": env.ws}},
+        headers=gina,
+    )
+    assert r.status_code == 200, r.text
