@@ -480,3 +480,43 @@ async def test_deactivating_the_workspace_tells_members_and_the_wsid_keeper(env:
         headers=gina,
     )
     assert r.status_code == 200, r.text
+
+
+async def test_enrich_principal_token_for_child_workspaces(env: Env) -> None:
+    """A workspace made from the restaurant (its owner is the restaurant, not the user): the
+    user's own token does nothing there, the token enriched in the restaurant does."""
+    args = {
+        "WSName": "branch",
+        "WSKind": "restaurant.RestaurantDescriptor",
+        "WSKindInitializationData": '{"Name":"Branch","Currency":"EUR"}',
+    }
+    r = await command(env, "InitChildWorkspace", args)
+    assert r.status_code == 200, r.text
+
+    async def child() -> int | None:
+        r = await env.client.get(
+            f"{env.ws_url}/queries/sys.QueryChildWorkspaceByName",
+            params={"args": '{"WSName":"branch"}'},
+            headers=env.owner,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["results"][0].get("WSID") or None
+
+    branch = await until(child)
+    locations = f"{V2}/workspaces/{branch}/cdocs/service.Location"
+    assert (await env.client.get(locations, headers=env.owner)).status_code == 403
+
+    r = await env.client.get(
+        f"{env.ws_url}/queries/sys.EnrichPrincipalToken", params={"args": '{"Login":"x"}'}, headers=env.owner
+    )
+    assert r.status_code == 200, r.text
+    enriched = {"Authorization": f"Bearer {r.json()['results'][0]['EnrichedToken']}"}
+    assert (await env.client.get(locations, headers=enriched)).status_code == 200
+    # Still the same login elsewhere, and it works where the plain token did.
+    assert (await env.client.get(f"{env.ws_url}/cdocs/service.Location", headers=enriched)).status_code == 200
+    # A member without the owner's rights may not enrich here.
+    hal, _ = await sign_up_and_in(env.client, "hal@example.com", "hal-pa55word")
+    r = await env.client.get(
+        f"{env.ws_url}/queries/sys.EnrichPrincipalToken", params={"args": '{"Login":"x"}'}, headers=hal
+    )
+    assert r.status_code == 403, r.text

@@ -373,7 +373,7 @@ class QueryProcessor:
             access,
             reader,
             req.wsid,
-            query=QueryContext(req.wsid, args, {"login": req.principal.login, "token": req.caller}, host),
+            query=QueryContext(req.wsid, args, _principal_context(req), host),
         )
         intents = Intents(access)
         await invoke(impl, state, intents)
@@ -468,6 +468,14 @@ class SqlHost:
             for element in section.get("elements", []):
                 rows.append(str(element[0][0][0]))
         return rows
+
+
+def _principal_context(req: QueryRequest) -> dict[str, Any]:
+    """What a query sees of its caller: login, token, and the roles it has in the workspace
+    (as resolved there, before inheritance)."""
+    principal = req.principal
+    roles = principal.extra.get("direct_roles", principal.roles) if isinstance(principal, Principal) else ()
+    return {"login": principal.login, "token": req.caller, "roles": roles}
 
 
 def _body_v1(raw: bytes | str | dict[str, Any] | None, raw_param: bool) -> dict[str, Any]:
