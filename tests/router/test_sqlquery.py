@@ -270,3 +270,42 @@ def test_parse_prefixes() -> None:
     right = sel.where.right  # type: ignore[attr-defined]
     assert right == ComparisonExpr("=", ColName("n"), SQLVal("-5"))
     assert ws.FIRST_BASE_APP_WSID > 0
+
+
+async def test_describe_packages(env: Env) -> None:
+    profile = await _profile(env)
+    url = f"{V1}/{profile}"
+    r = await env.client.post(
+        f"{url}/q.sys.DescribePackageNames", json={"elements": [{"fields": ["Names"]}]}, headers=env.owner
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["sections"][0]["elements"][0][0][0][0].split(",") == [
+        "menu",
+        "restaurant",
+        "sales",
+        "service",
+        "staff",
+    ]
+
+    body = {"args": {"PackageName": "staff"}, "elements": [{"fields": ["PackageDesc"]}]}
+    r = await env.client.post(f"{url}/q.sys.DescribePackage", json=body, headers=env.owner)
+    assert r.status_code == 200, r.text
+    desc = json.loads(r.json()["sections"][0]["elements"][0][0][0][0])
+    staff = desc["Workspaces"]["staff.Staff"]
+    assert sorted(staff["Roles"]) == ["staff.Manager", "staff.Owner", "staff.Waiter"]
+    assert staff["Roles"]["staff.Waiter"]["Published"] is True and "Published" not in staff["Roles"]["staff.Owner"]
+    assert staff["Roles"]["staff.Waiter"]["Comment"].startswith("Waiters take orders")
+    employee = staff["Structures"]["staff.Employee"]
+    assert employee["Kind"] == "CDoc" and employee["UniqueField"] == "Login"
+    fields = {f["Name"]: f for f in employee["Fields"]}
+    assert fields["sys.ID"] == {"Name": "sys.ID", "Data": "sys.RecordID", "Required": True}
+    assert fields["Name"]["DataType"] == {"Ancestor": "sys.string", "Constraints": {"MaxLen": 100}}
+    assert fields["Email"]["Verifiable"] is True
+    assert fields["Role"] == {"Name": "Role", "Data": "sys.QName", "Required": True}
+
+    body = {"args": {"PackageName": "nothing"}, "elements": [{"fields": ["PackageDesc"]}]}
+    r = await env.client.post(f"{url}/q.sys.DescribePackage", json=body, headers=env.owner)
+    assert r.status_code == 200 and r.json()["sections"][0]["elements"][0][0][0][0] == "null", r.text
+    # Only the profile's owner describes the application there.
+    r = await env.client.post(f"{V1}/{env.ws}/q.sys.DescribePackageNames", json={}, headers=env.owner)
+    assert r.status_code in (400, 403), r.text

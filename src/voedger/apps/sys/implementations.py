@@ -2,7 +2,7 @@
 
 from voedger.appdef import TypeKind
 from voedger.apps.registry import refresh_principal_token
-from voedger.apps.sys import blobs, invites, queries, sqlquery, verifier, workspaces
+from voedger.apps.sys import blobs, describe, enrich, invites, queries, sqlquery, verifier, workspaces
 from voedger.apps.sys.builtins import PROCESSOR_BUILT_INS, not_built, platform
 
 if "sys.RefreshPrincipalToken" not in platform:
@@ -11,6 +11,8 @@ if "sys.RefreshPrincipalToken" not in platform:
 __all__ = [
     "PROCESSOR_BUILT_INS",
     "blobs",
+    "describe",
+    "enrich",
     "invites",
     "not_built",
     "platform",
