@@ -630,6 +630,8 @@ class Partition:
         if args is not None and cmd.param is not None:
             self._verify_fields(appdef.find(cmd.param), args, "args")
         unlogged = self._args(cmd, req.body.get("unloggedArgs"), "unloggedArgs", unlogged=True)
+        if unlogged is not None and cmd.unlogged_param is not None:
+            self._verify_fields(appdef.find(cmd.unlogged_param), unlogged, "unloggedArgs")
         # The arguments' references, before the extension sees them (as Voedger checks them).
         qname_of = self._qname_reader(writes, req.wsid)
         for param, obj in ((cmd.param, args), (cmd.unlogged_param, unlogged)):

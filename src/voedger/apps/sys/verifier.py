@@ -40,7 +40,9 @@ __all__ = [
     "VERIFIED_VALUE_AUDIENCE",
     "VERIFIED_VALUE_TOKEN_TTL",
     "check_email",
+    "issue_verified_value",
     "new_verification_code",
+    "send_verification_code",
 ]
 
 REGISTRY_APP: Final = "sys/registry"
@@ -82,6 +84,25 @@ def _mail_body(code: str) -> str:
     return f"Here is your verification code:\n\n    {code}\n\nPlease, enter this code {_VERIFY_EMAIL_REASON}\n"
 
 
+async def send_verification_code(state: State, app: str, target_wsid: int, entity: str, field: str, email: str) -> str:
+    """Mail a new code to ``email``; the verification token (for ``app``) that holds its hash."""
+    services = services_of(state)
+    mailer = _mailer(state)
+    code = new_verification_code()
+    payload: dict[str, Any] = {
+        "VerificationKind": VERIFICATION_KIND_EMAIL,
+        "WSID": target_wsid,
+        "ID": 0,
+        "Entity": entity,
+        "Field": field,
+        "Value": email,
+        "Hash256": list(services.tokens.crypto_hash256(code.encode())),
+    }
+    token = services.tokens.issue_claims(app, VERIFICATION_AUDIENCE, payload, VERIFICATION_TOKEN_TTL)
+    await mailer.send(email, EMAIL_SUBJECT, _mail_body(code))
+    return token
+
+
 @platform.query("sys.InitiateEmailVerification")
 async def initiate_email_verification(state: State, intents: Intents) -> None:
     arg = state.arg
@@ -100,39 +121,24 @@ async def initiate_email_verification(state: State, intents: Intents) -> None:
     if arg.get("ForRegistry"):
         app = REGISTRY_APP
         target_wsid = ws.pseudo_wsid(email, ws.cluster_id(state.query_context.wsid))
-    services = services_of(state)
-    mailer = _mailer(state)
-    code = new_verification_code()
-    payload: dict[str, Any] = {
-        "VerificationKind": VERIFICATION_KIND_EMAIL,
-        "WSID": target_wsid,
-        "ID": 0,
-        "Entity": entity,
-        "Field": field,
-        "Value": email,
-        "Hash256": list(services.tokens.crypto_hash256(code.encode())),
-    }
-    token = services.tokens.issue_claims(app, VERIFICATION_AUDIENCE, payload, VERIFICATION_TOKEN_TTL)
-    await mailer.send(email, EMAIL_SUBJECT, _mail_body(code))
+    token = await send_verification_code(state, app, target_wsid, entity, field, email)
     intents.result(VerificationToken=token)
 
 
 _VERIFIED_FIELDS: Final = ("VerificationKind", "WSID", "ID", "Entity", "Field", "Value")
 
 
-@platform.query("sys.IssueVerifiedValueToken")
-async def issue_verified_value_token(state: State, intents: Intents) -> None:
-    arg = state.arg
-    app = REGISTRY_APP if arg.get("ForRegistry") else state.app_name
+def issue_verified_value(state: State, app: str, verification_token: str, code: str) -> str:
+    """The verified value token for a verification token (of ``app``) and the code mailed with
+    it; 400 when the code is wrong or the token expired."""
     tokens = services_of(state).tokens
     try:
-        claims = tokens.validate_claims(app, VERIFICATION_AUDIENCE, arg.get("VerificationToken", ""))
+        claims = tokens.validate_claims(app, VERIFICATION_AUDIENCE, verification_token)
     except TokenError as exc:
         if exc.kind is TokenErrorKind.EXPIRED:
             raise SysError(400, ERR_CODE_EXPIRED) from None
         raise SysError(400, exc.message) from None
     digest = claims.get("Hash256")
-    code: str = arg.get("VerificationCode", "")
     if (
         not isinstance(digest, list)
         or len(digest) != 32
@@ -141,6 +147,12 @@ async def issue_verified_value_token(state: State, intents: Intents) -> None:
     ):
         raise SysError(400, ERR_INVALID_CODE)
     payload: dict[str, Any] = {k: claims[k] for k in _VERIFIED_FIELDS if k in claims}
-    intents.result(
-        VerifiedValueToken=tokens.issue_claims(app, VERIFIED_VALUE_AUDIENCE, payload, VERIFIED_VALUE_TOKEN_TTL)
-    )
+    return tokens.issue_claims(app, VERIFIED_VALUE_AUDIENCE, payload, VERIFIED_VALUE_TOKEN_TTL)
+
+
+@platform.query("sys.IssueVerifiedValueToken")
+async def issue_verified_value_token(state: State, intents: Intents) -> None:
+    arg = state.arg
+    app = REGISTRY_APP if arg.get("ForRegistry") else state.app_name
+    token = issue_verified_value(state, app, arg.get("VerificationToken", ""), arg.get("VerificationCode", ""))
+    intents.result(VerifiedValueToken=token)
