@@ -35,8 +35,10 @@ __all__ = [
     "ValTuple",
     "WorkspaceKind",
     "go_type",
+    "parse_int64",
     "parse_query",
     "parse_select",
+    "parse_uint64",
 ]
 
 
@@ -72,6 +74,30 @@ _QUERY: Final = re.compile(
 )
 
 
+_MAX_UINT64: Final = (1 << 64) - 1
+
+
+def parse_uint64(text: str) -> int:
+    """A decimal uint64, as Go's strconv.ParseUint reads it (its messages too)."""
+    if not text.isdigit() or not text.isascii():
+        raise SysError(400, f'strconv.ParseUint: parsing "{text}": invalid syntax')
+    value = int(text)
+    if value > _MAX_UINT64:
+        raise SysError(400, f'strconv.ParseUint: parsing "{text}": value out of range')
+    return value
+
+
+def parse_int64(text: str) -> int:
+    """A decimal int64, as Go's strconv.ParseInt reads it (its messages too)."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isdigit() or not digits.isascii():
+        raise SysError(400, f'strconv.ParseInt: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -(1 << 63) <= value < 1 << 63:
+        raise SysError(400, f'strconv.ParseInt: parsing "{text}": value out of range')
+    return value
+
+
 def parse_query(query: str) -> Op:
     m = _QUERY.match(query)
     if m is None:
@@ -86,14 +112,14 @@ def parse_query(query: str) -> Op:
     kind, value = WorkspaceKind.NONE, 0
     ws_value: int | str = value
     if m.group("wsid"):
-        kind, ws_value = WorkspaceKind.WSID, int(m.group("wsid")[:-1])
+        kind, ws_value = WorkspaceKind.WSID, parse_uint64(m.group("wsid")[:-1])
     elif m.group("appws"):
-        kind, ws_value = WorkspaceKind.APP_WS_NUM, int(m.group("appws")[1:-1])
+        kind, ws_value = WorkspaceKind.APP_WS_NUM, parse_uint64(m.group("appws")[1:-1])
     elif m.group("login"):
         kind, ws_value = WorkspaceKind.PSEUDO, m.group("login")[1:-2]
     entity_id = 0
     if m.group("id"):
-        entity_id = int(m.group("id")[1:])
+        entity_id = parse_uint64(m.group("id")[1:])
         if entity_id == 0:
             raise SysError(400, "provided offset or ID must not be 0")
     qname = m.group("qname")

@@ -38,8 +38,10 @@ from voedger.apps.sys.sqlparse import (
     ValTuple,
     WorkspaceKind,
     go_type,
+    parse_int64,
     parse_query,
     parse_select,
+    parse_uint64,
 )
 from voedger.state import Intents, State
 from voedger.structs import wsid as ws
@@ -126,6 +128,8 @@ async def sql_query(state: State, intents: Intents) -> None:
     elif op.ws_kind is WorkspaceKind.PSEUDO:
         pseudo = ws.pseudo_wsid(str(op.ws_value), host.cluster_id)
         target = ws.pseudo_to_app_wsid(pseudo, host.num_app_workspaces, host.cluster_id)
+    if not 0 < target <= ws.MAX_WSID:
+        raise SysError(400, f"workspace ID {target} is out of range 1..{ws.MAX_WSID}")
     if op.app and op.app != host.app_name:
         raise SysError(501, f"q.sys.SqlQuery: reading application {op.app} from {host.app_name} is not built yet")
     if target != ctx.wsid:
@@ -255,17 +259,8 @@ def _log_params(sel: Select, entity_id: int) -> tuple[int, int]:
     return limit, offset
 
 
-def _parse_int(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise SysError(400, f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
-
-
-def _parse_uint(text: str) -> int:
-    if not text.isdigit():
-        raise SysError(400, f'strconv.ParseUint: parsing "{text}": invalid syntax')
-    return int(text)
+_parse_int = parse_int64
+_parse_uint = parse_uint64
 
 
 def _event_data(ev: Event, f: _Filter) -> dict[str, Any]:
