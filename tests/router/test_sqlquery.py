@@ -226,9 +226,23 @@ async def test_other_workspaces_and_rights(env: Env) -> None:
     # A workspace that does not exist (not initialised).
     r = await sql(env, f"select * from {env.ws + 1000}.sys.wlog")
     assert r.status_code == 403, r.text
-    # Another application: not built.
-    r = await sql(env, "select * from sys.registry.a0.registry.Login where id = 1")
-    assert r.status_code == 501, r.text
+    # Another application, as the same caller: the owner has no rights in the registry ...
+    r = await sql(env, 'select * from sys.registry."owner@example.com".sys.wlog')
+    assert r.status_code == 403, r.text
+    r = await sql(env, "select * from nobody.here.a0.sys.wlog")
+    assert r.status_code == 400, r.text
+    # ... the System has: the registry's workspace of the login holds its CreateLogin.
+    assert env.vvm.tokens is not None
+    system = {"Authorization": f"Bearer {env.vvm.tokens.issue_system('untill/restaurant')}"}
+    r = await sql(env, 'select QName, CUDs from sys.registry."owner@example.com".sys.wlog', auth=system)
+    assert r.status_code == 200, r.text
+    events = [json.loads(e[0][0][0]) for e in r.json()["sections"][0]["elements"]]
+    created = [e for e in events if e["QName"] == "registry.CreateLogin"]
+    assert created and created[0]["CUDs"][0]["sys.QName"] == "registry.Login"
+    login_id = created[0]["CUDs"][0]["sys.ID"]
+    r = await sql(env, f'select AppName from sys.registry."owner@example.com".registry.Login.{login_id}', auth=system)
+    assert r.status_code == 200, r.text
+    assert json.loads(r.json()["sections"][0]["elements"][0][0][0][0]) == {"AppName": "untill/restaurant"}
     # Somebody who is not the owner may not run it at all.
     other, _ = await sign_up_and_in(env.client, "zed@example.com", "zed-pa55word")
     r = await sql(env, "select * from sys.wlog", auth=other)

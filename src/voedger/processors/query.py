@@ -458,11 +458,18 @@ class SqlHost:
             out.append((ev.plog_offset, ev))
         return out
 
-    async def forward(self, wsid: int, query: str) -> list[str]:
-        """The rows of ``query`` run in another workspace of this application by the same caller."""
-        body = {"args": {"Query": query}, "elements": [{"fields": ["Result"]}]}
-        nested = QueryRequest(wsid, SQL_QUERY, self.req.caller, body=body, ip=self.req.ip)
-        answer = await self.processor.execute_v1(nested)
+    async def forward(self, wsid: int, query: str, app: str = "") -> list[str]:
+        """The rows of ``query`` run in another workspace (of this application, or of ``app``)
+        by the same caller."""
+        body: dict[str, Any] = {"args": {"Query": query}, "elements": [{"fields": ["Result"]}]}
+        runtime = self.processor.runtime
+        if app and app != runtime.name:
+            if runtime.peer_query is None:
+                raise SysError(400, f"application {app} is not reachable from {runtime.name}")
+            answer = await runtime.peer_query(app, wsid, body, self.req.caller)
+        else:
+            nested = QueryRequest(wsid, SQL_QUERY, self.req.caller, body=body, ip=self.req.ip)
+            answer = await self.processor.execute_v1(nested)
         rows: list[str] = []
         for section in answer.get("sections", []):
             for element in section.get("elements", []):

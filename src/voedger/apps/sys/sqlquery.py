@@ -9,9 +9,9 @@ event, with its keys in sorted order (as Go writes a map). The statement (see
 - ``select ... from pkg.View where K1 = v and K2 = 'w'``: view rows, the partition key complete;
 - ``select ... from sys.wlog | sys.plog [.N | where offset >= N | > N | = N] [limit n]``: events
   from offset 1 by default, 100 of them unless ``limit`` says otherwise (-1: all);
-- a prefix reads another workspace of the application: ``123.`` (a WSID), ``a0.`` (application
-  workspace 0), ``"login".`` (the application workspace of a login); the query is run there as
-  the same caller.
+- a prefix reads another workspace: ``123.`` (a WSID), ``a0.`` (application workspace 0),
+  ``"login".`` (the application workspace of a login), optionally after another application of
+  this process (``owner.app.``); the query is run there as the same caller.
 
 Reading a table or view needs SELECT on it and on every field named (all fields for ``*``).
 """
@@ -120,20 +120,20 @@ async def sql_query(state: State, intents: Intents) -> None:
     if host is None:
         raise SysError(500, "q.sys.SqlQuery runs only in the query processor")
     op = parse_query(str(state.arg.get("Query", "")))
+    foreign = bool(op.app) and op.app != host.app_name
     target = ctx.wsid
     if op.ws_kind is WorkspaceKind.APP_WS_NUM:
         target = ws.new_wsid(host.cluster_id, ws.FIRST_BASE_APP_WSID + int(op.ws_value))
     elif op.ws_kind is WorkspaceKind.WSID:
         target = int(op.ws_value)
     elif op.ws_kind is WorkspaceKind.PSEUDO:
-        pseudo = ws.pseudo_wsid(str(op.ws_value), host.cluster_id)
-        target = ws.pseudo_to_app_wsid(pseudo, host.num_app_workspaces, host.cluster_id)
+        target = ws.pseudo_wsid(str(op.ws_value), host.cluster_id)
+        if not foreign:  # another application maps it to its own workspaces
+            target = ws.pseudo_to_app_wsid(target, host.num_app_workspaces, host.cluster_id)
     if not 0 < target <= ws.MAX_WSID:
         raise SysError(400, f"workspace ID {target} is out of range 1..{ws.MAX_WSID}")
-    if op.app and op.app != host.app_name:
-        raise SysError(501, f"q.sys.SqlQuery: reading application {op.app} from {host.app_name} is not built yet")
-    if target != ctx.wsid:
-        for row in await host.forward(target, op.without_app_and_ws):
+    if foreign or target != ctx.wsid:
+        for row in await host.forward(target, op.without_app_and_ws, op.app if foreign else ""):
             intents.result(Result=row)
         return
     sel = parse_select(op.clean_sql)
