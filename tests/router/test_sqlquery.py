@@ -4,6 +4,7 @@ workspaces by prefix, and Voedger's 400s for what the statement gets wrong."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -323,3 +324,68 @@ async def test_describe_packages(env: Env) -> None:
     # Only the profile's owner describes the application there.
     r = await env.client.post(f"{V1}/{env.ws}/q.sys.DescribePackageNames", json={}, headers=env.owner)
     assert r.status_code in (400, 403), r.text
+
+
+async def test_blob_functions(env: Env) -> None:
+    async def upload(name: str, content_type: str, data: bytes) -> int:
+        r = await env.client.post(
+            f"{env.ws_url}/docs/staff.Employee/blobs/Photo",
+            content=data,
+            headers={**env.owner, "Blob-Name": name, "Content-Type": content_type},
+        )
+        assert r.status_code == 201, r.text
+        return int(r.json()["blobID"])
+
+    binary = bytes([1, 2, 3, 4, 5])
+    text = ("0123456789" * 1600).encode()
+    employees = []
+    for n, blob in enumerate(
+        [await upload("photo", "application/x-binary", binary), await upload("cv", "text/plain", text)]
+    ):
+        answer = await cud(
+            env,
+            {"sys.QName": "staff.Employee", "Name": f"E{n}", "Login": f"e{n}", "Role": "staff.Waiter", "Photo": blob},
+        )
+        employees.append(answer["newIDs"]["1"])
+    photo, cv = employees
+
+    [row] = await rows(env, f"select blobinfo(Photo) from staff.Employee.{photo}")
+    assert row == {"blobinfo(Photo)": {"name": "photo", "mimetype": "application/x-binary", "size": 5}}
+    [row] = await rows(env, f"select blobinfo(photo), blobtext(Photo), Name from staff.Employee.{photo}")
+    assert row["blobtext(Photo)"] == base64.b64encode(binary).decode() and row["Name"] == "E0"
+    assert row["blobinfo(Photo)"]["size"] == 5
+    [row] = await rows(env, f"select blobtext(Photo, 2) from staff.Employee.{photo}")
+    assert row == {"blobtext(Photo)": base64.b64encode(binary[2:]).decode()}
+    [row] = await rows(env, f"select blobtext(Photo, 5000) from staff.Employee.{cv}")
+    assert row == {"blobtext(Photo)": text[5000:15000].decode()}
+
+    for query, message in [
+        ("select blobinfo(Photo) from staff.Employee", "blob functions require a document ID or a singleton"),
+        (
+            "select blobinfo(Photo) from staff.Employee where Photo = 123",
+            "WHERE clause is not allowed with blobinfo/blobtext functions",
+        ),
+        ("select blobinfo() from staff.Employee.123", "blobinfo requires at least one argument (field name)"),
+        ("select blobtext() from staff.Employee.123", "blobtext requires at least one argument (field name)"),
+        ("select blobinfo(123) from staff.Employee.123", "blobinfo: first argument must be a field name"),
+        ("select blobinfo(Photo, 123) from staff.Employee.123", "blobinfo does not accept a second argument"),
+        ("select blobtext(Photo, 123, 456) from staff.Employee.123", "blobtext accepts at most 2 arguments"),
+        (
+            "select blobtext(Photo, 123.456) from staff.Employee.123",
+            "blobtext: second argument (startFrom) must be an integer",
+        ),
+        ("select blobtext(Photo, -1) from staff.Employee.123", "blobtext: invalid startFrom value"),
+        (
+            "select blobtext(Photo, 9999999999999999999999999999) from staff.Employee.123",
+            "blobtext: invalid startFrom value",
+        ),
+        ("select unknownfunc(Photo) from staff.Employee.123", "unsupported function: unknownfunc"),
+        (
+            "select blobinfo(Photo), blobinfo(Photo) from staff.Employee.123",
+            'field "blobinfo(Photo)" is selected more than once',
+        ),
+        ("select blobinfo(Photo) from sys.CollectionView where PartKey = 1", "WHERE clause is not allowed"),
+    ]:
+        await expect_400(env, query, message)
+    r = await sql(env, "select blobinfo(Photo) from staff.Employee.123456")
+    assert r.status_code == 400 and "not found" in r.text, r.text

@@ -36,6 +36,7 @@ from voedger.appdef import (
     Workspace,
     qname,
 )
+from voedger.blobs.store import BlobStore
 from voedger.processors import query_v1, query_v2
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import ERR_WS_NOT_INITED, WS_DESCRIPTOR, check_active, workspace_kind
@@ -449,6 +450,10 @@ class SqlHost:
 
     async def record(self, record_id: int) -> Record | None:
         return await any_record(self.reader, self.processor.app, self.wsid, record_id)
+
+    def blob_store(self) -> BlobStore:
+        """The application's BLOBs (``blobinfo``, ``blobtext``)."""
+        return BlobStore(self.processor.runtime.storage, self.processor.runtime.clock)
 
     async def plog(self, first: int, count: int | None) -> list[tuple[int, Event]]:
         """Events of the workspace's partition from offset ``first``, with their offsets."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -43,6 +44,8 @@ from voedger.apps.sys.sqlparse import (
     parse_select,
     parse_uint64,
 )
+from voedger.blobs import BlobKey
+from voedger.blobs.store import BlobError
 from voedger.state import Intents, State
 from voedger.structs import wsid as ws
 from voedger.structs.events import Event
@@ -141,6 +144,7 @@ async def sql_query(state: State, intents: Intents) -> None:
     t = state.app.find(source)
     f = _Filter()
     seen: set[str] = set()
+    blob_funcs: list[_BlobFunc] = []
     with_fields = t if isinstance(t, Structure | View) else None
     for e in sel.exprs:
         if isinstance(e, StarExpr):
@@ -151,20 +155,32 @@ async def sql_query(state: State, intents: Intents) -> None:
             if with_fields is not None:
                 name = _recover(_field_names(with_fields), name)
         elif isinstance(e, FuncExpr):
-            raise SysError(501, f"q.sys.SqlQuery: function {e.name} in the select list is not built yet")
+            bf = _blob_func(e, with_fields)
+            name = f"{bf.func}({bf.field})"
+            if name in seen:
+                raise SysError(400, f'field "{name}" is selected more than once')
+            seen.add(name)
+            blob_funcs.append(bf)
+            continue
         else:
             raise SysError(400, f"unsupported select expression: {go_type(e)}")
         if name in seen:
             raise SysError(400, f'field "{name}" is selected more than once')
         seen.add(name)
         f.fields[name] = True
+    if blob_funcs and sel.where is not None:
+        raise SysError(400, "WHERE clause is not allowed with blobinfo/blobtext functions")
     if isinstance(t, View) or (isinstance(t, Structure) and t.kind in _RECORD_KINDS):
-        _authorize(host, t, f, sel.where)
+        _authorize(host, t, f, sel.where, [bf.field for bf in blob_funcs])
     rows: list[dict[str, Any]]
     if isinstance(t, View):
         if op.entity_id > 0:
             raise SysError(400, "ID must not be specified on select from view")
+        if blob_funcs:
+            raise SysError(400, "blob functions are not supported on views")
         rows = await _view_rows(state, t, sel.where, f)
+    elif isinstance(t, Structure) and t.kind in _RECORD_KINDS and blob_funcs:
+        rows = [await _blob_row(state, host, t, f, op.entity_id, blob_funcs)]
     elif isinstance(t, Structure) and t.kind in _RECORD_KINDS:
         rows = await _records(state, host, t, sel.where, f, op.entity_id)
     elif source in (PLOG, WLOG):
@@ -186,9 +202,9 @@ async def sql_query(state: State, intents: Intents) -> None:
         intents.result(Result=_json(row))
 
 
-def _authorize(host: Any, t: Structure | View, f: _Filter, where: Expr | None) -> None:
+def _authorize(host: Any, t: Structure | View, f: _Filter, where: Expr | None, blob_fields: list[str]) -> None:
     names = _field_names(t)
-    fields: set[str] = set(names if f.all else f.fields)
+    fields: set[str] = set(names if f.all else f.fields) | set(blob_fields)
     if where is not None:
         for col in _columns(where):
             name = _recover(names, col.full)
@@ -420,3 +436,101 @@ def _key_value(fl: Field, val: SQLVal) -> Any:
     except (ValueError, QNameError) as exc:
         raise SysError(400, f"field '{fl.name}': {exc}") from None
     raise SysError(400, "unsupported data kind")
+
+
+# --- blob functions ------------------------------------------------------------------------------------
+
+BLOB_TEXT_MAX_BYTES: Final = 10_000
+_BLOB_FUNCS: Final = ("blobinfo", "blobtext")
+
+
+@dataclass(frozen=True)
+class _BlobFunc:
+    func: str
+    field: str
+    start: int = 0
+
+
+def _blob_func(e: FuncExpr, t: Structure | View | None) -> _BlobFunc:
+    """``blobinfo(Field)`` or ``blobtext(Field[, startFrom])``, checked as Voedger checks them."""
+    func = e.name.lower()
+    if func not in _BLOB_FUNCS:
+        raise SysError(400, f"unsupported function: {e.name}")
+    if not e.args:
+        raise SysError(400, f"{func} requires at least one argument (field name)")
+    first = e.args[0]
+    if not isinstance(first, ColName):
+        raise SysError(400, f"{func}: first argument must be a field name")
+    field = first.name if t is None else _recover(_field_names(t), first.name)
+    start = 0
+    if len(e.args) > 1:
+        if func != "blobtext":
+            raise SysError(400, f"{func} does not accept a second argument")
+        second = e.args[1]
+        if not isinstance(second, SQLVal) or second.is_str or "." in second.val:
+            raise SysError(400, f"{func}: second argument (startFrom) must be an integer")
+        try:
+            start = parse_uint64(second.val)
+        except SysError as exc:
+            raise SysError(400, f"{func}: invalid startFrom value: {exc.message}") from None
+    if len(e.args) > 2:
+        raise SysError(400, f"{func} accepts at most 2 arguments")
+    return _BlobFunc(func, field, start)
+
+
+def _is_text(content_type: str) -> bool:
+    ct = content_type.lower()
+    return ct.startswith("text/") or ct == "application/json"
+
+
+async def _blob_row(
+    state: State, host: Any, t: Structure, f: _Filter, entity_id: int, funcs: list[_BlobFunc]
+) -> dict[str, Any]:
+    """One record's BLOBs as ``blobinfo(F)`` ({name, mimetype, size}) and ``blobtext(F)`` (up to
+    10,000 bytes from startFrom: text for text/* and JSON, else base64), with the record's
+    selected fields if any."""
+    if t.singleton:
+        rec = await state.singleton(t.qname)
+    elif entity_id == 0:
+        raise SysError(400, "blob functions require a document ID or a singleton")
+    else:
+        rec = await host.record(entity_id)
+    row = _record_row(t, rec, f, entity_id) if (f.all or f.fields) else {}
+    if rec is None:
+        raise SysError(400, f"record with ID '{entity_id}' not found")
+    store = host.blob_store()
+    by_field: dict[str, list[_BlobFunc]] = {}
+    for bf in funcs:
+        by_field.setdefault(bf.field, []).append(bf)
+    for field, wanted in by_field.items():
+        blob_id = rec.get(field)
+        if not isinstance(blob_id, int) or isinstance(blob_id, bool) or blob_id <= 0:
+            raise SysError(404, f"blob read error: no BLOB in field {field} of {t.qname} {rec.get('sys.ID')}")
+        key = BlobKey(state.query_context.wsid, blob_id=blob_id)
+        try:
+            blob = await store.state(key)
+        except BlobError as exc:
+            raise SysError(404, f"blob read error: {exc}") from None
+        for bf in wanted:
+            if bf.func == "blobinfo":
+                row[f"blobinfo({field})"] = {"name": blob.name, "mimetype": blob.content_type, "size": blob.size}
+                continue
+            data = bytearray()
+            pos, end = 0, bf.start + BLOB_TEXT_MAX_BYTES
+            try:
+                async for chunk in store.read(key, blob):
+                    lo, hi = max(bf.start, pos) - pos, min(end, pos + len(chunk)) - pos
+                    if lo < hi:
+                        data += chunk[lo:hi]
+                    pos += len(chunk)
+                    if pos >= end:
+                        break
+            except BlobError as exc:
+                raise SysError(500, f"blob read error: {exc}") from None
+            text = (
+                bytes(data).decode("utf-8", "replace")
+                if _is_text(blob.content_type)
+                else base64.b64encode(data).decode()
+            )
+            row[f"blobtext({field})"] = text
+    return row
