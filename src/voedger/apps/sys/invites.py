@@ -32,7 +32,7 @@ from voedger.appdef import QName, QNameError, Role, Structure, Workspace
 from voedger.apps.registry._services import services_of
 from voedger.apps.sys.builtins import platform
 from voedger.apps.sys.mail import Mailer
-from voedger.apps.sys.verifier import new_verification_code
+from voedger.apps.sys.verifier import new_verification_code, validate_email
 from voedger.processors.uniques import UNIQUES_VIEW, unique_entries
 from voedger.state import Intents, State, StateError
 from voedger.state.rows import Reads, ViewRows, producing_rows
@@ -153,29 +153,6 @@ def _template_text(template: str) -> str:
     if template.startswith(_TEXT_PREFIX):
         return template[len(_TEXT_PREFIX) :]
     return template[len(_RESOURCE_PREFIX) :]
-
-
-def _check_email(email: str) -> None:
-    """400 unless ``email`` is one address, ``addr`` or ``name <addr>`` (what Go's
-    mail.ParseAddress takes; the reasons follow its wording)."""
-    text = email.strip()
-    addr = text
-    if text.endswith(">") and "<" in text:
-        addr = text[text.rindex("<") + 1 : -1]
-    local, at, domain = addr.rpartition("@")
-    reason = ""
-    if not text:
-        reason = "no address"
-    elif not at:
-        reason = "missing '@' or angle-addr"
-    elif not local:
-        reason = "no addr-spec"
-    elif not domain:
-        reason = "no domain in addr-spec"
-    elif any(c.isspace() or c in '<>()[]\\,;:"@' for c in local + domain) or ".." in addr or domain.startswith("."):
-        reason = "invalid string"
-    if reason:
-        raise SysError(400, f"email validation failed: mail: {reason}")
 
 
 async def _workspace_roles(state: State) -> Workspace | None:
@@ -334,7 +311,7 @@ async def initiate_invitation_by_email(state: State, intents: Intents) -> None:
     email = str(arg.get("Email", ""))
     subject = await _subject_by_login(state, email)
     subject_active = subject is not None and subject.get("sys.IsActive", True)
-    _check_email(email)
+    validate_email(email)
     _mailer(state)  # fail now rather than leave the invite stuck: the projector could not mail it
     now = state.command_context.registered_at
     expire = int(arg.get("ExpireDatetime", 0))
