@@ -15,8 +15,16 @@ import pytest
 
 from tests.router.test_identity import sign_up_and_in
 from tests.router.test_invites import Env, open_env
-from voedger.apps.sys.sqlparse import ColName, ComparisonExpr, SQLVal, WorkspaceKind, parse_query, parse_select
-from voedger.structs import wsid as ws
+from voedger.apps.sys.sqlparse import (
+    AndExpr,
+    ColName,
+    ComparisonExpr,
+    ParenExpr,
+    SQLVal,
+    WorkspaceKind,
+    parse_query,
+    parse_select,
+)
 from voedger.syserror import SysError
 
 V1 = "/api/untill/restaurant"
@@ -279,12 +287,14 @@ def test_parse_prefixes() -> None:
     with pytest.raises(SysError, match="must not be 0"):
         parse_query("select * from sys.wlog.0")
     sel = parse_select("select a, b.c from x.Y where (k = 'it''s') and n = -5 limit 3")
-    assert [e for e in sel.exprs] == [ColName("a"), ColName("c", "b")]
-    assert sel.limit == SQLVal("3")
-    assert isinstance(sel.where, type(sel.where)) and sel.where is not None
-    right = sel.where.right  # type: ignore[attr-defined]
-    assert right == ComparisonExpr("=", ColName("n"), SQLVal("-5"))
-    assert ws.FIRST_BASE_APP_WSID > 0
+    assert sel.exprs == [ColName("a"), ColName("c", "b")]
+    assert (sel.table_qualifier, sel.table_name, sel.limit) == ("x", "Y", SQLVal("3"))
+    assert sel.where == AndExpr(
+        ParenExpr(ComparisonExpr("=", ColName("k"), SQLVal("it's", is_str=True))),
+        ComparisonExpr("=", ColName("n"), SQLVal("-5")),
+    )
+    with pytest.raises(SysError, match="out of range"):
+        parse_query("select * from 18446744073709551616.sys.wlog")
 
 
 async def test_describe_packages(env: Env) -> None:
