@@ -520,3 +520,33 @@ async def test_enrich_principal_token_for_child_workspaces(env: Env) -> None:
         f"{env.ws_url}/queries/sys.EnrichPrincipalToken", params={"args": '{"Login":"x"}'}, headers=hal
     )
     assert r.status_code == 403, r.text
+
+
+async def test_joining_over_a_membership_no_invite_controls(env: Env) -> None:
+    """A Subject the owner made by hand is a membership no invite controls: accepting an invite
+    over it is refused with Voedger's 409, and the membership stays as it was."""
+    kim, kim_profile = await sign_up_and_in(env.client, "kim@example.com", "kim-pa55word")
+    subject = {"Login": "kim@example.com", "SubjectKind": 1, "Roles": "staff.Waiter", "ProfileWSID": kim_profile}
+    r = await env.client.post(f"{env.ws_url}/docs/sys.Subject", json=subject, headers=env.owner)
+    assert r.status_code == 201, r.text
+    invite_id, code = await invite(env, "kim@example.com", roles="staff.Manager")
+    r = await join(env, invite_id, code, kim)
+    assert r.status_code == 409, r.text
+    assert r.json()["message"] == (
+        'A workspace membership is already active for canonical login "kim@example.com". The existing accepted '
+        "invitation must be cancelled manually before another invitation can be accepted."
+    )
+    [kept] = await subjects(env, "kim@example.com")
+    assert kept["Roles"] == "staff.Waiter" and kept["sys.IsActive"] is True
+    assert (await invite_doc(env, invite_id))["State"] == InviteState.Invited
+    # The owner deactivates it by hand; now the invite may be accepted, and the same Subject returns.
+    r = await env.client.patch(
+        f"{env.ws_url}/docs/sys.Subject/{kept['sys.ID']}", json={"sys.IsActive": False}, headers=env.owner
+    )
+    assert r.status_code == 200, r.text
+    r = await join(env, invite_id, code, kim)
+    assert r.status_code == 200, r.text
+    await wait_state(env, invite_id, InviteState.Joined)
+    [back] = await subjects(env, "kim@example.com")
+    assert back["sys.ID"] == kept["sys.ID"] and back["sys.IsActive"] is True and back["Roles"] == "staff.Manager"
+    assert back["InviteEmail"] == "kim@example.com"
