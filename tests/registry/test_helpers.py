@@ -44,9 +44,12 @@ def test_the_image_loads_with_voedgers_numbers() -> None:
         "registry.ChangePassword",
         "registry.CreateEmailLogin",
         "registry.CreateLogin",
+        "registry.InitiateResetPasswordByEmail",
         "registry.InvokeCreateWorkspaceID_registry",
         "registry.IssuePrincipalToken",
+        "registry.IssueVerifiedValueTokenForResetPassword",
         "registry.ProjectorLoginIdx",
+        "registry.ResetPasswordByEmail",
         "registry.UpdateGlobalRoles",
     ]
     # Not Voedger's rate of one password change a minute per partition (see voedger.auth.attempts).

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.router.test_identity import APP, RESTAURANT, V2, sign_in, sign_up_and_in
+from tests.support import until
 from voedger.apps.sys.mail import Outbox
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
@@ -141,3 +142,23 @@ async def _plogs(env: Env) -> Any:
     app = env.vvm.app("sys/registry")
     for pid in app.partitions:
         yield [(o, v) async for o, v in read_plog_raw(app.runtime.storage, pid)]
+
+
+async def test_send_email_verification_code_command(env: Env) -> None:
+    """Voedger's c.sys.SendEmailVerificationCode: the async ApplySendEmailVerificationCode mails
+    the code the command carries."""
+    alice, profile = await sign_up_and_in(env.client, "alice", "pa55word!")
+    url = f"{V2}/workspaces/{profile}/commands/sys.SendEmailVerificationCode"
+    args = {"VerificationCode": "424242", "Email": "erin@example.com", "Reason": "to test.", "Language": "en"}
+    r = await env.client.post(url, json={"args": args}, headers=alice)
+    assert r.status_code == 200, r.text
+
+    async def mailed() -> bool | None:
+        return True if env.outbox.last_to("erin@example.com") is not None else None
+
+    await until(mailed)
+    mail = env.outbox.last_to("erin@example.com")
+    assert mail is not None and mail.subject == "Your verification code"
+    assert "424242" in mail.body and "to test." in mail.body
+    r = await env.client.post(url, json={"args": {**args, "Email": "not-an-address"}}, headers=alice)
+    assert r.status_code == 400 and r.json()["message"].startswith("email validation failed"), r.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,9 @@ class AppRuntime:
     proves; raises a 400 SysError. None: the application cannot take VERIFIABLE fields."""
     federation: Federation | None = None
     """Calls to other workspaces and applications (workspace creation, owners' updates)."""
+    peer_query: Callable[[str, int, dict[str, Any], Any], Awaitable[dict[str, Any]]] | None = None
+    """Runs an API v1 query of another application of this process (app, WSID, body) as the same
+    caller (q.sys.SqlQuery with an application prefix); None: no other application is reachable."""
     _runners: dict[QName, tuple[Callable[..., Any] | None, Access, Extension]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -206,6 +206,17 @@ def workspace_kind(appdef: AppDef, descriptor: Record) -> Workspace:
     return ws
 
 
+def principal_context(principal: Principal) -> dict[str, Any]:
+    """What a command sees of its caller (Voedger's ``sys.RequestSubject`` storage)."""
+    extra = principal.extra
+    return {
+        "login": principal.login,
+        "profile_wsid": principal.profile_wsid,
+        "subject_kind": int(extra.get("subject_kind", principal.subject_kind)),  # type: ignore[call-overload]
+        "alias": str(extra.get("alias") or ""),
+    }
+
+
 def check_active(descriptor: Record, principal: Principal) -> None:
     """410 for a workspace being or having been deactivated; the System works on regardless."""
     if descriptor.get("Status", WS_STATUS_ACTIVE) != WS_STATUS_ACTIVE and not principal.is_system:
@@ -627,6 +638,8 @@ class Partition:
         if args is not None and cmd.param is not None:
             self._verify_fields(appdef.find(cmd.param), args, "args")
         unlogged = self._args(cmd, req.body.get("unloggedArgs"), "unloggedArgs", unlogged=True)
+        if unlogged is not None and cmd.unlogged_param is not None:
+            self._verify_fields(appdef.find(cmd.unlogged_param), unlogged, "unloggedArgs")
         # The arguments' references, before the extension sees them (as Voedger checks them).
         qname_of = self._qname_reader(writes, req.wsid)
         for param, obj in ((cmd.param, args), (cmd.unlogged_param, unlogged)):
@@ -671,7 +684,7 @@ class Partition:
         func, access = app.runner(cmd)
         if func is not None:
             context = CommandContext(
-                req.wsid, args, unlogged, ws.next_wlog, {"login": principal.login}, app.now_ms(), req.ip
+                req.wsid, args, unlogged, ws.next_wlog, principal_context(principal), app.now_ms(), req.ip
             )
             state = app.state(access, writes, req.wsid, command=context)
             intents = Intents(access)
@@ -689,6 +702,7 @@ class Partition:
                         upd.changes,
                         f"intent {upd.table}",
                         lambda i: get_record(writes, req.wsid, i),
+                        intent=True,
                     )
                 )
             if intents.results:

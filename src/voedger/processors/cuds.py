@@ -207,8 +207,12 @@ def _table(app: AppDef, ws: Workspace, qn: QName, where: str) -> Structure:
     return t
 
 
-async def check_update(app: AppDef, raw_id: int, fields: Mapping[str, Any], where: str, read: RecordReader) -> Update:
-    """Check an update against the record it changes."""
+async def check_update(
+    app: AppDef, raw_id: int, fields: Mapping[str, Any], where: str, read: RecordReader, *, intent: bool = False
+) -> Update:
+    """Check an update against the record it changes. An extension's intent may change
+    ``sys.IsActive`` together with other fields (as in Voedger, where only a request's CUDs may
+    not mix them)."""
     before = await read(raw_id)
     if before is None:
         raise SysError(404, f"{where}: record with queried id {raw_id} does not exist")
@@ -219,10 +223,13 @@ async def check_update(app: AppDef, raw_id: int, fields: Mapping[str, Any], wher
         active = fields[SYS_IS_ACTIVE]
         if not isinstance(active, bool):
             raise bad(f"{where}: sys.IsActive must be true or false")
-        if any(not name.startswith("sys.") for name in fields):
+        others = {name: v for name, v in fields.items() if not name.startswith("sys.")}
+        if others and not intent:
             raise SysError(403, "updating other fields is not allowed if sys.IsActive is updating")
         _check_system_fields(t, before, fields, where)
-        return Update(raw_id, t, {SYS_IS_ACTIVE: active}, where, activation=active, before=before)
+        changes: dict[str, Any] = _user_fields(t, others, where, creating=False) if others else {}
+        changes[SYS_IS_ACTIVE] = active
+        return Update(raw_id, t, changes, where, activation=active, before=before)
     _check_system_fields(t, before, fields, where)
     if not fields:
         raise bad(f"{where}: nothing to update")

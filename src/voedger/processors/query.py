@@ -36,6 +36,7 @@ from voedger.appdef import (
     Workspace,
     qname,
 )
+from voedger.blobs.store import BlobStore
 from voedger.processors import query_v1, query_v2
 from voedger.processors.app import AppRuntime, invoke
 from voedger.processors.command import ERR_WS_NOT_INITED, WS_DESCRIPTOR, check_active, workspace_kind
@@ -57,6 +58,8 @@ from voedger.processors.rows import (
 )
 from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
+from voedger.structs.events import Event
+from voedger.structs.logs import read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
 from voedger.structs.values import ValidationError
@@ -65,6 +68,7 @@ from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
 
 SYS_RAW = QName("sys", "Raw")
+SQL_QUERY = QName("sys", "SqlQuery")
 READABLE_KINDS = frozenset(
     {TypeKind.CDoc, TypeKind.WDoc, TypeKind.ODoc, TypeKind.CRecord, TypeKind.WRecord, TypeKind.ORecord}
 )
@@ -139,13 +143,13 @@ class QueryProcessor:
         impl = self._impl(query)
         result = self._result_type(ws, query, impl, args)
         if result is not None and result.qname == SYS_RAW:
-            return query_v1.raw_sections(await self._run(reader, req, query, impl, args, result))
+            return query_v1.raw_sections(await self._run(reader, req, query, impl, args, result, ws))
         params = query_v1.parse_params(self.app, body, result)
         if query.result == ANY.qname and isinstance(result, Structure):
             for e in params.elements:
                 if e.type is not None:
                     self._authorize(ws, req.principal, OperationKind.Select, e.type.qname, e.fields)
-        objects = await self._run(reader, req, query, impl, args, result)
+        objects = await self._run(reader, req, query, impl, args, result, ws)
         if result is None:
             return {}
         rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid))
@@ -177,7 +181,7 @@ class QueryProcessor:
         typed = result if isinstance(result, Structure) else None
         conditions = query_v2.parse_where(params.where, typed)
         query_v2.check_order(params.order, typed)
-        objects = await self._run(reader, req, query, impl, args, result)
+        objects = await self._run(reader, req, query, impl, args, result, ws)
         if result is None:
             return {"results": []}
         rows = [result_map(typed, o) if typed is not None else dict(o) for o in objects]
@@ -361,14 +365,16 @@ class QueryProcessor:
         impl: Callable[..., Any],
         args: dict[str, Any] | None,
         result: Type | None,
+        ws: Workspace,
     ) -> list[Row]:
         """Run the query's extension; its result objects, or the error it answered with."""
         access = Access.of(self.app, query, unrestricted=query.qname.is_sys)
+        host = SqlHost(self, reader, req, ws) if query.qname == SQL_QUERY else None
         state = self.runtime.state(
             access,
             reader,
             req.wsid,
-            query=QueryContext(req.wsid, args, {"login": req.principal.login, "token": req.caller}, req.ip),
+            query=QueryContext(req.wsid, args, _principal_context(req), req.ip, host),
         )
         intents = Intents(access)
         await invoke(impl, state, intents)
@@ -416,6 +422,72 @@ class QueryProcessor:
         if t.kind is TypeKind.ODoc:
             return children_by_container(_nested(rec))
         return {}
+
+
+class SqlHost:
+    """What ``q.sys.SqlQuery`` needs of the processor that runs it: the caller's SELECT rights
+    in the workspace, records of any kind, the partition's PLog, and reading another workspace
+    of the application as the same caller."""
+
+    def __init__(self, processor: QueryProcessor, reader: Pending, req: QueryRequest, ws: Workspace) -> None:
+        self.processor = processor
+        self.reader = reader
+        self.req = req
+        self.workspace = ws
+        self.wsid = req.wsid
+        runtime = processor.runtime
+        self.app_name = runtime.name
+        self.cluster_id = runtime.cluster_id
+        self.num_app_workspaces = runtime.num_app_workspaces
+
+    def allowed(self, resource: QName, fields: Sequence[str]) -> bool:
+        principal = self.req.principal
+        if isinstance(principal, Principal) and principal.is_system:
+            return True
+        return self.processor.runtime.authorizer.allowed(
+            self.workspace, principal, OperationKind.Select, resource, fields
+        )
+
+    async def record(self, record_id: int) -> Record | None:
+        return await any_record(self.reader, self.processor.app, self.wsid, record_id)
+
+    def blob_store(self) -> BlobStore:
+        """The application's BLOBs (``blobinfo``, ``blobtext``)."""
+        return BlobStore(self.processor.runtime.storage, self.processor.runtime.clock)
+
+    async def plog(self, first: int, count: int | None) -> list[tuple[int, Event]]:
+        """Events of the workspace's partition from offset ``first``, with their offsets."""
+        partition = partition_of(self.wsid, self.processor.runtime.num_partitions)
+        out: list[tuple[int, Event]] = []
+        async for ev in read_plog(self.processor.runtime.storage, partition, first, count):
+            out.append((ev.plog_offset, ev))
+        return out
+
+    async def forward(self, wsid: int, query: str, app: str = "") -> list[str]:
+        """The rows of ``query`` run in another workspace (of this application, or of ``app``)
+        by the same caller."""
+        body: dict[str, Any] = {"args": {"Query": query}, "elements": [{"fields": ["Result"]}]}
+        runtime = self.processor.runtime
+        if app and app != runtime.name:
+            if runtime.peer_query is None:
+                raise SysError(400, f"application {app} is not reachable from {runtime.name}")
+            answer = await runtime.peer_query(app, wsid, body, self.req.caller)
+        else:
+            nested = QueryRequest(wsid, SQL_QUERY, self.req.caller, body=body, ip=self.req.ip)
+            answer = await self.processor.execute_v1(nested)
+        rows: list[str] = []
+        for section in answer.get("sections", []):
+            for element in section.get("elements", []):
+                rows.append(str(element[0][0][0]))
+        return rows
+
+
+def _principal_context(req: QueryRequest) -> dict[str, Any]:
+    """What a query sees of its caller: login, token, and the roles it has in the workspace
+    (as resolved there, before inheritance)."""
+    principal = req.principal
+    roles = principal.extra.get("direct_roles", principal.roles) if isinstance(principal, Principal) else ()
+    return {"login": principal.login, "token": req.caller, "roles": roles}
 
 
 def _body_v1(raw: bytes | str | dict[str, Any] | None, raw_param: bool) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class QueryContext:
     principal: Mapping[str, Any] = field(default_factory=dict)
     ip: str = ""
     """The client's address, as the edge saw it."""
+    host: Any = None
+    """What the query processor lends the platform's own queries (``q.sys.SqlQuery``): the
+    caller's SELECT rights, other workspaces, the partition's log; None for others."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from voedger.apps.sys.mail import Mailer
 from voedger.auth import ACL, Limiter, StorageSecretStore, TokenError, Tokens, jwt_secret
 from voedger.auth.attempts import PasswordGuard
 from voedger.auth.resolver import TokenResolver
+from voedger.auth.tokens import TokenInfo
 from voedger.blobs.store import DEFAULT_MAX_SIZE
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.processors.actualizers import Actualizers
@@ -28,13 +29,13 @@ from voedger.processors.command import NOT_OWNER_HEADER, WS_DESCRIPTOR, CommandR
 from voedger.processors.fence import FencedWriter, next_epoch
 from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
-from voedger.processors.query import ApiPath, QueryProcessor, QueryRequest
+from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import Federation, FederationReply
 from voedger.storage import StorageProvider, open_storage
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
 from voedger.structs.singletons import load_singleton_ids
-from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, partition_of
+from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, cluster_id, is_pseudo, partition_of, pseudo_to_app_wsid
 from voedger.syserror import SysError
 from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
@@ -306,6 +307,7 @@ class VVM:
             verify_value=self._value_verifier(image.name),
             templates=image.templates,
         )
+        runtime.peer_query = self._peer_query
         actualizers = Actualizers(runtime)
         self.apps[image.name] = DeployedApp(image, runtime, {}, actualizers, QueryProcessor(runtime), [])
         missing = not_built(image.appdef)
@@ -381,6 +383,19 @@ class VVM:
             return claims["Value"]
 
         return verify
+
+    async def _peer_query(self, app_name: str, wsid: int, body: dict[str, Any], caller: Any) -> dict[str, Any]:
+        """An API v1 query of another application of this process, as the same caller: its token
+        counts there as if issued for that application (Voedger re-issues it), a pseudo WSID
+        maps to that application's workspaces."""
+        app = self.apps.get(app_name)
+        if app is None:
+            raise SysError(400, f"application {app_name} is not deployed here")
+        if is_pseudo(wsid):
+            wsid = pseudo_to_app_wsid(wsid, app.runtime.num_app_workspaces, cluster_id(wsid))
+        if isinstance(caller, TokenInfo):
+            caller = dataclasses.replace(caller, app=app_name)
+        return await app.queries.execute(QueryRequest(wsid, SQL_QUERY, caller, body=body))
 
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)

@@ -32,6 +32,7 @@ from voedger.apps.sys.builtins import platform
 from voedger.blobs.keys import TEMPLATE_BLOB
 from voedger.blobs.store import STATUS_COMPLETED
 from voedger.processors.cuds import check_fields
+from voedger.processors.rows import COLLECTION_PART_KEY, COLLECTION_VIEW
 from voedger.state import Intents, State, StateError
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
@@ -229,6 +230,9 @@ async def _upload_template_blobs(state: State, wsid: int, records: list[dict[str
 
 STATUS_TO_BE_DEACTIVATED = 1
 STATUS_INACTIVE = 2
+SUBJECT_KIND_USER = 1
+JOINED_WORKSPACE_INDEX_DUMMY = 56  # as in sys.JoinedWorkspaceIndexView (apps/sys/invites.py)
+_GONE_OK = (200, 403, 404, 410)
 
 
 @platform.command("sys.InitiateDeactivateWorkspace")
@@ -245,16 +249,75 @@ async def initiate_deactivate_workspace(state: State, intents: Intents) -> None:
 
 @platform.projector("sys.ApplyDeactivateWorkspace")
 async def apply_deactivate_workspace(state: State, intents: Intents) -> None:
+    """Tell everybody who keeps a record of the workspace, then mark it inactive:
+
+    - the profile of each user the workspace's ``sys.Subject`` records name (their
+      ``sys.JoinedWorkspace`` goes inactive: ``c.sys.OnJoinedWorkspaceDeactivated``);
+    - the application workspace that keeps its ``sys.WorkspaceID`` (``c.sys.OnWorkspaceDeactivated``);
+    - the owner's ``sys.ChildWorkspace`` (``c.sys.OnChildWorkspaceDeactivated``).
+    """
     ev = state.event
     desc = await state.singleton("sys.WorkspaceDescriptor")
     if desc is None or desc.get("Status") == STATUS_INACTIVE:
         return  # already done: the projector may see the event twice
+    app = state.app_name
+    profiles: set[int] = set()
+    async for row in state.read_view(COLLECTION_VIEW, PartKey=COLLECTION_PART_KEY, DocQName="sys.Subject"):
+        subject = row.get("Record") or {}
+        if int(subject.get("SubjectKind") or 0) == SUBJECT_KIND_USER and subject.get("ProfileWSID"):
+            profiles.add(int(subject["ProfileWSID"]))
+    for profile in sorted(profiles):
+        # A profile that is gone (or never was) has nothing to update: not a reason to stop here.
+        notify = {"args": {"InvitedToWSID": ev.wsid}}
+        await state.federation_command(app, profile, "c.sys.OnJoinedWorkspaceDeactivated", notify, _GONE_OK)
     owner_app, owner_wsid, owner_id = desc.get("OwnerApp"), desc.get("OwnerWSID"), desc.get("OwnerID")
+    ws_name = str(desc.get("WSName") or "")
+    cluster = ws.cluster_id(ev.wsid)
+    if owner_app and ws_name:
+        # sys.WorkspaceID lives where CreateWorkspaceID was called: for a child, in the owner's
+        # application at the pseudo WSID of (owner, name); for a profile, in this application at
+        # the pseudo WSID of its name.
+        if owner_app == app:
+            where_app, pseudo = app, ws.pseudo_wsid(ws_name, cluster, owner_wsid=int(owner_wsid or 0))
+        else:
+            where_app, pseudo = app, ws.pseudo_wsid(ws_name, cluster)
+        target = ws.pseudo_to_app_wsid(pseudo, state.num_app_workspaces, cluster)
+        body = {"args": {"OwnerWSID": int(owner_wsid or 0), "WSName": ws_name}}
+        await state.federation_command(where_app, target, "c.sys.OnWorkspaceDeactivated", body)
     if owner_app and owner_wsid and owner_id and desc.get("OwnerQName2") == "sys.ChildWorkspace":
         notify = {"args": {"OwnerID": owner_id}}
         await state.federation_command(owner_app, owner_wsid, "c.sys.OnChildWorkspaceDeactivated", notify)
     done = {"cuds": [{"sys.ID": desc["sys.ID"], "fields": {"Status": STATUS_INACTIVE}}]}
-    await state.federation_command(state.app_name, ev.wsid, "c.sys.CUD", done)
+    await state.federation_command(app, ev.wsid, "c.sys.CUD", done)
+
+
+@platform.command("sys.OnWorkspaceDeactivated")
+async def on_workspace_deactivated(state: State, intents: Intents) -> None:
+    """In the application workspace that made the workspace's WSID: its ``sys.WorkspaceID`` goes
+    inactive (idempotent; nothing to do for a workspace this one does not know)."""
+    arg = state.arg
+    row = await state.view("sys.WorkspaceIDIdx", OwnerWSID=arg["OwnerWSID"], WSName=arg["WSName"])
+    if row is None:
+        return
+    rec = await state.record(int(row["IDOfCDocWorkspaceID"]))
+    if rec is not None and rec.get("sys.IsActive", True):
+        intents.update(rec, **{"sys.IsActive": False})
+
+
+@platform.command("sys.OnJoinedWorkspaceDeactivated")
+async def on_joined_workspace_deactivated(state: State, intents: Intents) -> None:
+    """In a member's profile: the ``sys.JoinedWorkspace`` of the deactivated workspace goes
+    inactive (idempotent; nothing to do if the member never joined it)."""
+    row = await state.view(
+        "sys.JoinedWorkspaceIndexView",
+        Dummy=JOINED_WORKSPACE_INDEX_DUMMY,
+        InvitingWorkspaceWSID=state.arg["InvitedToWSID"],
+    )
+    if row is None:
+        return
+    rec = await state.record(int(row["JoinedWorkspaceID"]))
+    if rec is not None and rec.get("sys.IsActive", True):
+        intents.update(rec, **{"sys.IsActive": False})
 
 
 @platform.command("sys.OnChildWorkspaceDeactivated")
