@@ -366,6 +366,20 @@ async def test_put_batch_at_loses_to_a_newer_write(driver: Driver, storage: AppS
     assert await storage.get(p, b"r") == b"new"
 
 
+async def test_put_ttl_writes_over_what_is_there_and_expires(driver: Driver, storage: AppStorage, keys: Keys) -> None:
+    p = keys(b"put-ttl")
+    await storage.put_ttl(p, b"m", b"1", SHORT_TTL)
+    await storage.put_ttl(p, b"m", b"2", SHORT_TTL)  # unconditional: over a live row
+    await storage.put_ttl(p, b"n", b"3", 0)  # 0: no expiry
+    assert await storage.ttl_get(p, b"m") == b"2"
+    assert [v async for _, v in storage.ttl_read(p)] == [b"2", b"3"]
+    await expire(driver, SHORT_TTL)
+    assert await storage.ttl_get(p, b"m") is None
+    assert await storage.ttl_get(p, b"n") == b"3"
+    with pytest.raises(InvalidKeyError):
+        await storage.put_ttl(p, b"m", b"4", -1)
+
+
 async def test_put_rows_at_writes_rows_of_several_partitions(storage: AppStorage, keys: Keys) -> None:
     p, q = keys(b"rows-p"), keys(b"rows-q")
     await storage.put_rows_at([(p, b"a", b"1"), (q, b"a", b"2"), (p, b"b", b"3")], time.time())

@@ -14,7 +14,7 @@ import pytest
 
 from voedger.clock import SYSTEM_CLOCK
 from voedger.storage.mem import MemAppStorage
-from voedger.vvm.leases import Key, Lease, LeaseStore, assign
+from voedger.vvm.leases import Key, Lease, LeaseStore, Member, assign
 from voedger.vvm.ownership import Ownership
 
 KEYS: list[Key] = [("test/app", p) for p in range(10)] + [("sys/registry", 0), ("sys/cluster", 0)]
@@ -196,3 +196,14 @@ async def test_a_paused_process_drops_everything_before_the_others_take_over(
     await a.balance()
     assert {k for n, k in serving.lost if n == "a"} == held
     await _until(lambda: len(serving.by_key) == len(KEYS), 5)
+
+
+async def test_members_renew_by_plain_writes_and_one_that_left_is_not_listed() -> None:
+    store = LeaseStore(MemAppStorage(SYSTEM_CLOCK), TTL)
+    a, b = Member("a", "http://a"), Member("b", "http://b")
+    assert await store.join(a) and await store.join(b)
+    renewed = await store.renew_member(a)
+    assert renewed is not None and renewed.n == 1
+    assert sorted((m.id, m.n) for m in await store.members()) == [("a", 1), ("b", 0)]
+    await store.leave(b)
+    assert [m.id for m in await store.members()] == ["a"]

@@ -298,6 +298,7 @@ class _Statements:
 
     put: Any
     put_at: Any
+    put_ttl: Any
     get: Any
     get_in: Any
     read_all: Any
@@ -315,6 +316,7 @@ class _Statements:
     QUERIES: Mapping[str, tuple[str, str]] = {
         "put": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?)", _PLAIN),
         "put_at": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?) USING TIMESTAMP ?", _PLAIN),
+        "put_ttl": ("INSERT INTO {t} (p_key, c_col, value) VALUES (?, ?, ?) USING TTL ?", _PLAIN),
         "get": ("SELECT value FROM {t} WHERE p_key = ? AND c_col = ?", _PLAIN),
         "get_in": ("SELECT c_col, value FROM {t} WHERE p_key = ? AND c_col IN ?", _PLAIN),
         "read_all": ("SELECT c_col, value FROM {t} WHERE p_key = ?", _PLAIN),
@@ -690,6 +692,12 @@ class CassandraAppStorage(AppStorage):
             # Still ``old``: either it did not apply, or it wrote old == new. Running it again
             # is harmless then (it also renews the TTL), so do so.
         raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
+
+    async def put_ttl(self, p_key: bytes, c_col: bytes, value: bytes, ttl: int) -> None:
+        check_key(p_key, c_col)
+        check_value(value)
+        check_ttl(ttl)
+        await self._bridge.run(self._s.put_ttl, (p_key, c_col, value, ttl), "write a row with a TTL")
 
     async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:
         check_key(p_key, c_col)

@@ -112,6 +112,20 @@ class AppStorage(ABC):
     async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:
         """Delete the row if its value equals ``expected``; True if deleted."""
 
+    async def put_ttl(self, p_key: bytes, c_col: bytes, value: bytes, ttl: int) -> None:
+        """Write a row that expires after ``ttl`` seconds, unconditionally: for rows only one
+        writer ever writes (a process's own membership), where a conditional write would only
+        make several writers' rounds collide in one partition (0: no expiry). Drivers whose
+        conditional writes cost nothing more may implement it with them."""
+        check_ttl(ttl)
+        while True:
+            current = await self.ttl_get(p_key, c_col)
+            if current is None:
+                if await self.insert_if_not_exists(p_key, c_col, value, ttl):
+                    return
+            elif await self.compare_and_swap(p_key, c_col, current, value, ttl):
+                return
+
     async def ttl_get(self, p_key: bytes, c_col: bytes) -> bytes | None:
         """Like :meth:`get`: expired rows are never returned by any read method."""
         return await self.get(p_key, c_col)

@@ -40,17 +40,27 @@ class Member:
     pid: int = 0
     since: float = 0.0
     n: int = 0
-    """Renewals so far: every renewal writes a new value, so that the outcome of one that
-    timed out can be learnt by reading the row."""
+    """Renewals so far."""
+    left: bool = False
+    """The process left: its row stays until its TTL runs out, marked so (a row is written by
+    its member alone, never deleted: see ``LeaseStore``)."""
 
     def encode(self) -> bytes:
-        return orjson.dumps({"id": self.id, "address": self.address, "pid": self.pid, "since": self.since, "n": self.n})
+        d = {"id": self.id, "address": self.address, "pid": self.pid, "since": self.since, "n": self.n}
+        if self.left:
+            d["left"] = True
+        return orjson.dumps(d)
 
     @staticmethod
     def decode(raw: bytes) -> Member:
         d = orjson.loads(raw)
         return Member(
-            str(d["id"]), str(d["address"]), int(d.get("pid", 0)), float(d.get("since", 0.0)), int(d.get("n", 0))
+            str(d["id"]),
+            str(d["address"]),
+            int(d.get("pid", 0)),
+            float(d.get("since", 0.0)),
+            int(d.get("n", 0)),
+            bool(d.get("left", False)),
         )
 
 
@@ -109,27 +119,31 @@ class LeaseStore:
         self.storage = storage
         self.ttl = ttl
 
+    # Member rows share one storage partition (they are listed by reading it) and each is
+    # written by its own process alone: plain writes with a TTL. Compare-and-swap renewals of
+    # several processes, one Paxos round each per second in that partition, collided there
+    # (measured: "CAS operation timed out after N contention retries"), memberships lapsed and
+    # partitions moved back and forth. A lapse is told on the monotonic clock instead
+    # (``Ownership``), and the leases, which do decide ownership, stay conditional.
+
     async def join(self, member: Member) -> bool:
-        return await self.storage.insert_if_not_exists(MEMBERS, member.id.encode(), member.encode(), self.ttl)
+        await self.storage.put_ttl(MEMBERS, member.id.encode(), member.encode(), self.ttl)
+        return True
 
     async def renew_member(self, member: Member) -> Member | None:
-        """The member as renewed, or None if its row is gone (it lapsed) or changed."""
+        """The member as renewed (a new row value every time)."""
         new = replace(member, n=member.n + 1)
-        ok = await self.storage.compare_and_swap(MEMBERS, member.id.encode(), member.encode(), new.encode(), self.ttl)
-        return new if ok else None
-
-    async def member_row(self, member_id: str) -> bytes | None:
-        return await self.storage.ttl_get(MEMBERS, member_id.encode())
-
-    async def retake(self, member: Member, current: bytes) -> bool:
-        """Write a member's row over what it holds now (its own earlier incarnation)."""
-        return await self.storage.compare_and_swap(MEMBERS, member.id.encode(), current, member.encode(), self.ttl)
+        await self.storage.put_ttl(MEMBERS, member.id.encode(), new.encode(), self.ttl)
+        return new
 
     async def leave(self, member: Member) -> None:
-        await self.storage.compare_and_delete(MEMBERS, member.id.encode(), member.encode())
+        """Marked as left at once; the row goes when its TTL runs out."""
+        await self.storage.put_ttl(MEMBERS, member.id.encode(), replace(member, left=True).encode(), self.ttl)
 
     async def members(self) -> list[Member]:
-        return [Member.decode(v) async for _, v in self.storage.ttl_read(MEMBERS)]
+        """The live members (not those that left)."""
+        found = [Member.decode(v) async for _, v in self.storage.ttl_read(MEMBERS)]
+        return [m for m in found if not m.left]
 
     async def leases(self, keys: Iterable[Key]) -> dict[Key, Lease]:
         wanted = list(keys)

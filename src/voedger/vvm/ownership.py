@@ -181,18 +181,11 @@ class Ownership:
 
     async def _join(self) -> None:
         """Write this process's member row: a new one, or its own again after it lapsed."""
-        while True:
-            self.me = replace(self.me, pid=_pid(), since=time.time(), n=0)
-            asked = time.monotonic()
-            if await self.store.join(self.me):
-                self._member_deadline.renewed(asked, self.ttl, self.margin)
-                log.info("cluster: joined as %s (%s)", self.me.id, self.me.address)
-                return
-            current = await self.store.member_row(self.me.id)
-            if current is not None and await self.store.retake(self.me, current):
-                self._member_deadline.renewed(asked, self.ttl, self.margin)
-                log.info("cluster: re-joined as %s (%s)", self.me.id, self.me.address)
-                return
+        self.me = replace(self.me, pid=_pid(), since=time.time(), n=0)
+        asked = time.monotonic()
+        await self.store.join(self.me)
+        self._member_deadline.renewed(asked, self.ttl, self.margin)
+        log.info("cluster: joined as %s (%s)", self.me.id, self.me.address)
 
     # --- one round --------------------------------------------------------------------------
 
