@@ -146,7 +146,6 @@ def server(
         max_queries_per_ws=max_queries_per_ws,
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
-        join_later=True,
         blob_max_size=blob_max_size,
     )
     tls = None
@@ -178,7 +177,6 @@ def server(
             extra=extra,
             stream=is_upload,
             before_stop=vvm.leave,
-            after_start=vvm.join,
             read_timeout=read_timeout,
             max_connections=max_connections,
             tls=tls,

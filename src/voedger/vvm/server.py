@@ -76,8 +76,10 @@ class ServerConfig:
     the storage can be shared (Cassandra); an embedded store is locked by one process."""
     join_later: bool = False
     """In a cluster, ``start`` does not take partitions yet: the caller calls ``join`` once the
-    process listens, so that the others can forward to it the moment it owns something (the
-    server does this; in-process tests join at start)."""
+    process listens (``http.serve(after_start=vvm.join)``), so that the others can forward to it
+    the moment it owns something. Not used by ``voedger server`` yet: ``GET /api/check`` would
+    then answer 200 before the process serves its share (and before a new cluster's application
+    workspaces exist), and clients and load balancers take that for ready."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
