@@ -243,3 +243,16 @@ class TestBuild:
 def test_not_built_subcommands(sub: str) -> None:
     r = vpm(sub)
     assert r.exit_code == 2 and "not built yet" in r.output
+
+
+def test_help_lists_only_built_subcommands() -> None:
+    from click.testing import CliRunner
+
+    from voedger.cli import ctool
+
+    listed = vpm("--help").output
+    assert "compile" in listed and "build" in listed
+    for sub in ("orm", "init", "tidy"):
+        assert f"  {sub} " not in listed
+    ctool_help = CliRunner().invoke(ctool.main, ["--help"]).output
+    assert "init" not in ctool_help and "validate" not in ctool_help

@@ -14,13 +14,13 @@ def main() -> None:
     """Install and operate Voedger clusters."""
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def init() -> None:
     """Initialise a cluster (CE or SE)."""
     not_built("ctool init", "the cluster tooling")
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def validate() -> None:
     """Validate cluster.json."""
     not_built("ctool validate", "the cluster tooling")

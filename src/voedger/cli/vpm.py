@@ -188,19 +188,19 @@ def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> No
     click.echo(f"{_summary(app)}, {len(impls)} extensions: image written to {os.fspath(target)}")
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def orm() -> None:
     """Generate typed wrappers for the schema."""
     not_built("vpm orm", "typed wrappers are not planned yet")
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def init() -> None:
     """Create a new application folder."""
     not_built("vpm init", "application scaffolding is not planned yet")
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def tidy() -> None:
     """Tidy the application's dependencies."""
     not_built("vpm tidy", "dependency management is not planned yet")
