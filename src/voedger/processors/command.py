@@ -473,19 +473,25 @@ class Partition:
         nothing (its commands answer 503): its sequences in memory may count a failed group."""
         if self._fenced:
             return
-        failed = False
+        error = await self._try_recover()
+        if error is not None:
+            log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, error)
+            await asyncio.sleep(0.1)
+            return
+        self._unrecovered = False
+
+    async def _try_recover(self) -> Exception | None:
+        """Resync the writer and recover from storage; the storage error if that failed (a
+        fence found on the way is taken here, not returned)."""
+        error: Exception | None = None
         try:
             await self.writer.resync()
             await self.recover()
         except FencedError as exc:
             self._fence(exc)
         except Exception as exc:
-            log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, exc)
-            failed = True
-        if failed:  # the pause outside the except block: see AsyncActualizer._follow
-            await asyncio.sleep(0.1)
-            return
-        self._unrecovered = False
+            error = exc
+        return error
 
     async def _prepare_group(self, batch: list[_Job], base: AppStorage | Pending) -> _Group | None:
         """Execute the commands of a batch; the successful ones form the group to write."""
@@ -544,18 +550,10 @@ class Partition:
         tried for up to ``SETTLE_SECONDS``; if storage stays unreadable, the commands get 503
         saying their outcome is unknown."""
         deadline = time.monotonic() + SETTLE_SECONDS
-        fenced = self._fenced
-        while not fenced:
-            error: Exception | None = None
-            try:
-                await self.writer.resync()
-                await self.recover()
-            except FencedError as exc:
-                self._fence(exc)
-                fenced = True
+        while not self._fenced:
+            error = await self._try_recover()
+            if self.writer.fenced:  # fenced meanwhile
                 break
-            except Exception as exc:
-                error = exc
             if error is None:
                 if self.next_plog >= group.start + len(group.events):
                     log.info("%s partition %d: the failed write had landed", self.app.name, self.id)
