@@ -207,3 +207,35 @@ async def test_members_renew_by_plain_writes_and_one_that_left_is_not_listed() -
     assert sorted((m.id, m.n) for m in await store.members()) == [("a", 1), ("b", 0)]
     await store.leave(b)
     assert [m.id for m in await store.members()] == ["a"]
+
+
+async def test_a_process_draining_slowly_stays_left_while_it_renews(
+    cluster: tuple[MemAppStorage, Serving, list[Ownership]],
+) -> None:
+    """Renewals go on while a stopping process drains its partitions; they must not list it
+    as a live member again, or the others would leave its partitions alone (they belong to
+    it) until the leases have been free for a whole TTL."""
+    storage, serving, started = cluster
+    ttl = 30  # a takeover by "free for longer than a TTL" cannot happen within the test
+    a, b, c = [await _start(storage, serving, started, n, ttl=ttl) for n in "abc"]
+    await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
+    await asyncio.sleep(3 * TICK)
+    mine = sorted(k for k, n in serving.by_key.items() if n == "a")
+    slow = mine[0]
+    host = a.host
+    assert isinstance(host, FakeHost)
+    released = host.released
+
+    async def slow_release(key: Key, lost: bool) -> None:
+        if key == slow:
+            await asyncio.sleep(10 * TICK)  # a drain over several renewal ticks
+        await released(key, lost)
+
+    host.released = slow_release  # type: ignore[method-assign]
+    stopping = asyncio.create_task(a.stop())
+    await asyncio.sleep(5 * TICK)  # renewals ran while the slow partition drains
+    assert a.me.id not in {m.id for m in await b.store.members()}, "a stopping process is listed as live again"
+    took = await _until(lambda: all(serving.by_key.get(k) in ("b", "c") for k in mine), 5)
+    assert took < 2.0
+    await stopping
+    assert {m.id for m in await c.store.members()} == {b.me.id, c.me.id}

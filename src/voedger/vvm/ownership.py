@@ -139,6 +139,10 @@ class Ownership:
         for task in balance:
             task.cancel()
         await asyncio.gather(*balance, return_exceptions=True)
+        # Marked as left for good: the renewals that go on during the drain write this member
+        # as it is, and must not list it as live again (the others would leave its partitions
+        # alone, since they belong to it, until the leases had been free for a whole TTL).
+        self.me = replace(self.me, left=True)
         with contextlib.suppress(StorageError):
             await self.store.leave(self.me)
         self._wake_peers()
