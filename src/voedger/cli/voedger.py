@@ -6,12 +6,17 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from voedger import __version__
 from voedger.storage import StorageError, open_storage
+
+if TYPE_CHECKING:
+    from voedger.federation.store import DirectoryStore
 
 
 @click.group()
@@ -80,6 +85,30 @@ def main() -> None:
     show_default=True,
     help="Seconds from a request's first byte until its head and body must have arrived; else 408 (Voedger: 15).",
 )
+@click.option(
+    "--cluster-id",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=0xFFFF),
+    help="This cluster's ID in its federation (1: the main cluster); the cluster bits of the WSIDs it makes.",
+)
+@click.option(
+    "--federated",
+    is_flag=True,
+    help="Serve as the main cluster of a federation: keep its directory, route WSIDs of other clusters there.",
+)
+@click.option(
+    "--main",
+    "main_url",
+    default=None,
+    help="A worker cluster of a federation: a router of the main cluster (its internal URL).",
+)
+@click.option(
+    "--federation-secret-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A worker's copy of the federation secret (`voedger federation secret`), readable by the server alone.",
+)
 @click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS (TLS 1.2 or newer) on --port.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 def server(
@@ -98,10 +127,15 @@ def server(
     blob_max_size: int,
     max_connections: int,
     read_timeout: float,
+    cluster_id: int,
+    federated: bool,
+    main_url: str | None,
+    federation_secret_file: str | None,
     tls_cert: str | None,
     tls_key: str | None,
 ) -> None:
-    """Run a single-node platform serving the given applications."""
+    """Run a server process serving the given applications: alone, in a cluster of processes on
+    shared storage, or in a cluster of a federation."""
     from voedger.router import http
     from voedger.router.app import MAX_FRAME
     from voedger.router.blobs import is_upload
@@ -137,8 +171,19 @@ def server(
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+    federation = None
+    if federated or main_url or cluster_id != 1 or federation_secret_file:
+        from voedger.federation.server import FederationConfig
+
+        try:
+            federation = FederationConfig(main_url, *_worker_secret(cluster_id, main_url, federation_secret_file))
+        except click.BadParameter as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
     config = ServerConfig(
         storage_url=url,
+        cluster_id=cluster_id,
+        federated=federation is not None,
         apps=parsed,
         insecure_dev=insecure_dev,
         federation_url=federation_url,
@@ -160,7 +205,12 @@ def server(
         except (OSError, ssl.SSLError) as exc:
             click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
             sys.exit(2)
-    asgi, vvm = make_asgi(config)
+    if federation is not None:
+        from voedger.federation.server import make_federated_asgi
+
+        asgi, vvm, _ = make_federated_asgi(config, federation)
+    else:
+        asgi, vvm = make_asgi(config)
     extra = []
     if metrics_port is not None:
         from voedger.metrics import metrics_app
@@ -188,6 +238,24 @@ def server(
         ports = f"{port}" if metrics_port is None else f"{port} (API) or {metrics_port} (metrics)"
         click.echo(f"error: cannot listen on {host}, port {ports}: {exc}", err=True)
         sys.exit(3)
+
+
+def _worker_secret(cluster_id: int, main_url: str | None, secret_file: str | None) -> tuple[bytes | None]:
+    """The federation secret of a worker cluster, read from its file; None for the main cluster."""
+    if cluster_id == 1:
+        if main_url or secret_file:
+            raise click.BadParameter(
+                "the main cluster (--cluster-id 1) takes neither --main nor --federation-secret-file"
+            )
+        return (None,)
+    if not main_url or not secret_file:
+        raise click.BadParameter(f"cluster {cluster_id} is a worker: it needs --main and --federation-secret-file")
+    from voedger.federation.secretfile import read_secret_file
+
+    try:
+        return (read_secret_file(Path(secret_file)),)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _parse_app(text: str) -> tuple[str, Path]:
@@ -220,6 +288,124 @@ def storage_check(url: str, app: str) -> None:
     except StorageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+@main.group()
+def federation() -> None:
+    """The federation directory, kept by the main cluster: which clusters exist and where.
+
+    Each command works on the main cluster's storage (--storage, as its servers were given it):
+    whoever may change that storage may change the federation. Routers see a change within
+    seconds.
+    """
+
+
+_MAIN_STORAGE = click.option(
+    "--storage",
+    "storage_url",
+    required=True,
+    help="The main cluster's storage URL (sqlite://DIR or cassandra://...), as its servers use it.",
+)
+
+
+def _with_directory_store(storage_url: str, work: Callable[[DirectoryStore], Awaitable[str]]) -> None:
+    from voedger.federation.directory import DirectoryError
+    from voedger.federation.store import DirectoryStore
+    from voedger.vvm.server import VVM_APP
+
+    async def run() -> str:
+        provider = open_storage(storage_url)
+        try:
+            await provider.open(server=False)
+            return await work(DirectoryStore(await provider.app_storage(VVM_APP)))
+        finally:
+            await provider.close()
+
+    try:
+        click.echo(asyncio.run(run()))
+    except (StorageError, DirectoryError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@federation.command("add-cluster")
+@_MAIN_STORAGE
+@click.option("--id", "cluster_id", required=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID.")
+@click.option("--name", required=True, help="A unique name (letters, digits, _ . -).")
+@click.option("--region", required=True, help="Where it runs (e.g. eu-west).")
+@click.option("--public-url", required=True, help="Where clients reach its routers.")
+@click.option("--internal-url", required=True, help="Where other clusters' routers forward requests to.")
+def add_cluster(storage_url: str, cluster_id: int, name: str, region: str, public_url: str, internal_url: str) -> None:
+    """Add a cluster, or change the one with this ID (its keys stay)."""
+    from voedger.federation.directory import ClusterEntry, Directory
+
+    def step(d: Directory) -> Directory:
+        old = d.get(cluster_id)
+        keys = old.keys if old is not None else ()
+        return d.with_cluster(
+            ClusterEntry(cluster_id, name, region, public_url.rstrip("/"), internal_url.rstrip("/"), keys)
+        )
+
+    async def work(store: DirectoryStore) -> str:
+        d = await store.change(step)
+        return f"cluster {cluster_id} ({name}, {region}) is in the directory, version {d.version}"
+
+    _with_directory_store(storage_url, work)
+
+
+@federation.command("remove-cluster")
+@_MAIN_STORAGE
+@click.option("--id", "cluster_id", required=True, type=click.IntRange(min=1, max=0xFFFF))
+def remove_cluster(storage_url: str, cluster_id: int) -> None:
+    """Remove a cluster: its workspaces answer 400 everywhere afterwards (their data stays where it is)."""
+
+    async def work(store: DirectoryStore) -> str:
+        d = await store.change(lambda d: d.without_cluster(cluster_id))
+        return f"cluster {cluster_id} is no longer in the directory, version {d.version}"
+
+    _with_directory_store(storage_url, work)
+
+
+@federation.command("list")
+@_MAIN_STORAGE
+@click.option("--json", "as_json", is_flag=True, help="The directory as JSON.")
+def list_clusters(storage_url: str, as_json: bool) -> None:
+    """The clusters of the federation."""
+
+    async def work(store: DirectoryStore) -> str:
+        d = await store.load()
+        if as_json:
+            return d.to_bytes().decode()
+        lines = [f"directory version {d.version}, {len(d.clusters)} cluster(s)"]
+        for c in sorted(d.clusters.values(), key=lambda c: c.id):
+            lines.append(f"{c.id:>5}  {c.name:<16} {c.region:<12} {c.public_url}  (internal {c.internal_url})")
+        return "\n".join(lines)
+
+    _with_directory_store(storage_url, work)
+
+
+@federation.command("secret")
+@_MAIN_STORAGE
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A new file (mode 0600) for the secret, to give to a worker cluster's servers.",
+)
+def secret(storage_url: str, out: str) -> None:
+    """Write the federation secret (created on first use) to a new file, for a worker cluster."""
+    from voedger.federation.secretfile import write_secret_file
+    from voedger.federation.store import federation_secret
+
+    async def work(store: DirectoryStore) -> str:
+        value = await federation_secret(store.storage)
+        try:
+            write_secret_file(Path(out), value)
+        except FileExistsError:
+            raise ValueError(f"{out} exists; the secret is written to a new file only") from None
+        return f"the federation secret is in {out} (mode 0600)"
+
+    _with_directory_store(storage_url, work)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Final
 
@@ -46,6 +46,9 @@ MAX_FRAME: Final = MAX_BODY + MAX_WIRE_HEAD
 """The most bytes a server reads of a request body: a client's body, or a forwarded request."""
 
 Handler = Callable[[Request], Awaitable[Response]]
+InternalReply = tuple[int, list[tuple[bytes, bytes]], bytes]
+InternalHandler = Callable[[Iterable[tuple[bytes, bytes]], bytes], Awaitable[InternalReply]]
+"""An internal endpoint: (the request's ASGI headers, its body) -> (status, headers, body)."""
 
 _V2_READS: Final = {"docs": Op.V2_DOCS, "cdocs": Op.V2_CDOCS, "queries": Op.V2_QUERIES, "views": Op.V2_VIEWS}
 CORS_HEADERS: Final = {
@@ -340,6 +343,9 @@ class FastPath:
         self.app = app
         self.bus = bus
         """Serves forwarded requests once set; until then their path is unknown here (404)."""
+        self.internal: dict[str, InternalHandler] = {}
+        """Other internal endpoints by path (the federation's), each taking a POST's headers
+        and body; set by whoever builds the server."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -349,6 +355,9 @@ class FastPath:
         if match is None or match.group(1) == "v2":
             if path == BUS_PATH and self.bus is not None:
                 return await self._forwarded(scope, receive, send, self.bus)
+            handler = self.internal.get(path)
+            if handler is not None:
+                return await self._internal(scope, receive, send, handler)
             if path == WAKE_PATH and self.bus is not None:
                 await read_body(receive, 0)
                 status, woke, data = self.bus.wake(scope["headers"])
@@ -384,9 +393,12 @@ class FastPath:
         await send({"type": "http.response.body", "body": data})
 
     async def _forwarded(self, scope: Scope, receive: Receive, send: Send, bus: BusEndpoint) -> None:
+        await self._internal(scope, receive, send, bus.handle)
+
+    async def _internal(self, scope: Scope, receive: Receive, send: Send, handler: InternalHandler) -> None:
         frame = await read_body(receive, MAX_FRAME)
         try:
-            status, headers, data = await bus.handle(scope["headers"], frame)
+            status, headers, data = await handler(scope["headers"], frame)
         except Exception:  # the owner answers every failure itself; this is a bug of the endpoint
             log.exception("internal error serving a forwarded request")
             status, headers, data = 500, [_JSON_TYPE], SysError(500, "internal error").to_v1()

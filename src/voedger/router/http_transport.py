@@ -47,8 +47,10 @@ _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class HttpTransport:
-    """Forwards requests to the server at ``base_url`` (``http://host:port``). The transport owns
-    ``client`` (given, or made here) and closes it in ``aclose``."""
+    """Forwards requests to the server at ``base_url`` (``http://host:port``): to its ``path``
+    with the secret in ``secret_header`` (a process of this cluster: the defaults; another
+    cluster: the federation's). The transport owns ``client`` (given, or made here) and closes
+    it in ``aclose``."""
 
     def __init__(
         self,
@@ -57,10 +59,12 @@ class HttpTransport:
         client: httpx.AsyncClient | None = None,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        path: str = BUS_PATH,
+        secret_header: str = SECRET_HEADER,
     ) -> None:
-        self.url = base_url.rstrip("/") + BUS_PATH
+        self.url = base_url.rstrip("/") + path
         self.wake_url = base_url.rstrip("/") + WAKE_PATH
-        self._headers = {SECRET_HEADER: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
+        self._headers = {secret_header: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
         # trust_env off: traffic inside a cluster never goes through a proxy from the environment.
         self.client = client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
 

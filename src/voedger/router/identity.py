@@ -145,7 +145,9 @@ class IdentityEndpoints:
         return json_response(200, {"principalToken": token, "expiresInSeconds": 3600, "profileWSID": profile})
 
     async def _create_login(self, request: Request, app: str, login: str, password: str, kind: int) -> None:
-        wsid, body = create_login_args(login, password, app, subject_kind=kind)
+        # The profile is made in the cluster of the router the user signed up through: near them.
+        cluster = self.vvm.config.cluster_id
+        wsid, body = create_login_args(login, password, app, subject_kind=kind, profile_cluster=cluster)
         registry = self.vvm.app(REGISTRY_APP).runtime
         target = ws.pseudo_to_app_wsid(wsid, registry.num_app_workspaces) if ws.is_pseudo(wsid) else wsid
         await self._call(request, Op.V1_COMMAND, REGISTRY_APP, target, _CREATE, body)
@@ -183,7 +185,7 @@ class IdentityEndpoints:
             "AppName": app,
             "SubjectKind": int(SubjectKind.USER),
             "WSKindInitializationData": json.dumps({"DisplayName": display_name}),
-            "ProfileCluster": ws.MAIN_CLUSTER_ID,
+            "ProfileCluster": self.vvm.config.cluster_id,
         }
         await self._call(
             request,

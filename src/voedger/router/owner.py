@@ -15,8 +15,9 @@ import orjson
 
 from voedger.appdef import AppDef, OperationKind, PolicyKind, QName, QNameError, Structure
 from voedger.auth import CredentialsKind, TokenInfo, parse_authorization, parse_authorization_cookie
+from voedger.auth.errors import TokenError
 from voedger.processors.cuds import document_cuds
-from voedger.processors.principal import Principal
+from voedger.processors.principal import SYSTEM, Principal
 from voedger.router import schemas
 from voedger.router.wire import JSON_HEADERS, SCHEMA_OPS, BusRequest, BusResponse, Op, error_reply
 from voedger.structs.wsid import partition_of
@@ -87,7 +88,7 @@ class Owner:
         Bad credentials are a 401 here; what the caller may do is decided in the workspace.
         """
         if self.vvm.config.insecure_dev:
-            return DEV_PRINCIPAL
+            return self._dev_caller(app, authorization)
         if not authorization and not cookie:
             return None
         key = (app, authorization, cookie)
@@ -108,6 +109,19 @@ class Owner:
             self._validated.clear()
         self._validated[key] = info
         return info
+
+    def _dev_caller(self, app: str, authorization: str) -> Principal:
+        """``--insecure-dev``: everyone is the dev principal, except a call that carries a valid
+        System token (the platform's own calls between workspaces over HTTP, in a cluster or a
+        federation), which is the System, as it would be without the flag."""
+        creds = parse_authorization(authorization) if authorization.strip() else None
+        if creds is None or creds.kind is not CredentialsKind.TOKEN or self.vvm.tokens is None:
+            return DEV_PRINCIPAL
+        try:
+            info = self.vvm.tokens.for_app(app).validate(creds.token)
+        except (TokenError, SysError):
+            return DEV_PRINCIPAL
+        return SYSTEM if info.payload.is_system else DEV_PRINCIPAL
 
     def _caller(self, request: BusRequest, function: QName) -> object:
         """The caller of a function: as ``authenticate`` finds it, except for a function that only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 
@@ -15,6 +15,7 @@ from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.cluster import LeaseRoutes
 from voedger.router.local import LocalTransport
 from voedger.router.owner import Owner
+from voedger.router.transport import Routes
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 log = logging.getLogger("voedger.server")
@@ -33,14 +34,27 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
+Hook = Callable[[VVM, FastPath], Awaitable[None]]
+
+
+def make_asgi(
+    config: ServerConfig,
+    wrap_routes: Callable[[VVM, Routes], Routes] | None = None,
+    started: Hook | None = None,
+    stopping: Hook | None = None,
+) -> tuple[FastPath, VVM]:
     """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown.
 
     Its own cluster's partitions are served in process; once started, it also serves requests
-    that other processes of the cluster forward to it with the cluster secret from storage."""
+    that other processes of the cluster forward to it with the cluster secret from storage.
+    A federation wraps the cluster's routes (``wrap_routes``) and starts and stops its own parts
+    once the VVM runs (``started``) and before it stops (``stopping``)."""
     vvm = VVM(config)
     owner = Owner(vvm)
-    routes = LeaseRoutes(vvm, LocalTransport(vvm, owner))
+    routes: Routes = LeaseRoutes(vvm, LocalTransport(vvm, owner))
+    cluster_routes = routes
+    if wrap_routes is not None:
+        routes = wrap_routes(vvm, routes)
     app = build_app(vvm, routes)
 
     @contextlib.asynccontextmanager
@@ -48,14 +62,19 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
         await vvm.start()
         assert vvm.provider is not None
         secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
-        routes.secret = secret
+        assert isinstance(cluster_routes, LeaseRoutes)
+        cluster_routes.secret = secret
         app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake)
-        vvm.peer_waker = routes.wake_peers
+        vvm.peer_waker = cluster_routes.wake_peers
+        if started is not None:
+            await started(vvm, app)
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:
             yield
         finally:
+            if stopping is not None:
+                await stopping(vvm, app)
             await vvm.leave()  # done already when the server was told to stop (SIGTERM)
             await app.router.routes.aclose()  # connections to other processes, if any
             await vvm.stop()

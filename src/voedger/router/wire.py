@@ -27,6 +27,13 @@ proxy that publishes ``/api`` does not publish it."""
 WAKE_PATH: Final = "/_cluster/wake"
 """Where a server is told to look at the partitions' leases now (another process let one go);
 an empty POST with the cluster secret, answered 204."""
+FEDERATION_BUS_PATH: Final = "/_federation/bus"
+"""Where a cluster's routers take requests forwarded from another cluster's router (the
+federation secret); each is routed on inside this cluster, never to a third one."""
+FEDERATION_DIRECTORY_PATH: Final = "/_federation/directory"
+"""Where the main cluster's routers answer the federation directory (a POST with the federation
+secret; its body, if any, is a worker's key set to publish)."""
+FEDERATION_SECRET_HEADER: Final = "X-Voedger-Federation-Secret"
 SECRET_HEADER: Final = "X-Voedger-Cluster-Secret"
 """The header that carries the cluster secret (hex) on a forwarded request."""
 BUS_CONTENT_TYPE: Final = "application/x-voedger-bus"

@@ -22,4 +22,7 @@ class FederationReply:
 
 
 class Federation(Protocol):
+    """Also, in every server: ``knows_cluster(cluster_id) -> bool``, whether the federation has
+    that cluster (``State.cluster_known``); test doubles may leave it out."""
+
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply: ...

@@ -16,6 +16,7 @@ from voedger.structs.logs import read_wlog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
 from voedger.structs.views import Row, get_row, read_rows
+from voedger.structs.wsid import CLUSTER_SHIFT
 
 _COMMAND_CONTEXT = QName("sys", "CommandContext")
 _QUERY_CONTEXT = QName("sys", "QueryContext")
@@ -193,6 +194,15 @@ class State:
         if reply.status not in expected:
             raise StateError(f"{command} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
         return reply
+
+    def cluster_known(self, cluster_id: int) -> bool:
+        """Whether ``cluster_id`` names a cluster of the federation: this workspace's own always;
+        another one when the federation's directory lists it."""
+        if cluster_id == self.wsid >> CLUSTER_SHIFT:
+            return True
+        # Every server's federation tells (``knows_cluster``); test doubles may not.
+        knows = getattr(self._federation, "knows_cluster", None)
+        return callable(knows) and bool(knows(cluster_id))
 
     def workspace_template(self, kind: str, name: str) -> list[dict[str, Any]] | None:
         """The records of a workspace template of the application (platform code only)."""

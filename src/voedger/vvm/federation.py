@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import orjson
 
 from voedger.auth import Tokens
 from voedger.state.federation import FederationReply
+from voedger.structs.wsid import MAIN_CLUSTER_ID
 
 log = logging.getLogger("voedger.federation")
 
@@ -22,10 +24,21 @@ ATTEMPTS = 5
 
 
 class HttpFederation:
-    def __init__(self, base_url: str, tokens: Tokens, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: Tokens,
+        client: httpx.AsyncClient | None = None,
+        knows: Callable[[int], bool] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.client = client or httpx.AsyncClient(timeout=30)
+        self._knows = knows
+
+    def knows_cluster(self, cluster_id: int) -> bool:
+        """Whether the federation has this cluster (without a directory: none but the main)."""
+        return self._knows(cluster_id) if self._knows is not None else cluster_id == MAIN_CLUSTER_ID
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         url = f"{self.base_url}/api/{app}/{wsid}/{command}"

@@ -80,6 +80,9 @@ class ServerConfig:
     the moment it owns something. Not used by ``voedger server`` yet: ``GET /api/check`` would
     then answer 200 before the process serves its share (and before a new cluster's application
     workspaces exist), and clients and load balancers take that for ready."""
+    federated: bool = False
+    """This cluster is one of a federation: calls between workspaces go through the router
+    (``federation_url``, or ``advertise``), which sends those of other clusters there."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
@@ -127,6 +130,12 @@ class VVM:
         """Requests the router sent on to other processes of the cluster."""
         self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
         """Set by the router: tells other processes to look at the leases now."""
+        self.knows_cluster: Callable[[int], bool] = lambda cluster: cluster == self.config.cluster_id
+        """Whether a cluster ID names a cluster of the federation (set by the federation's
+        wiring from its directory; alone, only this cluster's own)."""
+
+    def _knows_cluster(self, cluster_id: int) -> bool:
+        return self.knows_cluster(cluster_id)
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -138,12 +147,14 @@ class VVM:
         cluster = self.config.cluster
         if cluster is None:
             cluster = self.provider.capabilities.name == "cassandra"
-        if cluster and self.config.advertise:
-            # A workspace of another partition may be another process's: calls between
-            # workspaces go through the router, which forwards them to the owner.
-            self.federation = HttpFederation(self.config.federation_url or self.config.advertise, self.tokens)
+        if (cluster or self.config.federated) and self.config.advertise:
+            # A workspace of another partition may be another process's, or another cluster's:
+            # calls between workspaces go through the router, which forwards them to the owner.
+            self.federation = HttpFederation(
+                self.config.federation_url or self.config.advertise, self.tokens, knows=self._knows_cluster
+            )
         elif self.config.federation_url and not self.config.insecure_dev:
-            self.federation = HttpFederation(self.config.federation_url, self.tokens)
+            self.federation = HttpFederation(self.config.federation_url, self.tokens, knows=self._knows_cluster)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
         images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
@@ -503,6 +514,9 @@ class LocalFederation:
 
     def __init__(self, vvm: VVM) -> None:
         self.vvm = vvm
+
+    def knows_cluster(self, cluster_id: int) -> bool:
+        return self.vvm.knows_cluster(cluster_id)
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         name = command.removeprefix("c.")

@@ -196,8 +196,9 @@ def create_login_args(
     profile_cluster: int = ws.MAIN_CLUSTER_ID,
     init_data: str = "{}",
 ) -> tuple[int, dict[str, Any]]:
-    """Where to send ``c.registry.CreateLogin`` (the login's pseudo WSID in ``profile_cluster``)
-    and its body, for the API v2 endpoints that create logins (``/devices``, ``/users``)."""
+    """Where to send ``c.registry.CreateLogin`` (the login's pseudo WSID: logins live in the
+    registry of the main cluster, wherever their profile is) and its body, for the API v2
+    endpoints that create logins (``/devices``, ``/users``)."""
     body = {
         "args": {
             "Login": login,
@@ -208,4 +209,4 @@ def create_login_args(
         },
         "unloggedArgs": {"Password": password},
     }
-    return ws.pseudo_wsid(login, profile_cluster), body
+    return ws.pseudo_wsid(login, ws.MAIN_CLUSTER_ID), body

@@ -99,11 +99,10 @@ async def _create_login(state: State, intents: Intents, login: str) -> None:
     profile_cluster: int = arg["ProfileCluster"]
     if not 0 < profile_cluster <= _MAX_CLUSTER_ID:
         raise SysError(400, f"ProfileCluster must be from 1 to {_MAX_CLUSTER_ID}")
-    local = ws.cluster_id(ctx.wsid)
-    if profile_cluster != local:
-        # The Login records it and the profile is asked for there; until clusters form a
-        # federation, a profile elsewhere could never be reached, so say so now.
-        raise SysError(400, f"cluster {profile_cluster} is not known to this federation: only cluster {local} exists")
+    if not state.cluster_known(profile_cluster):
+        # The Login records it and the profile is asked for there: a cluster the federation
+        # does not have could never make it, so say so now.
+        raise SysError(400, f"cluster {profile_cluster} is not known to this federation")
     password: str = (ctx.unlogged_arg or {}).get("Password", "")
     check_new_password(password)
     if await _find_login(state, ctx.wsid, app_name, login) is not None:

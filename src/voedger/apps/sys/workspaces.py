@@ -58,11 +58,9 @@ async def init_child_workspace(state: State, intents: Intents) -> None:
     _check_kind(state, arg["WSKind"])
     if await state.view("sys.ChildWorkspaceIdx", dummy=1, WSName=arg["WSName"]) is not None:
         raise SysError(409, f"child workspace with name {arg['WSName']} already exists")
-    local = ws.cluster_id(state.wsid)
-    cluster = arg.get("WSClusterID") or local
-    if cluster != local:
-        # Recorded and honoured once clusters form a federation; until then, say so clearly.
-        raise SysError(400, f"cluster {cluster} is not known to this federation: only cluster {local} exists")
+    cluster = arg.get("WSClusterID") or ws.cluster_id(state.wsid)
+    if not state.cluster_known(cluster):
+        raise SysError(400, f"cluster {cluster} is not known to this federation")
     fields = {k: arg[k] for k in _KIND_FIELDS if arg.get(k) is not None}
     intents.insert("sys.ChildWorkspace", **fields, WSClusterID=cluster)
 

@@ -1,0 +1,1 @@
+"""The federation of clusters: the directory, routing across clusters, placement of workspaces."""

@@ -1,0 +1,109 @@
+"""The receiving end of routing across clusters, on every router of every cluster:
+
+- ``POST /_federation/bus``: a request another cluster's router forwards; routed on inside this
+  cluster (to this process's partition, or the process that owns it), never to a third cluster:
+  a WSID of another cluster answers 421;
+- ``POST /_federation/directory`` (main cluster only): the federation directory, for workers.
+
+Only routers that present the federation secret are served (compared in constant time, never
+logged): without it 401, a wrong one 403, bytes that are not a ``BusRequest`` 400, all before
+anything runs. Anything the owner answers, errors included, comes back as 200 with the owner's
+``BusResponse``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from voedger.federation.directory import Directory
+from voedger.router.app import Router
+from voedger.router.wire import (
+    BUS_CONTENT_TYPE,
+    FEDERATION_SECRET_HEADER,
+    MAX_HOPS,
+    BusRequest,
+    WireError,
+    error_reply,
+    secret_text,
+)
+from voedger.structs import wsid as ws
+from voedger.syserror import SysError
+
+__all__ = ["FederationEndpoint"]
+
+log = logging.getLogger("voedger.federation")
+
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+_SECRET_HEADER: Final = FEDERATION_SECRET_HEADER.lower().encode("latin-1")
+_BUS_HEADERS: Final = [(b"content-type", BUS_CONTENT_TYPE.encode())]
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+
+
+class FederationEndpoint:
+    def __init__(
+        self, router: Router, cluster_id: int, secret: bytes | str, directory: Callable[[], Directory] | None = None
+    ) -> None:
+        self.router = router
+        self.cluster_id = cluster_id
+        self.directory = directory
+        """The directory to answer (the main cluster); None on a worker."""
+        self._secret = secret_text(secret).encode("latin-1")
+        if not self._secret:
+            raise ValueError("the federation secret is empty")
+
+    def __repr__(self) -> str:
+        return f"FederationEndpoint(cluster {self.cluster_id}, <secret>)"
+
+    def _check(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply | None:
+        given = next((v for k, v in headers if k == _SECRET_HEADER), None)
+        if given is None:
+            return _refuse(SysError(401, f"a request from another cluster needs the {FEDERATION_SECRET_HEADER} header"))
+        if not hmac.compare_digest(given, self._secret):
+            log.warning("refused a request from another cluster with a wrong federation secret")
+            return _refuse(SysError(403, "the federation secret is wrong"))
+        return None
+
+    async def bus(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
+        try:
+            request = BusRequest.from_bytes(body)
+        except WireError as exc:
+            return _refuse(SysError(400, f"malformed bus request: {exc}"))
+        if request.hops > MAX_HOPS:
+            return _refuse(SysError(508, f"the request was forwarded {request.hops} times: a loop"))
+        cluster = ws.cluster_id(request.wsid)
+        if cluster != self.cluster_id:
+            # The sender's directory is wrong or stale; one hop between clusters at most.
+            err = SysError(
+                421, f"workspace {request.wsid} belongs to cluster {cluster}, not to this one ({self.cluster_id})"
+            )
+            return 200, _BUS_HEADERS, error_reply(err, request.v2).to_bytes()
+        try:
+            app = self.router.vvm.app(request.app)
+            # This cluster's own partitioning: another cluster's router computed the sender's.
+            request = dataclasses.replace(request, partition=ws.partition_of(request.wsid, app.runtime.num_partitions))
+            transport = self.router.routes.transport_for(request.app, request.wsid, request.partition)
+            # The read slot was taken by the router the client called.
+            reply = await self.router.send(request, transport, limit_reads=False)
+        except SysError as err:
+            reply = error_reply(err, request.v2)
+        return 200, _BUS_HEADERS, reply.to_bytes()
+
+    async def directory_of(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
+        if self.directory is None:
+            return _refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it keeps no directory"))
+        return 200, _JSON_HEADERS, self.directory().to_bytes()
+
+
+def _refuse(err: SysError) -> Reply:
+    return err.status, _JSON_HEADERS, err.to_v1()

@@ -1,0 +1,125 @@
+"""Routing across clusters: a WSID's cluster bits name the cluster that owns the workspace.
+
+``FederationRoutes`` wraps the routes of this cluster (``LeaseRoutes``, or one process's own):
+a workspace of this cluster goes where they say; a workspace of another cluster goes, through an
+``HttpTransport`` with the federation secret, to that cluster's routers (``internal_url`` in the
+directory), which route it on inside their own cluster and never to a third one. The answer
+comes back as the owner shaped it, so the client sees the same bytes through any router.
+
+- a cluster the directory does not know: 400 naming it;
+- a cluster it knows that cannot be reached: 503 with ``Retry-After`` (the router's answer to
+  ``TransportUnavailable``); a command whose answer was lost on the way: 503 saying so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from voedger.federation.directory import ClusterEntry, Directory
+from voedger.router.http_transport import HttpTransport
+from voedger.router.transport import Routes, Transport
+from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_SECRET_HEADER, BusRequest, BusResponse
+from voedger.structs import wsid as ws
+from voedger.syserror import SysError
+
+__all__ = ["ClusterForwards", "FederationRoutes"]
+
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class ClusterForwards:
+    """Requests sent to other clusters, by target cluster: how many, how they ended, how long."""
+
+    sent: dict[int, int] = field(default_factory=dict)
+    unreachable: dict[int, int] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    """Cumulative counts per bucket of ``LATENCY_BUCKETS`` (a Prometheus histogram)."""
+
+    LATENCY_BUCKETS = _LATENCY_BUCKETS
+
+    def observe(self, cluster: int, seconds: float) -> None:
+        self.sent[cluster] = self.sent.get(cluster, 0) + 1
+        self.seconds[cluster] = self.seconds.get(cluster, 0.0) + seconds
+        counts = self.buckets.setdefault(cluster, [0] * len(_LATENCY_BUCKETS))
+        for i, bound in enumerate(_LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+
+
+class FederationRoutes:
+    """``Routes`` of a router in a federation (see the module's docstring)."""
+
+    def __init__(
+        self, cluster_id: int, inner: Routes, directory: Callable[[], Directory], secret: bytes | str = b""
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.inner = inner
+        self.directory = directory
+        self.secret = secret
+        """Set once the process has it (before it serves)."""
+        self.stats = ClusterForwards()
+        self._transports: dict[int, tuple[str, _ClusterTransport]] = {}
+        self._retired: list[_ClusterTransport] = []
+        """Transports to an address the directory no longer gives (closed at the end: a request
+        may still be under way on one)."""
+
+    def transport_for(self, app: str, wsid: int, partition: int) -> Transport:
+        cluster = ws.cluster_id(wsid)
+        if cluster == self.cluster_id:
+            return self.inner.transport_for(app, wsid, partition)
+        entry = self.directory().get(cluster)
+        if entry is None:
+            raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
+        return self._transport(entry)
+
+    def _transport(self, entry: ClusterEntry) -> Transport:
+        known = self._transports.get(entry.id)
+        if known is not None and known[0] == entry.internal_url:
+            return known[1]
+        transport = _ClusterTransport(
+            entry.id,
+            HttpTransport(
+                entry.internal_url, self.secret, path=FEDERATION_BUS_PATH, secret_header=FEDERATION_SECRET_HEADER
+            ),
+            self.stats,
+        )
+        if known is not None:
+            self._retired.append(known[1])
+        self._transports[entry.id] = (entry.internal_url, transport)
+        return transport
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        for _, transport in self._transports.values():
+            await transport.aclose()
+        for transport in self._retired:
+            await transport.aclose()
+        self._transports.clear()
+        self._retired = []
+
+
+class _ClusterTransport:
+    """An ``HttpTransport`` to another cluster, counted per cluster."""
+
+    def __init__(self, cluster: int, http: HttpTransport, stats: ClusterForwards) -> None:
+        self.cluster = cluster
+        self.http = http
+        self.stats = stats
+
+    async def send(self, request: BusRequest) -> BusResponse:
+        began = time.perf_counter()
+        try:
+            reply = await self.http.send(request)
+        except Exception:
+            self.stats.unreachable[self.cluster] = self.stats.unreachable.get(self.cluster, 0) + 1
+            raise
+        self.stats.observe(self.cluster, time.perf_counter() - began)
+        return reply
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

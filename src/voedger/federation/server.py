@@ -1,0 +1,95 @@
+"""A server process that is part of a federation: the cluster's server plus the federation's parts.
+
+``make_federated_asgi`` builds the same server as ``router.server.make_asgi`` and adds:
+
+- ``FederationRoutes`` around the cluster's routes (a WSID of another cluster goes there);
+- the directory, kept current (``StoredDirectory`` on the main cluster, ``FetchedDirectory`` on
+  a worker), which also tells the extensions which clusters exist (``ProfileCluster``,
+  ``WSClusterID``);
+- the internal endpoints ``/_federation/bus`` and, on the main cluster, ``/_federation/directory``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voedger.federation.directory import Directory
+from voedger.federation.endpoint import FederationEndpoint
+from voedger.federation.routes import FederationRoutes
+from voedger.federation.store import DirectoryStore, federation_secret
+from voedger.federation.sync import DEFAULT_INTERVAL, FetchedDirectory, StoredDirectory
+from voedger.router.app import FastPath
+from voedger.router.server import make_asgi
+from voedger.router.transport import Routes
+from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_DIRECTORY_PATH
+from voedger.structs.wsid import MAIN_CLUSTER_ID
+from voedger.vvm.server import VVM, VVM_APP, ServerConfig
+
+__all__ = ["Federated", "FederationConfig", "make_federated_asgi"]
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    main_url: str | None = None
+    """A router of the main cluster (its internal URL); None on the main cluster itself."""
+    secret: bytes | None = None
+    """The federation secret a worker was given; None on the main cluster (it keeps its own)."""
+    interval: float = DEFAULT_INTERVAL
+    """Seconds between two reads of the directory."""
+
+
+class Federated:
+    """The federation's parts of one server process, for tests and the operator's views."""
+
+    def __init__(self, config: FederationConfig, cluster_id: int) -> None:
+        if (cluster_id == MAIN_CLUSTER_ID) != (config.main_url is None):
+            raise ValueError("the main cluster (1) takes no main URL; every other cluster needs one")
+        if (config.main_url is None) != (config.secret is None):
+            raise ValueError("a worker cluster needs the federation secret; the main cluster keeps its own")
+        self.config = config
+        self.cluster_id = cluster_id
+        self.source: StoredDirectory | FetchedDirectory | None = None
+        self.routes: FederationRoutes | None = None
+        self.endpoint: FederationEndpoint | None = None
+
+    def directory(self) -> Directory:
+        return self.source.current if self.source is not None else Directory()
+
+    def knows(self, cluster_id: int) -> bool:
+        return cluster_id == self.cluster_id or self.directory().knows(cluster_id)
+
+    def wrap(self, vvm: VVM, inner: Routes) -> Routes:
+        vvm.knows_cluster = self.knows
+        self.routes = FederationRoutes(self.cluster_id, inner, self.directory)
+        return self.routes
+
+    async def started(self, vvm: VVM, app: FastPath) -> None:
+        assert vvm.provider is not None and self.routes is not None
+        storage = await vvm.provider.app_storage(VVM_APP)
+        secret = await federation_secret(storage, self.config.secret)
+        store = DirectoryStore(storage)
+        if self.config.main_url is None:
+            self.source = StoredDirectory(store, self.config.interval)
+        else:
+            self.source = FetchedDirectory(self.config.main_url, secret, store, self.config.interval)
+        await self.source.start()
+        self.routes.secret = secret
+        is_main = self.config.main_url is None
+        self.endpoint = FederationEndpoint(app.router, self.cluster_id, secret, self.directory if is_main else None)
+        app.internal[FEDERATION_BUS_PATH] = self.endpoint.bus
+        app.internal[FEDERATION_DIRECTORY_PATH] = self.endpoint.directory_of
+
+    async def stopping(self, vvm: VVM, app: FastPath) -> None:
+        app.internal.pop(FEDERATION_BUS_PATH, None)
+        app.internal.pop(FEDERATION_DIRECTORY_PATH, None)
+        if self.source is not None:
+            await self.source.stop()
+
+
+def make_federated_asgi(config: ServerConfig, federation: FederationConfig) -> tuple[FastPath, VVM, Federated]:
+    """The server of ``config``, as a cluster of a federation (``config.federated`` is set)."""
+    if not config.federated:
+        raise ValueError("ServerConfig.federated must be set for a server of a federation")
+    parts = Federated(federation, config.cluster_id)
+    app, vvm = make_asgi(config, wrap_routes=parts.wrap, started=parts.started, stopping=parts.stopping)
+    return app, vvm, parts

@@ -1,0 +1,131 @@
+"""How every router keeps the federation directory current.
+
+- On the main cluster, ``StoredDirectory`` reads it from the main's storage every ``interval``
+  (an operator's change, made by any process or by ``voedger federation``, is seen within it).
+- On a worker, ``FetchedDirectory`` asks a router of the main cluster for it every
+  ``interval`` and keeps the last one it got, in memory and in its own storage: a worker whose
+  main cluster is down routes with what it last knew, also after a restart.
+
+Both hold ``current``: a directory with every cluster known so far, never an older version than
+one already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import httpx
+
+from voedger.federation.directory import Directory, DirectoryError
+from voedger.federation.store import DirectoryStore
+from voedger.router.wire import FEDERATION_DIRECTORY_PATH, FEDERATION_SECRET_HEADER, secret_text
+from voedger.storage import StorageError
+
+__all__ = ["DEFAULT_INTERVAL", "FetchedDirectory", "StoredDirectory"]
+
+log = logging.getLogger("voedger.federation")
+
+DEFAULT_INTERVAL: Final = 1.0
+"""Seconds between two reads of the directory: how soon a change reaches every cluster."""
+
+
+class _Polling:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.current = Directory()
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+        """Reads that failed in a row (the main cluster or the storage out of reach)."""
+
+    def get(self) -> Directory:
+        return self.current
+
+    def _take(self, directory: Directory) -> bool:
+        """Keep ``directory`` if it is newer; True if it was."""
+        if directory.version > self.current.version:
+            if self.current.version:
+                log.info("federation directory: version %d -> %d", self.current.version, directory.version)
+            self.current = directory
+            return True
+        return False
+
+    async def _read(self) -> None:
+        raise NotImplementedError
+
+    async def refresh(self) -> bool:
+        """Read once now; False when the read failed (the last directory stays)."""
+        try:
+            await self._read()
+        except (StorageError, DirectoryError, httpx.HTTPError, OSError) as exc:
+            self.failures += 1
+            if self.failures in (1, 10) or self.failures % 60 == 0:
+                log.warning("federation directory: cannot read it (%d in a row): %s", self.failures, exc)
+            return False
+        self.failures = 0
+        return True
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="federation-directory")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.refresh()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class StoredDirectory(_Polling):
+    """The main cluster's view: its own storage."""
+
+    def __init__(self, store: DirectoryStore, interval: float = DEFAULT_INTERVAL) -> None:
+        super().__init__(interval)
+        self.store = store
+
+    async def _read(self) -> None:
+        self._take(await self.store.load())
+
+
+class FetchedDirectory(_Polling):
+    """A worker's view: fetched from the main cluster's routers, kept in its own storage."""
+
+    def __init__(
+        self,
+        main_url: str,
+        secret: bytes | str,
+        cache: DirectoryStore,
+        interval: float = DEFAULT_INTERVAL,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(interval)
+        self.url = main_url.rstrip("/") + FEDERATION_DIRECTORY_PATH
+        self.cache = cache
+        self._headers = {FEDERATION_SECRET_HEADER: secret_text(secret)}
+        self.client = client if client is not None else httpx.AsyncClient(timeout=5.0, trust_env=False)
+
+    async def start(self) -> None:
+        with contextlib.suppress(StorageError, DirectoryError):
+            kept = await self.cache.cached()
+            if kept is not None:
+                self._take(kept)
+        await super().start()
+
+    async def _read(self) -> None:
+        reply = await self.client.post(self.url, headers=self._headers)
+        if reply.status_code != 200:
+            raise DirectoryError(f"the main cluster answered {reply.status_code} for the directory")
+        if self._take(Directory.parse(reply.content)):
+            await self.cache.keep(self.current)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.client.aclose()

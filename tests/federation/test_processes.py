@@ -1,0 +1,161 @@
+"""A federation of three clusters as real processes on loopback, each with its own SQLite storage.
+
+The scenario of issue 14: a user signs up through worker 2 and gets a profile in cluster 2; from
+it a workspace is made in cluster 3; that workspace answers the same through the routers of all
+three clusters; its rows exist in cluster 3's storage only; with cluster 3 stopped only its
+workspaces answer 503, and they come back with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import struct
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.federation.harness import SHOP, Federation, voedger
+from voedger.structs import wsid as ws
+
+pytestmark = pytest.mark.timeout(300)
+
+V2 = f"/api/v2/apps/{SHOP}"
+
+
+@pytest.fixture
+async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
+    fed = Federation(tmp_path, insecure=True)
+    try:
+        await fed.start()
+        yield fed
+    finally:
+        fed.stop()
+    assert not fed.tracebacks(), f"tracebacks in the logs of {fed.tracebacks()}"
+
+
+async def _poll(c: httpx.AsyncClient, method: str, url: str, ok: int = 200, timeout: float = 30, **kw: Any) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await c.request(method, url, **kw)
+        if r.status_code == ok:
+            return r
+        assert time.monotonic() < deadline, f"{method} {url}: {r.status_code} {r.text}"
+        await asyncio.sleep(0.1)
+
+
+async def _sign_up(c: httpx.AsyncClient, router: str, login: str) -> tuple[str, int]:
+    r = await c.post(f"{router}{V2}/users", json={"login": login, "password": "pass-word-1"})
+    assert r.status_code == 201, r.text
+    r = await _poll(c, "POST", f"{router}{V2}/auth/login", json={"login": login, "password": "pass-word-1"})
+    return r.json()["principalToken"], int(r.json()["profileWSID"])
+
+
+async def _child(c: httpx.AsyncClient, router: str, profile: int, name: str, cluster: int, token: str) -> int:
+    auth = {"Authorization": f"Bearer {token}"}
+    args = {"WSName": name, "WSKind": "shop.ShopDesc", "WSKindInitializationData": '{"Name":"N"}'}
+    args["WSClusterID"] = cluster  # type: ignore[assignment]
+    r = await c.post(f"{router}/api/{SHOP}/{profile}/c.sys.InitChildWorkspace", json={"args": args}, headers=auth)
+    assert r.status_code == 200, r.text
+    body = {"args": {"WSName": name}, "elements": [{"fields": ["WSID", "WSError"]}]}
+    deadline = time.monotonic() + 30
+    while True:
+        r = await c.post(f"{router}/api/{SHOP}/{profile}/q.sys.QueryChildWorkspaceByName", json=body, headers=auth)
+        assert r.status_code == 200, r.text
+        wsid, error = r.json()["sections"][0]["elements"][0][0][0]
+        assert not error, error
+        if wsid:
+            return int(wsid)
+        assert time.monotonic() < deadline, "the child workspace was not made in time"
+        await asyncio.sleep(0.1)
+
+
+def _rows_of(data_dir: Path, wsid: int) -> int:
+    """Rows of every SQLite file under ``data_dir`` whose partition key holds ``wsid``."""
+    needle = struct.pack(">Q", wsid)
+    found = 0
+    for path in data_dir.rglob("*"):
+        if not path.is_file() or path.suffix in (".lock", ".wal", ".shm") or path.name.endswith(("-wal", "-shm")):
+            continue
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                found += db.execute("SELECT count(*) FROM kv WHERE instr(p, ?) > 0", (needle,)).fetchone()[0]
+        except sqlite3.DatabaseError:
+            continue  # not one of the storage's databases
+    return found
+
+
+async def test_three_clusters_route_place_and_isolate(federation: Federation) -> None:
+    r1, r2, r3 = (federation.clusters[i].url for i in (1, 2, 3))
+    async with httpx.AsyncClient(timeout=30) as c:
+        # Signed up through worker 2: the login is kept by the main cluster's registry, the
+        # profile is made in cluster 2.
+        token, profile = await _sign_up(c, r2, "ann")
+        assert ws.cluster_id(profile) == 2
+        # A workspace in cluster 3, from the profile, through worker 2's router.
+        child = await _child(c, r2, profile, "shop3", 3, token)
+        assert ws.cluster_id(child) == 3
+        auth = {"Authorization": f"Bearer {token}"}
+
+        # The same workspace through all three routers: commands land, reads answer alike.
+        for i, router in enumerate((r1, r2, r3)):
+            item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": f"tea-{i}"}
+            r = await c.post(f"{router}/api/{SHOP}/{child}/c.sys.CUD", json={"cuds": [{"fields": item}]}, headers=auth)
+            assert r.status_code == 200, r.text
+        answers = []
+        for router in (r1, r2, r3):
+            r = await c.get(f"{router}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
+            assert r.status_code == 200, r.text
+            answers.append((r.status_code, r.headers["content-type"], r.content))
+        assert answers[0] == answers[1] == answers[2]
+        assert sorted(x["Name"] for x in httpx.Response(200, content=answers[0][2]).json()["results"]) == [
+            "tea-0",
+            "tea-1",
+            "tea-2",
+        ]
+
+        # A cluster the federation does not have: 400 naming it, through any router.
+        stranger = ws.new_wsid(9, ws.FIRST_BASE_USER_WSID)
+        for router in (r1, r2, r3):
+            r = await c.post(f"{router}/api/{SHOP}/{stranger}/c.sys.CUD", json={"cuds": []}, headers=auth)
+            assert r.status_code == 400 and "cluster 9" in r.text, r.text
+
+        # Cluster 3 down: its workspace answers 503 with Retry-After through the others; the
+        # profile (cluster 2) and the main cluster's registry go on.
+        federation.clusters[3].stop()
+        for router in (r1, r2):
+            r = await c.get(f"{router}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
+            assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+            r = await c.post(f"{router}/api/{SHOP}/{child}/c.sys.CUD", json={"cuds": []}, headers=auth)
+            assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        r = await c.get(f"{r1}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers=auth)
+        assert r.status_code == 200, r.text
+        _, other = await _sign_up(c, r1, "bob")
+        assert ws.cluster_id(other) == 1
+        # ... and comes back with it.
+        await federation.clusters[3].start()
+        r = await _poll(c, "GET", f"{r1}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
+        assert len(r.json()["results"]) == 3
+
+    # Residency: the workspace's rows are in cluster 3's storage only; the profile's in 2's only.
+    federation.stop()
+    homes = {i: federation.clusters[i].home / "data" for i in (1, 2, 3)}
+    assert _rows_of(homes[3], child) > 0
+    assert _rows_of(homes[1], child) == 0 and _rows_of(homes[2], child) == 0
+    assert _rows_of(homes[2], profile) > 0
+    assert _rows_of(homes[1], profile) == 0 and _rows_of(homes[3], profile) == 0
+
+
+async def test_the_directory_is_kept_by_the_main_cluster_and_reaches_workers(federation: Federation) -> None:
+    listed = voedger("federation", "list", "--storage", federation.main.storage)
+    assert listed.returncode == 0 and "3 cluster(s)" in listed.stdout, listed.stderr
+    async with httpx.AsyncClient(timeout=10) as c:
+        # Without the federation secret, a router's internal endpoints refuse.
+        r = await c.post(f"{federation.main.url}/_federation/directory")
+        assert r.status_code == 401
+        r = await c.post(f"{federation.clusters[2].url}/_federation/bus", headers={"X-Voedger-Federation-Secret": "00"})
+        assert r.status_code == 403
