@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+import httpx
+
 from voedger.federation.directory import ClusterEntry, Directory
 from voedger.router.http_transport import HttpTransport
 from voedger.router.transport import Routes, Transport
@@ -55,8 +57,15 @@ class FederationRoutes:
     """``Routes`` of a router in a federation (see the module's docstring)."""
 
     def __init__(
-        self, cluster_id: int, inner: Routes, directory: Callable[[], Directory], secret: bytes | str = b""
+        self,
+        cluster_id: int,
+        inner: Routes,
+        directory: Callable[[], Directory],
+        secret: bytes | str = b"",
+        client_factory: Callable[[str], httpx.AsyncClient] | None = None,
     ) -> None:
+        self.client_factory = client_factory
+        """Makes the HTTP client to a cluster's internal URL (tests: in process); None: real."""
         self.cluster_id = cluster_id
         self.inner = inner
         self.directory = directory
@@ -84,7 +93,11 @@ class FederationRoutes:
         transport = _ClusterTransport(
             entry.id,
             HttpTransport(
-                entry.internal_url, self.secret, path=FEDERATION_BUS_PATH, secret_header=FEDERATION_SECRET_HEADER
+                entry.internal_url,
+                self.secret,
+                self.client_factory(entry.internal_url) if self.client_factory is not None else None,
+                path=FEDERATION_BUS_PATH,
+                secret_header=FEDERATION_SECRET_HEADER,
             ),
             self.stats,
         )

@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import httpx
 
 from voedger.federation.directory import Directory
 from voedger.federation.endpoint import FederationEndpoint
@@ -23,6 +26,7 @@ from voedger.router.server import make_asgi
 from voedger.router.transport import Routes
 from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_DIRECTORY_PATH
 from voedger.structs.wsid import MAIN_CLUSTER_ID
+from voedger.vvm.federation import HttpFederation
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 __all__ = ["Federated", "FederationConfig", "make_federated_asgi"]
@@ -36,6 +40,10 @@ class FederationConfig:
     """The federation secret a worker was given; None on the main cluster (it keeps its own)."""
     interval: float = DEFAULT_INTERVAL
     """Seconds between two reads of the directory."""
+    client_factory: Callable[[str], httpx.AsyncClient] | None = None
+    """Makes the HTTP client for a router's base URL (other clusters', the main's, its own for
+    calls between workspaces); None: real connections. A whole federation runs in one test
+    process with clients over ``httpx.ASGITransport``."""
 
 
 class Federated:
@@ -60,7 +68,9 @@ class Federated:
 
     def wrap(self, vvm: VVM, inner: Routes) -> Routes:
         vvm.knows_cluster = self.knows
-        self.routes = FederationRoutes(self.cluster_id, inner, self.directory)
+        self.routes = FederationRoutes(
+            self.cluster_id, inner, self.directory, client_factory=self.config.client_factory
+        )
         return self.routes
 
     async def started(self, vvm: VVM, app: FastPath) -> None:
@@ -71,9 +81,15 @@ class Federated:
         if self.config.main_url is None:
             self.source = StoredDirectory(store, self.config.interval)
         else:
-            self.source = FetchedDirectory(self.config.main_url, secret, store, self.config.interval)
+            factory = self.config.client_factory
+            client = factory(self.config.main_url) if factory is not None else None
+            self.source = FetchedDirectory(self.config.main_url, secret, store, self.config.interval, client)
         await self.source.start()
         self.routes.secret = secret
+        if self.config.client_factory is not None and isinstance(vvm.federation, HttpFederation):
+            old = vvm.federation.client
+            vvm.federation.client = self.config.client_factory(vvm.federation.base_url)
+            await old.aclose()
         is_main = self.config.main_url is None
         self.endpoint = FederationEndpoint(app.router, self.cluster_id, secret, self.directory if is_main else None)
         app.internal[FEDERATION_BUS_PATH] = self.endpoint.bus

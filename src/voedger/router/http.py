@@ -775,7 +775,7 @@ class HttpServer:
         self.state: dict[str, Any] = {}
         self._listeners: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
-        self._lifespan: _Lifespan | None = None
+        self._lifespan: Lifespan | None = None
 
     def release(self, request: _Request) -> None:
         """``request`` is done with: its body no longer counts against ``max_buffered``."""
@@ -784,7 +784,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> list[tuple[str, int]]:
         """Run the lifespan's startup, then listen; the addresses listened on."""
-        self._lifespan = _Lifespan(self.app, self.state)
+        self._lifespan = Lifespan(self.app, self.state)
         await self._lifespan.startup()
         # A TLS handshake gets the read deadline too (a client that starts one and stalls).
         handshake = self.read_timeout if self.tls is not None else None
@@ -854,7 +854,7 @@ class LifespanError(Exception):
     """The application's startup or shutdown failed."""
 
 
-class _Lifespan:
+class Lifespan:
     """The ASGI lifespan protocol: startup before listening, shutdown after the last request."""
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
