@@ -94,6 +94,8 @@ class Federation:
         self.root = root
         ports = [free_port() for _ in range(size)]
         self.clusters: dict[int, ClusterProcess] = {}
+        self.internal_urls: dict[int, str] = {}
+        """Where other clusters forward to, when not the cluster's own URL (a delaying proxy)."""
         for i in range(1, size + 1):
             home = root / f"cluster{i}"
             home.mkdir(parents=True)
@@ -122,7 +124,7 @@ class Federation:
                 "--public-url",
                 c.url,
                 "--internal-url",
-                c.url,
+                self.internal_urls.get(c.cluster_id, c.url),
             )
             assert done.returncode == 0, done.stderr
         done = voedger("federation", "secret", "--storage", self.main.storage, "--out", str(self.main.secret_file))
