@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.router.conftest import SHOP_DIR
 from voedger.federation.directory import ClusterEntry, Directory, DirectoryError
+from voedger.federation.metrics import FederationCollector, federation_status
 from voedger.federation.secretfile import read_secret_file, write_secret_file
 from voedger.federation.server import Federated, FederationConfig, make_federated_asgi
 from voedger.federation.store import DirectoryStore, federation_secret
@@ -154,9 +156,19 @@ async def test_a_federation_in_one_process(fed: InProcess) -> None:
         assert r.status_code == 200, r.text
         bodies = {(await c.get(f"{V2}/workspaces/{child}/cdocs/shop.Item")).content for c in (c1, c2, c3)}
         assert len(bodies) == 1 and b"tea" in next(iter(bodies))
-        # The forwarding router counted its hops to cluster 3.
+        # The forwarding router counted its hops to cluster 3, and shows them to an operator.
         routes = fed.parts[1].routes
         assert routes is not None and routes.stats.sent.get(3, 0) >= 2
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FederationCollector(fed.parts[1], "t"))
+        text = generate_latest(registry).decode()
+        sent = routes.stats.sent[3]
+        assert f'voedger_federation_forwarded_total{{cluster="1",target="3",vvm="t"}} {float(sent)}' in text
+        assert 'voedger_federation_forward_seconds_bucket{cluster="1",le="+Inf",target="3",vvm="t"}' in text
+        assert 'voedger_federation_clusters{cluster="1",vvm="t"} 3.0' in text
+        status = federation_status(fed.parts[1])
+        assert status["main"] and status["forwarded"]["3"]["requests"] == sent
+        assert [c["id"] for c in status["directory"]["clusters"]] == [1, 2, 3]
 
         # Cluster 3 unreachable: its workspace answers 503 with Retry-After; cluster 2's does not.
         fed.down.add("http://c3")

@@ -208,14 +208,23 @@ def server(
     if federation is not None:
         from voedger.federation.server import make_federated_asgi
 
-        asgi, vvm, _ = make_federated_asgi(config, federation)
+        asgi, vvm, federated_parts = make_federated_asgi(config, federation)
     else:
         asgi, vvm = make_asgi(config)
     extra = []
     if metrics_port is not None:
         from voedger.metrics import metrics_app
 
-        extra.append((metrics_app(vvm, socket.gethostname()), host, metrics_port))
+        name = socket.gethostname()
+        if federation is not None:
+            from voedger.federation.metrics import FederationCollector, federation_route
+
+            served = metrics_app(
+                vvm, name, [FederationCollector(federated_parts, name)], [federation_route(federated_parts)]
+            )
+        else:
+            served = metrics_app(vvm, name)
+        extra.append((served, host, metrics_port))
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.

@@ -119,9 +119,11 @@ class Directory:
             self, version=self.version + 1, clusters={**self.clusters, cluster_id: replace(entry, keys=tuple(keys))}
         )
 
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "clusters": [self.clusters[k].to_json() for k in sorted(self.clusters)]}
+
     def to_bytes(self) -> bytes:
-        entries = [self.clusters[k].to_json() for k in sorted(self.clusters)]
-        return orjson.dumps({"version": self.version, "clusters": entries})
+        return orjson.dumps(self.to_json())
 
     @classmethod
     def parse(cls, raw: bytes) -> Directory:

@@ -6,7 +6,10 @@ is a 404 there, a wrong method included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -16,10 +19,15 @@ from voedger.metrics.collector import VoedgerCollector
 from voedger.vvm.server import VVM
 
 
-def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
-    """An ASGI app serving the VVM's metrics; its own registry, so nothing else leaks in."""
+def metrics_app(
+    vvm: VVM, vvm_name: str, collectors: Sequence[Collector] = (), routes: Sequence[Route] = ()
+) -> Starlette:
+    """An ASGI app serving the VVM's metrics; its own registry, so nothing else leaks in.
+    ``collectors`` and ``routes``: more series and views (the federation's)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(VoedgerCollector(vvm, vvm_name))
+    for collector in collectors:
+        registry.register(collector)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -33,9 +41,10 @@ def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 not found", status_code=404)
 
-    routes = [
+    served = [
         Route("/metrics", metrics, methods=["GET"]),
         Route("/metrics/check", check, methods=["GET"]),
         Route("/api/cluster", cluster, methods=["GET"]),
+        *routes,
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    return Starlette(routes=served, exception_handlers={404: not_found, 405: not_found})
