@@ -271,11 +271,14 @@ class KeyRing:
     is replaced as a whole on each change, so a reader never sees half an update.
     """
 
-    __slots__ = ("_keys", "local_cluster")
+    __slots__ = ("_keys", "local_cluster", "revocations")
 
     def __init__(self, local_cluster: int = MAIN_CLUSTER_ID) -> None:
         self.local_cluster = _check_cluster(local_cluster)
         self._keys: dict[str, VerificationKey] = {}
+        self.revocations = 0
+        """Grows each time a key stops verifying (removed or replaced): whoever caches validated
+        tokens drops its cache when it changes."""
 
     def __repr__(self) -> str:
         return f"KeyRing(local_cluster={self.local_cluster}, keys={len(self._keys)})"
@@ -364,4 +367,6 @@ class KeyRing:
     def _replace(self, cluster_id: int, keys: Iterable[VerificationKey]) -> None:
         updated = {kid: k for kid, k in self._keys.items() if k.cluster_id != cluster_id}
         updated.update((k.kid, k) for k in keys)
+        if any(updated.get(kid) != key for kid, key in self._keys.items()):
+            self.revocations += 1
         self._keys = updated
