@@ -377,6 +377,29 @@ class TestRotation:
         assert p2.signing.kid == new and p2.kids() == [first, new]
         assert t1.validate(APP, t2.issue_system(APP)).payload.is_system
 
+    async def test_run_reloads_follows_the_store(self, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+        storage = await _storage()
+        p1, p2 = [await ClusterKeys.open(StorageKeySetStore(storage), 1, clock) for _ in range(2)]
+        task = asyncio.create_task(p2.run_reloads(0.01))
+        try:
+            new = await p1.rotate()
+            for _ in range(200):
+                if p2.signing.kid == new:
+                    break
+                await asyncio.sleep(0.01)
+            assert p2.signing.kid == new
+            await StorageKeySetStore(storage).replace(await StorageKeySetStore(storage).load() or b"", b"garbage")
+            for _ in range(200):
+                if "cannot reload the signing keys" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert "cannot reload the signing keys of cluster 1" in caplog.text
+            assert not task.done() and p2.signing.kid == new  # still serving with what it had
+        finally:
+            task.cancel()
+        with pytest.raises(ValueError):
+            await p2.run_reloads(0)
+
     async def test_concurrent_changes_lose_nothing(self, clock: ManualClock) -> None:
         storage = await _storage()
         processes = [await ClusterKeys.open(StorageKeySetStore(storage), 1, clock) for _ in range(4)]

@@ -4,6 +4,7 @@ server upgraded from HS256 still accepts the tokens it issued before, for the up
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -133,3 +134,21 @@ async def test_an_upgraded_server_accepts_its_hs256_tokens_for_a_week(tmp_path: 
         clock.advance(timedelta(hours=168).total_seconds())
         r = await client.post(f"/api/{APP}/{WS}/c.sys.CUD", json=LOCATION, headers=_bearer(old))
         assert r.status_code == 401, r.text
+
+
+async def test_processes_of_a_cluster_reload_the_keys(tmp_path: Path) -> None:
+    vvm = VVM(
+        ServerConfig(storage_url=f"sqlite://{tmp_path}", cluster=True, advertise="http://127.0.0.1:9", join_later=True)
+    )
+    await vvm.start()
+    task = vvm.key_reloads
+    try:
+        assert task is not None and not task.done()
+    finally:
+        await vvm.stop()
+    await asyncio.sleep(0)
+    assert task.cancelled() and vvm.key_reloads is None
+
+
+async def test_a_single_server_does_not(env: Env) -> None:
+    assert env[0].key_reloads is None

@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "KEY_RELOAD_INTERVAL",
     "KEY_SET_NAME",
     "LEGACY_HMAC_WINDOW",
     "ClusterKeys",
@@ -67,6 +68,10 @@ KEY_SET_NAME: Final = "signingKeysEd25519"
 LEGACY_HMAC_WINDOW: Final = 168 * 3600.0
 """Seconds HS256 tokens of before the upgrade are still accepted: the longest a principal token
 lives (168 h), so that every token issued before the upgrade stays valid until it expires."""
+
+KEY_RELOAD_INTERVAL: Final = 10.0
+"""Seconds between two reads of the key set by each process of a cluster (:meth:`ClusterKeys.run_reloads`):
+stage a key at least this long before activating it, so that every process verifies it first."""
 
 _VERSION: Final = 1
 _MAX_RETRIES: Final = 32
@@ -409,6 +414,18 @@ class ClusterKeys:
             raise SecretStoreError("the signing keys are gone from the key store")
         if self._raw is None or not hmac.compare_digest(raw, self._raw):
             self._apply(_KeySet.decode(raw, self.cluster_id), raw)
+
+    async def run_reloads(self, interval: float = KEY_RELOAD_INTERVAL) -> None:
+        """:meth:`reload` every ``interval`` seconds until cancelled (a task of each process of a
+        cluster); a failed read is logged and tried again at the next turn."""
+        if interval <= 0:
+            raise ValueError("the reload interval must be positive")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception as exc:
+                _log.warning("cannot reload the signing keys of cluster %d: %s", self.cluster_id, exc)
 
     async def stage(self) -> str:
         """Add a new key that verifies but does not sign yet; its ID. Publish :meth:`jwks` and

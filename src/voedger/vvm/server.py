@@ -128,6 +128,8 @@ class VVM:
         self.tokens: Tokens | None = None
         """Signs and checks tokens: the cluster's Ed25519 keys and secret, shared through storage by
         all its processes; ``tokens.keys.ring`` verifies the other clusters' tokens too."""
+        self.key_reloads: asyncio.Task[None] | None = None
+        """Reads the cluster's key set now and then (a cluster of several processes only)."""
         self.federation: Federation = LocalFederation(self)
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
@@ -181,6 +183,8 @@ class VVM:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
         if cluster:
+            # Keys another process of the cluster rotates reach this one within seconds.
+            self.key_reloads = asyncio.create_task(keys.run_reloads(), name="key-reloads")
             store = LeaseStore(vvm_storage, self.config.lease_ttl)
             self.ownership = Ownership(store, self.config.advertise, self)
             if not self.config.join_later:
@@ -456,6 +460,9 @@ class VVM:
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))
         for app in self.apps.values():
             unbind_services(app.image.appdef)
+        if self.key_reloads is not None:
+            self.key_reloads.cancel()
+            self.key_reloads = None
         if isinstance(self.federation, HttpFederation):
             await self.federation.close()
         if self.provider is not None:
