@@ -509,6 +509,16 @@ class TestLegacyWindow:
         _refused(Tokens(secret, clock, worker), hs256, TokenErrorKind.MALFORMED)
         _refused(Tokens(secret, clock, fresh), hs256, TokenErrorKind.MALFORMED)
 
+    def test_the_public_key_is_no_hmac_secret(self, clock: ManualClock) -> None:
+        """Algorithm confusion: HS256 keyed with a published public key is refused even while
+        HS256 is accepted (only the cluster's secret keys HMAC)."""
+        keys = ClusterKeys.ephemeral(1, clock, hmac_until=clock.now() + LEGACY_HMAC_WINDOW)
+        tokens = Tokens(generate_secret(), clock, keys)
+        claims = _claims(tokens.issue(APP, ALICE)) | {"iat": int(clock.now()) - 1}
+        del claims["IssuerClusterID"]
+        for secret in (keys.signing.verification_key.raw, keys.jwks()[0]["x"].encode()):
+            _refused(tokens, jwt.encode(claims, secret, algorithm="HS256"), TokenErrorKind.BAD_SIGNATURE)
+
     async def test_the_window_is_decided_once(self, clock: ManualClock) -> None:
         storage = await _storage()
         first = await ClusterKeys.open(StorageKeySetStore(storage), 1, clock, legacy_hmac=True)
