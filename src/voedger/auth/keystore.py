@@ -264,9 +264,12 @@ class _KeySet:
             raise bad("not JSON") from None
         if not isinstance(data, dict) or data.get("version") != _VERSION:
             raise bad(f"not a version {_VERSION} key set")
-        if data.get("cluster") != cluster_id:
+        stored = data.get("cluster")
+        if not isinstance(stored, int) or isinstance(stored, bool):
+            raise bad("no cluster ID")
+        if stored != cluster_id:
             raise SecretStoreError(
-                f"the stored signing keys are of cluster {data.get('cluster')!r}, not of cluster {cluster_id}:"
+                f"the stored signing keys are of cluster {stored}, not of cluster {cluster_id}:"
                 " is this server given another cluster's storage?"
             )
         items, active, until = data.get("keys"), data.get("active"), data.get("hmac_until")
