@@ -23,6 +23,7 @@ from voedger.auth import (
     generate_secret,
     jwt_secret,
 )
+from voedger.auth.keystore import ClusterKeys, StorageKeySetStore
 from voedger.auth.tokens import PrincipalPayload
 from voedger.clock import ManualClock
 from voedger.storage import AppStorage
@@ -122,8 +123,9 @@ class TestStorageStore:
     async def test_tokens_of_one_node_are_valid_on_another(self) -> None:
         storage = await _storage()
         clock = ManualClock()
-        node1 = Tokens(await jwt_secret(StorageSecretStore(storage)), clock)
-        node2 = Tokens(await jwt_secret(StorageSecretStore(storage)), clock)
+        keys = [await ClusterKeys.open(StorageKeySetStore(storage), 1, clock) for _ in range(2)]
+        node1 = Tokens(await jwt_secret(StorageSecretStore(storage)), clock, keys[0])
+        node2 = Tokens(await jwt_secret(StorageSecretStore(storage)), clock, keys[1])
         token = node1.issue("untill/restaurant", PrincipalPayload(login="alice", profile_wsid=1))
         assert node2.validate("untill/restaurant", token).payload.login == "alice"
 

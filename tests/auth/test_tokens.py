@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,8 @@ from voedger.auth import (
     generate_secret,
     principal_token_ttl,
 )
+from voedger.auth.keys import SigningKey
+from voedger.auth.keystore import LEGACY_HMAC_WINDOW, ClusterKeys
 from voedger.clock import ManualClock
 from voedger.syserror import SysError
 
@@ -45,6 +48,11 @@ def _claims(token: str) -> dict[str, object]:
     payload = token.split(".")[1]
     decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return decoded
+
+
+def _sign(tokens: Tokens, claims: dict[str, object]) -> str:
+    """``claims`` signed as ``tokens`` signs (its cluster's current key), whatever they say."""
+    return tokens.keys.signing.sign(claims)
 
 
 def _refused(kind: TokenErrorKind, tokens: Tokens, token: str, app: str = APP) -> TokenError:
@@ -88,8 +96,11 @@ class TestIssue:
         assert c["Roles"] is None
         assert c["GlobalRoles"] is None
 
-    def test_header_is_hs256(self, tokens: Tokens) -> None:
-        assert jwt.get_unverified_header(tokens.issue(APP, ALICE))["alg"] == "HS256"
+    def test_header_is_eddsa_with_the_key_id(self, tokens: Tokens) -> None:
+        header = jwt.get_unverified_header(tokens.issue(APP, ALICE))
+        assert header["alg"] == "EdDSA"
+        assert header["kid"] == tokens.keys.signing.kid
+        assert _claims(tokens.issue(APP, ALICE))["IssuerClusterID"] == 1
 
     def test_default_ttl_is_one_hour(self, tokens: Tokens) -> None:
         c = _claims(tokens.issue(APP, ALICE))
@@ -173,8 +184,9 @@ class TestExpiry:
 
     def test_token_from_the_future_is_accepted(self, secret: bytes) -> None:
         """As in Voedger (iat is not checked): nodes' clocks may differ a little."""
-        issued = Tokens(secret, ManualClock(2_000_000_000)).issue(APP, ALICE)
-        assert Tokens(secret, ManualClock(1_999_999_000)).validate(APP, issued).payload == ALICE
+        node1 = Tokens(secret, ManualClock(2_000_000_000))
+        node2 = Tokens(secret, ManualClock(1_999_999_000), node1.keys)
+        assert node2.validate(APP, node1.issue(APP, ALICE)).payload == ALICE
 
 
 class TestRefused:
@@ -210,14 +222,15 @@ class TestRefused:
         unsigned = jwt.encode(claims, None, algorithm="none")
         _refused(TokenErrorKind.MALFORMED, tokens, unsigned)
 
-    def test_other_hmac_is_accepted_as_in_voedger(self, tokens: Tokens, secret: bytes) -> None:
+    def test_hmac_is_refused_without_a_legacy_window(self, tokens: Tokens, secret: bytes) -> None:
         claims = _claims(tokens.issue(APP, ALICE))
-        assert tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS512")).payload == ALICE
+        err = _refused(TokenErrorKind.MALFORMED, tokens, jwt.encode(claims, secret, algorithm="HS256"))
+        assert err.message == "token is not signed with an accepted algorithm"
 
-    def test_missing_claims(self, tokens: Tokens, secret: bytes) -> None:
+    def test_missing_claims(self, tokens: Tokens) -> None:
         claims = _claims(tokens.issue(APP, ALICE))
         del claims["exp"]
-        _refused(TokenErrorKind.INVALID_PAYLOAD, tokens, jwt.encode(claims, secret, algorithm="HS256"))
+        _refused(TokenErrorKind.INVALID_PAYLOAD, tokens, _sign(tokens, claims))
 
     @pytest.mark.parametrize(
         ("claim", "value"),
@@ -236,15 +249,89 @@ class TestRefused:
             ("exp", "soon"),
         ],
     )
-    def test_invalid_payload(self, tokens: Tokens, secret: bytes, claim: str, value: object) -> None:
+    def test_invalid_payload(self, tokens: Tokens, claim: str, value: object) -> None:
         claims = _claims(tokens.issue(APP, ALICE))
         claims[claim] = value
-        token = jwt.encode(claims, secret, algorithm="HS256")
+        token = _sign(tokens, claims)
         with pytest.raises(TokenError) as info:
             tokens.validate(APP, token)
-        assert info.value.kind in (TokenErrorKind.INVALID_PAYLOAD, TokenErrorKind.MALFORMED)
+        assert info.value.kind is TokenErrorKind.INVALID_PAYLOAD
 
-    def test_a_go_issued_token_is_read(self, tokens: Tokens, secret: bytes) -> None:
+    @pytest.mark.parametrize("issuer", [None, 2, "1", True])
+    def test_issuer_claim_must_name_the_signing_keys_cluster(self, tokens: Tokens, issuer: object) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        if issuer is None:
+            del claims["IssuerClusterID"]
+        else:
+            claims["IssuerClusterID"] = issuer
+        _refused(TokenErrorKind.WRONG_ISSUER, tokens, _sign(tokens, claims))
+
+    def test_unknown_key_id(self, tokens: Tokens) -> None:
+        claims = _claims(tokens.issue(APP, ALICE))
+        stranger = SigningKey.generate(1)
+        for header in ({"kid": stranger.kid}, {}):
+            token = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers=header)
+            err = _refused(TokenErrorKind.BAD_SIGNATURE, tokens, token)
+            assert err.message == "token is signed by an unknown key"
+        _, payload, sig = tokens.issue(APP, ALICE).split(".")
+        odd = base64.urlsafe_b64encode(b'{"alg":"EdDSA","kid":5}').decode().rstrip("=")
+        _refused(TokenErrorKind.MALFORMED, tokens, f"{odd}.{payload}.{sig}")
+
+    def test_key_id_of_the_ring_with_another_key(self, tokens: Tokens) -> None:
+        """A forger who puts our key ID in the header of a token signed by his key."""
+        claims = _claims(tokens.issue(APP, ALICE))
+        header = {"kid": tokens.keys.signing.kid}
+        token = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers=header)
+        _refused(TokenErrorKind.BAD_SIGNATURE, tokens, token)
+
+
+class TestLegacyHMAC:
+    """HS256 tokens of before the upgrade: accepted on the main cluster for 168 h after its keys
+    were made, if they were issued before that; then refused."""
+
+    @pytest.fixture
+    def legacy(self, secret: bytes, clock: ManualClock) -> Tokens:
+        clock.advance(1)  # the upgrade: a second after the Go-issued token below
+        keys = ClusterKeys.ephemeral(1, clock, hmac_until=clock.now() + LEGACY_HMAC_WINDOW)
+        return Tokens(secret, clock, keys)
+
+    def _old(self, secret: bytes, clock: ManualClock, alg: str = "HS256", *, age: int = 60, ttl: int = 168) -> str:
+        now = int(clock.now())
+        claims = ALICE.to_claims() | {
+            "iat": now - age,
+            "exp": now - age + ttl * 3600,
+            "aud": PRINCIPAL_AUDIENCE,
+            "Duration": 168 * 3600 * 10**9,
+            "AppQName": APP,
+            "IssuedAt": "2023-11-14T22:12:20Z",
+        }
+        return jwt.encode(claims, secret, algorithm=alg)
+
+    @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])  # Voedger accepts any HMAC method
+    def test_old_token_is_accepted_during_the_window(self, legacy: Tokens, secret: bytes, alg: str) -> None:
+        clock = legacy.keys.clock
+        assert isinstance(clock, ManualClock)
+        info = legacy.validate(APP, self._old(secret, clock, alg))
+        assert info.payload == ALICE
+        assert info.issuer_cluster == 1
+        assert jwt.get_unverified_header(legacy.refresh(APP, self._old(secret, clock)))["alg"] == "EdDSA"
+
+    def test_refused_after_the_window(self, legacy: Tokens, secret: bytes, clock: ManualClock) -> None:
+        token = self._old(secret, clock, ttl=1000)  # minted with the secret: any TTL
+        clock.advance(LEGACY_HMAC_WINDOW - 1)
+        assert legacy.validate(APP, token).payload == ALICE
+        clock.advance(1)
+        _refused(TokenErrorKind.MALFORMED, legacy, token)
+
+    def test_refused_if_issued_after_the_upgrade(self, legacy: Tokens, secret: bytes, clock: ManualClock) -> None:
+        assert legacy.validate(APP, self._old(secret, clock, age=1)).payload == ALICE
+        err = _refused(TokenErrorKind.BAD_SIGNATURE, legacy, self._old(secret, clock, age=0))
+        assert "sign in again" in err.message
+
+    def test_refused_with_another_secret(self, legacy: Tokens, clock: ManualClock) -> None:
+        _refused(TokenErrorKind.BAD_SIGNATURE, legacy, self._old(generate_secret(), clock))
+
+    def test_a_go_issued_token_is_read(self, legacy: Tokens, secret: bytes) -> None:
         """Claims as Voedger's Go code writes them: IssuedAt in local time with nanoseconds."""
         claims = {
             "Login": "bob",
@@ -261,9 +348,11 @@ class TestRefused:
             "AppQName": APP,
             "IssuedAt": "2023-11-15T01:13:20.123456789+03:00",
         }
-        info = tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS256"))
+        info = legacy.validate(APP, jwt.encode(claims, secret, algorithm="HS256"))
         assert info.payload == PrincipalPayload(login="bob", profile_wsid=140_737_488_486_400)
 
+
+class TestMessages:
     def test_messages_never_hold_the_token(self, tokens: Tokens, clock: ManualClock) -> None:
         token = tokens.issue(APP, ALICE)
         clock.advance(10_000)
@@ -283,11 +372,9 @@ class TestRefused:
     @given(st.dictionaries(st.text(max_size=12), st.none() | st.booleans() | st.integers() | st.text(max_size=8)))
     def test_fuzz_signed_garbage_claims(self, claims: dict[str, object]) -> None:
         """A correctly signed token with arbitrary claims is either valid or a TokenError."""
-        secret = b"k" * 64
-        tokens = Tokens(secret, ManualClock())
-        token = jwt.encode(claims, secret, algorithm="HS256")
+        tokens = Tokens(b"k" * 64, ManualClock())
         with contextlib.suppress(TokenError):
-            tokens.validate(APP, token)
+            tokens.validate(APP, _sign(tokens, claims))
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -315,10 +402,9 @@ class TestRefused:
         )
     )
     def test_fuzz_signed_principal_claims(self, claims: dict[str, object]) -> None:
-        secret = b"k" * 64
-        tokens = Tokens(secret, ManualClock())
+        tokens = Tokens(b"k" * 64, ManualClock())
         with contextlib.suppress(TokenError):
-            tokens.validate(APP, jwt.encode(claims, secret, algorithm="HS256"))
+            tokens.validate(APP, _sign(tokens, claims | {"IssuerClusterID": 1}))
 
 
 class TestSecretAndHashes:

@@ -3,7 +3,9 @@ called in process (LocalTransport), over HTTP to a second ASGI application (Http
 httpx's ASGI transport, no sockets), or over a real socket to a ``voedger.router.http`` server.
 
 Commands change state, so each path runs the same scenario on a server of its own, started
-alike: a fresh store holding the same JWT secret, the same manual clock, the same workspace.
+alike: a fresh store holding the same JWT secret and signing keys (Ed25519 signatures are
+deterministic: the same key signs the same claims into the same bytes), the same manual clock,
+the same workspace.
 Every answer of the scenario (status, headers, body) must then be the same byte for byte.
 """
 
@@ -19,7 +21,7 @@ import orjson
 
 from tests.router.conftest import SHOP_DIR
 from voedger.appdef import QName
-from voedger.auth import JWT_SECRET_NAME, PrincipalPayload
+from voedger.auth import JWT_SECRET_NAME, ClusterKeys, PrincipalPayload, StorageKeySetStore
 from voedger.clock import ManualClock
 from voedger.processors.command import CommandRequest
 from voedger.processors.principal import SYSTEM
@@ -49,14 +51,25 @@ Answer = tuple[str, int, list[tuple[str, str]], bytes]
 Setup = Callable[[VVM], contextlib.AbstractAsyncContextManager[Transport]]
 
 
+_KEY_SET: dict[str, bytes] = {}
+"""The signing keys every path's server shares, made by the first."""
+
+
 async def started_vvm(path: Path) -> VVM:
-    """A server on a fresh store that holds the JWT secret every path shares, with a shop
+    """A server on a fresh store that holds the JWT secret and keys every path shares, with a shop
     workspace owned by OWNER_PROFILE."""
     url = f"sqlite://{path}"
     provider = open_storage(url)
     await provider.open()
     storage = await provider.app_storage(VVM_APP)
     assert await storage.insert_if_not_exists(app_state_key("secret", JWT_SECRET_NAME.encode()), b"", JWT_SECRET)
+    keys = StorageKeySetStore(storage)
+    if "record" not in _KEY_SET:
+        await ClusterKeys.open(keys)
+        record = await keys.load()
+        assert record is not None
+        _KEY_SET["record"] = record
+    assert await keys.create(_KEY_SET["record"]) == _KEY_SET["record"]
     await provider.close()
     vvm = VVM(ServerConfig(storage_url=url, apps=[(APP, SHOP_DIR)], clock=ManualClock(1_790_000_000)))
     await vvm.start()

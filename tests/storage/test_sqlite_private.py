@@ -1,4 +1,4 @@
-"""An embedded data directory holds secrets (sys/vvm keeps the JWT signing secret): private to
+"""An embedded data directory holds secrets (sys/vvm keeps the JWT secret and signing keys): private to
 the server's user. Tests run as root, who reads anything, so they check mode bits, not access."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.router.conftest import SHOP_DIR
-from voedger.auth import StorageSecretStore, jwt_secret
+from voedger.auth import StorageKeySetStore, StorageSecretStore, jwt_secret
 from voedger.storage.sqlite import SQLiteStorageFactory
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
@@ -30,6 +30,10 @@ async def test_a_new_data_directory_and_its_storage_files_are_private(tmp_path: 
         files = sorted(p for p in data.iterdir() if p.is_file())
         holders = [p for p in files if secret in p.read_bytes()]
         assert holders, "the JWT secret is in some file of the data directory"
+        keys = await StorageKeySetStore(await vvm.provider.app_storage(VVM_APP)).load()
+        assert keys is not None and vvm.tokens is not None
+        assert vvm.tokens.keys.signing.kid.encode() in keys
+        assert [p for p in files if keys in p.read_bytes()], "so are the signing keys"
         assert any(p.name.endswith("-wal") for p in files)  # WAL and shared memory files too
         assert mode(data) == 0o700
         assert {p.name: mode(p) for p in files} == {p.name: 0o600 for p in files}

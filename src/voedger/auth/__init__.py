@@ -3,9 +3,12 @@
 What the router and the processors use:
 
 - :class:`Tokens` / :class:`AppTokens`: issue and validate principal and system tokens (JWT
-  HS256 bound to an application); :func:`jwt_secret` with a :class:`StorageSecretStore` or
-  :class:`FileSecretStore` gives the cluster-wide signing secret, :func:`cluster_secret` the
-  secret the cluster's processes forward requests to each other with;
+  EdDSA bound to an application); :class:`ClusterKeys` with a :class:`StorageKeySetStore` or
+  :class:`FileKeySetStore` gives the cluster's Ed25519 signing keys and the :class:`KeyRing`
+  that verifies the tokens of every cluster of the federation; :func:`jwt_secret` with a
+  :class:`StorageSecretStore` or :class:`FileSecretStore` gives the cluster-wide secret (keyed
+  hashes, HS256 tokens of before the upgrade), :func:`cluster_secret` the secret the cluster's
+  processes forward requests to each other with;
 - :func:`credentials_from` / :func:`parse_authorization`: the ``Authorization`` header or cookie;
 - :func:`build_principal`: the roles of a request, as Voedger's authenticator computes them;
 - :class:`ACL`: the :class:`~voedger.processors.principal.Authorizer` that evaluates the
@@ -36,6 +39,22 @@ from voedger.auth.headers import (
     looks_like_jwt,
     parse_authorization,
     parse_authorization_cookie,
+)
+from voedger.auth.keys import (
+    JWK_CLUSTER,
+    JWK_SCOPE,
+    KeyImportError,
+    KeyRing,
+    KeyScope,
+    SigningKey,
+    VerificationKey,
+)
+from voedger.auth.keystore import (
+    LEGACY_HMAC_WINDOW,
+    ClusterKeys,
+    FileKeySetStore,
+    KeySetStore,
+    StorageKeySetStore,
 )
 from voedger.auth.principals import (
     GUEST_LOGIN,
@@ -86,7 +105,10 @@ __all__ = [
     "DEFAULT_PRINCIPAL_TOKEN_TTL",
     "GUEST_LOGIN",
     "GUEST_WSID",
+    "JWK_CLUSTER",
+    "JWK_SCOPE",
     "JWT_SECRET_NAME",
+    "LEGACY_HMAC_WINDOW",
     "MAX_PRINCIPAL_TOKEN_TTL",
     "PRINCIPAL_AUDIENCE",
     "ROLE_ANONYMOUS",
@@ -102,11 +124,17 @@ __all__ = [
     "AccessDeniedError",
     "AppTokens",
     "AuthError",
+    "ClusterKeys",
     "Credentials",
     "CredentialsError",
     "CredentialsKind",
     "Decision",
+    "FileKeySetStore",
     "FileSecretStore",
+    "KeyImportError",
+    "KeyRing",
+    "KeyScope",
+    "KeySetStore",
     "Limiter",
     "PrincipalPayload",
     "RateDecision",
@@ -114,12 +142,15 @@ __all__ = [
     "RoleInWorkspace",
     "SecretStore",
     "SecretStoreError",
+    "SigningKey",
+    "StorageKeySetStore",
     "StorageSecretStore",
     "SubjectKind",
     "TokenError",
     "TokenErrorKind",
     "TokenInfo",
     "Tokens",
+    "VerificationKey",
     "basic_header",
     "bearer_header",
     "build_principal",

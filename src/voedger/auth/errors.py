@@ -33,6 +33,8 @@ class TokenErrorKind(StrEnum):
     WRONG_APP = "wrong application"
     WRONG_AUDIENCE = "wrong audience"
     INVALID_PAYLOAD = "invalid payload"
+    WRONG_ISSUER = "wrong issuer"
+    """Signed by a key that may not sign such a token (e.g. a worker cluster's key, a user's token)."""
 
 
 class TokenError(AuthError):

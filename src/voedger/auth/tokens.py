@@ -1,4 +1,5 @@
-"""Principal and system tokens: JWT HS256, bound to the application they were issued for.
+"""Principal and system tokens: JWTs signed with Ed25519 (EdDSA), bound to the application they
+were issued for.
 
 A token carries Voedger's claims, so that tokens pass between our servers and Voedger's clients
 unchanged:
@@ -8,11 +9,24 @@ unchanged:
 - ``Duration`` (the TTL in nanoseconds, as Go's ``time.Duration``), ``AppQName`` (``owner/app``),
   ``IssuedAt`` (RFC 3339);
 - the payload's fields merged in: ``Login``, ``Alias``, ``SubjectKind`` (1 user, 2 device),
-  ``ProfileWSID``, ``Roles`` (``[{"WSID", "QName"}]``), ``GlobalRoles`` (QNames), ``IsAPIToken``.
+  ``ProfileWSID``, ``Roles`` (``[{"WSID", "QName"}]``), ``GlobalRoles`` (QNames), ``IsAPIToken``;
+- ours: ``IssuerClusterID``, the cluster whose key signed the token (clients ignore it).
 
-:class:`Tokens` holds the node's signing secret and an injectable clock; ``validate`` raises one
-error type, :class:`~voedger.auth.errors.TokenError` (HTTP 401), whatever is wrong. Neither the
-tokens nor the secret ever appear in an error message or a ``repr``.
+Signing and verifying (see :mod:`voedger.auth.keys`): a token is signed by the issuing cluster's
+current Ed25519 key, its ID in the header's ``kid``, and verified locally by every cluster with
+its key ring. Keys of the main cluster may sign any token; a worker's keys sign only the System
+principal's tokens (its federation calls) and tokens for itself (verification codes), so a token
+of a user or device signed by a worker is refused (401) everywhere, and a worker cannot issue one.
+
+HS256 tokens (signed with the node's 64-byte secret, as before the upgrade and as Voedger does)
+are still accepted on the main cluster, for tokens issued before its Ed25519 keys were made, for
+168 hours after that (the longest a token lives): tokens in clients' hands stay valid across the
+upgrade, and then HS256 is refused. Workers never accept HS256 (their secret would let them
+mint). New tokens are always EdDSA. The secret also keys :meth:`Tokens.crypto_hash256`.
+
+:class:`Tokens` holds the cluster's keys, the secret and an injectable clock; ``validate`` raises
+one error type, :class:`~voedger.auth.errors.TokenError` (HTTP 401), whatever is wrong. Neither the
+tokens, the secret nor a private key ever appear in an error message or a ``repr``.
 """
 
 from __future__ import annotations
@@ -31,11 +45,15 @@ import jwt
 
 from voedger.appdef import QName, QNameError
 from voedger.auth.errors import TokenError, TokenErrorKind
+from voedger.auth.keys import SIGNING_ALGORITHM, KeyScope, VerificationKey
+from voedger.auth.keystore import LEGACY_HMAC_WINDOW, ClusterKeys
 from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.structs.wsid import MAIN_CLUSTER_ID
 from voedger.syserror import SysError
 
 __all__ = [
     "DEFAULT_PRINCIPAL_TOKEN_TTL",
+    "ISSUER_CLAIM",
     "MAX_PRINCIPAL_TOKEN_TTL",
     "PRINCIPAL_AUDIENCE",
     "SECRET_KEY_LENGTH",
@@ -61,9 +79,11 @@ SYSTEM_LOGIN: Final = "system"
 PRINCIPAL_AUDIENCE: Final = "payloads.PrincipalPayload"
 """The ``aud`` claim of principal tokens: the Go type name of the payload, as Voedger writes it."""
 
-_SIGNING_ALGORITHM: Final = "HS256"
-_ACCEPTED_ALGORITHMS: Final = ("HS256", "HS384", "HS512")  # Voedger accepts any HMAC method
-_RESERVED_CLAIMS: Final = frozenset({"iat", "exp", "aud", "Duration", "AppQName", "IssuedAt"})
+ISSUER_CLAIM: Final = "IssuerClusterID"
+"""The claim of ours naming the cluster whose key signed the token."""
+
+_HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")  # Voedger accepts any HMAC method
+_RESERVED_CLAIMS: Final = frozenset({"iat", "exp", "aud", "Duration", "AppQName", "IssuedAt", ISSUER_CLAIM})
 _NANOS: Final = 1_000_000_000
 _APP_QNAME: Final = re.compile(r"[^/\s]+/[^/\s]+")
 _TOKEN_SHAPE: Final = re.compile(r"[A-Za-z0-9_\-=]+\.[A-Za-z0-9_\-=]+\.[A-Za-z0-9_\-=]*")
@@ -149,6 +169,8 @@ class TokenInfo:
     duration: timedelta
     """The TTL it was issued with; a refreshed token gets the same."""
     claims: Mapping[str, Any] = field(repr=False, compare=False)
+    issuer_cluster: int = MAIN_CLUSTER_ID
+    """The cluster whose key signed it: for a System token, the cluster making the call."""
 
 
 def principal_token_ttl(hours: int) -> timedelta:
@@ -162,20 +184,37 @@ def principal_token_ttl(hours: int) -> timedelta:
     return timedelta(hours=hours)
 
 
+_SYSTEM_PAYLOAD: Final = PrincipalPayload(login=SYSTEM_LOGIN, profile_wsid=0)
+
+
 class Tokens:
-    """Issues and validates tokens with the node's secret (shared by every node of a cluster:
-    see :mod:`voedger.auth.secretstore`)."""
+    """Issues tokens with the cluster's signing key and validates them with its key ring
+    (``keys``: see :mod:`voedger.auth.keystore`; without it, a key made for this object alone, of
+    the main cluster). ``secret`` is the node's 64-byte secret (shared by every node of a
+    cluster: see :mod:`voedger.auth.secretstore`): it keys :meth:`crypto_hash256` and verifies
+    the HS256 tokens of before the upgrade while ``keys`` accepts them."""
 
-    __slots__ = ("_clock", "_key")
+    __slots__ = ("_clock", "_key", "keys")
 
-    def __init__(self, secret: bytes, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, secret: bytes, clock: Clock = SYSTEM_CLOCK, keys: ClusterKeys | None = None) -> None:
         if not isinstance(secret, bytes) or len(secret) < SECRET_KEY_LENGTH:
             raise ValueError(f"the JWT secret must be at least {SECRET_KEY_LENGTH} bytes")
         self._key = secret
         self._clock = clock
+        self.keys = keys if keys is not None else ClusterKeys.ephemeral(MAIN_CLUSTER_ID, clock)
 
     def __repr__(self) -> str:
-        return "Tokens(<secret hidden>)"
+        return f"Tokens(cluster_id={self.keys.cluster_id}, signing={self.keys.signing.kid!r}, <secret hidden>)"
+
+    @property
+    def cluster_id(self) -> int:
+        """The cluster these tokens are issued by."""
+        return self.keys.cluster_id
+
+    @property
+    def may_issue_principals(self) -> bool:
+        """True on the main cluster: only its keys sign the tokens of users and devices."""
+        return self.keys.scope is KeyScope.PRINCIPAL
 
     def for_app(self, app: str) -> AppTokens:
         """The tokens of one application (Voedger's ``IAppTokens``)."""
@@ -232,6 +271,7 @@ class Tokens:
                 expires_at=float(claims["exp"]),
                 duration=timedelta(microseconds=claims["Duration"] // 1000),
                 claims=claims,
+                issuer_cluster=claims[ISSUER_CLAIM],
             )
         except (OverflowError, ValueError):
             raise TokenError(TokenErrorKind.INVALID_PAYLOAD, "invalid token payload: a time is out of range") from None
@@ -245,11 +285,19 @@ class Tokens:
     # --- any payload
 
     def issue_claims(self, app: str, audience: str, payload: Mapping[str, Any], ttl: timedelta) -> str:
-        """A token of any payload type (``audience`` names it, e.g. ``payloads.VerifiedValuePayload``)."""
+        """A token of any payload type (``audience`` names it, e.g. ``payloads.VerifiedValuePayload``).
+
+        On a worker cluster a principal token can only be the System principal's: for a user or
+        a device this raises SysError 403 (the main cluster issues those)."""
         if not _APP_QNAME.fullmatch(app):
             raise ValueError(f"application name {app!r} is not owner/app")
         if ttl <= timedelta(0):
             raise ValueError("a token needs a positive TTL")
+        signing = self.keys.signing
+        if audience == PRINCIPAL_AUDIENCE and signing.scope is not KeyScope.PRINCIPAL and not _is_system(payload):
+            raise SysError(
+                403, f"cluster {signing.cluster_id} cannot issue principal tokens: the main cluster issues them"
+            )
         now = self._clock.now()
         nanos = (ttl // timedelta(microseconds=1)) * 1000
         claims: dict[str, Any] = {k: v for k, v in payload.items() if k not in _RESERVED_CLAIMS}
@@ -261,19 +309,22 @@ class Tokens:
                 "Duration": nanos,
                 "AppQName": app,
                 "IssuedAt": _rfc3339(now),
+                ISSUER_CLAIM: signing.cluster_id,
             }
         )
-        return jwt.encode(claims, self._key, algorithm=_SIGNING_ALGORITHM)
+        return signing.sign(claims)
 
     def validate_claims(self, app: str, audience: str, token: str) -> dict[str, Any]:
         """All claims of a valid token for ``app`` whose ``aud`` is ``audience``; raises TokenError."""
         if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
             raise TokenError(TokenErrorKind.MALFORMED, "token is malformed: expected a JWT")
+        now = self._clock.now()
+        key, verifier, algorithms = self._verifier(token, now)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
-                algorithms=list(_ACCEPTED_ALGORITHMS),
+                verifier,
+                algorithms=algorithms,
                 audience=audience,
                 options={
                     # Expiry is checked below against the injected clock, not PyJWT's.
@@ -292,20 +343,62 @@ class Tokens:
         except jwt.MissingRequiredClaimError as exc:
             raise TokenError(TokenErrorKind.INVALID_PAYLOAD, f"token has no {exc.claim!r} claim") from None
         except jwt.InvalidAlgorithmError:
-            raise TokenError(TokenErrorKind.MALFORMED, "token is not signed with HMAC") from None
+            raise TokenError(TokenErrorKind.MALFORMED, "token is not signed with an accepted algorithm") from None
         except (jwt.PyJWTError, ValueError, TypeError, KeyError, UnicodeError):
             raise TokenError(TokenErrorKind.MALFORMED, "token is malformed") from None
         exp, iat = claims.get("exp"), claims.get("iat")
         if not isinstance(exp, int | float) or isinstance(exp, bool) or not _is_number(iat):
             raise TokenError(TokenErrorKind.INVALID_PAYLOAD, "token times (iat, exp) are not numbers")
-        if self._clock.now() > exp:
+        if now > exp:
             raise TokenError(TokenErrorKind.EXPIRED, "token expired")
         duration, token_app = claims.get("Duration"), claims.get("AppQName")
         if not isinstance(duration, int) or isinstance(duration, bool) or not isinstance(token_app, str):
             raise TokenError(TokenErrorKind.INVALID_PAYLOAD, "token has no valid Duration or AppQName claim")
         if not hmac.compare_digest(token_app.encode(), app.encode()):
             raise TokenError(TokenErrorKind.WRONG_APP, "token issued for another application")
+        if key is None:
+            # HS256 of before the upgrade: only tokens issued before the keys were made.
+            assert isinstance(iat, int | float)
+            if iat >= self.keys.hmac_until - LEGACY_HMAC_WINDOW:
+                raise TokenError(TokenErrorKind.BAD_SIGNATURE, "HS256 tokens are no longer issued: sign in again")
+            claims[ISSUER_CLAIM] = self.keys.cluster_id
+        else:
+            self._check_issuer(key, audience, claims)
         return claims
+
+    def _verifier(self, token: str, now: float) -> tuple[VerificationKey | None, Any, list[str]]:
+        """The key that must have signed ``token`` (None for a legacy HS256 token), what PyJWT
+        verifies it with, and the one algorithm (family) accepted."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except (jwt.PyJWTError, ValueError, TypeError, UnicodeError):
+            raise TokenError(TokenErrorKind.MALFORMED, "token is malformed") from None
+        alg = header.get("alg")
+        if alg == SIGNING_ALGORITHM:
+            kid = header.get("kid")
+            key = self.keys.ring.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise TokenError(TokenErrorKind.BAD_SIGNATURE, "token is signed by an unknown key")
+            return key, key.public_key, [SIGNING_ALGORITHM]
+        if alg in _HMAC_ALGORITHMS and self.keys.accepts_hmac(now):
+            return None, self._key, list(_HMAC_ALGORITHMS)
+        raise TokenError(TokenErrorKind.MALFORMED, "token is not signed with an accepted algorithm")
+
+    def _check_issuer(self, key: VerificationKey, audience: str, claims: Mapping[str, Any]) -> None:
+        """May ``key`` sign this token? The main cluster's keys sign anything; the others sign
+        the System principal's tokens and their own cluster's other tokens only."""
+        issuer = claims.get(ISSUER_CLAIM)
+        if not isinstance(issuer, int) or isinstance(issuer, bool) or issuer != key.cluster_id:
+            raise TokenError(TokenErrorKind.WRONG_ISSUER, "token names another issuer than the key that signed it")
+        if key.scope is KeyScope.PRINCIPAL:
+            return
+        if audience == PRINCIPAL_AUDIENCE:
+            if not _is_system(claims):
+                raise TokenError(
+                    TokenErrorKind.WRONG_ISSUER, f"cluster {key.cluster_id} may not issue the tokens of users"
+                )
+        elif key.cluster_id != self.keys.cluster_id:
+            raise TokenError(TokenErrorKind.WRONG_ISSUER, f"token issued by cluster {key.cluster_id} for itself")
 
     # --- keyed hashes
 
@@ -355,6 +448,15 @@ def _rfc3339(ts: float) -> str:
     base = dt.strftime("%Y-%m-%dT%H:%M:%S")
     frac = f"{dt.microsecond:06d}".rstrip("0")
     return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def _is_system(claims: Mapping[str, Any]) -> bool:
+    """True if ``claims`` are exactly the System principal's (login ``system``, ProfileWSID 0, no
+    roles, not an API token): all a key that may not sign principal tokens may sign."""
+    try:
+        return PrincipalPayload.from_claims(claims) == _SYSTEM_PAYLOAD
+    except ValueError:
+        return False
 
 
 def _is_number(v: object) -> bool:

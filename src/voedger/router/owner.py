@@ -46,6 +46,8 @@ class Owner:
         """Tokens already validated, by application and credential as sent, until they expire: a
         client sends the same one many times. The same object comes back for the same token,
         which lets a partition remember the caller's principal."""
+        self._revocations = 0
+        """The key ring's ``revocations`` the cached tokens were validated under."""
         self._anonymous: dict[tuple[str, QName], tuple[AppDef, bool]] = {}
         """Whether a function may be executed by ``sys.Anonymous`` only, by application."""
 
@@ -91,6 +93,11 @@ class Owner:
             return self._dev_caller(app, authorization)
         if not authorization and not cookie:
             return None
+        assert self.vvm.tokens is not None
+        revocations = self.vvm.tokens.keys.ring.revocations
+        if revocations != self._revocations:  # a key stopped verifying: check every token again
+            self._validated.clear()
+            self._revocations = revocations
         key = (app, authorization, cookie)
         hit = self._validated.get(key)
         if hit is not None and hit.expires_at > self.vvm.config.clock.now():
@@ -103,7 +110,6 @@ class Owner:
             return None
         if creds.kind is not CredentialsKind.TOKEN:
             raise SysError(401, "a login and password are not accepted here: sign in to get a token first")
-        assert self.vvm.tokens is not None
         info = self.vvm.tokens.for_app(app).validate(creds.token)
         if len(self._validated) >= VALIDATED_TOKENS:
             self._validated.clear()

@@ -17,7 +17,17 @@ from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
 from voedger.apps.sys.mail import Mailer
-from voedger.auth import ACL, Limiter, StorageSecretStore, TokenError, Tokens, jwt_secret
+from voedger.auth import (
+    ACL,
+    JWT_SECRET_NAME,
+    ClusterKeys,
+    Limiter,
+    StorageKeySetStore,
+    StorageSecretStore,
+    TokenError,
+    Tokens,
+    jwt_secret,
+)
 from voedger.auth.attempts import PasswordGuard
 from voedger.auth.resolver import TokenResolver
 from voedger.auth.tokens import TokenInfo
@@ -119,8 +129,11 @@ class VVM:
         self.authorizer: Authorizer = authorizer
         self.resolver: PrincipalResolver = DirectResolver() if config.insecure_dev else TokenResolver()
         self.tokens: Tokens | None = None
+        """Signs and checks tokens: the cluster's Ed25519 keys and secret, shared through storage by
+        all its processes; ``tokens.keys.ring`` verifies the other clusters' tokens too."""
+        self.key_reloads: asyncio.Task[None] | None = None
+        """Reads the cluster's key set now and then (a cluster of several processes only)."""
         self.federation: Federation = LocalFederation(self)
-        """Signs and checks principal tokens; the secret is shared through storage by all nodes."""
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
         self.started = asyncio.Event()
@@ -143,7 +156,14 @@ class VVM:
         self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open(server=True)
         vvm_storage = await self.provider.app_storage(VVM_APP)
-        self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
+        secrets = StorageSecretStore(vvm_storage)
+        # A JWT secret from before the Ed25519 keys: HS256 tokens are out there, still accepted
+        # for a week after the keys are made (see voedger.auth.tokens).
+        upgrading = await secrets.read(JWT_SECRET_NAME) is not None
+        keys = await ClusterKeys.open(
+            StorageKeySetStore(vvm_storage), self.config.cluster_id, self.config.clock, legacy_hmac=upgrading
+        )
+        self.tokens = Tokens(await jwt_secret(secrets), self.config.clock, keys)
         cluster = self.config.cluster
         if cluster is None:
             cluster = self.provider.capabilities.name == "cassandra"
@@ -174,6 +194,8 @@ class VVM:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
         if cluster:
+            # Keys another process of the cluster rotates reach this one within seconds.
+            self.key_reloads = asyncio.create_task(keys.run_reloads(), name="key-reloads")
             store = LeaseStore(vvm_storage, self.config.lease_ttl)
             self.ownership = Ownership(store, self.config.advertise, self)
             if not self.config.join_later:
@@ -449,6 +471,9 @@ class VVM:
             await asyncio.gather(*(p.stop() for p in app.partitions.values()))
         for app in self.apps.values():
             unbind_services(app.image.appdef)
+        if self.key_reloads is not None:
+            self.key_reloads.cancel()
+            self.key_reloads = None
         if isinstance(self.federation, HttpFederation):
             await self.federation.close()
         if self.provider is not None:
