@@ -1,6 +1,6 @@
 """A whole federation in one test process: three clusters (the real servers, each with its own
-SQLite storage) whose routers reach each other through ``httpx.ASGITransport`` instead of
-sockets; the code paths are the production ones. Plus the directory, its store and the secret
+SQLite storage, real tokens) whose routers reach each other through ``httpx.ASGITransport``
+instead of sockets; the code paths are the production ones. Plus the directory, its store and the secret
 file on their own."""
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ class InProcess:
                 storage_url=f"sqlite://{self.root / f'c{i}'}",
                 apps=[(SHOP, SHOP_DIR)],
                 cluster_id=i,
-                insecure_dev=True,
                 federated=True,
                 advertise=f"http://c{i}",
             )
@@ -135,7 +134,10 @@ async def test_a_federation_in_one_process(fed: InProcess) -> None:
             r = await c3.post(f"{V2}/auth/login", json={"login": "eve", "password": "pass-word-1"})
             return r.json() if r.status_code == 200 else None
 
-        profile = int((await _until(signed_in))["profileWSID"])
+        signed = await _until(signed_in)
+        profile = int(signed["profileWSID"])
+        for c in (c1, c2, c3):  # the main cluster's token, verified by every cluster itself
+            c.headers["Authorization"] = f"Bearer {signed['principalToken']}"
         assert ws.cluster_id(profile) == 2
         args = {"WSName": "s", "WSKind": "shop.ShopDesc", "WSKindInitializationData": '{"Name":"N"}'}
         args["WSClusterID"] = 3  # type: ignore[assignment]
@@ -200,8 +202,13 @@ async def test_a_directory_change_reaches_the_workers_and_a_removed_cluster_is_4
     # starts with it.
     provider = fed.vvms[2].provider
     assert provider is not None
-    kept = await DirectoryStore(await provider.app_storage(VVM_APP)).cached()
-    assert kept is not None and not kept.knows(3) and kept.knows(2)
+    cache = DirectoryStore(await provider.app_storage(VVM_APP))
+
+    async def kept() -> Directory | None:
+        d = await cache.cached()  # written just after the worker took the new version
+        return d if d is not None and not d.knows(3) else None
+
+    assert (await _until(kept, timeout=5)).knows(2)
 
 
 def test_directory_entries_are_validated() -> None:

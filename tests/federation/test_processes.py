@@ -3,7 +3,10 @@
 The scenario of issue 14: a user signs up through worker 2 and gets a profile in cluster 2; from
 it a workspace is made in cluster 3; that workspace answers the same through the routers of all
 three clusters; its rows exist in cluster 3's storage only; with cluster 3 stopped only its
-workspaces answer 503, and they come back with it.
+workspaces answer 503, and they come back with it; with the main cluster stopped, the tokens it
+issued still work on the workers. Real tokens throughout: the main cluster signs users' tokens
+with its Ed25519 key, every cluster signs its own System tokens, and each verifies the others'
+with the public keys the directory lists.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ V2 = f"/api/v2/apps/{SHOP}"
 
 @pytest.fixture
 async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    fed = Federation(tmp_path, insecure=True)
+    fed = Federation(tmp_path)
     try:
         await fed.start()
         yield fed
@@ -140,6 +143,18 @@ async def test_three_clusters_route_place_and_isolate(federation: Federation) ->
         await federation.clusters[3].start()
         r = await _poll(c, "GET", f"{r1}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
         assert len(r.json()["results"]) == 3
+
+        # The main cluster down: the tokens it issued before still work on the workers (each
+        # verifies them with the main cluster's public key, from the directory it keeps); only
+        # signing in waits.
+        federation.main.stop()
+        for router in (r2, r3):
+            r = await c.get(f"{router}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
+            assert r.status_code == 200, r.text
+        r = await c.get(f"{r2}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers=auth)
+        assert r.status_code == 200, r.text
+        r = await c.post(f"{r2}{V2}/auth/login", json={"login": "ann", "password": "pass-word-1"})
+        assert r.status_code == 503 and r.headers.get("retry-after"), r.text
 
     # Residency: the workspace's rows are in cluster 3's storage only; the profile's in 2's only.
     federation.stop()

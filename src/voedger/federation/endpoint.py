@@ -16,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
 
+import orjson
+
+from voedger.auth.keys import KeyRing
 from voedger.federation.directory import Directory
 from voedger.router.app import Router
 from voedger.router.wire import (
@@ -46,12 +49,19 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
 class FederationEndpoint:
     def __init__(
-        self, router: Router, cluster_id: int, secret: bytes | str, directory: Callable[[], Directory] | None = None
+        self,
+        router: Router,
+        cluster_id: int,
+        secret: bytes | str,
+        directory: Callable[[], Directory] | None = None,
+        publish: Callable[[int, list[dict[str, Any]]], Awaitable[Directory]] | None = None,
     ) -> None:
         self.router = router
         self.cluster_id = cluster_id
         self.directory = directory
         """The directory to answer (the main cluster); None on a worker."""
+        self.publish = publish
+        """Lists a worker's keys in the directory (the main cluster); the new directory."""
         self._secret = secret_text(secret).encode("latin-1")
         if not self._secret:
             raise ValueError("the federation secret is empty")
@@ -102,7 +112,35 @@ class FederationEndpoint:
             return refused
         if self.directory is None:
             return _refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it keeps no directory"))
-        return 200, _JSON_HEADERS, self.directory().to_bytes()
+        if not body.strip():
+            return 200, _JSON_HEADERS, self.directory().to_bytes()
+        # A worker publishes its public keys.
+        try:
+            cluster, keys = _published_keys(body)
+            if cluster == self.cluster_id or not self.directory().knows(cluster):
+                raise ValueError(f"cluster {cluster} is not a worker of this federation")
+            KeyRing(self.cluster_id).update_cluster(cluster, keys)  # validates: scope, cluster, shape
+        except ValueError as exc:
+            return _refuse(SysError(400, f"keys not published: {exc}"))
+        assert self.publish is not None
+        directory = await self.publish(cluster, keys)
+        log.info("cluster %d published its keys: %s", cluster, ", ".join(str(k.get("kid")) for k in keys))
+        return 200, _JSON_HEADERS, directory.to_bytes()
+
+
+def _published_keys(body: bytes) -> tuple[int, list[dict[str, Any]]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(data, dict) or set(data) != {"cluster", "keys"}:
+        raise ValueError("the body must be an object of cluster and keys")
+    cluster, keys = data["cluster"], data["keys"]
+    if isinstance(cluster, bool) or not isinstance(cluster, int):
+        raise ValueError("cluster must be an integer")
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise ValueError("keys must be a list of JWK objects")
+    return cluster, keys
 
 
 def _refuse(err: SysError) -> Reply:

@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from voedger.auth.keys import KeyImportError
 from voedger.federation.directory import Directory
 from voedger.federation.endpoint import FederationEndpoint
 from voedger.federation.routes import FederationRoutes
@@ -30,6 +33,8 @@ from voedger.vvm.federation import HttpFederation
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 __all__ = ["Federated", "FederationConfig", "make_federated_asgi"]
+
+log = logging.getLogger("voedger.federation")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Federated:
         self.source: StoredDirectory | FetchedDirectory | None = None
         self.routes: FederationRoutes | None = None
         self.endpoint: FederationEndpoint | None = None
+        self.vvm: VVM | None = None
+        self.store: DirectoryStore | None = None
 
     def directory(self) -> Directory:
         return self.source.current if self.source is not None else Directory()
@@ -67,6 +74,7 @@ class Federated:
         return cluster_id == self.cluster_id or self.directory().knows(cluster_id)
 
     def wrap(self, vvm: VVM, inner: Routes) -> Routes:
+        self.vvm = vvm
         vvm.knows_cluster = self.knows
         self.routes = FederationRoutes(
             self.cluster_id, inner, self.directory, client_factory=self.config.client_factory
@@ -77,13 +85,14 @@ class Federated:
         assert vvm.provider is not None and self.routes is not None
         storage = await vvm.provider.app_storage(VVM_APP)
         secret = await federation_secret(storage, self.config.secret)
-        store = DirectoryStore(storage)
+        store = self.store = DirectoryStore(storage)
         if self.config.main_url is None:
             self.source = StoredDirectory(store, self.config.interval)
         else:
             factory = self.config.client_factory
             client = factory(self.config.main_url) if factory is not None else None
             self.source = FetchedDirectory(self.config.main_url, secret, store, self.config.interval, client)
+        self.source.on_refresh = self.refreshed
         await self.source.start()
         self.routes.secret = secret
         if self.config.client_factory is not None and isinstance(vvm.federation, HttpFederation):
@@ -91,15 +100,57 @@ class Federated:
             vvm.federation.client = self.config.client_factory(vvm.federation.base_url)
             await old.aclose()
         is_main = self.config.main_url is None
-        self.endpoint = FederationEndpoint(app.router, self.cluster_id, secret, self.directory if is_main else None)
+        self.endpoint = FederationEndpoint(
+            app.router,
+            self.cluster_id,
+            secret,
+            self.directory if is_main else None,
+            self._publish if is_main else None,
+        )
         app.internal[FEDERATION_BUS_PATH] = self.endpoint.bus
         app.internal[FEDERATION_DIRECTORY_PATH] = self.endpoint.directory_of
+
+    async def _publish(self, cluster_id: int, jwks: list[dict[str, Any]]) -> Directory:
+        """The main cluster lists a cluster's keys (its own, or a worker's it was sent)."""
+        assert self.store is not None and isinstance(self.source, StoredDirectory)
+        directory = await self.store.change(lambda d: d.with_keys(cluster_id, jwks))
+        self.source.current = directory if directory.version > self.source.current.version else self.source.current
+        return directory
+
+    async def refreshed(self, directory: Directory) -> None:
+        """After each read of the directory: publish this cluster's keys if the directory lists
+        others (a rotation, a first start), and verify every other cluster's tokens with the
+        keys it lists (a cluster that left: none)."""
+        assert self.vvm is not None and self.vvm.tokens is not None
+        keys = self.vvm.tokens.keys
+        own = _normal(keys.jwks())
+        mine = directory.get(self.cluster_id)
+        if mine is not None and _normal(mine.keys) != own:
+            if isinstance(self.source, FetchedDirectory):
+                await self.source.publish(self.cluster_id, own)
+            else:
+                await self._publish(self.cluster_id, own)
+        ring = keys.ring
+        for cluster_id, entry in directory.clusters.items():
+            if cluster_id == self.cluster_id or _normal(ring.jwks_of(cluster_id)) == _normal(entry.keys):
+                continue
+            try:
+                ring.update_cluster(cluster_id, list(entry.keys))
+            except KeyImportError as exc:
+                log.warning("federation: the keys the directory lists for cluster %d are refused: %s", cluster_id, exc)
+        for cluster_id in ring.clusters():
+            if cluster_id != self.cluster_id and not directory.knows(cluster_id):
+                ring.remove_cluster(cluster_id)
 
     async def stopping(self, vvm: VVM, app: FastPath) -> None:
         app.internal.pop(FEDERATION_BUS_PATH, None)
         app.internal.pop(FEDERATION_DIRECTORY_PATH, None)
         if self.source is not None:
             await self.source.stop()
+
+
+def _normal(jwks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return sorted((dict(k) for k in jwks), key=lambda k: str(k.get("kid")))
 
 
 def make_federated_asgi(config: ServerConfig, federation: FederationConfig) -> tuple[FastPath, VVM, Federated]:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import httpx
+import orjson
 
 from voedger.federation.directory import Directory, DirectoryError
 from voedger.federation.store import DirectoryStore
@@ -32,9 +34,14 @@ DEFAULT_INTERVAL: Final = 1.0
 """Seconds between two reads of the directory: how soon a change reaches every cluster."""
 
 
+Refreshed = Callable[[Directory], Awaitable[None]]
+
+
 class _Polling:
     def __init__(self, interval: float) -> None:
         self.interval = interval
+        self.on_refresh: Refreshed | None = None
+        """Called with the directory after each read that worked (keys to import or publish)."""
         self.current = Directory()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
@@ -65,6 +72,11 @@ class _Polling:
                 log.warning("federation directory: cannot read it (%d in a row): %s", self.failures, exc)
             return False
         self.failures = 0
+        if self.on_refresh is not None:
+            try:
+                await self.on_refresh(self.current)
+            except Exception:  # the next read tries again; routing goes on meanwhile
+                log.exception("federation directory: acting on version %d failed", self.current.version)
         return True
 
     async def start(self) -> None:
@@ -123,6 +135,18 @@ class FetchedDirectory(_Polling):
         reply = await self.client.post(self.url, headers=self._headers)
         if reply.status_code != 200:
             raise DirectoryError(f"the main cluster answered {reply.status_code} for the directory")
+        if self._take(Directory.parse(reply.content)):
+            await self.cache.keep(self.current)
+
+    async def publish(self, cluster_id: int, jwks: list[dict[str, Any]]) -> None:
+        """Ask the main cluster to list ``jwks`` as this cluster's keys; the directory it answers
+        is taken like a read's."""
+        body = orjson.dumps({"cluster": cluster_id, "keys": jwks})
+        reply = await self.client.post(self.url, headers=self._headers, content=body)
+        if reply.status_code != 200:
+            raise DirectoryError(
+                f"the main cluster refused this cluster's keys: {reply.status_code} {reply.text[:300]}"
+            )
         if self._take(Directory.parse(reply.content)):
             await self.cache.keep(self.current)
 
