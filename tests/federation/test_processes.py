@@ -144,6 +144,15 @@ async def test_three_clusters_route_place_and_isolate(federation: Federation) ->
         r = await _poll(c, "GET", f"{r1}{V2}/workspaces/{child}/cdocs/shop.Item", headers=auth)
         assert len(r.json()["results"]) == 3
 
+        # A worker refreshes a token through the main cluster (it may not issue one itself).
+        r = await c.post(f"{r3}{V2}/auth/refresh", headers=auth)
+        assert r.status_code == 200 and r.json()["profileWSID"] == profile, r.text
+        fresh = {"Authorization": f"Bearer {r.json()['principalToken']}"}
+        r = await c.get(f"{r2}{V2}/workspaces/{child}/cdocs/shop.Item", headers=fresh)
+        assert r.status_code == 200, r.text
+        r = await c.post(f"{r2}{V2}/auth/refresh", headers={"Authorization": "Bearer x.y.z"})
+        assert r.status_code == 401, r.text
+
         # The main cluster down: the tokens it issued before still work on the workers (each
         # verifies them with the main cluster's public key, from the directory it keeps); only
         # signing in waits.
@@ -154,6 +163,8 @@ async def test_three_clusters_route_place_and_isolate(federation: Federation) ->
         r = await c.get(f"{r2}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers=auth)
         assert r.status_code == 200, r.text
         r = await c.post(f"{r2}{V2}/auth/login", json={"login": "ann", "password": "pass-word-1"})
+        assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        r = await c.post(f"{r2}{V2}/auth/refresh", headers=auth)
         assert r.status_code == 503 and r.headers.get("retry-after"), r.text
 
     # Residency: the workspace's rows are in cluster 3's storage only; the profile's in 2's only.

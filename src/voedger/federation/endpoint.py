@@ -127,6 +127,28 @@ class FederationEndpoint:
         log.info("cluster %d published its keys: %s", cluster, ", ".join(str(k.get("kid")) for k in keys))
         return 200, _JSON_HEADERS, directory.to_bytes()
 
+    async def refresh(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        """A worker asks for a fresh principal token: checked here as any token is (signature,
+        application, expiry), and issued again with the same payload and TTL."""
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
+        tokens = self.router.vvm.tokens
+        if self.directory is None or tokens is None:
+            return _refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it issues no tokens"))
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("app"), str) or not isinstance(data.get("token"), str):
+            return _refuse(SysError(400, 'the body must be {"app": ..., "token": ...}'))
+        try:
+            fresh = tokens.refresh(data["app"], data["token"])
+        except (SysError, ValueError) as exc:
+            err = exc if isinstance(exc, SysError) else SysError(400, str(exc))
+            return err.status, _JSON_HEADERS, err.to_v2()
+        return 200, _JSON_HEADERS, orjson.dumps({"token": fresh})
+
 
 def _published_keys(body: bytes) -> tuple[int, list[dict[str, Any]]]:
     try:

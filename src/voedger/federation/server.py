@@ -27,7 +27,7 @@ from voedger.federation.sync import DEFAULT_INTERVAL, FetchedDirectory, StoredDi
 from voedger.router.app import FastPath
 from voedger.router.server import make_asgi
 from voedger.router.transport import Routes
-from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_DIRECTORY_PATH
+from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_DIRECTORY_PATH, FEDERATION_REFRESH_PATH
 from voedger.structs.wsid import MAIN_CLUSTER_ID
 from voedger.vvm.federation import HttpFederation
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
@@ -109,6 +109,9 @@ class Federated:
         )
         app.internal[FEDERATION_BUS_PATH] = self.endpoint.bus
         app.internal[FEDERATION_DIRECTORY_PATH] = self.endpoint.directory_of
+        app.internal[FEDERATION_REFRESH_PATH] = self.endpoint.refresh
+        if isinstance(self.source, FetchedDirectory):
+            app.router.remote_refresh = self.source.refresh_token
 
     async def _publish(self, cluster_id: int, jwks: list[dict[str, Any]]) -> Directory:
         """The main cluster lists a cluster's keys (its own, or a worker's it was sent)."""
@@ -145,6 +148,8 @@ class Federated:
     async def stopping(self, vvm: VVM, app: FastPath) -> None:
         app.internal.pop(FEDERATION_BUS_PATH, None)
         app.internal.pop(FEDERATION_DIRECTORY_PATH, None)
+        app.internal.pop(FEDERATION_REFRESH_PATH, None)
+        app.router.remote_refresh = None
         if self.source is not None:
             await self.source.stop()
 

@@ -23,8 +23,14 @@ import orjson
 
 from voedger.federation.directory import Directory, DirectoryError
 from voedger.federation.store import DirectoryStore
-from voedger.router.wire import FEDERATION_DIRECTORY_PATH, FEDERATION_SECRET_HEADER, secret_text
+from voedger.router.wire import (
+    FEDERATION_DIRECTORY_PATH,
+    FEDERATION_REFRESH_PATH,
+    FEDERATION_SECRET_HEADER,
+    secret_text,
+)
 from voedger.storage import StorageError
+from voedger.syserror import SysError
 
 __all__ = ["DEFAULT_INTERVAL", "FetchedDirectory", "StoredDirectory"]
 
@@ -149,6 +155,30 @@ class FetchedDirectory(_Polling):
             )
         if self._take(Directory.parse(reply.content)):
             await self.cache.keep(self.current)
+
+    async def refresh_token(self, app: str, token: str) -> str:
+        """A fresh principal token from a main router (this cluster may not issue one); the main
+        cluster's refusal is raised as it answered it, an unreachable one is a 503."""
+        url = self.url.removesuffix(FEDERATION_DIRECTORY_PATH) + FEDERATION_REFRESH_PATH
+        try:
+            reply = await self.client.post(
+                url, headers=self._headers, content=orjson.dumps({"app": app, "token": token})
+            )
+        except httpx.HTTPError:
+            raise SysError(
+                503, "the main cluster, which issues tokens, cannot be reached; retry", headers={"Retry-After": "1"}
+            ) from None
+        try:
+            data = orjson.loads(reply.content)
+        except orjson.JSONDecodeError:
+            data = None
+        if reply.status_code == 200 and isinstance(data, dict) and isinstance(data.get("token"), str):
+            return str(data["token"])
+        message = data.get("message") if isinstance(data, dict) else None
+        if reply.status_code in (400, 401, 403) and isinstance(message, str):
+            raise SysError(reply.status_code, message)
+        log.warning("the main cluster answered %d to a token refresh", reply.status_code)
+        raise SysError(503, "the main cluster could not refresh the token; retry", headers={"Retry-After": "1"})
 
     async def stop(self) -> None:
         await super().stop()

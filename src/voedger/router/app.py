@@ -69,6 +69,9 @@ class Router:
         """Reads running now, by WSID (the per-workspace query limit)."""
         self.reads_refused = 0
         """Reads refused by that limit since start."""
+        self.remote_refresh: Callable[[str, str], Awaitable[str]] | None = None
+        """(application, token) -> a fresh token, from the cluster that may issue principal
+        tokens, when this one may not (a worker of a federation); None: refreshed here."""
 
     # --- shared steps ---------------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ federation secret); each is routed on inside this cluster, never to a third one.
 FEDERATION_DIRECTORY_PATH: Final = "/_federation/directory"
 """Where the main cluster's routers answer the federation directory (a POST with the federation
 secret; its body, if any, is a worker's key set to publish)."""
+FEDERATION_REFRESH_PATH: Final = "/_federation/refresh"
+"""Where the main cluster's routers refresh a principal token for a worker (which may not issue
+one): a POST with the federation secret and ``{"app", "token"}``."""
 FEDERATION_SECRET_HEADER: Final = "X-Voedger-Federation-Secret"
 SECRET_HEADER: Final = "X-Voedger-Cluster-Secret"
 """The header that carries the cluster secret (hex) on a forwarded request."""
