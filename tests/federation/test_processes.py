@@ -185,3 +185,64 @@ async def test_the_directory_is_kept_by_the_main_cluster_and_reaches_workers(fed
         assert r.status_code == 401
         r = await c.post(f"{federation.clusters[2].url}/_federation/bus", headers={"X-Voedger-Federation-Secret": "00"})
         assert r.status_code == 403
+
+
+async def test_the_main_cluster_rotates_its_key_without_downtime(federation: Federation) -> None:
+    import jwt
+
+    main = federation.main.storage
+    r1, r3 = federation.main.url, federation.clusters[3].url
+    async with httpx.AsyncClient(timeout=30) as c:
+        old_token, profile = await _sign_up(c, r1, "rot")
+        old_kid = jwt.get_unverified_header(old_token)["kid"]
+        staged = voedger("keys", "stage", "--storage", main)
+        assert staged.returncode == 0, staged.stderr
+        new_kid = staged.stdout.split()[1].rstrip(":")
+        assert new_kid != old_kid
+
+        def listed() -> bool:
+            done = voedger("federation", "list", "--storage", main, "--json")
+            entry = next(e for e in httpx.Response(200, content=done.stdout).json()["clusters"] if e["id"] == 1)
+            return {k["kid"] for k in entry["keys"]} == {old_kid, new_kid}
+
+        deadline = time.monotonic() + 40
+        while not listed():  # the servers reload their keys, the main cluster publishes them
+            assert time.monotonic() < deadline, "the staged key did not reach the directory"
+            await asyncio.sleep(0.5)
+        done = voedger("keys", "activate", "--storage", main, new_kid)
+        assert done.returncode == 0, done.stderr
+
+        async def signed_with_new() -> Any:
+            r = await c.post(f"{r1}{V2}/auth/login", json={"login": "rot", "password": "pass-word-1"})
+            token = r.json()["principalToken"]
+            return token if jwt.get_unverified_header(token)["kid"] == new_kid else None
+
+        deadline = time.monotonic() + 40
+        while (new_token := await signed_with_new()) is None:
+            assert time.monotonic() < deadline, "the new key does not sign"
+            await asyncio.sleep(0.5)
+        # Both tokens work on a worker, which verifies them itself.
+        for token in (old_token, new_token):
+            r = await c.get(
+                f"{r3}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 200, r.text
+        listing = voedger("keys", "list", "--storage", main)
+        assert f"* {new_kid}" in listing.stdout and old_kid in listing.stdout, listing.stdout
+        done = voedger("keys", "remove", "--storage", main, new_kid)
+        assert done.returncode == 1 and "signing key cannot be removed" in done.stderr
+        done = voedger("keys", "remove", "--storage", main, old_kid)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 40
+        while True:  # the old key's tokens stop verifying everywhere
+            r = await c.get(
+                f"{r3}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers={"Authorization": f"Bearer {old_token}"}
+            )
+            if r.status_code == 401:
+                break
+            assert time.monotonic() < deadline, "a removed key still verifies on a worker"
+            await asyncio.sleep(0.5)
+        r = await c.get(
+            f"{r3}{V2}/workspaces/{profile}/docs/sys.UserProfile", headers={"Authorization": f"Bearer {new_token}"}
+        )
+        assert r.status_code == 200, r.text

@@ -16,6 +16,7 @@ from voedger import __version__
 from voedger.storage import StorageError, open_storage
 
 if TYPE_CHECKING:
+    from voedger.auth.keystore import ClusterKeys
     from voedger.federation.store import DirectoryStore
 
 
@@ -415,6 +416,108 @@ def secret(storage_url: str, out: str) -> None:
         return f"the federation secret is in {out} (mode 0600)"
 
     _with_directory_store(storage_url, work)
+
+
+@main.group()
+def keys() -> None:
+    """The cluster's token-signing keys (Ed25519), kept in its storage.
+
+    A rotation without downtime: `stage` a new key (published and verifying, not signing yet),
+    wait until every cluster of the federation lists it (`voedger federation list`; seconds),
+    `activate` it, and `remove` the old one once the tokens it signed have expired (at most
+    168 h). The servers pick changes up within about 10 s.
+    """
+
+
+def _with_keys(storage_url: str, cluster_id: int, work: Callable[[ClusterKeys], Awaitable[str]]) -> None:
+    from voedger.auth.keystore import ClusterKeys, StorageKeySetStore
+    from voedger.vvm.server import VVM_APP
+
+    async def run() -> str:
+        provider = open_storage(storage_url)
+        try:
+            await provider.open(server=False)
+            store = StorageKeySetStore(await provider.app_storage(VVM_APP))
+            if await store.load() is None:
+                raise ValueError("this storage keeps no keys yet: start a server on it once first")
+            return await work(await ClusterKeys.open(store, cluster_id))
+        finally:
+            await provider.close()
+
+    from voedger.auth.errors import SecretStoreError
+
+    try:
+        click.echo(asyncio.run(run()))
+    except KeyError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(1)
+    except (StorageError, ValueError, SecretStoreError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+_KEYS_STORAGE = click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
+_KEYS_CLUSTER = click.option(
+    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
+)
+
+
+@keys.command("list")
+@_KEYS_STORAGE
+@_KEYS_CLUSTER
+def keys_list(storage_url: str, cluster_id: int) -> None:
+    """The keys, the signing one marked."""
+
+    async def work(k: ClusterKeys) -> str:
+        import datetime as dt
+
+        lines = []
+        for kid in k.kids():
+            made = dt.datetime.fromtimestamp(k.created_at(kid), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            lines.append(f"{'*' if kid == k.signing.kid else ' '} {kid}  made {made}")
+        return "\n".join(lines)
+
+    _with_keys(storage_url, cluster_id, work)
+
+
+@keys.command("stage")
+@_KEYS_STORAGE
+@_KEYS_CLUSTER
+def keys_stage(storage_url: str, cluster_id: int) -> None:
+    """Make a new key that verifies (and is published) but does not sign yet."""
+
+    async def work(k: ClusterKeys) -> str:
+        return f"staged {await k.stage()}: activate it once every cluster lists it"
+
+    _with_keys(storage_url, cluster_id, work)
+
+
+@keys.command("activate")
+@_KEYS_STORAGE
+@_KEYS_CLUSTER
+@click.argument("kid")
+def keys_activate(storage_url: str, cluster_id: int, kid: str) -> None:
+    """Sign new tokens with the key KID."""
+
+    async def work(k: ClusterKeys) -> str:
+        await k.activate(kid)
+        return f"{kid} signs new tokens"
+
+    _with_keys(storage_url, cluster_id, work)
+
+
+@keys.command("remove")
+@_KEYS_STORAGE
+@_KEYS_CLUSTER
+@click.argument("kid")
+def keys_remove(storage_url: str, cluster_id: int, kid: str) -> None:
+    """Remove the key KID: the tokens it signed stop verifying."""
+
+    async def work(k: ClusterKeys) -> str:
+        await k.remove(kid)
+        return f"{kid} is removed"
+
+    _with_keys(storage_url, cluster_id, work)
 
 
 if __name__ == "__main__":

@@ -193,9 +193,11 @@ class VVM:
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
-        if cluster:
-            # Keys another process of the cluster rotates reach this one within seconds.
+        if cluster or self.config.federated:
+            # Keys another process of the cluster (or `voedger keys`) rotates reach this one
+            # within seconds, and a federated one publishes them in the directory.
             self.key_reloads = asyncio.create_task(keys.run_reloads(), name="key-reloads")
+        if cluster:
             store = LeaseStore(vvm_storage, self.config.lease_ttl)
             self.ownership = Ownership(store, self.config.advertise, self)
             if not self.config.join_later:
