@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,9 +40,22 @@ class ClusterProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    cassandra: str | None = None
+    """Cassandra contact points: the cluster keeps its data in keyspaces of its own there
+    (a suffix per cluster); None: SQLite in its home."""
+
     @property
     def storage(self) -> str:
+        if self.cassandra is not None:
+            return f"cassandra://{self.cassandra}/?replication=1&keyspace_suffix={self.keyspace_suffix}"
         return f"sqlite://{self.home / 'data'}"
+
+    tag: str = ""
+    """Makes this federation's keyspaces its own (3 hex digits)."""
+
+    @property
+    def keyspace_suffix(self) -> str:
+        return f"f{self.tag}{self.cluster_id}"
 
     @property
     def log(self) -> Path:
@@ -55,6 +69,7 @@ class ClusterProcess:
             "server",
             "--data-dir",
             str(self.home / "data"),
+            *(["--storage", self.storage] if self.cassandra is not None else []),
             "--port",
             str(self.port),
             "--app",
@@ -90,9 +105,10 @@ class ClusterProcess:
 class Federation:
     """Clusters 1 (main), 2, 3, ... of one federation under ``root``."""
 
-    def __init__(self, root: Path, size: int = 3, insecure: bool = False) -> None:
+    def __init__(self, root: Path, size: int = 3, insecure: bool = False, cassandra: str | None = None) -> None:
         self.root = root
         ports = [free_port() for _ in range(size)]
+        tag = uuid.uuid4().hex[:3]
         self.clusters: dict[int, ClusterProcess] = {}
         self.internal_urls: dict[int, str] = {}
         """Where other clusters forward to, when not the cluster's own URL (a delaying proxy)."""
@@ -100,6 +116,8 @@ class Federation:
             home = root / f"cluster{i}"
             home.mkdir(parents=True)
             self.clusters[i] = ClusterProcess(i, home, ports[i - 1], insecure, None if i == 1 else ports[0])
+            self.clusters[i].cassandra = cassandra
+            self.clusters[i].tag = tag
 
     @property
     def main(self) -> ClusterProcess:
@@ -138,6 +156,19 @@ class Federation:
     def stop(self) -> None:
         for c in reversed(list(self.clusters.values())):
             c.stop()
+
+    async def drop_keyspaces(self) -> None:
+        """The Cassandra keyspaces of every cluster (left behind, they pile up on the shared node)."""
+        from voedger.storage.cassandra import CassandraStorageFactory
+
+        for c in self.clusters.values():
+            if c.cassandra is None:
+                continue
+            factory = await CassandraStorageFactory.connect(c.cassandra.split(","), keyspace_suffix=c.keyspace_suffix)
+            try:
+                await factory.drop_all()
+            finally:
+                await factory.close()
 
     def tracebacks(self) -> list[str]:
         return [

@@ -12,6 +12,7 @@ with the public keys the directory lists.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import struct
 import time
@@ -38,6 +39,22 @@ async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
         yield fed
     finally:
         fed.stop()
+    assert not fed.tracebacks(), f"tracebacks in the logs of {fed.tracebacks()}"
+
+
+@pytest.fixture
+async def cassandra_federation(tmp_path: Path) -> AsyncIterator[Federation]:
+    """The same three clusters, each keeping its data in Cassandra keyspaces of its own."""
+    hosts = os.environ.get("VOEDGER_TEST_CASSANDRA") or os.environ.get("VOEDGER_TEST_CLUSTER")
+    if not hosts:
+        pytest.fail("VOEDGER_TEST_CASSANDRA is not set: run the Cassandra tier with `make test-cassandra`")
+    fed = Federation(tmp_path, cassandra=hosts)
+    try:
+        await fed.start()
+        yield fed
+    finally:
+        fed.stop()
+        await fed.drop_keyspaces()
     assert not fed.tracebacks(), f"tracebacks in the logs of {fed.tracebacks()}"
 
 
@@ -93,6 +110,60 @@ def _rows_of(data_dir: Path, wsid: int) -> int:
 
 
 async def test_three_clusters_route_place_and_isolate(federation: Federation) -> None:
+    child, profile = await _scenario(federation)
+    # Residency: the workspace's rows are in cluster 3's storage only; the profile's in 2's only.
+    federation.stop()
+    homes = {i: federation.clusters[i].home / "data" for i in (1, 2, 3)}
+    assert _rows_of(homes[3], child) > 0
+    assert _rows_of(homes[1], child) == 0 and _rows_of(homes[2], child) == 0
+    assert _rows_of(homes[2], profile) > 0
+    assert _rows_of(homes[1], profile) == 0 and _rows_of(homes[3], profile) == 0
+
+
+@pytest.mark.cassandra
+async def test_three_clusters_on_cassandra_keyspaces_of_their_own(cassandra_federation: Federation) -> None:
+    fed = cassandra_federation
+    child, profile = await _scenario(fed)
+    fed.stop()
+    rows = {i: await _cassandra_rows_of(fed, i, (child, profile)) for i in (1, 2, 3)}
+    assert rows[3][child] > 0 and rows[1][child] == 0 and rows[2][child] == 0
+    assert rows[2][profile] > 0 and rows[1][profile] == 0 and rows[3][profile] == 0
+
+
+async def _cassandra_rows_of(fed: Federation, cluster: int, wsids: tuple[int, ...]) -> dict[int, int]:
+    """Rows of each WSID in the keyspaces of ``cluster`` (partition keys that hold it)."""
+    from voedger.storage.cassandra import CassandraStorageFactory
+
+    c = fed.clusters[cluster]
+    assert c.cassandra is not None
+    factory = await CassandraStorageFactory.connect(c.cassandra.split(","), keyspace_suffix=c.keyspace_suffix)
+    found = dict.fromkeys(wsids, 0)
+    try:
+        session = factory.session
+        keyspaces = [
+            r[0]
+            for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces")
+            if r[0].endswith(c.keyspace_suffix)
+        ]
+        assert keyspaces, f"no keyspaces of cluster {cluster}"
+        for ks in keyspaces:
+            tables = {
+                r[0]
+                for r in session.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (ks,))
+            }
+            if "values" not in tables:
+                continue
+            for row in session.execute(f'SELECT DISTINCT p_key FROM "{ks}"."values"'):
+                for wsid in wsids:
+                    if struct.pack(">Q", wsid) in bytes(row[0]):
+                        found[wsid] += 1
+    finally:
+        await factory.close()
+    return found
+
+
+async def _scenario(federation: Federation) -> tuple[int, int]:
+    """The scenario through the routers; the (child, profile) WSIDs."""
     r1, r2, r3 = (federation.clusters[i].url for i in (1, 2, 3))
     async with httpx.AsyncClient(timeout=30) as c:
         # Signed up through worker 2: the login is kept by the main cluster's registry, the
@@ -167,13 +238,7 @@ async def test_three_clusters_route_place_and_isolate(federation: Federation) ->
         r = await c.post(f"{r2}{V2}/auth/refresh", headers=auth)
         assert r.status_code == 503 and r.headers.get("retry-after"), r.text
 
-    # Residency: the workspace's rows are in cluster 3's storage only; the profile's in 2's only.
-    federation.stop()
-    homes = {i: federation.clusters[i].home / "data" for i in (1, 2, 3)}
-    assert _rows_of(homes[3], child) > 0
-    assert _rows_of(homes[1], child) == 0 and _rows_of(homes[2], child) == 0
-    assert _rows_of(homes[2], profile) > 0
-    assert _rows_of(homes[1], profile) == 0 and _rows_of(homes[3], profile) == 0
+    return child, profile
 
 
 async def test_the_directory_is_kept_by_the_main_cluster_and_reaches_workers(federation: Federation) -> None:
