@@ -22,6 +22,7 @@ from typing import Final
 
 import httpx
 
+from voedger.router.bus_client import BusClient, Lost, NotSent
 from voedger.router.transport import TransportUnavailable
 from voedger.router.wire import (
     BUS_CONTENT_TYPE,
@@ -49,8 +50,9 @@ _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 class HttpTransport:
     """Forwards requests to the server at ``base_url`` (``http://host:port``): to its ``path``
     with the secret in ``secret_header`` (a process of this cluster: the defaults; another
-    cluster: the federation's). The transport owns ``client`` (given, or made here) and closes
-    it in ``aclose``."""
+    cluster: the federation's), over a pool of keep-alive connections (``BusClient``). An httpx
+    ``client`` may be given instead (a whole federation in one test process, through
+    ``httpx.ASGITransport``). The transport closes what it uses in ``aclose``."""
 
     def __init__(
         self,
@@ -63,31 +65,52 @@ class HttpTransport:
         secret_header: str = SECRET_HEADER,
     ) -> None:
         self.url = base_url.rstrip("/") + path
+        self.path = path
         self.wake_url = base_url.rstrip("/") + WAKE_PATH
         self._headers = {secret_header: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
-        # trust_env off: traffic inside a cluster never goes through a proxy from the environment.
-        self.client = client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
+        self.client = client
+        self.bus = (
+            None
+            if client is not None
+            else BusClient(base_url, connect_timeout=timeout.connect or 5.0, timeout=timeout.read or 60.0)
+        )
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.url!r})"
 
+    async def _post(self, path: str, url: str, data: bytes, timeout: float | None = None) -> tuple[int, bytes]:
+        """(status, body); raises NotSent or Lost."""
+        if self.bus is not None:
+            status, _, content = await self.bus.post(path, self._headers, data, timeout)
+            return status, content
+        assert self.client is not None
+        try:
+            if timeout is None:
+                reply = await self.client.post(url, content=data, headers=self._headers)
+            else:
+                reply = await self.client.post(url, content=data, headers=self._headers, timeout=timeout)
+        except _NOT_SENT as exc:
+            raise NotSent(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed
+            raise Lost(f"{type(exc).__name__}: {exc}") from None
+        return reply.status_code, reply.content
+
     async def send(self, request: BusRequest) -> BusResponse:
         data = dataclasses.replace(request, hops=request.hops + 1).to_bytes()
         try:
-            reply = await self.client.post(self.url, content=data, headers=self._headers)
-        except _NOT_SENT as exc:
-            raise TransportUnavailable(f"{self.url} is unreachable: {type(exc).__name__}: {exc}") from None
-        except httpx.HTTPError as exc:
-            return self._lost(request, f"{type(exc).__name__}: {exc}")
-        if reply.status_code != 200:
-            if 400 <= reply.status_code < 500:
-                log.error(
-                    "%s refused a forwarded request: %d %s", self.url, reply.status_code, reply.text[:200].strip()
-                )
+            status, content = await self._post(self.path, self.url, data)
+        except NotSent as exc:
+            raise TransportUnavailable(f"{self.url} is unreachable: {exc}") from None
+        except Lost as exc:
+            return self._lost(request, str(exc))
+        if status != 200:
+            if 400 <= status < 500:
+                text = content[:200].decode("utf-8", "replace").strip()
+                log.error("%s refused a forwarded request: %d %s", self.url, status, text)
                 return error_reply(SysError(500, "internal error"), request.v2)
-            return self._lost(request, f"HTTP {reply.status_code}")
+            return self._lost(request, f"HTTP {status}")
         try:
-            return BusResponse.from_bytes(reply.content)
+            return BusResponse.from_bytes(content)
         except WireError as exc:
             return self._lost(request, str(exc))
 
@@ -114,10 +137,13 @@ class HttpTransport:
     async def wake(self) -> bool:
         """Ask the peer to look at the leases now; False when it did not take the hint."""
         try:
-            reply = await self.client.post(self.wake_url, headers=self._headers, timeout=WAKE_TIMEOUT)
-        except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client was closed
+            status, _ = await self._post(WAKE_PATH, self.wake_url, b"", WAKE_TIMEOUT)
+        except (NotSent, Lost):
             return False
-        return reply.status_code == 204
+        return status == 204
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self.bus is not None:
+            await self.bus.aclose()
+        if self.client is not None:
+            await self.client.aclose()
