@@ -103,6 +103,7 @@ def server(
 ) -> None:
     """Run a single-node platform serving the given applications."""
     from voedger.router import http
+    from voedger.router.access import CountRequests
     from voedger.router.app import MAX_FRAME
     from voedger.router.blobs import is_upload
     from voedger.router.server import make_asgi
@@ -161,6 +162,7 @@ def server(
             click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
             sys.exit(2)
     asgi, vvm = make_asgi(config)
+    front = CountRequests(asgi, vvm.http)  # voedger_http_requests_total
     extra = []
     if metrics_port is not None:
         from voedger.metrics import metrics_app
@@ -170,7 +172,7 @@ def server(
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
         http.run(
-            asgi,
+            front,
             host,
             port,
             max_body=MAX_FRAME,

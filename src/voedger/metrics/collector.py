@@ -1,18 +1,27 @@
 """Voedger's ``voedger_*`` series, read from a running VVM when Prometheus scrapes.
 
 Names and labels are Voedger's (``{app="owner/name",vvm="<host>"}``), so its Grafana
-dashboards and alert rules work unchanged. ``voedger_projectors_lag`` is ours: the PLog events
-the async projectors of an application have still to handle, summed over its partitions.
+dashboards and alert rules work unchanged. Ours, in the same style: ``voedger_projectors_lag``
+(the PLog events the async projectors of an application have still to handle, summed over its
+partitions), the latency histograms (``voedger_cp_latency_seconds``, ``voedger_qp_latency_seconds``,
+``voedger_storage_write_latency_seconds``) from which PromQL computes p99, storage errors by kind,
+group commit size, partitions, jobs' next due run, HTTP requests by route family and status, and
+the ``voedger_cluster_*`` series of a process in a cluster.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from voedger.processors.tally import Tally
 from voedger.vvm.server import VVM
+
+ERROR_KINDS = ("fenced", "timeout", "other")
+"""Kinds of failed group writes (``voedger_storage_errors_total{kind}``), each always present."""
 
 # (family, sample, type, help): Voedger's names, without the suffixes prometheus_client adds.
 _SERIES = (
@@ -41,6 +50,20 @@ _SERIES = (
     ("voedger_projectors_in_error", "voedger_projectors_in_error", "gauge", "Async projectors failing now."),
     ("voedger_projectors_lag", "voedger_projectors_lag", "gauge", "PLog events async projectors have to handle."),
     ("voedger_jobs_in_error", "voedger_jobs_in_error", "gauge", "Jobs whose last run failed."),
+    (
+        "voedger_cp_group_commands",
+        "voedger_cp_group_commands_total",
+        "counter",
+        "Commands in the group writes (over voedger_cp_group_writes_total: the mean group size).",
+    ),
+    ("voedger_app_partitions", "voedger_app_partitions", "gauge", "Partitions the application has (in all)."),
+)
+
+# (family, help, what of an application's stats it reads)
+_HISTOGRAMS = (
+    ("voedger_cp_latency_seconds", "Commands: seconds from arrival to durable result."),
+    ("voedger_qp_latency_seconds", "Queries and reads: seconds to answer."),
+    ("voedger_storage_write_latency_seconds", "Group writes: seconds from their start until durable."),
 )
 
 
@@ -54,6 +77,14 @@ class VoedgerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = {name: Metric(name, doc, kind) for name, _, kind, doc in _SERIES}
         samples = {name: sample for name, sample, _, _ in _SERIES}
+        histograms = {name: Metric(name, doc, "histogram") for name, doc in _HISTOGRAMS}
+        storage_errors = Metric("voedger_storage_errors", "Failed group writes, by kind.", "counter")
+        next_due = Metric(
+            "voedger_jobs_next_due_timestamp_seconds",
+            "When the application's earliest job run is due (Unix time); long past means jobs are late.",
+            "gauge",
+        )
+        errors: dict[str, int] = {}
         for app_name, app in sorted(self.vvm.apps.items()):
             labels = {"app": app_name, "vvm": self.vvm_name}
             commands, queries = app.stats.commands, app.stats.queries
@@ -74,11 +105,38 @@ class VoedgerCollector(Collector):
                 "voedger_projectors_in_error": app.actualizers.in_error,
                 "voedger_projectors_lag": sum(app.actualizers.lag().values()),
                 "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),
+                "voedger_cp_group_commands": sum(p.group_commands for p in partitions),
+                "voedger_app_partitions": app.runtime.num_partitions,
             }
             for name, value in values.items():
                 families[name].add_sample(samples[name], labels, float(value))
+            writes = Tally()
+            for p in partitions:
+                _merge(writes, p.writes)
+                for kind, n in p.write_errors.items():
+                    errors[kind] = errors.get(kind, 0) + n
+            for (name, _), tally in zip(_HISTOGRAMS, (commands, queries, writes), strict=True):
+                _histogram(histograms[name], name, labels, tally)
+            for kind in ERROR_KINDS:
+                storage_errors.add_sample(
+                    "voedger_storage_errors_total", {**labels, "kind": kind}, float(errors.pop(kind, 0))
+                )
+            due = min((j.next_due() for j in app.jobs), default=math.inf)
+            if math.isfinite(due):
+                next_due.add_sample("voedger_jobs_next_due_timestamp_seconds", labels, due)
         yield from families.values()
+        yield from histograms.values()
+        yield storage_errors
+        yield next_due
+        yield self._http()
         yield from self._cluster()
+
+    def _http(self) -> Metric:
+        family = Metric("voedger_http_requests", "HTTP requests answered, by route family and status.", "counter")
+        for (route, status), n in sorted(self.vvm.http.requests.items()):
+            labels = {"vvm": self.vvm_name, "family": route, "status": str(status)}
+            family.add_sample("voedger_http_requests_total", labels, float(n))
+        return family
 
     def _cluster(self) -> Iterator[Metric]:
         """Ours: what this process owns of its cluster and how its leases have gone."""
@@ -112,3 +170,17 @@ class VoedgerCollector(Collector):
         members = Metric("voedger_cluster_members", "Live members of the cluster, as last read.", "gauge")
         members.add_sample("voedger_cluster_members", labels, float(len(own.members)))
         yield members
+
+
+def _merge(into: Tally, tally: Tally) -> None:
+    into.count += tally.count
+    into.seconds += tally.seconds
+    for i, n in enumerate(tally.buckets):
+        into.buckets[i] += n
+
+
+def _histogram(family: Metric, name: str, labels: dict[str, str], tally: Tally) -> None:
+    for bound, n in tally.cumulative():
+        family.add_sample(f"{name}_bucket", {**labels, "le": "+Inf" if math.isinf(bound) else repr(bound)}, float(n))
+    family.add_sample(f"{name}_count", labels, float(tally.count))
+    family.add_sample(f"{name}_sum", labels, tally.seconds)

@@ -6,7 +6,7 @@ is a 404 there, a wrong method included.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -17,9 +17,11 @@ from voedger.vvm.server import VVM
 
 
 def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
-    """An ASGI app serving the VVM's metrics; its own registry, so nothing else leaks in."""
+    """An ASGI app serving the VVM's metrics; its own registry, so nothing else leaks in (but the
+    standard ``process_*`` series: CPU seconds, resident memory, open file descriptors)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(VoedgerCollector(vvm, vvm_name))
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -41,7 +41,7 @@ from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
-from voedger.vvm.stats import ForwardStats, ProcessorStats
+from voedger.vvm.stats import ForwardStats, HttpStats, ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
 
@@ -125,6 +125,8 @@ class VVM:
         """Partition leases, when the storage is shared with other processes."""
         self.forwards = ForwardStats()
         """Requests the router sent on to other processes of the cluster."""
+        self.http = HttpStats()
+        """Requests answered by the HTTP front, counted by ``router.access`` (if it wraps the app)."""
         self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
         """Set by the router: tells other processes to look at the leases now."""
 

@@ -32,3 +32,15 @@ class ForwardStats:
     """Forwards that found the owner gone or moved and went to the lease's new holder."""
     unavailable: int = 0
     """Requests answered 503 because no owner could be reached."""
+
+
+@dataclass(slots=True)
+class HttpStats:
+    """HTTP requests this process answered, by route family and status (``voedger_http_*``)."""
+
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(route family, status) -> requests answered."""
+
+    def count(self, family: str, status: int) -> None:
+        key = (family, status)
+        self.requests[key] = self.requests.get(key, 0) + 1

@@ -1,0 +1,109 @@
+"""The series added for operators: latency histograms, storage errors by kind, group commit size,
+partitions, jobs' next due run, HTTP requests by route family and status, process series."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.metrics.test_metrics import ITEM, SHOP, client_of, scrape, value, vvm
+from tests.router.conftest import V1, make_shop_ws
+from tests.test_sample_app import SAMPLE_APP
+from voedger.metrics import metrics_app
+from voedger.processors.tally import BOUNDS, Tally
+from voedger.router.access import FAMILIES, CountRequests, route_family
+from voedger.router.app import build_app
+from voedger.router.local import LocalTransport
+from voedger.structs.wsid import new_wsid
+from voedger.vvm.server import VVM, ServerConfig
+
+__all__ = ["vvm"]  # the fixture
+
+
+def test_a_tally_puts_each_duration_in_the_first_bucket_that_holds_it() -> None:
+    t = Tally()
+    for seconds in (0.0005, 0.001, 0.0011, 0.3, 99.0):
+        t.observe(seconds)
+    cumulative = dict(t.cumulative())
+    assert cumulative[0.001] == 2  # upper bounds are inclusive, as Prometheus' le
+    assert cumulative[0.0025] == 3
+    assert cumulative[0.25] == 3 and cumulative[0.5] == 4
+    assert cumulative[BOUNDS[-1]] == 4 and cumulative[float("inf")] == 5
+    assert t.seconds == pytest.approx(0.0005 + 0.001 + 0.0011 + 0.3 + 99.0)
+
+
+@pytest.mark.parametrize(
+    ("path", "family"),
+    [
+        ("/api/test/shop/140737488420864/c.sys.CUD", "api_v1"),
+        ("/api/v2/apps/test/shop/workspaces/1/docs/shop.Item", "api_v2"),
+        ("/api/v2/apps/test/shop/auth/login", "auth"),
+        ("/api/v2/apps/test/shop/users", "auth"),
+        ("/api/check", "check"),
+        ("/blob/test/shop/1", "blob"),
+        ("/_cluster/bus", "cluster"),
+        ("/favicon.ico", "other"),
+    ],
+)
+def test_route_families(path: str, family: str) -> None:
+    assert route_family(path) == family
+    assert family in FAMILIES
+
+
+async def test_histograms_http_and_storage_series_follow_the_requests(vvm: VVM) -> None:
+    front = CountRequests(build_app(vvm, {1: LocalTransport(vvm)}), vvm.http)
+    api, metrics = client_of(front), client_of(metrics_app(vvm, "node-1"))
+    async with api, metrics:
+        shop = new_wsid(1, 200_000)
+        await make_shop_ws(api, vvm, shop)
+        await vvm.app("test/shop").actualizers.wait_idle()
+        before = await scrape(metrics)
+        for _ in range(4):
+            assert (await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json=ITEM)).status_code == 200
+        assert (await api.post(f"{V1}/q.sys.Echo", json={"args": {"Text": "hi"}})).status_code == 200
+        assert (await api.get("/api/check")).status_code == 200
+        assert (await api.get("/nowhere")).status_code == 404
+        after = await scrape(metrics)
+
+    def grew(name: str, labels: dict[str, str] = SHOP) -> float:
+        return value(after, name, labels) - value(before, name, labels)
+
+    assert grew("voedger_cp_latency_seconds_count") == 4
+    assert grew("voedger_cp_latency_seconds_bucket", {**SHOP, "le": "+Inf"}) == 4
+    assert grew("voedger_cp_latency_seconds_sum") == pytest.approx(grew("voedger_cp_commands_seconds"))
+    assert grew("voedger_qp_latency_seconds_count") == 1
+    buckets = [value(after, "voedger_cp_latency_seconds_bucket", {**SHOP, "le": repr(b)}) for b in BOUNDS]
+    assert buckets == sorted(buckets)  # cumulative
+    assert grew("voedger_storage_write_latency_seconds_count") == grew("voedger_cp_group_writes_total") == 4
+    assert grew("voedger_cp_group_commands_total") == 4
+    for kind in ("fenced", "timeout", "other"):
+        assert value(after, "voedger_storage_errors_total", {**SHOP, "kind": kind}) == 0
+    assert value(after, "voedger_app_partitions", SHOP) == vvm.app("test/shop").runtime.num_partitions
+
+    def http(family: str, status: str) -> float:
+        return value(after, "voedger_http_requests_total", {"vvm": "node-1", "family": family, "status": status})
+
+    assert http("api_v1", "200") >= 5  # 4 commands and the query (and the workspace's creation)
+    assert http("check", "200") == 1
+    assert http("other", "404") == 1
+    assert value(after, "process_resident_memory_bytes", {}) > 0
+    assert value(after, "process_open_fds", {}) > 0
+
+
+async def test_the_jobs_next_due_run_is_the_schedulers_next_run(tmp_path: Path) -> None:
+    """The sample application's nightly job: its next run is the next 03:00 UTC."""
+    app = "untill/restaurant"
+    v = VVM(ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[(app, SAMPLE_APP)], insecure_dev=True))
+    await v.start()
+    try:
+        async with client_of(metrics_app(v, "node-1")) as metrics:
+            samples = await scrape(metrics)
+    finally:
+        await v.stop()
+    due = value(samples, "voedger_jobs_next_due_timestamp_seconds", {"app": app, "vvm": "node-1"})
+    now = time.time()
+    assert now < due <= now + 86400
+    assert time.gmtime(due)[3:6] == (3, 0, 0)
+    assert ("voedger_jobs_next_due_timestamp_seconds", (("app", "test/shop"), ("vvm", "node-1"))) not in samples
