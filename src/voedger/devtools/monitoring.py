@@ -78,6 +78,7 @@ class _Daemon:
 
     def __init__(self, workdir: Path, port: int) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = workdir / f"{self.name}.log"
