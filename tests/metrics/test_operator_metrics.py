@@ -107,3 +107,70 @@ async def test_the_jobs_next_due_run_is_the_schedulers_next_run(tmp_path: Path) 
     assert now < due <= now + 86400
     assert time.gmtime(due)[3:6] == (3, 0, 0)
     assert ("voedger_jobs_next_due_timestamp_seconds", (("app", "test/shop"), ("vvm", "node-1"))) not in samples
+
+
+async def test_federation_calls_and_the_lease_series_of_a_process_on_its_own(vvm: VVM) -> None:
+    """A child workspace is made through the federation (in process: target ``local``); a
+    process on storage of its own shows zero leases and one member."""
+    api, metrics = client_of(build_app(vvm, {1: LocalTransport(vvm)})), client_of(metrics_app(vvm, "node-1"))
+    local = {"vvm": "node-1", "target": "local"}
+    async with api, metrics:
+        shop = new_wsid(1, 200_000)
+        await make_shop_ws(api, vvm, shop)
+        await vvm.app("test/shop").actualizers.wait_idle()
+        before = await scrape(metrics)
+        child = {
+            "sys.ID": 1,
+            "sys.QName": "sys.ChildWorkspace",
+            "WSName": "kid",
+            "WSKind": "shop.ShopDesc",
+            "WSClusterID": 1,
+        }
+        reply = await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json={"cuds": [{"fields": child}]})
+        assert reply.status_code == 200, reply.text
+        for _ in range(200):
+            await vvm.app("test/shop").actualizers.wait_idle()
+            after = await scrape(metrics)
+            if value(after, "voedger_federation_calls_total", local) > value(
+                before, "voedger_federation_calls_total", local
+            ):
+                break
+        assert value(after, "voedger_federation_calls_total", local) > value(
+            before, "voedger_federation_calls_total", local
+        )
+    assert value(after, "voedger_federation_errors_total", local) == 0
+    assert value(after, "voedger_federation_latency_seconds_count", local) == value(
+        after, "voedger_federation_calls_total", local
+    )
+    alone = {"vvm": "node-1"}
+    assert value(after, "voedger_cluster_lease_losses_total", alone) == 0
+    assert value(after, "voedger_cluster_members", alone) == 1
+
+
+async def test_an_http_federation_counts_its_calls_and_failures_by_target() -> None:
+    import httpx
+
+    from voedger.vvm.federation import HttpFederation
+    from voedger.vvm.stats import FederationStats
+
+    answers = iter([httpx.Response(200, json={"NewIDs": {}}), *[httpx.Response(500)] * 5])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers)
+
+    class FakeTokens:
+        def issue_system(self, app: str) -> str:
+            return "t"
+
+    stats = FederationStats()
+    fed = HttpFederation(
+        "http://peer.example:8822",
+        FakeTokens(),  # type: ignore[arg-type]
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        stats=stats,
+    )
+    assert (await fed.command("a/b", 1, "c.sys.CUD", {})).status == 200
+    assert (await fed.command("a/b", 1, "c.sys.CUD", {})).status == 500  # after its retries
+    tally = stats.calls["peer.example:8822"]
+    assert (tally.count, tally.errors) == (2, 1)
+    assert sum(tally.buckets) == 2 and tally.seconds > 0.1  # the retries' waits are in it

@@ -146,12 +146,12 @@ class VoedgerCollector(Collector):
             owned.add_sample("voedger_cluster_partitions_owned", {**labels, "app": app_name}, len(app.partitions))
         yield owned
         own = self.vvm.ownership
-        if own is None:
-            return
+        # A process on storage of its own leases nothing: its lease series stay at zero.
+        leases = (0, 0, 0) if own is None else (own.stats.acquired, own.stats.released, own.stats.lost)
         for name, value, doc in (
-            ("voedger_cluster_lease_acquisitions", own.stats.acquired, "Partition leases acquired."),
-            ("voedger_cluster_lease_releases", own.stats.released, "Partition leases handed over."),
-            ("voedger_cluster_lease_losses", own.stats.lost, "Partition leases lost (ran out, or fenced)."),
+            ("voedger_cluster_lease_acquisitions", leases[0], "Partition leases acquired."),
+            ("voedger_cluster_lease_releases", leases[1], "Partition leases handed over."),
+            ("voedger_cluster_lease_losses", leases[2], "Partition leases lost (ran out, or fenced)."),
         ):
             family = Metric(name, doc, "counter")
             family.add_sample(f"{name}_total", labels, float(value))
@@ -168,8 +168,25 @@ class VoedgerCollector(Collector):
             family.add_sample(f"{fname}_total", labels, fvalue)
             yield family
         members = Metric("voedger_cluster_members", "Live members of the cluster, as last read.", "gauge")
-        members.add_sample("voedger_cluster_members", labels, float(len(own.members)))
+        members.add_sample("voedger_cluster_members", labels, 1.0 if own is None else float(len(own.members)))
         yield members
+        yield from self._federation()
+
+    def _federation(self) -> Iterator[Metric]:
+        """Ours: calls to applications through the federation, by target."""
+        calls = Metric("voedger_federation_calls", "Calls through the federation.", "counter")
+        errors = Metric("voedger_federation_errors", "Federation calls answered 5xx or not at all.", "counter")
+        latency = Metric(
+            "voedger_federation_latency_seconds", "Federation calls: seconds, retries included.", "histogram"
+        )
+        for target, tally in sorted(self.vvm.federation_stats.calls.items()):
+            labels = {"vvm": self.vvm_name, "target": target}
+            calls.add_sample("voedger_federation_calls_total", labels, float(tally.count))
+            errors.add_sample("voedger_federation_errors_total", labels, float(tally.errors))
+            _histogram(latency, "voedger_federation_latency_seconds", labels, tally)
+        yield calls
+        yield errors
+        yield latency
 
 
 def _merge(into: Tally, tally: Tally) -> None:

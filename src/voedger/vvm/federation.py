@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from voedger.auth import Tokens
 from voedger.state.federation import FederationReply
+from voedger.vvm.stats import FederationStats
 
 log = logging.getLogger("voedger.federation")
 
@@ -22,12 +25,30 @@ ATTEMPTS = 5
 
 
 class HttpFederation:
-    def __init__(self, base_url: str, tokens: Tokens, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: Tokens,
+        client: httpx.AsyncClient | None = None,
+        stats: FederationStats | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.client = client or httpx.AsyncClient(timeout=30)
+        self.stats = (stats or FederationStats()).target(urlsplit(self.base_url).netloc or self.base_url)
+        """This federation's calls (``voedger_federation_*{target="host:port"}``)."""
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        began = time.perf_counter()
+        reply = await self._command(app, wsid, command, body)
+        stats = self.stats
+        stats.count += 1
+        stats.observe(time.perf_counter() - began)
+        if reply.status >= 500:
+            stats.errors += 1
+        return reply
+
+    async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         url = f"{self.base_url}/api/{app}/{wsid}/{command}"
         delay = 0.1
         for attempt in range(ATTEMPTS):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
-from voedger.vvm.stats import ForwardStats, HttpStats, ProcessorStats
+from voedger.vvm.stats import FederationStats, ForwardStats, HttpStats, ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
 
@@ -116,6 +117,8 @@ class VVM:
         self.authorizer: Authorizer = authorizer
         self.resolver: PrincipalResolver = DirectResolver() if config.insecure_dev else TokenResolver()
         self.tokens: Tokens | None = None
+        self.federation_stats = FederationStats()
+        """Calls through the federation, by target (``voedger_federation_*``)."""
         self.federation: Federation = LocalFederation(self)
         """Signs and checks principal tokens; the secret is shared through storage by all nodes."""
         self.apps: dict[str, DeployedApp] = {}
@@ -143,9 +146,11 @@ class VVM:
         if cluster and self.config.advertise:
             # A workspace of another partition may be another process's: calls between
             # workspaces go through the router, which forwards them to the owner.
-            self.federation = HttpFederation(self.config.federation_url or self.config.advertise, self.tokens)
+            self.federation = HttpFederation(
+                self.config.federation_url or self.config.advertise, self.tokens, stats=self.federation_stats
+            )
         elif self.config.federation_url and not self.config.insecure_dev:
-            self.federation = HttpFederation(self.config.federation_url, self.tokens)
+            self.federation = HttpFederation(self.config.federation_url, self.tokens, stats=self.federation_stats)
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
         images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
@@ -505,8 +510,19 @@ class LocalFederation:
 
     def __init__(self, vvm: VVM) -> None:
         self.vvm = vvm
+        self.stats = vvm.federation_stats.target("local")
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        began = time.perf_counter()
+        reply = await self._command(app, wsid, command, body)
+        stats = self.stats
+        stats.count += 1
+        stats.observe(time.perf_counter() - began)
+        if reply.status >= 500:
+            stats.errors += 1
+        return reply
+
+    async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         name = command.removeprefix("c.")
         try:
             qname = QName.parse(name)

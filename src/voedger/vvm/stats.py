@@ -44,3 +44,18 @@ class HttpStats:
     def count(self, family: str, status: int) -> None:
         key = (family, status)
         self.requests[key] = self.requests.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class FederationStats:
+    """Calls this process made to applications through the federation, by target (``local`` for
+    calls served in this process, else the host and port of the federation's URL): how many, how
+    many failed (a 5xx answer after the retries, or no answer), and how long they took."""
+
+    calls: dict[str, Tally] = field(default_factory=dict)
+
+    def target(self, name: str) -> Tally:
+        tally = self.calls.get(name)
+        if tally is None:
+            tally = self.calls[name] = Tally()
+        return tally
