@@ -110,3 +110,17 @@ def test_promtool_tests_fail_when_a_rule_changes(tmp_path: Path, broken: str) ->
     suite = tmp_path / "rules.test.yml"
     suite.write_text(yaml.safe_dump(cases, sort_keys=False))
     assert promtool("test", "rules", str(suite)).returncode != 0
+
+
+def test_the_readme_prometheus_configuration_is_valid(tmp_path: Path) -> None:
+    """README, "Monitoring a server": its prometheus.yml passes ``promtool check config`` with
+    the shipped rules in place of the path it names."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Monitoring a server", 1)[1]
+    config = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "job_name: voedger" in config
+    config = config.replace("/etc/prometheus/voedger.rules.yml", str(RULES_FILE))
+    (tmp_path / "prometheus.yml").write_text(config)
+    checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
