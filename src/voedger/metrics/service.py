@@ -1,4 +1,5 @@
-"""The metrics service: ``GET /metrics`` (Prometheus text) and ``GET /metrics/check`` ("ok").
+"""The metrics service: ``GET /metrics`` (Prometheus text), ``GET /metrics/check`` ("ok"),
+``GET /api/cluster`` (members and owners, JSON) and ``GET /monitor`` (a page for a browser).
 
 Voedger serves it on a port of its own (8000 in production), apart from the API; anything else
 is a 404 there, a wrong method included.
@@ -9,10 +10,11 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from voedger.metrics.collector import VoedgerCollector
+from voedger.metrics.monitor import Monitor
 from voedger.vvm.server import VVM
 
 
@@ -32,6 +34,11 @@ def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
     async def cluster(request: Request) -> Response:
         return JSONResponse(vvm.cluster_status())
 
+    monitor = Monitor(vvm, vvm_name)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(monitor.page(), headers={"cache-control": "no-store"})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 not found", status_code=404)
 
@@ -39,5 +46,6 @@ def metrics_app(vvm: VVM, vvm_name: str) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/metrics/check", check, methods=["GET"]),
         Route("/api/cluster", cluster, methods=["GET"]),
+        Route("/monitor", page, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
