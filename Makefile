@@ -86,9 +86,9 @@ test-cluster-moves: $(STAMP)
 	VOEDGER_TEST_CLUSTER=127.0.0.1,127.0.0.2,127.0.0.3 $(PY) -m pytest -m "cluster and moves" -q; \
 	  rc=$$?; $(MAKE) cluster-stop; exit $$rc
 
-# Debian's prometheus and prometheus-alertmanager, installed once (dpkg is asked first).
+# Debian's prometheus, prometheus-alertmanager and chromium, installed once (dpkg is asked first).
 monitoring-tools: $(STAMP)
-	$(PY) -m voedger.devtools.monitoring install
+	$(PY) -m voedger.devtools.monitoring install --chromium
 
 # The alert rules (promtool), an alert through a real Prometheus and Alertmanager to a webhook,
 # the dashboards' queries against a real Prometheus, the monitor page in a headless Chromium.

@@ -59,6 +59,13 @@ def binary(name: str) -> str:
     return found
 
 
+def chromium() -> str:
+    """The path of Debian's Chromium binary (installing the package if it is missing)."""
+    binary("chromium")
+    real = Path("/usr/lib/chromium/chromium")  # the program behind Debian's wrapper script
+    return str(real) if real.is_file() else binary("chromium")
+
+
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``promtool`` with ``args``; the caller reads its return code and output."""
     return subprocess.run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ class Monitor:
             owned = len(status["partitions"])
             rows.append(
                 f'<tr class="member"><td>{escape(self.vvm_name)} (this process)</td>'
-                f"<td>{escape(status['self']['address'])}</td><td></td><td>{owned}</td></tr>"
+                f"<td>{escape(status['self']['address'])}</td><td>{os.getpid()}</td><td>{owned}</td></tr>"
             )
             title = "Members: this process alone (its own storage, not a cluster)"
         head = "<tr><th>Member</th><th>Address</th><th>PID</th><th>Partitions</th></tr>"
@@ -185,12 +186,15 @@ class Monitor:
         for app, parts in sorted(by_app.items()):
             cells = "".join(
                 f'<td class="{"owned" if p["owner"] or not status["cluster"] else "orphan"}" '
-                f'title="{escape(p["address"])} epoch {p["epoch"]}">{p["partition"]}: '
-                f"{escape(p['owner'] or ('this process' if not status['cluster'] else 'no owner'))}</td>"
+                f'title="{escape(p["address"])} epoch {p["epoch"]}">{p["partition"]}<br><small>'
+                f"{escape(p['owner'] or ('self' if not status['cluster'] else 'no owner'))}</small></td>"
                 for p in sorted(parts, key=lambda p: int(p["partition"]))
             )
             blocks.append(f"<tr><th>{escape(app)}</th>{cells}</tr>")
-        return f'<section id="partitions"><h2>Partitions and owners</h2><table>{"".join(blocks)}</table></section>'
+        legend = "<p>Each cell: a partition and its owner (self: this process); red: no owner.</p>"
+        return (
+            f'<section id="partitions"><h2>Partitions and owners</h2>{legend}<table>{"".join(blocks)}</table></section>'
+        )
 
 
 def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -210,7 +214,8 @@ _HEAD = """<!doctype html>
 body {{ font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }}
 h1 {{ font-size: 20px; }} h2 {{ font-size: 16px; margin-top: 1.5em; }}
 table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; }}
+td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; white-space: nowrap; }}
+#partitions td {{ text-align: center; min-width: 2.5em; }}
 td.orphan, td.bad {{ background: #fdd; }} td.owned {{ background: #efe; }}
 svg.chart {{ vertical-align: middle; background: #f8f8f8; }}
 </style></head>
