@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from voedger import __version__
+from voedger import __version__, logs
 from voedger.storage import StorageError, open_storage
 
 
@@ -80,6 +80,18 @@ def main() -> None:
     show_default=True,
     help="Seconds from a request's first byte until its head and body must have arrived; else 408 (Voedger: 15).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as plain text or as JSON objects, one a line; tokens and passwords are masked in both.",
+)
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log every HTTP request: method, path, app, WSID, resource, status, duration (no headers, bodies or queries).",
+)
 @click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS (TLS 1.2 or newer) on --port.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 def server(
@@ -100,10 +112,15 @@ def server(
     read_timeout: float,
     tls_cert: str | None,
     tls_key: str | None,
+    log_format: str,
+    access_log: bool,
 ) -> None:
     """Run a single-node platform serving the given applications."""
+    from starlette.types import ASGIApp
+
     from voedger.router import http
     from voedger.router.access import CountRequests
+    from voedger.router.accesslog import AccessLog
     from voedger.router.app import MAX_FRAME
     from voedger.router.blobs import is_upload
     from voedger.router.server import make_asgi
@@ -111,7 +128,7 @@ def server(
     from voedger.vvm.image import ImageError, load_image
     from voedger.vvm.server import ServerConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("json" if log_format == "json" else "text")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request otherwise
     url = storage_url or f"sqlite://{Path(data_dir).resolve()}"
     try:
@@ -162,7 +179,9 @@ def server(
             click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
             sys.exit(2)
     asgi, vvm = make_asgi(config)
-    front = CountRequests(asgi, vvm.http)  # voedger_http_requests_total
+    front: ASGIApp = CountRequests(asgi, vvm.http)  # voedger_http_requests_total
+    if access_log:
+        front = AccessLog(front)
     extra = []
     if metrics_port is not None:
         from voedger.metrics import metrics_app
