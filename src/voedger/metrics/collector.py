@@ -57,6 +57,42 @@ _SERIES = (
         "Commands in the group writes (over voedger_cp_group_writes_total: the mean group size).",
     ),
     ("voedger_app_partitions", "voedger_app_partitions", "gauge", "Partitions the application has (in all)."),
+    (
+        "voedger_qp_exec_fields_seconds",
+        "voedger_qp_exec_fields_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's fields stage.",
+    ),
+    (
+        "voedger_qp_exec_enrich_seconds",
+        "voedger_qp_exec_enrich_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's enrich stage.",
+    ),
+    (
+        "voedger_qp_exec_filter_seconds",
+        "voedger_qp_exec_filter_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's filter stage.",
+    ),
+    (
+        "voedger_qp_exec_order_seconds",
+        "voedger_qp_exec_order_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's order stage.",
+    ),
+    (
+        "voedger_qp_exec_count_seconds",
+        "voedger_qp_exec_count_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's count stage.",
+    ),
+    (
+        "voedger_qp_exec_send_seconds",
+        "voedger_qp_exec_send_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's send stage.",
+    ),
 )
 
 # (family, help, what of an application's stats it reads)
@@ -107,6 +143,12 @@ class VoedgerCollector(Collector):
                 "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),
                 "voedger_cp_group_commands": sum(p.group_commands for p in partitions),
                 "voedger_app_partitions": app.runtime.num_partitions,
+                "voedger_qp_exec_fields_seconds": app.queries.stages.fields,
+                "voedger_qp_exec_enrich_seconds": app.queries.stages.enrich,
+                "voedger_qp_exec_filter_seconds": app.queries.stages.filter,
+                "voedger_qp_exec_order_seconds": app.queries.stages.order,
+                "voedger_qp_exec_count_seconds": app.queries.stages.count,
+                "voedger_qp_exec_send_seconds": app.queries.stages.send,
             }
             for name, value in values.items():
                 families[name].add_sample(samples[name], labels, float(value))

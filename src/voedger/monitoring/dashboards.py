@@ -153,6 +153,15 @@ APP_PROCESSORS = Board(
                     unit="s",
                 ),
                 _p(
+                    "Query stages (seconds per second)",
+                    "Time the rows processor spent building fields, enriching, filtering, ordering, paging, answering.",
+                    *tuple(
+                        (f"sum(rate(voedger_qp_exec_{stage}_seconds{{{SEL}}}[{RATE}]))", stage)
+                        for stage in ("fields", "enrich", "filter", "order", "count", "send")
+                    ),
+                    unit="s",
+                ),
+                _p(
                     "Query average latency",
                     "Seconds per query, averaged over each aggregation interval (Voedger's panel).",
                     (

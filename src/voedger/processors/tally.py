@@ -66,3 +66,18 @@ class _Timing:
         tally.observe(time.perf_counter() - self.started)
         if isinstance(exc, Exception):  # a cancelled request is not an error
             tally.errors += 1
+
+
+@dataclass(slots=True)
+class QueryStages:
+    """Seconds the reads of an application spent in each stage of the rows processor (Voedger's
+    ``voedger_qp_exec_{fields,enrich,filter,order,count,send}_seconds``): building the requested
+    fields, enriching references (and v2 includes), filtering, ordering, paging (count, skip,
+    limit), and assembling the answer."""
+
+    fields: float = 0.0
+    enrich: float = 0.0
+    filter: float = 0.0
+    order: float = 0.0
+    count: float = 0.0
+    send: float = 0.0
