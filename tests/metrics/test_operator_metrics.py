@@ -174,3 +174,47 @@ async def test_an_http_federation_counts_its_calls_and_failures_by_target() -> N
     tally = stats.calls["peer.example:8822"]
     assert (tally.count, tally.errors) == (2, 1)
     assert sum(tally.buckets) == 2 and tally.seconds > 0.1  # the retries' waits are in it
+
+
+async def test_a_servers_open_connections_are_counted(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.router.test_crash import start_server
+    from tests.support import free_port, wait_ready
+
+    port, metrics_port = free_port(), free_port()
+    proc = start_server(tmp_path, port, None, "--metrics-port", str(metrics_port))
+
+    async def connections(c: httpx.AsyncClient) -> float:
+        text = (await c.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        (sample,) = [
+            s for f in text_string_to_metric_families(text) for s in f.samples if s.name == "voedger_http_connections"
+        ]
+        return sample.value
+
+    try:
+        await wait_ready(port, proc)
+        async with httpx.AsyncClient(timeout=10) as scraper:
+            idle = await connections(scraper)
+            streams = []
+            for _ in range(3):  # three connections to the API, kept open
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /api/check HTTP/1.1\r\nhost: t\r\n\r\n")
+                await reader.readuntil(b"ok")
+                streams.append(writer)
+            assert await connections(scraper) == idle + 3
+            for w in streams:
+                w.close()
+                await w.wait_closed()
+            for _ in range(50):
+                if await connections(scraper) == idle:
+                    break
+                await asyncio.sleep(0.05)
+            assert await connections(scraper) == idle
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)

@@ -201,6 +201,7 @@ def server(
             read_timeout=read_timeout,
             max_connections=max_connections,
             tls=tls,
+            listeners=vvm.http.listeners,  # voedger_http_connections
         )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)

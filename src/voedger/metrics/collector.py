@@ -170,15 +170,27 @@ class VoedgerCollector(Collector):
         yield from histograms.values()
         yield storage_errors
         yield next_due
-        yield self._http()
+        yield from self._http()
         yield from self._cluster()
 
-    def _http(self) -> Metric:
+    def _http(self) -> Iterator[Metric]:
         family = Metric("voedger_http_requests", "HTTP requests answered, by route family and status.", "counter")
         for (route, status), n in sorted(self.vvm.http.requests.items()):
             labels = {"vvm": self.vvm_name, "family": route, "status": str(status)}
             family.add_sample("voedger_http_requests_total", labels, float(n))
-        return family
+        yield family
+        if not self.vvm.http.listeners:
+            return  # the API is served by someone else (tests in process)
+        open_now, refused = self.vvm.http.connections()
+        labels = {"vvm": self.vvm_name}
+        conns = Metric("voedger_http_connections", "Client connections to the API open now.", "gauge")
+        conns.add_sample("voedger_http_connections", labels, float(open_now))
+        yield conns
+        refusals = Metric(
+            "voedger_http_refused_connections", "Connections refused (beyond --max-connections).", "counter"
+        )
+        refusals.add_sample("voedger_http_refused_connections_total", labels, float(refused))
+        yield refusals
 
     def _cluster(self) -> Iterator[Metric]:
         """Ours: what this process owns of its cluster and how its leases have gone."""

@@ -237,9 +237,10 @@ CLUSTER = Board(
                     unit="bytes",
                 ),
                 _p(
-                    "Open files and connections",
-                    "Open file descriptors: sockets of client and peer connections, storage files.",
-                    ('process_open_fds{job="voedger"}', "{{instance}}"),
+                    "Open connections and files",
+                    "Client connections to the API open now, and all open file descriptors (sockets, storage files).",
+                    (f"sum by (vvm) (voedger_http_connections{{{VVM}}})", "connections {{vvm}}"),
+                    ('process_open_fds{job="voedger"}', "files {{instance}}"),
                 ),
                 _p(
                     "HTTP requests by route family and status",

@@ -8,6 +8,7 @@ service turns them into Voedger's ``voedger_*`` series when it is scraped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from voedger.processors.tally import Tally
 
@@ -40,6 +41,12 @@ class HttpStats:
 
     requests: dict[tuple[str, int], int] = field(default_factory=dict)
     """(route family, status) -> requests answered."""
+    listeners: list[Any] = field(default_factory=list)
+    """The HTTP servers of the API (``router.http.HttpServer``), for their connections."""
+
+    def connections(self) -> tuple[int, int]:
+        """(connections open now, connections refused so far) of the API's listeners."""
+        return sum(len(s.connections) for s in self.listeners), sum(s.refused for s in self.listeners)
 
     def count(self, family: str, status: int) -> None:
         key = (family, status)
