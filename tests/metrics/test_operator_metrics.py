@@ -81,6 +81,8 @@ async def test_histograms_http_and_storage_series_follow_the_requests(vvm: VVM) 
     for kind in ("fenced", "timeout", "other"):
         assert value(after, "voedger_storage_errors_total", {**SHOP, "kind": kind}) == 0
     assert value(after, "voedger_app_partitions", SHOP) == vvm.app("test/shop").runtime.num_partitions
+    await vvm.app("test/shop").actualizers.wait_idle()
+    assert vvm.app("test/shop").actualizers.lag_seconds() == 0  # all handled
 
     def http(family: str, status: str) -> float:
         return value(after, "voedger_http_requests_total", {"vvm": "node-1", "family": family, "status": status})

@@ -49,6 +49,12 @@ _SERIES = (
     ("voedger_qp_errors", "voedger_qp_errors_total", "counter", "Queries and reads answered with an error."),
     ("voedger_projectors_in_error", "voedger_projectors_in_error", "gauge", "Async projectors failing now."),
     ("voedger_projectors_lag", "voedger_projectors_lag", "gauge", "PLog events async projectors have to handle."),
+    (
+        "voedger_projectors_lag_seconds",
+        "voedger_projectors_lag_seconds",
+        "gauge",
+        "Age of the oldest event async projectors have still to handle.",
+    ),
     ("voedger_jobs_in_error", "voedger_jobs_in_error", "gauge", "Jobs whose last run failed."),
     (
         "voedger_cp_group_commands",
@@ -140,6 +146,7 @@ class VoedgerCollector(Collector):
                 "voedger_qp_errors": queries.errors,
                 "voedger_projectors_in_error": app.actualizers.in_error,
                 "voedger_projectors_lag": sum(app.actualizers.lag().values()),
+                "voedger_projectors_lag_seconds": app.actualizers.lag_seconds(),
                 "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),
                 "voedger_cp_group_commands": sum(p.group_commands for p in partitions),
                 "voedger_app_partitions": app.runtime.num_partitions,

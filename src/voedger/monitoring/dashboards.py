@@ -379,6 +379,12 @@ PROJECTORS_AND_JOBS = Board(
                     (f"sum by (app) (voedger_projectors_lag{{{SEL}}})", "{{app}}"),
                 ),
                 _p(
+                    "Projector lag (seconds)",
+                    "Age of the oldest event the async projectors have still to handle.",
+                    (f"max by (app) (voedger_projectors_lag_seconds{{{SEL}}})", "{{app}}"),
+                    unit="s",
+                ),
+                _p(
                     "Projectors in error",
                     "Async projectors failing now.",
                     (f"sum by (app) (voedger_projectors_in_error{{{SEL}}})", "{{app}}"),
