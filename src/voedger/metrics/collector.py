@@ -126,6 +126,11 @@ class VoedgerCollector(Collector):
             "When the application's earliest job run is due (Unix time); long past means jobs are late.",
             "gauge",
         )
+        last_success = Metric(
+            "voedger_jobs_last_success_timestamp_seconds",
+            "When a job of the application last ran successfully (Unix time).",
+            "gauge",
+        )
         errors: dict[str, int] = {}
         for app_name, app in sorted(self.vvm.apps.items()):
             labels = {"app": app_name, "vvm": self.vvm_name}
@@ -173,10 +178,14 @@ class VoedgerCollector(Collector):
             due = min((j.next_due() for j in app.jobs), default=math.inf)
             if math.isfinite(due):
                 next_due.add_sample("voedger_jobs_next_due_timestamp_seconds", labels, due)
+            successes = [t for j in app.jobs if (t := j.last_success) is not None]
+            if successes:
+                last_success.add_sample("voedger_jobs_last_success_timestamp_seconds", labels, max(successes))
         yield from families.values()
         yield from histograms.values()
         yield storage_errors
         yield next_due
+        yield last_success
         yield from self._http()
         yield from self._cluster()
 
