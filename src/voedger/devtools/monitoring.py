@@ -60,10 +60,9 @@ def binary(name: str) -> str:
 
 
 def chromium() -> str:
-    """The path of Debian's Chromium binary (installing the package if it is missing)."""
-    binary("chromium")
-    real = Path("/usr/lib/chromium/chromium")  # the program behind Debian's wrapper script
-    return str(real) if real.is_file() else binary("chromium")
+    """The path of Debian's ``chromium`` (installing the package if it is missing); its wrapper
+    script passes Playwright's flags on to the browser."""
+    return binary("chromium")
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
