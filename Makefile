@@ -7,7 +7,8 @@ NATIVE := .native
 NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
-        cluster-start cluster-stop bench bench-tools bench-commands clean native test-native
+        cluster-start cluster-stop bench bench-tools bench-commands clean native test-native \
+        monitoring-tools test-monitoring
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +22,8 @@ run: $(STAMP)
 	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests (as Python, then as the native build), the
-# one-node Cassandra tier, the cluster tier.
-test: check unit test-native test-cassandra test-cluster
+# one-node Cassandra tier, the cluster tier, the monitoring tier.
+test: check unit test-native test-cassandra test-cluster test-monitoring
 
 check: lint typecheck
 
@@ -34,7 +35,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest -m "not cassandra and not cluster" -q
+	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring" -q
 
 # A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
 # 12 examples per operation; this sends 300).
@@ -51,7 +52,7 @@ $(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
 native: $(NATIVE_STAMP)
 
 test-native: native
-	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster" -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring" -q
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -84,6 +85,15 @@ test-cluster-moves: $(STAMP)
 	$(MAKE) cluster-start
 	VOEDGER_TEST_CLUSTER=127.0.0.1,127.0.0.2,127.0.0.3 $(PY) -m pytest -m "cluster and moves" -q; \
 	  rc=$$?; $(MAKE) cluster-stop; exit $$rc
+
+# Debian's prometheus, prometheus-alertmanager and chromium, installed once (dpkg is asked first).
+monitoring-tools: $(STAMP)
+	$(PY) -m voedger.devtools.monitoring install --chromium
+
+# The alert rules (promtool), an alert through a real Prometheus and Alertmanager to a webhook,
+# the dashboards' queries against a real Prometheus, the monitor page in a headless Chromium.
+test-monitoring: monitoring-tools
+	$(PY) -m pytest -m monitoring -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage.py

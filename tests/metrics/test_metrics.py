@@ -117,6 +117,9 @@ async def test_projector_lag_and_errors_show_while_a_projector_fails(vvm: VVM) -
             await asyncio.sleep(0.02)
         assert value(samples, "voedger_projectors_in_error", SHOP) >= 1
         assert value(samples, "voedger_projectors_lag", SHOP) >= 1
+        await asyncio.sleep(0.3)
+        later = await scrape(metrics)
+        assert 0.3 <= value(later, "voedger_projectors_lag_seconds", SHOP) < 30  # the waiting event's age
 
 
 async def test_check_answers_ok_and_anything_else_is_a_404(vvm: VVM) -> None:

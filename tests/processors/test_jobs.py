@@ -130,11 +130,13 @@ async def test_failing_job_is_reported_and_runs_again_next_time(shop: Shop) -> N
     runs = await sched.tick()
     assert all(r.error is not None and "disk on fire" in r.error for r in runs) and len(runs) == 5
     assert sched.in_error == 5
+    assert sched.last_success is None  # voedger_jobs_last_success_timestamp_seconds: none yet
     assert "disk on fire" in (sched.last_error(HEARTBEAT, app_wsid(1, 1)) or "")
     broken = False
     clock(rt).advance(300)
     assert all(r.error is None for r in await sched.tick())
     assert sched.in_error == 0
+    assert sched.last_success == clock(rt).now()
     assert await heartbeats(rt, app_wsid(1, 1)) == [int(FIRST_RUN) + 300]
 
 

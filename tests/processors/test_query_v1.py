@@ -368,3 +368,28 @@ class DenyAll:
         fields: Sequence[str] = (),
     ) -> bool:
         return False
+
+
+async def test_the_rows_processor_times_its_stages(ws: Shop) -> None:
+    """voedger_qp_exec_{fields,enrich,filter,order,count,send}_seconds: each stage a query goes
+    through adds to its own counter, and only those it goes through."""
+    ref = (await items(ws, 4))[0]
+    qp = QueryProcessor(ws.runtime)
+    element = {"fields": ["Name", "Price"], "refs": [["Item", "Name"]]}
+    body = {
+        "args": {"Ref": ref},
+        "elements": [element],
+        "filters": [{"expr": "gt", "args": {"field": "Price", "value": 0}}],
+        "orderBy": [{"field": "Price", "desc": True}],
+        "count": 2,
+    }
+    answer = await qp.execute_v1(QueryRequest(WS, QName.parse("shop.Items"), USER, body))
+    assert len(rows(answer)) == 2
+    st = qp.stages
+    for stage in ("fields", "enrich", "filter", "order", "count", "send"):
+        assert getattr(st, stage) > 0, stage
+    before = dataclasses.replace(st)
+    plain = {"args": {"Ref": ref}, "elements": [{"fields": ["Name"]}], "count": 10}  # no refs, filters or order
+    await qp.execute_v1(QueryRequest(WS, QName.parse("shop.Items"), USER, plain))
+    assert st.fields > before.fields and st.send > before.send
+    assert (st.enrich, st.filter, st.order) == (before.enrich, before.filter, before.order)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from voedger import __version__
+from voedger import __version__, logs
 from voedger.storage import StorageError, open_storage
 
 if TYPE_CHECKING:
@@ -110,6 +110,18 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="A worker's copy of the federation secret (`voedger federation secret`), readable by the server alone.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as plain text or as JSON objects, one a line; tokens and passwords are masked in both.",
+)
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log every HTTP request: method, path, app, WSID, resource, status, duration (no headers, bodies or queries).",
+)
 @click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS (TLS 1.2 or newer) on --port.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 def server(
@@ -134,10 +146,16 @@ def server(
     federation_secret_file: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    log_format: str,
+    access_log: bool,
 ) -> None:
     """Run a server process serving the given applications: alone, in a cluster of processes on
     shared storage, or in a cluster of a federation."""
+    from starlette.types import ASGIApp
+
     from voedger.router import http
+    from voedger.router.access import CountRequests
+    from voedger.router.accesslog import AccessLog
     from voedger.router.app import MAX_FRAME
     from voedger.router.blobs import is_upload
     from voedger.router.server import make_asgi
@@ -145,7 +163,7 @@ def server(
     from voedger.vvm.image import ImageError, load_image
     from voedger.vvm.server import ServerConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("json" if log_format == "json" else "text")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request otherwise
     url = storage_url or f"sqlite://{Path(data_dir).resolve()}"
     try:
@@ -212,6 +230,9 @@ def server(
         asgi, vvm, federated_parts = make_federated_asgi(config, federation)
     else:
         asgi, vvm = make_asgi(config)
+    front: ASGIApp = CountRequests(asgi, vvm.http)  # voedger_http_requests_total
+    if access_log:
+        front = AccessLog(front)
     extra = []
     if metrics_port is not None:
         from voedger.metrics import metrics_app
@@ -230,7 +251,7 @@ def server(
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
         http.run(
-            asgi,
+            front,
             host,
             port,
             max_body=MAX_FRAME,
@@ -240,6 +261,7 @@ def server(
             read_timeout=read_timeout,
             max_connections=max_connections,
             tls=tls,
+            listeners=vvm.http.listeners,  # voedger_http_connections
         )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -1,18 +1,27 @@
 """Voedger's ``voedger_*`` series, read from a running VVM when Prometheus scrapes.
 
 Names and labels are Voedger's (``{app="owner/name",vvm="<host>"}``), so its Grafana
-dashboards and alert rules work unchanged. ``voedger_projectors_lag`` is ours: the PLog events
-the async projectors of an application have still to handle, summed over its partitions.
+dashboards and alert rules work unchanged. Ours, in the same style: ``voedger_projectors_lag``
+(the PLog events the async projectors of an application have still to handle, summed over its
+partitions), the latency histograms (``voedger_cp_latency_seconds``, ``voedger_qp_latency_seconds``,
+``voedger_storage_write_latency_seconds``) from which PromQL computes p99, storage errors by kind,
+group commit size, partitions, jobs' next due run, HTTP requests by route family and status, and
+the ``voedger_cluster_*`` series of a process in a cluster.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from voedger.processors.tally import Tally
 from voedger.vvm.server import VVM
+
+ERROR_KINDS = ("fenced", "timeout", "other")
+"""Kinds of failed group writes (``voedger_storage_errors_total{kind}``), each always present."""
 
 # (family, sample, type, help): Voedger's names, without the suffixes prometheus_client adds.
 _SERIES = (
@@ -40,7 +49,63 @@ _SERIES = (
     ("voedger_qp_errors", "voedger_qp_errors_total", "counter", "Queries and reads answered with an error."),
     ("voedger_projectors_in_error", "voedger_projectors_in_error", "gauge", "Async projectors failing now."),
     ("voedger_projectors_lag", "voedger_projectors_lag", "gauge", "PLog events async projectors have to handle."),
+    (
+        "voedger_projectors_lag_seconds",
+        "voedger_projectors_lag_seconds",
+        "gauge",
+        "Age of the oldest event async projectors have still to handle.",
+    ),
     ("voedger_jobs_in_error", "voedger_jobs_in_error", "gauge", "Jobs whose last run failed."),
+    (
+        "voedger_cp_group_commands",
+        "voedger_cp_group_commands_total",
+        "counter",
+        "Commands in the group writes (over voedger_cp_group_writes_total: the mean group size).",
+    ),
+    ("voedger_app_partitions", "voedger_app_partitions", "gauge", "Partitions the application has (in all)."),
+    (
+        "voedger_qp_exec_fields_seconds",
+        "voedger_qp_exec_fields_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's fields stage.",
+    ),
+    (
+        "voedger_qp_exec_enrich_seconds",
+        "voedger_qp_exec_enrich_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's enrich stage.",
+    ),
+    (
+        "voedger_qp_exec_filter_seconds",
+        "voedger_qp_exec_filter_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's filter stage.",
+    ),
+    (
+        "voedger_qp_exec_order_seconds",
+        "voedger_qp_exec_order_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's order stage.",
+    ),
+    (
+        "voedger_qp_exec_count_seconds",
+        "voedger_qp_exec_count_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's count stage.",
+    ),
+    (
+        "voedger_qp_exec_send_seconds",
+        "voedger_qp_exec_send_seconds",
+        "counter",
+        "Seconds reads spent in the rows processor's send stage.",
+    ),
+)
+
+# (family, help, what of an application's stats it reads)
+_HISTOGRAMS = (
+    ("voedger_cp_latency_seconds", "Commands: seconds from arrival to durable result."),
+    ("voedger_qp_latency_seconds", "Queries and reads: seconds to answer."),
+    ("voedger_storage_write_latency_seconds", "Group writes: seconds from their start until durable."),
 )
 
 
@@ -54,6 +119,19 @@ class VoedgerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = {name: Metric(name, doc, kind) for name, _, kind, doc in _SERIES}
         samples = {name: sample for name, sample, _, _ in _SERIES}
+        histograms = {name: Metric(name, doc, "histogram") for name, doc in _HISTOGRAMS}
+        storage_errors = Metric("voedger_storage_errors", "Failed group writes, by kind.", "counter")
+        next_due = Metric(
+            "voedger_jobs_next_due_timestamp_seconds",
+            "When the application's earliest job run is due (Unix time); long past means jobs are late.",
+            "gauge",
+        )
+        last_success = Metric(
+            "voedger_jobs_last_success_timestamp_seconds",
+            "When a job of the application last ran successfully (Unix time).",
+            "gauge",
+        )
+        errors: dict[str, int] = {}
         for app_name, app in sorted(self.vvm.apps.items()):
             labels = {"app": app_name, "vvm": self.vvm_name}
             commands, queries = app.stats.commands, app.stats.queries
@@ -73,12 +151,62 @@ class VoedgerCollector(Collector):
                 "voedger_qp_errors": queries.errors,
                 "voedger_projectors_in_error": app.actualizers.in_error,
                 "voedger_projectors_lag": sum(app.actualizers.lag().values()),
+                "voedger_projectors_lag_seconds": app.actualizers.lag_seconds(),
                 "voedger_jobs_in_error": sum(j.in_error for j in app.jobs),
+                "voedger_cp_group_commands": sum(p.group_commands for p in partitions),
+                "voedger_app_partitions": app.runtime.num_partitions,
+                "voedger_qp_exec_fields_seconds": app.queries.stages.fields,
+                "voedger_qp_exec_enrich_seconds": app.queries.stages.enrich,
+                "voedger_qp_exec_filter_seconds": app.queries.stages.filter,
+                "voedger_qp_exec_order_seconds": app.queries.stages.order,
+                "voedger_qp_exec_count_seconds": app.queries.stages.count,
+                "voedger_qp_exec_send_seconds": app.queries.stages.send,
             }
             for name, value in values.items():
                 families[name].add_sample(samples[name], labels, float(value))
+            writes = Tally()
+            for p in partitions:
+                _merge(writes, p.writes)
+                for kind, n in p.write_errors.items():
+                    errors[kind] = errors.get(kind, 0) + n
+            for (name, _), tally in zip(_HISTOGRAMS, (commands, queries, writes), strict=True):
+                _histogram(histograms[name], name, labels, tally)
+            for kind in ERROR_KINDS:
+                storage_errors.add_sample(
+                    "voedger_storage_errors_total", {**labels, "kind": kind}, float(errors.pop(kind, 0))
+                )
+            due = min((j.next_due() for j in app.jobs), default=math.inf)
+            if math.isfinite(due):
+                next_due.add_sample("voedger_jobs_next_due_timestamp_seconds", labels, due)
+            successes = [t for j in app.jobs if (t := j.last_success) is not None]
+            if successes:
+                last_success.add_sample("voedger_jobs_last_success_timestamp_seconds", labels, max(successes))
         yield from families.values()
+        yield from histograms.values()
+        yield storage_errors
+        yield next_due
+        yield last_success
+        yield from self._http()
         yield from self._cluster()
+
+    def _http(self) -> Iterator[Metric]:
+        family = Metric("voedger_http_requests", "HTTP requests answered, by route family and status.", "counter")
+        for (route, status), n in sorted(self.vvm.http.requests.items()):
+            labels = {"vvm": self.vvm_name, "family": route, "status": str(status)}
+            family.add_sample("voedger_http_requests_total", labels, float(n))
+        yield family
+        if not self.vvm.http.listeners:
+            return  # the API is served by someone else (tests in process)
+        open_now, refused = self.vvm.http.connections()
+        labels = {"vvm": self.vvm_name}
+        conns = Metric("voedger_http_connections", "Client connections to the API open now.", "gauge")
+        conns.add_sample("voedger_http_connections", labels, float(open_now))
+        yield conns
+        refusals = Metric(
+            "voedger_http_refused_connections", "Connections refused (beyond --max-connections).", "counter"
+        )
+        refusals.add_sample("voedger_http_refused_connections_total", labels, float(refused))
+        yield refusals
 
     def _cluster(self) -> Iterator[Metric]:
         """Ours: what this process owns of its cluster and how its leases have gone."""
@@ -88,12 +216,12 @@ class VoedgerCollector(Collector):
             owned.add_sample("voedger_cluster_partitions_owned", {**labels, "app": app_name}, len(app.partitions))
         yield owned
         own = self.vvm.ownership
-        if own is None:
-            return
+        # A process on storage of its own leases nothing: its lease series stay at zero.
+        leases = (0, 0, 0) if own is None else (own.stats.acquired, own.stats.released, own.stats.lost)
         for name, value, doc in (
-            ("voedger_cluster_lease_acquisitions", own.stats.acquired, "Partition leases acquired."),
-            ("voedger_cluster_lease_releases", own.stats.released, "Partition leases handed over."),
-            ("voedger_cluster_lease_losses", own.stats.lost, "Partition leases lost (ran out, or fenced)."),
+            ("voedger_cluster_lease_acquisitions", leases[0], "Partition leases acquired."),
+            ("voedger_cluster_lease_releases", leases[1], "Partition leases handed over."),
+            ("voedger_cluster_lease_losses", leases[2], "Partition leases lost (ran out, or fenced)."),
         ):
             family = Metric(name, doc, "counter")
             family.add_sample(f"{name}_total", labels, float(value))
@@ -110,5 +238,36 @@ class VoedgerCollector(Collector):
             family.add_sample(f"{fname}_total", labels, fvalue)
             yield family
         members = Metric("voedger_cluster_members", "Live members of the cluster, as last read.", "gauge")
-        members.add_sample("voedger_cluster_members", labels, float(len(own.members)))
+        members.add_sample("voedger_cluster_members", labels, 1.0 if own is None else float(len(own.members)))
         yield members
+        yield from self._federation()
+
+    def _federation(self) -> Iterator[Metric]:
+        """Ours: calls to applications through the federation, by target."""
+        calls = Metric("voedger_federation_calls", "Calls through the federation.", "counter")
+        errors = Metric("voedger_federation_errors", "Federation calls answered 5xx or not at all.", "counter")
+        latency = Metric(
+            "voedger_federation_latency_seconds", "Federation calls: seconds, retries included.", "histogram"
+        )
+        for target, tally in sorted(self.vvm.federation_stats.calls.items()):
+            labels = {"vvm": self.vvm_name, "target": target}
+            calls.add_sample("voedger_federation_calls_total", labels, float(tally.count))
+            errors.add_sample("voedger_federation_errors_total", labels, float(tally.errors))
+            _histogram(latency, "voedger_federation_latency_seconds", labels, tally)
+        yield calls
+        yield errors
+        yield latency
+
+
+def _merge(into: Tally, tally: Tally) -> None:
+    into.count += tally.count
+    into.seconds += tally.seconds
+    for i, n in enumerate(tally.buckets):
+        into.buckets[i] += n
+
+
+def _histogram(family: Metric, name: str, labels: dict[str, str], tally: Tally) -> None:
+    for bound, n in tally.cumulative():
+        family.add_sample(f"{name}_bucket", {**labels, "le": "+Inf" if math.isinf(bound) else repr(bound)}, float(n))
+    family.add_sample(f"{name}_count", labels, float(tally.count))
+    family.add_sample(f"{name}_sum", labels, tally.seconds)

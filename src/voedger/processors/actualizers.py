@@ -221,6 +221,21 @@ class AsyncActualizer:
         """PLog events not handled yet (counting those of a write still in flight)."""
         return max(0, self.partition.next_plog - 1 - self.offset)
 
+    def lag_seconds(self, now_ms: int) -> float:
+        """How old the first event not handled yet is (0 when none is waiting). An event older
+        than those the partition keeps decoded counts as old as the oldest kept: a lower bound."""
+        if self.lag == 0:
+            return 0.0
+        recent = getattr(self.partition, "recent", None)  # command.Partition's decoded events
+        if not recent:
+            return 0.0
+        waiting = self.offset + 1
+        first = recent[0].plog_offset
+        if waiting > recent[-1].plog_offset:
+            return 0.0  # its write is still in flight
+        registered: int = recent[max(waiting - first, 0)].registered_at
+        return max(0.0, (now_ms - registered) / 1000)
+
     @property
     def retry_delay(self) -> float:
         """How long the next retry waits after a failure (doubles up to ``retry_max_delay``)."""
@@ -533,6 +548,12 @@ class Actualizers:
         for a in self:
             out[a.projector.qname] += a.lag
         return out
+
+    def lag_seconds(self) -> float:
+        """The age of the oldest event an async projector has still to handle, in seconds
+        (``voedger_projectors_lag_seconds``)."""
+        now_ms = int(self.app.clock.now() * 1000)
+        return max((a.lag_seconds(now_ms) for a in self), default=0.0)
 
     @property
     def in_error(self) -> int:

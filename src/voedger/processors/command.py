@@ -270,6 +270,11 @@ class Partition:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.groups = 0  # durable writes made; shows group commit at work
+        self.group_commands = 0
+        """Commands in the groups written (over ``writes.count``: the mean group size)."""
+        self.write_errors: dict[str, int] = {}
+        """Failed group writes by kind: ``fenced`` (another process holds the partition now),
+        ``timeout``, ``other``."""
         self.exec = Tally()
         self.writes = Tally()
         """Group writes: how many, how many failed, seconds from their start to durable."""
@@ -526,22 +531,29 @@ class Partition:
         began = time.perf_counter()
         writes = self.writes
         writes.count += 1
+        self.group_commands += len(group.events)
         try:
             await durable
         except FencedError as exc:
             writes.errors += 1
+            self._count_error("fenced")
             self._fence(exc)
             group.fail(self.moved())
             return False
         except Exception as exc:
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
             failure = exc
-        writes.seconds += time.perf_counter() - began
+        writes.observe(time.perf_counter() - began)
         if failure is not None:
             writes.errors += 1
+            self._count_error(_error_kind(failure))
             return await self._settle(group)
         self._acknowledge(group)
         return True
+
+    def _count_error(self, kind: str) -> None:
+        """Counts a failed group write by kind (``voedger_storage_errors_total``)."""
+        self.write_errors[kind] = self.write_errors.get(kind, 0) + 1
 
     async def _settle(self, group: _Group) -> bool:
         """A group's write failed, which may mean it landed or not (a timeout, a process paused
@@ -1060,3 +1072,9 @@ def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:
         if active is True and types.triggers(prj, OperationKind.Activate, t):
             return True
     return False
+
+
+def _error_kind(exc: Exception) -> str:
+    """``timeout`` for the driver's timeouts (and Python's), else ``other``."""
+    name = type(exc).__name__.lower()
+    return "timeout" if isinstance(exc, TimeoutError) or "timeout" in name or "timedout" in name else "other"

@@ -156,6 +156,8 @@ class _Entry:
     in_error: bool = False
     last_error: str | None = None
     runs: int = 0
+    last_success: float | None = None
+    """When the last successful run ended (the app's clock), None before one."""
 
 
 class JobScheduler:
@@ -259,6 +261,7 @@ class JobScheduler:
             log.error("%s: job %s in workspace %d failed: %s", self.app.name, e.job.qname, e.wsid, e.last_error)
             return JobRun(e.job.qname, e.wsid, unix_time, e.last_error)
         e.in_error = False
+        e.last_success = self.app.clock.now()
         return JobRun(e.job.qname, e.wsid, unix_time)
 
     # --- inspection ----------------------------------------------------------------------------------
@@ -271,6 +274,11 @@ class JobScheduler:
     def in_error(self) -> int:
         """How many (job, workspace) pairs failed on their last run (``voedger_jobs_in_error``)."""
         return sum(1 for e in self._entries if e.in_error)
+
+    @property
+    def last_success(self) -> float | None:
+        """When a job of this scheduler last ran successfully (``voedger_jobs_last_success_timestamp_seconds``)."""
+        return max((e.last_success for e in self._entries if e.last_success is not None), default=None)
 
     def last_error(self, job: QName | str, wsid: int) -> str | None:
         q = qname(job)

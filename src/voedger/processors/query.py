@@ -12,6 +12,7 @@ nothing a query does is written.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,6 +57,7 @@ from voedger.processors.rows import (
     view_row_map,
     wrecord_children,
 )
+from voedger.processors.tally import QueryStages
 from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
 from voedger.structs.events import Event
@@ -117,6 +119,8 @@ class QueryProcessor:
         self.max_running = max_running
         self.running = 0
         """Reads in progress; more than ``max_running`` at once are refused with 503."""
+        self.stages = QueryStages()
+        """Seconds in each stage of the rows processors (``voedger_qp_exec_*_seconds``)."""
 
     async def execute(self, request: QueryRequest) -> dict[str, Any]:
         if self.running >= self.max_running:
@@ -152,7 +156,7 @@ class QueryProcessor:
         objects = await self._run(reader, req, query, impl, args, result, ws)
         if result is None:
             return {}
-        rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid))
+        rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid), self.stages)
         return await rows.sections(objects)
 
     # --- API v2 ---------------------------------------------------------------------------------
@@ -254,17 +258,28 @@ class QueryProcessor:
         relations: query_v2.Relations | None = None,
     ) -> list[Row]:
         """Where, order, skip and limit, include, keys: the v2 rows processor."""
+        st = self.stages
+        t0 = time.perf_counter()
         rows = [r for r in rows if query_v2.matches(r, conditions)]
+        t1 = time.perf_counter()
         query_v2.order_rows(rows, params.order)
+        t2 = time.perf_counter()
         rows = query_v2.page(rows, params.skip, params.limit)
+        t3 = time.perf_counter()
         if params.include:
             read = self._reader_of(reader, wsid)
             includer = query_v2.Includer(self.app, params.include, read, relations or {})
             for r in rows:
                 await includer.apply(r, owner if owner is not None else type_of(self.app, r))
+        t4 = time.perf_counter()
         if params.keys:
             for r in rows:
                 query_v2.project(r, params.keys)
+        st.filter += t1 - t0
+        st.order += t2 - t1
+        st.count += t3 - t2
+        st.enrich += t4 - t3
+        st.fields += time.perf_counter() - t4
         return rows
 
     # --- the common pipeline ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,6 +19,7 @@ from typing import Any
 
 from voedger.appdef import SYS_QNAME, AppDef, DataKind, Field, Structure, Type
 from voedger.processors.rows import Row, fields_of, type_of, value_of
+from voedger.processors.tally import QueryStages
 from voedger.structs.records import Record
 from voedger.syserror import SysError
 
@@ -303,29 +305,54 @@ def _children(obj: Row, path: tuple[str, ...]) -> list[Row]:
 class RowsProcessor:
     """Fields, enrichment, filter, order and counter, over every object a query returned."""
 
-    def __init__(self, app: AppDef, params: Params, read: RecordReader) -> None:
+    def __init__(self, app: AppDef, params: Params, read: RecordReader, stages: QueryStages | None = None) -> None:
         self.app = app
         self.params = params
         self.read = read
+        self.stages = stages if stages is not None else QueryStages()
+        """Where the seconds of each stage are added (the application's, for its metrics)."""
+        self._enriching = 0.0
 
     async def sections(self, objects: list[Row]) -> dict[str, Any]:
         p = self.params
+        st = self.stages
+        t0 = time.perf_counter()
         if not p.filters and not p.order_by and p.count > 0:
             # Without filters and ordering, the page is known before any row is built.
             start = max(p.start_from, 0)
             objects = objects[start : start + p.count]
+            t1 = time.perf_counter()
             out = [await self._row(obj) for obj in objects]
-            return {"sections": [{"type": "", "elements": [o.values for o in out]}]} if out else {}
-        out = [o for o in [await self._row(obj) for obj in objects] if self._match(o)]
+            t2 = time.perf_counter()
+            answer = {"sections": [{"type": "", "elements": [o.values for o in out]}]} if out else {}
+            self._account(count=t1 - t0, rows=t2 - t1, send=time.perf_counter() - t2)
+            return answer
+        built = [await self._row(obj) for obj in objects]
+        t1 = time.perf_counter()
+        out = [o for o in built if self._match(o)]
+        t2 = time.perf_counter()
         for order in reversed(self.params.order_by):
             out.sort(key=partial(_out_key, order.field), reverse=order.desc)
+        t3 = time.perf_counter()
         start = max(self.params.start_from, 0)
         out = out[start:]
         if self.params.count:
             out = out[: max(self.params.count, 0)]
-        if not out:
-            return {}
-        return {"sections": [{"type": "", "elements": [o.values for o in out]}]}
+        t4 = time.perf_counter()
+        answer = {"sections": [{"type": "", "elements": [o.values for o in out]}]} if out else {}
+        st.filter += t2 - t1
+        st.order += t3 - t2
+        self._account(count=t4 - t3, rows=t1 - t0, send=time.perf_counter() - t4)
+        return answer
+
+    def _account(self, count: float, rows: float, send: float) -> None:
+        """Rows' time is fields and enrichment: enrichment is timed on its own."""
+        st = self.stages
+        st.count += count
+        st.enrich += self._enriching
+        st.fields += max(rows - self._enriching, 0.0)
+        st.send += send
+        self._enriching = 0.0
 
     async def _row(self, obj: Row) -> _Out:
         values: list[list[list[Any]]] = []
@@ -357,6 +384,13 @@ class RowsProcessor:
     async def _enrich(self, ref: RefField, record_id: Any) -> tuple[Any, DataKind | None]:
         if isinstance(record_id, bool) or not isinstance(record_id, int):
             return None, None
+        began = time.perf_counter()
+        try:
+            return await self._enriched(ref, record_id)
+        finally:
+            self._enriching += time.perf_counter() - began
+
+    async def _enriched(self, ref: RefField, record_id: int) -> tuple[Any, DataKind | None]:
         rec = await self.read(record_id)
         if rec is None:
             return None, None  # a null or dangling reference enriches to null

@@ -909,9 +909,12 @@ async def serve(
     max_connections: int = MAX_CONNECTIONS,
     max_buffered: int = MAX_BUFFERED,
     tls: ssl.SSLContext | None = None,
+    listeners: list[Any] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it.
+    ``listeners``, if given, gets the server of ``app`` once it listens (the metrics read its
+    connections).
     ``after_start`` runs once every listener is open (a cluster process takes its partitions
     there); ``before_stop`` runs first at shutdown, while every listener still answers (a cluster
     process hands its partitions over there, forwarding their requests to the new owners)."""
@@ -934,6 +937,8 @@ async def serve(
             for host_port in await server.start(one_host, one_port):
                 log.info("listening on %s://%s:%d", server.scheme, *host_port)
             servers.append(server)
+            if one_app is app and listeners is not None:
+                listeners.append(server)
         if after_start is not None:
             starting = asyncio.ensure_future(after_start())
             await asyncio.wait([starting, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -967,6 +972,7 @@ def run(
     max_connections: int = MAX_CONNECTIONS,
     max_buffered: int = MAX_BUFFERED,
     tls: ssl.SSLContext | None = None,
+    listeners: list[Any] | None = None,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     main = serve(
@@ -982,6 +988,7 @@ def run(
         max_connections=max_connections,
         max_buffered=max_buffered,
         tls=tls,
+        listeners=listeners,
     )
     try:
         import uvloop

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -16,6 +18,7 @@ import orjson
 from voedger.auth import Tokens
 from voedger.state.federation import FederationReply
 from voedger.structs.wsid import MAIN_CLUSTER_ID
+from voedger.vvm.stats import FederationStats
 
 log = logging.getLogger("voedger.federation")
 
@@ -30,17 +33,30 @@ class HttpFederation:
         tokens: Tokens,
         client: httpx.AsyncClient | None = None,
         knows: Callable[[int], bool] | None = None,
+        stats: FederationStats | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.client = client or httpx.AsyncClient(timeout=30)
         self._knows = knows
+        self.stats = (stats or FederationStats()).target(urlsplit(self.base_url).netloc or self.base_url)
+        """This federation's calls (``voedger_federation_*{target="host:port"}``)."""
 
     def knows_cluster(self, cluster_id: int) -> bool:
         """Whether the federation has this cluster (without a directory: none but the main)."""
         return self._knows(cluster_id) if self._knows is not None else cluster_id == MAIN_CLUSTER_ID
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        began = time.perf_counter()
+        reply = await self._command(app, wsid, command, body)
+        stats = self.stats
+        stats.count += 1
+        stats.observe(time.perf_counter() - began)
+        if reply.status >= 500:
+            stats.errors += 1
+        return reply
+
+    async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         url = f"{self.base_url}/api/{app}/{wsid}/{command}"
         delay = 0.1
         for attempt in range(ATTEMPTS):

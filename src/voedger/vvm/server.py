@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from voedger.vvm.federation import HttpFederation
 from voedger.vvm.image import AppImage, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
-from voedger.vvm.stats import ForwardStats, ProcessorStats
+from voedger.vvm.stats import FederationStats, ForwardStats, HttpStats, ProcessorStats
 
 log = logging.getLogger("voedger.vvm")
 
@@ -133,6 +134,8 @@ class VVM:
         all its processes; ``tokens.keys.ring`` verifies the other clusters' tokens too."""
         self.key_reloads: asyncio.Task[None] | None = None
         """Reads the cluster's key set now and then (a cluster of several processes only)."""
+        self.federation_stats = FederationStats()
+        """Calls through the federation, by target (``voedger_federation_*``)."""
         self.federation: Federation = LocalFederation(self)
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
@@ -141,6 +144,8 @@ class VVM:
         """Partition leases, when the storage is shared with other processes."""
         self.forwards = ForwardStats()
         """Requests the router sent on to other processes of the cluster."""
+        self.http = HttpStats()
+        """Requests answered by the HTTP front, counted by ``router.access`` (if it wraps the app)."""
         self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
         """Set by the router: tells other processes to look at the leases now."""
         self.knows_cluster: Callable[[int], bool] = lambda cluster: cluster == self.config.cluster_id
@@ -171,10 +176,15 @@ class VVM:
             # A workspace of another partition may be another process's, or another cluster's:
             # calls between workspaces go through the router, which forwards them to the owner.
             self.federation = HttpFederation(
-                self.config.federation_url or self.config.advertise, self.tokens, knows=self._knows_cluster
+                self.config.federation_url or self.config.advertise,
+                self.tokens,
+                knows=self._knows_cluster,
+                stats=self.federation_stats,
             )
         elif self.config.federation_url and not self.config.insecure_dev:
-            self.federation = HttpFederation(self.config.federation_url, self.tokens, knows=self._knows_cluster)
+            self.federation = HttpFederation(
+                self.config.federation_url, self.tokens, knows=self._knows_cluster, stats=self.federation_stats
+            )
         images = [load_image(CLUSTER_APP, CLUSTER_APP_DIR)]
         images[0] = dataclasses.replace(images[0], num_partitions=1, num_app_workspaces=1)
         images.append(load_image(REGISTRY_APP, REGISTRY_APP_DIR))
@@ -541,11 +551,22 @@ class LocalFederation:
 
     def __init__(self, vvm: VVM) -> None:
         self.vvm = vvm
+        self.stats = vvm.federation_stats.target("local")
 
     def knows_cluster(self, cluster_id: int) -> bool:
         return self.vvm.knows_cluster(cluster_id)
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+        began = time.perf_counter()
+        reply = await self._command(app, wsid, command, body)
+        stats = self.stats
+        stats.count += 1
+        stats.observe(time.perf_counter() - began)
+        if reply.status >= 500:
+            stats.errors += 1
+        return reply
+
+    async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         name = command.removeprefix("c.")
         try:
             qname = QName.parse(name)
