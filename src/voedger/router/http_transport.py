@@ -26,6 +26,7 @@ from voedger.router.transport import TransportUnavailable
 from voedger.router.wire import (
     BUS_CONTENT_TYPE,
     BUS_PATH,
+    N10N_PATH,
     SECRET_HEADER,
     WAKE_PATH,
     BusRequest,
@@ -42,6 +43,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
 WAKE_TIMEOUT: Final = 1.0
 """A wake-up is a hint: the peer looks at the leases at its next tick anyway."""
 """A command may wait for its group's durable write; a connection should come at once."""
+NOTIFY_TIMEOUT: Final = 5.0
+"""Notifications are hints: a peer that takes longer loses the batch."""
 RETRY_AFTER: Final = {"Retry-After": "1"}
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -60,6 +63,7 @@ class HttpTransport:
     ) -> None:
         self.url = base_url.rstrip("/") + BUS_PATH
         self.wake_url = base_url.rstrip("/") + WAKE_PATH
+        self.n10n_url = base_url.rstrip("/") + N10N_PATH
         self._headers = {SECRET_HEADER: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
         # trust_env off: traffic inside a cluster never goes through a proxy from the environment.
         self.client = client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
@@ -111,6 +115,14 @@ class HttpTransport:
         """Ask the peer to look at the leases now; False when it did not take the hint."""
         try:
             reply = await self.client.post(self.wake_url, headers=self._headers, timeout=WAKE_TIMEOUT)
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client was closed
+            return False
+        return reply.status_code == 204
+
+    async def notify(self, batch: bytes) -> bool:
+        """Send the peer a batch of notifications; False when it did not take it."""
+        try:
+            reply = await self.client.post(self.n10n_url, content=batch, headers=self._headers, timeout=NOTIFY_TIMEOUT)
         except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client was closed
             return False
         return reply.status_code == 204

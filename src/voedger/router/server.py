@@ -49,8 +49,11 @@ def make_asgi(config: ServerConfig) -> tuple[FastPath, VVM]:
         assert vvm.provider is not None
         secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
         routes.secret = secret
-        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake)
+        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake, notifications=vvm.n10n)
         vvm.peer_waker = routes.wake_peers
+        if vvm.ownership is not None:  # views change in the partitions' owners: tell the others
+            vvm.n10n.peers = routes.peer_addresses
+            vvm.n10n.sender = routes.notify_peer
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:

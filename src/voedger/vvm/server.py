@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from voedger.auth.resolver import TokenResolver
 from voedger.auth.tokens import TokenInfo
 from voedger.blobs.store import DEFAULT_MAX_SIZE
 from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.n10n import Broker, Notifications, Quotas
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
 from voedger.processors.command import NOT_OWNER_HEADER, WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
@@ -80,6 +82,10 @@ class ServerConfig:
     the moment it owns something. Not used by ``voedger server`` yet: ``GET /api/check`` would
     then answer 200 before the process serves its share (and before a new cluster's application
     workspaces exist), and clients and load balancers take that for ready."""
+    n10n_quotas: Quotas = field(default_factory=Quotas)
+    """Notification channels and subscriptions, in all and per subject (Voedger's defaults)."""
+    n10n_heartbeat: float = 30.0
+    """Seconds between the heartbeats of channels subscribed to ``sys.Heartbeat30``."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
@@ -127,12 +133,16 @@ class VVM:
         """Requests the router sent on to other processes of the cluster."""
         self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
         """Set by the router: tells other processes to look at the leases now."""
+        self.n10n = Notifications(Broker(config.n10n_quotas, config.n10n_heartbeat))
+        """Notifications: the views changed here, to the clients subscribed here and (in a
+        cluster, once the router gives it a sender) to the other processes."""
 
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open(server=True)
+        self.n10n.broker.start()
         vvm_storage = await self.provider.app_storage(VVM_APP)
         self.tokens = Tokens(await jwt_secret(StorageSecretStore(vvm_storage)), self.config.clock)
         cluster = self.config.cluster
@@ -306,6 +316,7 @@ class VVM:
             limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
             federation=self.federation,
+            views_changed=functools.partial(self.n10n.views_changed, image.name),
             verify_value=self._value_verifier(image.name),
             templates=image.templates,
         )
@@ -412,7 +423,9 @@ class VVM:
     async def leave(self) -> None:
         """Hand every partition over to the rest of the cluster (nothing on a single node).
         Called on SIGTERM while the process still answers requests, which it forwards to the
-        partitions' new owners; ``stop`` comes after."""
+        partitions' new owners; ``stop`` comes after. Notification streams end here (clients
+        connect again, to another process): they would hold the graceful stop to its end."""
+        self.n10n.broker.shut()
         if self.ownership is not None:
             await self.ownership.stop()
 
@@ -428,6 +441,7 @@ class VVM:
 
     async def stop(self) -> None:
         """Finish every accepted command, hand the partitions over, then release storage."""
+        await self.n10n.stop()
         if self.ownership is not None:
             await self.ownership.stop()
         for app in self.apps.values():
