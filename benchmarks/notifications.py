@@ -12,6 +12,12 @@ time from the command's answer reaching its client to the first event whose offs
 the command's WLog offset reaching that subscriber (updates that pile up collapse into the latest
 offset, so one event may stand for several commands). A negative delay: the event came first.
 
+``--cluster``: the server subprocess runs two VVMs of one cluster instead (both in that process,
+over one shared in-memory storage, each behind its own HTTP port, every hop between them over
+loopback HTTP); the subscribers connect to the process that does not own the workspace, the
+commands go to the one that does, so every event crosses from one to the other
+(``POST /_cluster/n10n``).
+
 Prints a table per scenario: commands, commands per second, and the delay's p50, p99 and max in
 milliseconds, over all (command, subscriber) pairs.
 """
@@ -83,6 +89,63 @@ async def serve(port: int, data: str) -> None:
         await vvm.stop()
 
 
+async def serve_cluster(port: int) -> None:
+    """Two VVMs of a cluster over one in-memory storage; prints where the shop lives."""
+    import voedger.vvm.server as vvm_server
+    from voedger.appdef import QName
+    from voedger.n10n import Quotas
+    from voedger.processors.command import CommandRequest
+    from voedger.processors.principal import SYSTEM
+    from voedger.router.http import HttpServer
+    from voedger.router.server import make_asgi
+    from voedger.storage import StorageProvider
+    from voedger.storage.mem import MemStorageFactory
+    from voedger.structs.wsid import new_wsid, partition_of
+
+    shared = MemStorageFactory()
+    vvm_server.open_storage = lambda url, clock: StorageProvider(shared)  # type: ignore[assignment]
+    quotas = Quotas(channels_per_subject=10_000, subscriptions_per_subject=10_000)
+    started = []
+    for p in (port, free_port()):
+        base = f"http://127.0.0.1:{p}"
+        config = vvm_server.ServerConfig(
+            storage_url="mem://",
+            apps=[(APP, APP_DIR)],
+            insecure_dev=True,
+            cluster=True,
+            advertise=base,
+            n10n_quotas=quotas,
+        )
+        app, vvm = make_asgi(config)
+        server = HttpServer(app)
+        await server.start("127.0.0.1", p)
+        started.append((server, vvm, base))
+    for _, vvm, _ in started:
+        assert vvm.ownership is not None and await vvm.ownership.converged(30)
+    shop = new_wsid(1, 500_001)
+    [(_, owner, owner_url)] = [
+        s for s in started if partition_of(shop, s[1].app(APP).runtime.num_partitions) in s[1].app(APP).partitions
+    ]
+    other_url = next(b for _, _, b in started if b != owner_url)
+    desc = {"sys.QName": "sys.WorkspaceDescriptor", "CreatedAtMs": 1, "InitCompletedAtMs": 1}
+    body = {
+        "cuds": [
+            {"fields": {"sys.ID": 1, **desc, "WSName": "shop", "WSKind": "shop.ShopDesc"}},
+            {"fields": {"sys.ID": 2, "sys.QName": "shop.ShopDesc", "Name": "Corner shop"}},
+            {"fields": {"sys.ID": 3, "sys.QName": "shop.Item", "Name": "tea"}},
+        ]
+    }
+    result = await owner.app(APP).partition(shop).submit(CommandRequest(shop, QName("sys", "CUD"), body, SYSTEM))
+    setup = {"wsid": shop, "item": result.new_ids["3"], "commands": owner_url, "subscribers": other_url}
+    print(json.dumps(setup), flush=True)
+    try:
+        await asyncio.Event().wait()  # until terminated
+    finally:
+        for server, vvm, _ in started:
+            await vvm.leave()
+            await server.stop(2.0)
+
+
 # --- the client ---------------------------------------------------------------------------------
 
 
@@ -114,11 +177,16 @@ class Subscriber:
         return self.times[i] if i < len(self.times) else None
 
 
-async def scenario(base: str, wsid: int, item: int, commands: int, concurrency: int, subscribers: int) -> list[str]:
+async def scenario(
+    bases: tuple[str, str], wsid: int, item: int, commands: int, concurrency: int, subscribers: int
+) -> list[str]:
     limits = httpx.Limits(max_connections=subscribers + concurrency + 8)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    async with (
+        httpx.AsyncClient(base_url=bases[0], timeout=30, limits=limits) as client,
+        httpx.AsyncClient(base_url=bases[1], timeout=30, limits=limits) as listener,
+    ):
         subs = [Subscriber() for _ in range(subscribers)]
-        tasks = [asyncio.create_task(s.run(client, wsid)) for s in subs]
+        tasks = [asyncio.create_task(s.run(listener, wsid)) for s in subs]
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 30)
         answers: list[tuple[int, float]] = []
         counter = iter(range(commands))
@@ -168,12 +236,15 @@ async def main(args: argparse.Namespace) -> int:
     port = free_port()
     data = tempfile.mkdtemp(prefix="voedger-n10n-bench-")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", str(port), "--data", data]
+    if args.cluster:
+        cmd.append("--cluster")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     try:
         assert proc.stdout is not None
         line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
         setup = json.loads(line)
         base = f"http://127.0.0.1:{port}"
+        bases = (setup.get("commands", base), setup.get("subscribers", base))
         async with httpx.AsyncClient(base_url=base) as c:
             for _ in range(200):
                 try:
@@ -186,7 +257,7 @@ async def main(args: argparse.Namespace) -> int:
         print("|" + "---|" * len(head))
         for concurrency in (int(x) for x in args.concurrency.split(",")):
             for subscribers in (int(x) for x in args.subscribers.split(",")):
-                row = await scenario(base, setup["wsid"], setup["item"], args.commands, concurrency, subscribers)
+                row = await scenario(bases, setup["wsid"], setup["item"], args.commands, concurrency, subscribers)
                 print("| " + " | ".join(row) + " |", flush=True)
     finally:
         proc.terminate()
@@ -199,10 +270,11 @@ if __name__ == "__main__":
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--subscribers", default="1,100")
+    parser.add_argument("--cluster", action="store_true", help="two processes' VVMs; events cross between them")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.data))
+        asyncio.run(serve_cluster(args.serve) if args.cluster else serve(args.serve, args.data))
         raise SystemExit(0)
     raise SystemExit(asyncio.run(main(args)))
