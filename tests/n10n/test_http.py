@@ -164,6 +164,8 @@ async def test_v2_subscription_refusals(env: Env, method: str) -> None:
     assert r.status_code == 400
     r = await env.client.request(method, url.replace(str(SHOP), "x1"), headers=env.auth())
     assert r.status_code == 400
+    r = await env.client.request(method, url.replace(str(SHOP), "x1"))  # the URL first, then the token
+    assert r.status_code == 400 and "x1" in r.json()["message"]
     if method == "PUT":
         from tests.n10n.conftest import BOB
 

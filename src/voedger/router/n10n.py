@@ -48,6 +48,7 @@ from voedger.syserror import SysError
 
 if TYPE_CHECKING:
     from voedger.router.app import Router
+    from voedger.router.transport import Transport
 
 MAX_U64: Final = 2**64 - 1
 _OFFSET: Final = re.compile(r"^[0-9]{1,10}$")
@@ -340,15 +341,17 @@ class N10nEndpoints:
         assert vvm.tokens is not None
         return vvm.tokens.for_app(app).validate(creds.token).payload.login
 
-    async def _check(self, request: Request, app: str, wsid_text: str, entity: QName) -> tuple[int, Response | None]:
-        """The WSID, and the owner's refusal if the caller may not watch ``entity`` there."""
-        wsid, partition, transport = self.router.resolve(app, wsid_text)
+    async def _check(
+        self, request: Request, app: str, entity: QName, target: tuple[int, int, Transport]
+    ) -> Response | None:
+        """The owner's refusal if the caller may not watch ``entity`` in the workspace, else None."""
+        wsid, partition, transport = target
         authorization, cookie = self.router.credential(request.headers, request.cookies)
         bus = BusRequest(
             Op.N10N_WATCH, "GET", app, wsid, partition, str(entity), 0, authorization, cookie, b"", {}, _ip(request)
         )
         reply = await self.router.send(bus, transport, limit_reads=False)
-        return wsid, (None if reply.status == 200 else bus_response(reply))
+        return None if reply.status == 200 else bus_response(reply)
 
     async def v2_open(self, request: Request) -> Response:
         """``POST .../notifications``: check, open the channel, subscribe, stream."""
@@ -359,10 +362,11 @@ class N10nEndpoints:
         subs, lifetime = parse_v2_body(self.router.check_size(await request.body()))
         keys: list[Key] = []
         for entity, wsid, _ in subs:
-            resolved, refusal = await self._check(request, app, str(wsid), entity)
+            target = self.router.resolve(app, str(wsid))
+            refusal = await self._check(request, app, entity, target)
             if refusal is not None:
                 return refusal
-            keys.append(Key(app, str(entity), resolved))
+            keys.append(Key(app, str(entity), target[0]))
         try:
             channel = self.broker.new_channel(subject, lifetime)
         except N10nError as exc:
@@ -375,10 +379,12 @@ class N10nEndpoints:
             raise _sys_error(exc, "subscribe failed: ") from None
         return EventStream(self.broker, channel, channel_id_event(channel))
 
-    async def _v2_target(self, request: Request) -> tuple[str, QName, str]:
+    async def _v2_target(self, request: Request) -> tuple[str, QName, tuple[int, int, Transport]]:
+        """Application, view and (WSID, partition, transport) of a subscription's URL, checked in
+        Voedger's order: the URL (400), the token (401), no body (400)."""
         p = request.path_params
         app = f"{p['owner']}/{p['app']}"
-        self.router.vvm.app(app)
+        target = self.router.resolve(app, p["wsid"])
         try:
             view = QName.parse(p["view"])
         except QNameError as exc:
@@ -386,26 +392,25 @@ class N10nEndpoints:
         self._subject(app, request)
         if await request.body():
             raise SysError(400, "unexpected body")
-        return app, view, p["wsid"]
+        return app, view, target
 
     async def v2_subscribe(self, request: Request) -> Response:
         """``PUT .../notifications/{channel}/workspaces/{wsid}/subscriptions/{view}``: 200."""
-        app, view, wsid_text = await self._v2_target(request)
-        wsid, refusal = await self._check(request, app, wsid_text, view)
+        app, view, target = await self._v2_target(request)
+        refusal = await self._check(request, app, view, target)
         if refusal is not None:
             return refusal
         try:
-            self.broker.subscribe(request.path_params["channel"], Key(app, str(view), wsid))
+            self.broker.subscribe(request.path_params["channel"], Key(app, str(view), target[0]))
         except N10nError as exc:
             raise _sys_error(exc, "subscribe failed: ") from None
         return Response(b"", 200)
 
     async def v2_unsubscribe(self, request: Request) -> Response:
         """``DELETE .../notifications/{channel}/workspaces/{wsid}/subscriptions/{view}``: 204."""
-        app, view, wsid_text = await self._v2_target(request)
-        wsid, _, _ = self.router.resolve(app, wsid_text)
+        app, view, target = await self._v2_target(request)
         try:
-            self.broker.unsubscribe(request.path_params["channel"], Key(app, str(view), wsid))
+            self.broker.unsubscribe(request.path_params["channel"], Key(app, str(view), target[0]))
         except N10nError as exc:
             raise _sys_error(exc) from None
         return Response(b"", 204)
