@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -283,3 +284,29 @@ async def test_leaving_ends_the_streams(env: Env) -> None:
         assert await events.ended()
     r = await env.client.post(f"{V2}/notifications", json=subs_body("shop.Sales"), headers=env.auth())
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+async def test_channels_and_subscriptions_are_metrics(env: Env) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from voedger.metrics.service import metrics_app
+
+    transport = httpx.ASGITransport(app=metrics_app(env.vvm, "node-1"))
+
+    async def scrape() -> dict[str, float]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as m:
+            text = (await m.get("/metrics")).text
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if "n10n" in s.name}
+
+    assert await scrape() == {
+        "voedger_n10n_channels": 0,
+        "voedger_n10n_subscriptions": 0,
+        "voedger_n10n_relay_failures_total": 0,
+    }
+    body = subs_body("shop.Sales", "shop.ItemCount")
+    async with env.client.stream("POST", f"{V2}/notifications", json=body, headers=env.auth()) as r:
+        await EventReader(r).next()
+        got = await scrape()
+        assert (got["voedger_n10n_channels"], got["voedger_n10n_subscriptions"]) == (1, 2)
+    await until_free(env)
+    assert (await scrape())["voedger_n10n_channels"] == 0
