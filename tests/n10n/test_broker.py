@@ -135,18 +135,25 @@ async def test_relay_batches_while_a_send_is_in_flight() -> None:
     n.sender = sender
     ch = local.new_channel("s")
     local.subscribe(ch.id, K1)
-    n.publish(K1, 1)  # to the local broker at once, and a send starts
-    assert await next_batch(local, ch) == [(K1, 1)]
-    await asyncio.sleep(0)
-    n.publish(K1, 2)  # while the first send is in flight: wait, collapsed
-    n.publish(K1, 3)
+    n.publish(K1, 1)  # to the local broker at once, and to the peers after this turn of the loop
     n.publish(K2, 1)
-    assert [decode_batch(b) for _, b in sent] == [[(K1, 1)], [(K1, 1)]]
+    assert await next_batch(local, ch) == [(K1, 1)]
+    await spin()
+    assert sorted((p, decode_batch(b)) for p, b in sent) == [("bad", [(K1, 1), (K2, 1)]), ("p1", [(K1, 1), (K2, 1)])]
+    n.publish(K1, 2)  # while the requests are in flight: they wait, collapsed
+    n.publish(K1, 3)
+    n.publish(K2, 2)
+    await spin()
+    assert len(sent) == 2
     gate.set()
-    for _ in range(20):
-        await asyncio.sleep(0)
-    assert [decode_batch(b) for p, b in sent[2:]] == [[(K1, 3), (K2, 1)]] * 2
-    assert n.sent == 2 and n.failed == 2  # the "bad" peer refused both
+    await spin()
+    assert sorted((p, decode_batch(b)) for p, b in sent[2:]) == [
+        ("bad", [(K1, 3), (K2, 2)]),
+        ("p1", [(K1, 3), (K2, 2)]),
+    ]
+    await spin()
+    assert n.sent == 4 and n.failed == 2  # the "bad" peer refused both
+    assert not n._sending and not n._pending
     # what a peer sends goes to the local broker only
     other = Notifications(Broker(heartbeat=0))
     c2 = other.broker.new_channel("s")
@@ -155,3 +162,36 @@ async def test_relay_batches_while_a_send_is_in_flight() -> None:
     assert await next_batch(other.broker, c2) == [(K2, 5)]
     assert other.received == 1 and not other.outbox
     await n.stop()
+
+
+async def test_a_hung_peer_delays_nobody_and_a_departed_one_is_dropped() -> None:
+    n = Notifications(Broker(heartbeat=0))
+    got: list[tuple[str, list[tuple[Key, int]]]] = []
+    hang = asyncio.Event()
+    peers = ["slow", "fast"]
+
+    async def sender(peer: str, batch: bytes) -> bool:
+        got.append((peer, decode_batch(batch)))
+        if peer == "slow":
+            await hang.wait()
+            return False
+        return True
+
+    n.peers = lambda: peers
+    n.sender = sender
+    for offset in (1, 2, 3):
+        n.publish(K1, offset)
+        await spin()
+    assert [b for p, b in got if p == "fast"] == [[(K1, 1)], [(K1, 2)], [(K1, 3)]]
+    assert [b for p, b in got if p == "slow"] == [[(K1, 1)]]  # its next waits: [(K1, 3)]
+    peers.remove("slow")  # it left the cluster, and its request fails
+    hang.set()
+    await spin()
+    assert [b for p, b in got if p == "slow"] == [[(K1, 1)]] and n.failed == 1
+    assert not n._sending and not n._pending
+    await n.stop()
+
+
+async def spin() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)

@@ -81,6 +81,9 @@ async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: l
     for vvm, _ in cluster:
         assert vvm.n10n.peers is not None and vvm.n10n.peers() == [u for _, u in cluster if u != vvm.config.advertise]
     await _make_workspaces(cluster)
+    # Updates sent to a process still starting (a member already, its endpoint not yet ready)
+    # may have failed during the set-up; from here on, none may.
+    failed = owner.n10n.failed
     headers = _auth(other)
     body: dict[str, Any] = {"subscriptions": [{"entity": "shop.Sales", "wsid": SHOP}]}
     async with (
@@ -117,7 +120,7 @@ async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: l
         )
         assert r.status_code == 400 and "shop.Nothing" in r.json()["message"]
     assert owner.n10n.sent >= 2 and other.n10n.received >= 2
-    assert owner.n10n.failed == 0
+    assert owner.n10n.failed == failed
 
 
 async def _make_workspaces(cluster: list[tuple[VVM, str]]) -> None:

@@ -5,18 +5,21 @@ projectors run there), but a client's stream may be held by any process. ``Notif
 process's entry point for updates: it hands each one to the local broker and, in a cluster,
 sends it on to the other processes, which hand it to theirs (and send it nowhere else).
 
-Sending is batched without any timer: the first update finds nothing in flight and starts a
-send; updates that come while a send is in flight wait in ``outbox``, collapsed to the latest
-offset per key, and go together in the next one. Under load that is one request per peer per
-round trip, however many commands; when idle, an update leaves at once. A batch a peer does not
-take (it is down or slow) is dropped: a notification is a hint to re-read, and a process that is
-down holds no streams.
+Sending is batched without any timer. The updates of one turn of the event loop (all the events
+of a group commit) are handed together to each peer's queue; a peer's sender, when idle, sends
+its queue at once; updates that come while its request is in flight wait, collapsed to the
+latest offset per key, and go together in its next one. Under load that is one request per peer
+per round trip, however many commands; when idle, an update leaves at once. Each peer has its own
+sender, so one that is slow or gone delays nobody else. A batch a peer does not take is dropped
+(and counted): a notification is a hint to re-read, and a process that is down holds no streams;
+what waits for a peer that has left the cluster is dropped too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -26,6 +29,8 @@ from voedger.n10n.broker import Broker, Key
 
 log = logging.getLogger("voedger.n10n")
 
+LOG_EVERY: Final = 10.0
+"""Seconds between the warnings about one peer that does not take its batches."""
 MAX_BATCH: Final = 10_000
 """Updates in one request to a peer; more wait for the next one."""
 
@@ -73,11 +78,17 @@ class Notifications:
         """The addresses of the other processes of the cluster now; None: a process alone."""
         self.sender: Sender | None = None
         self.outbox: dict[Key, int] = {}
-        self._sending: asyncio.Task[None] | None = None
+        """Updates of this turn of the event loop, not yet handed to the peers' queues."""
+        self._scheduled = False
+        self._pending: dict[str, dict[Key, int]] = {}
+        """Per peer: the updates waiting for its next request (while one is in flight)."""
+        self._sending: dict[str, asyncio.Task[None]] = {}
+        self._warned: dict[str, float] = {}
+        """When a peer's failure was last logged."""
         self.sent = 0
-        """Batches sent to peers (each to every peer)."""
+        """Requests sent to peers (one batch each)."""
         self.failed = 0
-        """Batches a peer did not take."""
+        """Requests a peer did not take."""
         self.received = 0
         """Updates received from peers."""
 
@@ -93,8 +104,25 @@ class Notifications:
             return
         if self.outbox.get(key, 0) < offset:
             self.outbox[key] = offset
-        if self._sending is None:
-            self._sending = asyncio.get_running_loop().create_task(self._send(), name="n10n-relay")
+        if not self._scheduled:
+            # Once this turn of the loop is over: the updates of a whole group go together.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        """Hand this turn's updates to each peer's queue; start a peer's sender if it is idle.
+        Each peer has its own: one that is slow or gone delays nobody else."""
+        self._scheduled = False
+        batch, self.outbox = self.outbox, {}
+        if not batch or self.peers is None:
+            return
+        for peer in self.peers():
+            pending = self._pending.setdefault(peer, {})
+            for key, offset in batch.items():
+                if pending.get(key, 0) < offset:
+                    pending[key] = offset
+            if peer not in self._sending:
+                self._sending[peer] = asyncio.get_running_loop().create_task(self._send(peer), name="n10n-relay")
 
     def take(self, data: bytes) -> int:
         """A batch another process sent: to the local broker only. RelayError if malformed."""
@@ -104,29 +132,42 @@ class Notifications:
         self.received += len(updates)
         return len(updates)
 
-    async def _send(self) -> None:
+    async def _send(self, peer: str) -> None:
+        """Send ``peer`` its waiting updates, a request at a time, until none wait."""
         try:
-            while self.outbox and self.sender is not None and self.peers is not None:
-                items = list(self.outbox.items())[:MAX_BATCH]
+            while (pending := self._pending.get(peer)) and self.sender is not None:
+                items = list(pending.items())[:MAX_BATCH]
                 for key, _ in items:
-                    del self.outbox[key]
-                peers = self.peers()
-                if not peers:
-                    continue
-                payload = encode_batch(items)
-                sender = self.sender
-                results = await asyncio.gather(*(sender(p, payload) for p in peers), return_exceptions=True)
+                    del pending[key]
+                try:
+                    ok: object = await self.sender(peer, encode_batch(items))
+                except Exception as exc:  # a sender reports failures with False; this is a bug
+                    ok = exc
                 self.sent += 1
-                for peer, ok in zip(peers, results, strict=True):
-                    if ok is not True:
-                        self.failed += 1
-                        log.warning("n10n: %s did not take %d update(s): %s", peer, len(items), ok)
+                if ok is not True:
+                    self.failed += 1
+                    now = time.monotonic()
+                    if now - self._warned.get(peer, -LOG_EVERY) >= LOG_EVERY:  # not once a request
+                        self._warned[peer] = now
+                        log.warning(
+                            "n10n: %s did not take %d update(s) (%d failures in all): %s",
+                            peer,
+                            len(items),
+                            self.failed,
+                            ok,
+                        )
+                    if self.peers is None or peer not in self.peers():
+                        self._pending.pop(peer, None)  # gone from the cluster: what waits for it is dropped
+                        break
         finally:
-            self._sending = None
+            del self._sending[peer]
+            if not self._pending.get(peer):
+                self._pending.pop(peer, None)
 
     async def stop(self) -> None:
-        task = self._sending
-        if task is not None:
+        tasks = list(self._sending.values())
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
         await self.broker.stop()
