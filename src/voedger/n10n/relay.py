@@ -93,9 +93,13 @@ class Notifications:
         """Updates received from peers."""
 
     def views_changed(self, app: str, changes: list[tuple[int, str, int]]) -> None:
-        """(WSID, view, WLog offset) of rows of ``app`` made durable here."""
-        for wsid, view, offset in changes:
-            self.publish(Key(app, view, wsid), offset)
+        """(WSID, view, WLog offset) of rows of ``app`` made durable here. Called by the
+        partition's writer and the actualizers: never raises into them."""
+        try:
+            for wsid, view, offset in changes:
+                self.publish(Key(app, view, wsid), offset)
+        except Exception:  # pragma: no cover - a bug here must not stop a writer
+            log.exception("n10n: publishing %d update(s) of %s failed", len(changes), app)
 
     def publish(self, key: Key, offset: int) -> None:
         """An update made in this process: here and, in a cluster, to every other process."""
