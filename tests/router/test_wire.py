@@ -31,6 +31,7 @@ METHODS = {
     Op.V2_SCHEMAS: ["GET"],
     Op.V2_SCHEMAS_ROLES: ["GET"],
     Op.V2_SCHEMAS_ROLE: ["GET"],
+    Op.N10N_WATCH: ["GET"],
 }
 u63 = st.integers(min_value=0, max_value=(1 << 63) - 1)
 

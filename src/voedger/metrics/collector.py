@@ -187,6 +187,7 @@ class VoedgerCollector(Collector):
         yield next_due
         yield last_success
         yield from self._http()
+        yield from self._n10n()
         yield from self._cluster()
 
     def _http(self) -> Iterator[Metric]:
@@ -207,6 +208,22 @@ class VoedgerCollector(Collector):
         )
         refusals.add_sample("voedger_http_refused_connections_total", labels, float(refused))
         yield refusals
+
+    def _n10n(self) -> Iterator[Metric]:
+        """Ours: notification channels and subscriptions held here (Voedger's broker counts them
+        too), and batches of updates other processes of the cluster did not take."""
+        labels = {"vvm": self.vvm_name}
+        n10n = self.vvm.n10n
+        for name, value, doc in (
+            ("voedger_n10n_channels", n10n.broker.num_channels, "Notification channels (SSE streams) open here."),
+            ("voedger_n10n_subscriptions", n10n.broker.num_subscriptions, "Subscriptions of those channels."),
+        ):
+            gauge = Metric(name, doc, "gauge")
+            gauge.add_sample(name, labels, float(value))
+            yield gauge
+        failed = Metric("voedger_n10n_relay_failures", "Batches of notifications a peer did not take.", "counter")
+        failed.add_sample("voedger_n10n_relay_failures_total", labels, float(n10n.failed))
+        yield failed
 
     def _cluster(self) -> Iterator[Metric]:
         """Ours: what this process owns of its cluster and how its leases have gone."""

@@ -197,6 +197,8 @@ class AsyncActualizer:
         self.errors = 0
         """Failures so far (of the projector or of storage)."""
         self.flushes = 0
+        self._changed: dict[tuple[int, str], int] = {}
+        """Views written by the events buffered, (WSID, view) -> WLog offset: told once durable."""
         self.examined = 0
         """Events the loop has gone over, whether they trigger the projector or not (those the
         actualizer takes in at a commit without waking are not counted)."""
@@ -337,6 +339,7 @@ class AsyncActualizer:
         loop = asyncio.get_running_loop()
         storage = self.app.storage
         buffer = Pending(storage)
+        self._changed.clear()  # of events handled again after a failure
         done = self.processed = self.offset
         last_position = loop.time()
         last_flush = last_position - cfg.flush_interval  # the first writes need not wait
@@ -395,10 +398,13 @@ class AsyncActualizer:
             return False
         mine = Pending(buffer)  # dropped if the projector fails
         if self._produce is None:
-            await project_event(self.app, self.projector, self._func, event, mine)
+            rows = (await project_event(self.app, self.projector, self._func, event, mine)).view_rows
         else:  # the platform's own: called directly, without State and Intents
-            await write_produced_rows(self._produce, self.projector.qname, appdef, event, mine)
+            rows = await write_produced_rows(self._produce, self.projector.qname, appdef, event, mine)
         buffer.absorb(mine)
+        if self.app.views_changed is not None:
+            for view, _ in rows:
+                self._changed[(event.wsid, str(view))] = event.wlog_offset
         return True
 
     async def _flush(self, buffer: Pending, done: int) -> None:
@@ -413,6 +419,10 @@ class AsyncActualizer:
             buffer.clear()
         self.stored_offset = done
         self.flushes += 1
+        if self._changed:
+            changed, self._changed = self._changed, {}
+            if self.app.views_changed is not None:
+                self.app.views_changed([(wsid, view, offset) for (wsid, view), offset in changed.items()])
         self._advance(done)
 
     async def _wait_commit(self, seen: int, timeout: float, skip: Skip | None) -> None:

@@ -52,6 +52,9 @@ class AppRuntime:
     peer_query: Callable[[str, int, dict[str, Any], Any], Awaitable[dict[str, Any]]] | None = None
     """Runs an API v1 query of another application of this process (app, WSID, body) as the same
     caller (q.sys.SqlQuery with an application prefix); None: no other application is reachable."""
+    views_changed: Callable[[list[tuple[int, str, int]]], None] | None = None
+    """Told (WSID, view, WLog offset) of the view rows made durable: by a command's SYNC
+    projectors when its group is written, by an async projector when it flushes (notifications)."""
     _runners: dict[QName, tuple[Callable[..., Any] | None, Access, Extension]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

@@ -590,6 +590,9 @@ class Partition:
         for job, result in group.done:
             if not job.future.done():
                 job.future.set_result(result)
+        changed = self.app.views_changed
+        if changed is not None:
+            changed([(e.wsid, v, e.wlog_offset) for e in group.events for v, _ in e.extra.get("views", ())])
         appdef = self.app.appdef
         triggers = frozenset().union(*(triggered_names(appdef, e) for e in group.events))
         self.committed.notify(Commit(group.events, triggers))

@@ -282,6 +282,17 @@ class QueryProcessor:
         st.fields += time.perf_counter() - t4
         return rows
 
+    # --- notifications ---------------------------------------------------------------------------
+
+    async def check_watch(self, wsid: int, entity: QName, caller: object) -> None:
+        """A caller may subscribe to changes of ``entity`` in the workspace when it may select
+        from it there (the workspace initialised and active, as for a read); SysError if not."""
+        req = QueryRequest(wsid, entity, caller, api_v2=True, path=ApiPath.VIEWS)
+        ws = await self._workspace(Pending(self.runtime.storage), req)
+        if ws.type(entity) is None:
+            raise SysError(400, f"{entity} is not defined in {ws}")
+        self._authorize(ws, req.principal, OperationKind.Select, entity)
+
     # --- the common pipeline ---------------------------------------------------------------------
 
     async def _workspace(self, reader: Pending, req: QueryRequest) -> Workspace:

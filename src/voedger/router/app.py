@@ -29,11 +29,21 @@ from voedger.router.blobs import BlobEndpoints
 from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.endpoint import endpoint
 from voedger.router.identity import IdentityEndpoints
+from voedger.router.n10n import N10nEndpoints
 from voedger.router.owner import MAX_BODY
 from voedger.router.responses import bus_response
 from voedger.router.schemas import viewer_page
 from voedger.router.transport import ClusterRoutes, Routes, Transport, TransportUnavailable
-from voedger.router.wire import BUS_PATH, JSON_HEADERS, SCHEMA_OPS, WAKE_PATH, BusRequest, BusResponse, Op
+from voedger.router.wire import (
+    BUS_PATH,
+    JSON_HEADERS,
+    N10N_PATH,
+    SCHEMA_OPS,
+    WAKE_PATH,
+    BusRequest,
+    BusResponse,
+    Op,
+)
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 from voedger.vvm.server import VVM
@@ -361,6 +371,12 @@ class FastPath:
             handler = self.internal.get(path)
             if handler is not None:
                 return await self._internal(scope, receive, send, handler)
+            if path == N10N_PATH and self.bus is not None:
+                status, woke, data = self.bus.n10n(scope["headers"], await read_body(receive, MAX_BODY))
+                woke = [*woke, (b"content-length", b"%d" % len(data))]
+                await send({"type": "http.response.start", "status": status, "headers": woke})
+                await send({"type": "http.response.body", "body": data})
+                return None
             if path == WAKE_PATH and self.bus is not None:
                 await read_body(receive, 0)
                 status, woke, data = self.bus.wake(scope["headers"])
@@ -444,6 +460,7 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
 
     ident = IdentityEndpoints(r)
     blobs = BlobEndpoints(r)
+    n10n = N10nEndpoints(r)
     apps = "/api/v2/apps/{owner}/{app}"
 
     def api(path: str, handler: Handler, methods: list[str], v2: bool = True) -> Route:
@@ -476,6 +493,21 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
         api(f"{v2}/docs/{{name}}/{{id}}/blobs/{{field}}", blobs.v2_download, ["GET"]),
         api(f"{v2}/tblobs", blobs.v2_temp_upload, ["POST"]),
         api(f"{v2}/tblobs/{{suuid}}", blobs.v2_temp_download, ["GET"]),
+        api("/n10n/channel", n10n.v1_channel, ["GET"], v2=False),
+        api("/n10n/subscribe", n10n.v1_subscribe, ["GET"], v2=False),
+        api("/n10n/unsubscribe", n10n.v1_unsubscribe, ["GET"], v2=False),
+        api("/n10n/update/{offset}", n10n.v1_update, ["GET", "POST", "PUT", "PATCH", "DELETE"], v2=False),
+        api(f"{apps}/notifications", n10n.v2_open, ["POST"]),
+        api(
+            f"{apps}/notifications/{{channel}}/workspaces/{{wsid}}/subscriptions/{{view}}",
+            n10n.v2_subscribe,
+            ["PUT"],
+        ),
+        api(
+            f"{apps}/notifications/{{channel}}/workspaces/{{wsid}}/subscriptions/{{view}}",
+            n10n.v2_unsubscribe,
+            ["DELETE"],
+        ),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

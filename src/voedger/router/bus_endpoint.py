@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from voedger.n10n import Notifications, RelayError
 from voedger.router.owner import Owner
 from voedger.router.wire import BUS_CONTENT_TYPE, MAX_HOPS, SECRET_HEADER, BusRequest, WireError, secret_text
 from voedger.syserror import SysError
@@ -30,8 +31,16 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 class BusEndpoint:
     """Serves forwarded requests with ``owner``, for callers that present ``secret``."""
 
-    def __init__(self, owner: Owner, secret: bytes | str, on_wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        owner: Owner,
+        secret: bytes | str,
+        on_wake: Callable[[], None] | None = None,
+        notifications: Notifications | None = None,
+    ) -> None:
         self.owner = owner
+        self.notifications = notifications
+        """Takes the batches of notifications other processes send (``POST /_cluster/n10n``)."""
         self.on_wake = on_wake
         """What ``POST /_cluster/wake`` does (look at the leases now)."""
         self._secret = secret_text(secret).encode("latin-1")
@@ -58,6 +67,20 @@ class BusEndpoint:
             return refused
         if self.on_wake is not None:
             self.on_wake()
+        return 204, [], b""
+
+    def n10n(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        """``POST /_cluster/n10n``: views changed in another process; 204 once handed to the
+        local broker, 400 for a body that is not a batch."""
+        refused = self._check(headers)
+        if refused is not None:
+            return refused
+        if self.notifications is None:
+            return _refuse(SysError(404, "notifications are not served here"))
+        try:
+            self.notifications.take(body)
+        except RelayError as exc:
+            return _refuse(SysError(400, f"malformed notifications: {exc}"))
         return 204, [], b""
 
     async def handle(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:

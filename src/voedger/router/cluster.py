@@ -63,6 +63,21 @@ class LeaseRoutes:
         if self.secret:
             await asyncio.gather(*(self.peer(a).wake() for a in addresses))
 
+    def peer_addresses(self) -> list[str]:
+        """The addresses of the other live processes of the cluster, as the last read of the
+        members found them (none before this process joined)."""
+        own = self.vvm.ownership
+        if own is None:
+            return []
+        me = own.me
+        return sorted({m.address for m in own.members if m.id != me.id and m.address and m.address != me.address})
+
+    async def notify_peer(self, address: str, batch: bytes) -> bool:
+        """Send a batch of notifications to the process at ``address``."""
+        if not self.secret:
+            return False
+        return await self.peer(address).notify(batch)
+
     async def aclose(self) -> None:
         await self.local.aclose()
         for transport in self.peers.values():

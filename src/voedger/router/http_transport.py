@@ -27,6 +27,7 @@ from voedger.router.transport import TransportUnavailable
 from voedger.router.wire import (
     BUS_CONTENT_TYPE,
     BUS_PATH,
+    N10N_PATH,
     SECRET_HEADER,
     WAKE_PATH,
     BusRequest,
@@ -43,6 +44,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
 WAKE_TIMEOUT: Final = 1.0
 """A wake-up is a hint: the peer looks at the leases at its next tick anyway."""
 """A command may wait for its group's durable write; a connection should come at once."""
+NOTIFY_TIMEOUT: Final = 5.0
+"""Notifications are hints: a peer that takes longer loses the batch."""
 RETRY_AFTER: Final = {"Retry-After": "1"}
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -67,6 +70,7 @@ class HttpTransport:
         self.url = base_url.rstrip("/") + path
         self.path = path
         self.wake_url = base_url.rstrip("/") + WAKE_PATH
+        self.n10n_url = base_url.rstrip("/") + N10N_PATH
         self._headers = {secret_header: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
         self.client = client
         self.bus = (
@@ -138,6 +142,14 @@ class HttpTransport:
         """Ask the peer to look at the leases now; False when it did not take the hint."""
         try:
             status, _ = await self._post(WAKE_PATH, self.wake_url, b"", WAKE_TIMEOUT)
+        except (NotSent, Lost):
+            return False
+        return status == 204
+
+    async def notify(self, batch: bytes) -> bool:
+        """Send the peer a batch of notifications; False when it did not take it."""
+        try:
+            status, _ = await self._post(N10N_PATH, self.n10n_url, batch, NOTIFY_TIMEOUT)
         except (NotSent, Lost):
             return False
         return status == 204

@@ -143,6 +143,73 @@ def _json_body(schema: dict[str, Any], required: bool = False) -> dict[str, Any]
     return {"required": required, "content": _json(schema)}
 
 
+STREAM: Final = "x-voedger-stream"
+"""Marks an operation whose 200 answer is a stream of server-sent events that lasts as long as
+the client stays (a fuzzer does not call those)."""
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _n10n_paths(apps: str, app_params: list[dict[str, Any]], wsid: dict[str, Any]) -> dict[str, Any]:
+    """Notifications (``router/n10n.py``): API v2 ``notifications``, API v1 ``/n10n/*``."""
+    events = {"text/event-stream": {"schema": {"type": "string"}}}
+    stream_ok = {
+        "200": {
+            "description": "Server-sent events: `channelId` first, then one event per change of a view",
+            "content": events,
+        }
+    }
+    payload = _query_param("payload", {"type": "string"}, "JSON: SubjectLogin or Channel, and ProjectionKey")
+    v1_errors = {
+        "400": _text("The payload is missing or malformed; an unknown channel"),
+        "404": {"$ref": "#/components/responses/V1Error404"},
+        "429": _text("A quota of channels or subscriptions is exhausted"),
+        "500": {"$ref": "#/components/responses/V1Error500"},
+    }
+
+    def v1(summary: str, ok: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"summary": summary, "security": [{}], "parameters": params, "responses": {**ok, **v1_errors}}
+
+    key = {"type": "object", "properties": {"App": {"type": "string"}, "Projection": _QNAME, "WS": _ID}}
+    offset = _path_param("offset", {"type": "string", "pattern": "^[0-9]{1,10}$"}, "The new offset")
+    update = v1("Tell the subscribers of a key that it changed (Voedger's test hook)", _ok(200, None), [offset])
+    update["requestBody"] = _json_body(key, required=True)
+    channel = _path_param("channel", {"type": "string"}, "The channel's ID, from its `channelId` event")
+    view = _path_param("view", _QNAME, "The view: pkg.View")
+    sub_params = [*app_params, channel, wsid, view]
+    subscription = {
+        "type": "object",
+        "properties": {"entity": _QNAME, "wsid": {"type": "integer", "format": "int64", "minimum": 1}},
+    }
+    body = {
+        "type": "object",
+        "properties": {
+            "subscriptions": {"type": "array", "items": subscription},
+            "expiresIn": {"type": "integer", "description": "Seconds the channel lives (0: a day)"},
+        },
+    }
+    return {
+        f"{apps}/notifications": {
+            "post": {
+                **_op(
+                    "Open a notification channel and subscribe it", stream_ok, params=app_params, body=_json_body(body)
+                ),
+                STREAM: True,
+            },
+        },
+        f"{apps}/notifications/{{channel}}/workspaces/{{wsid}}/subscriptions/{{view}}": {
+            "put": _op("Subscribe a channel to one more view", _ok(200, None), params=sub_params),
+            "delete": _op("Unsubscribe a channel from a view", _ok(204, None, "Unsubscribed"), params=sub_params),
+        },
+        "/n10n/channel": {"get": {**v1("Open a notification channel (API v1)", stream_ok, [payload]), STREAM: True}},
+        "/n10n/subscribe": {"get": v1("Subscribe a channel to keys (API v1)", _ok(200, None), [payload])},
+        "/n10n/unsubscribe": {"get": v1("Unsubscribe a channel from keys (API v1)", _ok(200, None), [payload])},
+        "/n10n/update/{offset}": {m: update for m in ("get", "post", "put", "patch", "delete")},
+    }
+
+
 def api_document(app: str | None = None) -> dict[str, Any]:
     """The document; ``app`` (``owner/name``) puts one application's name in the paths."""
     apps = f"/api/v2/apps/{app}" if app else "/api/v2/apps/{owner}/{app}"
@@ -396,6 +463,7 @@ def api_document(app: str | None = None) -> dict[str, Any]:
                 params=[*ws_params, _path_param("suuid", {"type": "string"}, "The SUUID upload answered")],
             ),
         },
+        **_n10n_paths(apps, app_params, wsid),
     }
     # Voedger's v1 route also takes PATCH, as POST
     paths[f"{v1_app}/{{wsid}}/{{resource}}"]["patch"] = paths[f"{v1_app}/{{wsid}}/{{resource}}"]["post"]

@@ -62,6 +62,8 @@ class Owner:
                 return await self._v1(request, command=False)
             if op in SCHEMA_OPS:
                 return self._v2_schemas(request)
+            if op is Op.N10N_WATCH:
+                return await self._n10n_watch(request)
             if request.method == "GET":
                 return await self._v2_read(request)
             if op is Op.V2_DOCS:
@@ -249,6 +251,15 @@ class Owner:
             ip=request.ip,
         )
         return BusResponse(200, JSON_HEADERS, orjson.dumps(answer))
+
+    async def _n10n_watch(self, request: BusRequest) -> BusResponse:
+        """May the caller be notified of changes of the view ``resource`` in the workspace: it
+        must be allowed to select from it, as Voedger's notification processor checks."""
+        view = parse_qname(request.resource)
+        self._check_partition(request)
+        principal = self.authenticate(request.app, request.authorization, request.cookie)
+        await self.vvm.app(request.app).queries.check_watch(request.wsid, view, principal)
+        return BusResponse(200, JSON_HEADERS, b"{}")
 
     def _v2_schemas(self, request: BusRequest) -> BusResponse:
         """``schemas``, ``schemas/{workspace}/roles``, ``schemas/{workspace}/roles/{role}``: HTML

@@ -64,10 +64,13 @@ def make_asgi(
         secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
         assert isinstance(cluster_routes, LeaseRoutes)
         cluster_routes.secret = secret
-        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake)
+        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake, notifications=vvm.n10n)
         vvm.peer_waker = cluster_routes.wake_peers
         if started is not None:
             await started(vvm, app)
+        if vvm.ownership is not None:  # views change in the partitions' owners: tell the others
+            vvm.n10n.peers = cluster_routes.peer_addresses
+            vvm.n10n.sender = cluster_routes.notify_peer
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:

@@ -37,6 +37,9 @@ FEDERATION_REFRESH_PATH: Final = "/_federation/refresh"
 """Where the main cluster's routers refresh a principal token for a worker (which may not issue
 one): a POST with the federation secret and ``{"app", "token"}``."""
 FEDERATION_SECRET_HEADER: Final = "X-Voedger-Federation-Secret"
+N10N_PATH: Final = "/_cluster/n10n"
+"""Where a process sends the other processes of its cluster the views changed in it (a batch
+of notifications, ``voedger.n10n.relay``), with the cluster secret."""
 SECRET_HEADER: Final = "X-Voedger-Cluster-Secret"
 """The header that carries the cluster secret (hex) on a forwarded request."""
 BUS_CONTENT_TYPE: Final = "application/x-voedger-bus"
@@ -74,6 +77,10 @@ class Op(StrEnum):
     V2_SCHEMAS_ROLE = "v2.schemas.role"
     """``GET .../schemas/{pkg}.{Workspace}/roles/{pkg}.{Role}``: ``resource`` names the workspace,
     ``params["role"]`` the role."""
+    N10N_WATCH = "n10n.watch"
+    """May the caller watch ``resource`` (a view) of the workspace: asked by the router of the
+    process a client subscribes at (API v2 ``notifications``), answered 200 ``{}`` or the
+    refusal (401, 403, the workspace's state)."""
 
 
 _METHODS: Final[dict[Op, frozenset[str]]] = {
@@ -87,6 +94,7 @@ _METHODS: Final[dict[Op, frozenset[str]]] = {
     Op.V2_SCHEMAS: frozenset({"GET"}),
     Op.V2_SCHEMAS_ROLES: frozenset({"GET"}),
     Op.V2_SCHEMAS_ROLE: frozenset({"GET"}),
+    Op.N10N_WATCH: frozenset({"GET"}),
 }
 SCHEMA_OPS: Final = frozenset({Op.V2_SCHEMAS, Op.V2_SCHEMAS_ROLES, Op.V2_SCHEMAS_ROLE})
 _OPS: Final[dict[str, Op]] = {op.value: op for op in Op}

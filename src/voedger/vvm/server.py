@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +35,7 @@ from voedger.auth.resolver import TokenResolver
 from voedger.auth.tokens import TokenInfo
 from voedger.blobs.store import DEFAULT_MAX_SIZE
 from voedger.clock import SYSTEM_CLOCK, Clock
+from voedger.n10n import Broker, Notifications, Quotas
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
 from voedger.processors.command import NOT_OWNER_HEADER, WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
@@ -94,6 +96,10 @@ class ServerConfig:
     federated: bool = False
     """This cluster is one of a federation: calls between workspaces go through the router
     (``federation_url``, or ``advertise``), which sends those of other clusters there."""
+    n10n_quotas: Quotas = field(default_factory=Quotas)
+    """Notification channels and subscriptions, in all and per subject (Voedger's defaults)."""
+    n10n_heartbeat: float = 30.0
+    """Seconds between the heartbeats of channels subscribed to ``sys.Heartbeat30``."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
 
@@ -152,6 +158,10 @@ class VVM:
         """Whether a cluster ID names a cluster of the federation (set by the federation's
         wiring from its directory; alone, only this cluster's own)."""
 
+        self.n10n = Notifications(Broker(config.n10n_quotas, config.n10n_heartbeat))
+        """Notifications: the views changed here, to the clients subscribed here and (in a
+        cluster, once the router gives it a sender) to the other processes."""
+
     def _knows_cluster(self, cluster_id: int) -> bool:
         return self.knows_cluster(cluster_id)
 
@@ -160,6 +170,7 @@ class VVM:
     async def start(self) -> None:
         self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open(server=True)
+        self.n10n.broker.start()
         vvm_storage = await self.provider.app_storage(VVM_APP)
         secrets = StorageSecretStore(vvm_storage)
         # A JWT secret from before the Ed25519 keys: HS256 tokens are out there, still accepted
@@ -351,6 +362,7 @@ class VVM:
             limiter=Limiter(image.appdef, self.config.clock),
             clock=self.config.clock,
             federation=self.federation,
+            views_changed=functools.partial(self.n10n.views_changed, image.name),
             verify_value=self._value_verifier(image.name),
             templates=image.templates,
         )
@@ -457,7 +469,9 @@ class VVM:
     async def leave(self) -> None:
         """Hand every partition over to the rest of the cluster (nothing on a single node).
         Called on SIGTERM while the process still answers requests, which it forwards to the
-        partitions' new owners; ``stop`` comes after."""
+        partitions' new owners; ``stop`` comes after. Notification streams end here (clients
+        connect again, to another process): they would hold the graceful stop to its end."""
+        self.n10n.broker.shut()
         if self.ownership is not None:
             await self.ownership.stop()
 
@@ -473,6 +487,7 @@ class VVM:
 
     async def stop(self) -> None:
         """Finish every accepted command, hand the partitions over, then release storage."""
+        await self.n10n.stop()
         if self.ownership is not None:
             await self.ownership.stop()
         for app in self.apps.values():
