@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,17 @@ def partitions_not_served_after(s: Scenario, moment: float) -> list[int]:
     """The partitions none of whose workspaces acknowledged a command sent after ``moment``."""
     served = {partition_of(a.wsid, s.image.num_partitions) for a in s.history.acked() if a.started >= moment}
     return sorted(set(range(s.image.num_partitions)) - served)
+
+
+async def served_again(s: Scenario, moment: float, deadline: float = 60.0) -> list[int]:
+    """Load on in short rounds until every partition has acknowledged a command sent after
+    ``moment``, for at most ``deadline`` seconds; the partitions still not served. On a loaded
+    machine the first load may carry too few commands to reach every partition: that is slow,
+    not unserved (how soon they serve again is measured by ``benchmarks/cluster.py``)."""
+    ends = time.monotonic() + deadline
+    while (missing := partitions_not_served_after(s, moment)) and time.monotonic() < ends:
+        await s.load(3.0)
+    return missing
 
 
 def no_failed_requests(s: Scenario, report: Report) -> None:
@@ -131,10 +143,10 @@ async def test_three_processes_kill_9_one(tmp_path: Path) -> None:
         killed = s.history.mark("kill -9 p1")
         s.harness.kill(p1)
         await load
+        # Its partitions serve again through the others, once its leases ran out.
+        missing = await served_again(s, killed + LEASE_TTL + 1)
         report = await s.check()
     passes(s, report)
-    # Its partitions serve again through the others, once its leases ran out.
-    missing = partitions_not_served_after(s, killed + LEASE_TTL + 1)
     assert missing == [], f"partitions not served after the kill: {missing}\n{s.context(report)}"
 
 
@@ -150,9 +162,9 @@ async def test_three_processes_sigstop_one_longer_than_the_lease(tmp_path: Path)
         await s.harness.resume(p1)  # fenced: whatever it was writing on its old epoch must not land
         resumed = s.history.mark("SIGCONT p1")
         await load
+        missing = await served_again(s, paused + LEASE_TTL + 1)
         report = await s.check()
     passes(s, report)
-    missing = partitions_not_served_after(s, paused + LEASE_TTL + 1)
     assert missing == [], f"partitions not served after the pause: {missing}\n{s.context(report)}"
     assert acked_after(s, resumed, p1.name), f"{p1.name} did not serve again after SIGCONT\n{s.context(report)}"
 
