@@ -79,7 +79,9 @@ async def test_fast_path_reads_answer_as_the_starlette_routes(apps: tuple[FastPa
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fast), base_url="http://test") as client:
         r = await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Name": "coffee", "Price": 5})
         item = r.json()["newIDs"]["1"]
-        r = await client.post(f"{V2_SHOP}/commands/shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": item, "Qty": 2}})
+        r = await client.post(
+            f"{V2_SHOP}/commands/shop.MakeOrder", json={"args": {"sys.ID": 1, "Item": item, "Qty": 2}}
+        )
         assert r.status_code == 200, r.text
     where = b"where=%7B%22Item%22%3A" + str(item).encode() + b"%7D"
     cases: list[tuple[str, bytes, list[tuple[bytes, bytes]]]] = [
