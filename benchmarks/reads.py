@@ -11,7 +11,9 @@ projector's view ``shop.ItemCount`` to count them, then loads each scenario with
 ``--seconds`` and prints a table: reads/s, p50, p99, server CPU per read (user + system time of
 the server process over the scenario, all threads, from /proc), the server's peak RSS, and the
 load average of the machine before and after the scenario (the load generator shares the cores,
-and so do whatever else runs on the machine: read CPU per read first, it depends least on them).
+and so does whatever else runs on the machine: read CPU per read first, it depends least on them),
+and the share of the scenario's time the server's event loop spent runnable but waiting for a
+core (from /proc/<pid>/schedstat: how much the machine's load held the server back).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -61,17 +64,26 @@ class Row:
     rss_mib: float
     load_before: float
     load_after: float
+    loop_waiting: float
     note: str
 
     def line(self) -> str:
         return (
             f"| {self.scenario} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.cpu_us:.0f} "
-            f"| {self.rss_mib:.0f} | {self.load_before:.1f} / {self.load_after:.1f} |{self.note}"
+            f"| {self.rss_mib:.0f} | {self.load_before:.1f} / {self.load_after:.1f} | {self.loop_waiting:.0f} % |"
+            f"{self.note}"
         )
 
 
 def load_average() -> float:
     return os.getloadavg()[0]
+
+
+def loop_schedstat(pid: int) -> tuple[float, float]:
+    """Seconds the server's main thread (its event loop) has run on a core, and waited runnable
+    for one: the second grows with the machine's load, not with the server's work."""
+    fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
 
 
 async def get(port: int, path: str) -> tuple[int, bytes]:
@@ -113,6 +125,7 @@ def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[st
     v2 = "/api/v2/apps/test/shop/workspaces/WSID"
     load_before = load_average()
     cpu0 = cpu_seconds(pid)
+    sched0 = loop_schedstat(pid)
     if name == "collection":
         label = "q.sys.Collection of 10 documents"
         r = wrk.run(
@@ -132,6 +145,7 @@ def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[st
         path = f"{v2}/views/shop.ItemCount{VIEW_QUERY}"
         r = wrk.run(port, path, "", wsids, args.clients, args.seconds, AUTH_HEADER, method="GET")
     cpu = cpu_seconds(pid) - cpu0
+    _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
     note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
     note += f" (socket errors: {r.errors})" if r.errors else ""
     ok = r.requests - r.non_2xx
@@ -144,6 +158,7 @@ def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[st
         peak_rss_mib(pid),
         load_before,
         load_average(),
+        waiting / r.seconds * 100,
         note,
     )
 

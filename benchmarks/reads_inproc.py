@@ -27,6 +27,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -171,6 +172,12 @@ async def run_reads(app: Any, make: Callable[[int], Request], reads: int, concur
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def schedstat() -> tuple[float, float]:
+    """Seconds this thread has run on a core, and waited runnable for one (the machine's load)."""
+    fields = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+
+
 def callgrind_control(command: str) -> int:
     """Zero or dump this process's callgrind counters (it runs under valgrind); after a dump,
     the instructions counted since the last zero (the dump's totals, all threads)."""
@@ -221,6 +228,7 @@ async def main() -> None:
                 profiler = cProfile.Profile() if args.profile == "cprofile" else None
                 if args.profile == "callgrind":
                     callgrind_control("--zero")
+                sched0 = schedstat()
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 if profiler is not None:
                     profiler.enable()
@@ -228,11 +236,15 @@ async def main() -> None:
                 if profiler is not None:
                     profiler.disable()
                 cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+                on_cpu, waiting = (b - a for a, b in zip(sched0, schedstat(), strict=True))
                 if args.profile == "callgrind":
                     instructions = callgrind_control("--dump=" + name)
                     print(f"{name}: {args.reads} reads, {instructions / args.reads / 1000:.0f}k instructions per read")
                     continue
-                print(f"{name}: {args.reads} reads, {cpu / args.reads * 1e6:.0f} us of CPU per read, {wall:.2f} s")
+                print(
+                    f"{name}: {args.reads} reads, {cpu / args.reads * 1e6:.0f} us of CPU per read, {wall:.2f} s "
+                    f"(event loop's thread: {on_cpu:.2f} s on a core, {waiting:.2f} s waiting for one)"
+                )
                 if profiler is not None:
                     pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
                         int(os.environ.get("TOP", "45"))
