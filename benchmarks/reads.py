@@ -212,9 +212,10 @@ async def main() -> None:
         f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build\n"
     )
     print(
-        "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after |"
+        "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "
+        "| loop waiting for a core |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row.line())
 
