@@ -1,20 +1,24 @@
 """Reads in process, for profiles and instruction counts: the ASGI application called directly.
 
     python benchmarks/reads_inproc.py [--reads 2000] [--concurrency 64] [--scenario collection|doc|view|all]
-                                      [--profile cprofile|none] [--native]
+                                      [--profile cprofile|callgrind|none]
 
 Starts a VVM on SQLite in a scratch folder (``--insecure-dev``), makes 10 shop workspaces with
 10 ``shop.Item`` documents each, then sends ``--reads`` reads of a scenario to the application
 (the router, the owner, the query processor, storage; no sockets, no HTTP parsing), ``--concurrency``
-at a time. Under ``valgrind --tool=callgrind`` the instructions of two runs with different
-``--reads`` give the instructions per read, free of the VM's speed and of the machine's load:
+at a time, after 200 reads of warm-up. It prints the CPU per read and how long its event loop's
+thread ran and waited for a core. ``PYTHONPATH=.native`` runs the native build.
 
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/reads_inproc.py --reads 200
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/reads_inproc.py --reads 1200
+``--profile cprofile`` prints where the reads' time goes (``SORT=cumtime TOP=60`` to change the
+listing). ``--profile callgrind``, under valgrind, zeroes callgrind's counters before the
+measured reads and dumps them after (``callgrind_control``), and prints the instructions per
+read (all threads), free of the VM's speed and of the machine's load:
 
-(the "Collected" line of each; the difference divided by 1,000). ``--profile cprofile`` prints
-where the reads' time goes instead. Every answer is checked: status 200 and, after the first, the
-same bytes as the first of its kind.
+    valgrind --tool=callgrind --callgrind-out-file=callgrind.out.%p \
+        python benchmarks/reads_inproc.py --scenario all --reads 500 --profile callgrind
+
+(run it in a scratch folder: the dumps land in the current one and are removed once read).
+Every answer is checked: status 200 and, after the first, the same bytes as the first of its kind.
 """
 
 from __future__ import annotations
