@@ -28,7 +28,8 @@ function request()
   counter = counter + 1
   local w = wsids[(counter % #wsids) + 1]
   local b = string.gsub(body, "N_", tostring(counter))
-  return wrk.format("POST", string.gsub(path, "WSID", w), HEADERS, b)
+  if METHOD == "GET" then b = nil end
+  return wrk.format(METHOD, string.gsub(path, "WSID", w), HEADERS, b)
 end
 """
 
@@ -64,17 +65,20 @@ def run(
     port: int,
     path: str,
     body: str,
-    wsids: list[int],
+    wsids: list[int] | list[str],
     clients: int,
     seconds: int,
     headers: dict[str, str] | None = None,
+    method: str = "POST",
 ) -> WrkResult:
     """POST ``body`` to ``path`` (``WSID`` in the path is replaced by a workspace, ``N_`` in the
-    body by a request counter) from ``clients`` keep-alive connections for ``seconds``."""
+    body by a request counter) from ``clients`` keep-alive connections for ``seconds``. With
+    ``method="GET"``, GET ``path`` with no body (a "workspace" may then carry more of the path:
+    ``WSID`` is replaced by its text as given)."""
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     lua_headers = "{" + ", ".join(f'["{k}"]="{v}"' for k, v in hdrs.items()) + "}"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(f"HEADERS = {lua_headers}\n{_SCRIPT}")
+        f.write(f'HEADERS = {lua_headers}\nMETHOD = "{method}"\n{_SCRIPT}')
         script = f.name
     try:
         out = subprocess.run(
@@ -99,8 +103,8 @@ def run(
     finally:
         Path(script).unlink()
     total = re.search(r"(\d+) requests in ([\d.]+)(ms|s)", out)
-    p50 = re.search(r"^\s*50%\s+(\S+)$", out, re.M)
-    p99 = re.search(r"^\s*99%\s+(\S+)$", out, re.M)
+    p50 = re.search(r"^\s*50%\s+(\S+)\s*$", out, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M)
     if total is None or p50 is None or p99 is None:
         raise RuntimeError(f"could not read wrk's report:\n{out}")
     seconds_run = float(total.group(2)) / (1000 if total.group(3) == "ms" else 1)

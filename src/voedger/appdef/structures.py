@@ -65,6 +65,11 @@ class Structure(Type):
         return self._by_name.get(name)
 
     @property
+    def by_name(self) -> Mapping[str, Field]:
+        """Every field by name, in ``fields`` order (read-only)."""
+        return self._by_name
+
+    @property
     def user_fields(self) -> tuple[Field, ...]:
         return self._user_fields
 

@@ -56,5 +56,10 @@ class View(Type):
     def field(self, name: str) -> Field | None:
         return self._by_name.get(name)
 
+    @property
+    def by_name(self) -> Mapping[str, Field]:
+        """Every field by name, in ``fields`` order (read-only)."""
+        return self._by_name
+
     def is_key(self, name: str) -> bool:
         return any(f.name == name for f in self.key)

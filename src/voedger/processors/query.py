@@ -592,9 +592,20 @@ def _nested(rec: Record) -> Iterable[Record]:
 
 
 def _plain(value: Any) -> Any:
-    """A result as JSON sees it: QNames as text, tuples as lists."""
+    """A result as JSON sees it: QNames as text, tuples as lists (a copy of every dict and list)."""
+    t = type(value)
+    if t is str or t is int or t is bool or t is float or value is None:
+        return value  # most values, answered without a call each
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            vt = type(v)
+            key = k if type(k) is str else str(k)
+            if vt is str or vt is int or vt is bool or vt is float or v is None:
+                out[key] = v
+            else:
+                out[key] = _plain(v)
+        return out
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, QName):

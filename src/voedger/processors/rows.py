@@ -75,11 +75,14 @@ def type_of(app: AppDef, obj: Mapping[str, Any]) -> Type | None:
         return None
 
 
-def fields_of(t: Type | None) -> dict[str, Field]:
-    """The fields of a structure or view by name (nothing for other types)."""
+_NO_FIELDS: Mapping[str, Field] = {}
+
+
+def fields_of(t: Type | None) -> Mapping[str, Field]:
+    """The fields of a structure or view by name (nothing for other types); read-only."""
     if isinstance(t, Structure | View):
-        return {f.name: f for f in t.fields}
-    return {}
+        return t.by_name
+    return _NO_FIELDS
 
 
 def value_of(f: Field, row: Mapping[str, Any]) -> Any:

@@ -17,9 +17,10 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Final
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -56,6 +57,7 @@ MAX_FRAME: Final = MAX_BODY + MAX_WIRE_HEAD
 """The most bytes a server reads of a request body: a client's body, or a forwarded request."""
 
 Handler = Callable[[Request], Awaitable[Response]]
+Header = tuple[bytes, bytes]
 InternalReply = tuple[int, list[tuple[bytes, bytes]], bytes]
 InternalHandler = Callable[[Iterable[tuple[bytes, bytes]], bytes], Awaitable[InternalReply]]
 """An internal endpoint: (the request's ASGI headers, its body) -> (status, headers, body)."""
@@ -260,6 +262,31 @@ class Router:
         record_id = parse_id(p["id"]) if "id" in p else 0  # no ID: a singleton, the table names the record
         return await self._v2_send(request, _V2_READS[path], p["name"], record_id, dict(request.query_params))
 
+    async def handle_v2_read(
+        self,
+        owner: str,
+        app: str,
+        wsid_text: str,
+        path: str,
+        name: str,
+        id_text: str | None,
+        raw_body: bytes,
+        credential: tuple[str, str],
+        params: dict[str, str],
+        ip: str,
+    ) -> BusResponse:
+        """``v2_read`` for the fast path: the same checks in the same order, the same request."""
+        record_id = parse_id(id_text) if id_text is not None else 0
+        parse_qname(name)
+        app_name = f"{owner}/{app}"
+        wsid, partition, transport = self.resolve(app_name, wsid_text)
+        authorization, cookie = credential
+        body = self.check_size(raw_body)
+        bus = BusRequest(
+            _V2_READS[path], "GET", app_name, wsid, partition, name, record_id, authorization, cookie, body, params, ip
+        )
+        return await self.send(bus, transport)
+
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
@@ -340,6 +367,51 @@ def guarded(handler: Handler, v2: bool) -> Handler:
 _AUTH_HEADERS: Final = (b"authorization", b"cookie")
 _JSON_TYPE: Final = (b"content-type", b"application/json")
 V1_PATH: Final = re.compile(r"^/api/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
+V2_READ_PATH: Final = re.compile(
+    r"^/api/v2/apps/([^/]+)/([^/]+)/workspaces/([^/]+)/(docs|cdocs|queries|views)/([^/]+)(?:/([^/]+))?$"
+)
+"""The API v2 reads (``GET docs/{table}[/{id}]``, ``cdocs/{table}``, ``queries/{query}``,
+``views/{view}``), as Starlette's routes of ``build_app`` match them; an ID only after ``docs``."""
+
+
+def starlette_headers(headers: Mapping[str, str], body: bytes, status: int, media_type: str = "") -> list[Header]:
+    """The raw headers Starlette's ``Response(body, status, headers, media_type)`` sends, in its
+    order, then the CORS headers as ``with_cors`` adds them: the fast path answers as the
+    Starlette route would, to the byte."""
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    keys = [k for k, _ in raw]
+    if b"content-length" not in keys and not (status < 200 or status in (204, 304)):
+        raw.append((b"content-length", b"%d" % len(body)))
+    if media_type and b"content-type" not in keys:
+        raw.append((b"content-type", media_type.encode("latin-1")))
+    for name, value in _RAW_CORS:
+        found = [i for i, (k, _) in enumerate(raw) if k == name]
+        if found:
+            raw[found[0]] = (name, value)
+            for i in reversed(found[1:]):
+                del raw[i]
+        else:
+            raw.append((name, value))
+    return raw
+
+
+def request_credential(scope_headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """``Router.credential`` of a Starlette request, from the ASGI headers: the first
+    ``Authorization`` header, else the ``Authorization`` cookie of every ``Cookie`` header."""
+    authorization: str | None = None
+    cookies: list[str] = []
+    for k, v in scope_headers:
+        if k == b"authorization":
+            if authorization is None:
+                authorization = v.decode("latin-1")
+        elif k == b"cookie":
+            cookies.append(v.decode("latin-1"))
+    if authorization and authorization.strip():
+        return authorization, ""
+    jar: dict[str, str] = {}
+    for raw in cookies:
+        jar.update(cookie_parser(raw))
+    return "", jar.get("Authorization") or ""
 
 
 class FastPath:
@@ -361,7 +433,14 @@ class FastPath:
         and body; set by whoever builds the server."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == "GET":
+            read = V2_READ_PATH.match(scope["path"])
+            if read is not None and (read.group(6) is None or read.group(4) == "docs"):
+                return await self._v2_read(scope, receive, send, read)
+            return await self.app(scope, receive, send)
+        if scope["method"] != "POST":
             return await self.app(scope, receive, send)
         path = scope["path"]
         match = V1_PATH.match(path)
@@ -408,6 +487,38 @@ class FastPath:
             log.exception("internal error serving POST %s", path)
             status, data = 500, SysError(500, "internal error").to_v1()
             raw_headers = [_JSON_TYPE, (b"content-length", b"%d" % len(data)), *_RAW_CORS]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _v2_read(self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]) -> None:
+        """An API v2 read, answered as ``Router.v2_read`` behind ``with_cors`` and ``guarded``
+        answers it, without Starlette's routing, middleware and request objects."""
+        body = await read_body(receive, MAX_BODY)
+        owner, app, wsid, path, name, id_text = match.groups()
+        client = scope.get("client")
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        try:
+            reply = await self.router.handle_v2_read(
+                owner,
+                app,
+                wsid,
+                path,
+                name,
+                id_text,
+                body,
+                request_credential(scope["headers"]),
+                params,
+                client[0] if client else "",
+            )
+            status, data = reply.status, reply.body
+            raw_headers = starlette_headers(reply.headers, data, status)
+        except SysError as err:
+            status, data = err.status, err.to_v2()
+            raw_headers = starlette_headers(err.headers, data, status, "application/json")
+        except Exception:
+            log.exception("internal error serving GET %s", scope["path"])
+            status, data = 500, SysError(500, "internal error").to_v2()
+            raw_headers = starlette_headers({}, data, status, "application/json")
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": data})
 

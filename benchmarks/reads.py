@@ -1,0 +1,224 @@
+"""Read benchmark over HTTP: ``q.sys.Collection`` of 10 documents, API v2 ``GET docs/{table}/{id}``
+and a view read (``GET views/...`` with a partition key), 64 keep-alive clients.
+
+    python benchmarks/reads.py [--storage sqlite|cassandra] [--cassandra 127.0.0.1:9042]
+                               [--seconds 10] [--clients 64] [--auth] [--native]
+                               [--scenario collection|doc|view|all]
+
+Starts ``voedger server`` in a subprocess on a fresh data folder (or fresh keyspaces), makes 10
+shop workspaces through the API with 10 ``shop.Item`` documents each, waits for the async
+projector's view ``shop.ItemCount`` to count them, then loads each scenario with ``wrk`` for
+``--seconds`` and prints a table: reads/s, p50, p99, server CPU per read (user + system time of
+the server process over the scenario, all threads, from /proc), the server's peak RSS, and the
+load average of the machine before and after the scenario (the load generator shares the cores,
+and so does whatever else runs on the machine: read CPU per read first, it depends least on them),
+and the share of the scenario's time the server's event loop spent runnable but waiting for a
+core (from /proc/<pid>/schedstat: how much the machine's load held the server back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import wrk
+from benchmarks.commands import (
+    APP_DIR,
+    COLLECTION_BODY,
+    NATIVE_DIR,
+    cpu_seconds,
+    create_workspaces,
+    free_port,
+    peak_rss_mib,
+    post,
+    server_build,
+    sign_in_owner,
+    wait_ready,
+)
+from benchmarks.loadgen import AUTH_HEADER, read_response
+
+DOCS_PER_WS = 10
+VIEW_QUERY = "?where=%7B%22Part%22:0%7D"
+
+
+@dataclass
+class Row:
+    scenario: str
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+    rss_mib: float
+    load_before: float
+    load_after: float
+    loop_waiting: float
+    note: str
+
+    def line(self) -> str:
+        return (
+            f"| {self.scenario} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.cpu_us:.0f} "
+            f"| {self.rss_mib:.0f} | {self.load_before:.1f} / {self.load_after:.1f} | {self.loop_waiting:.0f} % |"
+            f"{self.note}"
+        )
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def loop_schedstat(pid: int) -> tuple[float, float]:
+    """Seconds the server's main thread (its event loop) has run on a core, and waited runnable
+    for one: the second grows with the machine's load, not with the server's work."""
+    fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+
+
+async def get(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        auth = "".join(f"{k}: {v}\r\n" for k, v in AUTH_HEADER.items())
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode())
+        return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def fill(port: int, wsids: list[int]) -> list[str]:
+    """10 items in each workspace; the paths (after ``workspaces/``) of every item's document."""
+    docs: list[str] = []
+    for wsid in wsids:
+        for n in range(DOCS_PER_WS):
+            fields = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": f"item {n}", "Price": n}
+            status, body = await post(
+                port, f"/api/test/shop/{wsid}/c.sys.CUD", orjson.dumps({"cuds": [{"fields": fields}]})
+            )
+            if status != 200:
+                raise SystemExit(f"insert failed: {body!r}")
+            docs.append(f"{wsid}/docs/shop.Item/{orjson.loads(body)['NewIDs']['1']}")
+    deadline = time.monotonic() + 60
+    for wsid in wsids:
+        while True:
+            status, body = await get(port, f"/api/v2/apps/test/shop/workspaces/{wsid}/views/shop.ItemCount{VIEW_QUERY}")
+            results = orjson.loads(body).get("results") if status == 200 else None
+            if results and results[0].get("Count") == DOCS_PER_WS:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the view of workspace {wsid} did not count its items: {body!r}")
+            await asyncio.sleep(0.1)
+    return docs
+
+
+def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[str], args: argparse.Namespace) -> Row:
+    v2 = "/api/v2/apps/test/shop/workspaces/WSID"
+    load_before = load_average()
+    cpu0 = cpu_seconds(pid)
+    sched0 = loop_schedstat(pid)
+    if name == "collection":
+        label = "q.sys.Collection of 10 documents"
+        r = wrk.run(
+            port,
+            "/api/test/shop/WSID/q.sys.Collection",
+            COLLECTION_BODY,
+            wsids,
+            args.clients,
+            args.seconds,
+            AUTH_HEADER,
+        )
+    elif name == "doc":
+        label = "GET docs/shop.Item/{id}"
+        r = wrk.run(port, v2, "", docs, args.clients, args.seconds, AUTH_HEADER, method="GET")
+    else:
+        label = "GET views/shop.ItemCount (partition key)"
+        path = f"{v2}/views/shop.ItemCount{VIEW_QUERY}"
+        r = wrk.run(port, path, "", wsids, args.clients, args.seconds, AUTH_HEADER, method="GET")
+    cpu = cpu_seconds(pid) - cpu0
+    _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
+    note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
+    note += f" (socket errors: {r.errors})" if r.errors else ""
+    ok = r.requests - r.non_2xx
+    return Row(
+        f"{label} ({args.storage})",
+        ok / r.seconds,
+        r.p50_ms,
+        r.p99_ms,
+        cpu / max(r.requests, 1) * 1e6,
+        peak_rss_mib(pid),
+        load_before,
+        load_average(),
+        waiting / r.seconds * 100,
+        note,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--storage", choices=["sqlite", "cassandra"], default="sqlite")
+    parser.add_argument("--cassandra", default="127.0.0.1:9042")
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per scenario (wrk)")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
+    parser.add_argument("--native", action="store_true", help="run the server from the native build (make native)")
+    parser.add_argument("--scenario", choices=["collection", "doc", "view", "all"], default="all")
+    args = parser.parse_args()
+    if not wrk.available():
+        raise SystemExit("wrk is not installed: make bench-tools")
+    env = dict(os.environ)
+    if args.native:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NATIVE_DIR), env.get("PYTHONPATH")) if p)
+    build = server_build(env)
+    if args.native and build != "native":
+        raise SystemExit("the native build is missing: make native")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--data-dir", tmp]
+        cmd += ["--app", f"test/shop={APP_DIR}", "--max-queries-per-ws", "0"]
+        if not args.auth:
+            cmd.append("--insecure-dev")
+        if args.storage == "cassandra":
+            suffix = uuid.uuid4().hex[:5]
+            cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
+        port = free_port()
+        cmd += ["--port", str(port)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            await wait_ready(port, proc)
+            owner = await sign_in_owner(port) if args.auth else None
+            wsids = await create_workspaces(port, 10, owner)
+            docs = await fill(port, wsids)
+            names = ["collection", "doc", "view"] if args.scenario == "all" else [args.scenario]
+            for name in names:
+                wrk.run(
+                    port, "/api/test/shop/WSID/q.sys.Collection", COLLECTION_BODY, wsids, args.clients, 1, AUTH_HEADER
+                )
+                rows.append(run_scenario(name, port, proc.pid, wsids, docs, args))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
+    print(
+        f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build\n"
+    )
+    print(
+        "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "
+        "| loop waiting for a core |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(row.line())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
