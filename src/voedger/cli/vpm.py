@@ -57,9 +57,9 @@ def _app_dir(ctx: click.Context, change_dir: Path | None) -> Path:
     return change_dir or group_dir or Path.cwd()
 
 
-def _compile(app_dir: Path) -> AppDef:
+def _compile(app_dir: Path, *, stand_in: bool = True) -> AppDef:
     try:
-        return compile_app(app_dir)
+        return compile_app(app_dir, stand_in=stand_in)
     except VSQLError as e:
         _fail([str(d) for d in e.diagnostics] + [f"{len(e.diagnostics)} error(s)"])
 
@@ -79,11 +79,16 @@ def main(change_dir: Path | None) -> None:
 
 
 @main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @_change_dir
 @click.pass_context
-def compile(ctx: click.Context, change_dir: Path | None) -> None:
-    """Compile the application (its packages and sys) and report every error."""
-    app = _compile(_app_dir(ctx, change_dir))
+def compile(ctx: click.Context, directory: Path | None, change_dir: Path | None) -> None:
+    """Compile the application in DIRECTORY (or -C, or the current folder) and report every error.
+
+    A library package (no APPLICATION) compiles in a stand-in application, as in Voedger."""
+    if directory is not None and change_dir is not None and directory != change_dir:
+        _fail("give the application's folder once: as DIRECTORY or as -C", code=2)
+    app = _compile(directory or _app_dir(ctx, change_dir))
     click.echo(_summary(app))
 
 
@@ -165,7 +170,7 @@ def compat(ctx: click.Context, baseline_dir: Path, ignore_file: Path | None, cha
 def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> None:
     """Check the extensions against the schema and zip the application into an image."""
     app_dir = _app_dir(ctx, change_dir)
-    app = _compile(app_dir)
+    app = _compile(app_dir, stand_in=False)
     try:
         impls = load_extensions(app_dir)
     except Exception as e:  # the application's own code failed to import: report, do not crash
