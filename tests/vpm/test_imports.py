@@ -204,3 +204,12 @@ def test_compile_takes_the_folder_as_an_argument(tmp_path: Path) -> None:
     clash = vpm("compile", tmp_path / "app", "-C", tmp_path)
     assert clash.exit_code == 2
     assert "give the application's folder once" in clash.output
+
+
+def test_the_mapping_key_sys_replaces_the_platform_sys_package(tmp_path: Path) -> None:
+    write(tmp_path / "app" / "app.vsql", "APPLICATION a();\nWORKSPACE W INHERITS sys.Base ();")
+    write(tmp_path / "mysys" / "sys.vsql", "ABSTRACT WORKSPACE Workspace ();\nABSTRACT WORKSPACE Base ();")
+    assert vpm("compile", tmp_path / "app").exit_code == 1
+    write(tmp_path / "app" / "vpm.toml", '[packages]\nsys = "../mysys"\n')
+    result = vpm("compile", tmp_path / "app")
+    assert result.exit_code == 0, result.output

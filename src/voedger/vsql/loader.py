@@ -18,7 +18,9 @@ APPLICATION). ``IMPORT SCHEMA 'path'`` is found, in this order:
 3. as a subfolder of the application: at the import path itself if there is one, else the subfolder
    named by the path's last element.
 
-When none has it, the error says where it looked. Only imported packages are loaded (transitively),
+The key ``sys`` in ``[packages]`` replaces the platform's sys package by a folder (as Voedger's
+own tests compile against a sys package of their own). When none has it, the error says where it
+looked. Only imported packages are loaded (transitively),
 then ``sys``. As in Voedger, a package's name (the prefix of its QNames) is the name the
 application's own IMPORT gives it (its alias, or the last element of the import path), and a
 package's ``path`` is its import path; the main package's path is ``""`` unless ``vpm.toml`` gives
@@ -228,7 +230,7 @@ def load_app_packages(
                 loaded[Path(f"<missing {i.path}>")] = i.path
                 continue
             queue.append((found, i))
-    sys_folder = Path(sys_dir) if sys_dir is not None else default_sys_dir()
+    sys_folder = Path(sys_dir) if sys_dir is not None else config.packages.get(SYS_PACKAGE, default_sys_dir())
     if not any(p.name == SYS_PACKAGE for p in packages):
         try:
             packages.append(dataclasses.replace(parse_package(sys_folder, name=SYS_PACKAGE), path=SYS_PACKAGE))
