@@ -204,22 +204,34 @@ class TestBaselineAndCompat:
 
 
 class TestBuild:
-    def test_sample_app(self, tmp_path: Path) -> None:
+    def test_sample_app(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         app = tmp_path / "restaurant"
         shutil.copytree(SAMPLE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+        (app / "tests").mkdir()
+        (app / "tests" / "test_menu.py").write_text("def test_x() -> None:\n    pass\n")
+        (app / "sales" / "test_sales.py").write_text("def test_y() -> None:\n    pass\n")
+        (app / "conftest.py").write_text("")
+        out = tmp_path / "out"
+        out.mkdir()
+        monkeypatch.chdir(out)
         r = vpm("build", "-C", app)
         assert r.exit_code == 0, r.output
         assert "6 extensions" in r.output
-        with zipfile.ZipFile(app / "restaurant.var") as zf:
+        assert not list(app.glob("*.var")), "the image is written into the current folder, not the sources"
+        with zipfile.ZipFile(out / "restaurant.var") as zf:
             names = set(zf.namelist())
-        assert {"app.vsql", "descriptor.json", "sales/sales.vsql", "sales/sales.py"} <= names
+            manifest = json.loads(zf.read("image.json"))
+        assert {"app.vsql", "descriptor.json", "sales/sales.vsql", "sales/sales.py", "image.json", "vpm.toml"} <= names
+        assert not [n for n in names if "test" in n], "tests are not packed into the image"
+        assert manifest["format"] == "voedger-image/1"
+        assert manifest["application"] == "restaurant"
 
     def test_output_option(self, tmp_path: Path) -> None:
         app = write_app(tmp_path)
         r = vpm("build", "-C", app, "-o", tmp_path / "out.var")
         assert r.exit_code == 0, r.output
         with zipfile.ZipFile(tmp_path / "out.var") as zf:
-            assert sorted(zf.namelist()) == ["app.vsql", "ext.py", "lib/lib.vsql"]
+            assert sorted(zf.namelist()) == ["app.vsql", "ext.py", "image.json", "lib/lib.vsql", "vpm.toml"]
 
     def test_missing_implementation(self, tmp_path: Path) -> None:
         ext = EXT.split("@projector")[0]

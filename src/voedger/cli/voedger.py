@@ -31,7 +31,7 @@ def main() -> None:
 @click.option("--storage", "storage_url", default=None, help="Storage URL (default: SQLite in --data-dir).")
 @click.option("--port", default=8822, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--app", "apps", multiple=True, help="owner/name=DIR, repeatable.")
+@click.option("--app", "apps", multiple=True, help="owner/name=DIR, or owner/name=IMAGE.var (vpm build), repeatable.")
 @click.option("--insecure-dev", is_flag=True, help="Let requests through without tokens (development only).")
 @click.option(
     "--federation-url",
@@ -271,7 +271,7 @@ def _worker_secret(cluster_id: int, main_url: str | None, secret_file: str | Non
 def _parse_app(text: str) -> tuple[str, Path]:
     name, sep, directory = text.partition("=")
     if not sep or not name or not directory:
-        raise click.BadParameter(f"--app {text!r} must be owner/name=DIR")
+        raise click.BadParameter(f"--app {text!r} must be owner/name=DIR or owner/name=IMAGE.var")
     return name, Path(directory)
 
 

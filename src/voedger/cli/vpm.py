@@ -20,16 +20,20 @@ import click
 from voedger import __version__
 from voedger.appdef import AppDef
 from voedger.appdef.compat import build_tree, check_compat, ignore_errors, tree_from_json, tree_to_json
-from voedger.appdef.load import compile_app
+from voedger.appdef.load import compile_app, compile_packages
 from voedger.cli.common import not_built
 from voedger.extensions import check_extensions, load_extensions
 from voedger.vsql.errors import VSQLError
+from voedger.vsql.loader import MAPPING_FILE, external_packages, load_app_packages, read_config
+from voedger.vvm.image import IMAGE_FORMAT, IMAGE_MANIFEST
 
 __all__ = ["BASELINE_FILE", "BASELINE_FORMAT", "main"]
 
 BASELINE_FILE: Final = "baseline.json"
 BASELINE_FORMAT: Final = "voedger-baseline/1"
 _IMAGE_SUFFIXES: Final = (".vsql", ".sql", ".py", ".json")
+_IMAGE_PACKAGES: Final = "pkg"
+"""Where an image keeps the packages the application imports from outside its folder."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,33 +167,97 @@ def compat(ctx: click.Context, baseline_dir: Path, ignore_file: Path | None, cha
     click.echo(f"compatible with {source}")
 
 
+def _is_test_file(rel: Path) -> bool:
+    name = rel.name
+    return (
+        any(part in ("tests", "test") for part in rel.parts[:-1])
+        or name == "conftest.py"
+        or (name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")))
+    )
+
+
+def _image_files(folder: Path, *, whole: bool) -> list[Path]:
+    """The files of a package folder an image holds: schema files, Python modules (not tests),
+    and, for the application's own folder (``whole``), descriptor.json and templates/; hidden and
+    dunder entries, images and tests are left out."""
+    out: list[Path] = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if not p.is_file() or any(part.startswith((".", "__")) for part in rel.parts) or _is_test_file(rel):
+            continue
+        if p.suffix.lower() in (".var", ".pyc") or rel.as_posix() in (MAPPING_FILE, IMAGE_MANIFEST):
+            continue
+        in_templates = whole and rel.parts[0] == "templates"
+        if p.suffix.lower() in _IMAGE_SUFFIXES or in_templates:
+            out.append(p)
+    return out
+
+
 @main.command()
-@click.option("-o", "--output", "output", default=None, help="Image file name (default: <application>.var).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    default=None,
+    help="Image file to write (default: <application>.var in the current folder).",
+)
 @_change_dir
 @click.pass_context
 def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> None:
-    """Check the extensions against the schema and zip the application into an image."""
+    """Check the extensions against the schema and write the application's image: a file the
+    server deploys as it is (``voedger server --app owner/name=IMAGE.var``).
+
+    The image holds the application's folder (schema, Python modules, descriptor.json, templates;
+    not its tests) and every package it imports from elsewhere (mapped in vpm.toml or published by
+    an installed distribution) under pkg/<import path>, with a vpm.toml that finds them there."""
     app_dir = _app_dir(ctx, change_dir)
-    app = _compile(app_dir, stand_in=False)
     try:
-        impls = load_extensions(app_dir)
+        packages = load_app_packages(app_dir)
+        app = compile_packages(packages)
+        config = read_config(app_dir)
+    except VSQLError as e:
+        _fail([str(d) for d in e.diagnostics] + [f"{len(e.diagnostics)} error(s)"])
+    external = external_packages(app_dir, packages)
+    try:
+        impls = load_extensions(app_dir, [folder for _, folder in external])
     except Exception as e:  # the application's own code failed to import: report, do not crash
         _fail(f"cannot load the application's Python modules: {type(e).__name__}: {e}")
     problems = check_extensions(app, impls)
     if problems:
         _fail([*problems, f"{len(problems)} mismatch(es) between schema and extensions"])
-    target = Path(output) if output else app_dir / f"{app.name}.var"
-    files = sorted(
-        p
-        for p in app_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in _IMAGE_SUFFIXES
-        and not any(part.startswith((".", "__")) for part in p.relative_to(app_dir).parts)
-        and p.resolve() != target.resolve()
-    )
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for p in files:
-            zf.write(p, p.relative_to(app_dir).as_posix())
+    target = Path(output) if output else Path.cwd() / f"{app.name}.var"
+    entries: dict[str, Path] = {p.relative_to(app_dir).as_posix(): p for p in _image_files(app_dir, whole=True)}
+    mapping: dict[str, str] = {}
+    root = app_dir.resolve()
+    for key, folder in config.packages.items():  # mapped into the application's own folder: kept
+        if folder.resolve().is_relative_to(root):
+            mapping[key] = Path(os.path.relpath(folder.resolve(), root)).as_posix()
+    for pkg, folder in external:
+        key = pkg.path or pkg.name
+        prefix = f"{_IMAGE_PACKAGES}/{key.strip('/')}"
+        mapping[key] = prefix
+        for p in _image_files(folder, whole=False):
+            name = f"{prefix}/{p.relative_to(folder).as_posix()}"
+            if name in entries:
+                _fail(f"the image would hold {name} twice: the application has a {_IMAGE_PACKAGES}/ folder of its own")
+            entries[name] = p
+    # the main package keeps its name, whatever the folder the image is unpacked into
+    toml = [f"path = {json.dumps(config.path or packages[0].name)}", "", "[packages]"]
+    toml += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(mapping.items())]
+    manifest = {
+        "format": IMAGE_FORMAT,
+        "application": app.name,
+        "built_by": f"vpm {__version__}",
+        "packages": [{"name": p.name, "path": p.path} for p in app.packages],
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(IMAGE_MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        zf.writestr(MAPPING_FILE, "\n".join(toml) + "\n")
+        for name, p in sorted(entries.items()):
+            zf.write(p, name)
+    os.replace(tmp, target)
     click.echo(f"{_summary(app)}, {len(impls)} extensions: image written to {os.fspath(target)}")
 
 

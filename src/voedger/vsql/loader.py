@@ -47,6 +47,7 @@ __all__ = [
     "MAPPING_FILE",
     "AppConfig",
     "default_sys_dir",
+    "external_packages",
     "installed_packages",
     "load_app_packages",
     "read_config",
@@ -266,3 +267,19 @@ def with_stand_in_app(packages: list[ast.Package]) -> list[ast.Package]:
     if not main.path:  # the stand-in imports the main package by its name
         packages = [dataclasses.replace(main, path=main.name), *packages[1:]]
     return [*packages, stand_in]
+
+
+def external_packages(app_dir: str | os.PathLike[str], packages: list[ast.Package]) -> list[tuple[ast.Package, Path]]:
+    """The packages of an application whose folders lie outside its folder (mapped by ``vpm.toml``
+    or published by installed distributions), with their folders; the platform's sys is not one."""
+    root = Path(app_dir).resolve()
+    platform_sys = default_sys_dir().resolve()
+    out: list[tuple[ast.Package, Path]] = []
+    for pkg in packages:
+        if not pkg.files:
+            continue
+        folder = Path(pkg.files[0].path).parent.resolve()
+        if folder == platform_sys or folder.is_relative_to(root):
+            continue
+        out.append((pkg, folder))
+    return out
