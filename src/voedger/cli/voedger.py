@@ -456,6 +456,37 @@ def _with_keys(storage_url: str, cluster_id: int, work: Callable[[ClusterKeys], 
         sys.exit(1)
 
 
+@main.group()
+def token() -> None:
+    """Tokens an operator needs, signed with the cluster's keys (read from its storage)."""
+
+
+@token.command("system")
+@click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
+@click.option(
+    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
+)
+@click.option("--app", "app", default="sys/cluster", show_default=True, help="The application the token is for.")
+def token_system(storage_url: str, cluster_id: int, app: str) -> None:
+    """Print a System principal's token for APP (10 minutes), e.g. for `vpm deploy`."""
+    from voedger.auth import JWT_SECRET_NAME, StorageSecretStore, Tokens
+
+    async def work(keys: ClusterKeys) -> str:
+        from voedger.vvm.server import VVM_APP
+
+        provider = open_storage(storage_url)
+        try:
+            await provider.open(server=False)
+            secret = await StorageSecretStore(await provider.app_storage(VVM_APP)).read(JWT_SECRET_NAME)
+        finally:
+            await provider.close()
+        if secret is None:
+            raise ValueError("this storage keeps no JWT secret yet: start a server on it once first")
+        return Tokens(secret, keys=keys).issue_system(app)
+
+    _with_keys(storage_url, cluster_id, work)
+
+
 _KEYS_STORAGE = click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
 _KEYS_CLUSTER = click.option(
     "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."

@@ -261,6 +261,48 @@ def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> No
     click.echo(f"{_summary(app)}, {len(impls)} extensions: image written to {os.fspath(target)}")
 
 
+@main.command()
+@click.argument("url")
+@click.argument("image", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--app", "app_name", required=True, help="The application's name on the cluster: owner/name.")
+@click.option(
+    "--token",
+    "token",
+    envvar="VOEDGER_TOKEN",
+    default=None,
+    help="A system token of sys/cluster (`voedger token system`); or the VOEDGER_TOKEN variable.",
+)
+@click.option("--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF))
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the server.")
+def deploy(url: str, image: Path, app_name: str, token: str | None, cluster_id: int, timeout: float) -> None:
+    """Deploy IMAGE (a file `vpm build` wrote) to the running server at URL as --app, through
+    sys/cluster's DeployApp. A new version of a deployed application must be backward compatible
+    with it (the rules of `vpm compat`); otherwise the server refuses it, lists the breaks and
+    changes nothing."""
+    import base64
+
+    import httpx
+
+    from voedger.structs.wsid import app_wsid
+
+    if not token:
+        _fail("a system token is needed: --token or VOEDGER_TOKEN (`voedger token system --storage URL`)", code=2)
+    data = image.read_bytes()
+    body = {"args": {"AppQName": app_name}, "unloggedArgs": {"Image": base64.b64encode(data).decode()}}
+    endpoint = f"{url.rstrip('/')}/api/sys/cluster/{app_wsid(cluster_id, 0)}/c.cluster.DeployApp"
+    try:
+        r = httpx.post(endpoint, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach {url}: {type(e).__name__}: {e}", code=2)
+    if r.status_code != 200:
+        try:
+            message = r.json()["sys.Error"]["Message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text
+        _fail([f"{app_name} not deployed ({r.status_code}):", *str(message).splitlines()])
+    click.echo(f"{app_name} deployed to {url} ({len(data)} bytes)")
+
+
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def orm() -> None:
     """Generate typed wrappers for the schema."""
