@@ -194,6 +194,27 @@ class TestBaselineAndCompat:
         r = self.compat_after(tmp_path, APP, APP.replace("Price int64,", ""), LIB, "--ignore", str(ignore))
         assert r.exit_code == 0, r.output
 
+    def test_ignore_file_takes_the_lines_compat_prints(self, tmp_path: Path) -> None:
+        new = (
+            APP.replace("Price int64,", "")
+            .replace("Price int64, UNIQUE", "UNIQUE")
+            .replace("Qty int64 NOT NULL", "Qty int32 NOT NULL")
+        )
+        r = self.compat_after(tmp_path, APP, new, LIB)
+        assert r.exit_code == 1
+        breaks = [line for line in r.output.splitlines() if line.startswith("AppDef/")]
+        assert len(breaks) >= 2, r.output
+        ignore = tmp_path / "ignore.txt"
+        ignore.write_text("\n".join(breaks[:-1]) + "\n")
+        partly = self.compat_after(tmp_path / "2", APP, new, LIB, "--ignore", str(ignore))
+        assert partly.exit_code == 1 and breaks[-1] in partly.output
+        assert not any(b in partly.output for b in breaks[:-1])
+        ignore.write_text("\n".join(breaks) + "\n")
+        assert self.compat_after(tmp_path / "3", APP, new, LIB, "--ignore", str(ignore)).exit_code == 0
+        # the kind given must be the kind found
+        ignore.write_text("\n".join(b.rsplit(":", 1)[0] + ": OrderChanged" for b in breaks) + "\n")
+        assert self.compat_after(tmp_path / "4", APP, new, LIB, "--ignore", str(ignore)).exit_code == 1
+
     def test_missing_or_bad_baseline(self, tmp_path: Path) -> None:
         app = write_app(tmp_path)
         r = vpm("compat", tmp_path / "nowhere", "-C", app)
