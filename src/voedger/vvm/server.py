@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from voedger.appdef import QName
-from voedger.appdef.compat import build_tree, check_compat
+from voedger.appdef.compat import build_tree, check_compat, tree_from_json, tree_to_json
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
@@ -66,6 +68,9 @@ VVM_APP = "sys/vvm"
 VERIFIED_VALUE_AUDIENCE = "payloads.VerifiedValuePayload"
 """Not an application: the storage of the server processes' own state (secrets, leases)."""
 DEPLOY_APP = QName("cluster", "DeployApp")
+DEPLOYED_SCHEMAS = app_state_key("schema", b"")
+"""The compatibility tree of each application's schema as last served (sys/vvm's storage), so that
+a start over its data with an incompatible schema is told."""
 DEPLOYED_IMAGES = app_state_key("image", b"")
 """Where the images deployed through c.cluster.DeployApp are kept (in sys/vvm's storage), by
 application name, so that a restarted server deploys them again."""
@@ -205,6 +210,9 @@ class VVM:
         )
         self.services = services
         self.vvm_storage = vvm_storage
+        for image in images:
+            if image.name not in (CLUSTER_APP, REGISTRY_APP):
+                await self._check_schema(vvm_storage, image)
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
@@ -600,6 +608,7 @@ class VVM:
             result = await cluster.partition(cluster_ws).submit(CommandRequest(cluster_ws, DEPLOY_APP, request, SYSTEM))
             assert self.vvm_storage is not None
             await self.vvm_storage.put(DEPLOYED_IMAGES, name.encode(), data)
+            await self._check_schema(self.vvm_storage, image)
             await self._replace(old, image)
         log.info("%s: deployed from an uploaded image (%d bytes)", name, len(data))
         return result
@@ -626,6 +635,31 @@ class VVM:
         app = self.apps[image.name]
         await asyncio.gather(*(self._open_partition(app, pid) for pid in range(app.runtime.num_partitions)))
         await asyncio.gather(*(self._run_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+
+    async def _check_schema(self, storage: Any, image: AppImage) -> list[str]:
+        """Compare the schema about to be served with the one last served over this data: each
+        backward-incompatible change is logged as a warning (and returned); then the new one is
+        remembered."""
+        tree = build_tree(image.appdef)
+        stored = await storage.get(DEPLOYED_SCHEMAS, image.name.encode())
+        breaks: list[str] = []
+        if stored is not None:
+            old = None
+            try:
+                old = tree_from_json(orjson.loads(stored))
+            except (ValueError, orjson.JSONDecodeError):
+                log.warning("%s: the schema last served here cannot be read; not compared", image.name)
+            if old is not None:
+                breaks = [str(b) for b in check_compat(old, tree)]
+        if breaks:
+            log.warning(
+                "%s: the schema is not compatible with the one last served over this data (%d break(s)):\n  %s",
+                image.name,
+                len(breaks),
+                "\n  ".join(breaks),
+            )
+        await storage.put(DEPLOYED_SCHEMAS, image.name.encode(), orjson.dumps(tree_to_json(tree)))
+        return breaks
 
     async def _stored_images(self, storage: Any, given: set[str]) -> list[AppImage]:
         """The images deployed through DeployApp before, except those the command line names
