@@ -773,6 +773,9 @@ class Partition:
         tables = [c.type for c in creates] + [u.type for u in updates]
         if any(t.uniques or t.unique_field for t in tables):
             await self._check_uniques(req.wsid, creates, updates, records, writes)
+        for rec in records:
+            if rec.get(SYS_QNAME) == SUBJECT_NAME:
+                _check_subject_roles(appdef, rec.get("Roles"))
 
         event = Event(
             qname=str(cmd.qname),
@@ -1060,3 +1063,23 @@ def _triggered(types: TypeCache, prj: Projector, event: Event) -> bool:
         if active is True and types.triggers(prj, OperationKind.Activate, t):
             return True
     return False
+
+
+def _check_subject_roles(appdef: AppDef, roles: object) -> None:
+    """A ``sys.Subject`` gives roles the application has: a misspelt one is a 400, not a role
+    that silently gives nothing."""
+    if not isinstance(roles, str):
+        return
+    unknown: list[str] = []
+    for part in roles.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        try:
+            t = appdef.find(QName.parse(name))
+        except ValueError:
+            t = None
+        if t is None or t.kind is not TypeKind.Role:
+            unknown.append(f"«{name[:100]}»")
+    if unknown:
+        raise SysError(400, f"{SUBJECT_NAME}: Roles names no role of the application: {', '.join(unknown)}")
