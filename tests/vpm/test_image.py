@@ -156,3 +156,11 @@ def test_the_server_refuses_a_broken_image_before_serving(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert "is not an application image" in done.stderr
+
+
+async def test_the_test_kit_runs_the_extensions_of_mapped_packages(tmp_path: Path) -> None:
+    from voedger.testkit import ExtensionTestKit
+
+    kit = ExtensionTestKit(write_sources(tmp_path / "src"))
+    out = await kit.run_command("calc.Triple", args={"N": 2})
+    assert out.result is not None and out.result["N"] == 6

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Callable
@@ -309,10 +310,40 @@ def orm() -> None:
     not_built("vpm orm", "typed wrappers are not planned yet")
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def init() -> None:
-    """Create a new application folder."""
-    not_built("vpm init", "application scaffolding is not planned yet")
+_PACKAGE_PATH = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._~-]*/)*[A-Za-z][A-Za-z0-9_]{0,254}")
+_TEMPLATE_FILES: Final = {"app.vsql": "app.vsql.tmpl", "ext.py": "ext.py.tmpl", "test_app.py": "test_app.py.tmpl"}
+
+
+@main.command()
+@click.argument("package_path")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def init(package_path: str, directory: Path | None) -> None:
+    """Make a new application in DIRECTORY (default: a new folder named by PACKAGE_PATH's last
+    element): its schema, its Python extensions, their tests and its vpm.toml, ready for
+    `vpm compile`, `vpm build` and `python -m pytest`.
+
+    PACKAGE_PATH is the application package's import path, e.g. github.com/acme/loans; its last
+    element (loans) names the application and prefixes its QNames."""
+    from importlib import resources
+
+    if not _PACKAGE_PATH.fullmatch(package_path):
+        _fail(
+            f"{package_path!r} is not a package path: elements separated by /, the last one an identifier "
+            "(a letter, then letters, digits and _)",
+            code=2,
+        )
+    name = package_path.rsplit("/", 1)[-1]
+    target = directory if directory is not None else Path(name)
+    if target.exists() and any(target.iterdir()):
+        _fail(f"{target} is not empty: vpm init makes a new application in a new or empty folder", code=2)
+    ws = name[0].upper() + name[1:] + ("" if name.endswith("WS") else "WS")
+    values = {"name": name, "path": package_path, "ws": ws}
+    template = resources.files("voedger.cli.template")
+    target.mkdir(parents=True, exist_ok=True)
+    for out, source in {**_TEMPLATE_FILES, MAPPING_FILE: "vpm.toml.tmpl"}.items():
+        (target / out).write_text(template.joinpath(source).read_text(encoding="utf-8").format(**values))
+    click.echo(f"application {name} made in {target}: app.vsql, ext.py, test_app.py, {MAPPING_FILE}")
+    click.echo(f"next: vpm compile {target} && (cd {target} && python -m pytest) && vpm build -C {target}")
 
 
 @main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
