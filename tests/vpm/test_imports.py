@@ -213,3 +213,28 @@ def test_the_mapping_key_sys_replaces_the_platform_sys_package(tmp_path: Path) -
     write(tmp_path / "app" / "vpm.toml", '[packages]\nsys = "../mysys"\n')
     result = vpm("compile", tmp_path / "app")
     assert result.exit_code == 0, result.output
+
+
+def test_tidy_drops_unused_entries_and_keeps_the_rest(tmp_path: Path) -> None:
+    app = tmp_path / "apps" / "air"
+    write(app / "app.vsql", APP)
+    write(tmp_path / "packages" / "untill" / "untill.vsql", UNTILL)
+    write(
+        app / "vpm.toml",
+        'path = "github.com/untillpro/airs-bp3/air"  # the application\n\n[packages]\n'
+        "# the shared package\n"
+        '"github.com/untillpro/airs-bp3/packages/untill" = "../../packages/untill"\n'
+        '"github.com/untillpro/old" = "../../packages/old"\n',
+    )
+    result = vpm("tidy", "-C", app)
+    assert result.exit_code == 0, result.output
+    assert "github.com/untillpro/airs-bp3/packages/untill: package untill, found through vpm.toml" in result.output
+    assert "1 unused entry removed" in result.output
+    text = (app / "vpm.toml").read_text()
+    assert "old" not in text
+    assert "# the shared package" in text and "# the application" in text
+    assert vpm("compile", app).exit_code == 0
+    assert "0 unused entries removed" in vpm("tidy", "-C", app).output
+    (app / "vpm.toml").unlink()
+    missing = vpm("tidy", "-C", app)
+    assert missing.exit_code == 1 and "not found; looked" in missing.output

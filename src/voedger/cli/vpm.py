@@ -25,7 +25,7 @@ from voedger.appdef.load import compile_app, compile_packages
 from voedger.cli.common import not_built
 from voedger.extensions import check_extensions, load_extensions
 from voedger.vsql.errors import VSQLError
-from voedger.vsql.loader import MAPPING_FILE, external_packages, load_app_packages, read_config
+from voedger.vsql.loader import MAPPING_FILE, external_packages, installed_packages, load_app_packages, read_config
 from voedger.vvm.image import IMAGE_FORMAT, IMAGE_MANIFEST
 
 __all__ = ["BASELINE_FILE", "BASELINE_FORMAT", "main"]
@@ -346,10 +346,48 @@ def init(package_path: str, directory: Path | None) -> None:
     click.echo(f"next: vpm compile {target} && (cd {target} && python -m pytest) && vpm build -C {target}")
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def tidy() -> None:
-    """Tidy the application's dependencies."""
-    not_built("vpm tidy", "dependency management is not planned yet")
+@main.command()
+@_change_dir
+@click.pass_context
+def tidy(ctx: click.Context, change_dir: Path | None) -> None:
+    """Tidy the application's vpm.toml: drop the [packages] entries that no package of the
+    application imports (their lines go, comments and the rest stay), and say where each import
+    is found. An import found nowhere is an error, with the places looked in."""
+    import tomllib
+
+    app_dir = _app_dir(ctx, change_dir)
+    try:
+        packages = load_app_packages(app_dir)
+        config = read_config(app_dir)
+    except VSQLError as e:
+        _fail([str(d) for d in e.diagnostics] + [f"{len(e.diagnostics)} error(s)"])
+    imported = {i.path for p in packages for i in p.imports} | {"sys"}
+    file = app_dir / MAPPING_FILE
+    unused = sorted(set(config.packages) - imported)
+    if unused and file.is_file():
+        kept: list[str] = []
+        in_packages = False
+        for line in file.read_text(encoding="utf-8").splitlines():
+            stripped = line.strip()
+            if stripped.startswith("["):
+                in_packages = stripped == "[packages]"
+            elif in_packages and stripped and not stripped.startswith("#"):
+                try:
+                    keys = set(tomllib.loads(line))
+                except tomllib.TOMLDecodeError:
+                    keys = set()
+                if keys and keys <= set(unused):
+                    continue
+            kept.append(line)
+        file.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    installed = installed_packages()
+    for p in packages:
+        if p.path in ("", "sys") or p.name == "sys" or p is packages[0]:
+            continue
+        where = "vpm.toml" if p.path in config.packages else "an installed distribution"
+        where = where if p.path in config.packages or p.path in installed else "a subfolder"
+        click.echo(f"{p.path}: package {p.name}, found through {where}")
+    click.echo(f"{len(unused)} unused entr{'y' if len(unused) == 1 else 'ies'} removed from {MAPPING_FILE}")
 
 
 if __name__ == "__main__":
