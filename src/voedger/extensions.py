@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import itertools
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -204,12 +205,29 @@ def load_extensions(app_dir: Path | str, package_dirs: Iterable[Path] = ()) -> R
     return reg
 
 
+def _package(name: str, folder: Path) -> None:
+    """Register ``name`` as the package of ``folder`` (and its parents, as needed), so that an
+    extension module may import its neighbours relatively (``from .orm import Item``)."""
+    if name in sys.modules:
+        return
+    parent, _, _ = name.rpartition(".")
+    if parent:
+        _package(parent, folder.parent)
+    module = types.ModuleType(name)
+    module.__path__ = [str(folder)]
+    module.__package__ = name
+    sys.modules[name] = module
+
+
 def _load_modules(root: Path, prefix: str) -> None:
     for path in sorted(root.rglob("*.py")):
         if not _is_extension_module(path, root):
             continue
         rel = path.relative_to(root).with_suffix("")
         name = f"{prefix}." + ".".join(rel.parts)
+        _package(name.rpartition(".")[0], path.parent)
+        if name in sys.modules:  # imported already, by a neighbour
+            continue
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot import {path}")

@@ -25,7 +25,7 @@ def test_a_new_application_compiles_tests_and_builds(tmp_path: Path, monkeypatch
     r = vpm("init", "github.com/acme/loans")
     assert r.exit_code == 0, r.output
     app = tmp_path / "loans"
-    assert sorted(p.name for p in app.iterdir()) == ["app.vsql", "ext.py", "test_app.py", "vpm.toml"]
+    assert sorted(p.name for p in app.iterdir()) == ["__init__.py", "app.vsql", "ext.py", "test_app.py", "vpm.toml"]
     assert 'path = "github.com/acme/loans"' in (app / "vpm.toml").read_text()
     r = vpm("compile", app)
     assert r.exit_code == 0, r.output

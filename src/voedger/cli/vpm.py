@@ -22,7 +22,6 @@ from voedger import __version__
 from voedger.appdef import AppDef
 from voedger.appdef.compat import build_tree, check_compat, ignore_errors, tree_from_json, tree_to_json
 from voedger.appdef.load import compile_app, compile_packages
-from voedger.cli.common import not_built
 from voedger.extensions import check_extensions, load_extensions
 from voedger.vsql.errors import VSQLError
 from voedger.vsql.loader import MAPPING_FILE, external_packages, installed_packages, load_app_packages, read_config
@@ -304,10 +303,38 @@ def deploy(url: str, image: Path, app_name: str, token: str | None, cluster_id: 
     click.echo(f"{app_name} deployed to {url} ({len(data)} bytes)")
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def orm() -> None:
-    """Generate typed wrappers for the schema."""
-    not_built("vpm orm", "typed wrappers are not planned yet")
+@main.command()
+@click.option(
+    "-o", "--output", "output", default=None, help="File to write (default: orm.py in the application's folder)."
+)
+@_change_dir
+@click.pass_context
+def orm(ctx: click.Context, output: str | None, change_dir: Path | None) -> None:
+    """Write typed Python for the application's schema: TypedDicts of its tables, objects and view
+    rows, typed get/put/insert helpers and the arguments and results of its commands and queries.
+    Extension modules import it (``from .orm import ...``) and mypy checks their use of fields."""
+    from voedger.appdef.orm import generate_orm
+
+    app_dir = _app_dir(ctx, change_dir)
+    app = _compile(app_dir, stand_in=False)
+    own = [p.name for p in app.packages if p.name != "sys"]
+    target = Path(output) if output else app_dir / "orm.py"
+    target.write_text(generate_orm(app, own), encoding="utf-8")
+    click.echo(f"typed access to {', '.join(own)} written to {os.fspath(target)}")
+    if _package_marker(target.parent, app.name):
+        click.echo(
+            f"{target.parent / '__init__.py'} written: mypy checks the folder as a package (mypy {target.parent})"
+        )
+
+
+def _package_marker(folder: Path, name: str) -> bool:
+    """Make the application's folder a package for mypy (``from .orm import ...``); the server
+    and ``vpm build`` ignore the file. Whether it was written."""
+    marker = folder / "__init__.py"
+    if marker.exists():
+        return False
+    marker.write_text(f'"""The {name} application: a package, so that its modules import each other relatively."""\n')
+    return True
 
 
 _PACKAGE_PATH = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._~-]*/)*[A-Za-z][A-Za-z0-9_]{0,254}")
@@ -342,7 +369,8 @@ def init(package_path: str, directory: Path | None) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for out, source in {**_TEMPLATE_FILES, MAPPING_FILE: "vpm.toml.tmpl"}.items():
         (target / out).write_text(template.joinpath(source).read_text(encoding="utf-8").format(**values))
-    click.echo(f"application {name} made in {target}: app.vsql, ext.py, test_app.py, {MAPPING_FILE}")
+    _package_marker(target, name)
+    click.echo(f"application {name} made in {target}: app.vsql, ext.py, test_app.py, {MAPPING_FILE}, __init__.py")
     click.echo(f"next: vpm compile {target} && (cd {target} && python -m pytest) && vpm build -C {target}")
 
 
