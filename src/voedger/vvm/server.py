@@ -603,8 +603,8 @@ class VVM:
                     )
             cluster = self.app(CLUSTER_APP)
             cluster_ws = app_wsid(self.config.cluster_id, 0)
-            request = {"args": {"AppQName": name, "NumPartitions": image.num_partitions}}
-            request["args"]["NumAppWorkspaces"] = image.num_app_workspaces
+            numbers = {"NumPartitions": image.num_partitions, "NumAppWorkspaces": image.num_app_workspaces}
+            request: dict[str, Any] = {"args": {"AppQName": name, **numbers}}
             result = await cluster.partition(cluster_ws).submit(CommandRequest(cluster_ws, DEPLOY_APP, request, SYSTEM))
             assert self.vvm_storage is not None
             await self.vvm_storage.put(DEPLOYED_IMAGES, name.encode(), data)
