@@ -11,9 +11,11 @@ NATIVE_STAMP := $(NATIVE)/.built
         monitoring-tools test-monitoring
 
 $(STAMP): pyproject.toml
+	@echo "Creating the virtual environment in $(VENV) and installing the project with its dependencies"
+	@echo "(about half a minute on a fresh clone; pip reports each step)."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)

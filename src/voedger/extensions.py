@@ -23,7 +23,8 @@ import contextlib
 import importlib.util
 import itertools
 import sys
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 from voedger.appdef import AppDef, QName, TypeKind, qname
 
 __all__ = [
+    "ExtensionLoadError",
     "ExtensionRegistrationError",
     "Implementation",
     "Registry",
@@ -183,34 +185,67 @@ def _is_extension_module(path: Path, root: Path) -> bool:
     return not path.name.startswith(("_", "test_", ".")) and path.name != "conftest.py"
 
 
-def load_extensions(app_dir: Path | str) -> Registry:
+def load_extensions(app_dir: Path | str, package_dirs: Iterable[Path] = ()) -> Registry:
     """Import the Python modules of an application into a registry of its own.
 
     The modules are the ``.py`` files of the application's folder and of its package subfolders
-    (files and folders starting with ``_``, ``.`` or ``test_`` are skipped). Each load imports them
-    afresh under private module names, so loading an application twice registers twice into two
-    registries rather than finding stale modules in ``sys.modules``.
+    (files and folders starting with ``_``, ``.`` or ``test_`` are skipped), then those of
+    ``package_dirs``, the folders of packages that live outside it (mapped by ``vpm.toml`` or
+    published by an installed distribution). Each load imports them afresh under private module
+    names, so loading an application twice registers twice into two registries rather than finding
+    stale modules in ``sys.modules``.
     """
-    root = Path(app_dir)
     reg = Registry()
     batch = next(_load_counter)
+    roots = [(Path(app_dir), f"_voedger_app{batch}")]
+    roots += [(Path(d), f"_voedger_app{batch}._pkg{i}") for i, d in enumerate(package_dirs)]
     with collecting(reg):
-        for path in sorted(root.rglob("*.py")):
-            if not _is_extension_module(path, root):
-                continue
-            rel = path.relative_to(root).with_suffix("")
-            name = f"_voedger_app{batch}." + ".".join(rel.parts)
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
+        for root, prefix in roots:
+            _load_modules(root, prefix)
     return reg
+
+
+def _package(name: str, folder: Path) -> None:
+    """Register ``name`` as the package of ``folder`` (and its parents, as needed), so that an
+    extension module may import its neighbours relatively (``from .orm import Item``)."""
+    if name in sys.modules:
+        return
+    parent, _, _ = name.rpartition(".")
+    if parent:
+        _package(parent, folder.parent)
+    module = types.ModuleType(name)
+    module.__path__ = [str(folder)]
+    module.__package__ = name
+    sys.modules[name] = module
+
+
+def _load_modules(root: Path, prefix: str) -> None:
+    for path in sorted(root.rglob("*.py")):
+        if not _is_extension_module(path, root):
+            continue
+        rel = path.relative_to(root).with_suffix("")
+        name = f"{prefix}." + ".".join(rel.parts)
+        _package(name.rpartition(".")[0], path.parent)
+        if name in sys.modules:  # imported already, by a neighbour
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            where = path.relative_to(root.parent).as_posix()
+            raise ExtensionLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            del sys.modules[name]
+            raise
+
+
+class ExtensionLoadError(ImportError):
+    """A module of an application failed to import; the message names it (its folder and file)."""
 
 
 def check_extensions(app: AppDef, impls: Registry) -> list[str]:

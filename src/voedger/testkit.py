@@ -39,7 +39,7 @@ from voedger.appdef import (
     TypeKind,
     qname,
 )
-from voedger.appdef.load import compile_app
+from voedger.appdef.load import compile_packages
 from voedger.apps.sys.builtins import platform
 from voedger.clock import ManualClock
 from voedger.extensions import Registry, load_extensions
@@ -61,6 +61,7 @@ from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.views import Row, get_row, put_row, read_rows
 from voedger.structs.wsid import FIRST_BASE_USER_WSID, MAIN_CLUSTER_ID, app_wsid, new_wsid
 from voedger.syserror import SysError
+from voedger.vsql.loader import external_packages, load_app_packages
 
 __all__ = ["CommandOutcome", "ExtensionTestKit", "Outcome"]
 
@@ -126,8 +127,10 @@ class ExtensionTestKit:
             appdef = app
             registry = impls if impls is not None else Registry()
         else:
-            appdef = compile_app(app)
-            registry = impls if impls is not None else load_extensions(Path(app))
+            packages = load_app_packages(app)
+            appdef = compile_packages(packages)
+            external = [folder for _, folder in external_packages(app, packages)]
+            registry = impls if impls is not None else load_extensions(Path(app), external)
         self.clock = clock or ManualClock()
         self.wsid = wsid
         self.runtime = AppRuntime(

@@ -446,6 +446,7 @@ class TestTranslation:
             DECLARE Quota int32 DEFAULT 100;
             WORKSPACE W (
                 TAG Heavy;
+                EXTENSION ENGINE BUILTIN (COMMAND Import() WITH Tags=(Heavy););
                 RATE R Quota PER HOUR PER IP;
                 LIMIT L1 ON ALL COMMANDS WITH TAG Heavy WITH RATE R;
                 LIMIT L2 SELECT ON EACH TABLE WITH RATE R;

@@ -10,6 +10,7 @@ from tests.appdef.conftest import SAMPLE_APP, BuildFn
 from voedger import extensions
 from voedger.appdef import AppDef, QName, TypeKind
 from voedger.extensions import (
+    ExtensionLoadError,
     ExtensionRegistrationError,
     Registry,
     check_extensions,
@@ -107,8 +108,9 @@ class TestRegistry:
 
     def test_load_failure_propagates(self, tmp_path: Path) -> None:
         (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
-        with pytest.raises(RuntimeError, match="boom"):
+        with pytest.raises(ExtensionLoadError, match=r"broken\.py: RuntimeError: boom") as exc:
             load_extensions(tmp_path)
+        assert isinstance(exc.value.__cause__, RuntimeError)  # the module is named, the cause kept
 
 
 class TestCheckExtensions:

@@ -104,6 +104,23 @@ async def test_owner_works_others_are_refused(env: tuple[VVM, httpx.AsyncClient,
     assert r.status_code == 400, r.text  # allowed to execute; the order itself is wrong
 
 
+async def test_a_subject_with_a_misspelt_role_is_refused(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    vvm, client, _ = env
+    alice = token(vvm, "alice", ALICE_PROFILE)
+    subject = {"sys.ID": 1, "sys.QName": "sys.Subject", "Login": "bob", "SubjectKind": 1}
+    subject |= {"Roles": "staff.Waiter, staff.Waitre, nodots", "ProfileWSID": BOB_PROFILE}
+    r = await client.post(f"{V1}/c.sys.CUD", json={"cuds": [{"fields": subject}]}, headers=alice)
+    assert r.status_code == 400, r.text
+    assert "no role of the application: «staff.Waitre», «nodots»" in r.json()["sys.Error"]["Message"]
+    subject["Roles"] = "staff.Waiter"
+    r = await client.post(f"{V1}/c.sys.CUD", json={"cuds": [{"fields": subject}]}, headers=alice)
+    assert r.status_code == 200, r.text
+    # a change of the roles is checked too
+    change = {"cuds": [{"sys.ID": r.json()["NewIDs"]["1"], "fields": {"Roles": "staff.Waiter,sys.NoSuchRole"}}]}
+    r = await client.post(f"{V1}/c.sys.CUD", json=change, headers=alice)
+    assert r.status_code == 400 and "«sys.NoSuchRole»" in r.text, r.text
+
+
 async def test_rights_follow_subject_changes_for_the_same_token(
     env: tuple[VVM, httpx.AsyncClient, ManualClock],
 ) -> None:

@@ -194,6 +194,27 @@ class TestBaselineAndCompat:
         r = self.compat_after(tmp_path, APP, APP.replace("Price int64,", ""), LIB, "--ignore", str(ignore))
         assert r.exit_code == 0, r.output
 
+    def test_ignore_file_takes_the_lines_compat_prints(self, tmp_path: Path) -> None:
+        new = (
+            APP.replace("Price int64,", "")
+            .replace("Price int64, UNIQUE", "UNIQUE")
+            .replace("Qty int64 NOT NULL", "Qty int32 NOT NULL")
+        )
+        r = self.compat_after(tmp_path, APP, new, LIB)
+        assert r.exit_code == 1
+        breaks = [line for line in r.output.splitlines() if line.startswith("AppDef/")]
+        assert len(breaks) >= 2, r.output
+        ignore = tmp_path / "ignore.txt"
+        ignore.write_text("\n".join(breaks[:-1]) + "\n")
+        partly = self.compat_after(tmp_path / "2", APP, new, LIB, "--ignore", str(ignore))
+        assert partly.exit_code == 1 and breaks[-1] in partly.output
+        assert not any(b in partly.output for b in breaks[:-1])
+        ignore.write_text("\n".join(breaks) + "\n")
+        assert self.compat_after(tmp_path / "3", APP, new, LIB, "--ignore", str(ignore)).exit_code == 0
+        # the kind given must be the kind found
+        ignore.write_text("\n".join(b.rsplit(":", 1)[0] + ": OrderChanged" for b in breaks) + "\n")
+        assert self.compat_after(tmp_path / "4", APP, new, LIB, "--ignore", str(ignore)).exit_code == 1
+
     def test_missing_or_bad_baseline(self, tmp_path: Path) -> None:
         app = write_app(tmp_path)
         r = vpm("compat", tmp_path / "nowhere", "-C", app)
@@ -204,22 +225,34 @@ class TestBaselineAndCompat:
 
 
 class TestBuild:
-    def test_sample_app(self, tmp_path: Path) -> None:
+    def test_sample_app(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         app = tmp_path / "restaurant"
         shutil.copytree(SAMPLE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+        (app / "tests").mkdir()
+        (app / "tests" / "test_menu.py").write_text("def test_x() -> None:\n    pass\n")
+        (app / "sales" / "test_sales.py").write_text("def test_y() -> None:\n    pass\n")
+        (app / "conftest.py").write_text("")
+        out = tmp_path / "out"
+        out.mkdir()
+        monkeypatch.chdir(out)
         r = vpm("build", "-C", app)
         assert r.exit_code == 0, r.output
         assert "6 extensions" in r.output
-        with zipfile.ZipFile(app / "restaurant.var") as zf:
+        assert not list(app.glob("*.var")), "the image is written into the current folder, not the sources"
+        with zipfile.ZipFile(out / "restaurant.var") as zf:
             names = set(zf.namelist())
-        assert {"app.vsql", "descriptor.json", "sales/sales.vsql", "sales/sales.py"} <= names
+            manifest = json.loads(zf.read("image.json"))
+        assert {"app.vsql", "descriptor.json", "sales/sales.vsql", "sales/sales.py", "image.json", "vpm.toml"} <= names
+        assert not [n for n in names if "test" in n], "tests are not packed into the image"
+        assert manifest["format"] == "voedger-image/1"
+        assert manifest["application"] == "restaurant"
 
     def test_output_option(self, tmp_path: Path) -> None:
         app = write_app(tmp_path)
         r = vpm("build", "-C", app, "-o", tmp_path / "out.var")
         assert r.exit_code == 0, r.output
         with zipfile.ZipFile(tmp_path / "out.var") as zf:
-            assert sorted(zf.namelist()) == ["app.vsql", "ext.py", "lib/lib.vsql"]
+            assert sorted(zf.namelist()) == ["app.vsql", "ext.py", "image.json", "lib/lib.vsql", "vpm.toml"]
 
     def test_missing_implementation(self, tmp_path: Path) -> None:
         ext = EXT.split("@projector")[0]
@@ -239,20 +272,14 @@ class TestBuild:
         assert r.exit_code == 1 and "cannot load the application's Python modules" in r.output
 
 
-@pytest.mark.parametrize("sub", ["orm", "init", "tidy"])
-def test_not_built_subcommands(sub: str) -> None:
-    r = vpm(sub)
-    assert r.exit_code == 2 and "not built yet" in r.output
-
-
 def test_help_lists_only_built_subcommands() -> None:
     from click.testing import CliRunner
 
     from voedger.cli import ctool
 
     listed = vpm("--help").output
-    assert "compile" in listed and "build" in listed
-    for sub in ("orm", "init", "tidy"):
-        assert f"  {sub} " not in listed
+    assert "compile" in listed and "build" in listed and "deploy" in listed and "init" in listed
+    assert "tidy" in listed and "orm" in listed
+    assert "not built" not in listed
     ctool_help = CliRunner().invoke(ctool.main, ["--help"]).output
     assert "init" not in ctool_help and "validate" not in ctool_help

@@ -19,10 +19,12 @@ def test_bakery(sys_dir: object) -> None:
         pytest.skip("the platform's sys package is not there")
     schema = analyse(load_app_packages(APPS / "bakery", sys_dir=sys_dir))  # type: ignore[arg-type]
     assert schema.name == "bakery"
-    assert set(schema.packages) == {"bakery", "common", "stock", "sys"}
+    # as in Voedger, the application's alias (IMPORT ... AS st; USE st) names the package in QNames
+    assert set(schema.packages) == {"bakery", "common", "st", "sys"}
+    assert schema.packages["st"].path == "example.com/bakery/stock"
     bakery = schema.workspaces[Q("bakery", "Bakery")]
     assert bakery.descriptor == Q("bakery", "BakeryDescriptor")
-    assert bakery.ancestors[:2] == (Q("stock", "StockWS"), Q("common", "LocationBase"))
+    assert bakery.ancestors[:2] == (Q("st", "StockWS"), Q("common", "LocationBase"))
     assert schema.tables[Q("bakery", "Product")].base == Q("common", "Catalogued")
     assert schema.tables[Q("bakery", "OrderLine")].kind.value == "ORecord"
     assert schema.tables[Q("bakery", "Settings")].singleton
@@ -30,7 +32,7 @@ def test_bakery(sys_dir: object) -> None:
     app_ws = schema.workspaces[Q("sys", "AppWorkspaceWS")]
     assert {Q("bakery", "Nightly"), Q("bakery", "NightlyRuns")} <= set(app_ws.declarations)
     # every reference of the application's own packages is resolved
-    for name in ("bakery", "common", "stock"):
+    for name in ("bakery", "common", "st"):
         for ref in _refs(schema.packages[name]):
             assert schema.resolve(ref) is not None, f"{ref.pos}: {ref} not resolved"
 

@@ -207,6 +207,7 @@ class _Builder:
         self.workspaces: dict[QName, _WsParts] = {}
         self.declares: dict[QName, int] = {}
         self.app_name = ""
+        self.limit_pos: dict[QName, ast.Pos] = {}
         self._in_progress: set[QName] = set()
 
     # ------------------------------------------------------------------ diagnostics
@@ -360,9 +361,23 @@ class _Builder:
             raise VSQLError(sorted(self.diagnostics))
         packages = [Package(p.name, _package_path(p)) for p in self.packages]
         try:
-            return AppDef(self.app_name, packages=packages, types=self.types.values(), storages=self.storages)
+            app = AppDef(self.app_name, packages=packages, types=self.types.values(), storages=self.storages)
         except (ValueError, KeyError) as e:
             raise VSQLError([Diagnostic("<application>", 1, 1, str(e))]) from None
+        self.check_limits(app)
+        return app
+
+    def check_limits(self, app: AppDef) -> None:
+        """A LIMIT whose filter selects nothing in its workspace is an error, as in Voedger."""
+        for q, pos in self.limit_pos.items():
+            limit = app.find(q)
+            if not isinstance(limit, Limit) or limit.workspace is None:
+                continue
+            ws = app.find(limit.workspace)
+            if isinstance(ws, Workspace) and not any(limit.filter.match(t) for t in ws.types()):
+                self.error(pos, f"limit {q} filter «{limit.filter}» has no matches in workspace {ws.qname}")
+        if self.diagnostics:
+            raise VSQLError(sorted(self.diagnostics))
 
     def build_decl(self, q: QName, node: ast.Node, ctx: _Ctx) -> None:
         if q in self.types:
@@ -766,6 +781,7 @@ class _Builder:
             filter_ = Filter(kinds=kinds, tags=tag)
             option = LimitOption.ALL if flt.scope is ast.TargetScope.ALL else LimitOption.EACH
         ops = frozenset(_OPS[o.op] for o in stmt.ops) or _LIMIT_DEFAULT_OPS[flt.kind]
+        self.limit_pos[q] = stmt.pos
         self.add(
             Limit(
                 qname=q,

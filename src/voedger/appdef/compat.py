@@ -228,9 +228,19 @@ def _compare(old: Node, new: Node, path: tuple[str, ...], errors: list[CompatErr
 
 def ignore_errors(errors: Iterable[CompatError], paths: Iterable[str | Sequence[str]]) -> list[CompatError]:
     """Drop the errors at the given paths (``AppDef/Types/pkg.T/Fields/F`` or its parts): breaks
-    the team has accepted knowingly."""
-    skip = {p if isinstance(p, str) else "/".join(p) for p in paths}
-    return [e for e in errors if "/".join(e.path) not in skip]
+    the team has accepted knowingly. A path may carry the kind of break as ``vpm compat`` prints
+    it (``AppDef/Types/pkg.T: NodeRemoved``): then only that kind is dropped there."""
+    kinds = {str(t) for t in ErrorType}
+    skip: set[str] = set()
+    skip_kind: set[tuple[str, str]] = set()
+    for p in paths:
+        text = (p if isinstance(p, str) else "/".join(p)).strip()
+        head, sep, kind = text.rpartition(":")
+        if sep and kind.strip() in kinds:
+            skip_kind.add((head.strip(), kind.strip()))
+        else:
+            skip.add(text)
+    return [e for e in errors if "/".join(e.path) not in skip and ("/".join(e.path), str(e.error)) not in skip_kind]
 
 
 # --------------------------------------------------------------------------- JSON

@@ -31,7 +31,7 @@ def main() -> None:
 @click.option("--storage", "storage_url", default=None, help="Storage URL (default: SQLite in --data-dir).")
 @click.option("--port", default=8822, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--app", "apps", multiple=True, help="owner/name=DIR, repeatable.")
+@click.option("--app", "apps", multiple=True, help="owner/name=DIR, or owner/name=IMAGE.var (vpm build), repeatable.")
 @click.option("--insecure-dev", is_flag=True, help="Let requests through without tokens (development only).")
 @click.option(
     "--federation-url",
@@ -293,7 +293,7 @@ def _worker_secret(cluster_id: int, main_url: str | None, secret_file: str | Non
 def _parse_app(text: str) -> tuple[str, Path]:
     name, sep, directory = text.partition("=")
     if not sep or not name or not directory:
-        raise click.BadParameter(f"--app {text!r} must be owner/name=DIR")
+        raise click.BadParameter(f"--app {text!r} must be owner/name=DIR or owner/name=IMAGE.var")
     return name, Path(directory)
 
 
@@ -476,6 +476,37 @@ def _with_keys(storage_url: str, cluster_id: int, work: Callable[[ClusterKeys], 
     except (StorageError, ValueError, SecretStoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+@main.group()
+def token() -> None:
+    """Tokens an operator needs, signed with the cluster's keys (read from its storage)."""
+
+
+@token.command("system")
+@click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
+@click.option(
+    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
+)
+@click.option("--app", "app", default="sys/cluster", show_default=True, help="The application the token is for.")
+def token_system(storage_url: str, cluster_id: int, app: str) -> None:
+    """Print a System principal's token for APP (10 minutes), e.g. for `vpm deploy`."""
+    from voedger.auth import JWT_SECRET_NAME, StorageSecretStore, Tokens
+
+    async def work(keys: ClusterKeys) -> str:
+        from voedger.vvm.server import VVM_APP
+
+        provider = open_storage(storage_url)
+        try:
+            await provider.open(server=False)
+            secret = await StorageSecretStore(await provider.app_storage(VVM_APP)).read(JWT_SECRET_NAME)
+        finally:
+            await provider.close()
+        if secret is None:
+            raise ValueError("this storage keeps no JWT secret yet: start a server on it once first")
+        return Tokens(secret, keys=keys).issue_system(app)
+
+    _with_keys(storage_url, cluster_id, work)
 
 
 _KEYS_STORAGE = click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")

@@ -788,6 +788,9 @@ class Partition:
         tables = [c.type for c in creates] + [u.type for u in updates]
         if any(t.uniques or t.unique_field for t in tables):
             await self._check_uniques(req.wsid, creates, updates, records, writes)
+        for rec in records:
+            if rec.get(SYS_QNAME) == SUBJECT_NAME:
+                _check_subject_roles(appdef, rec.get("Roles"))
 
         event = Event(
             qname=str(cmd.qname),
@@ -1081,3 +1084,23 @@ def _error_kind(exc: Exception) -> str:
     """``timeout`` for the driver's timeouts (and Python's), else ``other``."""
     name = type(exc).__name__.lower()
     return "timeout" if isinstance(exc, TimeoutError) or "timeout" in name or "timedout" in name else "other"
+
+
+def _check_subject_roles(appdef: AppDef, roles: object) -> None:
+    """A ``sys.Subject`` gives roles the application has: a misspelt one is a 400, not a role
+    that silently gives nothing."""
+    if not isinstance(roles, str):
+        return
+    unknown: list[str] = []
+    for part in roles.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        try:
+            t = appdef.find(QName.parse(name))
+        except ValueError:
+            t = None
+        if t is None or t.kind is not TypeKind.Role:
+            unknown.append(f"«{name[:100]}»")
+    if unknown:
+        raise SysError(400, f"{SUBJECT_NAME}: Roles names no role of the application: {', '.join(unknown)}")

@@ -40,9 +40,13 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
             pos = self._first_pos(self.input[0]) if self.input else ast.Pos("<application>", 1, 1)
             self.err(pos, f"could not import {SYS_PACKAGE}. Check if the package is parsed under exactly this name")
             return False
+        local_names: dict[str, str] = {}
         for info in self.infos.values():
             for imp in info.pkg.imports:
                 self.check_import(info, imp)
+                first = local_names.setdefault(imp.path, imp.local_name)
+                if first != imp.local_name:
+                    self.err(imp.pos, f"local package name {first} was redeclared as {imp.local_name}")
         return True
 
     def check_import(self, info: PackageInfo, imp: ast.ImportStmt) -> None:

@@ -113,7 +113,45 @@ def _parse(text: str, filename: str) -> tuple[ast.File | None, list[Diagnostic]]
     if result is None:  # empty file: the `start` rule had nothing to reduce
         result = ast.File(pos=ast.Pos(filename, 1, 1), path=filename)
     assert isinstance(result, ast.File)
+    state.diagnostics.extend(_nesting_errors(result))
     return result, state.diagnostics
+
+
+MAX_NESTING = 64
+"""How deep tables may nest in tables, and workspaces in workspaces: the later passes recurse
+along both, so a deeper schema is refused here with a clear error rather than overflowing them."""
+
+
+def _nesting_errors(file: ast.File) -> list[Diagnostic]:
+    """Tables nested in tables, or workspaces in workspaces, more than MAX_NESTING levels deep
+    (one error for each outermost offender); walked without recursion."""
+    errors: list[Diagnostic] = []
+    stack: list[tuple[ast.Node, int, int]] = [(s, 0, 0) for s in file.statements]
+    while stack:
+        node, tables, workspaces = stack.pop()
+        if isinstance(node, ast.NestedTableItem):
+            if tables + 1 > MAX_NESTING:
+                errors.append(_too_deep(node.pos, "tables", "table"))
+                continue
+            stack.append((node.table, tables + 1, workspaces))
+        elif isinstance(node, ast.TableStmt):
+            stack.extend((i, tables, workspaces) for i in node.items)
+        elif isinstance(node, ast.WorkspaceStmt):
+            if workspaces + 1 > MAX_NESTING:
+                errors.append(_too_deep(node.pos, "workspaces", "workspace"))
+                continue
+            if node.descriptor is not None:
+                stack.append((node.descriptor, 0, workspaces + 1))
+            stack.extend((s, 0, workspaces + 1) for s in node.statements)
+        elif isinstance(node, ast.AlterWorkspaceStmt):
+            stack.extend((s, 0, workspaces) for s in node.statements)
+    return errors
+
+
+def _too_deep(pos: ast.Pos, what: str, one: str) -> Diagnostic:
+    return Diagnostic(
+        pos.file, pos.line, pos.col, f"{what} nested too deeply: more than {MAX_NESTING} levels of {one}s"
+    )
 
 
 def _end_position(text: str) -> tuple[int, int]:

@@ -70,7 +70,7 @@ class AstBuilder(TableBuilder, ExtensionBuilder, AclBuilder, ExpressionBuilder):
     """
 
     def start(self, meta: Meta, children: list[Any]) -> ast.File:
-        stmts: list[Any] = children[0] if children else []
+        stmts: list[Any] = [s for part in children for s in part]
         imports: list[ast.ImportStmt] = []
         statements: list[ast.RootStatement] = []
         for s in stmts:
@@ -92,6 +92,9 @@ class AstBuilder(TableBuilder, ExtensionBuilder, AclBuilder, ExpressionBuilder):
         )
 
     def stmt_list(self, meta: Meta, children: list[Any]) -> list[Any]:
+        return children
+
+    def import_list(self, meta: Meta, children: list[Any]) -> list[Any]:
         return children
 
     def _workspace_statements(

@@ -3,7 +3,11 @@ schema, and its deployment numbers (Voedger's ``descriptor.json``)."""
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +15,19 @@ from typing import Any
 import orjson
 
 from voedger.appdef import AppDef
-from voedger.appdef.load import compile_app
+from voedger.appdef.load import compile_packages
 from voedger.blobs.keys import TEMPLATE_BLOB
 from voedger.extensions import Registry, check_extensions, load_extensions
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAX_NUM_APP_WORKSPACES
+from voedger.vsql.loader import external_packages, load_app_packages
 
 APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z][A-Za-z0-9_-]*")
 MAX_PARTITIONS = 0xFFFF
+IMAGE_FORMAT = "voedger-image/1"
+IMAGE_MANIFEST = "image.json"
+"""An image file is a zip of the application's folder (``vpm build``) with this manifest in it."""
+MAX_IMAGE_BYTES = 512 * 1024 * 1024
+"""The most an image may unpack to."""
 
 
 class ImageError(Exception):
@@ -37,20 +47,24 @@ class AppImage:
 
 
 def load_image(name: str, directory: Path | str) -> AppImage:
-    """Compile and check the application in ``directory`` to be deployed as ``name``."""
+    """Compile and check the application to be deployed as ``name``: a folder, or an image file
+    ``vpm build`` wrote (unpacked into a folder of this process, removed when it exits)."""
     from voedger.vsql.errors import VSQLError
 
     if not APP_NAME.fullmatch(name):
         raise ImageError(f"application name {name!r} must look like owner/app (letters, digits, _ and -)")
     root = Path(directory)
-    if not root.is_dir():
-        raise ImageError(f"application {name}: {root} is not a directory")
+    if root.is_file():
+        root = unpack_image(root, f"application {name}")
+    elif not root.is_dir():
+        raise ImageError(f"application {name}: {root} is neither a directory nor an image file")
     try:
-        appdef = compile_app(root)
+        packages = load_app_packages(root)
+        appdef = compile_packages(packages)
     except VSQLError as exc:
         raise ImageError(f"application {name} does not compile:\n{exc}") from None
     try:
-        impls = load_extensions(root)
+        impls = load_extensions(root, [folder for _, folder in external_packages(root, packages)])
     except Exception as exc:
         raise ImageError(f"application {name}: its Python modules fail to load: {type(exc).__name__}: {exc}") from exc
     problems = check_extensions(appdef, impls)
@@ -131,3 +145,29 @@ def _descriptor(name: str, root: Path) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
             raise ImageError(f"application {name}: descriptor.json {key} must be a number from 1 to {top}")
     return parts, app_ws
+
+
+def unpack_image(file: Path, what: str = "image") -> Path:
+    """Unpack an image file ``vpm build`` wrote into a fresh folder of this process (removed when
+    the process exits) and return the folder; refuses what is not such an image."""
+    try:
+        with zipfile.ZipFile(file) as zf:
+            infos = zf.infolist()
+            try:
+                manifest = orjson.loads(zf.read(IMAGE_MANIFEST))
+            except KeyError:
+                raise ImageError(f"{what}: {file} is not an application image: it has no {IMAGE_MANIFEST}") from None
+            if not isinstance(manifest, dict) or manifest.get("format") != IMAGE_FORMAT:
+                raise ImageError(f"{what}: {file}: {IMAGE_MANIFEST} is not a {IMAGE_FORMAT} manifest")
+            if sum(i.file_size for i in infos) > MAX_IMAGE_BYTES:
+                raise ImageError(f"{what}: {file} unpacks to more than {MAX_IMAGE_BYTES} bytes")
+            for info in infos:
+                parts = info.filename.split("/")
+                if info.filename.startswith("/") or "\\" in info.filename or ".." in parts or ":" in parts[0]:
+                    raise ImageError(f"{what}: {file}: unsafe file name in the image: {info.filename!r}")
+            target = Path(tempfile.mkdtemp(prefix="voedger-image-"))
+            atexit.register(shutil.rmtree, target, True)
+            zf.extractall(target)
+    except (zipfile.BadZipFile, orjson.JSONDecodeError, OSError) as exc:
+        raise ImageError(f"{what}: {file} is not an application image: {exc}") from None
+    return target

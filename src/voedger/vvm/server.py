@@ -5,16 +5,21 @@ cleanly, finishing what it has accepted."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import functools
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from voedger.appdef import QName
+from voedger.appdef.compat import build_tree, check_compat, tree_from_json, tree_to_json
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
@@ -45,13 +50,14 @@ from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectRes
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import Federation, FederationReply
 from voedger.storage import StorageProvider, open_storage
+from voedger.structs.keys import app_state_key
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
 from voedger.structs.singletons import load_singleton_ids
 from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, cluster_id, is_pseudo, partition_of, pseudo_to_app_wsid
 from voedger.syserror import SysError
 from voedger.vvm.federation import HttpFederation
-from voedger.vvm.image import AppImage, load_image
+from voedger.vvm.image import AppImage, ImageError, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
 from voedger.vvm.stats import FederationStats, ForwardStats, HttpStats, ProcessorStats
@@ -64,6 +70,13 @@ APP_WORKSPACE_KIND = "sys.AppWorkspace"
 VVM_APP = "sys/vvm"
 VERIFIED_VALUE_AUDIENCE = "payloads.VerifiedValuePayload"
 """Not an application: the storage of the server processes' own state (secrets, leases)."""
+DEPLOY_APP = QName("cluster", "DeployApp")
+DEPLOYED_SCHEMAS = app_state_key("schema", b"")
+"""The compatibility tree of each application's schema as last served (sys/vvm's storage), so that
+a start over its data with an incompatible schema is told."""
+DEPLOYED_IMAGES = app_state_key("image", b"")
+"""Where the images deployed through c.cluster.DeployApp are kept (in sys/vvm's storage), by
+application name, so that a restarted server deploys them again."""
 
 
 @dataclass
@@ -145,6 +158,9 @@ class VVM:
         self.federation: Federation = LocalFederation(self)
         self.apps: dict[str, DeployedApp] = {}
         self.provider: StorageProvider | None = None
+        self.services: AuthServices | None = None
+        self.vvm_storage: Any = None
+        self._deploying = asyncio.Lock()
         self.started = asyncio.Event()
         self.ownership: Ownership | None = None
         """Partition leases, when the storage is shared with other processes."""
@@ -205,12 +221,19 @@ class VVM:
                 raise ValueError(f"application {name} is given twice")
             names.add(name)
             images.append(load_image(name, directory))
+        uploaded = await self._stored_images(vvm_storage, names)
+        images += uploaded
         services = AuthServices(
             self.tokens,
             apps=self._num_app_workspaces,
             mailer=self.config.mailer,
             guard=PasswordGuard(self.config.clock),
         )
+        self.services = services
+        self.vvm_storage = vvm_storage
+        for image in images:
+            if image.name not in (CLUSTER_APP, REGISTRY_APP):
+                await self._check_schema(vvm_storage, image)
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
@@ -525,7 +548,10 @@ class VVM:
         ip: str = "",
         table: QName | None = None,
     ) -> CommandResult:
-        """Run a command; ``table`` is the table an API v2 URL names for the records it updates."""
+        """Run a command; ``table`` is the table an API v2 URL names for the records it updates.
+        A c.cluster.DeployApp that carries an image (``unloggedArgs.Image``) deploys it here."""
+        if app_name == CLUSTER_APP and command == DEPLOY_APP and isinstance(body.get("unloggedArgs"), dict):
+            return await self.deploy_uploaded(wsid, body, principal)
         app = self.app(app_name)
         with app.stats.commands.timing():
             return await app.partition(wsid).submit(CommandRequest(wsid, command, body, principal, ip=ip, table=table))
@@ -555,6 +581,137 @@ class VVM:
         )
         with app.stats.queries.timing():
             return await app.queries.execute(request)
+
+    # --- deploying an image on a running server -------------------------------------------------
+
+    async def deploy_uploaded(self, wsid: int, body: dict[str, Any], caller: object) -> CommandResult:
+        """``c.cluster.DeployApp`` with the image (a ``vpm build`` file, base64) in
+        ``unloggedArgs.Image``: checked (it compiles, its extensions match, and a new version of a
+        deployed application is backward compatible with it, by ``vpm compat``'s rules), recorded
+        in sys/cluster, kept in storage, and served instead of the old version. Anything refused
+        changes nothing. Only the System principal may deploy."""
+        if not self._is_system(caller):
+            raise SysError(403, "only the System principal (a system token of sys/cluster) deploys applications")
+        if self.ownership is not None:
+            raise SysError(
+                501,
+                "deploying to a running cluster of several processes is not built yet: "
+                "restart its processes with --app owner/name=IMAGE.var",
+            )
+        args = body.get("args")
+        unlogged = body.get("unloggedArgs")
+        if not isinstance(args, dict) or not isinstance(unlogged, dict) or set(unlogged) != {"Image"}:
+            raise SysError(400, "DeployApp with an image takes args (AppQName) and unloggedArgs {Image: base64}")
+        name = args.get("AppQName")
+        if not isinstance(name, str) or name in (CLUSTER_APP, REGISTRY_APP, VVM_APP):
+            raise SysError(400, f"AppQName must name an application other than the platform's, not {name!r}")
+        try:
+            data = base64.b64decode(unlogged["Image"], validate=True)
+        except (ValueError, TypeError):
+            raise SysError(400, "unloggedArgs.Image must be the image file in base64") from None
+        async with self._deploying:
+            image = await asyncio.to_thread(_image_from_bytes, name, data)
+            for key in ("NumPartitions", "NumAppWorkspaces"):
+                given = args.get(key)
+                mine = image.num_partitions if key == "NumPartitions" else image.num_app_workspaces
+                if given is not None and given != mine:
+                    raise SysError(400, f"args.{key} is {given}, the image's descriptor.json says {mine}")
+            old = self.apps.get(name)
+            if old is not None:
+                breaks = check_compat(build_tree(old.image.appdef), image.appdef)
+                if breaks:
+                    lines = "\n".join(str(b) for b in breaks)
+                    raise SysError(
+                        409,
+                        f"application {name}: the new version is not compatible with the deployed one "
+                        f"({len(breaks)} break(s)); nothing was changed:\n{lines}",
+                    )
+            cluster = self.app(CLUSTER_APP)
+            cluster_ws = app_wsid(self.config.cluster_id, 0)
+            numbers = {"NumPartitions": image.num_partitions, "NumAppWorkspaces": image.num_app_workspaces}
+            request: dict[str, Any] = {"args": {"AppQName": name, **numbers}}
+            result = await cluster.partition(cluster_ws).submit(CommandRequest(cluster_ws, DEPLOY_APP, request, SYSTEM))
+            assert self.vvm_storage is not None
+            await self.vvm_storage.put(DEPLOYED_IMAGES, name.encode(), data)
+            await self._check_schema(self.vvm_storage, image)
+            await self._replace(old, image)
+        log.info("%s: deployed from an uploaded image (%d bytes)", name, len(data))
+        return result
+
+    def _is_system(self, caller: object) -> bool:
+        if self.config.insecure_dev:
+            return True
+        if isinstance(caller, TokenInfo):
+            return caller.payload.is_system and caller.app == CLUSTER_APP
+        return caller is SYSTEM
+
+    async def _replace(self, old: DeployedApp | None, image: AppImage) -> None:
+        """Stop the old version's partitions (each finishes the commands it accepted), then serve
+        the new one."""
+        if old is not None:
+            for pid in sorted(old.partitions):
+                await self.released((image.name, pid), lost=False)
+            await old.actualizers.stop()
+            unbind_services(old.image.appdef)
+            del self.apps[image.name]
+        if self.services is not None:
+            bind_services(image.appdef, self.services)
+        await self._deploy(image)
+        app = self.apps[image.name]
+        await asyncio.gather(*(self._open_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+        await asyncio.gather(*(self._run_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+
+    async def _check_schema(self, storage: Any, image: AppImage) -> list[str]:
+        """Compare the schema about to be served with the one last served over this data: each
+        backward-incompatible change is logged as a warning (and returned); then the new one is
+        remembered."""
+        tree = build_tree(image.appdef)
+        stored = await storage.get(DEPLOYED_SCHEMAS, image.name.encode())
+        breaks: list[str] = []
+        if stored is not None:
+            old = None
+            try:
+                old = tree_from_json(orjson.loads(stored))
+            except (ValueError, orjson.JSONDecodeError):
+                log.warning("%s: the schema last served here cannot be read; not compared", image.name)
+            if old is not None:
+                breaks = [str(b) for b in check_compat(old, tree)]
+        if breaks:
+            log.warning(
+                "%s: the schema is not compatible with the one last served over this data (%d break(s)):\n  %s",
+                image.name,
+                len(breaks),
+                "\n  ".join(breaks),
+            )
+        await storage.put(DEPLOYED_SCHEMAS, image.name.encode(), orjson.dumps(tree_to_json(tree)))
+        return breaks
+
+    async def _stored_images(self, storage: Any, given: set[str]) -> list[AppImage]:
+        """The images deployed through DeployApp before, except those the command line names
+        (it wins; a log line says so)."""
+        images: list[AppImage] = []
+        async for c_col, data in storage.read(DEPLOYED_IMAGES):
+            name = c_col.decode()
+            if name in given:
+                log.warning("%s: the image given on the command line replaces the one deployed through DeployApp", name)
+                continue
+            try:
+                images.append(_image_from_bytes(name, data))
+            except SysError as exc:
+                raise ImageError(f"{name}, deployed through DeployApp, cannot be deployed again: {exc}") from None
+            given.add(name)
+        return images
+
+
+def _image_from_bytes(name: str, data: bytes) -> AppImage:
+    """Load an image file's bytes (written to a scratch file that the unpacking replaces)."""
+    with tempfile.NamedTemporaryFile(suffix=".var") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        try:
+            return load_image(name, Path(tmp.name))
+        except ImageError as exc:
+            raise SysError(400, str(exc)) from None
 
 
 class LocalFederation:
