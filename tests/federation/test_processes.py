@@ -274,7 +274,7 @@ async def test_the_main_cluster_rotates_its_key_without_downtime(federation: Fed
         while not listed():  # the servers reload their keys, the main cluster publishes them
             assert time.monotonic() < deadline, "the staged key did not reach the directory"
             await asyncio.sleep(0.5)
-        done = voedger("keys", "activate", "--storage", main, new_kid)
+        done = voedger("keys", "activate", "--storage", main, "--", new_kid)  # a key ID may start with "-"
         assert done.returncode == 0, done.stderr
 
         async def signed_with_new() -> Any:
@@ -294,9 +294,9 @@ async def test_the_main_cluster_rotates_its_key_without_downtime(federation: Fed
             assert r.status_code == 200, r.text
         listing = voedger("keys", "list", "--storage", main)
         assert f"* {new_kid}" in listing.stdout and old_kid in listing.stdout, listing.stdout
-        done = voedger("keys", "remove", "--storage", main, new_kid)
+        done = voedger("keys", "remove", "--storage", main, "--", new_kid)
         assert done.returncode == 1 and "signing key cannot be removed" in done.stderr
-        done = voedger("keys", "remove", "--storage", main, old_kid)
+        done = voedger("keys", "remove", "--storage", main, "--", old_kid)
         assert done.returncode == 0, done.stderr
         deadline = time.monotonic() + 40
         while True:  # the old key's tokens stop verifying everywhere
