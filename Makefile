@@ -7,7 +7,7 @@ NATIVE := .native
 NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
-        cluster-start cluster-stop bench bench-tools bench-commands clean native test-native
+        cluster-start cluster-stop test-ctool ctool-packages bench bench-tools bench-commands clean native test-native
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ run: $(STAMP)
 	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests (as Python, then as the native build), the
-# one-node Cassandra tier, the cluster tier.
-test: check unit test-native test-cassandra test-cluster
+# one-node Cassandra tier, the cluster tier, ctool on SSH test nodes.
+test: check unit test-native test-cassandra test-cluster test-ctool
 
 check: lint typecheck
 
@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest -m "not cassandra and not cluster" -q
+	$(PY) -m pytest -m "not cassandra and not cluster and not ctool" -q
 
 # A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
 # 12 examples per operation; this sends 300).
@@ -51,7 +51,7 @@ $(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
 native: $(NATIVE_STAMP)
 
 test-native: native
-	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster" -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not ctool" -q
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -84,6 +84,14 @@ test-cluster-moves: $(STAMP)
 	$(MAKE) cluster-start
 	VOEDGER_TEST_CLUSTER=127.0.0.1,127.0.0.2,127.0.0.3 $(PY) -m pytest -m "cluster and moves" -q; \
 	  rc=$$?; $(MAKE) cluster-stop; exit $$rc
+
+# ctool installs clusters over SSH onto test nodes: sshd's on 127.0.0.11, .12, ... (Debian's
+# openssh-server; supervisor runs the services), installed here if missing.
+ctool-packages: $(STAMP)
+	$(PY) -m voedger.devtools.sshnodes ensure-packages
+
+test-ctool: ctool-packages
+	$(PY) -m pytest -m ctool -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage.py

@@ -18,6 +18,7 @@ Only processes recorded in the nodes' pid files are ever signalled.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from voedger.ctool import layout
 
 SSHD = "/usr/sbin/sshd"
 SUPERVISORD = "/usr/bin/supervisord"
@@ -284,16 +287,51 @@ def start_node(node: SshNode, timeout: float = 15.0) -> int:
         time.sleep(0.05)
 
 
-def stop_node(node: SshNode, timeout: float = 10.0) -> bool:
-    """SIGTERM the node's recorded sshd (its open sessions are cut); False if it was down.
+def session_pids(listener: int) -> list[int]:
+    """The per-connection sshd processes the listener ``listener`` forked (its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == listener:
+            found.append(int(entry.name))
+    return found
 
-    sshd's listener exits at once; the sessions it forked (and what they started, such as a
-    node's supervisord) are not its pid and keep running, as on a real host whose sshd stops.
+
+def sessions(node: SshNode) -> list[int]:
+    """The node's authenticated sessions (``sshd: user@...``), by pid."""
+    listener = node_pid(node)
+    found = []
+    for child in session_pids(listener) if listener is not None else []:
+        try:
+            if b"@" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def stop_node(node: SshNode, timeout: float = 10.0, cut_sessions: bool = True) -> bool:
+    """SIGTERM the node's recorded sshd; False if it was down.
+
+    With ``cut_sessions`` the connections it serves are cut too (the children it forked, each
+    its own sshd, signalled by pid), as when a host goes off the network: a client holding a
+    multiplexed connection open would otherwise go on through it. What a session started in the
+    background (a node's supervisord) has left the session and keeps running.
     """
     pid = node_pid(node)
     if pid is None:
         return False
+    children = session_pids(pid) if cut_sessions else []
     os.kill(pid, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _pid_is_alive(pid):
         if time.monotonic() > deadline:
@@ -301,6 +339,26 @@ def stop_node(node: SshNode, timeout: float = 10.0) -> bool:
             deadline = time.monotonic() + timeout
         time.sleep(0.05)
     node.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def stop_services(node: SshNode, timeout: float = 30.0) -> bool:
+    """Stop the supervisord ctool started under the node's root (and so its programs), by pid."""
+    conf = layout.under(str(node.root), layout.SUPERVISORD_CONF)
+    try:
+        pid = int(Path(layout.under(str(node.root), layout.SUPERVISORD_PID)).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    if conf not in cmdline or not _pid_is_alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_is_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.1)
     return True
 
 
