@@ -38,3 +38,11 @@ def ssh_nodes(short_tmp: Path) -> Iterator[Callable[[int], sshnodes.SshCluster]]
         sshnodes.stop(cluster)
         for node in cluster.nodes:
             sshnodes.stop_services(node)
+
+
+@pytest.fixture(scope="session")
+def server_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's wheel, built once from this checkout for the tests that pass --wheel."""
+    from voedger.ctool import wheel
+
+    return wheel.build(tmp_path_factory.mktemp("wheel"))

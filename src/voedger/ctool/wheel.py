@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,26 +31,29 @@ def build(dest: Path) -> Path:
     if root is None:
         raise WheelError("ctool does not run from a checkout of the server: give the server's wheel with --wheel")
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ctool-wheel-") as out:
+    with tempfile.TemporaryDirectory(prefix="ctool-wheel-") as tmp:
+        # From a clean copy of the sources: a checkout's build/ may hold a native build's objects.
+        source = Path(tmp) / "source"
+        source.mkdir()
+        for name in ("pyproject.toml", "setup.py", "README.md"):
+            shutil.copy2(root / name, source / name)
+        shutil.copytree(
+            root / "src",
+            source / "src",
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info", "*.pyc"),
+        )
+        out = Path(tmp) / "out"
+        env = {k: v for k, v in os.environ.items() if k != "VOEDGER_NATIVE"}
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "-w",
-                out,
-                str(root),
-            ],
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), "."],
+            cwd=source,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
             stdin=subprocess.DEVNULL,
         )
-        wheels = list(Path(out).glob("voedger-*.whl"))
+        wheels = list(out.glob("voedger-*.whl"))
         if done.returncode != 0 or len(wheels) != 1:
             raise WheelError(f"pip wheel of {root} failed:\n{(done.stdout + done.stderr).strip()[-2000:]}")
         return Path(shutil.copy2(wheels[0], dest / wheels[0].name))
