@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -135,13 +136,16 @@ def test_dry_run_changes_nothing_on_the_node(ssh_nodes: Nodes, short_tmp: Path, 
     assert "The virtual environment exists: changed" in done.stderr
 
 
-def test_host_keys_are_checked(ssh_nodes: Nodes, short_tmp: Path, server_wheel: Path) -> None:
+def test_failures_name_the_node_and_the_step_and_repeat_finishes(
+    ssh_nodes: Nodes, short_tmp: Path, server_wheel: Path
+) -> None:
     cluster = ssh_nodes(2)
     folder = short_tmp / "ops"
     folder.mkdir()
-    # known_hosts lists node 2's key under node 1's address: ctool must not connect.
-    lines = cluster.known_hosts.read_text().splitlines()
     first = cluster.nodes[0]
+    # known_hosts gives node 2's key for node 1's address: ctool must not connect.
+    good = cluster.known_hosts.read_text()
+    lines = good.splitlines()
     cluster.known_hosts.write_text(f"[{first.address}]:{first.port} " + " ".join(lines[1].split()[1:]) + "\n")
     done = ctool(folder, *init_args(cluster, "--wheel", str(server_wheel)))
     assert done.returncode == 1
@@ -150,7 +154,28 @@ def test_host_keys_are_checked(ssh_nodes: Nodes, short_tmp: Path, server_wheel: 
     assert "run: ctool repeat" in done.stderr
     data = cluster_json(folder)
     assert data["Cmd"]["Kind"] == "init" and "prepare" in data["Nodes"][0]["Error"]
+    assert "LastAttemptError" in data
     assert not (first.root / "opt").exists()
+
+    # The right host key, but the server's port is taken: the service step fails and says why.
+    cluster.known_hosts.write_text(good)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((first.address, HTTP_PORT))
+        squatter.listen()
+        failed = ctool(folder, "repeat")
+    assert failed.returncode == 1
+    assert "node n1-node (127.0.0.11) failed at step 'service'" in failed.stderr, failed.stderr
+    assert "the server does not run" in failed.stderr
+    assert cluster_json(folder)["Nodes"][0]["DesiredNodeState"]["StepsDone"] == ["prepare", "server"]
+
+    # The port is free again: repeat redoes the service step only, and the server serves.
+    repeated = ctool(folder, "repeat")
+    assert repeated.returncode == 0, repeated.stdout + repeated.stderr
+    assert "n1-node: service (" in repeated.stderr and "n1-node: server (" not in repeated.stderr
+    assert check(first.address) == 200
+    data = cluster_json(folder)
+    assert "Cmd" not in data and "LastAttemptError" not in data and "Error" not in data["Nodes"][0]
 
 
 def test_an_init_cut_by_a_stopped_sshd_is_finished_by_repeat(

@@ -86,6 +86,7 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The server's wheel to install [default: built from this checkout].",
 )
+@click.option("--cassandra-heap", default="1G", show_default=True, help="SE: the Java heap of each node's Cassandra.")
 @_dry_run
 @_common
 def init(
@@ -98,11 +99,13 @@ def init(
     node_root: str,
     http_port: int,
     server_wheel: Path | None,
+    cassandra_heap: str,
     dry_run: bool,
     cluster_dir: Path,
     verbose: bool,
 ) -> None:
-    """Install a cluster: CE is one node (ctool init CE <host>)."""
+    """Install a cluster: CE is one node (ctool init CE <host>); SE is three or more, each running a
+    Cassandra node and a server process (ctool init SE <host1> <host2> <host3> ...)."""
     from voedger.ctool import ops
 
     try:
@@ -117,6 +120,7 @@ def init(
             node_root=node_root,
             http_port=http_port,
             server_wheel=server_wheel,
+            cassandra_heap=cassandra_heap,
         )
     except ops.CtoolError as exc:
         _fail(exc)

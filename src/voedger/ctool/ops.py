@@ -24,7 +24,10 @@ from voedger.ctool import engine, state, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 
-STEPS: dict[str, tuple[str, ...]] = {"CE": ("prepare", "server", "service", "check")}
+STEPS: dict[str, tuple[str, ...]] = {
+    "CE": ("prepare", "server", "service", "check"),
+    "SE": ("prepare", "cassandra", "server", "service", "check"),
+}
 """Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
 
 DRY_RUN_DIR = ".dry-run"
@@ -96,6 +99,7 @@ def init(
     node_root: str,
     http_port: int,
     server_wheel: Path | None,
+    cassandra_heap: str = "1G",
 ) -> Cluster:
     edition = edition.upper()
     if edition == "N1":
@@ -104,8 +108,10 @@ def init(
         raise CtoolError(f"invalid cluster edition {edition!r} (expected CE or SE)")
     if edition == "CE" and len(hosts) != 1:
         raise CtoolError(f"invalid number of arguments: ctool init CE takes one host, got {len(hosts)}")
-    if edition == "SE":
-        raise CtoolError("ctool init SE is not available in this version yet: install one node with ctool init CE")
+    if edition == "SE" and len(hosts) < state.SE_MIN_NODES:
+        raise CtoolError(
+            f"invalid number of arguments: ctool init SE takes {state.SE_MIN_NODES} hosts or more, got {len(hosts)}"
+        )
     for host in hosts:
         try:
             ipaddress.ip_address(host)
@@ -135,6 +141,14 @@ def init(
         )
     except wheel.WheelError as exc:
         raise CtoolError(str(exc)) from None
+    jars = ""
+    if edition == "SE":
+        from voedger.ctool import cassandra
+
+        try:
+            jars = str(cassandra.jars_tarball(folder / "cassandra"))
+        except RuntimeError as exc:
+            raise CtoolError(str(exc)) from None
     cluster = Cluster(
         edition=edition,
         ssh_port=ssh_port,
@@ -143,6 +157,8 @@ def init(
         known_hosts=str(known_hosts.resolve()),
         http_port=http_port,
         server_wheel=str(built),
+        cassandra_jars=jars,
+        cassandra_heap=cassandra_heap if edition == "SE" else "",
         desired_version=__version__,
         cmd=Command("init", [edition, *hosts]),
         nodes=[
@@ -194,9 +210,21 @@ def _connection(cluster: Cluster) -> engine.Connection:
     )
 
 
+def server_storage(cluster: Cluster) -> str:
+    """The server's ``--storage``: SQLite under the node root (CE), the nodes' Cassandra (SE)."""
+    if cluster.edition != "SE":
+        return ""
+    hosts = ",".join(n.address for n in cluster.nodes)
+    return f"cassandra://{hosts}/?replication={min(3, len(cluster.nodes))}"
+
+
 def _variables(cluster: Cluster) -> dict[str, Any]:
     return {
         "server_wheel": cluster.server_wheel,
+        "server_storage": server_storage(cluster),
+        "check_retries": 90 if cluster.edition == "SE" else 30,
+        "cassandra_jars": cluster.cassandra_jars,
+        "java": "/usr/bin/java",
         "server_version": cluster.desired_version or cluster.actual_version,
         "http_port": cluster.http_port,
         "node_python": engine.NODE_PYTHON,
@@ -204,8 +232,16 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _target(node: Node) -> engine.Target:
-    return engine.Target(name=node.name, address=node.address, node_root=node.node_root)
+def _target(node: Node, cluster: Cluster | None = None) -> engine.Target:
+    extra: dict[str, Any] = {}
+    if cluster is not None and cluster.edition == "SE":
+        from voedger.ctool import cassandra
+
+        addresses = [n.address for n in cluster.nodes]
+        extra = cassandra.node_files(
+            node.node_root, node.address, addresses.index(node.address), addresses, cluster.cassandra_heap
+        )
+    return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
 
 
 def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
@@ -217,8 +253,9 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     steps = STEPS[cluster.edition]
     log = CommandLog(folder, command_name)
     log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
-    if cluster.server_wheel and not Path(cluster.server_wheel).is_file():
-        raise CtoolError(f"the server's wheel {cluster.server_wheel} is gone: put it back, then run: ctool repeat")
+    for what, path in (("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)):
+        if path and not Path(path).is_file():
+            raise CtoolError(f"{what} {path} is gone: put it back, then run: ctool repeat")
     failed: dict[str, tuple[str, str, bool]] = {}
     began = time.monotonic()
     try:
@@ -244,7 +281,7 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                     display.step_started(node.name, step)
                 result = engine.run_step(
                     step,
-                    [_target(n) for n in todo],
+                    [_target(n, cluster) for n in todo],
                     _connection(cluster),
                     log.dir / "ansible",
                     _variables(cluster),

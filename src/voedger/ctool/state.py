@@ -116,6 +116,8 @@ class Cluster:
     known_hosts: str
     http_port: int
     server_wheel: str = ""
+    cassandra_jars: str = ""
+    cassandra_heap: str = ""
     actual_version: str = ""
     desired_version: str = ""
     cmd: Command | None = None
@@ -145,6 +147,9 @@ class Cluster:
                 "ServerWheel": self.server_wheel,
             }
         )
+        if self.edition == "SE":
+            out["CassandraJars"] = self.cassandra_jars
+            out["CassandraHeap"] = self.cassandra_heap
         if self.cmd:
             out["Cmd"] = {"Kind": self.cmd.kind, "Args": list(self.cmd.args)}
         if self.last_attempt_error:
@@ -178,6 +183,8 @@ class Cluster:
             known_hosts=str(data.get("KnownHosts", "")),
             http_port=http_port,
             server_wheel=str(data.get("ServerWheel", "")),
+            cassandra_jars=str(data.get("CassandraJars", "")),
+            cassandra_heap=str(data.get("CassandraHeap", "")),
             actual_version=str(data.get("ActualClusterVersion", "")),
             desired_version=str(data.get("DesiredClusterVersion", "")),
             cmd=command,
@@ -262,6 +269,8 @@ def problems(cluster: Cluster) -> list[str]:
     if cluster.cmd is None and not cluster.actual_version:
         found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
 
+    if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
+        found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
     count = len(cluster.nodes)
     if cluster.edition == "CE" and count != 1:
         found.append(f"a CE cluster has one node, this one has {count}")
