@@ -91,7 +91,7 @@ ctool-packages: $(STAMP)
 	$(PY) -m voedger.devtools.sshnodes ensure-packages
 
 test-ctool: ctool-packages
-	$(PY) -m pytest -m ctool -q
+	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage.py

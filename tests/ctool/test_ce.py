@@ -93,6 +93,7 @@ def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> N
     assert (root / "opt/voedger/venv/bin/voedger").exists()
     assert (root / "run/voedger/supervisord.pid").exists()
     assert any((root / "var/lib/voedger").iterdir())
+    assert (root / "var/tmp/ansible").is_dir()  # even Ansible's temporary files
     supervisord = int((root / "run/voedger/supervisord.pid").read_text())
     assert f"{root}/etc/voedger/supervisord.conf" in Path(f"/proc/{supervisord}/cmdline").read_bytes().decode()
 

@@ -131,6 +131,8 @@ def run_step(
             "node_name": t.name,
             "node_address": t.address,
             "node_root": t.node_root.rstrip("/") if t.node_root != "/" else "/",
+            # A node confined to a root folder keeps Ansible's temporary files there too.
+            **({"ansible_remote_tmp": f"{t.node_root.rstrip('/')}/var/tmp/ansible"} if t.node_root != "/" else {}),
             **t.extra,
         }
         for t in targets
