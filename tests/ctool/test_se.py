@@ -76,4 +76,5 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(ssh_nodes: Nodes, short_t
     assert status.returncode == 0, status.stderr
     assert status.stdout.count("cassandra RUNNING") == 3 and status.stdout.count("voedger RUNNING") == 3
     assert status.stdout.count("200 ok") == 3
+    assert "database ring: healthy, 3 nodes, each sees the others" in status.stdout
     assert ctool(folder, "validate").returncode == 0

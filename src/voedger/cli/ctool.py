@@ -176,7 +176,11 @@ def status(cluster_dir: Path, verbose: bool) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(row.name, row.address, row.role, row.state, row.ssh, "\n".join(row.services) or "-", row.server)
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    ring = ops.ring_status(cluster)
+    if ring:
+        console.print(ring, markup=False)
 
 
 @main.command()

@@ -380,6 +380,24 @@ def server_answer(address: str, port: int, timeout: float = 3.0) -> str:
     return f"{response.status_code} {response.text.strip()[:40]}"
 
 
+def ring_status(cluster: Cluster) -> str:
+    """SE: what the Cassandra ring looks like from here (every node sees every other), else ""."""
+    if cluster.edition != "SE":
+        return ""
+    from voedger.devtools import cassandra as dev
+
+    ring = [dev.Node(n.name, n.address, Path("/"), "", "", 0, None, False) for n in cluster.nodes]
+    for attempt in range(3):  # a node the driver has just marked down may be back a moment later
+        problems = dev.ring_problems(ring)
+        if not problems:
+            break
+        if attempt < 2:
+            time.sleep(2)
+    if problems:
+        return "database ring: NOT healthy: " + "; ".join(problems)
+    return f"database ring: healthy, {len(ring)} nodes, each sees the others"
+
+
 def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
     try:
         cluster = state.load(opts.folder)
