@@ -1,26 +1,189 @@
-"""``ctool``: installs and operates clusters."""
+"""``ctool``: installs and operates clusters over SSH (``voedger.ctool``; Ansible does the steps)."""
 
 from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from voedger import __version__
-from voedger.cli.common import not_built
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(func: F) -> F:
+    """The options every command takes, after its name (Voedger's are global flags)."""
+    func = click.option(
+        "--cluster-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=".",
+        envvar="VOEDGER_CTOOL_DIR",
+        show_default=True,
+        help="Where cluster.json and the logs are.",
+    )(func)
+    func = click.option("-v", "--verbose", is_flag=True, help="Show every task on every node.")(func)
+    return func
+
+
+def _dry_run(func: F) -> F:
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Run on a copy of cluster.json (.dry-run/) with Ansible's check mode: nothing changes on the nodes.",
+    )(func)
+
+
+def _options(cluster_dir: Path, verbose: bool, dry_run: bool = False) -> Any:
+    from voedger.ctool.ops import Options
+
+    return Options(folder=cluster_dir.resolve(), dry_run=dry_run, verbose=verbose)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(1)
 
 
 @click.group()
 @click.version_option(__version__, prog_name="ctool")
 def main() -> None:
-    """Install and operate Voedger clusters."""
+    """Install and operate Voedger clusters over SSH."""
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def init() -> None:
-    """Initialise a cluster (CE or SE)."""
-    not_built("ctool init", "the cluster tooling")
+@main.command()
+@click.argument("edition", metavar="CE|SE")
+@click.argument("hosts", nargs=-1, required=True)
+@click.option(
+    "--ssh-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="VOEDGER_SSH_KEY",
+    required=True,
+    help="Private key of the SSH user on the nodes (or VOEDGER_SSH_KEY).",
+)
+@click.option("-p", "--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
+@click.option("--ssh-user", default=lambda: os.environ.get("LOGNAME") or getpass.getuser(), help="[default: $LOGNAME]")
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: str(Path.home() / ".ssh" / "known_hosts"),
+    help="The nodes' host keys, checked on every connection. [default: ~/.ssh/known_hosts]",
+)
+@click.option(
+    "--node-root",
+    default="/",
+    show_default=True,
+    help="Folder every installed path goes under on the nodes; {host} is the node's address (for test nodes).",
+)
+@click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True)
+@click.option(
+    "--wheel",
+    "server_wheel",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's wheel to install [default: built from this checkout].",
+)
+@click.option("--cassandra-heap", default="1G", show_default=True, help="SE: the Java heap of each node's Cassandra.")
+@_dry_run
+@_common
+def init(
+    edition: str,
+    hosts: tuple[str, ...],
+    ssh_key: Path,
+    ssh_port: int,
+    ssh_user: str,
+    known_hosts: Path,
+    node_root: str,
+    http_port: int,
+    server_wheel: Path | None,
+    cassandra_heap: str,
+    dry_run: bool,
+    cluster_dir: Path,
+    verbose: bool,
+) -> None:
+    """Install a cluster: CE is one node (ctool init CE <host>); SE is three or more, each running a
+    Cassandra node and a server process (ctool init SE <host1> <host2> <host3> ...)."""
+    from voedger.ctool import ops
+
+    try:
+        ops.init(
+            _options(cluster_dir, verbose, dry_run),
+            edition,
+            hosts,
+            ssh_key=ssh_key,
+            ssh_port=ssh_port,
+            ssh_user=ssh_user,
+            known_hosts=known_hosts,
+            node_root=node_root,
+            http_port=http_port,
+            server_wheel=server_wheel,
+            cassandra_heap=cassandra_heap,
+        )
+    except ops.CtoolError as exc:
+        _fail(exc)
 
 
-@main.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def validate() -> None:
-    """Validate cluster.json."""
-    not_built("ctool validate", "the cluster tooling")
+@main.command()
+@_dry_run
+@_common
+def repeat(dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
+    """Finish the command that cluster.json records as not completed."""
+    from voedger.ctool import ops
+
+    try:
+        done = ops.repeat(_options(cluster_dir, verbose, dry_run))
+    except ops.CtoolError as exc:
+        _fail(exc)
+    if done is None:
+        click.echo("Nothing to repeat: the cluster's last command completed.")
+
+
+@main.command()
+@_common
+def validate(cluster_dir: Path, verbose: bool) -> None:
+    """Check cluster.json: edition, nodes, addresses, states, versions."""
+    from voedger.ctool import ops
+
+    found = ops.validate(_options(cluster_dir, verbose))
+    if found:
+        for problem in found:
+            click.echo(f"- {problem}", err=True)
+        _fail(RuntimeError(f"cluster.json is not valid ({len(found)} problem(s))"))
+    click.echo("cluster.json is valid")
+
+
+@main.command()
+@_common
+def status(cluster_dir: Path, verbose: bool) -> None:
+    """Show the nodes, their services and what each server answers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from voedger.ctool import ops
+
+    try:
+        cluster, rows = ops.status(_options(cluster_dir, verbose))
+    except ops.CtoolError as exc:
+        _fail(exc)
+    title = f"{cluster.edition} cluster, version {cluster.actual_version or '-'}"
+    if cluster.cmd:
+        title += f", pending: {cluster.cmd}"
+    table = Table(title=title)
+    for column in ("Node", "Address", "Role", "State", "SSH", "Services", "Server /api/check"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, row.address, row.role, row.state, row.ssh, "\n".join(row.services) or "-", row.server)
+    console = Console(width=160)
+    console.print(table)
+    ring = ops.ring_status(cluster)
+    if ring:
+        console.print(ring, markup=False)
+
+
+@main.command()
+def version() -> None:
+    """Print ctool's version (the version of the clusters it installs)."""
+    click.echo(f"ctool version {__version__}")

@@ -1,0 +1,449 @@
+"""ctool's commands: they change ``cluster.json`` first, then drive the nodes toward it.
+
+A command records itself (``Cmd``) and the desired state of its nodes, then runs its steps in
+order, each on every node that has not done it yet; a node that fails a step keeps its error and
+does no further step. Each step done is written to the node's desired state at once, so
+``ctool repeat`` carries on where the command stopped. When every node is done, the desired
+states become the actual ones and the command is cleared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voedger import __version__
+from voedger.ctool import engine, state, wheel
+from voedger.ctool.display import CommandLog, Display
+from voedger.ctool.state import Cluster, Command, Node, NodeState
+
+STEPS: dict[str, tuple[str, ...]] = {
+    "CE": ("prepare", "server", "service", "check"),
+    "SE": ("prepare", "cassandra", "server", "service", "check"),
+}
+"""Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
+
+DRY_RUN_DIR = ".dry-run"
+
+
+class CtoolError(RuntimeError):
+    """A command failed; the message says what, where, and what to run next."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    folder: Path
+    dry_run: bool = False
+    verbose: bool = False
+
+    @property
+    def state_folder(self) -> Path:
+        """Where cluster.json and the logs are: ``.dry-run/`` beside them for a dry run."""
+        return self.folder / DRY_RUN_DIR if self.dry_run else self.folder
+
+
+def _prepare_dry_run(opts: Options) -> None:
+    """A dry run works on a copy of cluster.json, so the real one is never touched."""
+    if not opts.dry_run:
+        return
+    target = opts.state_folder
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    source = state.cluster_file(opts.folder)
+    if source.exists():
+        shutil.copy2(source, state.cluster_file(target))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("+")[0].split("-")[0].split("."))
+
+
+def check_version(cluster: Cluster) -> None:
+    """Voedger's rule: this ctool must be of the cluster's version (the pending one if any)."""
+    version = cluster.desired_version if cluster.cmd else cluster.actual_version
+    if not version:
+        return
+    ours, theirs = _version_tuple(__version__), _version_tuple(version)
+    if ours > theirs:
+        raise CtoolError(
+            f"ctool version {__version__} is newer than cluster version {version}: incorrect version "
+            "(an upgrade of the cluster is needed first)"
+        )
+    if ours < theirs:
+        raise CtoolError(
+            f"cluster version {version} is newer than ctool version {__version__}\n"
+            f"you should use the ctool version {version}: incorrect version"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# init
+
+
+def init(
+    opts: Options,
+    edition: str,
+    hosts: Sequence[str],
+    ssh_key: Path,
+    ssh_port: int,
+    ssh_user: str,
+    known_hosts: Path,
+    node_root: str,
+    http_port: int,
+    server_wheel: Path | None,
+    cassandra_heap: str = "1G",
+) -> Cluster:
+    edition = edition.upper()
+    if edition == "N1":
+        edition = "CE"
+    if edition not in state.EDITIONS:
+        raise CtoolError(f"invalid cluster edition {edition!r} (expected CE or SE)")
+    if edition == "CE" and len(hosts) != 1:
+        raise CtoolError(f"invalid number of arguments: ctool init CE takes one host, got {len(hosts)}")
+    if edition == "SE" and len(hosts) < state.SE_MIN_NODES:
+        raise CtoolError(
+            f"invalid number of arguments: ctool init SE takes {state.SE_MIN_NODES} hosts or more, got {len(hosts)}"
+        )
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise CtoolError(f"{host!r} is not an IP address: give the nodes by address") from None
+    if len(set(hosts)) != len(hosts):
+        raise CtoolError("a host is given twice")
+    if state.cluster_file(opts.folder).exists():
+        raise CtoolError(
+            f"the cluster configuration already exists ({state.cluster_file(opts.folder)}); "
+            "to finish its pending command run: ctool repeat"
+        )
+    if not ssh_key.is_file():
+        raise CtoolError(f"the SSH key {ssh_key} does not exist (--ssh-key, or VOEDGER_SSH_KEY)")
+    if not known_hosts.is_file():
+        raise CtoolError(
+            f"{known_hosts} does not exist: ctool checks the nodes' host keys, add them there first "
+            "(ssh-keyscan, checked against the nodes) or give --known-hosts"
+        )
+    if not node_root.startswith("/"):
+        raise CtoolError(f"--node-root {node_root!r} must be an absolute path")
+    _prepare_dry_run(opts)
+    folder = opts.state_folder
+    try:
+        built = (
+            wheel.adopt(server_wheel.resolve(), folder / "wheels") if server_wheel else wheel.build(folder / "wheels")
+        )
+    except wheel.WheelError as exc:
+        raise CtoolError(str(exc)) from None
+    jars = ""
+    if edition == "SE":
+        from voedger.ctool import cassandra
+
+        try:
+            jars = str(cassandra.jars_tarball(folder / "cassandra"))
+        except RuntimeError as exc:
+            raise CtoolError(str(exc)) from None
+    cluster = Cluster(
+        edition=edition,
+        ssh_port=ssh_port,
+        ssh_user=ssh_user,
+        ssh_key=str(ssh_key.resolve()),
+        known_hosts=str(known_hosts.resolve()),
+        http_port=http_port,
+        server_wheel=str(built),
+        cassandra_jars=jars,
+        cassandra_heap=cassandra_heap if edition == "SE" else "",
+        desired_version=__version__,
+        cmd=Command("init", [edition, *hosts]),
+        nodes=[
+            Node(
+                name=state.node_name(edition, i),
+                role=state.ROLES[edition][0],
+                node_root=state.node_root_for(node_root, host),
+                desired=NodeState(address=host, version=__version__),
+            )
+            for i, host in enumerate(hosts)
+        ],
+    )
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("the new cluster's configuration is invalid: " + "; ".join(found))
+    state.save(cluster, folder)
+    return _apply(opts, cluster, "init")
+
+
+# --------------------------------------------------------------------------------------------
+# repeat
+
+
+def repeat(opts: Options) -> Cluster | None:
+    """Finish the pending command; None if there is none."""
+    _prepare_dry_run(opts)
+    try:
+        cluster = state.load(opts.state_folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    if cluster.cmd is None:
+        return None
+    check_version(cluster)
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("cluster.json is inconsistent, not repeating: " + "; ".join(found))
+    for node in cluster.nodes:
+        node.error = ""
+    return _apply(opts, cluster, "repeat")
+
+
+# --------------------------------------------------------------------------------------------
+# Carrying out a command
+
+
+def _connection(cluster: Cluster) -> engine.Connection:
+    return engine.Connection(
+        user=cluster.ssh_user, port=cluster.ssh_port, key=cluster.ssh_key, known_hosts=cluster.known_hosts
+    )
+
+
+def server_storage(cluster: Cluster) -> str:
+    """The server's ``--storage``: SQLite under the node root (CE), the nodes' Cassandra (SE)."""
+    if cluster.edition != "SE":
+        return ""
+    hosts = ",".join(n.address for n in cluster.nodes)
+    return f"cassandra://{hosts}/?replication={min(3, len(cluster.nodes))}"
+
+
+def _variables(cluster: Cluster) -> dict[str, Any]:
+    return {
+        "server_wheel": cluster.server_wheel,
+        "server_storage": server_storage(cluster),
+        "check_retries": 90 if cluster.edition == "SE" else 30,
+        "cassandra_jars": cluster.cassandra_jars,
+        "java": "/usr/bin/java",
+        "server_version": cluster.desired_version or cluster.actual_version,
+        "http_port": cluster.http_port,
+        "node_python": engine.NODE_PYTHON,
+        "ctool_version": __version__,
+    }
+
+
+def _target(node: Node, cluster: Cluster | None = None) -> engine.Target:
+    extra: dict[str, Any] = {}
+    if cluster is not None and cluster.edition == "SE":
+        from voedger.ctool import cassandra
+
+        addresses = [n.address for n in cluster.nodes]
+        extra = cassandra.node_files(
+            node.node_root, node.address, addresses.index(node.address), addresses, cluster.cassandra_heap
+        )
+    return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
+
+
+def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
+    assert cluster.cmd is not None
+    problem = engine.environment_ok()
+    if problem:
+        raise CtoolError(problem)
+    folder = opts.state_folder
+    steps = STEPS[cluster.edition]
+    log = CommandLog(folder, command_name)
+    log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
+    for what, path in (("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)):
+        if path and not Path(path).is_file():
+            raise CtoolError(f"{what} {path} is gone: put it back, then run: ctool repeat")
+    failed: dict[str, tuple[str, str, bool]] = {}
+    began = time.monotonic()
+    try:
+        with Display(log, verbose=opts.verbose or opts.dry_run) as display:
+            pending = [n for n in cluster.nodes if n.desired is not None]
+            for node in pending:
+                assert node.desired is not None
+                done = len([s for s in steps if s in node.desired.steps_done])
+                display.add_node(node.name, f"{node.name} ({node.address})", len(steps), done)
+            for step in steps:
+                todo: list[Node] = []
+                for node in pending:
+                    assert node.desired is not None
+                    if node.name in failed:
+                        continue
+                    if step in node.desired.steps_done:
+                        display.step_skipped(node.name, step)
+                        continue
+                    todo.append(node)
+                if not todo:
+                    continue
+                for node in todo:
+                    display.step_started(node.name, step)
+                result = engine.run_step(
+                    step,
+                    [_target(n, cluster) for n in todo],
+                    _connection(cluster),
+                    log.dir / "ansible",
+                    _variables(cluster),
+                    display.event,
+                    check=opts.dry_run,
+                    verbose=opts.verbose,
+                )
+                for node in todo:
+                    assert node.desired is not None
+                    if result.ok(node.name):
+                        node.desired.steps_done.append(step)
+                        display.step_done(node.name, step)
+                    else:
+                        why = result.failures[node.name]
+                        node.error = f"step {step}: {why}"
+                        failed[node.name] = (step, why, node.name in result.unreachable)
+                        display.step_failed(node.name, step, why)
+                state.save(cluster, folder)
+            if not failed:
+                for node in pending:
+                    assert node.desired is not None
+                    node.actual = NodeState(address=node.desired.address, version=node.desired.version)
+                    node.desired = None
+                    node.error = ""
+                cluster.actual_version = cluster.desired_version or cluster.actual_version
+                cluster.desired_version = ""
+                cluster.cmd = None
+                cluster.last_attempt_error = ""
+                state.save(cluster, folder)
+                display.say(
+                    f"{cluster.edition} cluster: {command_name} done in {time.monotonic() - began:.1f} s"
+                    + (" (dry run: nothing was changed on the nodes)" if opts.dry_run else "")
+                    + f"; log: {log.path}"
+                )
+                return cluster
+            lines = []
+            for name, (step, why, unreachable) in failed.items():
+                node = cluster.node(name)
+                where = f"node {name} ({node.address})"
+                if unreachable:
+                    lines.append(
+                        f"{where} is unreachable over SSH (port {cluster.ssh_port}) at step '{step}': {why}\n"
+                        "  check that the host is up and its sshd answers"
+                    )
+                else:
+                    lines.append(f"{where} failed at step '{step}': {why}")
+            cluster.last_attempt_error = "; ".join(
+                f"{name}: step {step}: {why}" for name, (step, why, _u) in failed.items()
+            )
+            state.save(cluster, folder)
+            message = (
+                f"ctool {command_name} ({cluster.cmd}) did not complete:\n"
+                + "\n".join(lines)
+                + f"\nThe command is kept in {state.cluster_file(folder)}; the log is {log.path}."
+                + "\nWhen the cause is fixed, run: ctool repeat"
+            )
+            log.write(message)
+            raise CtoolError(message)
+    finally:
+        log.close()
+
+
+# --------------------------------------------------------------------------------------------
+# validate and status
+
+
+def validate(opts: Options) -> list[str]:
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        return [str(exc)]
+    found = state.problems(cluster)
+    try:
+        check_version(cluster)
+    except CtoolError as exc:
+        found.append(str(exc))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    name: str
+    address: str
+    role: str
+    state: str
+    ssh: str
+    services: list[str]
+    server: str
+
+
+def server_answer(address: str, port: int, timeout: float = 3.0) -> str:
+    try:
+        response = httpx.get(f"http://{address}:{port}/api/check", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"no answer ({type(exc).__name__})"
+    return f"{response.status_code} {response.text.strip()[:40]}"
+
+
+def ring_status(cluster: Cluster) -> str:
+    """SE: what the Cassandra ring looks like from here (every node sees every other), else ""."""
+    if cluster.edition != "SE":
+        return ""
+    from voedger.devtools import cassandra as dev
+
+    ring = [dev.Node(n.name, n.address, Path("/"), "", "", 0, None, False) for n in cluster.nodes]
+    for attempt in range(3):  # a node the driver has just marked down may be back a moment later
+        problems = dev.ring_problems(ring)
+        if not problems:
+            break
+        if attempt < 2:
+            time.sleep(2)
+    if problems:
+        return "database ring: NOT healthy: " + "; ".join(problems)
+    return f"database ring: healthy, {len(ring)} nodes, each sees the others"
+
+
+def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    log = CommandLog(opts.folder, "status")
+    try:
+        result = engine.run_step(
+            "status",
+            [_target(n) for n in cluster.nodes],
+            _connection(cluster),
+            log.dir / "ansible",
+            _variables(cluster),
+            lambda e: log.write(f"{e.node}: {e.task}: {e.kind} {e.message}".rstrip()),
+        )
+    finally:
+        log.close()
+    rows = []
+    for node in cluster.nodes:
+        if node.desired is not None:
+            steps = STEPS.get(cluster.edition, ())
+            done = [s for s in steps if s in node.desired.steps_done]
+            what = f"pending {cluster.cmd}: {len(done)}/{len(steps)} steps done"
+        else:
+            what = f"installed {node.actual.version}" if node.actual else "unknown"
+        if node.error:
+            what += f" (error: {node.error[:80]})"
+        out = result.outputs.get(node.name, {}).get("supervisorctl status", {})
+        lines = [ln for ln in str(out.get("stdout", "")).splitlines() if ln.strip()]
+        if node.name in result.unreachable:
+            ssh = "unreachable"
+        elif node.name in result.failures:
+            ssh = "error: " + result.failures[node.name][:80]
+        else:
+            ssh = "ok"
+        if not lines and ssh == "ok":
+            lines = [str(out.get("stderr", "") or "supervisord not running").strip()[:80]]
+        rows.append(
+            NodeStatus(
+                name=node.name,
+                address=node.address,
+                role=node.role,
+                state=what,
+                ssh=ssh,
+                services=[" ".join(ln.split()[:2]) for ln in lines],
+                server=server_answer(node.address, cluster.http_port),
+            )
+        )
+    return cluster, rows

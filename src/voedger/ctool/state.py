@@ -1,0 +1,312 @@
+"""``cluster.json``: the cluster's desired and actual state, the pending command, and checks.
+
+The shape follows Voedger's ctool (keys in its spelling): an edition, the cluster's actual and
+desired version, the command being carried out (``Cmd``) and per node its role, the actual
+state (what is installed) and the desired state (what the pending command is to install, with
+the steps already done). The file is rewritten atomically after every change, so a command cut
+anywhere leaves a file that ``ctool repeat`` can finish from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+CLUSTER_FILE = "cluster.json"
+EDITIONS = ("CE", "SE")
+ROLES = {"CE": ("N1Node",), "SE": ("DBAppNode",)}
+SE_MIN_NODES = 3
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
+
+
+class StateError(RuntimeError):
+    """``cluster.json`` is missing, unreadable or inconsistent; the message says which."""
+
+
+@dataclass(slots=True)
+class NodeState:
+    """What a node runs (actual) or is to run (desired)."""
+
+    address: str
+    version: str
+    steps_done: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Address": self.address, "NodeVersion": self.version}
+        if self.steps_done:
+            out["StepsDone"] = list(self.steps_done)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> NodeState | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise StateError(f"{where} must be an object or null")
+        steps = data.get("StepsDone", [])
+        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+            raise StateError(f"{where}.StepsDone must be a list of step names")
+        return cls(address=str(data.get("Address", "")), version=str(data.get("NodeVersion", "")), steps_done=steps)
+
+
+@dataclass(slots=True)
+class Node:
+    name: str
+    role: str
+    node_root: str
+    actual: NodeState | None = None
+    desired: NodeState | None = None
+    error: str = ""
+
+    @property
+    def address(self) -> str:
+        """Where the node is reached: the desired address while a command is pending."""
+        state = self.desired or self.actual
+        return state.address if state else ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Name": self.name,
+            "NodeRole": self.role,
+            "NodeRoot": self.node_root,
+            "ActualNodeState": self.actual.to_json() if self.actual else None,
+            "DesiredNodeState": self.desired.to_json() if self.desired else None,
+        }
+        if self.error:
+            out["Error"] = self.error
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, index: int) -> Node:
+        where = f"Nodes[{index}]"
+        if not isinstance(data, dict):
+            raise StateError(f"{where} must be an object")
+        return cls(
+            name=str(data.get("Name", "")),
+            role=str(data.get("NodeRole", "")),
+            node_root=str(data.get("NodeRoot", "/")),
+            actual=NodeState.from_json(data.get("ActualNodeState"), f"{where}.ActualNodeState"),
+            desired=NodeState.from_json(data.get("DesiredNodeState"), f"{where}.DesiredNodeState"),
+            error=str(data.get("Error", "")),
+        )
+
+
+@dataclass(slots=True)
+class Command:
+    kind: str
+    args: list[str]
+
+    def __str__(self) -> str:
+        return " ".join([self.kind, *self.args])
+
+
+@dataclass(slots=True)
+class Cluster:
+    edition: str
+    ssh_port: int
+    ssh_user: str
+    ssh_key: str
+    known_hosts: str
+    http_port: int
+    server_wheel: str = ""
+    cassandra_jars: str = ""
+    cassandra_heap: str = ""
+    actual_version: str = ""
+    desired_version: str = ""
+    cmd: Command | None = None
+    last_attempt_error: str = ""
+    nodes: list[Node] = field(default_factory=list)
+
+    def node(self, host: str) -> Node:
+        for node in self.nodes:
+            if host in (node.name, node.address):
+                return node
+        raise StateError(f"no node {host} in the cluster")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Edition": self.edition,
+            "ActualClusterVersion": self.actual_version,
+        }
+        if self.desired_version:
+            out["DesiredClusterVersion"] = self.desired_version
+        out.update(
+            {
+                "SSHPort": self.ssh_port,
+                "SSHUser": self.ssh_user,
+                "SSHKey": self.ssh_key,
+                "KnownHosts": self.known_hosts,
+                "HTTPPort": self.http_port,
+                "ServerWheel": self.server_wheel,
+            }
+        )
+        if self.edition == "SE":
+            out["CassandraJars"] = self.cassandra_jars
+            out["CassandraHeap"] = self.cassandra_heap
+        if self.cmd:
+            out["Cmd"] = {"Kind": self.cmd.kind, "Args": list(self.cmd.args)}
+        if self.last_attempt_error:
+            out["LastAttemptError"] = self.last_attempt_error
+        out["Nodes"] = [n.to_json() for n in self.nodes]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Cluster:
+        if not isinstance(data, dict):
+            raise StateError("the top level must be an object")
+        cmd = data.get("Cmd")
+        command = None
+        if cmd is not None:
+            if not isinstance(cmd, dict) or not isinstance(cmd.get("Args", []), list):
+                raise StateError("Cmd must be an object with Kind and Args")
+            command = Command(kind=str(cmd.get("Kind", "")), args=[str(a) for a in cmd.get("Args", [])])
+        nodes = data.get("Nodes", [])
+        if not isinstance(nodes, list):
+            raise StateError("Nodes must be a list")
+        try:
+            ssh_port = int(data.get("SSHPort", 22))
+            http_port = int(data.get("HTTPPort", 80))
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"SSHPort and HTTPPort must be numbers: {exc}") from None
+        return cls(
+            edition=str(data.get("Edition", "")),
+            ssh_port=ssh_port,
+            ssh_user=str(data.get("SSHUser", "")),
+            ssh_key=str(data.get("SSHKey", "")),
+            known_hosts=str(data.get("KnownHosts", "")),
+            http_port=http_port,
+            server_wheel=str(data.get("ServerWheel", "")),
+            cassandra_jars=str(data.get("CassandraJars", "")),
+            cassandra_heap=str(data.get("CassandraHeap", "")),
+            actual_version=str(data.get("ActualClusterVersion", "")),
+            desired_version=str(data.get("DesiredClusterVersion", "")),
+            cmd=command,
+            last_attempt_error=str(data.get("LastAttemptError", "")),
+            nodes=[Node.from_json(n, i) for i, n in enumerate(nodes)],
+        )
+
+
+def node_name(edition: str, index: int) -> str:
+    """Voedger's node names: ``n1-node`` for CE; here ``node-1`` ... for SE."""
+    return "n1-node" if edition == "CE" else f"node-{index + 1}"
+
+
+def node_root_for(template: str, host: str) -> str:
+    """``--node-root`` for one node: ``{host}`` is replaced by the node's address."""
+    return template.replace("{host}", host)
+
+
+# --------------------------------------------------------------------------------------------
+# The file
+
+
+def cluster_file(folder: Path) -> Path:
+    return folder / CLUSTER_FILE
+
+
+def load(folder: Path) -> Cluster:
+    path = cluster_file(folder)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StateError(f"no {CLUSTER_FILE} in {folder}: run ctool init first") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{path} is not JSON: {exc}") from None
+    return Cluster.from_json(data)
+
+
+def save(cluster: Cluster, folder: Path) -> None:
+    """Write ``cluster.json`` atomically: a reader sees the old file or the new one, whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(cluster.to_json(), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".cluster-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, cluster_file(folder))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Consistency
+
+
+def problems(cluster: Cluster) -> list[str]:
+    """Everything that makes the configuration inconsistent; empty when it is valid."""
+    found: list[str] = []
+    if cluster.edition not in EDITIONS:
+        found.append(f"Edition is {cluster.edition!r}: expected CE or SE")
+    if not 0 < cluster.ssh_port < 65536:
+        found.append(f"SSHPort {cluster.ssh_port} is not a port number")
+    if not 0 < cluster.http_port < 65536:
+        found.append(f"HTTPPort {cluster.http_port} is not a port number")
+    if not cluster.ssh_user:
+        found.append("SSHUser is empty")
+    for label, version in (
+        ("ActualClusterVersion", cluster.actual_version),
+        ("DesiredClusterVersion", cluster.desired_version),
+    ):
+        if version and not _SEMVER.match(version):
+            found.append(f"{label} {version!r} is not a version (x.y.z)")
+    if cluster.cmd is None and cluster.desired_version:
+        found.append("DesiredClusterVersion is set but no command (Cmd) is pending")
+    if cluster.cmd is not None and cluster.cmd.kind not in ("init",):
+        found.append(f"Cmd.Kind {cluster.cmd.kind!r} is not a command ctool knows")
+    if cluster.cmd is None and not cluster.actual_version:
+        found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
+
+    if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
+        found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
+    count = len(cluster.nodes)
+    if cluster.edition == "CE" and count != 1:
+        found.append(f"a CE cluster has one node, this one has {count}")
+    if cluster.edition == "SE" and count < SE_MIN_NODES:
+        found.append(f"an SE cluster has {SE_MIN_NODES} nodes or more, this one has {count}")
+    seen_names: set[str] = set()
+    seen_addresses: set[str] = set()
+    roles = ROLES.get(cluster.edition, ())
+    for i, node in enumerate(cluster.nodes):
+        label = f"node {node.name or i + 1}"
+        if not node.name:
+            found.append(f"Nodes[{i}] has no Name")
+        elif node.name in seen_names:
+            found.append(f"{label}: the name is used twice")
+        seen_names.add(node.name)
+        if roles and node.role not in roles:
+            found.append(f"{label}: NodeRole {node.role!r} is not one of {', '.join(roles)} ({cluster.edition})")
+        if not PurePosixPath(node.node_root).is_absolute():
+            found.append(f"{label}: NodeRoot {node.node_root!r} is not an absolute path")
+        if node.actual is None and node.desired is None:
+            found.append(f"{label}: neither an actual nor a desired state")
+        if node.desired is not None and cluster.cmd is None:
+            found.append(f"{label}: a desired state but no pending command (Cmd)")
+        for which, st in (("ActualNodeState", node.actual), ("DesiredNodeState", node.desired)):
+            if st is None:
+                continue
+            try:
+                ipaddress.ip_address(st.address)
+            except ValueError:
+                found.append(f"{label}: {which}.Address {st.address!r} is not an IP address")
+            if st.version and not _SEMVER.match(st.version):
+                found.append(f"{label}: {which}.NodeVersion {st.version!r} is not a version")
+        if node.actual is not None and node.actual.steps_done:
+            found.append(f"{label}: ActualNodeState lists StepsDone, which only a pending command has")
+        if node.address:
+            if node.address in seen_addresses:
+                found.append(f"{label}: the address {node.address} is used by another node")
+            seen_addresses.add(node.address)
+    return found
