@@ -18,6 +18,9 @@ import pytest
 from voedger import __version__
 from voedger.devtools import sshnodes
 
+FIRST = f"127.0.0.{sshnodes.FIRST_HOST}"
+"""The first test node's address."""
+
 pytestmark = pytest.mark.ctool
 
 HTTP_PORT = 8822
@@ -150,7 +153,7 @@ def test_failures_name_the_node_and_the_step_and_repeat_finishes(
     cluster.known_hosts.write_text(f"[{first.address}]:{first.port} " + " ".join(lines[1].split()[1:]) + "\n")
     done = ctool(folder, *init_args(cluster, "--wheel", str(server_wheel)))
     assert done.returncode == 1
-    assert "node n1-node (127.0.0.11) is unreachable over SSH (port 2214) at step 'prepare'" in done.stderr
+    assert f"node n1-node ({FIRST}) is unreachable over SSH (port 2214) at step 'prepare'" in done.stderr
     assert "Host key verification failed" in done.stderr or "HOST IDENTIFICATION HAS CHANGED" in done.stderr
     assert "run: ctool repeat" in done.stderr
     data = cluster_json(folder)
@@ -166,7 +169,7 @@ def test_failures_name_the_node_and_the_step_and_repeat_finishes(
         squatter.listen()
         failed = ctool(folder, "repeat")
     assert failed.returncode == 1
-    assert "node n1-node (127.0.0.11) failed at step 'service'" in failed.stderr, failed.stderr
+    assert f"node n1-node ({FIRST}) failed at step 'service'" in failed.stderr, failed.stderr
     assert "the server does not run" in failed.stderr
     assert cluster_json(folder)["Nodes"][0]["DesiredNodeState"]["StepsDone"] == ["prepare", "server"]
 
@@ -213,7 +216,7 @@ def test_an_init_cut_by_a_stopped_sshd_is_finished_by_repeat(
             running.kill()
             running.communicate()
     assert running.returncode == 1, out + err
-    assert "node n1-node (127.0.0.11)" in err and "step 'service'" in err, err
+    assert f"node n1-node ({FIRST})" in err and "step 'service'" in err, err
     assert "run: ctool repeat" in err
 
     data = cluster_json(folder)

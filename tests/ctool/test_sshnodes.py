@@ -47,7 +47,7 @@ def test_nodes_answer_on_their_own_addresses(ssh_nodes: Callable[[int], sshnodes
         assert sshnodes.node_pid(node) is not None
         # Each sshd listens on its own address only: the connection's local end tells which.
         assert ssh(cluster, node, "echo $SSH_CONNECTION").split()[2] == node.address
-    assert not sshnodes.port_open("127.0.0.13", cluster.nodes[0].port)
+    assert not sshnodes.port_open(f"127.0.0.{sshnodes.FIRST_HOST + 2}", cluster.nodes[0].port)
 
 
 def test_host_keys_are_checked(ssh_nodes: Callable[[int], sshnodes.SshCluster]) -> None:

@@ -35,7 +35,9 @@ SSHD = "/usr/sbin/sshd"
 SUPERVISORD = "/usr/bin/supervisord"
 SSH_PORT = 2214
 """The port every test node's sshd listens on, each on its own address."""
-FIRST_HOST = 11
+FIRST_HOST = int(os.environ.get("VOEDGER_CTOOL_FIRST_HOST", "11"))
+"""The last byte of the first test node's address (127.0.0.11); another value, such as 21 or 31,
+lets two checkouts run the ctool tier on one machine side by side."""
 PACKAGES = ("openssh-server", "supervisor")
 
 
