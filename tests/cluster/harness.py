@@ -89,6 +89,8 @@ class ServerProcess:
     name: str
     port: int
     log_path: Path
+    metrics_port: int | None = None
+    """Its ``--metrics-port`` (``/metrics``, ``/api/cluster``, ``/monitor``), if the harness gives one."""
     proc: subprocess.Popen[bytes] | None = None
     state: str = STOPPED
     routed: bool = False
@@ -130,6 +132,7 @@ class Harness:
         extra_args: Sequence[str] = (),
         ready_timeout: float = 120.0,
         drain: float = 0.5,
+        metrics: bool = False,
     ) -> None:
         self.workdir = workdir
         self.storage_url = storage_url
@@ -140,6 +143,8 @@ class Harness:
         self.ready_timeout = ready_timeout
         self.drain = drain
         """Seconds between taking a process out of the routing and stopping it."""
+        self.metrics = metrics
+        """Give every process a metrics port of its own."""
         self.processes: list[ServerProcess] = []
 
     # --- starting ------------------------------------------------------------------------------
@@ -149,6 +154,8 @@ class Harness:
         cmd.append("--insecure-dev")
         for name, directory in self.apps:
             cmd += ["--app", f"{name}={directory}"]
+        if p.metrics_port is not None:
+            cmd += ["--metrics-port", str(p.metrics_port)]
         if self.cluster:
             cmd += ["--advertise", p.url]
             if self.lease_ttl is not None:
@@ -157,7 +164,7 @@ class Harness:
 
     def new_process(self) -> ServerProcess:
         n = len(self.processes)
-        p = ServerProcess(f"p{n}", free_port(), self.workdir / f"p{n}.log")
+        p = ServerProcess(f"p{n}", free_port(), self.workdir / f"p{n}.log", free_port() if self.metrics else None)
         self.processes.append(p)
         return p
 

@@ -1,7 +1,8 @@
 """The monitor page in a real headless Chromium (Debian's, driven by Playwright): it loads and
 reloads itself without console errors, and shows the members, the applications with their rates
 and charts, and the partitions of a running server. A cluster's members are shown from a cluster
-status given to the page (a running cluster needs Cassandra: the cluster tier)."""
+status given to the page; the page of a running three-process cluster is tested in the cluster
+tier (tests/cluster/test_monitor_page.py)."""
 
 from __future__ import annotations
 
