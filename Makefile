@@ -24,8 +24,9 @@ run: $(STAMP)
 	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests (as Python, then as the native build), the
-# one-node Cassandra tier, the cluster tier, the monitoring tier, ctool on SSH test nodes.
-test: check unit test-native test-cassandra test-cluster test-monitoring test-ctool
+# one-node Cassandra tier, the monitoring tier (it installs Chromium, which the cluster tier uses
+# too), the cluster tier, ctool on SSH test nodes.
+test: check unit test-native test-cassandra test-monitoring test-cluster test-ctool
 
 check: lint typecheck
 
