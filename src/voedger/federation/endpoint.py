@@ -14,7 +14,6 @@ anything runs. Anything the owner answers, errors included, comes back as 200 wi
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -24,15 +23,8 @@ import orjson
 from voedger.auth.keys import KeyRing
 from voedger.federation.directory import Directory
 from voedger.router.app import Router
-from voedger.router.wire import (
-    BUS_CONTENT_TYPE,
-    FEDERATION_SECRET_HEADER,
-    MAX_HOPS,
-    BusRequest,
-    WireError,
-    error_reply,
-    secret_text,
-)
+from voedger.router.peer_guard import JSON_HEADERS, PeerGuard, Reply, bus_request, refuse
+from voedger.router.wire import BUS_CONTENT_TYPE, FEDERATION_SECRET_HEADER, BusRequest, error_reply
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 
@@ -40,11 +32,7 @@ __all__ = ["FederationEndpoint"]
 
 log = logging.getLogger("voedger.federation")
 
-Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
-
-_SECRET_HEADER: Final = FEDERATION_SECRET_HEADER.lower().encode("latin-1")
 _BUS_HEADERS: Final = [(b"content-type", BUS_CONTENT_TYPE.encode())]
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
 
 class FederationEndpoint:
@@ -62,32 +50,20 @@ class FederationEndpoint:
         """The directory to answer (the main cluster); None on a worker."""
         self.publish = publish
         """Lists a worker's keys in the directory (the main cluster); the new directory."""
-        self._secret = secret_text(secret).encode("latin-1")
-        if not self._secret:
-            raise ValueError("the federation secret is empty")
+        self._guard = PeerGuard(
+            FEDERATION_SECRET_HEADER, secret, "a request from another cluster", "federation secret", log
+        )
 
     def __repr__(self) -> str:
         return f"FederationEndpoint(cluster {self.cluster_id}, <secret>)"
 
-    def _check(self, headers: Iterable[tuple[bytes, bytes]]) -> Reply | None:
-        given = next((v for k, v in headers if k == _SECRET_HEADER), None)
-        if given is None:
-            return _refuse(SysError(401, f"a request from another cluster needs the {FEDERATION_SECRET_HEADER} header"))
-        if not hmac.compare_digest(given, self._secret):
-            log.warning("refused a request from another cluster with a wrong federation secret")
-            return _refuse(SysError(403, "the federation secret is wrong"))
-        return None
-
     async def bus(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
-        refused = self._check(headers)
+        refused = self._guard.refusal(headers)
         if refused is not None:
             return refused
-        try:
-            request = BusRequest.from_bytes(body)
-        except WireError as exc:
-            return _refuse(SysError(400, f"malformed bus request: {exc}"))
-        if request.hops > MAX_HOPS:
-            return _refuse(SysError(508, f"the request was forwarded {request.hops} times: a loop"))
+        request = bus_request(body)
+        if not isinstance(request, BusRequest):
+            return request
         cluster = ws.cluster_id(request.wsid)
         if cluster != self.cluster_id:
             # The sender's directory is wrong or stale; one hop between clusters at most.
@@ -107,13 +83,13 @@ class FederationEndpoint:
         return 200, _BUS_HEADERS, reply.to_bytes()
 
     async def directory_of(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
-        refused = self._check(headers)
+        refused = self._guard.refusal(headers)
         if refused is not None:
             return refused
         if self.directory is None:
-            return _refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it keeps no directory"))
+            return refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it keeps no directory"))
         if not body.strip():
-            return 200, _JSON_HEADERS, self.directory().to_bytes()
+            return 200, JSON_HEADERS, self.directory().to_bytes()
         # A worker publishes its public keys.
         try:
             cluster, keys = _published_keys(body)
@@ -121,33 +97,33 @@ class FederationEndpoint:
                 raise ValueError(f"cluster {cluster} is not a worker of this federation")
             KeyRing(self.cluster_id).update_cluster(cluster, keys)  # validates: scope, cluster, shape
         except ValueError as exc:
-            return _refuse(SysError(400, f"keys not published: {exc}"))
+            return refuse(SysError(400, f"keys not published: {exc}"))
         assert self.publish is not None
         directory = await self.publish(cluster, keys)
         log.info("cluster %d published its keys: %s", cluster, ", ".join(str(k.get("kid")) for k in keys))
-        return 200, _JSON_HEADERS, directory.to_bytes()
+        return 200, JSON_HEADERS, directory.to_bytes()
 
     async def refresh(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
         """A worker asks for a fresh principal token: checked here as any token is (signature,
         application, expiry), and issued again with the same payload and TTL."""
-        refused = self._check(headers)
+        refused = self._guard.refusal(headers)
         if refused is not None:
             return refused
         tokens = self.router.vvm.tokens
         if self.directory is None or tokens is None:
-            return _refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it issues no tokens"))
+            return refuse(SysError(421, f"cluster {self.cluster_id} is not the main cluster: it issues no tokens"))
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("app"), str) or not isinstance(data.get("token"), str):
-            return _refuse(SysError(400, 'the body must be {"app": ..., "token": ...}'))
+            return refuse(SysError(400, 'the body must be {"app": ..., "token": ...}'))
         try:
             fresh = tokens.refresh(data["app"], data["token"])
         except (SysError, ValueError) as exc:
             err = exc if isinstance(exc, SysError) else SysError(400, str(exc))
-            return err.status, _JSON_HEADERS, err.to_v2()
-        return 200, _JSON_HEADERS, orjson.dumps({"token": fresh})
+            return err.status, JSON_HEADERS, err.to_v2()
+        return 200, JSON_HEADERS, orjson.dumps({"token": fresh})
 
 
 def _published_keys(body: bytes) -> tuple[int, list[dict[str, Any]]]:
@@ -163,7 +139,3 @@ def _published_keys(body: bytes) -> tuple[int, list[dict[str, Any]]]:
     if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
         raise ValueError("keys must be a list of JWK objects")
     return cluster, keys
-
-
-def _refuse(err: SysError) -> Reply:
-    return err.status, _JSON_HEADERS, err.to_v1()
