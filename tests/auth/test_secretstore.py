@@ -113,6 +113,13 @@ class TestStorageStore:
         secrets = await asyncio.gather(*(jwt_secret(n) for n in nodes))
         assert len(set(secrets)) == 1
 
+    async def test_a_given_value_is_kept_once(self) -> None:
+        store = StorageSecretStore(await _storage())
+        first, second = b"a" * 32, b"b" * 32
+        assert await store.keep("given", first) == first
+        assert await store.keep("given", second) == first  # the name was taken: the kept one
+        assert await store.read("given") == first
+
     async def test_loser_of_the_race_reads_the_winner(self) -> None:
         storage = await _storage()
         winner = await jwt_secret(StorageSecretStore(storage))

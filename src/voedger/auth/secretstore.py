@@ -117,18 +117,25 @@ class StorageSecretStore:
         return await self._storage.get(p_key, c_col)
 
     async def get_or_create(self, name: str, length: int = SECRET_KEY_LENGTH) -> bytes:
-        p_key, c_col = self._key(name)
-        existing = await self._storage.get(p_key, c_col)
+        existing = await self.read(name)
         if existing is not None:
             return _check_value(name, existing, length)
         fresh = generate_secret(length)
-        if await self._storage.insert_if_not_exists(p_key, c_col, fresh):
+        kept = await self.keep(name, fresh)
+        if kept is fresh:
             _log.info("generated secret %s", name)
-            return fresh
+        return _check_value(name, kept, length)
+
+    async def keep(self, name: str, value: bytes) -> bytes:
+        """Store ``value`` as secret ``name`` unless it exists; the secret kept, which is another
+        value when the name was taken before (by an earlier start or another process)."""
+        p_key, c_col = self._key(name)
+        if await self._storage.insert_if_not_exists(p_key, c_col, value):
+            return value
         winner = await self._storage.get(p_key, c_col)
         if winner is None:  # pragma: no cover - a secret row is never deleted
             raise SecretStoreError(f"secret {name!r} vanished while it was being created")
-        return _check_value(name, winner, length)
+        return winner
 
 
 class FileSecretStore:

@@ -73,12 +73,7 @@ async def federation_secret(storage: AppStorage, given: bytes | None = None) -> 
         return await store.get_or_create(FEDERATION_SECRET_NAME, FEDERATION_SECRET_LENGTH)
     if len(given) != FEDERATION_SECRET_LENGTH:
         raise DirectoryError(f"the federation secret must be {FEDERATION_SECRET_LENGTH} bytes")
-    kept = await store.read(FEDERATION_SECRET_NAME)
-    if kept is None:
-        p_key = app_state_key("secret", FEDERATION_SECRET_NAME.encode())
-        if await storage.insert_if_not_exists(p_key, b"", given):
-            return given
-        kept = await store.read(FEDERATION_SECRET_NAME)
-    if kept is None or not hmac.compare_digest(kept, given):
+    kept = await store.read(FEDERATION_SECRET_NAME) or await store.keep(FEDERATION_SECRET_NAME, given)
+    if not hmac.compare_digest(kept, given):
         raise DirectoryError("this cluster keeps another federation secret than the one it was given")
     return given
