@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, Protocol
 
 import httpx
 
@@ -50,6 +51,45 @@ RETRY_AFTER: Final = {"Retry-After": "1"}
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+class Poster(Protocol):
+    """What sends the transport's POSTs: :class:`BusClient`, or :class:`HttpxPoster`."""
+
+    async def post(
+        self, path: str, headers: Mapping[str, str], body: bytes, timeout: float | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body); raises ``NotSent`` or ``Lost``."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxPoster:
+    """POSTs through an httpx client (``httpx.ASGITransport`` for a whole federation in one test
+    process, ``httpx.MockTransport``), failing as :class:`BusClient` does."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def post(
+        self, path: str, headers: Mapping[str, str], body: bytes, timeout: float | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        url = self.base_url + path
+        try:
+            if timeout is None:
+                reply = await self.client.post(url, content=body, headers=dict(headers))
+            else:
+                reply = await self.client.post(url, content=body, headers=dict(headers), timeout=timeout)
+        except _NOT_SENT as exc:
+            raise NotSent(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed
+            raise Lost(f"{type(exc).__name__}: {exc}") from None
+        return reply.status_code, dict(reply.headers), reply.content
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
 class HttpTransport:
     """Forwards requests to the server at ``base_url`` (``http://host:port``): to its ``path``
     with the secret in ``secret_header`` (a process of this cluster: the defaults; another
@@ -69,12 +109,9 @@ class HttpTransport:
     ) -> None:
         self.url = base_url.rstrip("/") + path
         self.path = path
-        self.wake_url = base_url.rstrip("/") + WAKE_PATH
-        self.n10n_url = base_url.rstrip("/") + N10N_PATH
         self._headers = {secret_header: secret_text(secret), "content-type": BUS_CONTENT_TYPE}
-        self.client = client
-        self.bus = (
-            None
+        self.bus: Poster = (
+            HttpxPoster(client, base_url)
             if client is not None
             else BusClient(base_url, connect_timeout=timeout.connect or 5.0, timeout=timeout.read or 60.0)
         )
@@ -82,27 +119,10 @@ class HttpTransport:
     def __repr__(self) -> str:
         return f"HttpTransport({self.url!r})"
 
-    async def _post(self, path: str, url: str, data: bytes, timeout: float | None = None) -> tuple[int, bytes]:
-        """(status, body); raises NotSent or Lost."""
-        if self.bus is not None:
-            status, _, content = await self.bus.post(path, self._headers, data, timeout)
-            return status, content
-        assert self.client is not None
-        try:
-            if timeout is None:
-                reply = await self.client.post(url, content=data, headers=self._headers)
-            else:
-                reply = await self.client.post(url, content=data, headers=self._headers, timeout=timeout)
-        except _NOT_SENT as exc:
-            raise NotSent(f"{type(exc).__name__}: {exc}") from None
-        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed
-            raise Lost(f"{type(exc).__name__}: {exc}") from None
-        return reply.status_code, reply.content
-
     async def send(self, request: BusRequest) -> BusResponse:
         data = dataclasses.replace(request, hops=request.hops + 1).to_bytes()
         try:
-            status, content = await self._post(self.path, self.url, data)
+            status, _, content = await self.bus.post(self.path, self._headers, data)
         except NotSent as exc:
             raise TransportUnavailable(f"{self.url} is unreachable: {exc}") from None
         except Lost as exc:
@@ -141,7 +161,7 @@ class HttpTransport:
     async def wake(self) -> bool:
         """Ask the peer to look at the leases now; False when it did not take the hint."""
         try:
-            status, _ = await self._post(WAKE_PATH, self.wake_url, b"", WAKE_TIMEOUT)
+            status, _, _ = await self.bus.post(WAKE_PATH, self._headers, b"", WAKE_TIMEOUT)
         except (NotSent, Lost):
             return False
         return status == 204
@@ -149,13 +169,10 @@ class HttpTransport:
     async def notify(self, batch: bytes) -> bool:
         """Send the peer a batch of notifications; False when it did not take it."""
         try:
-            status, _ = await self._post(N10N_PATH, self.n10n_url, batch, NOTIFY_TIMEOUT)
+            status, _, _ = await self.bus.post(N10N_PATH, self._headers, batch, NOTIFY_TIMEOUT)
         except (NotSent, Lost):
             return False
         return status == 204
 
     async def aclose(self) -> None:
-        if self.bus is not None:
-            await self.bus.aclose()
-        if self.client is not None:
-            await self.client.aclose()
+        await self.bus.aclose()
