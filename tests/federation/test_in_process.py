@@ -160,11 +160,11 @@ async def test_a_federation_in_one_process(fed: InProcess) -> None:
         assert len(bodies) == 1 and b"tea" in next(iter(bodies))
         # The forwarding router counted its hops to cluster 3, and shows them to an operator.
         routes = fed.parts[1].routes
-        assert routes is not None and routes.stats.sent.get(3, 0) >= 2
+        assert routes is not None and routes.stats.sent(3) >= 2
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FederationCollector(fed.parts[1], "t"))
         text = generate_latest(registry).decode()
-        sent = routes.stats.sent[3]
+        sent = routes.stats.sent(3)
         assert f'voedger_federation_forwarded_total{{cluster="1",target="3",vvm="t"}} {float(sent)}' in text
         assert 'voedger_federation_forward_seconds_bucket{cluster="1",le="+Inf",target="3",vvm="t"}' in text
         assert 'voedger_federation_clusters{cluster="1",vvm="t"} 3.0' in text

@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from voedger.federation.routes import ClusterForwards
 from voedger.federation.server import Federated
+from voedger.metrics.collector import histogram_samples
+from voedger.processors.tally import Tally
 
 __all__ = ["FederationCollector", "federation_route", "federation_status"]
 
@@ -57,17 +59,12 @@ class FederationCollector(Collector):
         seconds = Metric(
             "voedger_federation_forward_seconds", "Seconds requests forwarded to another cluster took.", "histogram"
         )
-        for target in sorted(set(stats.sent) | set(stats.unreachable)):
+        for target in sorted(set(stats.answered) | set(stats.unreachable)):
             tl = {**labels, "target": str(target)}
-            sent.add_sample("voedger_federation_forwarded_total", tl, float(stats.sent.get(target, 0)))
+            tally = stats.answered.get(target, Tally())
+            sent.add_sample("voedger_federation_forwarded_total", tl, float(tally.count))
             unreachable.add_sample("voedger_federation_unreachable_total", tl, float(stats.unreachable.get(target, 0)))
-            counts = stats.buckets.get(target, [0] * len(stats.LATENCY_BUCKETS))
-            for bound, count in zip(stats.LATENCY_BUCKETS, counts, strict=True):
-                seconds.add_sample("voedger_federation_forward_seconds_bucket", {**tl, "le": str(bound)}, float(count))
-            total = float(stats.sent.get(target, 0))
-            seconds.add_sample("voedger_federation_forward_seconds_bucket", {**tl, "le": "+Inf"}, total)
-            seconds.add_sample("voedger_federation_forward_seconds_count", tl, total)
-            seconds.add_sample("voedger_federation_forward_seconds_sum", tl, stats.seconds.get(target, 0.0))
+            histogram_samples(seconds, "voedger_federation_forward_seconds", tl, tally)
         yield sent
         yield unreachable
         yield seconds
@@ -85,11 +82,11 @@ def federation_status(parts: Federated) -> dict[str, Any]:
         "directory": parts.directory().to_json(),
         "forwarded": {
             str(t): {
-                "requests": n,
-                "seconds": round(stats.seconds.get(t, 0.0), 6),
+                "requests": stats.sent(t),
+                "seconds": round(stats.answered[t].seconds if t in stats.answered else 0.0, 6),
                 "unreachable": stats.unreachable.get(t, 0),
             }
-            for t, n in sorted(stats.sent.items())
+            for t in sorted(set(stats.answered) | set(stats.unreachable))
         },
     }
 

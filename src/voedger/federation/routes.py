@@ -16,11 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
 
 import httpx
 
 from voedger.federation.directory import ClusterEntry, Directory
+from voedger.processors.tally import Tally
 from voedger.router.http_transport import HttpTransport
 from voedger.router.transport import Routes, Transport
 from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_SECRET_HEADER, BusRequest, BusResponse
@@ -29,28 +29,29 @@ from voedger.syserror import SysError
 
 __all__ = ["ClusterForwards", "FederationRoutes"]
 
-_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
 
 @dataclass
 class ClusterForwards:
-    """Requests sent to other clusters, by target cluster: how many, how they ended, how long."""
+    """Requests sent to other clusters, by target cluster: those answered, with their durations,
+    and those the cluster could not be reached for."""
 
-    sent: dict[int, int] = field(default_factory=dict)
+    answered: dict[int, Tally] = field(default_factory=dict)
     unreachable: dict[int, int] = field(default_factory=dict)
-    seconds: dict[int, float] = field(default_factory=dict)
-    buckets: dict[int, list[int]] = field(default_factory=dict)
-    """Cumulative counts per bucket of ``LATENCY_BUCKETS`` (a Prometheus histogram)."""
-
-    LATENCY_BUCKETS = _LATENCY_BUCKETS
 
     def observe(self, cluster: int, seconds: float) -> None:
-        self.sent[cluster] = self.sent.get(cluster, 0) + 1
-        self.seconds[cluster] = self.seconds.get(cluster, 0.0) + seconds
-        counts = self.buckets.setdefault(cluster, [0] * len(_LATENCY_BUCKETS))
-        for i, bound in enumerate(_LATENCY_BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
+        tally = self.answered.get(cluster)
+        if tally is None:
+            tally = self.answered[cluster] = Tally()
+        tally.count += 1
+        tally.observe(seconds)
+
+    def missed(self, cluster: int) -> None:
+        self.unreachable[cluster] = self.unreachable.get(cluster, 0) + 1
+
+    def sent(self, cluster: int) -> int:
+        """Requests to ``cluster`` that were answered."""
+        tally = self.answered.get(cluster)
+        return tally.count if tally is not None else 0
 
 
 class FederationRoutes:
@@ -129,7 +130,7 @@ class _ClusterTransport:
         try:
             reply = await self.http.send(request)
         except Exception:
-            self.stats.unreachable[self.cluster] = self.stats.unreachable.get(self.cluster, 0) + 1
+            self.stats.missed(self.cluster)
             raise
         self.stats.observe(self.cluster, time.perf_counter() - began)
         return reply

@@ -170,7 +170,7 @@ class VoedgerCollector(Collector):
                 for kind, n in p.write_errors.items():
                     errors[kind] = errors.get(kind, 0) + n
             for (name, _), tally in zip(_HISTOGRAMS, (commands, queries, writes), strict=True):
-                _histogram(histograms[name], name, labels, tally)
+                histogram_samples(histograms[name], name, labels, tally)
             for kind in ERROR_KINDS:
                 storage_errors.add_sample(
                     "voedger_storage_errors_total", {**labels, "kind": kind}, float(errors.pop(kind, 0))
@@ -270,7 +270,7 @@ class VoedgerCollector(Collector):
             labels = {"vvm": self.vvm_name, "target": target}
             calls.add_sample("voedger_federation_calls_total", labels, float(tally.count))
             errors.add_sample("voedger_federation_errors_total", labels, float(tally.errors))
-            _histogram(latency, "voedger_federation_latency_seconds", labels, tally)
+            histogram_samples(latency, "voedger_federation_latency_seconds", labels, tally)
         yield calls
         yield errors
         yield latency
@@ -283,7 +283,8 @@ def _merge(into: Tally, tally: Tally) -> None:
         into.buckets[i] += n
 
 
-def _histogram(family: Metric, name: str, labels: dict[str, str], tally: Tally) -> None:
+def histogram_samples(family: Metric, name: str, labels: dict[str, str], tally: Tally) -> None:
+    """Adds ``tally``'s durations to ``family`` as a Prometheus histogram (buckets, count, sum)."""
     for bound, n in tally.cumulative():
         family.add_sample(f"{name}_bucket", {**labels, "le": "+Inf" if math.isinf(bound) else repr(bound)}, float(n))
     family.add_sample(f"{name}_count", labels, float(tally.count))
