@@ -18,6 +18,7 @@ from voedger.storage import StorageError, open_storage
 if TYPE_CHECKING:
     from voedger.auth.keystore import ClusterKeys
     from voedger.federation.store import DirectoryStore
+    from voedger.storage.contract import AppStorage
 
 
 @click.group()
@@ -340,24 +341,43 @@ _MAIN_STORAGE = click.option(
 )
 
 
-def _with_directory_store(storage_url: str, work: Callable[[DirectoryStore], Awaitable[str]]) -> None:
+def _on_vvm_storage(storage_url: str, work: Callable[[AppStorage], Awaitable[str]]) -> None:
+    """Run ``work`` on the ``sys/vvm`` storage of a cluster's storage (opened as a tool, not as
+    a server) and print what it returns; a mistake or an unreachable storage: its message, exit 1."""
+    from voedger.auth.errors import SecretStoreError
     from voedger.federation.directory import DirectoryError
-    from voedger.federation.store import DirectoryStore
     from voedger.vvm.server import VVM_APP
 
     async def run() -> str:
+        from voedger.storage.url import SQLiteURL, parse_storage_url
+
+        parsed = parse_storage_url(storage_url)
+        if isinstance(parsed, SQLiteURL) and not parsed.directory.is_dir():
+            raise ValueError(f"{parsed.directory} is no data directory: start a server on it once first")
         provider = open_storage(storage_url)
         try:
             await provider.open(server=False)
-            return await work(DirectoryStore(await provider.app_storage(VVM_APP)))
+            return await work(await provider.app_storage(VVM_APP))
         finally:
             await provider.close()
 
     try:
         click.echo(asyncio.run(run()))
-    except (StorageError, DirectoryError, ValueError) as exc:
+    except KeyError as exc:  # a key ID the key set does not hold
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(1)
+    except (StorageError, DirectoryError, SecretStoreError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def _with_directory_store(storage_url: str, work: Callable[[DirectoryStore], Awaitable[str]]) -> None:
+    from voedger.federation.store import DirectoryStore
+
+    async def on_storage(storage: AppStorage) -> str:
+        return await work(DirectoryStore(storage))
+
+    _on_vvm_storage(storage_url, on_storage)
 
 
 @federation.command("add-cluster")
@@ -451,31 +471,26 @@ def keys() -> None:
     """
 
 
-def _with_keys(storage_url: str, cluster_id: int, work: Callable[[ClusterKeys], Awaitable[str]]) -> None:
+async def _cluster_keys(storage: AppStorage, cluster_id: int) -> ClusterKeys:
     from voedger.auth.keystore import ClusterKeys, StorageKeySetStore
-    from voedger.vvm.server import VVM_APP
 
-    async def run() -> str:
-        provider = open_storage(storage_url)
-        try:
-            await provider.open(server=False)
-            store = StorageKeySetStore(await provider.app_storage(VVM_APP))
-            if await store.load() is None:
-                raise ValueError("this storage keeps no keys yet: start a server on it once first")
-            return await work(await ClusterKeys.open(store, cluster_id))
-        finally:
-            await provider.close()
+    store = StorageKeySetStore(storage)
+    if await store.load() is None:
+        raise ValueError("this storage keeps no keys yet: start a server on it once first")
+    return await ClusterKeys.open(store, cluster_id)
 
-    from voedger.auth.errors import SecretStoreError
 
-    try:
-        click.echo(asyncio.run(run()))
-    except KeyError as exc:
-        click.echo(f"error: {exc.args[0]}", err=True)
-        sys.exit(1)
-    except (StorageError, ValueError, SecretStoreError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+def _with_keys(storage_url: str, cluster_id: int, work: Callable[[ClusterKeys], Awaitable[str]]) -> None:
+    async def on_storage(storage: AppStorage) -> str:
+        return await work(await _cluster_keys(storage, cluster_id))
+
+    _on_vvm_storage(storage_url, on_storage)
+
+
+_KEYS_STORAGE = click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
+_KEYS_CLUSTER = click.option(
+    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
+)
 
 
 @main.group()
@@ -484,35 +499,20 @@ def token() -> None:
 
 
 @token.command("system")
-@click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
-@click.option(
-    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
-)
+@_KEYS_STORAGE
+@_KEYS_CLUSTER
 @click.option("--app", "app", default="sys/cluster", show_default=True, help="The application the token is for.")
 def token_system(storage_url: str, cluster_id: int, app: str) -> None:
     """Print a System principal's token for APP (10 minutes), e.g. for `vpm deploy`."""
     from voedger.auth import JWT_SECRET_NAME, StorageSecretStore, Tokens
 
-    async def work(keys: ClusterKeys) -> str:
-        from voedger.vvm.server import VVM_APP
-
-        provider = open_storage(storage_url)
-        try:
-            await provider.open(server=False)
-            secret = await StorageSecretStore(await provider.app_storage(VVM_APP)).read(JWT_SECRET_NAME)
-        finally:
-            await provider.close()
+    async def work(storage: AppStorage) -> str:
+        secret = await StorageSecretStore(storage).read(JWT_SECRET_NAME)
         if secret is None:
             raise ValueError("this storage keeps no JWT secret yet: start a server on it once first")
-        return Tokens(secret, keys=keys).issue_system(app)
+        return Tokens(secret, keys=await _cluster_keys(storage, cluster_id)).issue_system(app)
 
-    _with_keys(storage_url, cluster_id, work)
-
-
-_KEYS_STORAGE = click.option("--storage", "storage_url", required=True, help="The cluster's storage URL.")
-_KEYS_CLUSTER = click.option(
-    "--cluster-id", default=1, show_default=True, type=click.IntRange(min=1, max=0xFFFF), help="The cluster's ID."
-)
+    _on_vvm_storage(storage_url, work)
 
 
 @keys.command("list")
