@@ -7,6 +7,7 @@ owning every partition between them. (The monitoring tier tests the page of one 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -89,6 +90,8 @@ async def test_the_monitor_page_of_a_running_three_process_cluster(tmp_path: Pat
         assert problems == []
         assert members == 3, text
         assert "Cluster members (3)" in text
+        # Processes sharing a host are told apart by their port (the ``vvm`` label of their series).
+        assert f"Voedger monitor: {socket.gethostname()}:{p0.port}" in text
         for m in status["members"]:
             assert m["address"] in text, (m, text)
         assert f"{status['self']['id']} (this process)" in text

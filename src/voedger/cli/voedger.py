@@ -238,7 +238,9 @@ def server(
     if metrics_port is not None:
         from voedger.metrics import metrics_app
 
-        name = socket.gethostname()
+        # Voedger's VVM name is the host's name (one VVM a host); processes of a cluster that
+        # share a host are told apart by their port.
+        name = socket.gethostname() if advertise is None else f"{socket.gethostname()}:{port}"
         if federation is not None:
             from voedger.federation.metrics import FederationCollector, federation_route
 
