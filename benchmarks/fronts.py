@@ -176,7 +176,7 @@ async def main() -> None:
                     front, tls, protocol = scenario
                     proc, url = servers[front, tls]
                     run = measure(url, protocol, proc.pid, args, round_, scenario)
-                    print(run.line(), flush=True)
+                    print(run.line(), file=sys.stderr, flush=True)  # progress; the table comes at the end
                     runs.append(run)
         finally:
             for proc, _ in servers.values():

@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -165,3 +166,41 @@ async def test_sigterm_finishes_the_request_in_flight(front: str) -> None:
         reply = await asyncio.wait_for(slow, 30)
         assert (reply.status_code, reply.text) == (200, "done /slow")
     await asyncio.wait_for(server, 30)
+
+
+async def test_hypercorn_speaks_h2c_in_clear() -> None:
+    """Without TLS, Hypercorn takes HTTP/2 with prior knowledge (h2c) and HTTP/1.1 on one port."""
+    server = front_class("hypercorn")(app_of(lambda s, r, send: respond(send, 200, b"hi")))
+    [(host, port)] = await server.start("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=30) as h2c:
+            r = await h2c.get(f"http://{host}:{port}/")
+            assert (r.status_code, r.http_version, r.text) == (200, "HTTP/2", "hi")
+        async with httpx.AsyncClient(timeout=30) as h1:
+            r = await h1.get(f"http://{host}:{port}/")
+            assert (r.status_code, r.http_version, r.text) == (200, "HTTP/1.1", "hi")
+    finally:
+        await server.stop(1.0)
+
+
+@pytest.mark.parametrize("front", ["uvicorn", "hypercorn"])
+async def test_a_port_in_use_and_a_failed_startup_are_errors(front: str) -> None:
+    """As with the built-in front: a port taken is an OSError (the CLI's clear exit), an
+    application whose startup fails a LifespanError, and neither leaves a listener behind."""
+    app = app_of(lambda s, r, send: respond(send, 200))
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        with pytest.raises(OSError):
+            await front_class(front)(app).start("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no storage"})
+
+    port = free_port()
+    with pytest.raises(http.LifespanError):
+        await front_class(front)(failing).start("127.0.0.1", port)
+    socket.create_server(("127.0.0.1", port)).close()  # the port is free again
