@@ -204,3 +204,71 @@ async def test_a_port_in_use_and_a_failed_startup_are_errors(front: str) -> None
     with pytest.raises(http.LifespanError):
         await front_class(front)(failing).start("127.0.0.1", port)
     socket.create_server(("127.0.0.1", port)).close()  # the port is free again
+
+
+@pytest.mark.parametrize("front", ["uvicorn", "hypercorn"])
+async def test_what_the_builtin_front_refuses_on_a_head_the_fallbacks_refuse_too(front: str) -> None:
+    """A Host missing or repeated is a 400, a body announced larger than ``max_body`` a 413 (but
+    not for a request ``stream`` takes), in Voedger's shape, before the application is called."""
+    calls: list[str] = []
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        calls.append(scope["path"])
+        await respond(send, 200, b"ok")
+
+    server = front_class(front)(app_of(handler), max_body=1000, stream=lambda method, target: target == b"/upload")
+    [(host, port)] = await server.start("127.0.0.1", 0)
+
+    async def ask(head: bytes) -> tuple[int, bytes]:
+        """The status and body of the answer to ``head`` (which asks the server to close)."""
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(head)
+            reply = await asyncio.wait_for(reader.read(), 30)
+        finally:
+            writer.close()
+        head_part, _, body = reply.partition(b"\r\n\r\n")
+        if b"transfer-encoding: chunked" in head_part.lower():
+            chunks = b""
+            while True:
+                size, _, rest = body.partition(b"\r\n")
+                if int(size, 16) == 0:
+                    break
+                chunks += rest[: int(size, 16)]
+                body = rest[int(size, 16) + 2 :]
+            body = chunks
+        return int(head_part.split(b" ", 2)[1]), body
+
+    try:
+        # Hypercorn's h11 refuses these itself, before the guard, with an empty body.
+        one_host = b"" if front == "hypercorn" else None
+        status, body = await ask(b"GET /api/x HTTP/1.1\r\nconnection: close\r\n\r\n")
+        assert (status, body) == (
+            400,
+            one_host
+            if one_host is not None
+            else b'{"sys.Error":{"HTTPStatus":400,"Message":"an HTTP/1.1 request needs exactly one Host header"}}',
+        )
+        status, body = await ask(b"GET /api/v2/x HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n")
+        assert (status, body) == (
+            400,
+            one_host
+            if one_host is not None
+            else b'{"status":400,"message":"an HTTP/1.1 request needs exactly one Host header"}',
+        )
+        status, body = await ask(
+            b"POST /api/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\ncontent-length: 1001\r\n\r\n"
+        )
+        assert (status, body) == (
+            413,
+            b'{"sys.Error":{"HTTPStatus":413,"Message":"request body larger than 1000 bytes"}}',
+        )
+        assert calls == []
+        status, body = await ask(
+            b"POST /upload HTTP/1.1\r\nhost: a\r\nconnection: close\r\ncontent-length: 1001\r\n\r\n" + b"x" * 1001
+        )
+        assert (status, body, calls) == (200, b"ok", ["/upload"])
+        status, body = await ask(b"GET /api/x HTTP/1.0\r\n\r\n")  # HTTP/1.0 needs no Host
+        assert (status, body, calls) == (200, b"ok", ["/upload", "/api/x"])
+    finally:
+        await server.stop(1.0)

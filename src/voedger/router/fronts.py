@@ -16,13 +16,15 @@ process when it cannot).
   connection closes when nothing arrives for that long, not a deadline for the whole request),
   ``max_headers`` its ``h11_max_incomplete_size``; it has no connection limit.
 
-What neither gives of the built-in edge (docs/design.md): the whole-request read deadline (408),
-the bound on request bodies (413 before the application) and on the bytes of bodies all
-connections hold (503), the pause of reading behind a pipelined request, streamed BLOB bodies
-that start the application at the head (the router reads them from ``receive`` either way), the
-server's own answers in Voedger's error shape, the moment of draining at a stop for requests
-sent on idle connections, and a count of refused connections; Hypercorn's connections are not
-counted in ``voedger_http_connections``.
+``HeadGuard`` gives both what the built-in front refuses on a request's head (a missing or
+repeated Host, a body announced too large; Hypercorn's h11 refuses the first itself, with an
+empty 400). What neither gives of the built-in edge
+(docs/design.md): the whole-request read deadline (408), the bound on a body that comes without
+a length or larger than announced (the router still stops reading at its own limit) and on the
+bytes of bodies all connections hold (503), the server's own answers to malformed requests in
+Voedger's error shape, the moment of draining at a stop for requests sent on idle connections,
+and a count of refused connections; Hypercorn's connections are not counted in
+``voedger_http_connections``.
 """
 
 from __future__ import annotations
@@ -51,12 +53,54 @@ from voedger.router.http import (
     ASGIApp,
     HttpServer,
     LifespanError,
+    Message,
 )
+from voedger.syserror import SysError
 
 log = logging.getLogger("voedger.http")
 
 FRONTS = ("builtin", "uvicorn", "hypercorn")
 """The names ``--http-front`` takes; the first is the default."""
+
+
+class HeadGuard:
+    """What the built-in front refuses on a request's head, refused before the application for
+    a fallback front, in Voedger's error shape: an HTTP/1.1 request without one ``Host`` header
+    (400), a body announced larger than ``max_body`` unless ``stream`` takes the request (413)."""
+
+    def __init__(self, app: ASGIApp, max_body: int, stream: Callable[[bytes, bytes], bool] | None) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.stream = stream
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                err, url = refusal
+                body = err.to_v2() if url.startswith(b"/api/v2/") else err.to_v1()
+                headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+                await send({"type": "http.response.start", "status": err.status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Message) -> tuple[SysError, bytes] | None:
+        url: bytes = scope.get("raw_path") or scope["path"].encode()
+        hosts = 0
+        length = 0
+        for name, value in scope["headers"]:
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length" and value.isdigit():
+                length = int(value)
+        if scope["http_version"] in ("1.0", "1.1") and (hosts > 1 or (hosts == 0 and scope["http_version"] == "1.1")):
+            return SysError(400, "an HTTP/1.1 request needs exactly one Host header"), url
+        if length > self.max_body:
+            target = url + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
+            if self.stream is None or not self.stream(scope["method"].encode(), target):
+                return SysError(413, f"request body larger than {self.max_body} bytes"), url
+        return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -89,7 +133,7 @@ class UvicornServer:
         self.refused = 0
         """Not counted: uvicorn answers 503 beyond its limit without telling."""
         self.config = uvicorn.Config(
-            app,
+            HeadGuard(app, max_body, stream),
             loop="none",
             http="httptools",
             ws="none",
@@ -167,7 +211,7 @@ class HypercornServer:
     ) -> None:
         if tls is not None:
             tls.set_alpn_protocols(["h2", "http/1.1"])
-        self.app = app
+        self.app = HeadGuard(app, max_body, stream)
         self.scheme = "https" if tls is not None else "http"
         self.refused = 0
         self.connections: Sized = ()
