@@ -125,6 +125,14 @@ def main() -> None:
 )
 @click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS (TLS 1.2 or newer) on --port.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
+@click.option(
+    "--http-front",
+    type=click.Choice(["builtin", "uvicorn", "hypercorn"]),
+    default="builtin",
+    show_default=True,
+    help="The HTTP server: the built-in one (HTTP/1.1, every edge limit), uvicorn (a known-good fallback) "
+    "or Hypercorn (HTTP/2 too: ALPN h2 with --tls-cert, else h2c); the fallbacks keep fewer limits (README).",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -149,6 +157,7 @@ def server(
     tls_key: str | None,
     log_format: str,
     access_log: bool,
+    http_front: str,
 ) -> None:
     """Run a server process serving the given applications: alone, in a cluster of processes on
     shared storage, or in a cluster of a federation."""
@@ -159,6 +168,7 @@ def server(
     from voedger.router.accesslog import AccessLog
     from voedger.router.app import MAX_FRAME
     from voedger.router.blobs import is_upload
+    from voedger.router.fronts import front_class
     from voedger.router.server import make_asgi
     from voedger.storage import parse_storage_url
     from voedger.vvm.image import ImageError, load_image
@@ -265,6 +275,7 @@ def server(
             max_connections=max_connections,
             tls=tls,
             listeners=vvm.http.listeners,  # voedger_http_connections
+            front=front_class(http_front),
         )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)

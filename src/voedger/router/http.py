@@ -32,7 +32,8 @@ what the platform needs:
 
 - TLS 1.2 or newer on the same port when given a certificate and key (``tls_context``).
 
-Not here: HTTP/2, WebSocket, trusted proxy headers, certificates obtained by ACME.
+Not here: HTTP/2 (``router.fronts``: Hypercorn), WebSocket, trusted proxy headers, certificates
+obtained by ACME.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ import signal
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence, Sized
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
 import httptools
@@ -732,6 +733,21 @@ class _Refused(Exception):
     """Stops the parser after a request was refused."""
 
 
+class Front(Protocol):
+    """A server of one ASGI application on one address: this module's ``HttpServer``, or a
+    fallback of ``router.fronts``."""
+
+    scheme: str
+    refused: int
+
+    @property
+    def connections(self) -> Sized: ...
+
+    async def start(self, host: str, port: int) -> list[tuple[str, int]]: ...
+
+    async def stop(self, timeout: float = ...) -> None: ...
+
+
 class HttpServer:
     """Listens, runs the application's lifespan, and shuts down gracefully."""
 
@@ -910,6 +926,7 @@ async def serve(
     max_buffered: int = MAX_BUFFERED,
     tls: ssl.SSLContext | None = None,
     listeners: list[Any] | None = None,
+    front: Callable[..., Front] = HttpServer,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it.
@@ -917,15 +934,16 @@ async def serve(
     connections).
     ``after_start`` runs once every listener is open (a cluster process takes its partitions
     there); ``before_stop`` runs first at shutdown, while every listener still answers (a cluster
-    process hands its partitions over there, forwarding their requests to the new owners)."""
-    servers: list[HttpServer] = []
+    process hands its partitions over there, forwarding their requests to the new owners).
+    ``front`` makes the servers (``HttpServer``, or a fallback of ``router.fronts``)."""
+    servers: list[Front] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         for one_app, one_host, one_port, limit in [(app, host, port, max_body), *((*e, MAX_BODY) for e in extra)]:
-            server = HttpServer(
+            server = front(
                 one_app,
                 max_body=limit,
                 stream=stream if one_app is app else None,
@@ -973,6 +991,7 @@ def run(
     max_buffered: int = MAX_BUFFERED,
     tls: ssl.SSLContext | None = None,
     listeners: list[Any] | None = None,
+    front: Callable[..., Front] = HttpServer,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     main = serve(
@@ -989,6 +1008,7 @@ def run(
         max_buffered=max_buffered,
         tls=tls,
         listeners=listeners,
+        front=front,
     )
     try:
         import uvloop
