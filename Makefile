@@ -8,7 +8,7 @@ NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
         cluster-start cluster-stop test-ctool ctool-packages bench bench-tools bench-commands clean native test-native \
-        monitoring-tools test-monitoring
+        monitoring-tools test-monitoring pebble test-acme
 
 $(STAMP): pyproject.toml
 	@echo "Creating the virtual environment in $(VENV) and installing the project with its dependencies"
@@ -24,8 +24,9 @@ run: $(STAMP)
 	$(VENV)/bin/voedger server --app untill/restaurant=examples/restaurant
 
 # Everything: static checks, unit and contract tests (as Python, then as the native build), the
-# one-node Cassandra tier, the cluster tier, the monitoring tier, ctool on SSH test nodes.
-test: check unit test-native test-cassandra test-cluster test-monitoring test-ctool
+# one-node Cassandra tier, the cluster tier, the monitoring tier, ACME against Pebble, ctool on SSH
+# test nodes.
+test: check unit test-native test-cassandra test-cluster test-monitoring test-acme test-ctool
 
 check: lint typecheck
 
@@ -37,7 +38,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not ctool" -q
+	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
 
 # A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
 # 12 examples per operation; this sends 300).
@@ -54,7 +55,7 @@ $(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
 native: $(NATIVE_STAMP)
 
 test-native: native
-	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not ctool" -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -96,6 +97,16 @@ monitoring-tools: $(STAMP)
 # the dashboards' queries against a real Prometheus, the monitor page in a headless Chromium.
 test-monitoring: monitoring-tools
 	$(PY) -m pytest -m monitoring -q
+
+# Pebble, Let's Encrypt's test ACME server, and its DNS helper, built once with the machine's Go
+# (go install, into .devdata/pebble).
+pebble: $(STAMP)
+	$(PY) -m voedger.devtools.pebble install
+
+# voedger server --acme-domain against a real Pebble: ordering, reuse after a restart, renewal,
+# a failing challenge retried.
+test-acme: pebble
+	$(PY) -m pytest -m acme -q --durations=5 tests/certificates
 
 # ctool installs clusters over SSH onto test nodes: sshd's on 127.0.0.11, .12, ... (Debian's
 # openssh-server; supervisor runs the services), installed here if missing.
