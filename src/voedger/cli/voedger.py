@@ -237,18 +237,6 @@ def server(
         lease_ttl=lease_ttl,
         blob_max_size=blob_max_size,
     )
-    tls = None
-    if tls_cert or tls_key:
-        import ssl
-
-        if not (tls_cert and tls_key):
-            click.echo("error: --tls-cert and --tls-key go together", err=True)
-            sys.exit(2)
-        try:
-            tls = http.tls_context(tls_cert, tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
-            sys.exit(2)
     acme_flags = acme_directory or acme_ca_bundle or acme_email or acme_http_port is not None
     acme = None
     if acme_domains or acme_flags:
@@ -261,12 +249,25 @@ def server(
                 ca_bundle=acme_ca_bundle,
                 email=acme_email,
                 http_port=acme_http_port,
-                tls_given=tls is not None,
+                tls_given=bool(tls_cert or tls_key),
                 taken_ports={port: "--port", **({metrics_port: "--metrics-port"} if metrics_port is not None else {})},
             )
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+    tls = None
+    if tls_cert or tls_key:
+        import ssl
+
+        if not (tls_cert and tls_key):
+            click.echo("error: --tls-cert and --tls-key go together", err=True)
+            sys.exit(2)
+        try:
+            tls = http.tls_context(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
+            sys.exit(2)
+    if acme is not None:
         tls = acme.served.context
     if federation is not None:
         from voedger.federation.server import make_federated_asgi
