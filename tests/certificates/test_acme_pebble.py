@@ -182,3 +182,49 @@ async def test_a_failing_challenge_is_reported_and_tried_again(
     finally:
         server.stop()
         dns.clear_a(domain)
+
+
+async def test_processes_of_a_cluster_share_one_order_through_storage(
+    tmp_path: Path, pebble: Pebble, dns: ChallTestSrv
+) -> None:
+    """Two managers on one storage, as two processes of a cluster: the one that orders has no
+    challenge port (the other's answers its tokens from storage); the second serves the stored
+    certificate without ordering."""
+    from voedger.certificates.challenges import ChallengeResponder
+    from voedger.certificates.manager import CertificateManager
+    from voedger.certificates.order import AcmeSettings
+    from voedger.certificates.served import ServedCertificate
+    from voedger.clock import ManualClock
+    from voedger.router.http import HttpServer
+    from voedger.storage.mem import MemStorageFactory
+
+    domain = "cluster.voedger.test"
+    factory = MemStorageFactory(ManualClock())
+    await factory.init("sys_vvm")
+    storage = await factory.app_storage("sys_vvm")
+    settings = AcmeSettings((domain,), pebble.directory, str(https_ca()))
+    managers = [CertificateManager(settings, ServedCertificate(), ChallengeResponder()) for _ in range(2)]
+    port = HttpServer(managers[0].responder.app)
+    await port.start("127.0.0.1", pebble.http_port)
+    orders = pebble.orders()
+    managers[0].responder.storage = storage
+    try:
+        # The process without the challenge port orders: its tokens reach the CA through storage.
+        managers[1].start(storage)
+        deadline = time.monotonic() + 60
+        while managers[1].served.certificate is None:
+            assert time.monotonic() < deadline, "no certificate in 60 s"
+            await asyncio.sleep(0.2)
+        managers[0].start(storage)
+        while managers[0].served.certificate is None:
+            assert time.monotonic() < deadline, "the stored certificate was not served"
+            await asyncio.sleep(0.1)
+    finally:
+        for manager in managers:
+            await manager.stop()
+        await port.stop(1)
+    first, second = (m.served.certificate for m in managers)
+    assert first is not None and second is not None
+    assert first.serial == second.serial
+    assert [m.orders for m in managers] == [0, 1]
+    assert pebble.orders() == orders + 1
