@@ -46,6 +46,21 @@ def pebble(tmp_path_factory: pytest.TempPathFactory, dns: ChallTestSrv) -> Itera
     server.stop()
 
 
+async def peer_certificate(port: int, domain: str, root: Path, host: str = "127.0.0.1") -> x509.Certificate | None:
+    """The certificate a server presents to a client that trusts only Pebble's ``root`` and
+    checks the name ``domain``; None while the handshake fails."""
+    context = ssl.create_default_context(cafile=str(root))
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context, server_hostname=domain), 10)
+    except (OSError, ssl.SSLError, TimeoutError):
+        return None
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der)
+    finally:
+        writer.close()
+
+
 class Server:
     """A ``voedger server`` process with ``--acme-*`` flags for ``pebble``."""
 
@@ -76,20 +91,7 @@ class Server:
         return self.log.read_text(errors="replace")
 
     async def peer_certificate(self) -> x509.Certificate | None:
-        """The certificate the server presents to a client that trusts only Pebble's root and
-        checks the name ``domain``; None while the handshake fails."""
-        context = ssl.create_default_context(cafile=str(self.root))
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port, ssl=context, server_hostname=self.domain), 10
-            )
-        except (OSError, ssl.SSLError, TimeoutError):
-            return None
-        try:
-            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-            return x509.load_der_x509_certificate(der)
-        finally:
-            writer.close()
+        return await peer_certificate(self.port, self.domain, self.root)
 
     async def wait_certificate(self, timeout: float = 60, other_than: int | None = None) -> x509.Certificate:
         deadline = time.monotonic() + timeout
