@@ -113,7 +113,7 @@ test-acme: pebble
 ctool-packages: $(STAMP)
 	$(PY) -m voedger.devtools.sshnodes ensure-packages
 
-test-ctool: ctool-packages
+test-ctool: ctool-packages pebble
 	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool
 
 bench: $(STAMP)
