@@ -137,7 +137,7 @@ def main() -> None:
     help="The ACME CA's directory URL [default: Let's Encrypt's production one].",
 )
 @click.option("--acme-ca-bundle", default=None, help="PEM CA certificates that verify the ACME CA's own HTTPS.")
-@click.option("--acme-email", default=None, help="Contact address of the ACME account (the CA's expiry mail).")
+@click.option("--acme-email", default=None, help="Contact address of the ACME account.")
 @click.option(
     "--acme-http-port",
     default=None,
