@@ -8,7 +8,7 @@ NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
         cluster-start cluster-stop test-ctool ctool-packages bench bench-tools bench-commands clean native test-native \
-        monitoring-tools test-monitoring
+        monitoring-tools test-monitoring pebble test-acme
 
 $(STAMP): pyproject.toml
 	@echo "Creating the virtual environment in $(VENV) and installing the project with its dependencies"
@@ -25,8 +25,8 @@ run: $(STAMP)
 
 # Everything: static checks, unit and contract tests (as Python, then as the native build), the
 # one-node Cassandra tier, the monitoring tier (it installs Chromium, which the cluster tier uses
-# too), the cluster tier, ctool on SSH test nodes.
-test: check unit test-native test-cassandra test-monitoring test-cluster test-ctool
+# too), the cluster tier, ACME against Pebble, ctool on SSH test nodes.
+test: check unit test-native test-cassandra test-monitoring test-cluster test-acme test-ctool
 
 check: lint typecheck
 
@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not ctool" -q
+	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
 
 # A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
 # 12 examples per operation; this sends 300).
@@ -55,7 +55,7 @@ $(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
 native: $(NATIVE_STAMP)
 
 test-native: native
-	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not ctool" -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -98,12 +98,22 @@ monitoring-tools: $(STAMP)
 test-monitoring: monitoring-tools
 	$(PY) -m pytest -m monitoring -q
 
+# Pebble, Let's Encrypt's test ACME server, and its DNS helper, built once with the machine's Go
+# (go install, into .devdata/pebble).
+pebble: $(STAMP)
+	$(PY) -m voedger.devtools.pebble install
+
+# voedger server --acme-domain against a real Pebble: ordering, reuse after a restart, renewal,
+# a failing challenge retried.
+test-acme: pebble
+	$(PY) -m pytest -m acme -q --durations=5 tests/certificates
+
 # ctool installs clusters over SSH onto test nodes: sshd's on 127.0.0.11, .12, ... (Debian's
 # openssh-server; supervisor runs the services), installed here if missing.
 ctool-packages: $(STAMP)
 	$(PY) -m voedger.devtools.sshnodes ensure-packages
 
-test-ctool: ctool-packages
+test-ctool: ctool-packages pebble
 	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool
 
 bench: $(STAMP)

@@ -183,6 +183,85 @@ def status(cluster_dir: Path, verbose: bool) -> None:
         console.print(ring, markup=False)
 
 
+@main.group()
+def acme() -> None:
+    """The domains the servers get their HTTPS certificate for, by ACME (CE clusters).
+
+    With domains, each server serves HTTPS on the Acme HTTPS port (443) and answers the CA's
+    HTTP-01 challenges on the cluster's HTTP port (80, where CAs look); without, plain HTTP."""
+
+
+@acme.command("add")
+@click.argument("domains", nargs=-1, required=True)
+@click.option("--directory", default=None, help="The CA's ACME directory URL [default: Let's Encrypt's].")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CAs of the CA's own HTTPS (a test CA), copied to the nodes.",
+)
+@click.option("--email", default=None, help="Contact address of the ACME account.")
+@click.option("--https-port", type=click.IntRange(1, 65535), default=None, help="Where HTTPS is served [default: 443].")
+@_dry_run
+@_common
+def acme_add(
+    domains: tuple[str, ...],
+    directory: str | None,
+    ca_bundle: Path | None,
+    email: str | None,
+    https_port: int | None,
+    dry_run: bool,
+    cluster_dir: Path,
+    verbose: bool,
+) -> None:
+    """Add DOMAINS to the certificate; the servers are configured again and restarted."""
+    from voedger.ctool import ops
+
+    try:
+        ops.acme(
+            _options(cluster_dir, verbose, dry_run),
+            "add",
+            domains,
+            directory=directory,
+            ca_bundle=ca_bundle,
+            email=email,
+            https_port=https_port,
+        )
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@acme.command("remove")
+@click.argument("domains", nargs=-1, required=True)
+@_dry_run
+@_common
+def acme_remove(domains: tuple[str, ...], dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
+    """Remove DOMAINS; without any left, the servers serve plain HTTP again."""
+    from voedger.ctool import ops
+
+    try:
+        ops.acme(_options(cluster_dir, verbose, dry_run), "remove", domains)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@acme.command("list")
+@_common
+def acme_list(cluster_dir: Path, verbose: bool) -> None:
+    """Print the cluster's ACME domains, one a line."""
+    from voedger.ctool import state
+
+    try:
+        cluster = state.load(cluster_dir.resolve())
+    except state.StateError as exc:
+        _fail(exc)
+    if cluster.acme is None:
+        click.echo("No ACME domains: the servers serve plain HTTP.", err=True)
+        return
+    for domain in cluster.acme.domains:
+        click.echo(domain)
+
+
 @main.command()
 def version() -> None:
     """Print ctool's version (the version of the clusters it installs)."""

@@ -133,6 +133,26 @@ def main() -> None:
     help="The HTTP server: the built-in one (HTTP/1.1, every edge limit), uvicorn (a known-good fallback) "
     "or Hypercorn (HTTP/2 too: ALPN h2 with --tls-cert, else h2c); the fallbacks keep fewer limits (README).",
 )
+@click.option(
+    "--acme-domain",
+    "acme_domains",
+    multiple=True,
+    help="Serve HTTPS on --port with a certificate for this domain, ordered by ACME (HTTP-01), kept in the "
+    "cluster's storage and renewed automatically; repeatable (one certificate for all). Not with --tls-cert.",
+)
+@click.option(
+    "--acme-directory",
+    default=None,
+    help="The ACME CA's directory URL [default: Let's Encrypt's production one].",
+)
+@click.option("--acme-ca-bundle", default=None, help="PEM CA certificates that verify the ACME CA's own HTTPS.")
+@click.option("--acme-email", default=None, help="Contact address of the ACME account.")
+@click.option(
+    "--acme-http-port",
+    default=None,
+    type=click.IntRange(min=1, max=65535),
+    help="Port of --host that answers the CA's HTTP-01 challenges (/.well-known/acme-challenge/) [default: 80].",
+)
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -155,6 +175,11 @@ def server(
     federation_secret_file: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    acme_domains: tuple[str, ...],
+    acme_directory: str | None,
+    acme_ca_bundle: str | None,
+    acme_email: str | None,
+    acme_http_port: int | None,
     log_format: str,
     access_log: bool,
     http_front: str,
@@ -223,6 +248,24 @@ def server(
         lease_ttl=lease_ttl,
         blob_max_size=blob_max_size,
     )
+    acme_flags = acme_directory or acme_ca_bundle or acme_email or acme_http_port is not None
+    acme = None
+    if acme_domains or acme_flags:
+        from voedger.certificates.server import AcmeSetup
+
+        try:
+            acme = AcmeSetup.from_flags(
+                acme_domains,
+                directory=acme_directory,
+                ca_bundle=acme_ca_bundle,
+                email=acme_email,
+                http_port=acme_http_port,
+                tls_given=bool(tls_cert or tls_key),
+                taken_ports={port: "--port", **({metrics_port: "--metrics-port"} if metrics_port is not None else {})},
+            )
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
     tls = None
     if tls_cert or tls_key:
         import ssl
@@ -235,6 +278,8 @@ def server(
         except (OSError, ssl.SSLError) as exc:
             click.echo(f"error: cannot use the TLS certificate and key: {exc}", err=True)
             sys.exit(2)
+    if acme is not None:
+        tls = acme.served.context
     if federation is not None:
         from voedger.federation.server import make_federated_asgi
 
@@ -260,6 +305,11 @@ def server(
         else:
             served = metrics_app(vvm, name)
         extra.append((served, host, metrics_port))
+    after_start: Callable[[], Awaitable[None]] | None = None
+    before_stop: Callable[[], Awaitable[None]] = vvm.leave
+    if acme is not None:
+        extra.append((acme.responder.app, host, acme.http_port))
+        after_start, before_stop = acme.hooks(vvm)
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
@@ -270,7 +320,8 @@ def server(
             max_body=MAX_FRAME,
             extra=extra,
             stream=is_upload,
-            before_stop=vvm.leave,
+            before_stop=before_stop,
+            after_start=after_start,
             read_timeout=read_timeout,
             max_connections=max_connections,
             tls=tls,
@@ -281,7 +332,10 @@ def server(
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
     except OSError as exc:
-        ports = f"{port}" if metrics_port is None else f"{port} (API) or {metrics_port} (metrics)"
+        others = [f"{metrics_port} (metrics)"] if metrics_port is not None else []
+        if acme is not None:
+            others.append(f"{acme.http_port} (ACME challenges)")
+        ports = f"{port} (API) or {', '.join(others)}" if others else f"{port}"
         click.echo(f"error: cannot listen on {host}, port {ports}: {exc}", err=True)
         sys.exit(3)
 

@@ -9,6 +9,7 @@ states become the actual ones and the command is cleared.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import shutil
 import time
@@ -29,6 +30,16 @@ STEPS: dict[str, tuple[str, ...]] = {
     "SE": ("prepare", "cassandra", "server", "service", "check"),
 }
 """Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
+ACME_STEPS = ("service", "check")
+"""The steps of ``acme add|remove``: the server's program rendered again, restarted, checked."""
+
+
+def steps_of(cluster: Cluster) -> tuple[str, ...]:
+    """The steps of the cluster's pending command."""
+    if cluster.cmd is not None and cluster.cmd.kind == "acme":
+        return ACME_STEPS
+    return STEPS[cluster.edition]
+
 
 DRY_RUN_DIR = ".dry-run"
 
@@ -179,6 +190,87 @@ def init(
 
 
 # --------------------------------------------------------------------------------------------
+# acme
+
+
+def acme(
+    opts: Options,
+    action: str,
+    domains: Sequence[str],
+    *,
+    directory: str | None = None,
+    ca_bundle: Path | None = None,
+    email: str | None = None,
+    https_port: int | None = None,
+) -> Cluster:
+    """``ctool acme add|remove DOMAINS``: record the domains in cluster.json, then render the
+    servers' program again with the ``--acme-*`` flags (HTTPS on the Acme HTTPSPort, the CA's
+    challenges on the cluster's HTTP port) and restart them. Removing the last domain brings
+    the servers back to plain HTTP on the HTTP port."""
+    from voedger.certificates.order import check_domain
+
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    check_version(cluster)
+    if cluster.cmd is not None:
+        raise CtoolError(f"the command '{cluster.cmd}' is pending: finish it first (ctool repeat)")
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("cluster.json is inconsistent: " + "; ".join(found))
+    if cluster.edition != "CE":
+        raise CtoolError(
+            "ctool acme is for CE clusters: the servers of an SE cluster forward requests to each other's "
+            "addresses, which a certificate for the domains does not name"
+        )
+    names: list[str] = []
+    for domain in domains:
+        try:
+            name = check_domain(domain)
+        except ValueError as exc:
+            raise CtoolError(str(exc)) from None
+        if name not in names:
+            names.append(name)
+    current = cluster.acme or state.Acme(domains=[])
+    if action == "add":
+        if directory is not None and not directory.startswith("https://"):
+            raise CtoolError(f"--directory {directory!r} must be an https:// URL")
+        if ca_bundle is not None and not ca_bundle.is_file():
+            raise CtoolError(f"--ca-bundle {ca_bundle} is not a file")
+        port = https_port if https_port is not None else current.https_port
+        if port == cluster.http_port:
+            raise CtoolError(f"--https-port {port} is the cluster's HTTP port, where the CA's challenges are answered")
+        updated = state.Acme(
+            domains=[*current.domains, *(n for n in names if n not in current.domains)],
+            https_port=port,
+            directory=directory if directory is not None else current.directory,
+            ca_bundle=str(ca_bundle.resolve()) if ca_bundle is not None else current.ca_bundle,
+            email=email if email is not None else current.email,
+        )
+    elif action == "remove":
+        unknown = [n for n in names if n not in current.domains]
+        if unknown:
+            raise CtoolError(f"not among the cluster's ACME domains: {', '.join(unknown)} (ctool acme list)")
+        updated = dataclasses.replace(current, domains=[d for d in current.domains if d not in names])
+    else:  # pragma: no cover - the CLI offers add and remove only
+        raise CtoolError(f"ctool acme {action}: unknown action")
+    cluster.acme = updated if updated.domains else None
+    if updated.ca_bundle and not Path(updated.ca_bundle).is_file():
+        raise CtoolError(f"the CA bundle {updated.ca_bundle} is gone: give --ca-bundle again")
+    cluster.cmd = Command("acme", [action, *names])
+    for node in cluster.nodes:
+        assert node.actual is not None
+        node.desired = NodeState(address=node.actual.address, version=node.actual.version)
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("the cluster's new configuration is invalid: " + "; ".join(found))
+    _prepare_dry_run(opts)
+    state.save(cluster, opts.state_folder)
+    return _apply(opts, cluster, "acme")
+
+
+# --------------------------------------------------------------------------------------------
 # repeat
 
 
@@ -219,7 +311,14 @@ def server_storage(cluster: Cluster) -> str:
 
 
 def _variables(cluster: Cluster) -> dict[str, Any]:
+    acme = cluster.acme
     return {
+        "acme_on": acme is not None,
+        "acme_domains": list(acme.domains) if acme else [],
+        "https_port": acme.https_port if acme else 0,
+        "acme_directory": acme.directory if acme else "",
+        "acme_ca_bundle": acme.ca_bundle if acme else "",
+        "acme_email": acme.email if acme else "",
         "server_wheel": cluster.server_wheel,
         "server_storage": server_storage(cluster),
         "check_retries": 90 if cluster.edition == "SE" else 30,
@@ -250,7 +349,7 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     if problem:
         raise CtoolError(problem)
     folder = opts.state_folder
-    steps = STEPS[cluster.edition]
+    steps = steps_of(cluster)
     log = CommandLog(folder, command_name)
     log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
     for what, path in (("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)):
@@ -372,9 +471,12 @@ class NodeStatus:
     server: str
 
 
-def server_answer(address: str, port: int, timeout: float = 3.0) -> str:
+def server_answer(address: str, port: int, timeout: float = 3.0, https: bool = False) -> str:
+    """What ``/api/check`` answers; over HTTPS (ACME), the certificate names the domains, not
+    the address asked: it is not verified here, only whether the server answers."""
     try:
-        response = httpx.get(f"http://{address}:{port}/api/check", timeout=timeout)
+        scheme = "https" if https else "http"
+        response = httpx.get(f"{scheme}://{address}:{port}/api/check", timeout=timeout, verify=not https)
     except httpx.HTTPError as exc:
         return f"no answer ({type(exc).__name__})"
     return f"{response.status_code} {response.text.strip()[:40]}"
@@ -443,7 +545,11 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
                 state=what,
                 ssh=ssh,
                 services=[" ".join(ln.split()[:2]) for ln in lines],
-                server=server_answer(node.address, cluster.http_port),
+                server=(
+                    server_answer(node.address, cluster.acme.https_port, https=True)
+                    if cluster.acme
+                    else server_answer(node.address, cluster.http_port)
+                ),
             )
         )
     return cluster, rows

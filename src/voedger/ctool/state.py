@@ -23,6 +23,8 @@ CLUSTER_FILE = "cluster.json"
 EDITIONS = ("CE", "SE")
 ROLES = {"CE": ("N1Node",), "SE": ("DBAppNode",)}
 SE_MIN_NODES = 3
+COMMANDS = ("init", "acme")
+"""The commands a pending ``Cmd`` may be."""
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
 
 
@@ -108,6 +110,45 @@ class Command:
 
 
 @dataclass(slots=True)
+class Acme:
+    """``ctool acme``: the servers serve HTTPS on ``https_port`` with a certificate for
+    ``domains`` ordered by ACME, and answer the CA's challenges on the cluster's HTTP port."""
+
+    domains: list[str]
+    https_port: int = 443
+    directory: str = ""
+    """The CA's directory ("": the server's default, Let's Encrypt)."""
+    ca_bundle: str = ""
+    """A file of this machine with the CAs of the CA's own HTTPS, copied to the nodes."""
+    email: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Domains": list(self.domains), "HTTPSPort": self.https_port}
+        for key, value in (("Directory", self.directory), ("CABundle", self.ca_bundle), ("Email", self.email)):
+            if value:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Acme | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("Domains", []), list):
+            raise StateError("Acme must be an object with a list of Domains")
+        try:
+            https_port = int(data.get("HTTPSPort", 443))
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"Acme.HTTPSPort must be a number: {exc}") from None
+        return cls(
+            domains=[str(d) for d in data.get("Domains", [])],
+            https_port=https_port,
+            directory=str(data.get("Directory", "")),
+            ca_bundle=str(data.get("CABundle", "")),
+            email=str(data.get("Email", "")),
+        )
+
+
+@dataclass(slots=True)
 class Cluster:
     edition: str
     ssh_port: int
@@ -123,6 +164,8 @@ class Cluster:
     cmd: Command | None = None
     last_attempt_error: str = ""
     nodes: list[Node] = field(default_factory=list)
+    acme: Acme | None = None
+    """Domains the servers order their certificate for (``ctool acme``); None: plain HTTP."""
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -154,6 +197,8 @@ class Cluster:
             out["Cmd"] = {"Kind": self.cmd.kind, "Args": list(self.cmd.args)}
         if self.last_attempt_error:
             out["LastAttemptError"] = self.last_attempt_error
+        if self.acme is not None:
+            out["Acme"] = self.acme.to_json()
         out["Nodes"] = [n.to_json() for n in self.nodes]
         return out
 
@@ -190,6 +235,7 @@ class Cluster:
             cmd=command,
             last_attempt_error=str(data.get("LastAttemptError", "")),
             nodes=[Node.from_json(n, i) for i, n in enumerate(nodes)],
+            acme=Acme.from_json(data.get("Acme")),
         )
 
 
@@ -264,13 +310,22 @@ def problems(cluster: Cluster) -> list[str]:
             found.append(f"{label} {version!r} is not a version (x.y.z)")
     if cluster.cmd is None and cluster.desired_version:
         found.append("DesiredClusterVersion is set but no command (Cmd) is pending")
-    if cluster.cmd is not None and cluster.cmd.kind not in ("init",):
+    if cluster.cmd is not None and cluster.cmd.kind not in COMMANDS:
         found.append(f"Cmd.Kind {cluster.cmd.kind!r} is not a command ctool knows")
     if cluster.cmd is None and not cluster.actual_version:
         found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
 
     if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
         found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
+    if cluster.acme is not None:
+        if not cluster.acme.domains:
+            found.append("Acme lists no Domains")
+        if not 0 < cluster.acme.https_port < 65536:
+            found.append(f"Acme.HTTPSPort {cluster.acme.https_port} is not a port number")
+        elif cluster.acme.https_port == cluster.http_port:
+            found.append(f"Acme.HTTPSPort {cluster.acme.https_port} is the HTTPPort, where the challenges are answered")
+        if cluster.edition == "SE":
+            found.append("Acme is for CE clusters only")
     count = len(cluster.nodes)
     if cluster.edition == "CE" and count != 1:
         found.append(f"a CE cluster has one node, this one has {count}")
