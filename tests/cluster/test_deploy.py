@@ -23,7 +23,7 @@ from tests.cluster.test_monitor_page import cluster_status, settled
 from tests.vpm.test_deploy import V1, V1_EXT, V2, V2_EXT, V3, V3_EXT, build
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, app_wsid
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 SHOP = "test/shop"
 SERVED_WITHIN = 60.0
@@ -114,7 +114,7 @@ async def test_deploy_to_a_running_three_process_cluster(tmp_path: Path) -> None
     v2a = build(tmp_path, "v2a", V2A, V2A_EXT)
     v2b = build(tmp_path, "v2b", V2B, V2B_EXT)
     v3 = build(tmp_path, "v3", V3, V3_EXT)
-    async with cassandra_scenario(tmp_path, 3, cluster=True, lease_ttl=6.0, metrics=True) as s:
+    async with cassandra_scenario(tmp_path, 3, cluster=True, lease_ttl=6.0, metrics=True, ready_timeout=300.0) as s:
         p0, p1, p2 = s.harness.processes
         await settled(p0, 3)
         load = s.new_load(LoadConfig(clients=4, pace=0.05))
