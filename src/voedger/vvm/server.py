@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -49,7 +50,7 @@ from voedger.processors.jobs import JobScheduler
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import Federation, FederationReply
-from voedger.storage import StorageProvider, open_storage
+from voedger.storage import StorageError, StorageProvider, open_storage
 from voedger.structs.keys import app_state_key
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
@@ -61,6 +62,7 @@ from voedger.vvm.image import AppImage, ImageError, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
 from voedger.vvm.stats import FederationStats, ForwardStats, HttpStats, ProcessorStats
+from voedger.vvm.versions import SwapGate, Version, VersionStore, digest_of
 
 log = logging.getLogger("voedger.vvm")
 
@@ -75,8 +77,12 @@ DEPLOYED_SCHEMAS = app_state_key("schema", b"")
 """The compatibility tree of each application's schema as last served (sys/vvm's storage), so that
 a start over its data with an incompatible schema is told."""
 DEPLOYED_IMAGES = app_state_key("image", b"")
-"""Where the images deployed through c.cluster.DeployApp are kept (in sys/vvm's storage), by
-application name, so that a restarted server deploys them again."""
+"""Where the images deployed through c.cluster.DeployApp were kept (in sys/vvm's storage), by
+application name, before the version rows (``vvm.versions``): read at start for an application
+that has no version row."""
+VERSION_POLL = 2.0
+"""Seconds between two reads of the deployed versions by a process of a cluster (a deploy also
+wakes the others through ``POST /_cluster/wake``: the poll is the safety net)."""
 
 
 @dataclass
@@ -161,6 +167,17 @@ class VVM:
         self.services: AuthServices | None = None
         self.vvm_storage: Any = None
         self._deploying = asyncio.Lock()
+        """One deploy or catch-up with the deployed versions at a time in this process."""
+        self.versions: VersionStore | None = None
+        self.seen: dict[str, int] = {}
+        """The newest version number of each application's version row this process has read."""
+        self.serving: dict[str, Version] = {}
+        """The deployed version (its row) each application deployed through DeployApp has
+        here; an application started from the command line has none, or the row it overrode."""
+        self._gate = SwapGate()
+        self._versions_hint = asyncio.Event()
+        self.version_watch: asyncio.Task[None] | None = None
+        """Reads the deployed versions now and then (a cluster of several processes only)."""
         self.started = asyncio.Event()
         self.ownership: Ownership | None = None
         """Partition leases, when the storage is shared with other processes."""
@@ -221,6 +238,7 @@ class VVM:
                 raise ValueError(f"application {name} is given twice")
             names.add(name)
             images.append(load_image(name, directory))
+        self.versions = VersionStore(vvm_storage)
         uploaded = await self._stored_images(vvm_storage, names)
         images += uploaded
         services = AuthServices(
@@ -246,6 +264,7 @@ class VVM:
             self.ownership = Ownership(store, self.config.advertise, self)
             if not self.config.join_later:
                 await self.ownership.start()
+            self.version_watch = asyncio.create_task(self._watch_versions(), name="deployed-versions")
         else:
             # Every partition recovers and takes commands before any projector, job or bootstrap
             # runs: those call commands of other partitions, which must not answer 503 here.
@@ -262,23 +281,36 @@ class VVM:
 
     async def acquired(self, lease: Lease, valid: Callable[[], bool]) -> int:
         """Start serving a partition whose lease this process got: a new epoch, fenced writes."""
-        app = self.apps[lease.app]
-        storage = app.runtime.storage
-        epoch = await next_epoch(storage, lease.partition)
-        writer = FencedWriter(storage, lease.partition, epoch, lease.owner, valid)
-        await self._start_partition(app, lease.partition, writer)
-        return epoch
+        await self._gate.begin_move()  # on the version deployed now, not on one being replaced
+        try:
+            app = self.apps[lease.app]
+            storage = app.runtime.storage
+            epoch = await next_epoch(storage, lease.partition)
+            writer = FencedWriter(storage, lease.partition, epoch, lease.owner, valid)
+            await self._start_partition(app, lease.partition, writer)
+            return epoch
+        finally:
+            await self._gate.end_move()
 
     async def released(self, key: Key, lost: bool) -> None:
         """Stop serving a partition: drained for a handover, failed at once when it was lost."""
+        app = self.apps.get(key[0])
+        partition = app.partitions.get(key[1]) if app is not None else None
+        if lost and partition is not None:
+            partition.closed = True
+            partition.writer.fenced = True  # nothing more reaches storage from here
+        await self._gate.begin_move()
+        try:
+            await self._stop_partition(key, lost)
+        finally:
+            await self._gate.end_move()
+
+    async def _stop_partition(self, key: Key, lost: bool) -> None:
         app = self.apps.get(key[0])
         if app is None:
             return
         pid = key[1]
         partition = app.partitions.get(pid)
-        if lost and partition is not None:
-            partition.closed = True
-            partition.writer.fenced = True  # nothing more reaches storage from here
         for scheduler in [s for s in app.jobs if s.partition_id == pid]:
             app.jobs.remove(scheduler)
             await scheduler.stop()
@@ -354,6 +386,7 @@ class VVM:
                 for m in sorted(members.values(), key=lambda m: m.id)
             ],
             "partitions": parts,
+            "versions": {name: v.number for name, v in sorted(self.serving.items())},
             "leases": {
                 "acquired": own.stats.acquired,
                 "released": own.stats.released,
@@ -499,9 +532,11 @@ class VVM:
             await self.ownership.stop()
 
     def wake(self) -> None:
-        """Another process let a partition go: look at the leases now."""
+        """Another process let a partition go, or deployed a version: look at the leases and
+        the deployed versions now."""
         if self.ownership is not None:
             self.ownership.wake()
+        self._versions_hint.set()
 
     async def wake_peers(self, addresses: Sequence[str]) -> None:
         """``Host.wake_peers``: through the router's transport, once it is there."""
@@ -510,6 +545,10 @@ class VVM:
 
     async def stop(self) -> None:
         """Finish every accepted command, hand the partitions over, then release storage."""
+        if self.version_watch is not None:
+            self.version_watch.cancel()
+            await asyncio.gather(self.version_watch, return_exceptions=True)
+            self.version_watch = None
         await self.n10n.stop()
         if self.ownership is not None:
             await self.ownership.stop()
@@ -587,17 +626,14 @@ class VVM:
     async def deploy_uploaded(self, wsid: int, body: dict[str, Any], caller: object) -> CommandResult:
         """``c.cluster.DeployApp`` with the image (a ``vpm build`` file, base64) in
         ``unloggedArgs.Image``: checked (it compiles, its extensions match, and a new version of a
-        deployed application is backward compatible with it, by ``vpm compat``'s rules), recorded
-        in sys/cluster, kept in storage, and served instead of the old version. Anything refused
-        changes nothing. Only the System principal may deploy."""
+        deployed application is backward compatible with it, by ``vpm compat``'s rules), made the
+        deployed version (``vvm.versions``: the image kept, then the version row advanced by
+        compare-and-swap), recorded in sys/cluster (through the owner of its partition), and
+        served instead of the old version, here at once and by the other processes of a cluster
+        once they read the version row (they are woken to do it now). Anything refused changes
+        nothing. Only the System principal may deploy."""
         if not self._is_system(caller):
             raise SysError(403, "only the System principal (a system token of sys/cluster) deploys applications")
-        if self.ownership is not None:
-            raise SysError(
-                501,
-                "deploying to a running cluster of several processes is not built yet: "
-                "restart its processes with --app owner/name=IMAGE.var",
-            )
         args = body.get("args")
         unlogged = body.get("unloggedArgs")
         if not isinstance(args, dict) or not isinstance(unlogged, dict) or set(unlogged) != {"Image"}:
@@ -616,27 +652,158 @@ class VVM:
                 mine = image.num_partitions if key == "NumPartitions" else image.num_app_workspaces
                 if given is not None and given != mine:
                     raise SysError(400, f"args.{key} is {given}, the image's descriptor.json says {mine}")
+            versions = self.versions
+            assert versions is not None
+            deployed = await self._make_deployed(versions, image, data)
             old = self.apps.get(name)
-            if old is not None:
-                breaks = check_compat(build_tree(old.image.appdef), image.appdef)
-                if breaks:
-                    lines = "\n".join(str(b) for b in breaks)
+            try:
+                result = await self._record_deploy(image)
+            finally:
+                # The version is deployed whether or not the record went through: served here
+                # now, and by the others once they read it (woken to do it at once).
+                serving = self.serving.get(name)
+                if old is None or serving is None or serving.digest != deployed.digest:
+                    await self._check_schema(self.vvm_storage, image)
+                    await self._replace(old, image)
+                    self.serving[name] = deployed
+                await self._wake_members()
+        log.info("%s: version %d deployed from an uploaded image (%d bytes)", name, deployed.number, len(data))
+        return result
+
+    async def _make_deployed(self, versions: VersionStore, image: AppImage, data: bytes) -> Version:
+        """Check ``image`` against the deployed version (and against the one served here, if
+        that is another: started from the command line, or not caught up yet) and make it the
+        deployed version; the same image again is deployed already. Refusals change nothing."""
+        name = image.name
+        digest = digest_of(data)
+        current = await versions.current(name)
+        if current is not None and current.digest == digest:
+            self.seen[name] = max(self.seen.get(name, 0), current.number)
+            return current
+        for base in await self._deployed_bases(versions, name, current):
+            for key, theirs, mine in (
+                ("NumPartitions", base.num_partitions, image.num_partitions),
+                ("NumAppWorkspaces", base.num_app_workspaces, image.num_app_workspaces),
+            ):
+                if theirs != mine:
                     raise SysError(
                         409,
-                        f"application {name}: the new version is not compatible with the deployed one "
-                        f"({len(breaks)} break(s)); nothing was changed:\n{lines}",
+                        f"application {name} is deployed with {key}={theirs}; "
+                        f"it cannot be redeployed with {key}={mine}",
                     )
-            cluster = self.app(CLUSTER_APP)
-            cluster_ws = app_wsid(self.config.cluster_id, 0)
-            numbers = {"NumPartitions": image.num_partitions, "NumAppWorkspaces": image.num_app_workspaces}
-            request: dict[str, Any] = {"args": {"AppQName": name, **numbers}}
-            result = await cluster.partition(cluster_ws).submit(CommandRequest(cluster_ws, DEPLOY_APP, request, SYSTEM))
-            assert self.vvm_storage is not None
-            await self.vvm_storage.put(DEPLOYED_IMAGES, name.encode(), data)
-            await self._check_schema(self.vvm_storage, image)
-            await self._replace(old, image)
-        log.info("%s: deployed from an uploaded image (%d bytes)", name, len(data))
-        return result
+            breaks = check_compat(build_tree(base.appdef), image.appdef)
+            if breaks:
+                lines = "\n".join(str(b) for b in breaks)
+                raise SysError(
+                    409,
+                    f"application {name}: the new version is not compatible with the deployed one "
+                    f"({len(breaks)} break(s)); nothing was changed:\n{lines}",
+                )
+        await versions.keep_image(name, digest, data)
+        new = Version(current.number + 1 if current is not None else 1, digest)
+        if not await versions.advance(name, current, new):
+            now = await versions.current(name)
+            if now is None or now.digest != digest:
+                with contextlib.suppress(StorageError):
+                    await versions.forget_image(name, digest)
+                number = now.number if now is not None else 0
+                raise SysError(
+                    409,
+                    f"application {name}: another version (version {number}) was deployed at the same time, "
+                    "through another process; nothing was changed: deploy again to check this one against it",
+                )
+            new = now
+        else:
+            new = Version(new.number, digest, new.encode())
+        self.seen[name] = max(self.seen.get(name, 0), new.number)
+        if current is not None:
+            with contextlib.suppress(StorageError):
+                await versions.forget_image(name, current.digest)  # no version row names it now
+        return new
+
+    async def _deployed_bases(self, versions: VersionStore, name: str, current: Version | None) -> list[AppImage]:
+        """The images a new version of ``name`` must be compatible with: the one served here and
+        the deployed version's, when they differ."""
+        bases: list[AppImage] = []
+        local = self.apps.get(name)
+        if local is not None:
+            bases.append(local.image)
+        serving = self.serving.get(name)
+        if current is not None and (local is None or serving is None or serving.digest != current.digest):
+            stored = await versions.image(name, current.digest)
+            if stored is None:
+                raise SysError(
+                    503,
+                    f"application {name}: the image of its deployed version {current.number} cannot be read now; retry",
+                    headers={"Retry-After": "1"},
+                )
+            bases.append(await asyncio.to_thread(_image_from_bytes, name, stored))
+        return bases
+
+    async def _record_deploy(self, image: AppImage) -> CommandResult:
+        """``c.cluster.DeployApp`` in sys/cluster's workspace, through the federation: in a
+        cluster it goes through the router to the process that owns that partition."""
+        cluster_ws = app_wsid(self.config.cluster_id, 0)
+        numbers = {"NumPartitions": image.num_partitions, "NumAppWorkspaces": image.num_app_workspaces}
+        request: dict[str, Any] = {"args": {"AppQName": image.name, **numbers}}
+        reply = await self.federation.command(CLUSTER_APP, cluster_ws, f"c.{DEPLOY_APP}", request)
+        if reply.status != 200:
+            raise SysError(
+                reply.status,
+                f"application {image.name} is deployed, but recording it in sys/cluster failed "
+                f"({reply.message or reply.status}); deploy the same image again to record it",
+            )
+        return CommandResult(reply.wlog_offset, reply.new_ids, reply.result)
+
+    async def _wake_members(self) -> None:
+        """Tell the other processes of the cluster to read the deployed versions now."""
+        own = self.ownership
+        if own is None:
+            return
+        addresses = sorted(
+            {m.address for m in own.members if m.id != own.me.id and m.address and m.address != own.me.address}
+        )
+        if addresses:
+            await self.wake_peers(addresses)
+
+    async def _watch_versions(self) -> None:
+        """Serve each version another process deploys: read the version rows when woken, or
+        every ``VERSION_POLL`` seconds."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(VERSION_POLL):
+                    await self._versions_hint.wait()
+            self._versions_hint.clear()
+            try:
+                await self.catch_up()
+            except StorageError as exc:
+                log.warning("reading the deployed versions failed: %s", exc)
+            except Exception:  # pragma: no cover - a bug; the watch must go on
+                log.exception("catching up with the deployed versions failed")
+
+    async def catch_up(self) -> None:
+        """Serve the deployed version of every application whose version row is newer than
+        the one this process saw last."""
+        versions = self.versions
+        assert versions is not None
+        async with self._deploying:
+            for name, row in sorted((await versions.all()).items()):
+                if row.number <= self.seen.get(name, 0):
+                    continue
+                data = await versions.image(name, row.digest)
+                if data is None:  # replaced by a newer version meanwhile: the next read finds it
+                    log.warning("%s: the image of version %d is gone; reading the versions again", name, row.number)
+                    continue
+                try:
+                    image = await asyncio.to_thread(_image_from_bytes, name, data)
+                except SysError as exc:
+                    log.error("%s: version %d cannot be served here: %s", name, row.number, exc.message)
+                    self.seen[name] = row.number
+                    continue
+                await self._replace(self.apps.get(name), image)
+                self.seen[name] = row.number
+                self.serving[name] = row
+                log.info("%s: serving version %d, deployed through another process", name, row.number)
 
     def _is_system(self, caller: object) -> bool:
         if self.config.insecure_dev:
@@ -646,20 +813,32 @@ class VVM:
         return caller is SYSTEM
 
     async def _replace(self, old: DeployedApp | None, image: AppImage) -> None:
-        """Stop the old version's partitions (each finishes the commands it accepted), then serve
-        the new one."""
-        if old is not None:
-            for pid in sorted(old.partitions):
-                await self.released((image.name, pid), lost=False)
-            await old.actualizers.stop()
-            unbind_services(old.image.appdef)
-            del self.apps[image.name]
-        if self.services is not None:
-            bind_services(image.appdef, self.services)
-        await self._deploy(image)
-        app = self.apps[image.name]
-        await asyncio.gather(*(self._open_partition(app, pid) for pid in range(app.runtime.num_partitions)))
-        await asyncio.gather(*(self._run_partition(app, pid) for pid in range(app.runtime.num_partitions)))
+        """Serve ``image`` instead of ``old``: the partitions served here finish the commands they
+        accepted, then serve the new version under the same writers (in a cluster: the same
+        leases and epochs); requests meanwhile find them not served and are held by the router.
+        A new application's partitions start here (one process) or are taken by lease."""
+        await self._gate.begin_swap()
+        try:
+            pids: list[int] = []
+            writers: dict[int, Any] = {}
+            if old is not None:
+                pids = sorted(old.partitions)
+                writers = {pid: old.partitions[pid].writer for pid in pids}
+                await asyncio.gather(*(self._stop_partition((image.name, pid), lost=False) for pid in pids))
+                await old.actualizers.stop()
+                unbind_services(old.image.appdef)
+            elif self.ownership is None:
+                pids = list(range(image.num_partitions))
+            if self.services is not None:
+                bind_services(image.appdef, self.services)
+            await self._deploy(image)
+            app = self.apps[image.name]
+            await asyncio.gather(*(self._open_partition(app, pid, writers.get(pid)) for pid in pids))
+            await asyncio.gather(*(self._run_partition(app, pid) for pid in pids))
+        finally:
+            await self._gate.end_swap()
+        if old is None and self.ownership is not None:
+            self.ownership.wake()  # its partitions are to be shared out now
 
     async def _check_schema(self, storage: Any, image: AppImage) -> list[str]:
         """Compare the schema about to be served with the one last served over this data: each
@@ -687,20 +866,36 @@ class VVM:
         return breaks
 
     async def _stored_images(self, storage: Any, given: set[str]) -> list[AppImage]:
-        """The images deployed through DeployApp before, except those the command line names
-        (it wins; a log line says so)."""
+        """The deployed version of each application deployed through DeployApp before (and the
+        images kept before version rows existed), except those the command line names (it wins
+        until the next deploy; a log line says so)."""
+        versions = self.versions
+        assert versions is not None
         images: list[AppImage] = []
-        async for c_col, data in storage.read(DEPLOYED_IMAGES):
-            name = c_col.decode()
+        for name, row in sorted((await versions.all()).items()):
+            self.seen[name] = row.number
             if name in given:
                 log.warning("%s: the image given on the command line replaces the one deployed through DeployApp", name)
                 continue
-            try:
-                images.append(_image_from_bytes(name, data))
-            except SysError as exc:
-                raise ImageError(f"{name}, deployed through DeployApp, cannot be deployed again: {exc}") from None
+            data = await versions.image(name, row.digest)
+            if data is None:
+                raise ImageError(f"{name}: the image of its deployed version {row.number} is missing from storage")
+            images.append(self._stored_image(name, data))
+            self.serving[name] = row
+            given.add(name)
+        async for c_col, data in storage.read(DEPLOYED_IMAGES):
+            name = c_col.decode()
+            if name in given or name in self.seen:
+                continue
+            images.append(self._stored_image(name, data))
             given.add(name)
         return images
+
+    def _stored_image(self, name: str, data: bytes) -> AppImage:
+        try:
+            return _image_from_bytes(name, data)
+        except SysError as exc:
+            raise ImageError(f"{name}, deployed through DeployApp, cannot be deployed again: {exc}") from None
 
 
 def _image_from_bytes(name: str, data: bytes) -> AppImage:
