@@ -98,6 +98,79 @@ class Node:
         )
 
 
+ALERT_KINDS = ("webhook", "email", "discord", "slack")
+"""The Alertmanager receivers ``ctool alert add`` knows (each an Alertmanager ``*_configs``)."""
+COMMAND_KINDS = ("init", "mon", "alert")
+
+
+@dataclass(slots=True)
+class Receiver:
+    """Where Alertmanager sends the alerts: a URL (webhook, discord, slack) or an e-mail address."""
+
+    kind: str
+    target: str
+    smarthost: str = ""
+    sender: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Kind": self.kind, "Target": self.target}
+        if self.kind == "email":
+            out.update({"Smarthost": self.smarthost, "From": self.sender})
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Receiver:
+        if not isinstance(data, dict):
+            raise StateError(f"{where} must be an object")
+        return cls(
+            kind=str(data.get("Kind", "")),
+            target=str(data.get("Target", "")),
+            smarthost=str(data.get("Smarthost", "")),
+            sender=str(data.get("From", "")),
+        )
+
+
+@dataclass(slots=True)
+class Monitoring:
+    """Prometheus, Alertmanager and the node exporter of every node: what ctool renders for them.
+
+    ``web_users`` are bcrypt hashes only (``admin``: the operator's password; ``ctool``: the
+    token ctool keeps beside cluster.json, 0600). ``alertmanager_config`` is an uploaded
+    alertmanager.yml, used instead of the one rendered from ``receivers`` when set.
+    """
+
+    scrape_interval: str = "15s"
+    web_users: dict[str, str] = field(default_factory=dict)
+    receivers: list[Receiver] = field(default_factory=list)
+    alertmanager_config: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ScrapeInterval": self.scrape_interval}
+        if self.web_users:
+            out["WebUsers"] = dict(self.web_users)
+        out["Receivers"] = [r.to_json() for r in self.receivers]
+        if self.alertmanager_config:
+            out["AlertmanagerConfig"] = self.alertmanager_config
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Monitoring:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise StateError("Monitoring must be an object")
+        users = data.get("WebUsers", {})
+        receivers = data.get("Receivers", [])
+        if not isinstance(users, dict) or not isinstance(receivers, list):
+            raise StateError("Monitoring.WebUsers must be an object and Monitoring.Receivers a list")
+        return cls(
+            scrape_interval=str(data.get("ScrapeInterval", "15s")),
+            web_users={str(k): str(v) for k, v in users.items()},
+            receivers=[Receiver.from_json(r, f"Monitoring.Receivers[{i}]") for i, r in enumerate(receivers)],
+            alertmanager_config=str(data.get("AlertmanagerConfig", "")),
+        )
+
+
 @dataclass(slots=True)
 class Command:
     kind: str
@@ -123,6 +196,7 @@ class Cluster:
     cmd: Command | None = None
     last_attempt_error: str = ""
     nodes: list[Node] = field(default_factory=list)
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -154,6 +228,7 @@ class Cluster:
             out["Cmd"] = {"Kind": self.cmd.kind, "Args": list(self.cmd.args)}
         if self.last_attempt_error:
             out["LastAttemptError"] = self.last_attempt_error
+        out["Monitoring"] = self.monitoring.to_json()
         out["Nodes"] = [n.to_json() for n in self.nodes]
         return out
 
@@ -190,6 +265,7 @@ class Cluster:
             cmd=command,
             last_attempt_error=str(data.get("LastAttemptError", "")),
             nodes=[Node.from_json(n, i) for i, n in enumerate(nodes)],
+            monitoring=Monitoring.from_json(data.get("Monitoring")),
         )
 
 
@@ -264,13 +340,17 @@ def problems(cluster: Cluster) -> list[str]:
             found.append(f"{label} {version!r} is not a version (x.y.z)")
     if cluster.cmd is None and cluster.desired_version:
         found.append("DesiredClusterVersion is set but no command (Cmd) is pending")
-    if cluster.cmd is not None and cluster.cmd.kind not in ("init",):
+    if cluster.cmd is not None and cluster.cmd.kind not in COMMAND_KINDS:
         found.append(f"Cmd.Kind {cluster.cmd.kind!r} is not a command ctool knows")
     if cluster.cmd is None and not cluster.actual_version:
         found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
 
     if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
         found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
+    if not re.fullmatch(r"\d+[smh]", cluster.monitoring.scrape_interval):
+        found.append(f"Monitoring.ScrapeInterval {cluster.monitoring.scrape_interval!r} is not a duration such as 15s")
+    for i, receiver in enumerate(cluster.monitoring.receivers):
+        found.extend(f"Monitoring.Receivers[{i}]: {p}" for p in receiver_problems(receiver))
     count = len(cluster.nodes)
     if cluster.edition == "CE" and count != 1:
         found.append(f"a CE cluster has one node, this one has {count}")
@@ -310,3 +390,20 @@ def problems(cluster: Cluster) -> list[str]:
                 found.append(f"{label}: the address {node.address} is used by another node")
             seen_addresses.add(node.address)
     return found
+
+
+def receiver_problems(receiver: Receiver) -> list[str]:
+    """What is wrong with an alert receiver; empty when Alertmanager can take it."""
+    if receiver.kind not in ALERT_KINDS:
+        return [f"alert kind {receiver.kind!r} is not one of {', '.join(ALERT_KINDS)}"]
+    if receiver.kind == "email":
+        found = []
+        for label, address in (("address", receiver.target), ("--smtp-from", receiver.sender)):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                found.append(f"{label} {address!r} is not an e-mail address")
+        if not re.fullmatch(r"[^\s:/]+:\d{1,5}", receiver.smarthost):
+            found.append(f"--smtp-smarthost {receiver.smarthost!r} is not host:port")
+        return found
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", receiver.target):
+        return [f"the {receiver.kind} target {receiver.target!r} is not an http(s) URL"]
+    return []
