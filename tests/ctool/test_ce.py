@@ -106,7 +106,7 @@ def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> N
     folder = short_tmp / "ops"
     folder.mkdir()
     began = time.monotonic()
-    done = ctool(folder, *init_args(cluster))  # the wheel is built from this checkout
+    done = ctool(folder, *init_args(cluster), timeout=900)  # the wheel is built from this checkout
     took = time.monotonic() - began
     assert done.returncode == 0, done.stdout + done.stderr
     assert "init done" in done.stderr

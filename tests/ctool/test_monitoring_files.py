@@ -201,3 +201,36 @@ def test_upload_refuses_a_file_amtool_refuses(tmp_path: Path) -> None:
     done = CliRunner().invoke(ctool.main, ["alert", "configs", "upload", str(bad), "--cluster-dir", str(tmp_path)])
     assert done.exit_code == 1 and "is not a valid alertmanager.yml" in done.output and "nobody" in done.output
     assert state.load(tmp_path).monitoring.alertmanager_config == ""
+
+
+@needs_tools
+def test_the_nodes_script_writes_every_file_once_and_promtool_takes_them(tmp_path: Path) -> None:
+    from importlib import resources
+
+    cluster = installed_se(tmp_path / "nodes")
+    monitoring.new_token(tmp_path)
+    cluster.monitoring.web_users = {"admin": monitoring.hash_password("secret-pw"), "ctool": "x"}
+    node = cluster.nodes[0]
+    variables = monitoring.node_files(cluster, node, tmp_path)
+    assert variables["mon_secret"] is True and "{{" not in variables["mon_files"]
+    script = str(resources.files("voedger.ctool") / "playbooks" / "files" / "write_files.py")
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            ["python3", script], input=variables["mon_files"], capture_output=True, text=True, check=True
+        )
+        written: list[str] = json.loads(done.stdout)
+        return written
+
+    first = run()
+    conf = Path(variables["mon_conf"])
+    assert len(first) == 12 and str(conf / "ctool.token") in first  # 7 files, the token, 4 dashboards
+    assert run() == []  # nothing differs the second time
+    for name, mode in (("web.yml", 0o600), ("ctool.token", 0o600), ("alertmanager.yml", 0o600)):
+        assert stat.S_IMODE((conf / name).stat().st_mode) == mode
+    assert (Path(node.node_root) / "var/lib/voedger-monitoring/alertmanager").is_dir()
+    assert "{{ $labels.instance }}" in (conf / RULES_FILE.name).read_text()  # not expanded on the way
+    checked = tool("promtool", "check", "config", str(conf / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    programs = (Path(node.node_root) / "etc/voedger/supervisor.d/monitoring.conf").read_text()
+    assert "--cluster.peer=10.0.0.2:9094 --cluster.peer=10.0.0.3:9094" in programs

@@ -13,6 +13,8 @@ Alertmanagers and ctool asks them; the token is kept 0600 beside cluster.json an
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import shutil
@@ -25,8 +27,10 @@ import bcrypt
 import httpx
 import yaml  # type: ignore[import-untyped]  # (PyYAML: with ansible-core, ctool's extra)
 
+from voedger.ctool.layout import LOGS
+from voedger.ctool.layout import PROGRAMS as PROGRAMS_DIR
 from voedger.ctool.state import Cluster, Node, Receiver
-from voedger.monitoring import RULES_FILE
+from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
 
 METRICS_PORT = 8000
 PROMETHEUS_PORT = 9090
@@ -202,24 +206,86 @@ def grafana_dashboards(node: Node) -> str:
     return _yaml({"apiVersion": 1, "providers": [provider]}, sort_keys=False)
 
 
-def node_files(cluster: Cluster, node: Node, folder: Path) -> dict[str, Any]:
-    """The playbook's variables of one node for the monitoring step (the token among them)."""
+PROGRAMS = """\
+; Written by ctool: the monitoring of {address} (Debian's binaries; files under {conf}).
+[program:prometheus]
+command=/usr/bin/prometheus --config.file={conf}/prometheus.yml --web.config.file={conf}/web.yml \
+--storage.tsdb.path={data}/prometheus --web.listen-address={address}:{prometheus_port} --log.level=warn
+directory={data}/prometheus
+{common}stdout_logfile={logs}/prometheus.log
+
+[program:alertmanager]
+command=/usr/bin/prometheus-alertmanager --config.file={conf}/alertmanager.yml --web.config.file={conf}/web.yml \
+--storage.path={data}/alertmanager --web.listen-address={address}:{alertmanager_port} {cluster} --log.level=warn
+directory={data}/alertmanager
+{common}stdout_logfile={logs}/alertmanager.log
+
+[program:node-exporter]
+command=/usr/bin/prometheus-node-exporter --web.listen-address={address}:{node_exporter_port} --log.level=warn
+directory={data}
+{common}stdout_logfile={logs}/node-exporter.log
+"""
+PROGRAM_COMMON = """\
+autostart=true
+autorestart=true
+startsecs=2
+stopsignal=TERM
+stopwaitsecs=30
+redirect_stderr=true
+stdout_logfile_maxbytes=10MB
+stdout_logfile_backups=2
+"""
+
+
+def supervisor_programs(cluster: Cluster, node: Node) -> str:
+    """The node's supervisord programs of Prometheus, Alertmanager and the node exporter."""
+    return PROGRAMS.format(
+        address=node.address,
+        conf=path(node, CONF),
+        data=path(node, DATA),
+        logs=path(node, LOGS),
+        prometheus_port=PROMETHEUS_PORT,
+        alertmanager_port=ALERTMANAGER_PORT,
+        node_exporter_port=NODE_EXPORTER_PORT,
+        cluster=alertmanager_cluster_args(cluster, node),
+        common=PROGRAM_COMMON,
+    ).replace("\\\n", "")
+
+
+def files(cluster: Cluster, node: Node, folder: Path) -> dict[str, tuple[str, str]]:
+    """Every file the monitoring step writes on ``node``: path to (content, mode)."""
     token = read_token(folder) if cluster.monitoring.web_users else ""
+    conf, grafana = path(node, CONF), path(node, GRAFANA)
+    out = {
+        f"{conf}/{RULES_FILE.name}": (RULES_FILE.read_text(), "0644"),
+        f"{conf}/prometheus.yml": (prometheus_config(cluster, node), "0644"),
+        f"{conf}/alertmanager.yml": (alertmanager_config(cluster), "0600"),
+        f"{conf}/web.yml": (web_config(cluster), "0600"),
+        f"{grafana}/provisioning/datasources/voedger.yml": (grafana_datasource(node, token), "0600"),
+        f"{grafana}/provisioning/dashboards/voedger.yml": (grafana_dashboards(node), "0644"),
+        path(node, PROGRAMS_DIR, "monitoring.conf"): (supervisor_programs(cluster, node), "0644"),
+    }
+    if token:
+        out[f"{conf}/ctool.token"] = (token, "0600")
+    for dashboard in sorted(DASHBOARDS_DIR.glob("*.json")):
+        out[f"{grafana}/dashboards/{dashboard.name}"] = (dashboard.read_text(), "0644")
+    return out
+
+
+def node_files(cluster: Cluster, node: Node, folder: Path) -> dict[str, Any]:
+    """The playbook's variables of one node for the monitoring step: the files go base64-encoded
+    (Ansible would expand the ``{{ ... }}`` of the rules' and the dashboards' own templates)."""
+    wanted = {
+        "dirs": [path(node, DATA, "prometheus"), path(node, DATA, "alertmanager")],
+        "files": {p: {"content": c, "mode": m} for p, (c, m) in files(cluster, node, folder).items()},
+    }
     return {
         "mon_conf": path(node, CONF),
-        "mon_data": path(node, DATA),
-        "mon_grafana": path(node, GRAFANA),
-        "prometheus_yml": prometheus_config(cluster, node),
-        "alertmanager_yml": alertmanager_config(cluster),
-        "alertmanager_cluster_args": alertmanager_cluster_args(cluster, node),
-        "web_yml": web_config(cluster),
-        "ctool_token": token,
-        "grafana_datasource": grafana_datasource(node, token),
-        "grafana_dashboards": grafana_dashboards(node),
+        "mon_files": base64.b64encode(json.dumps(wanted).encode()).decode(),
+        "mon_secret": bool(cluster.monitoring.web_users),
         "prometheus_port": PROMETHEUS_PORT,
         "alertmanager_port": ALERTMANAGER_PORT,
         "node_exporter_port": NODE_EXPORTER_PORT,
-        "metrics_port": METRICS_PORT,
     }
 
 
