@@ -282,7 +282,6 @@ def node_files(cluster: Cluster, node: Node, folder: Path) -> dict[str, Any]:
     return {
         "mon_conf": path(node, CONF),
         "mon_files": base64.b64encode(json.dumps(wanted).encode()).decode(),
-        "mon_secret": bool(cluster.monitoring.web_users),
         "prometheus_port": PROMETHEUS_PORT,
         "alertmanager_port": ALERTMANAGER_PORT,
         "node_exporter_port": NODE_EXPORTER_PORT,
