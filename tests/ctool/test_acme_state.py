@@ -81,7 +81,10 @@ def test_the_program_gets_the_acme_flags() -> None:
     template = jinja2.Environment(trim_blocks=True).from_string(TEMPLATE.read_text())
     variables = {**ops._variables(cluster), "node_root": "/n", "node_address": "10.0.0.11"}
     command = next(line for line in template.render(variables).splitlines() if line.startswith("command="))
-    assert "--host 10.0.0.11 --port 443 --acme-domain voedger.test --acme-domain api.voedger.test" in command
+    assert (
+        "--host 10.0.0.11 --port 443 --metrics-port 8000 --acme-domain voedger.test --acme-domain api.voedger.test"
+        in command
+    )
     assert "--acme-http-port 80 --acme-directory https://ca.test/dir" in command
     assert "--acme-ca-bundle /n/etc/voedger/acme-ca.pem --acme-email ops@x.test" in command
     cluster.acme = None
@@ -92,4 +95,4 @@ def test_the_program_gets_the_acme_flags() -> None:
         ).splitlines()
         if line.startswith("command=")
     )
-    assert plain.endswith("--host 10.0.0.11 --port 80") and "acme" not in plain
+    assert plain.endswith("--host 10.0.0.11 --port 80 --metrics-port 8000") and "acme" not in plain

@@ -24,6 +24,9 @@ FIRST = f"127.0.0.{sshnodes.FIRST_HOST}"
 pytestmark = pytest.mark.ctool
 
 HTTP_PORT = 8822
+SCRAPE_INTERVAL = "2s"
+"""Short, so that a test sees a target go down (and VoedgerServerDown fire) quickly."""
+PASSWORD = "monitor-Pa55word"
 CTOOL = str(Path(sys.executable).with_name("ctool"))
 Nodes = Callable[[int], sshnodes.SshCluster]
 
@@ -43,6 +46,8 @@ def init_args(cluster: sshnodes.SshCluster, *extra: str) -> list[str]:
         cluster.node_root_template,
         "--http-port",
         str(HTTP_PORT),
+        "--scrape-interval",
+        SCRAPE_INTERVAL,
         *extra,
     ]
 
@@ -71,17 +76,41 @@ def check(address: str) -> int:
         return 0
 
 
+def active_targets(address: str, auth: tuple[str, str] | None = None) -> dict[str, str]:
+    """``job@instance``: health, of the node's Prometheus's active targets."""
+    reply = httpx.get(f"http://{address}:9090/api/v1/targets?state=active", auth=auth, timeout=5)
+    reply.raise_for_status()
+    return {
+        f"{t['labels']['job']}@{t['labels']['instance']}": t["health"] for t in reply.json()["data"]["activeTargets"]
+    }
+
+
+def wait_all_up(address: str, hosts: list[str], auth: tuple[str, str] | None = None) -> None:
+    """Until the node's Prometheus scrapes every server, every node exporter and itself."""
+    expected = {f"voedger@{h}:8000" for h in hosts} | {f"node@{h}:9100" for h in hosts} | {f"prometheus@{address}:9090"}
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            health = active_targets(address, auth)
+        except httpx.HTTPError as exc:
+            health = {"error": str(exc)}
+        if set(health) == expected and set(health.values()) == {"up"}:
+            return
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+
+
 def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> None:
     cluster = ssh_nodes(1)
     node = cluster.nodes[0]
     folder = short_tmp / "ops"
     folder.mkdir()
     began = time.monotonic()
-    done = ctool(folder, *init_args(cluster))  # the wheel is built from this checkout
+    done = ctool(folder, *init_args(cluster), timeout=900)  # the wheel is built from this checkout
     took = time.monotonic() - began
     assert done.returncode == 0, done.stdout + done.stderr
     assert "init done" in done.stderr
-    for step in ("prepare", "server", "service", "check"):
+    for step in ("prepare", "server", "service", "monitoring", "check"):
         assert f"n1-node: {step} (" in done.stderr
     print(f"ctool init CE: {took:.1f} s")
 
@@ -117,6 +146,8 @@ def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> N
     assert again.returncode == 1 and "the cluster configuration already exists" in again.stderr
     nothing = ctool(folder, "repeat")
     assert nothing.returncode == 0 and "Nothing to repeat" in nothing.stdout
+
+    check_monitoring(folder, node)
 
     # status sees a stopped server.
     assert sshnodes.stop_services(node)
@@ -226,7 +257,7 @@ def test_an_init_cut_by_a_stopped_sshd_is_finished_by_repeat(
     assert "step service" in data["Nodes"][0]["Error"]
     assert data["Nodes"][0]["ActualNodeState"] is None
     status = ctool(folder, "status")
-    assert "unreachable" in status.stdout and "2/4 steps done" in status.stdout, status.stdout
+    assert "unreachable" in status.stdout and "2/5 steps done" in status.stdout, status.stdout
 
     # While the node is down, repeat fails the same way and keeps the steps done.
     still = ctool(folder, "repeat")
@@ -246,3 +277,76 @@ def test_an_init_cut_by_a_stopped_sshd_is_finished_by_repeat(
     assert data["Nodes"][0]["ActualNodeState"]["Address"] == node.address
     assert "Error" not in data["Nodes"][0]
     assert check(node.address) == 200
+
+
+def check_monitoring(folder: Path, node: sshnodes.SshNode) -> None:
+    """Prometheus, Alertmanager and the node exporter init installed: all targets up, a password
+    on their web UIs, an alert of a stopped server delivered to a webhook ``ctool alert add`` set."""
+    from tests.monitoring.webhook import WebhookReceiver
+
+    root, address = node.root, node.address
+    wait_all_up(address, [address])
+    assert httpx.get(f"http://{address}:9093/-/ready", timeout=5).status_code == 200
+    conf = root / "etc/voedger/monitoring"
+    assert (conf / "voedger.rules.yml").is_file() and (conf / "web.yml").read_text() == ""
+    assert len(list((root / "etc/voedger/grafana/dashboards").glob("*.json"))) == 4
+    status = ctool(folder, "status")
+    assert "3/3 targets up" in status.stdout and "up, no cluster" in status.stdout, status.stdout
+    for program in ("prometheus RUNNING", "alertmanager RUNNING", "node-exporter RUNNING"):
+        assert program in status.stdout
+
+    # A password: the web UIs answer 401 without it, 200 with it; ctool and Prometheus use their token.
+    began = time.monotonic()
+    done = ctool(folder, "mon", "password", PASSWORD)
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(f"ctool mon password: {time.monotonic() - began:.1f} s")
+    for port, path in ((9090, "/api/v1/targets"), (9093, "/api/v2/status")):
+        assert httpx.get(f"http://{address}:{port}{path}", timeout=5).status_code == 401
+        assert httpx.get(f"http://{address}:{port}{path}", auth=("admin", PASSWORD), timeout=5).status_code == 200
+        assert httpx.get(f"http://{address}:{port}{path}", auth=("admin", "wrong-pass"), timeout=5).status_code == 401
+    assert (conf / "web.yml").stat().st_mode & 0o777 == 0o600
+    assert (folder / "monitoring.token").stat().st_mode & 0o777 == 0o600
+    wait_all_up(address, [address], auth=("admin", PASSWORD))  # its own scrape authenticates
+    written = [p for base in (folder, root / "etc") for p in base.rglob("*") if p.is_file()]
+    assert not [p for p in written if PASSWORD.encode() in p.read_bytes()]
+    status = ctool(folder, "status")
+    assert "3/3 targets up" in status.stdout and "up, no cluster" in status.stdout, status.stdout
+
+    with WebhookReceiver() as receiver:
+        added = ctool(folder, "alert", "add", "webhook", receiver.url)
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert cluster_json(folder)["Monitoring"]["Receivers"] == [{"Kind": "webhook", "Target": receiver.url}]
+        downloaded = folder / "am.yml"
+        assert ctool(folder, "alert", "configs", "download", str(downloaded)).returncode == 0
+        assert receiver.url in downloaded.read_text()
+        assert downloaded.read_text() == (conf / "alertmanager.yml").read_text()
+
+        # The server stops: VoedgerServerDown fires (after its 30 s) and reaches the webhook.
+        stopped = subprocess.run(
+            ["supervisorctl", "-c", str(root / "etc/voedger/supervisord.conf"), "stop", "voedger"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        began = time.monotonic()
+        deadline = began + 180
+        while True:
+            fired = [
+                a
+                for _t, status_, a in receiver.alerts()
+                if status_ == "firing" and a["labels"]["alertname"] == "VoedgerServerDown"
+            ]
+            if fired:
+                break
+            assert time.monotonic() < deadline, receiver.received
+            time.sleep(1)
+        print(f"VoedgerServerDown at the webhook {time.monotonic() - began:.1f} s after the server stopped")
+        assert fired[0]["labels"]["instance"] == f"{address}:8000"
+        assert fired[0]["annotations"]["runbook"]
+
+    removed = ctool(folder, "alert", "remove", "webhook", receiver.url)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert receiver.url not in (conf / "alertmanager.yml").read_text()
+    again = ctool(folder, "alert", "remove", "webhook", receiver.url)
+    assert again.returncode == 1 and "no webhook receiver" in again.stderr

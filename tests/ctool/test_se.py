@@ -6,9 +6,10 @@ import logging
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.ctool.test_ce import HTTP_PORT, Nodes, check, cluster_json, ctool
+from tests.ctool.test_ce import HTTP_PORT, SCRAPE_INTERVAL, Nodes, check, cluster_json, ctool, wait_all_up
 from voedger import __version__
 from voedger.devtools import cassandra as dev
 
@@ -39,6 +40,8 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(ssh_nodes: Nodes, short_t
         str(server_wheel),
         "--cassandra-heap",
         "768M",
+        "--scrape-interval",
+        SCRAPE_INTERVAL,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -72,8 +75,23 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(ssh_nodes: Nodes, short_t
     assert replication["sysvvm"]["replication_factor"] == "3", replication
     assert replication["sysregistry"]["replication_factor"] == "3", replication
 
+    # Every node's Prometheus scrapes the three servers, the three node exporters and itself; the
+    # three Alertmanagers are one cluster, each with all peers.
+    for node in cluster.nodes:
+        wait_all_up(node.address, cluster.hosts)
+    peers = {f"{h}:9094" for h in cluster.hosts}
+    deadline = time.monotonic() + 120
+    for node in cluster.nodes:
+        while True:
+            am = httpx.get(f"http://{node.address}:9093/api/v2/status", timeout=5).json()["cluster"]
+            if am["status"] == "ready" and {p["address"] for p in am["peers"]} == peers:
+                break
+            assert time.monotonic() < deadline, am
+            time.sleep(1)
+
     status = ctool(folder, "status")
     assert status.returncode == 0, status.stderr
+    assert status.stdout.count("7/7 targets up") == 3 and status.stdout.count("ready, 3 peers") == 3, status.stdout
     assert status.stdout.count("cassandra RUNNING") == 3 and status.stdout.count("voedger RUNNING") == 3
     assert status.stdout.count("200 ok") == 3
     assert "database ring: healthy, 3 nodes, each sees the others" in status.stdout

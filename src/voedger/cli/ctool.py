@@ -87,6 +87,12 @@ def main() -> None:
     help="The server's wheel to install [default: built from this checkout].",
 )
 @click.option("--cassandra-heap", default="1G", show_default=True, help="SE: the Java heap of each node's Cassandra.")
+@click.option(
+    "--scrape-interval",
+    default="15s",
+    show_default=True,
+    help="How often Prometheus scrapes the targets and evaluates the alert rules.",
+)
 @_dry_run
 @_common
 def init(
@@ -100,6 +106,7 @@ def init(
     http_port: int,
     server_wheel: Path | None,
     cassandra_heap: str,
+    scrape_interval: str,
     dry_run: bool,
     cluster_dir: Path,
     verbose: bool,
@@ -121,6 +128,7 @@ def init(
             http_port=http_port,
             server_wheel=server_wheel,
             cassandra_heap=cassandra_heap,
+            scrape_interval=scrape_interval,
         )
     except ops.CtoolError as exc:
         _fail(exc)
@@ -172,11 +180,31 @@ def status(cluster_dir: Path, verbose: bool) -> None:
     if cluster.cmd:
         title += f", pending: {cluster.cmd}"
     table = Table(title=title)
-    for column in ("Node", "Address", "Role", "State", "SSH", "Services", "Server /api/check"):
+    for column in (
+        "Node",
+        "Address",
+        "Role",
+        "State",
+        "SSH",
+        "Services",
+        "Server /api/check",
+        "Prometheus",
+        "Alertmanager",
+    ):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.name, row.address, row.role, row.state, row.ssh, "\n".join(row.services) or "-", row.server)
-    console = Console(width=160)
+        table.add_row(
+            row.name,
+            row.address,
+            row.role,
+            row.state,
+            row.ssh,
+            "\n".join(row.services) or "-",
+            row.server,
+            row.prometheus,
+            row.alertmanager,
+        )
+    console = Console(width=220)
     console.print(table)
     ring = ops.ring_status(cluster)
     if ring:
@@ -260,6 +288,111 @@ def acme_list(cluster_dir: Path, verbose: bool) -> None:
         return
     for domain in cluster.acme.domains:
         click.echo(domain)
+
+
+@main.group()
+def mon() -> None:
+    """The monitoring of the nodes (Prometheus, Alertmanager, node exporter)."""
+
+
+@mon.command()
+@click.argument("password")
+@_common
+def password(password: str, cluster_dir: Path, verbose: bool) -> None:
+    """Protect every node's Prometheus and Alertmanager web UI: user admin, this PASSWORD
+    ("-": read it from standard input). Only its bcrypt hash goes to the nodes."""
+    from voedger.ctool import ops
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        ops.mon_password(_options(cluster_dir, verbose), password)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@main.group()
+def alert() -> None:
+    """Where Alertmanager sends the alerts: webhook, email, discord, slack receivers."""
+
+
+KINDS = click.Choice(["webhook", "email", "discord", "slack"])
+
+
+@alert.command("add")
+@click.argument("kind", type=KINDS)
+@click.argument("target")
+@click.option("--smtp-smarthost", default="", help="email: the SMTP server, host:port.")
+@click.option("--smtp-from", default="", help="email: the sender's address.")
+@_common
+def alert_add(kind: str, target: str, smtp_smarthost: str, smtp_from: str, cluster_dir: Path, verbose: bool) -> None:
+    """Send the alerts to TARGET too: a URL (webhook; discord, slack: their webhook URL) or an
+    e-mail address (with --smtp-smarthost and --smtp-from)."""
+    from voedger.ctool import ops
+
+    try:
+        ops.alert_add(_options(cluster_dir, verbose), kind, target, smarthost=smtp_smarthost, sender=smtp_from)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@alert.command("remove")
+@click.argument("kind", type=KINDS)
+@click.argument("target")
+@_common
+def alert_remove(kind: str, target: str, cluster_dir: Path, verbose: bool) -> None:
+    """Stop sending the alerts to TARGET."""
+    from voedger.ctool import ops
+
+    try:
+        ops.alert_remove(_options(cluster_dir, verbose), kind, target)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@alert.group()
+def configs() -> None:
+    """The whole alertmanager.yml of the nodes."""
+
+
+@configs.command("download")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_common
+def configs_download(file: Path, cluster_dir: Path, verbose: bool) -> None:
+    """Write the nodes' alertmanager.yml to FILE (0600)."""
+    from voedger.ctool import ops
+
+    try:
+        ops.alert_download(_options(cluster_dir, verbose), file)
+    except ops.CtoolError as exc:
+        _fail(exc)
+    click.echo(f"alertmanager.yml written to {file}")
+
+
+@configs.command("upload")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_common
+def configs_upload(file: Path, cluster_dir: Path, verbose: bool) -> None:
+    """Check FILE with amtool, then make it every node's alertmanager.yml (instead of the one
+    ctool renders from its receivers)."""
+    from voedger.ctool import ops
+
+    try:
+        ops.alert_upload(_options(cluster_dir, verbose), file)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@configs.command("reset")
+@_common
+def configs_reset(cluster_dir: Path, verbose: bool) -> None:
+    """Forget an uploaded alertmanager.yml: the nodes get ctool's, from its receivers."""
+    from voedger.ctool import ops
+
+    try:
+        ops.alert_reset(_options(cluster_dir, verbose))
+    except ops.CtoolError as exc:
+        _fail(exc)
 
 
 @main.command()

@@ -21,24 +21,29 @@ from typing import Any
 import httpx
 
 from voedger import __version__
-from voedger.ctool import engine, state, wheel
+from voedger.ctool import engine, monitoring, state, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
+from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
 
 STEPS: dict[str, tuple[str, ...]] = {
-    "CE": ("prepare", "server", "service", "check"),
-    "SE": ("prepare", "cassandra", "server", "service", "check"),
+    "CE": ("prepare", "server", "service", "monitoring", "check"),
+    "SE": ("prepare", "cassandra", "server", "service", "monitoring", "check"),
 }
 """Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
 ACME_STEPS = ("service", "check")
 """The steps of ``acme add|remove``: the server's program rendered again, restarted, checked."""
+MONITORING_STEPS = ("monitoring",)
+"""The steps of ``mon`` and ``alert``: the monitoring files rendered again and reloaded."""
 
 
 def steps_of(cluster: Cluster) -> tuple[str, ...]:
     """The steps of the cluster's pending command."""
     if cluster.cmd is not None and cluster.cmd.kind == "acme":
         return ACME_STEPS
-    return STEPS[cluster.edition]
+    if cluster.cmd is not None and cluster.cmd.kind in ("mon", "alert"):
+        return MONITORING_STEPS
+    return STEPS.get(cluster.edition, ())
 
 
 DRY_RUN_DIR = ".dry-run"
@@ -111,6 +116,7 @@ def init(
     http_port: int,
     server_wheel: Path | None,
     cassandra_heap: str = "1G",
+    scrape_interval: str = "15s",
 ) -> Cluster:
     edition = edition.upper()
     if edition == "N1":
@@ -172,6 +178,7 @@ def init(
         cassandra_heap=cassandra_heap if edition == "SE" else "",
         desired_version=__version__,
         cmd=Command("init", [edition, *hosts]),
+        monitoring=state.Monitoring(scrape_interval=scrape_interval),
         nodes=[
             Node(
                 name=state.node_name(edition, i),
@@ -293,6 +300,122 @@ def repeat(opts: Options) -> Cluster | None:
 
 
 # --------------------------------------------------------------------------------------------
+# mon and alert: cluster.json changes, then the monitoring step on every node
+
+
+MIN_PASSWORD = 8
+
+
+def _installed(opts: Options) -> Cluster:
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    if cluster.cmd is not None:
+        raise CtoolError(f"the command '{cluster.cmd}' is not completed: run ctool repeat first")
+    check_version(cluster)
+    return cluster
+
+
+def _change(opts: Options, cluster: Cluster, command: Command) -> Cluster:
+    """Record ``command`` with every node's desired state, then run the monitoring step."""
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("the new configuration is invalid: " + "; ".join(found))
+    cluster.cmd = command
+    cluster.desired_version = cluster.actual_version
+    for node in cluster.nodes:
+        assert node.actual is not None
+        node.desired = NodeState(address=node.actual.address, version=node.actual.version)
+    state.save(cluster, opts.folder)
+    return _apply(opts, cluster, command.kind)
+
+
+def mon_password(opts: Options, password: str) -> Cluster:
+    """Basic auth on every node's Prometheus and Alertmanager: ``admin`` with ``password``."""
+    if len(password) < MIN_PASSWORD:
+        raise CtoolError(f"the password is too short: {MIN_PASSWORD} characters or more")
+    cluster = _installed(opts)
+    token = monitoring.read_token(opts.folder) or monitoring.new_token(opts.folder)
+    cluster.monitoring.web_users = {
+        monitoring.ADMIN_USER: monitoring.hash_password(password),
+        monitoring.CTOOL_USER: monitoring.hash_password(token),
+    }
+    return _change(opts, cluster, Command("mon", ["password"]))
+
+
+def _uploaded_refusal(cluster: Cluster) -> None:
+    if cluster.monitoring.alertmanager_config:
+        raise CtoolError(
+            "alertmanager.yml was uploaded (ctool alert configs upload): edit that file and upload it again, "
+            "or go back to ctool's receivers with: ctool alert configs reset"
+        )
+
+
+def alert_add(opts: Options, kind: str, target: str, smarthost: str = "", sender: str = "") -> Cluster:
+    receiver = state.Receiver(kind=kind, target=target, smarthost=smarthost, sender=sender)
+    found = state.receiver_problems(receiver)
+    if found:
+        raise CtoolError("; ".join(found))
+    cluster = _installed(opts)
+    _uploaded_refusal(cluster)
+    if any((r.kind, r.target) == (kind, target) for r in cluster.monitoring.receivers):
+        raise CtoolError(f"the {kind} receiver {target} is there already")
+    cluster.monitoring.receivers.append(receiver)
+    return _change(opts, cluster, Command("alert", ["add", kind]))
+
+
+def alert_remove(opts: Options, kind: str, target: str) -> Cluster:
+    cluster = _installed(opts)
+    _uploaded_refusal(cluster)
+    kept = [r for r in cluster.monitoring.receivers if (r.kind, r.target) != (kind, target)]
+    if len(kept) == len(cluster.monitoring.receivers):
+        there = ", ".join(f"{r.kind} {r.target}" for r in cluster.monitoring.receivers) or "none"
+        raise CtoolError(f"no {kind} receiver {target} (the receivers: {there})")
+    cluster.monitoring.receivers = kept
+    return _change(opts, cluster, Command("alert", ["remove", kind]))
+
+
+def alert_download(opts: Options, target: Path) -> None:
+    """Write the alertmanager.yml every node has (rendered from cluster.json) to ``target``."""
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    try:
+        target.write_text(monitoring.alertmanager_config(cluster))
+    except OSError as exc:
+        raise CtoolError(f"cannot write {target}: {exc}") from None
+    target.chmod(0o600)  # receivers' URLs and mail settings may hold secrets
+
+
+def alert_upload(opts: Options, source: Path) -> Cluster:
+    """Put the whole alertmanager.yml ``source`` on every node, after amtool accepts it."""
+    try:
+        text = source.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CtoolError(f"cannot read {source}: {exc}") from None
+    if not text.strip():
+        raise CtoolError(f"{source} is empty")
+    try:
+        monitoring.check_alertmanager_config(text)
+    except monitoring.MonitoringError as exc:
+        raise CtoolError(f"{source} is not a valid alertmanager.yml: {exc}") from None
+    cluster = _installed(opts)
+    cluster.monitoring.alertmanager_config = text
+    return _change(opts, cluster, Command("alert", ["configs", "upload"]))
+
+
+def alert_reset(opts: Options) -> Cluster:
+    """Forget an uploaded alertmanager.yml: the one rendered from the receivers again."""
+    cluster = _installed(opts)
+    if not cluster.monitoring.alertmanager_config:
+        raise CtoolError("no alertmanager.yml was uploaded: the nodes already have ctool's")
+    cluster.monitoring.alertmanager_config = ""
+    return _change(opts, cluster, Command("alert", ["configs", "reset"]))
+
+
+# --------------------------------------------------------------------------------------------
 # Carrying out a command
 
 
@@ -328,10 +451,13 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
         "http_port": cluster.http_port,
         "node_python": engine.NODE_PYTHON,
         "ctool_version": __version__,
+        "metrics_port": monitoring.METRICS_PORT,
+        "rules_file": str(RULES_FILE),
+        "dashboards_dir": str(DASHBOARDS_DIR),
     }
 
 
-def _target(node: Node, cluster: Cluster | None = None) -> engine.Target:
+def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = None) -> engine.Target:
     extra: dict[str, Any] = {}
     if cluster is not None and cluster.edition == "SE":
         from voedger.ctool import cassandra
@@ -340,6 +466,8 @@ def _target(node: Node, cluster: Cluster | None = None) -> engine.Target:
         extra = cassandra.node_files(
             node.node_root, node.address, addresses.index(node.address), addresses, cluster.cassandra_heap
         )
+    if cluster is not None and folder is not None:
+        extra = {**extra, **monitoring.node_files(cluster, node, folder)}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
 
 
@@ -380,7 +508,7 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                     display.step_started(node.name, step)
                 result = engine.run_step(
                     step,
-                    [_target(n, cluster) for n in todo],
+                    [_target(n, cluster, opts.folder) for n in todo],
                     _connection(cluster),
                     log.dir / "ansible",
                     _variables(cluster),
@@ -469,6 +597,8 @@ class NodeStatus:
     ssh: str
     services: list[str]
     server: str
+    prometheus: str = ""
+    alertmanager: str = ""
 
 
 def server_answer(address: str, port: int, timeout: float = 3.0, https: bool = False) -> str:
@@ -505,6 +635,7 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
         cluster = state.load(opts.folder)
     except state.StateError as exc:
         raise CtoolError(str(exc)) from None
+    credentials = monitoring.auth(opts.folder) if cluster.monitoring.web_users else None
     log = CommandLog(opts.folder, "status")
     try:
         result = engine.run_step(
@@ -520,7 +651,7 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
     rows = []
     for node in cluster.nodes:
         if node.desired is not None:
-            steps = STEPS.get(cluster.edition, ())
+            steps = steps_of(cluster)
             done = [s for s in steps if s in node.desired.steps_done]
             what = f"pending {cluster.cmd}: {len(done)}/{len(steps)} steps done"
         else:
@@ -550,6 +681,8 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
                     if cluster.acme
                     else server_answer(node.address, cluster.http_port)
                 ),
+                prometheus=monitoring.targets_up(node.address, credentials),
+                alertmanager=monitoring.alertmanager_state(node.address, credentials),
             )
         )
     return cluster, rows

@@ -23,7 +23,7 @@ CLUSTER_FILE = "cluster.json"
 EDITIONS = ("CE", "SE")
 ROLES = {"CE": ("N1Node",), "SE": ("DBAppNode",)}
 SE_MIN_NODES = 3
-COMMANDS = ("init", "acme")
+COMMANDS = ("init", "acme", "mon", "alert")
 """The commands a pending ``Cmd`` may be."""
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
 
@@ -100,6 +100,78 @@ class Node:
         )
 
 
+ALERT_KINDS = ("webhook", "email", "discord", "slack")
+"""The Alertmanager receivers ``ctool alert add`` knows (each an Alertmanager ``*_configs``)."""
+
+
+@dataclass(slots=True)
+class Receiver:
+    """Where Alertmanager sends the alerts: a URL (webhook, discord, slack) or an e-mail address."""
+
+    kind: str
+    target: str
+    smarthost: str = ""
+    sender: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Kind": self.kind, "Target": self.target}
+        if self.kind == "email":
+            out.update({"Smarthost": self.smarthost, "From": self.sender})
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Receiver:
+        if not isinstance(data, dict):
+            raise StateError(f"{where} must be an object")
+        return cls(
+            kind=str(data.get("Kind", "")),
+            target=str(data.get("Target", "")),
+            smarthost=str(data.get("Smarthost", "")),
+            sender=str(data.get("From", "")),
+        )
+
+
+@dataclass(slots=True)
+class Monitoring:
+    """Prometheus, Alertmanager and the node exporter of every node: what ctool renders for them.
+
+    ``web_users`` are bcrypt hashes only (``admin``: the operator's password; ``ctool``: the
+    token ctool keeps beside cluster.json, 0600). ``alertmanager_config`` is an uploaded
+    alertmanager.yml, used instead of the one rendered from ``receivers`` when set.
+    """
+
+    scrape_interval: str = "15s"
+    web_users: dict[str, str] = field(default_factory=dict)
+    receivers: list[Receiver] = field(default_factory=list)
+    alertmanager_config: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ScrapeInterval": self.scrape_interval}
+        if self.web_users:
+            out["WebUsers"] = dict(self.web_users)
+        out["Receivers"] = [r.to_json() for r in self.receivers]
+        if self.alertmanager_config:
+            out["AlertmanagerConfig"] = self.alertmanager_config
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Monitoring:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise StateError("Monitoring must be an object")
+        users = data.get("WebUsers", {})
+        receivers = data.get("Receivers", [])
+        if not isinstance(users, dict) or not isinstance(receivers, list):
+            raise StateError("Monitoring.WebUsers must be an object and Monitoring.Receivers a list")
+        return cls(
+            scrape_interval=str(data.get("ScrapeInterval", "15s")),
+            web_users={str(k): str(v) for k, v in users.items()},
+            receivers=[Receiver.from_json(r, f"Monitoring.Receivers[{i}]") for i, r in enumerate(receivers)],
+            alertmanager_config=str(data.get("AlertmanagerConfig", "")),
+        )
+
+
 @dataclass(slots=True)
 class Command:
     kind: str
@@ -166,6 +238,7 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     acme: Acme | None = None
     """Domains the servers order their certificate for (``ctool acme``); None: plain HTTP."""
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -199,6 +272,7 @@ class Cluster:
             out["LastAttemptError"] = self.last_attempt_error
         if self.acme is not None:
             out["Acme"] = self.acme.to_json()
+        out["Monitoring"] = self.monitoring.to_json()
         out["Nodes"] = [n.to_json() for n in self.nodes]
         return out
 
@@ -236,6 +310,7 @@ class Cluster:
             last_attempt_error=str(data.get("LastAttemptError", "")),
             nodes=[Node.from_json(n, i) for i, n in enumerate(nodes)],
             acme=Acme.from_json(data.get("Acme")),
+            monitoring=Monitoring.from_json(data.get("Monitoring")),
         )
 
 
@@ -326,6 +401,10 @@ def problems(cluster: Cluster) -> list[str]:
             found.append(f"Acme.HTTPSPort {cluster.acme.https_port} is the HTTPPort, where the challenges are answered")
         if cluster.edition == "SE":
             found.append("Acme is for CE clusters only")
+    if not re.fullmatch(r"\d+[smh]", cluster.monitoring.scrape_interval):
+        found.append(f"Monitoring.ScrapeInterval {cluster.monitoring.scrape_interval!r} is not a duration such as 15s")
+    for i, receiver in enumerate(cluster.monitoring.receivers):
+        found.extend(f"Monitoring.Receivers[{i}]: {p}" for p in receiver_problems(receiver))
     count = len(cluster.nodes)
     if cluster.edition == "CE" and count != 1:
         found.append(f"a CE cluster has one node, this one has {count}")
@@ -365,3 +444,20 @@ def problems(cluster: Cluster) -> list[str]:
                 found.append(f"{label}: the address {node.address} is used by another node")
             seen_addresses.add(node.address)
     return found
+
+
+def receiver_problems(receiver: Receiver) -> list[str]:
+    """What is wrong with an alert receiver; empty when Alertmanager can take it."""
+    if receiver.kind not in ALERT_KINDS:
+        return [f"alert kind {receiver.kind!r} is not one of {', '.join(ALERT_KINDS)}"]
+    if receiver.kind == "email":
+        found = []
+        for label, address in (("address", receiver.target), ("--smtp-from", receiver.sender)):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                found.append(f"{label} {address!r} is not an e-mail address")
+        if not re.fullmatch(r"[^\s:/]+:\d{1,5}", receiver.smarthost):
+            found.append(f"--smtp-smarthost {receiver.smarthost!r} is not host:port")
+        return found
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", receiver.target):
+        return [f"the {receiver.kind} target {receiver.target!r} is not an http(s) URL"]
+    return []
