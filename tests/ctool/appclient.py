@@ -110,6 +110,10 @@ class Client:
 class LoadResult:
     acked: list[Record] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    """Sent, and then a timeout, a dropped connection or a 5xx other than the next."""
+    moving: list[str] = field(default_factory=list)
+    """503 with Retry-After: the partition had no owner for longer than the router holds a
+    request (it was moving); the command was not processed. A failure too, counted apart."""
     skipped: int = 0
     """Attempts whose connection was refused: sent to the next node, not failures."""
     by_node: dict[str, int] = field(default_factory=dict)
@@ -120,9 +124,10 @@ class Load:
     balancer: a connection refused (or not made in time) goes to the next node; a request that
     was sent and got a 5xx, a timeout or a dropped connection is a failure."""
 
-    def __init__(self, client: Client, clients: int = 4) -> None:
+    def __init__(self, client: Client, clients: int = 2, pace: float = 0.05) -> None:
         self.client = client
         self.clients = clients
+        self.pace = pace
         self.result = LoadResult()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -162,12 +167,16 @@ class Load:
                         continue
                     except httpx.HTTPError as exc:
                         with self._lock:
-                            self.result.failures.append(f"{url} ws {wsid}: {type(exc).__name__}: {exc}")
+                            self.result.failures.append(
+                                f"{time.strftime('%H:%M:%S')} {url} ws {wsid}: {type(exc).__name__}: {exc}"
+                            )
                         break
                     with self._lock:
                         if r.status_code == 200:
                             self.result.acked.append(Record(wsid, int(r.json()["NewIDs"]["1"]), token))
                             self.result.by_node[url] = self.result.by_node.get(url, 0) + 1
+                        elif r.status_code == 503 and "Retry-After" in r.headers:
+                            self.result.moving.append(f"{time.strftime('%H:%M:%S')} {url} ws {wsid}: {r.text[:160]}")
                         else:
                             self.result.failures.append(f"{url} ws {wsid}: {r.status_code} {r.text[:200]}")
                     break
@@ -175,7 +184,7 @@ class Load:
                     with self._lock:
                         self.result.failures.append(f"ws {wsid}: no node took the connection")
                 seq += 1
-                time.sleep(0.02)
+                time.sleep(self.pace)
         finally:
             for s in sessions.values():
                 s.close()

@@ -10,24 +10,11 @@ import httpx
 import pytest
 
 from tests.ctool import appclient
+from tests.ctool.conftest import NEW_VERSION
 from tests.ctool.test_ce import HTTP_PORT, Nodes, cluster_json, ctool, init_args
 from voedger import __version__
-from voedger.ctool import wheel
 
 pytestmark = pytest.mark.ctool
-
-NEW_VERSION = f"{__version__}+ops1"
-
-
-@pytest.fixture(scope="session")
-def app_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return appclient.build_image(tmp_path_factory.mktemp("app"))
-
-
-@pytest.fixture(scope="session")
-def new_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The server's wheel of this checkout, as a build with another version (a local label)."""
-    return wheel.build(tmp_path_factory.mktemp("wheel-new"), version=NEW_VERSION)
 
 
 def downtime(url: str, stop: threading.Event, out: list[float]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.ctool.test_ce import HTTP_PORT, Nodes, check, cluster_json, ctool
 from voedger import __version__
 from voedger.devtools import cassandra as dev
+from voedger.devtools import sshnodes
 
 pytestmark = pytest.mark.ctool
 
@@ -39,6 +40,8 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(ssh_nodes: Nodes, short_t
         str(server_wheel),
         "--cassandra-heap",
         "768M",
+        "--jmx-port",  # on 127.0.0.1: apart from other checkouts' and the Cassandra tier's 7199
+        str(17005 + 10 * sshnodes.FIRST_HOST),
         timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr
