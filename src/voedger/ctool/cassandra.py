@@ -86,10 +86,13 @@ def _jar_names() -> list[str]:
 def nodetool(node_root: str, jmx_port: int) -> str:
     """The shell command that runs nodetool against the node's Cassandra (on the node)."""
     lib = PurePosixPath(node_root) / "opt/cassandra/lib"
+    home = PurePosixPath(node_root) / "var/lib/cassandra"
     return shlex.join(
         [
             JAVA,
             "-Xmx128m",
+            *dev.JPMS_FLAGS,  # Cassandra's classes reach into the JDK's internals, nodetool's too
+            f"-Duser.home={home}",  # its history (.cassandra/nodetool.history) under the node root
             "-cp",
             f"{lib}/*",
             "org.apache.cassandra.tools.NodeTool",
