@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from voedger import __version__
 from voedger.devtools import sshnodes
+
+NEW_VERSION = f"{__version__}+ops1"
+"""The version of the wheel the upgrade tests upgrade to: this one, with a local label."""
 
 
 @pytest.fixture
@@ -46,3 +50,19 @@ def server_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from voedger.ctool import wheel
 
     return wheel.build(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def new_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's wheel of this checkout, as a build with another version (a local label)."""
+    from voedger.ctool import wheel
+
+    return wheel.build(tmp_path_factory.mktemp("wheel-new"), version=NEW_VERSION)
+
+
+@pytest.fixture(scope="session")
+def app_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image of the load application (tests/cluster/app) the servers run (init --app)."""
+    from tests.ctool import appclient
+
+    return appclient.build_image(tmp_path_factory.mktemp("app"))

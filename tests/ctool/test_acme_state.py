@@ -4,6 +4,7 @@ checks, the server's program rendered with the --acme-* flags (no SSH: unit tier
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jinja2
@@ -78,7 +79,9 @@ def test_bad_acme_commands_change_nothing(tmp_path: Path) -> None:
 def test_the_program_gets_the_acme_flags() -> None:
     cluster = Cluster("CE", 22, "root", "/k", "/kh", 80, actual_version=__version__)
     cluster.acme = Acme(["voedger.test", "api.voedger.test"], 443, "https://ca.test/dir", "/ca.pem", "ops@x.test")
-    template = jinja2.Environment(trim_blocks=True).from_string(TEMPLATE.read_text())
+    env = jinja2.Environment(trim_blocks=True)
+    env.filters["basename"] = os.path.basename  # Ansible's filter, which the template uses
+    template = env.from_string(TEMPLATE.read_text())
     variables = {**ops._variables(cluster), "node_root": "/n", "node_address": "10.0.0.11"}
     command = next(line for line in template.render(variables).splitlines() if line.startswith("command="))
     assert (

@@ -12,6 +12,7 @@ import pytest
 from tests.ctool.test_ce import HTTP_PORT, SCRAPE_INTERVAL, Nodes, check, cluster_json, ctool, wait_all_up
 from voedger import __version__
 from voedger.devtools import cassandra as dev
+from voedger.devtools import sshnodes
 
 pytestmark = pytest.mark.ctool
 
@@ -42,6 +43,8 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(ssh_nodes: Nodes, short_t
         "768M",
         "--scrape-interval",
         SCRAPE_INTERVAL,
+        "--jmx-port",  # on 127.0.0.1: apart from other checkouts' and the Cassandra tier's 7199
+        str(17005 + 10 * sshnodes.FIRST_HOST),
         timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -93,6 +93,20 @@ def main() -> None:
     show_default=True,
     help="How often Prometheus scrapes the targets and evaluates the alert rules.",
 )
+@click.option(
+    "--jmx-port",
+    type=click.IntRange(1, 65535),
+    default=7199,
+    show_default=True,
+    help="SE: Cassandra's JMX port of the first node, on 127.0.0.1 only (node i: this + i - 1).",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="OWNER/NAME=IMAGE",
+    help="An application the servers run, from its image (vpm build); repeatable.",
+)
 @_dry_run
 @_common
 def init(
@@ -107,6 +121,8 @@ def init(
     server_wheel: Path | None,
     cassandra_heap: str,
     scrape_interval: str,
+    jmx_port: int,
+    apps: tuple[str, ...],
     dry_run: bool,
     cluster_dir: Path,
     verbose: bool,
@@ -129,7 +145,99 @@ def init(
             server_wheel=server_wheel,
             cassandra_heap=cassandra_heap,
             scrape_interval=scrape_interval,
+            apps=apps,
+            jmx_port=jmx_port,
         )
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option(
+    "--wheel",
+    "server_wheel",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's wheel: this ctool's version or a build of it (0.1.0+label) [default: built from this checkout].",
+)
+@_dry_run
+@_common
+def upgrade(server_wheel: Path | None, dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
+    """Rolling upgrade of the servers to this ctool's version: installed beside the running one on
+    every node, then one node at a time stopped gracefully (SIGTERM), switched and started, and
+    waited for before the next; the other nodes serve meanwhile (CE: a short downtime)."""
+    from voedger.ctool import ops
+
+    try:
+        done = ops.upgrade(_options(cluster_dir, verbose, dry_run), server_wheel)
+    except ops.CtoolError as exc:
+        _fail(exc)
+    if done is None:
+        click.echo("Nothing to upgrade: every node runs that version already.")
+
+
+@main.group()
+def backup() -> None:
+    """Backups of the cluster's data, kept on every node under var/backups/voedger."""
+
+
+@backup.command("now")
+@click.option(
+    "--expire",
+    metavar="DURATION",
+    help="Then remove the backups older than this: a number and s, m (minutes), h, d or w (e.g. 7d).",
+)
+@_common
+def backup_now(expire: str | None, cluster_dir: Path, verbose: bool) -> None:
+    """Back the data up now, on every node (CE: SQLite's online backup; SE: Cassandra snapshots
+    and the schema as CQL); the backup is named after this moment, in UTC."""
+    from voedger.ctool import backups, ops
+
+    try:
+        made, removed = ops.backup_now(_options(cluster_dir, verbose), expire)
+    except ops.CtoolError as exc:
+        _fail(exc)
+    click.echo(f"backup {made.name}: {len(made.sizes)} node(s), {backups.human(made.total)}")
+    for name in removed:
+        click.echo(f"expired, removed: {name}")
+
+
+@backup.command("list")
+@_common
+def backup_list(cluster_dir: Path, verbose: bool) -> None:
+    """List the backups the nodes keep."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from voedger.ctool import backups, ops
+
+    try:
+        cluster, found = ops.backup_list(_options(cluster_dir, verbose))
+    except ops.CtoolError as exc:
+        _fail(exc)
+    if not found:
+        click.echo("No backups.")
+        return
+    table = Table(title=f"Backups of the {cluster.edition} cluster")
+    for column in ("Name", "Taken (UTC)", "Version", "Nodes", "Size"):
+        table.add_column(column)
+    for b in found:
+        taken = backups.moment_of(b.name).strftime("%Y-%m-%d %H:%M:%S")
+        nodes = f"{len(b.sizes)}/{len(cluster.nodes)}"
+        table.add_row(b.name, taken, b.version, nodes, backups.human(b.total))
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.argument("name", metavar="BACKUP")
+@_common
+def restore(name: str, cluster_dir: Path, verbose: bool) -> None:
+    """Put the data of a backup back on every node: the servers (and SE: Cassandra) are stopped,
+    the data replaced (what it replaces is kept under var/backups/voedger/replaced-<moment>),
+    then everything started again and waited for."""
+    from voedger.ctool import ops
+
+    try:
+        ops.restore(_options(cluster_dir, verbose), name)
     except ops.CtoolError as exc:
         _fail(exc)
 

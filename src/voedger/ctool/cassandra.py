@@ -43,8 +43,15 @@ def tokens(count: int) -> list[str]:
     return [str(-(2**63) + i * step) for i in range(count)]
 
 
-def node_files(node_root: str, address: str, index: int, addresses: list[str], heap: str) -> dict[str, str]:
-    """The node's ``cassandra_yaml``, ``cassandra_logback`` and ``cassandra_script`` (variables)."""
+def node_files(
+    node_root: str, address: str, index: int, addresses: list[str], heap: str, jmx_port: int
+) -> dict[str, str]:
+    """The node's ``cassandra_yaml``, ``cassandra_logback`` and ``cassandra_script`` (variables).
+
+    ``jmx_port`` 0: no JMX listener (a cluster installed before ctool had backups); else
+    Cassandra's local JMX listener, which binds that port of 127.0.0.1 only: nodetool (snapshots,
+    drain) runs on the node itself, and each node of a cluster has its own port (the first
+    node's plus its index), so that nodes sharing a machine never fight over one."""
     home = Path(str(PurePosixPath(node_root) / "var/lib/cassandra"))
     node = dev.Node(
         name=f"node-{index + 1}",
@@ -52,16 +59,15 @@ def node_files(node_root: str, address: str, index: int, addresses: list[str], h
         home=home,
         cluster_name=CLUSTER_NAME,
         seeds=",".join(f"{a}:{dev.STORAGE_PORT}" for a in addresses),
-        jmx_port=7199,
+        jmx_port=jmx_port,
         initial_token=tokens(len(addresses))[index],
         auto_bootstrap=False,
     )
     lib = Path(str(PurePosixPath(node_root) / "opt/cassandra/lib"))
     jars = sorted(lib / jar for jar in _jar_names())
     command = dev.jvm_command(node, JAVA, jars, heap, ring_delay_ms=1000)
-    # No JMX listener: it binds a port of 127.0.0.1, which nodes sharing a host (the tests')
-    # would fight over; nothing of ctool's uses it yet.
-    command = [a for a in command if not a.startswith("-Dcassandra.jmx.local.port=")]
+    if not jmx_port:
+        command = [a for a in command if not a.startswith("-Dcassandra.jmx.local.port=")]
     script = (
         "#!/bin/sh\n# Written by ctool: starts Apache Cassandra of this node in the foreground.\n"
         f"cd {shlex.quote(str(home))}\nexec {shlex.join(command)}\n"
@@ -75,3 +81,24 @@ def node_files(node_root: str, address: str, index: int, addresses: list[str], h
 
 def _jar_names() -> list[str]:
     return [jar.name for jar in dev.ensure_jars()]
+
+
+def nodetool(node_root: str, jmx_port: int) -> str:
+    """The shell command that runs nodetool against the node's Cassandra (on the node)."""
+    lib = PurePosixPath(node_root) / "opt/cassandra/lib"
+    home = PurePosixPath(node_root) / "var/lib/cassandra"
+    return shlex.join(
+        [
+            JAVA,
+            "-Xmx128m",
+            *dev.JPMS_FLAGS,  # Cassandra's classes reach into the JDK's internals, nodetool's too
+            f"-Duser.home={home}",  # its history (.cassandra/nodetool.history) under the node root
+            "-cp",
+            f"{lib}/*",
+            "org.apache.cassandra.tools.NodeTool",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(jmx_port),
+        ]
+    )

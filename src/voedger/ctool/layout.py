@@ -19,3 +19,8 @@ SUPERVISOR_SOCK = RUN / "supervisor.sock"
 def under(root: str, relative: PurePosixPath) -> str:
     """``relative`` under the node root ``root``."""
     return str(PurePosixPath(root) / relative)
+
+
+BACKUPS = PurePosixPath("var/backups/voedger")
+"""One folder per backup, named after its moment (``backups.NAME_FORMAT``), with ``backup.json``."""
+CASSANDRA_HOME = PurePosixPath("var/lib/cassandra")

@@ -10,6 +10,7 @@ states become the actual ones and the command is cleared.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import shutil
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 
 from voedger import __version__
-from voedger.ctool import engine, monitoring, state, wheel
+from voedger.ctool import backups, engine, monitoring, state, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
@@ -37,8 +38,37 @@ MONITORING_STEPS = ("monitoring",)
 """The steps of ``mon`` and ``alert``: the monitoring files rendered again and reloaded."""
 
 
+UPGRADE_STEPS = ("server", "rollout", "check")
+"""The steps of ``upgrade``: the new version is installed on every node at once (beside the
+running one), then ``rollout`` and ``check`` go one node at a time (``SERIAL_STEPS``)."""
+
+SERIAL_STEPS = frozenset({"rollout"})
+"""Steps that run on one node at a time: that node and the steps after it (``check``) finish
+before the next node starts, so the other nodes serve throughout."""
+
+SETTLE_SECONDS = 3.0
+"""Between two nodes of a rolling upgrade: the node that came back takes its share of the
+partitions again (graceful handovers) before the next one hands its own over."""
+
+SERVER_STOP_SECONDS = 75
+"""supervisord's ``stopwaitsecs`` for the server: its graceful shutdown on SIGTERM hands the
+partitions over (up to 30 s) and finishes the requests in flight (up to 30 s more)."""
+
+
+RESTORE_STEPS: dict[str, tuple[str, ...]] = {
+    "CE": ("stop", "restore", "service", "check"),
+    "SE": ("stop", "restore", "cassandra", "service", "check"),
+}
+"""The steps of ``restore``: each on every node, and the first failure stops the command (a
+cluster of which some nodes were restored and others not must not be started)."""
+
+
 def steps_of(cluster: Cluster) -> tuple[str, ...]:
-    """The steps of the cluster's pending command."""
+    """The steps of the cluster's pending command (``init``'s when none is pending)."""
+    if cluster.cmd is not None and cluster.cmd.kind == "upgrade":
+        return UPGRADE_STEPS
+    if cluster.cmd is not None and cluster.cmd.kind == "restore":
+        return RESTORE_STEPS[cluster.edition]
     if cluster.cmd is not None and cluster.cmd.kind == "acme":
         return ACME_STEPS
     if cluster.cmd is not None and cluster.cmd.kind in ("mon", "alert"):
@@ -117,6 +147,8 @@ def init(
     server_wheel: Path | None,
     cassandra_heap: str = "1G",
     scrape_interval: str = "15s",
+    apps: Sequence[str] = (),
+    jmx_port: int = 7199,
 ) -> Cluster:
     edition = edition.upper()
     if edition == "N1":
@@ -150,6 +182,7 @@ def init(
         )
     if not node_root.startswith("/"):
         raise CtoolError(f"--node-root {node_root!r} must be an absolute path")
+    images = _parse_apps(apps)
     _prepare_dry_run(opts)
     folder = opts.state_folder
     try:
@@ -166,8 +199,10 @@ def init(
             jars = str(cassandra.jars_tarball(folder / "cassandra"))
         except RuntimeError as exc:
             raise CtoolError(str(exc)) from None
+    kept = _keep_apps(images, folder / "apps")
     cluster = Cluster(
         edition=edition,
+        apps=kept,
         ssh_port=ssh_port,
         ssh_user=ssh_user,
         ssh_key=str(ssh_key.resolve()),
@@ -185,6 +220,7 @@ def init(
                 role=state.ROLES[edition][0],
                 node_root=state.node_root_for(node_root, host),
                 desired=NodeState(address=host, version=__version__),
+                jmx_port=jmx_port + i if edition == "SE" else 0,
             )
             for i, host in enumerate(hosts)
         ],
@@ -194,6 +230,214 @@ def init(
         raise CtoolError("the new cluster's configuration is invalid: " + "; ".join(found))
     state.save(cluster, folder)
     return _apply(opts, cluster, "init")
+
+
+def _parse_apps(apps: Sequence[str]) -> list[tuple[str, Path]]:
+    """``--app NAME=IMAGE`` values: an application name and an image file (``vpm build``)."""
+    out: list[tuple[str, Path]] = []
+    for text in apps:
+        name, sep, image = text.partition("=")
+        if not sep or not name or not image:
+            raise CtoolError(f"--app {text!r} must be owner/name=IMAGE.var (an image made by vpm build)")
+        path = Path(image)
+        if not path.is_file():
+            raise CtoolError(f"--app {name}: the image {image} is not a file (vpm build makes one)")
+        if name in [n for n, _p in out]:
+            raise CtoolError(f"--app {name} is given twice")
+        out.append((name, path.resolve()))
+    return out
+
+
+def _keep_apps(images: list[tuple[str, Path]], dest: Path) -> list[state.App]:
+    """The images, copied beside cluster.json (a repeat must find them) under unique names."""
+    kept = []
+    for name, path in images:
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / f"{name.replace('/', '-')}-{path.name}"
+        if path != target.resolve():
+            shutil.copy2(path, target)
+        kept.append(state.App(name=name, image=str(target)))
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# upgrade
+
+
+def upgrade(opts: Options, server_wheel: Path | None) -> Cluster | None:
+    """Rolling upgrade of the servers to this ctool's version (or the build of it ``server_wheel``
+    is); None when every node runs that version already."""
+    _prepare_dry_run(opts)
+    folder = opts.state_folder
+    try:
+        cluster = state.load(folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    if cluster.cmd is not None:
+        raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("cluster.json is inconsistent, not upgrading: " + "; ".join(found))
+    if cluster.actual_version and _version_tuple(cluster.actual_version) > _version_tuple(__version__):
+        raise CtoolError(
+            f"cluster version {cluster.actual_version} is newer than ctool version {__version__}: "
+            "a cluster is never downgraded"
+        )
+    try:
+        built = (
+            wheel.adopt(server_wheel.resolve(), folder / "wheels") if server_wheel else wheel.build(folder / "wheels")
+        )
+    except wheel.WheelError as exc:
+        raise CtoolError(str(exc)) from None
+    version = wheel.version_of(built)
+    if all(n.actual is not None and n.actual.version == version for n in cluster.nodes):
+        return None
+    cluster.server_wheel = str(built)
+    cluster.desired_version = version
+    cluster.cmd = Command("upgrade", [version])
+    for node in cluster.nodes:
+        assert node.actual is not None
+        node.desired = NodeState(address=node.actual.address, version=version)
+    state.save(cluster, folder)
+    return _apply(opts, cluster, "upgrade")
+
+
+# --------------------------------------------------------------------------------------------
+# backup and restore
+
+
+def _backup_ready(opts: Options) -> Cluster:
+    """The cluster, which must be installed with no command pending, its nodes snapshottable."""
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    if cluster.cmd is not None:
+        raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("cluster.json is inconsistent: " + "; ".join(found))
+    if cluster.edition == "SE" and not all(n.jmx_port for n in cluster.nodes):
+        raise CtoolError(
+            "this cluster's Cassandra nodes have no JMX port (installed before ctool took backups): "
+            "nodetool cannot snapshot them"
+        )
+    return cluster
+
+
+def _run_everywhere(
+    opts: Options, cluster: Cluster, step: str, log: CommandLog, extra: dict[str, Any]
+) -> engine.StepResult:
+    problem = engine.environment_ok()
+    if problem:
+        raise CtoolError(problem)
+    return engine.run_step(
+        step,
+        [_target(n, cluster) for n in cluster.nodes],
+        _connection(cluster),
+        log.dir / "ansible",
+        {**_variables(cluster), **extra},
+        lambda e: log.write(f"{e.node}: [{e.step}] {e.task}: {e.kind} {e.message}".rstrip()),
+        verbose=opts.verbose,
+    )
+
+
+def _failures(cluster: Cluster, what: str, result: engine.StepResult, log: CommandLog) -> CtoolError:
+    lines = [f"node {name} ({cluster.node(name).address}): {why}" for name, why in result.failures.items()]
+    message = f"{what} failed:\n" + "\n".join(lines) + f"\nThe log is {log.path}."
+    log.write(message)
+    return CtoolError(message)
+
+
+def backup_now(opts: Options, expire: str | None) -> tuple[backups.Backup, list[str]]:
+    """A backup on every node, named after this moment; with ``expire``, the backups older than
+    that removed afterwards. The backup, and the names of the backups removed."""
+    try:
+        keep = backups.parse_duration(expire) if expire else None
+    except backups.BackupError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster = _backup_ready(opts)
+    now = dt.datetime.now(dt.UTC)
+    name = backups.name_at(now)
+    log = CommandLog(opts.folder, "backup")
+    try:
+        extra: dict[str, Any] = {
+            "backup_name": name,
+            "expired_before": backups.expired_before(now, keep) if keep else "",
+            "schema_file": "",
+        }
+        if cluster.edition == "SE":
+            try:
+                schema = backups.schema_cql([n.address for n in cluster.nodes])
+            except Exception as exc:  # the driver's errors have no common base
+                raise CtoolError(f"could not read the schema over CQL: {exc}") from None
+            schema_file = log.dir / "schema.cql"
+            schema_file.write_text(schema + "\n")
+            extra["schema_file"] = str(schema_file)
+        log.write(f"ctool {__version__}: backup now {name}")
+        result = _run_everywhere(opts, cluster, "backup", log, extra)
+        if result.failures:
+            raise _failures(cluster, f"the backup {name}", result, log)
+        reports = [
+            (n.name, str(result.outputs.get(n.name, {}).get("The backup is complete", {}).get("stdout", "")))
+            for n in cluster.nodes
+        ]
+        made = backups.collect(reports)
+        if len(made) != 1 or len(made[0].sizes) != len(cluster.nodes):
+            raise CtoolError(f"the backup {name} is not on every node: {reports}")
+        removed: set[str] = set()
+        for node in cluster.nodes:
+            out = result.outputs.get(node.name, {}).get("The backups older than --expire are removed", {})
+            removed.update(ln.strip() for ln in str(out.get("stdout", "")).splitlines() if ln.strip())
+        log.write(f"backup {name} done: {made[0].total} bytes; expired: {sorted(removed)}")
+        return made[0], sorted(removed)
+    finally:
+        log.close()
+
+
+def backup_list(opts: Options) -> tuple[Cluster, list[backups.Backup]]:
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    log = CommandLog(opts.folder, "backup-list")
+    try:
+        result = _run_everywhere(opts, cluster, "backups", log, {})
+        if result.failures:
+            raise _failures(cluster, "listing the backups", result, log)
+        return cluster, backups.collect(
+            (n.name, str(result.outputs.get(n.name, {}).get("The node's backups", {}).get("stdout", "")))
+            for n in cluster.nodes
+        )
+    finally:
+        log.close()
+
+
+def restore(opts: Options, name: str) -> Cluster:
+    """Every node's data replaced by the backup ``name``'s, with the cluster stopped meanwhile."""
+    try:
+        backups.moment_of(name)
+    except backups.BackupError as exc:
+        raise CtoolError(str(exc)) from None
+    _backup_ready(opts)
+    _cluster, known = backup_list(opts)
+    cluster = _backup_ready(opts)
+    found = next((b for b in known if b.name == name), None)
+    if found is None:
+        raise CtoolError(f"no backup {name} on the nodes (ctool backup list shows them)")
+    missing = [n.name for n in cluster.nodes if n.name not in found.sizes]
+    if missing:
+        raise CtoolError(f"the backup {name} is not on every node (missing on {', '.join(missing)}): not restoring it")
+    if found.edition and found.edition != cluster.edition:
+        raise CtoolError(f"the backup {name} is of a {found.edition} cluster, this one is {cluster.edition}")
+    version = cluster.actual_version
+    cluster.desired_version = version
+    cluster.cmd = Command("restore", [name])
+    for node in cluster.nodes:
+        assert node.actual is not None
+        node.desired = NodeState(address=node.actual.address, version=node.actual.version)
+    state.save(cluster, opts.folder)
+    return _apply(opts, cluster, "restore")
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,6 +698,12 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
         "metrics_port": monitoring.METRICS_PORT,
         "rules_file": str(RULES_FILE),
         "dashboards_dir": str(DASHBOARDS_DIR),
+        "server_apps": [{"name": a.name, "image": a.image} for a in cluster.apps],
+        "server_stop_seconds": SERVER_STOP_SECONDS,
+        "switch_venv": cluster.cmd is None or cluster.cmd.kind == "init",
+        "edition": cluster.edition,
+        "backup_name": cluster.cmd.args[0] if cluster.cmd is not None and cluster.cmd.kind == "restore" else "",
+        "restore_moment": backups.name_at(dt.datetime.now(dt.UTC)),
     }
 
 
@@ -464,8 +714,14 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
 
         addresses = [n.address for n in cluster.nodes]
         extra = cassandra.node_files(
-            node.node_root, node.address, addresses.index(node.address), addresses, cluster.cassandra_heap
+            node.node_root,
+            node.address,
+            addresses.index(node.address),
+            addresses,
+            cluster.cassandra_heap,
+            node.jmx_port,
         )
+        extra["nodetool"] = cassandra.nodetool(node.node_root, node.jmx_port) if node.jmx_port else ""
     if cluster is not None and folder is not None:
         extra = {**extra, **monitoring.node_files(cluster, node, folder)}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
@@ -480,7 +736,9 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     steps = steps_of(cluster)
     log = CommandLog(folder, command_name)
     log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
-    for what, path in (("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)):
+    files = [("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)]
+    files += [(f"the image of {a.name}", a.image) for a in cluster.apps]
+    for what, path in files:
         if path and not Path(path).is_file():
             raise CtoolError(f"{what} {path} is gone: put it back, then run: ctool repeat")
     failed: dict[str, tuple[str, str, bool]] = {}
@@ -492,9 +750,11 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                 assert node.desired is not None
                 done = len([s for s in steps if s in node.desired.steps_done])
                 display.add_node(node.name, f"{node.name} ({node.address})", len(steps), done)
-            for step in steps:
+
+            def run(step: str, nodes: list[Node]) -> None:
+                """``step`` on those of ``nodes`` that have not done it; results recorded."""
                 todo: list[Node] = []
-                for node in pending:
+                for node in nodes:
                     assert node.desired is not None
                     if node.name in failed:
                         continue
@@ -503,7 +763,7 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                         continue
                     todo.append(node)
                 if not todo:
-                    continue
+                    return
                 for node in todo:
                     display.step_started(node.name, step)
                 result = engine.run_step(
@@ -527,6 +787,34 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                         failed[node.name] = (step, why, node.name in result.unreachable)
                         display.step_failed(node.name, step, why)
                 state.save(cluster, folder)
+
+            first_serial = next((i for i, st in enumerate(steps) if st in SERIAL_STEPS), len(steps))
+            for step in steps[:first_serial]:
+                run(step, pending)
+                if failed and cluster.cmd.kind == "restore":
+                    break
+            serial = steps[first_serial:]
+            if serial and not failed:
+                # One node at a time; the first failure stops the rollout, the others serve on.
+                for index, node in enumerate(pending):
+                    assert node.desired is not None
+                    todo_steps = [st for st in serial if st not in node.desired.steps_done]
+                    node_began = time.monotonic()
+                    for step in serial:
+                        run(step, [node])
+                        if failed:
+                            break
+                    if failed:
+                        break
+                    if todo_steps and not opts.dry_run:
+                        took = time.monotonic() - node_began
+                        others = " (the other nodes served meanwhile)" if len(pending) > 1 else ""
+                        display.say(
+                            f"{node.name}: version {node.desired.version} serves; "
+                            f"the server was stopped and back in {took:.1f} s{others}"
+                        )
+                        if index + 1 < len(pending):
+                            time.sleep(SETTLE_SECONDS)
             if not failed:
                 for node in pending:
                     assert node.desired is not None
@@ -651,7 +939,7 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
     rows = []
     for node in cluster.nodes:
         if node.desired is not None:
-            steps = steps_of(cluster)
+            steps = steps_of(cluster) if cluster.edition in STEPS else ()
             done = [s for s in steps if s in node.desired.steps_done]
             what = f"pending {cluster.cmd}: {len(done)}/{len(steps)} steps done"
         else:

@@ -23,7 +23,7 @@ CLUSTER_FILE = "cluster.json"
 EDITIONS = ("CE", "SE")
 ROLES = {"CE": ("N1Node",), "SE": ("DBAppNode",)}
 SE_MIN_NODES = 3
-COMMANDS = ("init", "acme", "mon", "alert")
+COMMANDS = ("init", "acme", "mon", "alert", "upgrade", "restore")
 """The commands a pending ``Cmd`` may be."""
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
 
@@ -66,6 +66,8 @@ class Node:
     actual: NodeState | None = None
     desired: NodeState | None = None
     error: str = ""
+    jmx_port: int = 0
+    """SE: the port of the node's Cassandra JMX listener, on 127.0.0.1 only (0: none)."""
 
     @property
     def address(self) -> str:
@@ -81,6 +83,8 @@ class Node:
             "ActualNodeState": self.actual.to_json() if self.actual else None,
             "DesiredNodeState": self.desired.to_json() if self.desired else None,
         }
+        if self.jmx_port:
+            out["JMXPort"] = self.jmx_port
         if self.error:
             out["Error"] = self.error
         return out
@@ -97,6 +101,7 @@ class Node:
             actual=NodeState.from_json(data.get("ActualNodeState"), f"{where}.ActualNodeState"),
             desired=NodeState.from_json(data.get("DesiredNodeState"), f"{where}.DesiredNodeState"),
             error=str(data.get("Error", "")),
+            jmx_port=_int(data.get("JMXPort", 0), f"{where}.JMXPort"),
         )
 
 
@@ -172,6 +177,24 @@ class Monitoring:
         )
 
 
+def _int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StateError(f"{where} must be a number") from None
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An application the servers run from an image (``vpm build``): ``--app NAME=IMAGE``."""
+
+    name: str
+    image: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"Name": self.name, "Image": self.image}
+
+
 @dataclass(slots=True)
 class Command:
     kind: str
@@ -239,6 +262,7 @@ class Cluster:
     acme: Acme | None = None
     """Domains the servers order their certificate for (``ctool acme``); None: plain HTTP."""
     monitoring: Monitoring = field(default_factory=Monitoring)
+    apps: list[App] = field(default_factory=list)
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -266,6 +290,8 @@ class Cluster:
         if self.edition == "SE":
             out["CassandraJars"] = self.cassandra_jars
             out["CassandraHeap"] = self.cassandra_heap
+        if self.apps:
+            out["Apps"] = [a.to_json() for a in self.apps]
         if self.cmd:
             out["Cmd"] = {"Kind": self.cmd.kind, "Args": list(self.cmd.args)}
         if self.last_attempt_error:
@@ -289,6 +315,9 @@ class Cluster:
         nodes = data.get("Nodes", [])
         if not isinstance(nodes, list):
             raise StateError("Nodes must be a list")
+        apps = data.get("Apps", [])
+        if not isinstance(apps, list) or not all(isinstance(a, dict) for a in apps):
+            raise StateError("Apps must be a list of objects with Name and Image")
         try:
             ssh_port = int(data.get("SSHPort", 22))
             http_port = int(data.get("HTTPPort", 80))
@@ -311,6 +340,7 @@ class Cluster:
             nodes=[Node.from_json(n, i) for i, n in enumerate(nodes)],
             acme=Acme.from_json(data.get("Acme")),
             monitoring=Monitoring.from_json(data.get("Monitoring")),
+            apps=[App(name=str(a.get("Name", "")), image=str(a.get("Image", ""))) for a in apps],
         )
 
 
@@ -405,6 +435,11 @@ def problems(cluster: Cluster) -> list[str]:
         found.append(f"Monitoring.ScrapeInterval {cluster.monitoring.scrape_interval!r} is not a duration such as 15s")
     for i, receiver in enumerate(cluster.monitoring.receivers):
         found.extend(f"Monitoring.Receivers[{i}]: {p}" for p in receiver_problems(receiver))
+    for app in cluster.apps:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", app.name):
+            found.append(f"Apps: {app.name!r} is not an application name (owner/name)")
+        if not app.image:
+            found.append(f"Apps: {app.name} has no Image")
     count = len(cluster.nodes)
     if cluster.edition == "CE" and count != 1:
         found.append(f"a CE cluster has one node, this one has {count}")
@@ -439,6 +474,8 @@ def problems(cluster: Cluster) -> list[str]:
                 found.append(f"{label}: {which}.NodeVersion {st.version!r} is not a version")
         if node.actual is not None and node.actual.steps_done:
             found.append(f"{label}: ActualNodeState lists StepsDone, which only a pending command has")
+        if node.jmx_port and not 0 < node.jmx_port < 65536:
+            found.append(f"{label}: JMXPort {node.jmx_port} is not a port number")
         if node.address:
             if node.address in seen_addresses:
                 found.append(f"{label}: the address {node.address} is used by another node")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,24 @@ def project_root() -> Path | None:
     return None
 
 
-def build(dest: Path) -> Path:
-    """``pip wheel`` of the checkout into ``dest`` (no dependencies: the node fetches them)."""
+def version_of(wheel: Path) -> str:
+    """The version a wheel's file name carries (``voedger-<version>-...whl``)."""
+    return wheel.name.split("-")[1]
+
+
+def public(version: str) -> str:
+    """A version without its local label (PEP 440): ``0.1.0+hotfix1`` is a build of ``0.1.0``."""
+    return version.split("+")[0]
+
+
+def build(dest: Path, version: str | None = None) -> Path:
+    """``pip wheel`` of the checkout into ``dest`` (no dependencies: the node fetches them).
+
+    ``version``, if given, is written into the copy that is built (pyproject.toml and
+    ``voedger.__version__``): it must be this checkout's version with a local label, such as
+    ``0.1.0+hotfix1``, a build of the same release that an upgrade can tell apart."""
+    if version is not None and (public(version) != __version__ or not re.fullmatch(r"[0-9.]+\+[a-z0-9.]+", version)):
+        raise WheelError(f"{version!r} is not {__version__} with a local label (such as {__version__}+hotfix1)")
     root = project_root()
     if root is None:
         raise WheelError("ctool does not run from a checkout of the server: give the server's wheel with --wheel")
@@ -42,6 +59,16 @@ def build(dest: Path) -> Path:
             source / "src",
             ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info", "*.pyc"),
         )
+        if version is not None:
+            for name, pattern, line in (
+                ("pyproject.toml", r'(?m)^version = ".*"$', f'version = "{version}"'),
+                ("src/voedger/__init__.py", r'(?m)^__version__ = ".*"$', f'__version__ = "{version}"'),
+            ):
+                path = source / name
+                text, count = re.subn(pattern, line, path.read_text(), count=1)
+                if count != 1:
+                    raise WheelError(f"no version line in {name} of {root}")
+                path.write_text(text)
         out = Path(tmp) / "out"
         env = {k: v for k, v in os.environ.items() if k != "VOEDGER_NATIVE"}
         done = subprocess.run(
@@ -63,9 +90,9 @@ def adopt(wheel: Path, dest: Path) -> Path:
     """Copy a given wheel beside cluster.json (a repeat must find it), checking its version."""
     if not wheel.is_file() or not wheel.name.startswith("voedger-") or wheel.suffix != ".whl":
         raise WheelError(f"{wheel} is not a wheel of the server (voedger-<version>-....whl)")
-    version = wheel.name.split("-")[1]
-    if version != __version__:
-        raise WheelError(f"{wheel.name} is version {version}, this ctool installs {__version__}")
+    version = version_of(wheel)
+    if public(version) != __version__:
+        raise WheelError(f"{wheel.name} is version {version}, this ctool installs {__version__} (or a build of it)")
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / wheel.name
     if wheel.resolve() != target.resolve():

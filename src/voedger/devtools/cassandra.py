@@ -92,6 +92,8 @@ _JPMS_FLAGS = (
     "--add-opens=jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
     "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
 )
+JPMS_FLAGS = _JPMS_FLAGS
+"""The JVM flags Cassandra's classes need on Java 17 (its tools', such as nodetool, too)."""
 
 
 class CassandraDevError(RuntimeError):

@@ -1,0 +1,180 @@
+"""ctool upgrade, backup and restore of an SE cluster (three nodes, each a Cassandra node and a
+server in cluster mode) over real SSH: one cluster for the module, installed once (minutes)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.ctool import appclient
+from tests.ctool.conftest import NEW_VERSION
+from tests.ctool.test_ce import HTTP_PORT, check, cluster_json, ctool
+from voedger.devtools import sshnodes
+
+pytestmark = pytest.mark.ctool
+
+JMX_PORT = 17000 + 10 * sshnodes.FIRST_HOST
+"""Cassandra's JMX ports of the nodes (on 127.0.0.1), apart from every other checkout's."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeCluster:
+    nodes: sshnodes.SshCluster
+    folder: Path
+    urls: list[str]
+    storage: str
+
+
+@pytest.fixture(scope="module")
+def se(server_wheel: Path, app_image: Path) -> Iterator[SeCluster]:
+    if sshnodes.missing_packages():
+        pytest.fail("openssh-server or supervisor missing: run python -m voedger.devtools.sshnodes ensure-packages")
+    base = Path(tempfile.mkdtemp(prefix="ctool-se-", dir="/tmp"))
+    nodes = sshnodes.nodes(base, 3)
+    sshnodes.start(nodes)
+    try:
+        folder = base / "ops"
+        folder.mkdir()
+        began = time.monotonic()
+        done = ctool(
+            folder,
+            "init",
+            "SE",
+            *nodes.hosts,
+            "--ssh-key",
+            str(nodes.key),
+            "--ssh-port",
+            str(nodes.nodes[0].port),
+            "--known-hosts",
+            str(nodes.known_hosts),
+            "--node-root",
+            nodes.node_root_template,
+            "--http-port",
+            str(HTTP_PORT),
+            "--wheel",
+            str(server_wheel),
+            "--cassandra-heap",
+            "768M",
+            "--jmx-port",
+            str(JMX_PORT),
+            "--app",
+            f"{appclient.APP}={app_image}",
+            timeout=1200,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        print(f"ctool init SE on 3 nodes: {time.monotonic() - began:.1f} s")
+        data = cluster_json(folder)
+        assert [n["JMXPort"] for n in data["Nodes"]] == [JMX_PORT, JMX_PORT + 1, JMX_PORT + 2]
+        hosts = ",".join(nodes.hosts)
+        yield SeCluster(
+            nodes=nodes,
+            folder=folder,
+            urls=[f"http://{h}:{HTTP_PORT}" for h in nodes.hosts],
+            storage=f"cassandra://{hosts}/?replication=3",
+        )
+    finally:
+        sshnodes.stop(nodes)
+        for node in nodes.nodes:
+            sshnodes.stop_services(node)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_rolling_upgrade_serves_every_request(se: SeCluster, new_wheel: Path) -> None:
+    api = appclient.Client(se.urls, appclient.system_token(se.storage))
+    with appclient.Load(api) as load:
+        time.sleep(3)
+        before = len(load.result.acked)
+        began = time.monotonic()
+        up = ctool(se.folder, "upgrade", "--wheel", str(new_wheel), timeout=1200)
+        took = time.monotonic() - began
+        during = len(load.result.acked) - before
+        time.sleep(3)
+    result = load.result
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(
+        f"SE rolling upgrade: {took:.1f} s; {len(result.acked)} inserts acknowledged ({during} during the upgrade), "
+        f"{result.skipped} connections refused and sent to the next node, {len(result.failures)} failures, "
+        f"{len(result.moving)} 503s of a moving partition; per node: {result.by_node}"
+    )
+    print("\n".join(["rollout:", *[ln for ln in up.stderr.splitlines() if " serves; " in ln]]))
+    print("\n".join(result.failures[:20] + result.moving[:40]))
+    assert result.failures == [], result.failures[:10]
+    assert result.moving == [], result.moving[:10]
+    assert during > 0
+    for i in (1, 2, 3):
+        assert f"node-{i}: version {NEW_VERSION} serves" in up.stderr
+    # The nodes went one after another: each one's rollout began after the previous one's check.
+    log = sorted((se.folder / "log").glob("*-upgrade/upgrade.log"))[-1].read_text().splitlines()
+    order = [ln.split(": step ")[0].split()[-1] + " " + ln.split(": step ")[1] for ln in log if ": step " in ln]
+    rollouts = [e for e in order if e.startswith("node-") and " rollout started" in e]
+    assert [r.split()[0] for r in rollouts] == ["node-1", "node-2", "node-3"], order
+    for prev, nxt in (("node-1", "node-2"), ("node-2", "node-3")):
+        checked = next(i for i, e in enumerate(order) if e.startswith(f"{prev} check done"))
+        assert checked < order.index(f"{nxt} rollout started"), order
+
+    data = cluster_json(se.folder)
+    assert data["ActualClusterVersion"] == NEW_VERSION and "Cmd" not in data
+    for node in se.nodes.nodes:
+        assert check(node.address) == 200
+        reported = subprocess.run(
+            [str(node.root / "opt/voedger/venv/bin/voedger"), "--version"], capture_output=True, text=True, check=True
+        )
+        assert NEW_VERSION in reported.stdout, node.address
+    assert {n["ActualNodeState"]["NodeVersion"] for n in data["Nodes"]} == {NEW_VERSION}
+
+    # Every acknowledged insert is there, read through every node. A System token lives 10
+    # minutes and thousands of reads on the loaded machine take longer: a new one every 300.
+    for i, record in enumerate(result.acked):
+        if i % 300 == 0:
+            api = appclient.Client(se.urls, appclient.system_token(se.storage))
+        read = api.read(record, se.urls[i % len(se.urls)])
+        assert read is not None and read["Token"] == record.token, record
+
+
+def test_backup_and_restore_bring_back_the_backup_moment(se: SeCluster) -> None:
+    api = appclient.Client(se.urls, appclient.system_token(se.storage))
+    first = api.write(15)
+    began = time.monotonic()
+    backup = ctool(se.folder, "backup", "now", timeout=600)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    print(f"SE backup now: {time.monotonic() - began:.1f} s: {backup.stdout.strip()}")
+    name = backup.stdout.split()[1].rstrip(":")
+    for node in se.nodes.nodes:
+        folder = node.root / "var/backups/voedger" / name
+        assert (folder / "backup.json").is_file() and "CREATE TABLE harnessloadtest." in (
+            folder / "schema.cql"
+        ).read_text()
+        assert list(folder.glob("cassandra/harnessloadtest/*/*-Data.db")), node.address
+        assert not list((node.root / "var/lib/cassandra/data").glob(f"*/*/snapshots/{name}"))
+    later = api.write(6)
+    for record in first[:5]:
+        api.deactivate(record)
+    assert (api.read(first[0]) or {}).get("sys.IsActive") is False
+
+    listed = ctool(se.folder, "backup", "list")
+    assert listed.returncode == 0 and name in listed.stdout and "3/3" in listed.stdout, listed.stdout
+
+    began = time.monotonic()
+    restored = ctool(se.folder, "restore", name, timeout=1200)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    print(f"SE restore: {time.monotonic() - began:.1f} s")
+    for node in se.nodes.nodes:
+        assert check(node.address) == 200
+    api = appclient.Client(se.urls, appclient.system_token(se.storage))
+    for i, record in enumerate(first):
+        read = api.read(record, se.urls[i % len(se.urls)])
+        assert read is not None and read["Token"] == record.token and read["sys.IsActive"] is True, read
+    for record in later:
+        assert api.read(record) is None, record
+    assert api.write(3)  # the restored cluster takes writes
+    data = cluster_json(se.folder)
+    assert "Cmd" not in data and data["ActualClusterVersion"] == NEW_VERSION
+    status = ctool(se.folder, "status")
+    assert status.stdout.count("voedger RUNNING") == 3 and "database ring: healthy" in status.stdout, status.stdout
