@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.processors.conftest import SHOP, shop_registry
+from tests.processors.conftest import SHOP, WS, Shop, shop_registry, start_shop
 from voedger.appdef import AppDef, QName
 from voedger.appdef.load import compile_app
 from voedger.apps.sys.builtins import platform
 from voedger.extensions import Registry
 from voedger.state import Intents, State, StateError
 from voedger.state.rows import PendingReads, row_producer
+from voedger.storage.mem import MemStorageFactory
 from voedger.structs.events import CUD
 from voedger.structs.pending import Pending
 from voedger.structs.wsid import app_wsid
@@ -243,3 +244,58 @@ async def test_platform_projectors_give_the_same_rows_in_both_forms(kit: Extensi
         assert through_intents.view_rows == direct, name
     rows = await kit.run_projector("sys.ProjectorCollection", event=event, apply=False)
     assert [row["ElementID"] for _, row in rows.view_rows] == [item + 1, item]
+
+
+async def _server_shop() -> Shop:
+    factory = MemStorageFactory()
+    await factory.init("shop")
+    shop = await start_shop(compile_app(SHOP), await factory.app_storage("shop"))
+    await shop.create_ws(WS)
+    return shop
+
+
+async def _server_error(shop: Shop, command: str, body: dict[str, Any]) -> SysError:
+    with pytest.raises(SysError) as e:
+        await shop.cmd(WS, command, body)
+    return e.value
+
+
+async def _kit_error(kit: ExtensionTestKit, command: str, args: dict[str, Any]) -> SysError:
+    with pytest.raises(SysError) as e:
+        await kit.run_command(command, args=args)
+    return e.value
+
+
+async def test_the_kit_and_the_server_refuse_the_same_raw_ids_and_references(kit: ExtensionTestKit) -> None:
+    """The kit runs the server's pipeline. Before, it kept its own copy of the ID and reference
+    rules: an argument's reference holding a raw ID that named no record of the request was
+    left as it was, and one naming the argument's own ODoc (a ``shop.Order``, not the
+    ``shop.Item`` the field takes) became its ID; the server refuses both with 400."""
+    shop = await _server_shop()
+    try:
+        for args in ({"Item": 3, "Qty": 1}, {"Item": 1, "Qty": 1}):
+            server = await _server_error(shop, "shop.MakeOrder", {"args": {"sys.ID": 1, **args}})
+            in_kit = await _kit_error(kit, "shop.MakeOrder", args)
+            assert server.status == 400, server
+            assert (in_kit.status, in_kit.message) == (server.status, server.message)
+        assert (
+            "raw ID 3 refers to no record created by this request"
+            in (await _kit_error(kit, "shop.MakeOrder", {"Item": 3, "Qty": 1})).message
+        )
+    finally:
+        for p in shop.partitions.values():
+            await p.stop()
+
+
+async def test_the_acl_switch(shop_app: AppDef) -> None:
+    """With ``acl=True`` the kit's pipeline asks the application's ACL, as the server does: the
+    test shop grants nothing, so a caller with no role may not execute its commands."""
+    kit = ExtensionTestKit(shop_app, shop_registry(), acl=True)
+    item = kit.put_record("shop.Item", Name="tea")
+    with pytest.raises(SysError) as e:
+        await kit.run_command("shop.MakeOrder", args={"Item": item, "Qty": 1}, login="ann", roles=["sys.Everyone"])
+    assert e.value.status == 403 and "shop.MakeOrder" in e.value.message, e.value
+    without = ExtensionTestKit(shop_app, shop_registry())
+    item = without.put_record("shop.Item", Name="tea")
+    out = await without.run_command("shop.MakeOrder", args={"Item": item, "Qty": 1}, login="ann")
+    assert out.event.qname == "shop.MakeOrder"  # without the switch, no ACL

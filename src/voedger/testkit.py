@@ -14,15 +14,22 @@ Each ``run_*`` gives the extension the same ``State`` and ``Intents`` as the pla
 same checks of its STATE and INTENTS declarations and of the storages' scopes, and returns what
 it asked for. By default the kit then applies those intents to its state (records of a command,
 view rows of a projector or job), so steps can be chained; ``apply=False`` leaves the state as
-it was. A command's argument, result and records are checked as the command processor checks
-them; what the kit does not do is the rest of the pipeline (ACL, uniques, SYNC projectors):
-chain ``run_projector(..., event=out.event)`` for those you want to run.
+it was.
+
+``run_command`` runs the server's own command pipeline (``processors/command.py``) over the
+kit's mem storage, so a command's body, arguments, IDs, references, records and result are
+checked exactly as the server checks them. Its workspaces need no descriptor (one is of a
+kind that has the command), and three stages are off unless switched on: the ACL
+(``acl=True``, with ``run_command(..., roles=[...])``), unique checks (``uniques=True``) and
+SYNC projectors (``sync_projectors=True``; uniques need ``sys.ApplyUniques``, a SYNC projector,
+to record the values). Otherwise chain ``run_projector(..., event=out.event)`` for the
+projectors you want to run.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,6 @@ from voedger.appdef import (
     SYS_ID,
     SYS_IS_ACTIVE,
     SYS_PARENT_ID,
-    SYS_QNAME,
     AppDef,
     Function,
     QName,
@@ -41,21 +47,23 @@ from voedger.appdef import (
 )
 from voedger.appdef.load import compile_packages
 from voedger.apps.sys.builtins import platform
+from voedger.auth import ACL
 from voedger.clock import ManualClock
 from voedger.extensions import Registry, load_extensions
 from voedger.processors.actualizers import project_event
 from voedger.processors.app import AppRuntime, invoke
-from voedger.processors.command import triggered
-from voedger.processors.cuds import check_object_refs, check_update, command_result, parse_object
+from voedger.processors.command import WS_DESCRIPTOR, CommandPipeline, CommandRequest, triggered
+from voedger.processors.cuds import parse_object
 from voedger.processors.jobs import run_job
-from voedger.state import CommandContext, Intents, QueryContext
+from voedger.processors.principal import AllowAll, Principal
+from voedger.processors.sequences import Workspaces
+from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
 from voedger.state.federation import Federation
 from voedger.state.intents import RecordInsert, RecordUpdate
 from voedger.storage.mem import MemAppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, SYS_ERROR, Event
-from voedger.structs.logs import put_plog, put_wlog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.views import Row, get_row, put_row, read_rows
@@ -108,7 +116,8 @@ class ExtensionTestKit:
     """An application's extensions over an in-memory state; see the module's docstring.
 
     ``impls`` defaults to the application folder's Python modules; ``federation`` stands in for
-    the other workspaces that ``state.federation_command`` calls (none by default).
+    the other workspaces that ``state.federation_command`` calls (none by default); ``acl``,
+    ``uniques`` and ``sync_projectors`` switch those stages of the command pipeline on.
     """
 
     def __init__(
@@ -122,6 +131,9 @@ class ExtensionTestKit:
         federation: Federation | None = None,
         num_app_workspaces: int = 10,
         num_partitions: int = 10,
+        acl: bool = False,
+        uniques: bool = False,
+        sync_projectors: bool = False,
     ) -> None:
         if isinstance(app, AppDef):
             appdef = app
@@ -145,10 +157,20 @@ class ExtensionTestKit:
             clock=self.clock,
             secrets=dict(secrets or {}),
             federation=federation,
+            authorizer=ACL() if acl else AllowAll(),
         )
         self._state = Pending(self.runtime.storage)
-        self._idgen: dict[int, ids.IDGenerator] = {}
-        self._wlog: dict[int, int] = {}
+        self.workspaces = Workspaces(self.runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
+        self.pipeline = CommandPipeline(
+            self.runtime,
+            0,
+            self.workspaces,
+            acl=acl,
+            uniques=uniques,
+            sync_projectors=sync_projectors,
+            any_workspace=True,
+        )
+        """The server's command pipeline, with the kit's switches."""
         self._plog = ids.FIRST_OFFSET
 
     @property
@@ -159,7 +181,7 @@ class ExtensionTestKit:
         return self.wsid if wsid is None else wsid
 
     def _ids(self, wsid: int) -> ids.IDGenerator:
-        return self._idgen.setdefault(wsid, ids.IDGenerator())
+        return self.workspaces.known(wsid).idgen
 
     def _impl(self, ext: Any) -> Any:
         func = self.runtime.implementation(ext)
@@ -201,6 +223,8 @@ class ExtensionTestKit:
         if t.field(SYS_IS_ACTIVE) is not None:
             rec.setdefault(SYS_IS_ACTIVE, True)
         put_record(self._state, ws, rec)
+        if t.qname == WS_DESCRIPTOR:
+            self.workspaces.known(ws).descriptor = rec
         return rid
 
     def put_view_row(self, view: QName | str, /, *, wsid: int | None = None, **row: Any) -> None:
@@ -238,7 +262,7 @@ class ExtensionTestKit:
             wsid=ws,
             partition=0,
             plog_offset=self._plog,
-            wlog_offset=self._wlog.get(ws, ids.FIRST_OFFSET),
+            wlog_offset=self.workspaces.known(ws).next_wlog,
             registered_at=int(self.clock.now() * 1000),
             args=args,
             cuds=cuds,
@@ -255,79 +279,34 @@ class ExtensionTestKit:
         unlogged_args: dict[str, Any] | None = None,
         wsid: int | None = None,
         login: str = "",
+        roles: Sequence[QName | str] = (),
         apply: bool = True,
     ) -> CommandOutcome:
-        """Run a command; raises the ``SysError`` the client would get (an invalid argument,
-        ``intents.respond``, a failure of the extension, records the intents make invalid)."""
+        """Run a command through the server's pipeline; raises the ``SysError`` the client would
+        get (an invalid argument, ``intents.respond``, a failure of the extension, records the
+        intents make invalid). ``login`` and ``roles`` make the caller (roles count with
+        ``acl=True``)."""
         await self._sync()
         cmd = self.app.command(command)
-        func = self._impl(cmd)
         ws = self._ws(wsid)
-        idgen = ids.IDGenerator(self._ids(ws).next_id)
-        new_ids: dict[int, int] = {}
-        arg = self._argument(cmd, cmd.param, args, "args", idgen, new_ids, map_refs=False)
-        unlogged = self._argument(cmd, cmd.unlogged_param, unlogged_args, "unloggedArgs", None, {})
-        await self._check_arg_refs(cmd.param, arg, ws)  # before the extension, as the server does
-        await self._check_arg_refs(cmd.unlogged_param, unlogged, ws)
-        param_t = self.app.find(cmd.param) if cmd.param is not None else None
-        if arg is not None and isinstance(param_t, Structure):
-            self._map_refs(arg, new_ids, param_t, nested=True)
-        wlog = self._wlog.get(ws, ids.FIRST_OFFSET)
-        access = Access.of(self.app, cmd, unrestricted=cmd.qname.is_sys)
-        reader = Pending(self._state)
-        now_ms = int(self.clock.now() * 1000)
-        state = self.runtime.state(
-            access, reader, ws, command=CommandContext(ws, arg, unlogged, wlog, {"login": login}, now_ms)
-        )
-        intents = Intents(access)
-        await invoke(func, state, intents)
-        if intents.response is not None:
-            raise SysError(*intents.response)
-        result = command_result(self.app, cmd.qname, cmd.result, intents.results[-1]) if intents.results else None
-
-        records: list[Record] = []
-        cuds: list[CUD] = []
-        for ins in intents.inserts:
-            t = self.app.structure(ins.table)
-            rec = parse_object(self.app, t, ins.fields, f"intent {t.qname}", True)
-            rid = self.runtime.singleton_ids[t.qname] if t.singleton else idgen.next()
-            new_ids[ins.raw_id] = rid
-            rec[SYS_ID] = rid
-            if t.field(SYS_IS_ACTIVE) is not None:
-                rec[SYS_IS_ACTIVE] = True
-            records.append(rec)
-        for rec in records:
-            self._map_refs(rec, new_ids, self.app.structure(rec[SYS_QNAME]))
-            fields = {k: v for k, v in rec.items() if k not in (SYS_ID, SYS_QNAME)}
-            cuds.append(CUD(True, rec[SYS_ID], rec[SYS_QNAME], fields))
-        for upd in intents.updates:
-            checked = await check_update(
-                self.app, upd.id, upd.changes, f"intent {upd.table}", lambda i: get_record(reader, ws, i)
-            )
-            changes = self._map_refs(dict(checked.changes), new_ids, checked.type)
-            records.append({**checked.before, **changes})
-            cuds.append(CUD(False, upd.id, str(checked.type.qname), changes))
-
-        event = Event(
-            qname=str(cmd.qname),
-            wsid=ws,
-            partition=0,
-            plog_offset=self._plog,
-            wlog_offset=wlog,
-            registered_at=now_ms,
-            args=arg,
-            cuds=tuple(cuds),
-        )
+        body: dict[str, Any] = {}
+        if args is not None:
+            arg = dict(args)
+            param_t = self.app.find(cmd.param) if cmd.param is not None else None
+            if isinstance(param_t, Structure) and param_t.kind is TypeKind.ODoc and SYS_ID not in arg:
+                arg[SYS_ID] = 1  # a test need not invent a raw ID for the one document it sends
+            body["args"] = arg
+        if unlogged_args is not None:
+            body["unloggedArgs"] = dict(unlogged_args)
+        caller = Principal(roles=frozenset(qname(r) for r in roles), login=login)
+        writes = Pending(self._state)
+        work = await self.pipeline.run(CommandRequest(ws, cmd.qname, body, caller), writes, self._plog)
         if apply:
-            for rec in records:
-                put_record(self._state, ws, rec)
-            data = event.encode()
-            put_plog(self._state, event, data)
-            put_wlog(self._state, event, data)
-            self._ids(ws).observe(idgen.next_id - 1)
-            self._wlog[ws] = wlog + 1
+            self.pipeline.commit(work)
+            self._state.absorb(writes)
             self._plog += 1
-        return CommandOutcome(intents, event, result, new_ids)
+        intents = work.intents or Intents(Access.of(self.app, cmd, unrestricted=True))
+        return CommandOutcome(intents, work.event, work.result, dict(work.new_ids))
 
     async def run_projector(
         self, projector: QName | str, event: Event, *, apply: bool = True, check_trigger: bool = True
@@ -351,7 +330,7 @@ class ExtensionTestKit:
         await self._sync()
         q = self.app.query(query)
         ws = self._ws(wsid)
-        arg = self._argument(q, q.param, args, "args", None, {})
+        arg = self._argument(q, q.param, args, "args")
         access = Access.of(self.app, q, unrestricted=q.qname.is_sys)
         state = self.runtime.state(access, Pending(self._state), ws, query=QueryContext(ws, arg, {"login": login}))
         intents = Intents(access)
@@ -377,14 +356,7 @@ class ExtensionTestKit:
     # --- as the processors check ---------------------------------------------------------------------
 
     def _argument(
-        self,
-        func: Function,
-        param: QName | None,
-        raw: dict[str, Any] | None,
-        where: str,
-        idgen: ids.IDGenerator | None,
-        new_ids: dict[int, int],
-        map_refs: bool = True,
+        self, func: Function, param: QName | None, raw: dict[str, Any] | None, where: str
     ) -> dict[str, Any] | None:
         if param is None:
             if raw:
@@ -393,54 +365,7 @@ class ExtensionTestKit:
         t = self.app.find(param)
         if not isinstance(t, Structure):
             return dict(raw or {})
-        obj = dict(raw or {})
-        if t.kind is TypeKind.ODoc and SYS_ID not in obj:
-            obj[SYS_ID] = 1  # a test need not invent a raw ID for the one document it sends
-        parsed = parse_object(self.app, t, obj, where, allow_raw_ids=True)
-        if idgen is not None:
-            self._assign_ids(parsed, idgen, new_ids)
-            if map_refs:
-                self._map_refs(parsed, new_ids, t, nested=True)
-        return parsed
-
-    async def _check_arg_refs(self, param: QName | None, obj: dict[str, Any] | None, ws: int) -> None:
-        """The references of an argument name records of the workspace, of the tables they allow."""
-        t = self.app.find(param) if param is not None and obj else None
-        if not isinstance(t, Structure) or obj is None:
-            return
-
-        async def qname_of(record_id: int) -> str | None:
-            rec = await get_record(self._state, ws, record_id)
-            return None if rec is None else str(rec[SYS_QNAME])
-
-        await check_object_refs(self.app, t, obj, qname_of)
-
-    def _assign_ids(self, obj: dict[str, Any], idgen: ids.IDGenerator, new_ids: dict[int, int]) -> None:
-        if SYS_ID in obj:
-            new_ids[obj[SYS_ID]] = obj[SYS_ID] = idgen.next()
-        for value in obj.values():
-            if isinstance(value, list):
-                for child in value:
-                    if isinstance(child, dict):
-                        if SYS_ID in obj:
-                            child[SYS_PARENT_ID] = obj[SYS_ID]
-                        self._assign_ids(child, idgen, new_ids)
-
-    def _map_refs(
-        self, rec: dict[str, Any], new_ids: dict[int, int], t: Structure, nested: bool = False
-    ) -> dict[str, Any]:
-        """Raw IDs in reference fields become the IDs their records got."""
-        for f in t.ref_fields:
-            v = rec.get(f.name)
-            if isinstance(v, int) and ids.is_raw_id(v) and v in new_ids:
-                rec[f.name] = new_ids[v]
-        if nested:
-            for c in t.containers:
-                child_t = self.app.find(c.type)
-                for child in rec.get(c.name, ()):
-                    if isinstance(child_t, Structure) and isinstance(child, dict):
-                        self._map_refs(child, new_ids, child_t, nested=True)
-        return rec
+        return parse_object(self.app, t, dict(raw or {}), where, allow_raw_ids=True)
 
     def _result(self, func: Function, raw: dict[str, Any]) -> dict[str, Any]:
         if func.result is None:

@@ -14,7 +14,8 @@ from voedger.appdef.load import compile_app
 from voedger.apps.sys.builtins import platform
 from voedger.extensions import Registry
 from voedger.processors.app import AppRuntime
-from voedger.processors.command import CommandRequest, CommandResult, Partition
+from voedger.processors.command import CommandRequest, CommandResult
+from voedger.processors.partition import Partition
 from voedger.processors.principal import SYSTEM, Principal
 from voedger.state import Intents, State
 from voedger.storage import AppStorage

@@ -7,8 +7,9 @@ import pytest
 from tests.processors.conftest import WS, Shop
 from voedger.appdef import QName
 from voedger.clock import SYSTEM_CLOCK
-from voedger.processors.command import CommandRequest, Partition
+from voedger.processors.command import CommandRequest
 from voedger.processors.fence import HEAD_CCOL, FencedError, FencedWriter, Head, chunk_key, next_epoch
+from voedger.processors.partition import Partition
 from voedger.processors.principal import SYSTEM
 from voedger.storage.mem import MemAppStorage
 from voedger.structs.keys import ROWS_PER_PARTITION, plog_key

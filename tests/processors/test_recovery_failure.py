@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.processors.conftest import WS, Shop
-from voedger.processors import command
+from voedger.processors import partition as writer
 from voedger.structs import keys
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
@@ -98,7 +98,7 @@ async def test_a_failed_write_that_landed_is_acknowledged(shop: Shop) -> None:
 async def test_a_failed_recovery_leaves_no_hole_in_the_plog(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by the cluster harness (see the module's docstring): storage stays unreadable
     longer than a group waits to learn its fate."""
-    monkeypatch.setattr(command, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(writer, "SETTLE_SECONDS", 0.0)
     await shop.create_ws(WS)
     failing = {"write": 0, "recovery": 2}
     _fail_plog_writes(shop.runtime.storage, failing, land=False)

@@ -65,7 +65,7 @@ _SYS_VIEW = QName("sys", "View")
 
 
 class PLogSource(Protocol):
-    """What an actualizer needs of its partition's writer (``command.Partition`` fits)."""
+    """What an actualizer needs of its partition's writer (``partition.Partition`` fits)."""
 
     id: int
     next_plog: int
@@ -228,7 +228,7 @@ class AsyncActualizer:
         than those the partition keeps decoded counts as old as the oldest kept: a lower bound."""
         if self.lag == 0:
             return 0.0
-        recent = getattr(self.partition, "recent", None)  # command.Partition's decoded events
+        recent = getattr(self.partition, "recent", None)  # partition.Partition's decoded events
         if not recent:
             return 0.0
         waiting = self.offset + 1

@@ -44,9 +44,10 @@ from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.n10n import Broker, Notifications, Quotas
 from voedger.processors.actualizers import Actualizers
 from voedger.processors.app import AppRuntime
-from voedger.processors.command import NOT_OWNER_HEADER, WS_DESCRIPTOR, CommandRequest, CommandResult, Partition
+from voedger.processors.command import WS_DESCRIPTOR, CommandRequest, CommandResult
 from voedger.processors.fence import FencedWriter, next_epoch
 from voedger.processors.jobs import JobScheduler
+from voedger.processors.partition import NOT_OWNER_HEADER, Partition
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import Federation, FederationReply
