@@ -408,9 +408,11 @@ _MAIN_STORAGE = click.option(
 )
 
 
-def _on_vvm_storage(storage_url: str, work: Callable[[AppStorage], Awaitable[str]]) -> None:
+def _on_vvm_storage(storage_url: str, work: Callable[[AppStorage], Awaitable[str]], *, create: bool = False) -> None:
     """Run ``work`` on the ``sys/vvm`` storage of a cluster's storage (opened as a tool, not as
-    a server) and print what it returns; a mistake or an unreachable storage: its message, exit 1."""
+    a server) and print what it returns; a mistake or an unreachable storage: its message, exit 1.
+    A SQLite data directory that does not exist is made only if ``create`` (setting up a main
+    cluster before its servers first start); else it is refused (a mistyped path)."""
     from voedger.auth.errors import SecretStoreError
     from voedger.federation.directory import DirectoryError
     from voedger.vvm.server import VVM_APP
@@ -419,7 +421,7 @@ def _on_vvm_storage(storage_url: str, work: Callable[[AppStorage], Awaitable[str
         from voedger.storage.url import SQLiteURL, parse_storage_url
 
         parsed = parse_storage_url(storage_url)
-        if isinstance(parsed, SQLiteURL) and not parsed.directory.is_dir():
+        if isinstance(parsed, SQLiteURL) and not create and not parsed.directory.is_dir():
             raise ValueError(f"{parsed.directory} is no data directory: start a server on it once first")
         provider = open_storage(storage_url)
         try:
@@ -438,13 +440,15 @@ def _on_vvm_storage(storage_url: str, work: Callable[[AppStorage], Awaitable[str
         sys.exit(1)
 
 
-def _with_directory_store(storage_url: str, work: Callable[[DirectoryStore], Awaitable[str]]) -> None:
+def _with_directory_store(
+    storage_url: str, work: Callable[[DirectoryStore], Awaitable[str]], *, create: bool = False
+) -> None:
     from voedger.federation.store import DirectoryStore
 
     async def on_storage(storage: AppStorage) -> str:
         return await work(DirectoryStore(storage))
 
-    _on_vvm_storage(storage_url, on_storage)
+    _on_vvm_storage(storage_url, on_storage, create=create)
 
 
 @federation.command("add-cluster")
@@ -469,7 +473,7 @@ def add_cluster(storage_url: str, cluster_id: int, name: str, region: str, publi
         d = await store.change(step)
         return f"cluster {cluster_id} ({name}, {region}) is in the directory, version {d.version}"
 
-    _with_directory_store(storage_url, work)
+    _with_directory_store(storage_url, work, create=True)
 
 
 @federation.command("remove-cluster")
@@ -524,7 +528,7 @@ def secret(storage_url: str, out: str) -> None:
             raise ValueError(f"{out} exists; the secret is written to a new file only") from None
         return f"the federation secret is in {out} (mode 0600)"
 
-    _with_directory_store(storage_url, work)
+    _with_directory_store(storage_url, work, create=True)
 
 
 @main.group()
