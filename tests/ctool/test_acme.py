@@ -51,7 +51,7 @@ def test_acme_add_serves_https_with_an_ordered_certificate_and_remove_goes_back(
         data = cluster_json(folder)
         assert data["Acme"]["Domains"] == [DOMAIN] and "Cmd" not in data
         program = (node.root / "etc/voedger/supervisor.d/voedger.conf").read_text()
-        assert f"--port {https_port} --acme-domain {DOMAIN} --acme-http-port {HTTP_PORT}" in program
+        assert f"--port {https_port} --metrics-port 8000 --acme-domain {DOMAIN} --acme-http-port {HTTP_PORT}" in program
         listed = ctool(folder, "acme", "list")
         assert listed.returncode == 0 and listed.stdout.split() == [DOMAIN]
 

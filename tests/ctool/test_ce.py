@@ -168,7 +168,7 @@ def test_dry_run_changes_nothing_on_the_node(ssh_nodes: Nodes, short_tmp: Path, 
     root = cluster.nodes[0].root
     assert not (root / "opt").exists() and not (root / "etc").exists()
     # The verbose output of a dry run shows what would change.
-    assert "The virtual environment exists: changed" in done.stderr
+    assert "The virtual environment of this version exists: changed" in done.stderr
 
 
 def test_failures_name_the_node_and_the_step_and_repeat_finishes(
