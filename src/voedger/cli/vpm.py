@@ -2,7 +2,7 @@
 a new version stays compatible with the baseline, and build a deployable image.
 
 Exit codes: 0 success, 1 the schema (or the image, or compatibility) has problems, which are all
-printed, 2 bad usage or a subcommand that is not built yet.
+printed, 2 bad usage.
 """
 
 from __future__ import annotations
