@@ -247,6 +247,9 @@ def server(
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
         blob_max_size=blob_max_size,
+        # In a cluster the process listens first and takes its partitions after (``join`` below):
+        # the others can forward to it the moment it owns one; /api/check says 503 meanwhile.
+        join_later=True,
     )
     acme_flags = acme_directory or acme_ca_bundle or acme_email or acme_http_port is not None
     acme = None
@@ -305,11 +308,16 @@ def server(
         else:
             served = metrics_app(vvm, name)
         extra.append((served, host, metrics_port))
-    after_start: Callable[[], Awaitable[None]] | None = None
+    after_start: Callable[[], Awaitable[None]] = vvm.join
     before_stop: Callable[[], Awaitable[None]] = vvm.leave
     if acme is not None:
         extra.append((acme.responder.app, host, acme.http_port))
-        after_start, before_stop = acme.hooks(vvm)
+        acme_start, before_stop = acme.hooks(vvm)
+
+        async def after_start() -> None:
+            await acme_start()
+            await vvm.join()
+
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
