@@ -41,6 +41,9 @@ class RecordingFederation:
         status = self.answers.get(command, self.status)
         return FederationReply(status, "" if status == 200 else f"answered {status}")
 
+    async def query(self, app: str, wsid: int, query: str, body: dict[str, Any]) -> FederationReply:
+        return await self.command(app, wsid, query, body)
+
 
 @pytest.fixture
 def clock() -> ManualClock:

@@ -86,7 +86,7 @@ async def test_taken_login_is_409_in_the_same_app_only(kit: ExtensionTestKit) ->
     await create(kit, "bob")
     with pytest.raises(SysError) as err:
         await create(kit, "bob", "another password")
-    assert err.value.status == 409 and err.value.message == "login already exists"
+    assert err.value.status == 409 and err.value.message == "sign-in identifier already exists"
     bind_services(kit.app, AuthServices(Tokens(b"s" * 64), apps=lambda name: 10))
     await create(kit, "bob", AppName="test/other")  # the same login for another application is another login
 

@@ -41,15 +41,20 @@ def test_the_image_loads_with_voedgers_numbers() -> None:
     image = load_image(REGISTRY_APP, REGISTRY_APP_DIR)
     assert (image.num_partitions, image.num_app_workspaces) == (10, 10)
     assert sorted(str(i.qname) for i in image.impls) == [
+        "registry.ApplySetLoginAlias",
         "registry.ChangePassword",
         "registry.CreateEmailLogin",
         "registry.CreateLogin",
+        "registry.DeactivateLoginAliasIndex",
         "registry.InitiateResetPasswordByEmail",
+        "registry.InitiateSetLoginAlias",
         "registry.InvokeCreateWorkspaceID_registry",
         "registry.IssuePrincipalToken",
         "registry.IssueVerifiedValueTokenForResetPassword",
         "registry.ProjectorLoginIdx",
+        "registry.PutLoginAliasIndex",
         "registry.ResetPasswordByEmail",
+        "registry.SetCanonicalLoginEnablement",
         "registry.UpdateGlobalRoles",
     ]
     # Not Voedger's rate of one password change a minute per partition (see voedger.auth.attempts).

@@ -128,7 +128,7 @@ async def test_sign_up_and_sign_in(servers: Servers) -> None:
     assert r.status_code == 401 and "login or password is incorrect" in r.text
 
     r = await servers.create_login("alice@example.com", "other")
-    assert r.status_code == 409 and "login already exists" in r.text
+    assert r.status_code == 409 and "sign-in identifier already exists" in r.text
 
 
 async def test_refusals(servers: Servers) -> None:

@@ -40,3 +40,16 @@ def test_prefix_range_of_last_string() -> None:
     outside = encode_key([I32, S], [1, "ac"])
     assert lo <= inside < hi and not outside < hi
     assert increment(b"\xff\xff") == b""
+
+
+def test_partial_key_matches_a_qname_whole() -> None:
+    # sys.CollectionView's (DocQName, DocID): the documents of registry.Login are not those of
+    # registry.LoginAlias, while a string given last still selects by prefix
+    q = Field(name="q", kind=DataKind.QName)
+    lo = encode_key([q, I32], ["registry.Login"], complete=False)
+    hi = increment(lo)
+    assert lo <= encode_key([q, I32], ["registry.Login", 7]) < hi
+    other = encode_key([q, I32], ["registry.LoginAlias", 7])
+    assert not lo <= other < hi
+    s_lo = encode_key([S, I32], ["registry.Login"], complete=False)
+    assert s_lo <= encode_key([S, I32], ["registry.LoginAlias", 7]) < increment(s_lo)

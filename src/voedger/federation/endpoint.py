@@ -3,7 +3,10 @@
 - ``POST /_federation/bus``: a request another cluster's router forwards; routed on inside this
   cluster (to this process's partition, or the process that owns it), never to a third cluster:
   a WSID of another cluster answers 421;
-- ``POST /_federation/directory`` (main cluster only): the federation directory, for workers.
+- ``POST /_federation/directory`` (main cluster only): the federation directory, for workers;
+- ``POST /_federation/stream``: a notification request (API v2 ``notifications``, API v1
+  ``/n10n/*``) another cluster's router relays, served as if its client had called this router
+  (``voedger.router.stream_relay``), the answer streamed back.
 
 Only routers that present the federation secret are served (compared in constant time, never
 logged): without it 401, a wrong one 403, bytes that are not a ``BusRequest`` 400, all before
@@ -15,15 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
+from urllib.parse import unquote, urlsplit
 
 import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voedger.auth.keys import KeyRing
 from voedger.federation.directory import Directory
 from voedger.router.app import Router
 from voedger.router.peer_guard import JSON_HEADERS, PeerGuard, Reply, bus_request, refuse
+from voedger.router.stream_relay import FEDERATED_SCOPE, FORWARDED_METHOD_HEADER, FORWARDED_TARGET_HEADER
 from voedger.router.wire import BUS_CONTENT_TYPE, FEDERATION_SECRET_HEADER, BusRequest, error_reply
 from voedger.structs import wsid as ws
 from voedger.syserror import SysError
@@ -33,6 +40,15 @@ __all__ = ["FederationEndpoint"]
 log = logging.getLogger("voedger.federation")
 
 _BUS_HEADERS: Final = [(b"content-type", BUS_CONTENT_TYPE.encode())]
+_STREAMED: Final = re.compile(
+    r"^(?:/n10n/(?:channel|subscribe|unsubscribe)|/api/v2/apps/[^/]+/[^/]+/notifications(?:/[^?#]*)?)$"
+)
+"""What may be relayed here: the notification endpoints."""
+_STREAM_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
+_DROPPED: Final = frozenset(
+    {FEDERATION_SECRET_HEADER.lower().encode(), FORWARDED_METHOD_HEADER.lower().encode(),
+     FORWARDED_TARGET_HEADER.lower().encode()}
+)  # fmt: skip
 
 
 class FederationEndpoint:
@@ -81,6 +97,39 @@ class FederationEndpoint:
         except SysError as err:
             reply = error_reply(err, request.v2)
         return 200, _BUS_HEADERS, reply.to_bytes()
+
+    async def stream(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Serve a relayed notification request with ``app`` (this router's own routes), as the
+        client's request it carries, marked as relayed (see ``FEDERATED_SCOPE``)."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        reply = self._guard.refusal(headers)
+        method = next((v for k, v in headers if k == FORWARDED_METHOD_HEADER.lower().encode()), b"").decode()
+        target = next((v for k, v in headers if k == FORWARDED_TARGET_HEADER.lower().encode()), b"").decode()
+        url = urlsplit(target)
+        if reply is None and (method not in _STREAM_METHODS or not _STREAMED.match(url.path)):
+            reply = refuse(SysError(400, f"not a notification request: {method} {url.path}"))
+        if reply is not None:
+            status, reply_headers, body = reply
+            length = (b"content-length", b"%d" % len(body))
+            await send({"type": "http.response.start", "status": status, "headers": [*reply_headers, length]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        relayed = dict(scope)
+        relayed.update(
+            method=method,
+            path=unquote(url.path),
+            raw_path=url.path.encode(),
+            query_string=url.query.encode(),
+            headers=[(k, v) for k, v in headers if k not in _DROPPED],
+        )
+        relayed[FEDERATED_SCOPE] = self.cluster_id
+        await app(relayed, receive, send)
 
     async def directory_of(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
         refused = self._guard.refusal(headers)

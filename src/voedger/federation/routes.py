@@ -22,6 +22,7 @@ import httpx
 from voedger.federation.directory import ClusterEntry, Directory
 from voedger.processors.tally import Tally
 from voedger.router.http_transport import HttpTransport
+from voedger.router.stream_relay import StreamUpstream
 from voedger.router.transport import Routes, Transport
 from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_SECRET_HEADER, BusRequest, BusResponse
 from voedger.structs import wsid as ws
@@ -77,6 +78,8 @@ class FederationRoutes:
         self._retired: list[_ClusterTransport] = []
         """Transports to an address the directory no longer gives (closed at the end: a request
         may still be under way on one)."""
+        self._upstreams: dict[int, StreamUpstream] = {}
+        self._retired_upstreams: list[StreamUpstream] = []
 
     def transport_for(self, app: str, wsid: int, partition: int) -> Transport:
         cluster = ws.cluster_id(wsid)
@@ -86,6 +89,27 @@ class FederationRoutes:
         if entry is None:
             raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
         return self._transport(entry)
+
+    def upstream_for(self, wsid: int) -> StreamUpstream | None:
+        """Where a stream of the workspace is relayed: None for this cluster's (served here), the
+        routers of its cluster for another's (``voedger.router.stream_relay``)."""
+        cluster = ws.cluster_id(wsid)
+        if cluster == self.cluster_id:
+            return None
+        entry = self.directory().get(cluster)
+        if entry is None:
+            raise SysError(400, f"workspace {wsid} belongs to cluster {cluster}, which this federation does not know")
+        known = self._upstreams.get(cluster)
+        if known is not None and known.url.startswith(entry.internal_url.rstrip("/") + "/"):
+            return known
+        factory = self.client_factory
+        upstream = StreamUpstream(
+            cluster, entry.internal_url, self.secret, factory(entry.internal_url) if factory is not None else None
+        )
+        if known is not None:
+            self._retired_upstreams.append(known)
+        self._upstreams[cluster] = upstream
+        return upstream
 
     def _transport(self, entry: ClusterEntry) -> Transport:
         known = self._transports.get(entry.id)
@@ -115,6 +139,10 @@ class FederationRoutes:
             await transport.aclose()
         self._transports.clear()
         self._retired = []
+        for upstream in [*self._upstreams.values(), *self._retired_upstreams]:
+            await upstream.aclose()
+        self._upstreams.clear()
+        self._retired_upstreams = []
 
 
 class _ClusterTransport:

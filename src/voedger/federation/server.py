@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,12 @@ from voedger.federation.sync import DEFAULT_INTERVAL, FetchedDirectory, StoredDi
 from voedger.router.app import FastPath
 from voedger.router.server import make_asgi
 from voedger.router.transport import Routes
-from voedger.router.wire import FEDERATION_BUS_PATH, FEDERATION_DIRECTORY_PATH, FEDERATION_REFRESH_PATH
+from voedger.router.wire import (
+    FEDERATION_BUS_PATH,
+    FEDERATION_DIRECTORY_PATH,
+    FEDERATION_REFRESH_PATH,
+    FEDERATION_STREAM_PATH,
+)
 from voedger.structs.wsid import MAIN_CLUSTER_ID
 from voedger.vvm.federation import HttpFederation
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
@@ -110,6 +116,8 @@ class Federated:
         app.internal[FEDERATION_BUS_PATH] = self.endpoint.bus
         app.internal[FEDERATION_DIRECTORY_PATH] = self.endpoint.directory_of
         app.internal[FEDERATION_REFRESH_PATH] = self.endpoint.refresh
+        app.internal_streams[FEDERATION_STREAM_PATH] = functools.partial(self.endpoint.stream, app.app)
+        app.router.stream_relays = self.routes
         if isinstance(self.source, FetchedDirectory):
             app.router.remote_refresh = self.source.refresh_token
 
@@ -149,6 +157,8 @@ class Federated:
         app.internal.pop(FEDERATION_BUS_PATH, None)
         app.internal.pop(FEDERATION_DIRECTORY_PATH, None)
         app.internal.pop(FEDERATION_REFRESH_PATH, None)
+        app.internal_streams.pop(FEDERATION_STREAM_PATH, None)
+        app.router.stream_relays = None
         app.router.remote_refresh = None
         if self.source is not None:
             await self.source.stop()

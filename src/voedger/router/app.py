@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voedger.appdef import QName, QNameError
 from voedger.router.blobs import BlobEndpoints
@@ -34,6 +34,7 @@ from voedger.router.n10n import N10nEndpoints
 from voedger.router.owner import MAX_BODY
 from voedger.router.responses import bus_response
 from voedger.router.schemas import viewer_page
+from voedger.router.stream_relay import StreamRelays
 from voedger.router.transport import ClusterRoutes, Routes, Transport, TransportUnavailable
 from voedger.router.wire import (
     BUS_PATH,
@@ -81,6 +82,9 @@ class Router:
         """Reads running now, by WSID (the per-workspace query limit)."""
         self.reads_refused = 0
         """Reads refused by that limit since start."""
+        self.stream_relays: StreamRelays | None = None
+        """Where the streams of other clusters' workspaces are relayed (a router of a
+        federation); None: every workspace's stream is served here."""
         self.remote_refresh: Callable[[str, str], Awaitable[str]] | None = None
         """(application, token) -> a fresh token, from the cluster that may issue principal
         tokens, when this one may not (a worker of a federation); None: refreshed here."""
@@ -431,6 +435,8 @@ class FastPath:
         self.internal: dict[str, InternalHandler] = {}
         """Other internal endpoints by path (the federation's), each taking a POST's headers
         and body; set by whoever builds the server."""
+        self.internal_streams: dict[str, ASGIApp] = {}
+        """Internal endpoints by path that answer as they please (streams), ASGI applications."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -450,6 +456,9 @@ class FastPath:
             handler = self.internal.get(path)
             if handler is not None:
                 return await self._internal(scope, receive, send, handler)
+            streamed = self.internal_streams.get(path)
+            if streamed is not None:
+                return await streamed(scope, receive, send)
             if path == N10N_PATH and self.bus is not None:
                 status, woke, data = self.bus.n10n(scope["headers"], await read_body(receive, MAX_BODY))
                 woke = [*woke, (b"content-length", b"%d" % len(data))]

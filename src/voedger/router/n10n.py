@@ -23,7 +23,9 @@ errors as plain text, all as Voedger's router does. Statuses and texts follow Vo
 
 The stream lives in the process the client is connected to; the broker there gets every update
 of its cluster (``voedger.n10n.relay``). It ends when the client goes away, the channel's lifetime
-ends, or the process leaves the cluster; then the channel and its subscriptions are gone.
+ends, or the process leaves the cluster; then the channel and its subscriptions are gone. A stream
+of another cluster's workspaces is relayed to a router of that cluster, and so are the later
+requests of its channel (``voedger.router.stream_relay``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -43,7 +45,10 @@ from voedger.appdef import QName, QNameError
 from voedger.auth.headers import CredentialsKind, parse_authorization, parse_authorization_cookie
 from voedger.n10n import DEFAULT_LIFETIME, Broker, BrokerClosed, Channel, ChannelNotFound, Key, N10nError, QuotaExceeded
 from voedger.router.responses import bus_response
+from voedger.router.stream_relay import FEDERATED_SCOPE, RelayedStream, StreamUpstream, returned_headers
+from voedger.router.transport import TransportUnavailable
 from voedger.router.wire import BusRequest, Op
+from voedger.structs import wsid as ws
 from voedger.syserror import SysError
 
 if TYPE_CHECKING:
@@ -241,6 +246,55 @@ class N10nEndpoints:
         self.router = router
         self.notifications = router.vvm.n10n
         self.broker = router.vvm.n10n.broker
+        self.relayed: dict[str, StreamUpstream] = {}
+        """The channels of the streams relayed to another cluster now, by ID: where their
+        subscribe and unsubscribe requests go."""
+
+    # --- streams of other clusters ----------------------------------------------------------------
+
+    def _upstream(self, request: Request, wsids: Iterable[int]) -> StreamUpstream | None:
+        """Where the stream of these workspaces is served: None here, or the routers of another
+        cluster. A request relayed from another cluster is served here or refused (421)."""
+        relays = self.router.stream_relays
+        if relays is None:
+            return None
+        found = {wsid: relays.upstream_for(wsid) for wsid in wsids}
+        if FEDERATED_SCOPE in request.scope:
+            for wsid, upstream in found.items():
+                if upstream is not None:
+                    raise SysError(421, f"workspace {wsid} belongs to cluster {ws.cluster_id(wsid)}, not to this one")
+            return None
+        if len({upstream.cluster if upstream else 0 for upstream in found.values()}) > 1:
+            raise SysError(400, "the subscriptions of a channel must be of workspaces of one cluster")
+        return next(iter(found.values()), None)
+
+    async def _relay(self, request: Request, upstream: StreamUpstream) -> Response:
+        """The request sent on to ``upstream``, its answer streamed back unchanged."""
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+        query = request.scope.get("query_string") or b""
+        target = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
+        body = await request.body()
+        try:
+            answer = await upstream.open(request.method, target, request.headers.raw, body)
+        except TransportUnavailable as exc:
+            raise SysError(503, str(exc), headers={"Retry-After": "1"}) from None
+        if answer.status_code == 200 and answer.headers.get("content-type", "").startswith("text/event-stream"):
+            opened: list[str] = []
+
+            def on_channel(channel: str) -> None:
+                opened.append(channel)
+                self.relayed[channel] = upstream
+
+            def on_end() -> None:
+                for channel in opened:
+                    self.relayed.pop(channel, None)
+
+            return RelayedStream(answer, on_channel, on_end)
+        try:
+            content = await answer.aread()
+        finally:
+            await answer.aclose()
+        return Response(content, answer.status_code, headers=returned_headers(answer))
 
     # --- API v1 -----------------------------------------------------------------------------------
 
@@ -255,6 +309,12 @@ class N10nEndpoints:
         subject = _field(obj, "SubjectLogin")
         if subject is not None and not isinstance(subject, str):
             return PlainTextResponse("cannot unmarshal input payload SubjectLogin must be a string", 400)
+        try:
+            upstream = self._upstream(request, (key.wsid for key in keys))
+        except SysError as err:
+            return PlainTextResponse(err.message, err.status, media_type="text/plain")
+        if upstream is not None:
+            return await self._relay(request, upstream)
         try:
             channel = self.broker.new_channel(subject or "")
         except N10nError as exc:
@@ -289,6 +349,9 @@ class N10nEndpoints:
         if isinstance(parsed, Response):
             return parsed
         channel, keys = parsed
+        upstream = self.relayed.get(channel)
+        if upstream is not None:
+            return await self._relay(request, upstream)
         for key in keys:
             try:
                 self.broker.subscribe(channel, key)
@@ -302,6 +365,9 @@ class N10nEndpoints:
         if isinstance(parsed, Response):
             return parsed
         channel, keys = parsed
+        upstream = self.relayed.get(channel)
+        if upstream is not None:
+            return await self._relay(request, upstream)
         for key in keys:
             try:
                 self.broker.unsubscribe(channel, key)
@@ -360,9 +426,12 @@ class N10nEndpoints:
         self.router.vvm.app(app)
         subject = self._subject(app, request)
         subs, lifetime = parse_v2_body(self.router.check_size(await request.body()))
+        targets = [(entity, self.router.resolve(app, str(wsid))) for entity, wsid, _ in subs]
+        upstream = self._upstream(request, (target[0] for _, target in targets))
+        if upstream is not None:
+            return await self._relay(request, upstream)
         keys: list[Key] = []
-        for entity, wsid, _ in subs:
-            target = self.router.resolve(app, str(wsid))
+        for entity, target in targets:
             refusal = await self._check(request, app, entity, target)
             if refusal is not None:
                 return refusal
@@ -392,10 +461,17 @@ class N10nEndpoints:
         self._subject(app, request)
         if await request.body():
             raise SysError(400, "unexpected body")
+        if self._upstream(request, (target[0],)) is not None:
+            raise SysError(
+                400, f"workspace {target[0]} is of another cluster than channel {request.path_params['channel']}"
+            )
         return app, view, target
 
     async def v2_subscribe(self, request: Request) -> Response:
         """``PUT .../notifications/{channel}/workspaces/{wsid}/subscriptions/{view}``: 200."""
+        upstream = self.relayed.get(request.path_params["channel"])
+        if upstream is not None:
+            return await self._relay(request, upstream)
         app, view, target = await self._v2_target(request)
         refusal = await self._check(request, app, view, target)
         if refusal is not None:
@@ -408,6 +484,9 @@ class N10nEndpoints:
 
     async def v2_unsubscribe(self, request: Request) -> Response:
         """``DELETE .../notifications/{channel}/workspaces/{wsid}/subscriptions/{view}``: 204."""
+        upstream = self.relayed.get(request.path_params["channel"])
+        if upstream is not None:
+            return await self._relay(request, upstream)
         app, view, target = await self._v2_target(request)
         try:
             self.broker.unsubscribe(request.path_params["channel"], Key(app, str(view), target[0]))

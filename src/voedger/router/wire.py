@@ -36,6 +36,9 @@ secret; its body, if any, is a worker's key set to publish)."""
 FEDERATION_REFRESH_PATH: Final = "/_federation/refresh"
 """Where the main cluster's routers refresh a principal token for a worker (which may not issue
 one): a POST with the federation secret and ``{"app", "token"}``."""
+FEDERATION_STREAM_PATH: Final = "/_federation/stream"
+"""Where a router serves a stream (notifications) of its cluster's workspace that a router of
+another cluster relays: a POST with the federation secret (``voedger.router.stream_relay``)."""
 FEDERATION_SECRET_HEADER: Final = "X-Voedger-Federation-Secret"
 N10N_PATH: Final = "/_cluster/n10n"
 """Where a process sends the other processes of its cluster the views changed in it (a batch

@@ -195,6 +195,20 @@ class State:
             raise StateError(f"{command} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
         return reply
 
+    async def federation_query(
+        self, app: str, wsid: int, query: str, body: dict[str, Any], expected: tuple[int, ...] = (200,)
+    ) -> FederationReply:
+        """Run an API v1 query of another workspace (or application) as the System principal,
+        through the ``sys.FederationCommand`` storage as a command call goes; a status outside
+        ``expected`` raises a :class:`StateError` naming the call."""
+        self._access.check(SYS_FEDERATION_COMMAND, StorageOp.Get)
+        if self._federation is None:
+            raise StateError(f"{self._access.who}: no federation is configured to call {query}")
+        reply = await self._federation.query(app, wsid, query, body)
+        if reply.status not in expected:
+            raise StateError(f"{query} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
+        return reply
+
     def cluster_known(self, cluster_id: int) -> bool:
         """Whether ``cluster_id`` names a cluster of the federation: this workspace's own always;
         another one when the federation's directory lists it."""

@@ -53,7 +53,9 @@ def encode_key(fields: Sequence[Field], values: Sequence[Any], complete: bool = 
     """Encode ``values`` of the first ``len(values)`` of ``fields``.
 
     With ``complete`` false the last value given is a prefix of a longer key, and is written
-    raw even when its field is not the last one, so that it bounds a range read.
+    raw even when its field is not the last one, so that it bounds a range read; but a QName
+    is matched whole, as Voedger matches its QName IDs (``registry.Login`` is not a prefix of
+    ``registry.LoginAlias``).
     """
     if len(values) == 1 and len(fields) >= 1:  # the common case: one integer key field
         encoder = INT_ENCODERS.get(fields[0].kind)
@@ -62,7 +64,7 @@ def encode_key(fields: Sequence[Field], values: Sequence[Any], complete: bool = 
     out = bytearray()
     n = len(values)
     for i, (f, v) in enumerate(zip(fields, values, strict=False)):
-        last = i == len(fields) - 1 or (not complete and i == n - 1)
+        last = i == len(fields) - 1 or (not complete and i == n - 1 and f.kind is not DataKind.QName)
         out += encode_value(f.kind, v, last)
     return bytes(out)
 

@@ -56,7 +56,20 @@ class HttpFederation:
             stats.errors += 1
         return reply
 
-    async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
+    async def query(self, app: str, wsid: int, query: str, body: dict[str, Any]) -> FederationReply:
+        """An API v1 query of another workspace, retried as a command is; ``result`` is the answer."""
+        began = time.perf_counter()
+        reply = await self._command(app, wsid, query, body, whole=True)
+        stats = self.stats
+        stats.count += 1
+        stats.observe(time.perf_counter() - began)
+        if reply.status >= 500:
+            stats.errors += 1
+        return reply
+
+    async def _command(
+        self, app: str, wsid: int, command: str, body: dict[str, Any], whole: bool = False
+    ) -> FederationReply:
         url = f"{self.base_url}/api/{app}/{wsid}/{command}"
         delay = 0.1
         for attempt in range(ATTEMPTS):
@@ -82,6 +95,8 @@ class HttpFederation:
             delay = min(delay * 2, 5.0)
         if status != 200:
             return FederationReply(status, message)
+        if whole:
+            return FederationReply(200, "", result=data if isinstance(data, dict) else {})
         return FederationReply(
             200,
             "",

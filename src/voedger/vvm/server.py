@@ -941,6 +941,16 @@ class LocalFederation:
             stats.errors += 1
         return reply
 
+    async def query(self, app: str, wsid: int, query: str, body: dict[str, Any]) -> FederationReply:
+        try:
+            qname = QName.parse(query.removeprefix("q."))
+            result = await self.vvm.query(app, wsid, qname, SYSTEM, body=body)
+        except SysError as err:
+            return FederationReply(err.status, err.message)
+        except ValueError as err:
+            return FederationReply(400, str(err))
+        return FederationReply(200, "", result=result)
+
     async def _command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
         name = command.removeprefix("c.")
         try:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from voedger.appdef import SYS_ID, SYS_IS_ACTIVE, QName, QNameError
 from voedger.apps.registry._logins import (
     LOGIN_IDX,
     LOGIN_TABLE,
-    MAX_LOGIN_LENGTH,
     check_app_name,
     check_app_wsid,
     check_login_format,
@@ -27,6 +28,12 @@ from voedger.apps.registry._logins import (
     password_matches,
     profile_kind,
     profile_ws_name,
+)
+from voedger.apps.registry._lookups import (
+    check_identifier_available,
+    find_active_alias,
+    find_login,
+    login_does_not_exist,
 )
 from voedger.apps.registry._services import bound_services, services_of
 from voedger.auth.attempts import PasswordGuard
@@ -45,27 +52,9 @@ _TRANSIENT: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Answers of the target application that a retry may cure (Voedger's federation retries them)."""
 
 
-async def _find_login(state: State, app_wsid: int, app_name: str, login: str) -> Record | None:
-    """The active Login of ``login`` in ``app_name``, kept in this application workspace."""
-    key = login_idx_key(app_name, login_hash(login))
-    if len(key.encode()) > MAX_LOGIN_LENGTH:
-        return None  # no such key was ever written: CreateLogin checks the AppName
-    row = await state.view(LOGIN_IDX, AppWSID=app_wsid, AppIDLoginHash=key)
-    if row is None:
-        return None
-    rec = await state.record(int(row["CDocLoginID"]))
-    if rec is None or rec.get(SYS_IS_ACTIVE) is False:
-        return None  # a deactivated login is a missing one: its name may be registered again
-    return rec
-
-
 def _guard(state: State) -> PasswordGuard | None:
     services = bound_services(state.app)
     return services.guard if services is not None else None
-
-
-def _login_does_not_exist(login: str) -> SysError:
-    return SysError(401, f"login {login[:MAX_LOGIN_LENGTH]} does not exist")
 
 
 @command("registry.CreateLogin")
@@ -105,8 +94,7 @@ async def _create_login(state: State, intents: Intents, login: str) -> None:
         raise SysError(400, f"cluster {profile_cluster} is not known to this federation")
     password: str = (ctx.unlogged_arg or {}).get("Password", "")
     check_new_password(password)
-    if await _find_login(state, ctx.wsid, app_name, login) is not None:
-        raise SysError(409, "login already exists")
+    await check_identifier_available(state, ctx.wsid, app_name, login)
     fields: dict[str, Any] = {
         "ProfileCluster": profile_cluster,
         "PwdHash": encode_pwd_hash(await hash_password(password)),
@@ -129,11 +117,11 @@ async def change_password(state: State, intents: Intents) -> None:
     guard = _guard(state)
     if guard is not None:
         guard.check(app_name, login, ctx.ip, change=True)
-    rec = await _find_login(state, ctx.wsid, app_name, login)
+    rec = await find_login(state, ctx.wsid, app_name, login)
     if rec is None:
         if guard is not None:
             guard.failed(app_name, login, ctx.ip, change=True)
-        raise _login_does_not_exist(login)
+        raise login_does_not_exist(login)
     if not await password_matches(decode_pwd_hash(rec.get("PwdHash")), unlogged.get("OldPassword", "")):
         if guard is not None:
             guard.failed(app_name, login, ctx.ip, change=True)
@@ -154,14 +142,17 @@ async def update_global_roles(state: State, intents: Intents) -> None:
             except QNameError as exc:
                 raise SysError(400, f"GlobalRoles: {exc}") from None
     login: str = arg["Login"]
-    rec = await _find_login(state, state.command_context.wsid, arg["AppName"], login)
+    rec = await find_login(state, state.command_context.wsid, arg["AppName"], login)
     if rec is None:
-        raise _login_does_not_exist(login)
+        raise login_does_not_exist(login)
     intents.update(rec, GlobalRoles=roles)
 
 
 @query("registry.IssuePrincipalToken")
 async def issue_principal_token(state: State, intents: Intents) -> None:
+    """Sign in by the login itself (unless its CanonicalLoginDisabled) or by its active alias
+    (found here, at the alias's application workspace; its Login read where it lives). Either way
+    the token names the login itself, and its alias."""
     arg = state.arg
     login: str = arg["Login"]
     app_name: str = arg["AppName"]
@@ -169,7 +160,16 @@ async def issue_principal_token(state: State, intents: Intents) -> None:
     guard = _guard(state)
     if guard is not None:
         guard.check(app_name, login, ctx.ip)  # before the password is looked at
-    rec = await _find_login(state, ctx.wsid, app_name, login)
+    canonical = login
+    rec = await find_login(state, ctx.wsid, app_name, login)
+    if rec is not None:
+        if rec.get("CanonicalLoginDisabled"):
+            rec = None  # answered as an unknown login
+    else:
+        alias = await find_active_alias(state, app_name, login)
+        if alias is not None:
+            rec = await _aliased_login(state, alias, login)
+            canonical = str(alias["Login"])
     pwd_hash = decode_pwd_hash(rec.get("PwdHash")) if rec is not None else None
     if not await password_matches(pwd_hash, arg["Password"]) or rec is None:
         if guard is not None:
@@ -184,13 +184,36 @@ async def issue_principal_token(state: State, intents: Intents) -> None:
         return
     ttl = principal_token_ttl(int(arg.get("TTLHours") or 0))
     payload = PrincipalPayload(
-        login=login,
+        login=canonical,
+        alias=str(rec.get("Alias") or ""),
         subject_kind=int(rec.get("SubjectKind") or SubjectKind.USER),
         profile_wsid=profile_wsid,
         global_roles=parse_roles(rec.get("GlobalRoles") or ""),
     )
     token = services_of(state).tokens.issue(app_name, payload, ttl)
     intents.result(PrincipalToken=token, WSID=profile_wsid, WSError="")
+
+
+async def _aliased_login(state: State, alias: Record, submitted: str) -> dict[str, Any] | None:
+    """The Login an active alias points to, if it is active and still names that alias (the
+    index is written before the Login takes the alias, and an old one deactivated before it
+    leaves it: only the Login says which alias is in force)."""
+    source_wsid, login_id = int(alias["SourceAppWSID"]), int(alias["CDocLoginID"])
+    if source_wsid == state.wsid:
+        found = await state.record(login_id)
+        rec: dict[str, Any] | None = dict(found) if found is not None else None
+    else:
+        reply = await state.federation_query(
+            state.app_name,
+            source_wsid,
+            "q.sys.GetCDoc",
+            {"args": {"ID": login_id}, "elements": [{"fields": ["Result"]}]},
+        )
+        rows = reply.rows()
+        rec = orjson.loads(rows[0][0]) if rows and isinstance(rows[0][0], str) else None
+    if rec is None or rec.get(SYS_IS_ACTIVE) is False or rec.get("Alias") != submitted:
+        return None
+    return rec
 
 
 @projector("registry.ProjectorLoginIdx")
