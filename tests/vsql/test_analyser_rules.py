@@ -88,13 +88,26 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ws("TABLE T ();\nTABLE U INHERITS Nope ();"),
         [
             "file.vsql:3:1: undefined table kind",
-            "file.vsql:4:18: undefined table: Nope",
+            "file.vsql:4:1: undefined table kind",  # Voedger: an undefined base leaves the kind undefined
         ],
     ),
     "base_table_not_abstract": (
         ws("TABLE A INHERITS sys.CDoc ();\nTABLE B INHERITS A ();"),
         [
             "file.vsql:4:18: base table must be abstract",
+        ],
+    ),
+    "table_kind_stops_analysis": (  # Voedger's Test_ODocUnknown: no follow-on error on the fields
+        "APPLICATION registry(); WORKSPACE Workspace1 (\n"
+        "TABLE MyTable1 INHERITS ODocUnknown ( MyField ref(registry.Login) NOT NULL ));\n",
+        [
+            "file.vsql:2:1: undefined table kind",
+        ],
+    ),
+    "table_kind_before_other_rules": (
+        ws("TABLE U INHERITS Nope ();\nTABLE V INHERITS sys.CDoc (A Undefined);"),
+        [
+            "file.vsql:3:1: undefined table kind",
         ],
     ),
     "table_cycle": (

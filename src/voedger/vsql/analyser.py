@@ -277,9 +277,15 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
                         q = ast.QName(info.name, stmt.name)
                         self.variables.setdefault(q, self.variables_in.get(str(q), stmt.default))
             self.resolve_alters()
+            early = len(self.diagnostics)
             self.resolve_inherits()
+            inherits = len(self.diagnostics)
             self.compute_tablekinds()
-            self.analyse_packages()
+            # as in Voedger, the packages, the application and the table kinds must be right before
+            # anything else is checked: their errors alone are reported, without their follow-ons
+            if not early and len(self.diagnostics) == inherits:
+                self.compute_nestedkinds()
+                self.analyse_packages()
         if self.diagnostics:
             raise VSQLError(sorted(set(self.diagnostics)))
         declarations = {d.qname: d for d in self.st.decls if d.package.names.get(d.qname.entity) is d}
