@@ -41,6 +41,26 @@ WORKSPACE Shop INHERITS a.AirWS (
     assert schema.tables[Q("main", "Order")].kind.value == "CDoc"
 
 
+def test_an_aliased_import_is_still_named_by_its_last_element() -> None:
+    # as in Voedger (its Test_Tags): 'x/air' AS a is reachable as a.* and as air.*
+    schema = build(
+        """IMPORT SCHEMA 'x/air' AS a;
+APPLICATION shop (USE a;);
+WORKSPACE Shop INHERITS air.AirWS (
+    TABLE Order INHERITS sys.CDoc (a.Named, PriceRef ref(air.Price));
+);""",
+        air=AIR,
+    )
+    order = schema.declarations[Q("main", "Order")].node
+    assert isinstance(order, ast.TableStmt)
+    fset, ref = order.items
+    assert isinstance(fset, ast.FieldSetItem) and schema.resolve(fset.type) == Q("air", "Named")
+    assert isinstance(ref, ast.RefFieldItem) and schema.resolve(ref.refs[0]) == Q("air", "Price")
+    assert errors("IMPORT SCHEMA 'x/air' AS a;\nAPPLICATION shop (USE a;);\nWORKSPACE W INHERITS ai.AirWS ();", air=AIR) == [
+        "file.vsql:3:22: ai undefined"
+    ]
+
+
 def test_type_from_a_package_workspace_that_is_not_inherited_is_not_visible() -> None:
     assert errors(
         """IMPORT SCHEMA 'lib';
