@@ -329,7 +329,8 @@ _CALLS = {
 def _interesting(name: str) -> bool:
     return name in _CALLS or (
         name.startswith("require.")
-        and name.rsplit(".", 1)[-1] in {"AppSchemaError", "AppSchema", "PkgSchema", "FileSchema", "EqualError", "ErrorContains"}
+        and name.rsplit(".", 1)[-1]
+        in {"AppSchemaError", "AppSchema", "PkgSchema", "FileSchema", "EqualError", "ErrorContains"}
     )
 
 

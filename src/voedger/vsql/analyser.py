@@ -19,7 +19,7 @@ from voedger.vsql.rules.extensions import ExtensionRules
 from voedger.vsql.rules.tables import MAX_FIELD_LENGTH
 from voedger.vsql.rules.views import ViewRules
 from voedger.vsql.schema import AppSchema, WorkspaceInfo
-from voedger.vsql.symbols import SYS_PACKAGE, SYS_WORKSPACE, Ctx, Decl, DeclKind, PackageInfo
+from voedger.vsql.symbols import SYS_WORKSPACE, Ctx, Decl, DeclKind, PackageInfo
 
 __all__ = ["MAX_FIELD_LENGTH", "analyse"]
 
@@ -30,16 +30,12 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
     """Runs the passes: packages and imports, declarations, the application, workspaces, table
     kinds, then every statement; and assembles the result."""
 
-    def setup_packages(self) -> bool:
+    def setup_packages(self) -> None:
         for pkg in self.input:
             if pkg.name in self.infos:
                 self.err(self._first_pos(pkg), f"package {pkg.name} redeclared")
                 continue
             self.infos[pkg.name] = PackageInfo(pkg.name, pkg)
-        if SYS_PACKAGE not in self.infos:
-            pos = self._first_pos(self.input[0]) if self.input else ast.Pos("<application>", 1, 1)
-            self.err(pos, f"could not import {SYS_PACKAGE}. Check if the package is parsed under exactly this name")
-            return False
         local_names: dict[str, str] = {}
         for info in self.infos.values():
             for imp in info.pkg.imports:
@@ -47,7 +43,6 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
                 first = local_names.setdefault(imp.path, imp.local_name)
                 if first != imp.local_name:
                     self.err(imp.pos, f"local package name {first} was redeclared as {imp.local_name}")
-        return True
 
     def check_import(self, info: PackageInfo, imp: ast.ImportStmt) -> None:
         local = imp.local_name
@@ -268,24 +263,24 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
         return out
 
     def run(self) -> AppSchema:
-        if self.setup_packages():
-            self.collect()
-            self.define_app()
-            for info in self.infos.values():
-                for stmt in info.pkg.statements:
-                    if isinstance(stmt, ast.DeclareStmt):
-                        q = ast.QName(info.name, stmt.name)
-                        self.variables.setdefault(q, self.variables_in.get(str(q), stmt.default))
-            self.resolve_alters()
-            early = len(self.diagnostics)
-            self.resolve_inherits()
-            inherits = len(self.diagnostics)
-            self.compute_tablekinds()
-            # as in Voedger, the packages, the application and the table kinds must be right before
-            # anything else is checked: their errors alone are reported, without their follow-ons
-            if not early and len(self.diagnostics) == inherits:
-                self.compute_nestedkinds()
-                self.analyse_packages()
+        self.setup_packages()
+        self.collect()
+        self.define_app()
+        for info in self.infos.values():
+            for stmt in info.pkg.statements:
+                if isinstance(stmt, ast.DeclareStmt):
+                    q = ast.QName(info.name, stmt.name)
+                    self.variables.setdefault(q, self.variables_in.get(str(q), stmt.default))
+        self.resolve_alters()
+        early = len(self.diagnostics)
+        self.resolve_inherits()
+        inherits = len(self.diagnostics)
+        self.compute_tablekinds()
+        # as in Voedger, the packages, the application and the table kinds must be right before
+        # anything else is checked: their errors alone are reported, without their follow-ons
+        if not early and len(self.diagnostics) == inherits:
+            self.compute_nestedkinds()
+            self.analyse_packages()
         if self.diagnostics:
             raise VSQLError(sorted(set(self.diagnostics)))
         declarations = {d.qname: d for d in self.st.decls if d.package.names.get(d.qname.entity) is d}
