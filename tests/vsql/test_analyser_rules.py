@@ -110,6 +110,15 @@ CASES: dict[str, tuple[str, list[str]]] = {
             "file.vsql:3:1: undefined table kind",
         ],
     ),
+    "order_on_one_line": (  # by line; on one line in the order of Voedger's checks (its Test_Grants)
+        ws("GRANT SELECT ON TABLE Fake TO app1;\nVIEW V (A varchar, B int, PRIMARY KEY ((A))) AS RESULT OF P;"),
+        [
+            "file.vsql:3:31: undefined role: app1",
+            "file.vsql:3:23: undefined table: Fake",
+            "file.vsql:4:41: varchar field A not supported in partition key",
+            "file.vsql:4:40: clustering columns not defined",  # and the view's checks end there, as in Voedger
+        ],
+    ),
     "table_cycle": (
         ws("ABSTRACT TABLE A INHERITS B ();\nABSTRACT TABLE B INHERITS A ();"),
         [
@@ -193,9 +202,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "field_set_and_types": (
         ws("TYPE T (Nope, X Missing, Items TABLE N ());"),
         [
+            # on one line in Voedger's order: nested tables, field sets, fields
+            "file.vsql:3:26: nested tables not supported in types",
             "file.vsql:3:9: undefined type: Nope",
             "file.vsql:3:17: undefined type: Missing",
-            "file.vsql:3:26: nested tables not supported in types",
         ],
     ),
     "dup_fields": (
@@ -252,8 +262,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ),
         [
             "file.vsql:3:1: primary key not defined",
+            "file.vsql:4:49: redefinition of primary key",  # Voedger checks the fields first
             "file.vsql:4:30: clustering columns not defined",
-            "file.vsql:4:49: redefinition of primary key",
             "file.vsql:5:17: redefinition of A",
             "file.vsql:5:42: undefined field Z",
         ],

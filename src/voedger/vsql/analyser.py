@@ -77,8 +77,9 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
             pos = self._first_pos(first.pkg) if first else ast.Pos("<application>", 1, 1)
             self.err(pos, "application not defined")
             return
-        for stmt, _ in apps[1:]:
-            self.err(stmt.pos, "redefinition of application")
+        if len(apps) > 1:  # Voedger stops at the first redefinition
+            self.err(apps[1][0].pos, "redefinition of application")
+            return
         app, app_info = apps[0]
         self.app_name, self.app_package = app.name, app_info.name
         used = {app_info.name}
@@ -282,7 +283,9 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
             self.compute_nestedkinds()
             self.analyse_packages()
         if self.diagnostics:
-            raise VSQLError(sorted(set(self.diagnostics)))
+            # by file and line; on one line in the order the checks found them (Voedger's order)
+            found = dict.fromkeys(self.diagnostics)
+            raise VSQLError(sorted(found, key=lambda d: (d.file, d.line)))
         declarations = {d.qname: d for d in self.st.decls if d.package.names.get(d.qname.entity) is d}
         tables = {d.qname: self.tables[id(d)] for d in declarations.values() if id(d) in self.tables}
         return AppSchema(
