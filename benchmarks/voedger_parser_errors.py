@@ -152,6 +152,7 @@ class TestReader:
         self.cases = cases
         self.env: dict[str, Value] = {}
         self.err: tuple[str, list[Pkg]] | None = None
+        self.last_app: list[Pkg] | None = None
         self.skipped = 0
 
     # expressions
@@ -240,10 +241,12 @@ class TestReader:
         if name == "buildPackage":
             return Pkg("github.com/voedger/voedger/app1", (SchemaFile("source.vsql", self.strings(args[0])),))
         if name == "BuildAppSchema":
-            self.err = ("app", self.pkgs(args[0]))
+            self.last_app = self.pkgs(args[0])
+            self.err = ("app", self.last_app)
             return None
         if short == "AppSchema":
-            self.err = ("app", [SYS, _company_pkg(self.strings(args[0]))])
+            self.last_app = [SYS, _company_pkg(self.strings(args[0]))]
+            self.err = ("app", self.last_app)
             return None
         if short == "AppSchemaError":
             expected = "\n".join(self.strings(a) for a in args[1:])
@@ -260,8 +263,15 @@ class TestReader:
                 raise Unsupported("no error source")
             self.add(self.err[0], self.err[1], self.strings(args[1]), short == "EqualError", line)
             return None
-        if name == "BuildAppDefs":
-            self.err = None
+        if name == "BuildAppDefs":  # our analyser makes the checks of Voedger's builder too
+            if self.last_app is None:
+                raise Unsupported("BuildAppDefs without an application")
+            self.err = ("app", self.last_app)
+            return None
+        if short == "Contains" and [t.value for t in args[0]] == ["err.Error", "(", ")"]:
+            if self.err is None:
+                raise Unsupported("no error source")
+            self.add(self.err[0], self.err[1], self.strings(args[1]), False, line)
             return None
         raise Unsupported(name)
 
@@ -330,7 +340,7 @@ def _interesting(name: str) -> bool:
     return name in _CALLS or (
         name.startswith("require.")
         and name.rsplit(".", 1)[-1]
-        in {"AppSchemaError", "AppSchema", "PkgSchema", "FileSchema", "EqualError", "ErrorContains"}
+        in {"AppSchemaError", "AppSchema", "PkgSchema", "FileSchema", "EqualError", "ErrorContains", "Contains"}
     )
 
 

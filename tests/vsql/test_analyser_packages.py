@@ -83,7 +83,17 @@ def test_import_resolution_by_package_path_and_import_map() -> None:
 
 
 def test_application_rules() -> None:
-    assert errors("WORKSPACE W ();") == ["file.vsql:1:1: application not defined"]
+    assert errors("WORKSPACE W ();") == ["application not defined"]  # no position, as in Voedger
+    assert errors("APPLICATION a();", other="ROLE R;") == [
+        "application does not define use of package other. "
+        "Check if the package is defined in IMPORT SCHEMA and parsed under the same name"
+    ]
+    # positioned errors first, then those of the application as a whole (Voedger's order)
+    assert errors("APPLICATION a (USE nope;);", other="ROLE R;") == [
+        "file.vsql:1:16: nope undefined",
+        "application does not define use of package other. "
+        "Check if the package is defined in IMPORT SCHEMA and parsed under the same name",
+    ]
     assert errors("APPLICATION a();\nAPPLICATION b();") == ["file.vsql:2:1: redefinition of application"]
     # Voedger stops at the second application: no error on the packages it would have used
     assert errors("APPLICATION a();", other="APPLICATION b();") == ["other.vsql:1:1: redefinition of application"]

@@ -172,10 +172,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
         [
             "file.vsql:7:9: reference to abstract table Abs",
             "file.vsql:8:9: Wd: reference to WDoc/WRecord",
-            "file.vsql:9:9: table main.C can not reference to ODoc main.Od",
+            "file.vsql:9:9: table main.C can not reference to ODoc «main.Od»",
             "file.vsql:10:9: undefined table: Nope",
-            "file.vsql:12:35: table main.Wx can not reference to ODoc main.Od",
-            "file.vsql:15:22: view main.V can not reference to ODoc main.Od",
+            "file.vsql:12:35: table main.Wx can not reference to ODoc «main.Od»",
+            "file.vsql:15:22: view main.V can not reference to ODoc «main.Od»",
         ],
     ),
     "blob_length": (

@@ -23,6 +23,9 @@ from voedger.vsql.symbols import SYS_WORKSPACE, Ctx, Decl, DeclKind, PackageInfo
 
 __all__ = ["MAX_FIELD_LENGTH", "analyse"]
 
+_NOWHERE = ast.Pos("", 0, 0)
+"""The position of a problem of the application as a whole (printed without one, as Voedger does)."""
+
 _IDENT = re.compile(r"[a-zA-Z]\w{0,254}", re.ASCII)
 
 
@@ -73,9 +76,7 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
             (s, info) for info in self.infos.values() for s in info.pkg.statements if isinstance(s, ast.ApplicationStmt)
         ]
         if not apps:
-            first = next((i for i in self.infos.values() if not i.is_sys), None)
-            pos = self._first_pos(first.pkg) if first else ast.Pos("<application>", 1, 1)
-            self.err(pos, "application not defined")
+            self.err(_NOWHERE, "application not defined")
             return
         if len(apps) > 1:  # Voedger stops at the first redefinition
             self.err(apps[1][0].pos, "redefinition of application")
@@ -104,7 +105,7 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
         for info in self.infos.values():
             if not info.is_sys and info.name not in used:
                 self.err(
-                    self._first_pos(info.pkg),
+                    _NOWHERE,
                     f"application does not define use of package {info.pkg.path or info.name}. "
                     "Check if the package is defined in IMPORT SCHEMA and parsed under the same name",
                 )
@@ -285,7 +286,7 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
         if self.diagnostics:
             # by file and line; on one line in the order the checks found them (Voedger's order)
             found = dict.fromkeys(self.diagnostics)
-            raise VSQLError(sorted(found, key=lambda d: (d.file, d.line)))
+            raise VSQLError(sorted(found, key=lambda d: (not d.file, d.file, d.line)))
         declarations = {d.qname: d for d in self.st.decls if d.package.names.get(d.qname.entity) is d}
         tables = {d.qname: self.tables[id(d)] for d in declarations.values() if id(d) in self.tables}
         return AppSchema(

@@ -236,7 +236,7 @@ class TableRules(AnalyserBase):
             if kind in _C_KINDS and info.kind in _W_KINDS:
                 self.err(ref.pos, f"{ref}: reference to WDoc/WRecord")
             elif (kind in _C_KINDS or kind in _W_KINDS or kind is None) and info.kind in O_KINDS:
-                self.err(ref.pos, f"{source} can not reference to {info.kind} {target.qname}")
+                self.err(ref.pos, f"{source} can not reference to {info.kind} «{target.qname}»")
 
     def own_fields(self, items: tuple[ast.TableItem, ...], ctx: Ctx, visiting: set[int]) -> list[tuple[str, ast.Pos]]:
         """Names of the fields and containers `items` declare, field sets expanded."""
