@@ -37,7 +37,7 @@ VPM_ERR_APP = "cmd/vpm/testdata/myapperr/mypkg1/schema1.vsql"
 VPM_ERR_POSITION = "schema1.vsql:6:25"
 """cmd/vpm's TestCompileErrors: compiling mypkg1 must report an error at this position."""
 
-GO_CONSTANTS = {"appdef.MaxFieldLength": "1024", "appdef.DefaultFieldMaxLength": "255"}
+GO_CONSTANTS = {"appdef.MaxFieldLength": "65535", "appdef.DefaultFieldMaxLength": "255"}
 """The Go constants the tests put into expected texts with fmt.Sprintf."""
 
 
@@ -83,7 +83,7 @@ class Tok:
 _GO_TOKEN = re.compile(
     r"(?P<raw>`[^`]*`)|(?P<str>\"(?:\\.|[^\"\\\n])*\")|(?P<chr>'(?:\\.|[^'\\\n])*')"
     r"|(?P<comment>//[^\n]*|/\*.*?\*/)|(?P<nl>\n)|(?P<ws>[ \t\r]+)"
-    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(?P<op>:=|\.\.\.|[^\sA-Za-z_])",
+    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(?P<num>[0-9]+)|(?P<op>:=|\.\.\.|[^\sA-Za-z_])",
     re.DOTALL,
 )
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
@@ -106,7 +106,7 @@ def go_tokens(source: str) -> list[Tok]:
             toks.append(Tok("nl", "", line))
         elif kind == "id":
             toks.append(Tok("id", text, line))
-        elif kind in ("op", "chr"):
+        elif kind in ("op", "chr", "num"):
             toks.append(Tok("p", text, line))
         line += text.count("\n")
     return toks
@@ -174,10 +174,14 @@ class TestReader:
             values = [self.eval(p) for p in parts]
             if not all(isinstance(v, str) for v in values):
                 raise Unsupported("+")
+            if all(str(v).isdigit() for v in values) and not any(p[0].kind == "str" for p in parts):
+                return str(sum(int(str(v)) for v in values))  # numbers: uint32(appdef.MaxFieldLength)+1
             return "".join(str(v) for v in values)
         first = toks[0]
         if len(toks) == 1:
             if first.kind == "str":
+                return first.value
+            if first.kind == "p" and first.value.isdigit():  # a number
                 return first.value
             if first.kind == "id":
                 if first.value in GO_CONSTANTS:
@@ -218,6 +222,8 @@ class TestReader:
             if not isinstance(items, list):
                 raise Unsupported("Join")
             return self.strings(args[1]).join(str(i) for i in items)
+        if name in ("uint32", "int"):  # a conversion of a number
+            return self.strings(args[0])
         if name == "fmt.Sprintf":
             text = self.strings(args[0])
             for a in args[1:]:
@@ -305,9 +311,9 @@ class TestReader:
                 j = i + 2
                 depth = 0
                 while j < len(toks) and not (depth == 0 and toks[j].kind == "nl"):
-                    if toks[j].value in "([{":
+                    if toks[j].kind == "p" and toks[j].value in "([{":
                         depth += 1
-                    elif toks[j].value in ")]}":
+                    elif toks[j].kind == "p" and toks[j].value in ")]}":
                         depth -= 1
                     j += 1
                 try:
@@ -354,13 +360,13 @@ def _functions(toks: list[Tok]) -> Iterator[tuple[str, list[Tok]]]:
         if toks[i].value == "func" and i + 1 < len(toks) and toks[i + 1].kind == "id":
             name = toks[i + 1].value
             j = i + 2
-            while j < len(toks) and toks[j].value != "{":
+            while j < len(toks) and not (toks[j].kind == "p" and toks[j].value == "{"):
                 j += 1
             depth, k = 0, j
             while k < len(toks):
-                if toks[k].value == "{":
+                if toks[k].kind == "p" and toks[k].value == "{":
                     depth += 1
-                elif toks[k].value == "}":
+                elif toks[k].kind == "p" and toks[k].value == "}":
                     depth -= 1
                     if depth == 0:
                         break
