@@ -26,8 +26,10 @@ func Test_Syntax(t *testing.T) {
 
 func Test_Helpers(t *testing.T) {
 	require := assertions(t)
-	require.AppSchemaError(`APPLICATION test(); WORKSPACE ws (USE WORKSPACE fake);`, `file.vsql:1:49: undefined workspace: pkg.fake`)
-	require.AppSchemaError(`APPLICATION test(); WORKSPACE ws (USE WORKSPACE fake);`, "file.vsql:1:1: " + "not Voedger's text")
+	require.AppSchemaError(`APPLICATION test(); WORKSPACE ws (USE WORKSPACE fake);`,
+		`file.vsql:1:49: undefined workspace: pkg.fake`)
+	require.AppSchemaError(`APPLICATION test(); WORKSPACE ws (USE WORKSPACE fake);`,
+		"file.vsql:1:1: " + "not Voedger's text")
 }
 
 func Test_Chain(t *testing.T) {
