@@ -11,7 +11,7 @@ from benchmarks import voedger_parser_errors as vpe
 
 from tests.vsql.helpers import FIXTURES
 
-IMPL_TEST = r'''
+IMPL_TEST = r"""
 package parser
 
 func Test_Syntax(t *testing.T) {
@@ -52,7 +52,7 @@ func Test_Chain(t *testing.T) {
 func Test_Unread(t *testing.T) {
 	require.EqualError(err, someFunction())
 }
-'''
+"""
 
 
 @pytest.fixture
