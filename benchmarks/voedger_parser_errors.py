@@ -25,7 +25,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -429,7 +429,7 @@ def judge(case: Case, sys_files: tuple[SchemaFile, ...]) -> Case:
 # --- reading the source -----------------------------------------------------------------------------
 
 
-def _reader(source: Path) -> tuple[callable[[str], str], callable[[str], list[str]]]:  # type: ignore[valid-type]
+def _reader(source: Path) -> tuple[Callable[[str], str], Callable[[str], list[str]]]:
     if (source / "HEAD").is_file() and (source / "objects").is_dir():
         git = ["git", f"--git-dir={source}"]
 
