@@ -75,7 +75,7 @@ class TestCompile:
     def test_every_error_is_printed(self, tmp_path: Path) -> None:
         app = """APPLICATION shop ();
 WORKSPACE Shop (
-    TABLE A INHERITS Nothing (X int32);
+    TABLE A INHERITS sys.CDoc (X Nothing);
     TABLE B INHERITS sys.CDoc (Y ref(Nowhere));
     VIEW V (K varchar, C int32, PRIMARY KEY ((K), C)) AS RESULT OF Nobody;
 );"""

@@ -41,6 +41,26 @@ WORKSPACE Shop INHERITS a.AirWS (
     assert schema.tables[Q("main", "Order")].kind.value == "CDoc"
 
 
+def test_an_aliased_import_is_still_named_by_its_last_element() -> None:
+    # as in Voedger (its Test_Tags): 'x/air' AS a is reachable as a.* and as air.*
+    schema = build(
+        """IMPORT SCHEMA 'x/air' AS a;
+APPLICATION shop (USE a;);
+WORKSPACE Shop INHERITS air.AirWS (
+    TABLE Order INHERITS sys.CDoc (a.Named, PriceRef ref(air.Price));
+);""",
+        air=AIR,
+    )
+    order = schema.declarations[Q("main", "Order")].node
+    assert isinstance(order, ast.TableStmt)
+    fset, ref = order.items
+    assert isinstance(fset, ast.FieldSetItem) and schema.resolve(fset.type) == Q("air", "Named")
+    assert isinstance(ref, ast.RefFieldItem) and schema.resolve(ref.refs[0]) == Q("air", "Price")
+    assert errors(
+        "IMPORT SCHEMA 'x/air' AS a;\nAPPLICATION shop (USE a;);\nWORKSPACE W INHERITS ai.AirWS ();", air=AIR
+    ) == ["file.vsql:3:22: ai undefined"]
+
+
 def test_type_from_a_package_workspace_that_is_not_inherited_is_not_visible() -> None:
     assert errors(
         """IMPORT SCHEMA 'lib';
@@ -63,13 +83,20 @@ def test_import_resolution_by_package_path_and_import_map() -> None:
 
 
 def test_application_rules() -> None:
-    assert errors("WORKSPACE W ();") == ["file.vsql:1:1: application not defined"]
-    assert errors("APPLICATION a();\nAPPLICATION b();") == ["file.vsql:2:1: redefinition of application"]
-    assert errors("APPLICATION a();", other="APPLICATION b();") == [
-        "other.vsql:1:1: application does not define use of package other. "
-        "Check if the package is defined in IMPORT SCHEMA and parsed under the same name",
-        "other.vsql:1:1: redefinition of application",
+    assert errors("WORKSPACE W ();") == ["application not defined"]  # no position, as in Voedger
+    assert errors("APPLICATION a();", other="ROLE R;") == [
+        "application does not define use of package other. "
+        "Check if the package is defined in IMPORT SCHEMA and parsed under the same name"
     ]
+    # positioned errors first, then those of the application as a whole (Voedger's order)
+    assert errors("APPLICATION a (USE nope;);", other="ROLE R;") == [
+        "file.vsql:1:16: nope undefined",
+        "application does not define use of package other. "
+        "Check if the package is defined in IMPORT SCHEMA and parsed under the same name",
+    ]
+    assert errors("APPLICATION a();\nAPPLICATION b();") == ["file.vsql:2:1: redefinition of application"]
+    # Voedger stops at the second application: no error on the packages it would have used
+    assert errors("APPLICATION a();", other="APPLICATION b();") == ["other.vsql:1:1: redefinition of application"]
     assert errors(
         "IMPORT SCHEMA 'x/air';\nIMPORT SCHEMA 'x/gone';\n"
         "APPLICATION a (USE air; USE air; USE main; USE nope; USE gone;);",
@@ -95,10 +122,15 @@ def test_imports_rules() -> None:
 
 
 def test_unknown_package_prefix_and_missing_sys() -> None:
-    assert errors("APPLICATION a();\nWORKSPACE W (TABLE T INHERITS xyz.CDoc (););") == ["file.vsql:2:31: xyz undefined"]
+    # reported at the table, as Voedger reports its table kind errors
+    assert errors("APPLICATION a();\nWORKSPACE W (TABLE T INHERITS xyz.CDoc (););") == ["file.vsql:2:14: xyz undefined"]
+    # as in Voedger, sys is missed where a name of it is needed, not before
+    build("APPLICATION a();", with_sys=False)
     with pytest.raises(VSQLError) as exc:
-        build("APPLICATION a();", with_sys=False)
-    assert exc.value.messages == ["could not import sys. Check if the package is parsed under exactly this name"]
+        build("APPLICATION a();\nWORKSPACE W (TABLE T INHERITS sys.CDoc (););", with_sys=False)
+    assert [str(d) for d in exc.value.diagnostics] == [
+        "file.vsql:2:14: could not import sys. Check if the package is parsed under exactly this name"
+    ]
     with pytest.raises(VSQLError, match="package sys redeclared"):
         analyse([package("main", "APPLICATION a();", path=""), sys_package(), sys_package()])
 

@@ -88,13 +88,35 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ws("TABLE T ();\nTABLE U INHERITS Nope ();"),
         [
             "file.vsql:3:1: undefined table kind",
-            "file.vsql:4:18: undefined table: Nope",
+            "file.vsql:4:1: undefined table kind",  # Voedger: an undefined base leaves the kind undefined
         ],
     ),
     "base_table_not_abstract": (
         ws("TABLE A INHERITS sys.CDoc ();\nTABLE B INHERITS A ();"),
         [
             "file.vsql:4:18: base table must be abstract",
+        ],
+    ),
+    "table_kind_stops_analysis": (  # Voedger's Test_ODocUnknown: no follow-on error on the fields
+        "APPLICATION registry(); WORKSPACE Workspace1 (\n"
+        "TABLE MyTable1 INHERITS ODocUnknown ( MyField ref(registry.Login) NOT NULL ));\n",
+        [
+            "file.vsql:2:1: undefined table kind",
+        ],
+    ),
+    "table_kind_before_other_rules": (
+        ws("TABLE U INHERITS Nope ();\nTABLE V INHERITS sys.CDoc (A Undefined);"),
+        [
+            "file.vsql:3:1: undefined table kind",
+        ],
+    ),
+    "order_on_one_line": (  # by line; on one line in the order of Voedger's checks (its Test_Grants)
+        ws("GRANT SELECT ON TABLE Fake TO app1;\nVIEW V (A varchar, B int, PRIMARY KEY ((A))) AS RESULT OF P;"),
+        [
+            "file.vsql:3:31: undefined role: app1",
+            "file.vsql:3:23: undefined table: Fake",
+            "file.vsql:4:41: varchar field A not supported in partition key",
+            "file.vsql:4:40: clustering columns not defined",  # and the view's checks end there, as in Voedger
         ],
     ),
     "table_cycle": (
@@ -150,10 +172,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
         [
             "file.vsql:7:9: reference to abstract table Abs",
             "file.vsql:8:9: Wd: reference to WDoc/WRecord",
-            "file.vsql:9:9: table main.C can not reference to ODoc main.Od",
+            "file.vsql:9:9: table main.C can not reference to ODoc «main.Od»",
             "file.vsql:10:9: undefined table: Nope",
-            "file.vsql:12:35: table main.Wx can not reference to ODoc main.Od",
-            "file.vsql:15:22: view main.V can not reference to ODoc main.Od",
+            "file.vsql:12:35: table main.Wx can not reference to ODoc «main.Od»",
+            "file.vsql:15:22: view main.V can not reference to ODoc «main.Od»",
         ],
     ),
     "blob_length": (
@@ -180,9 +202,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "field_set_and_types": (
         ws("TYPE T (Nope, X Missing, Items TABLE N ());"),
         [
+            # on one line in Voedger's order: nested tables, field sets, fields
+            "file.vsql:3:26: nested tables not supported in types",
             "file.vsql:3:9: undefined type: Nope",
             "file.vsql:3:17: undefined type: Missing",
-            "file.vsql:3:26: nested tables not supported in types",
         ],
     ),
     "dup_fields": (
@@ -239,8 +262,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ),
         [
             "file.vsql:3:1: primary key not defined",
+            "file.vsql:4:49: redefinition of primary key",  # Voedger checks the fields first
             "file.vsql:4:30: clustering columns not defined",
-            "file.vsql:4:49: redefinition of primary key",
             "file.vsql:5:17: redefinition of A",
             "file.vsql:5:42: undefined field Z",
         ],

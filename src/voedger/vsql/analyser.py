@@ -19,9 +19,12 @@ from voedger.vsql.rules.extensions import ExtensionRules
 from voedger.vsql.rules.tables import MAX_FIELD_LENGTH
 from voedger.vsql.rules.views import ViewRules
 from voedger.vsql.schema import AppSchema, WorkspaceInfo
-from voedger.vsql.symbols import SYS_PACKAGE, SYS_WORKSPACE, Ctx, Decl, DeclKind, PackageInfo
+from voedger.vsql.symbols import SYS_WORKSPACE, Ctx, Decl, DeclKind, PackageInfo
 
 __all__ = ["MAX_FIELD_LENGTH", "analyse"]
+
+_NOWHERE = ast.Pos("", 0, 0)
+"""The position of a problem of the application as a whole (printed without one, as Voedger does)."""
 
 _IDENT = re.compile(r"[a-zA-Z]\w{0,254}", re.ASCII)
 
@@ -30,16 +33,12 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
     """Runs the passes: packages and imports, declarations, the application, workspaces, table
     kinds, then every statement; and assembles the result."""
 
-    def setup_packages(self) -> bool:
+    def setup_packages(self) -> None:
         for pkg in self.input:
             if pkg.name in self.infos:
                 self.err(self._first_pos(pkg), f"package {pkg.name} redeclared")
                 continue
             self.infos[pkg.name] = PackageInfo(pkg.name, pkg)
-        if SYS_PACKAGE not in self.infos:
-            pos = self._first_pos(self.input[0]) if self.input else ast.Pos("<application>", 1, 1)
-            self.err(pos, f"could not import {SYS_PACKAGE}. Check if the package is parsed under exactly this name")
-            return False
         local_names: dict[str, str] = {}
         for info in self.infos.values():
             for imp in info.pkg.imports:
@@ -47,7 +46,6 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
                 first = local_names.setdefault(imp.path, imp.local_name)
                 if first != imp.local_name:
                     self.err(imp.pos, f"local package name {first} was redeclared as {imp.local_name}")
-        return True
 
     def check_import(self, info: PackageInfo, imp: ast.ImportStmt) -> None:
         local = imp.local_name
@@ -78,12 +76,11 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
             (s, info) for info in self.infos.values() for s in info.pkg.statements if isinstance(s, ast.ApplicationStmt)
         ]
         if not apps:
-            first = next((i for i in self.infos.values() if not i.is_sys), None)
-            pos = self._first_pos(first.pkg) if first else ast.Pos("<application>", 1, 1)
-            self.err(pos, "application not defined")
+            self.err(_NOWHERE, "application not defined")
             return
-        for stmt, _ in apps[1:]:
-            self.err(stmt.pos, "redefinition of application")
+        if len(apps) > 1:  # Voedger stops at the first redefinition
+            self.err(apps[1][0].pos, "redefinition of application")
+            return
         app, app_info = apps[0]
         self.app_name, self.app_package = app.name, app_info.name
         used = {app_info.name}
@@ -108,7 +105,7 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
         for info in self.infos.values():
             if not info.is_sys and info.name not in used:
                 self.err(
-                    self._first_pos(info.pkg),
+                    _NOWHERE,
                     f"application does not define use of package {info.pkg.path or info.name}. "
                     "Check if the package is defined in IMPORT SCHEMA and parsed under the same name",
                 )
@@ -268,20 +265,28 @@ class _Analyser(ViewRules, ExtensionRules, AclRules):
         return out
 
     def run(self) -> AppSchema:
-        if self.setup_packages():
-            self.collect()
-            self.define_app()
-            for info in self.infos.values():
-                for stmt in info.pkg.statements:
-                    if isinstance(stmt, ast.DeclareStmt):
-                        q = ast.QName(info.name, stmt.name)
-                        self.variables.setdefault(q, self.variables_in.get(str(q), stmt.default))
-            self.resolve_alters()
-            self.resolve_inherits()
-            self.compute_tablekinds()
+        self.setup_packages()
+        self.collect()
+        self.define_app()
+        for info in self.infos.values():
+            for stmt in info.pkg.statements:
+                if isinstance(stmt, ast.DeclareStmt):
+                    q = ast.QName(info.name, stmt.name)
+                    self.variables.setdefault(q, self.variables_in.get(str(q), stmt.default))
+        self.resolve_alters()
+        early = len(self.diagnostics)
+        self.resolve_inherits()
+        inherits = len(self.diagnostics)
+        self.compute_tablekinds()
+        # as in Voedger, the packages, the application and the table kinds must be right before
+        # anything else is checked: their errors alone are reported, without their follow-ons
+        if not early and len(self.diagnostics) == inherits:
+            self.compute_nestedkinds()
             self.analyse_packages()
         if self.diagnostics:
-            raise VSQLError(sorted(set(self.diagnostics)))
+            # by file and line; on one line in the order the checks found them (Voedger's order)
+            found = dict.fromkeys(self.diagnostics)
+            raise VSQLError(sorted(found, key=lambda d: (not d.file, d.file, d.line)))
         declarations = {d.qname: d for d in self.st.decls if d.package.names.get(d.qname.entity) is d}
         tables = {d.qname: self.tables[id(d)] for d in declarations.values() if id(d) in self.tables}
         return AppSchema(

@@ -14,7 +14,8 @@ __all__ = ["Diagnostic", "VSQLError"]
 
 @dataclass(frozen=True, slots=True, order=True)
 class Diagnostic:
-    """One problem at one place of a schema file; prints as ``file:line:col: message``."""
+    """One problem at one place of a schema file; prints as ``file:line:col: message``, or as the
+    bare message for a problem of the application as a whole (no file: Voedger gives those so)."""
 
     file: str
     line: int
@@ -22,6 +23,8 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        if not self.file:
+            return self.message
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 

@@ -30,8 +30,9 @@ _TOKEN_NAMES = {
     "STRING": "string",
     "INTEGER": "integer",
     "DECIMAL": "number",
-    "$END": "end of file",
+    "$END": '"<EOF>"',
     "WITH_SEP": '","',
+    "NOT_NULL": '"NOT NULL"',
     "CMP_OP": "comparison operator",
     "ADD_OP": '"+" or "-"',
     "MUL_OP": '"*", "/" or "%"',
@@ -75,20 +76,51 @@ def _describe_terminal(parser: Lark, name: str) -> str:
     return name.lower()
 
 
-def _syntax_message(parser: Lark, exc: UnexpectedInput) -> str:
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def go_quote(text: str) -> str:
+    """`text` quoted as Go's %q quotes a string (Voedger's messages quote tokens so)."""
+    out: list[str] = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+_LEXER_SAMPLE = 16
+"""How many characters of the text a lexer error quotes (then "..."), as participle does."""
+
+
+def _syntax_message(parser: Lark, exc: UnexpectedInput, text: str) -> str:
+    """The message participle (Voedger's parser) gives: ``unexpected token "X" (expected ...)``,
+    ``"<EOF>"`` at the end, ``lexer: invalid input text "..."`` for text no token matches."""
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        found = "end of file" if tok.type == "$END" else f'token "{tok}"'
+        found = go_quote("<EOF>" if tok.type == "$END" else str(tok))
         expected = sorted({_describe_terminal(parser, n) for n in exc.expected})
         if not expected:
-            return f"unexpected {found}"
+            return f"unexpected token {found}"
         if len(expected) > _MAX_EXPECTED:
             expected = [*expected[:_MAX_EXPECTED], "..."]
-        return f"unexpected {found} (expected {', '.join(expected)})"
+        return f"unexpected token {found} (expected {', '.join(expected)})"
     if isinstance(exc, UnexpectedCharacters):
-        return f"unexpected character {exc.char!r}"
+        sample = text[exc.pos_in_stream :]
+        if len(sample) > _LEXER_SAMPLE:
+            sample = sample[:_LEXER_SAMPLE] + "..."
+        return f"lexer: invalid input text {go_quote(sample)}"
     if isinstance(exc, UnexpectedEOF):
-        return "unexpected end of file"
+        return 'unexpected token "<EOF>"'
     return str(exc).splitlines()[0]
 
 
@@ -103,7 +135,7 @@ def _parse(text: str, filename: str) -> tuple[ast.File | None, list[Diagnostic]]
         line, col = max(exc.line, 1), max(exc.column, 1)
         if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
             line, col = _end_position(text)
-        state.diagnostics.append(Diagnostic(filename, line, col, _syntax_message(parser, exc)))
+        state.diagnostics.append(Diagnostic(filename, line, col, _syntax_message(parser, exc, text)))
         return None, state.diagnostics
     except RecursionError:
         state.diagnostics.append(Diagnostic(filename, 1, 1, "schema is nested too deeply"))

@@ -229,6 +229,11 @@ class SymbolTable:
                 raise NameLookupError(_could_not_import(SYS_PACKAGE))
             return sys_pkg
         imp = ctx.pkg.imports.get(prefix)
+        if imp is None:  # as in Voedger, the last element of an imported path names it even under an alias
+            imp = next(
+                (i for i in ctx.pkg.pkg.imports if i.path == prefix or i.path.endswith("/" + prefix)),
+                None,
+            )
         if imp is None:
             raise NameLookupError(f"{prefix} undefined")
         target = self.package_of_import(imp.path)

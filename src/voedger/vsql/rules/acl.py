@@ -54,12 +54,12 @@ class AclRules(AnalyserBase):
             assert flt.name is not None
             if self.resolve(flt.name, kinds(_RESOURCE_DECL[flt.kind]), ctx) is None:
                 return
-        elif flt.tag is not None:
-            self.resolve(flt.tag, kinds(DeclKind.TAG), ctx)
         allowed = _LIMIT_OPS[flt.kind]
         for op in stmt.ops:
             if op.op not in allowed:
                 self.err(op.pos, f"operation {op.op} not allowed")
+        if flt.scope is not ast.TargetScope.ONE and flt.tag is not None:  # after the operations, as in Voedger
+            self.resolve(flt.tag, kinds(DeclKind.TAG), ctx)
 
     def grant(self, priv: ast.Privilege, role: ast.DefQName, ctx: Ctx) -> None:
         self.resolve(role, kinds(DeclKind.ROLE), ctx)

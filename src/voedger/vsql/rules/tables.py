@@ -33,12 +33,16 @@ class TableRules(AnalyserBase):
     """Table kinds (from INHERITS chains), fields, containers, references and constraints."""
 
     def compute_tablekinds(self) -> None:
+        """The kinds of the top-level tables (Voedger's pre-analysis: their errors stop the analysis)."""
         for decl in self.st.decls:
             if decl.kind is DeclKind.DESCRIPTOR:
                 self.tables[id(decl)] = TableInfo(TableKind.CDOC, singleton=True)
         for decl in self.st.decls:
             if decl.kind is DeclKind.TABLE and decl.parent is None:
                 self.table_kind(decl, report=True)
+
+    def compute_nestedkinds(self) -> None:
+        """The kinds of the nested tables, from their roots'."""
         for decl in self.st.decls:
             if decl.kind is DeclKind.DESCRIPTOR:
                 self.nestedkinds(decl.node, decl, TableKind.CDOC)
@@ -48,7 +52,8 @@ class TableRules(AnalyserBase):
                     self.nestedkinds(decl.node, decl, info.kind)
 
     def table_kind(self, decl: Decl, report: bool = False) -> TableInfo | None:
-        """Kind of a top-level table from its INHERITS chain; reports a missing or cyclic chain."""
+        """Kind of a top-level table from its INHERITS chain; reports a missing or cyclic chain at the
+        table, as Voedger does (an undefined base is "undefined table kind")."""
         if id(decl) in self.tables:
             return self.tables[id(decl)]
         chain: list[Decl] = []
@@ -68,11 +73,15 @@ class TableRules(AnalyserBase):
             inherits: ast.DefQName | None = current.node.inherits
             if inherits is None:
                 break
-            base = self.find(inherits, kinds(DeclKind.TABLE), self.ctx_of(current))
+            try:
+                base = self.st.find(inherits, kinds(DeclKind.TABLE), self.ctx_of(current))
+            except NameLookupError as e:  # a wrong package prefix: Voedger reports it at the table
+                if report:
+                    self.err(decl.pos, str(e))
+                return None
             if base is None:
-                if current is decl:
-                    return None  # reported as an undefined table by the table's own check
                 break
+            self.resolved[inherits] = base.qname
             if current is decl:
                 base_qname = base.qname
             current = base
@@ -227,7 +236,7 @@ class TableRules(AnalyserBase):
             if kind in _C_KINDS and info.kind in _W_KINDS:
                 self.err(ref.pos, f"{ref}: reference to WDoc/WRecord")
             elif (kind in _C_KINDS or kind in _W_KINDS or kind is None) and info.kind in O_KINDS:
-                self.err(ref.pos, f"{source} can not reference to {info.kind} {target.qname}")
+                self.err(ref.pos, f"{source} can not reference to {info.kind} «{target.qname}»")
 
     def own_fields(self, items: tuple[ast.TableItem, ...], ctx: Ctx, visiting: set[int]) -> list[tuple[str, ast.Pos]]:
         """Names of the fields and containers `items` declare, field sets expanded."""

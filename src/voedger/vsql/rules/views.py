@@ -34,8 +34,8 @@ class ViewRules(TableRules):
                     self.err(item.pos, "record fields are only allowed in sys package")
             else:
                 self.ref_targets(item.refs, ctx, None, f"view {ctx.pkg.name}.{stmt.name}")
-        self.with_(stmt.with_, ctx)
-        self.view_result(stmt, ctx)
+        # the key first, then the result and the WITH clause, as Voedger checks a view (an undefined
+        # key, or one without clustering columns, ends the checks of the view there)
         if pk is None:
             self.err(stmt.pos, "primary key not defined")
             return
@@ -63,6 +63,8 @@ class ViewRules(TableRules):
                 self.err(f.pos, f"varchar field {f.value} can only be the last one in clustering key")
             elif isinstance(fld, ast.ViewField) and fld.type.kind is ast.DataKind.BYTES and not last:
                 self.err(f.pos, f"bytes field {f.value} can only be the last one in clustering key")
+        self.view_result(stmt, ctx)
+        self.with_(stmt.with_, ctx)
 
     def view_result(self, stmt: ast.ViewStmt, ctx: Ctx) -> None:
         ext = self.resolve(stmt.result_of, kinds(DeclKind.PROJECTOR, DeclKind.JOB), ctx, "{} undefined")
