@@ -1,8 +1,6 @@
-"""Whole applications written in Voedger's style parse and analyse, quickly."""
+"""Whole applications written in Voedger's style parse and analyse (how fast: ``benchmarks/vsql_parse.py``)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -109,26 +107,17 @@ WORKSPACE Ws{i} (
     return "\n".join(parts)
 
 
-def test_large_schema_parses_and_analyses_quickly() -> None:
+def test_large_schema_parses_and_analyses() -> None:
     text = large_schema(100)
     assert text.count("\n") > 2500
-    parse_string("", "warm-up.vsql")
-    start = time.perf_counter()
     file = parse_string(text, "big.vsql")
-    parse_seconds = time.perf_counter() - start
-    assert parse_seconds < 5, parse_seconds
     pkg = ast.Package(name="big", path="", files=(file,))
     sys_pkg = parse_package(FIXTURES / "sys", name="sys")
-    start = time.perf_counter()
     schema = analyse([pkg, sys_pkg])
-    analyse_seconds = time.perf_counter() - start
-    assert analyse_seconds < 5, analyse_seconds
     assert len(schema.workspaces) > 100
+    assert Q("big", "Doc99") in schema.tables
 
 
 @pytest.mark.skipif(not any(default_sys_dir().glob("*.vsql")), reason="the platform's sys package is not there")
-def test_platform_sys_package_parses_well_under_a_second() -> None:
-    parse_string("", "warm-up.vsql")
-    start = time.perf_counter()
-    parse_package(default_sys_dir(), name="sys")
-    assert time.perf_counter() - start < 1
+def test_platform_sys_package_parses() -> None:
+    assert parse_package(default_sys_dir(), name="sys").files
