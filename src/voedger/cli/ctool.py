@@ -243,6 +243,34 @@ def restore(name: str, cluster_dir: Path, verbose: bool) -> None:
 
 
 @main.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option(
+    "--node-root",
+    default=None,
+    help="The new node's root folder [default: the old node's, with its address replaced by NEW].",
+)
+@_dry_run
+@_common
+def replace(old: str, new: str, node_root: str | None, dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
+    """Replace the dead node OLD (its address or name) by the host NEW (an address), SE only.
+
+    OLD must be down (its Cassandra and its server do not answer) and NEW reachable over SSH.
+    NEW is prepared like a node of init; its Cassandra takes over OLD's place in the ring and
+    streams its data (replace_address_first_boot), the applications' keyspaces are repaired, the
+    nodes' seeds and monitoring get the new address, and the servers are restarted one at a time
+    with the new contact points, NEW's first. OLD's address is then kept in ReplacedAddresses and
+    never used again. A CE cluster is one node holding all of its data: it is not replaced (take
+    a backup, ctool init CE on the new host and restore it there). Cut: ctool repeat finishes it."""
+    from voedger.ctool import ops
+
+    try:
+        ops.replace(_options(cluster_dir, verbose, dry_run), old, new, node_root=node_root)
+    except ops.CtoolError as exc:
+        _fail(exc)
+
+
+@main.command()
 @_dry_run
 @_common
 def repeat(dry_run: bool, cluster_dir: Path, verbose: bool) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,22 @@ RESTORE_STEPS: dict[str, tuple[str, ...]] = {
 cluster of which some nodes were restored and others not must not be started)."""
 
 
+REPLACE_STEPS = ("prepare", "server", "replace", "seeds", "repair", "monitoring", "rollout", "check")
+"""The steps of ``replace`` (SE). The new node does them all: prepared and given the server like
+a node of ``init``, its Cassandra started in place of the dead one's (``replace``: it takes over
+its tokens and streams its data from the others), the nodes' Cassandra configurations written
+with the new seeds (``seeds``: for their next start), the applications' keyspaces repaired
+(``repair``), the monitoring rendered with the new address, then the servers started again one
+node at a time with the new contact points (``rollout``, ``check``), the new node first."""
+
+REPLACE_NEW_NODE_ONLY = ("prepare", "server", "replace", "repair")
+"""The steps of ``replace`` the other nodes have nothing to do in: recorded done for them."""
+
+
 def steps_of(cluster: Cluster) -> tuple[str, ...]:
     """The steps of the cluster's pending command (``init``'s when none is pending)."""
+    if cluster.cmd is not None and cluster.cmd.kind == "replace":
+        return REPLACE_STEPS
     if cluster.cmd is not None and cluster.cmd.kind == "upgrade":
         return UPGRADE_STEPS
     if cluster.cmd is not None and cluster.cmd.kind == "restore":
@@ -522,6 +537,92 @@ def acme(
 
 
 # --------------------------------------------------------------------------------------------
+# replace
+
+
+def _answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether something accepts a TCP connection on ``address``:``port``."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def replace(opts: Options, old: str, new: str, node_root: str | None = None) -> Cluster:
+    """``ctool replace OLD NEW`` (SE): the dead node ``old`` (its address or name) is rebuilt on
+    the host ``new``, which takes over its place in the ring, its data and its server.
+
+    ``node_root``: the new node's root; by default the old node's, with the old address in it
+    replaced by the new one (``/`` on real hosts stays ``/``)."""
+    try:
+        cluster = state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+    check_version(cluster)
+    if cluster.cmd is not None:
+        raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("cluster.json is inconsistent, not replacing: " + "; ".join(found))
+    if cluster.edition != "SE":
+        raise CtoolError(
+            f"ctool replace is for SE clusters: a {cluster.edition} cluster is one node that holds all of "
+            "its data, there is no other node to rebuild a new one from (take a backup, install the new "
+            "host with ctool init CE and restore the backup there)"
+        )
+    try:
+        ipaddress.ip_address(new)
+    except ValueError:
+        raise CtoolError(f"{new!r} is not an IP address: give the new node by address") from None
+    node = next((n for n in cluster.nodes if old in (n.name, n.address)), None)
+    if node is None:
+        raise CtoolError(f"host {old} not found in cluster: host not found")
+    old_address = node.address
+    if any(n.address == new for n in cluster.nodes):
+        raise CtoolError(f"host {new} already exists in cluster")
+    if new in cluster.replaced_addresses:
+        raise CtoolError(f"address {new} is in replaced list: address cannot be used")
+    if not node.jmx_port:
+        raise CtoolError(
+            f"node {node.name} has no JMX port (installed before ctool had one): nodetool cannot follow the replacement"
+        )
+    root = node_root if node_root is not None else node.node_root.replace(old_address, new)
+    if not root.startswith("/"):
+        raise CtoolError(f"--node-root {root!r} must be an absolute path")
+    root = state.node_root_for(root, new)
+    if not opts.dry_run:
+        port = cluster.acme.https_port if cluster.acme else cluster.http_port
+        live = [what for what, p in (("Cassandra", 9042), ("server", port)) if _answers(old_address, p)]
+        if live:
+            raise CtoolError(
+                f"cannot replace a live node {old_address}: its {' and '.join(live)} answer(s): "
+                "command cannot be executed (stop the node first, or leave it be)"
+            )
+    if not _answers(new, cluster.ssh_port):
+        raise CtoolError(f"host {new} is not available: host is not available (SSH port {cluster.ssh_port})")
+    version = cluster.actual_version
+    cluster.cmd = Command("replace", [old_address, new])
+    cluster.desired_version = version
+    for other in cluster.nodes:
+        assert other.actual is not None
+        if other is node:
+            other.desired = NodeState(address=new, version=version)
+            other.actual = None
+            other.node_root = root
+        else:
+            other.desired = NodeState(
+                address=other.actual.address, version=other.actual.version, steps_done=list(REPLACE_NEW_NODE_ONLY)
+            )
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("the cluster's new configuration is invalid: " + "; ".join(found))
+    _prepare_dry_run(opts)
+    state.save(cluster, opts.state_folder)
+    return _apply(opts, cluster, "replace")
+
+
+# --------------------------------------------------------------------------------------------
 # repeat
 
 
@@ -700,7 +801,7 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
         "dashboards_dir": str(DASHBOARDS_DIR),
         "server_apps": [{"name": a.name, "image": a.image} for a in cluster.apps],
         "server_stop_seconds": SERVER_STOP_SECONDS,
-        "switch_venv": cluster.cmd is None or cluster.cmd.kind == "init",
+        "switch_venv": cluster.cmd is None or cluster.cmd.kind in ("init", "replace"),
         "edition": cluster.edition,
         "backup_name": cluster.cmd.args[0] if cluster.cmd is not None and cluster.cmd.kind == "restore" else "",
         "restore_moment": backups.name_at(dt.datetime.now(dt.UTC)),
@@ -722,9 +823,31 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
             node.jmx_port,
         )
         extra["nodetool"] = cassandra.nodetool(node.node_root, node.jmx_port) if node.jmx_port else ""
+        replacing = _replacing(cluster)
+        if replacing is not None and node.address == replacing[1]:
+            # The first boot of the new node's Cassandra, in place of the dead one (step replace).
+            first = cassandra.node_files(
+                node.node_root,
+                node.address,
+                addresses.index(node.address),
+                addresses,
+                cluster.cassandra_heap,
+                node.jmx_port,
+                replace_address=replacing[0],
+            )
+            extra["cassandra_replace_yaml"] = first["cassandra_yaml"]
+            extra["cassandra_replace_script"] = first["cassandra_script"]
+            extra["replaced_address"] = replacing[0]
     if cluster is not None and folder is not None:
         extra = {**extra, **monitoring.node_files(cluster, node, folder)}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
+
+
+def _replacing(cluster: Cluster) -> tuple[str, str] | None:
+    """The old and the new address while a ``replace`` is pending, else None."""
+    if cluster.cmd is None or cluster.cmd.kind != "replace" or len(cluster.cmd.args) != 2:
+        return None
+    return cluster.cmd.args[0], cluster.cmd.args[1]
 
 
 def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
@@ -746,6 +869,11 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     try:
         with Display(log, verbose=opts.verbose or opts.dry_run) as display:
             pending = [n for n in cluster.nodes if n.desired is not None]
+            replacing = _replacing(cluster)
+            if replacing is not None:
+                # The new node's server starts first: the cluster is whole again before the
+                # others are restarted one by one with the new contact points.
+                pending.sort(key=lambda n: n.address != replacing[1])
             for node in pending:
                 assert node.desired is not None
                 done = len([s for s in steps if s in node.desired.steps_done])
@@ -823,9 +951,13 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                     node.error = ""
                 cluster.actual_version = cluster.desired_version or cluster.actual_version
                 cluster.desired_version = ""
+                if replacing is not None and replacing[0] not in cluster.replaced_addresses:
+                    cluster.replaced_addresses.append(replacing[0])
                 cluster.cmd = None
                 cluster.last_attempt_error = ""
                 state.save(cluster, folder)
+                if replacing is not None:
+                    display.say(f"Replaced address: {replacing[0]} (by {replacing[1]})")
                 display.say(
                     f"{cluster.edition} cluster: {command_name} done in {time.monotonic() - began:.1f} s"
                     + (" (dry run: nothing was changed on the nodes)" if opts.dry_run else "")
