@@ -321,17 +321,27 @@ def upgrade(opts: Options, server_wheel: Path | None) -> Cluster | None:
 # backup and restore
 
 
-def _backup_ready(opts: Options) -> Cluster:
-    """The cluster, which must be installed with no command pending, its nodes snapshottable."""
+def _idle(opts: Options, *, consistent: bool = True, same_version: bool = False) -> Cluster:
+    """The cluster of cluster.json, with no command pending (else: finish it with ctool repeat);
+    ``consistent``: refused when cluster.json has problems; ``same_version``: when it is not of
+    this ctool's version (:func:`check_version`)."""
     try:
         cluster = state.load(opts.folder)
     except state.StateError as exc:
         raise CtoolError(str(exc)) from None
     if cluster.cmd is not None:
         raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
-    found = state.problems(cluster)
+    if same_version:
+        check_version(cluster)
+    found = state.problems(cluster) if consistent else []
     if found:
         raise CtoolError("cluster.json is inconsistent: " + "; ".join(found))
+    return cluster
+
+
+def _backup_ready(opts: Options) -> Cluster:
+    """The cluster, which must be installed with no command pending, its nodes snapshottable."""
+    cluster = _idle(opts)
     if cluster.edition == "SE" and not all(n.jmx_port for n in cluster.nodes):
         raise CtoolError(
             "this cluster's Cassandra nodes have no JMX port (installed before ctool took backups): "
@@ -555,16 +565,7 @@ def replace(opts: Options, old: str, new: str, node_root: str | None = None) -> 
 
     ``node_root``: the new node's root; by default the old node's, with the old address in it
     replaced by the new one (``/`` on real hosts stays ``/``)."""
-    try:
-        cluster = state.load(opts.folder)
-    except state.StateError as exc:
-        raise CtoolError(str(exc)) from None
-    check_version(cluster)
-    if cluster.cmd is not None:
-        raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
-    found = state.problems(cluster)
-    if found:
-        raise CtoolError("cluster.json is inconsistent, not replacing: " + "; ".join(found))
+    cluster = _idle(opts, same_version=True)
     if cluster.edition != "SE":
         raise CtoolError(
             f"ctool replace is for SE clusters: a {cluster.edition} cluster is one node that holds all of "
@@ -651,17 +652,6 @@ def repeat(opts: Options) -> Cluster | None:
 MIN_PASSWORD = 8
 
 
-def _installed(opts: Options) -> Cluster:
-    try:
-        cluster = state.load(opts.folder)
-    except state.StateError as exc:
-        raise CtoolError(str(exc)) from None
-    if cluster.cmd is not None:
-        raise CtoolError(f"the command '{cluster.cmd}' is not completed: run ctool repeat first")
-    check_version(cluster)
-    return cluster
-
-
 def _change(opts: Options, cluster: Cluster, command: Command) -> Cluster:
     """Record ``command`` with every node's desired state, then run the monitoring step."""
     found = state.problems(cluster)
@@ -680,7 +670,7 @@ def mon_password(opts: Options, password: str) -> Cluster:
     """Basic auth on every node's Prometheus and Alertmanager: ``admin`` with ``password``."""
     if len(password) < MIN_PASSWORD:
         raise CtoolError(f"the password is too short: {MIN_PASSWORD} characters or more")
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     token = monitoring.read_token(opts.folder) or monitoring.new_token(opts.folder)
     cluster.monitoring.web_users = {
         monitoring.ADMIN_USER: monitoring.hash_password(password),
@@ -702,7 +692,7 @@ def alert_add(opts: Options, kind: str, target: str, smarthost: str = "", sender
     found = state.receiver_problems(receiver)
     if found:
         raise CtoolError("; ".join(found))
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     _uploaded_refusal(cluster)
     if any((r.kind, r.target) == (kind, target) for r in cluster.monitoring.receivers):
         raise CtoolError(f"the {kind} receiver {target} is there already")
@@ -711,7 +701,7 @@ def alert_add(opts: Options, kind: str, target: str, smarthost: str = "", sender
 
 
 def alert_remove(opts: Options, kind: str, target: str) -> Cluster:
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     _uploaded_refusal(cluster)
     kept = [r for r in cluster.monitoring.receivers if (r.kind, r.target) != (kind, target)]
     if len(kept) == len(cluster.monitoring.receivers):
@@ -746,14 +736,14 @@ def alert_upload(opts: Options, source: Path) -> Cluster:
         monitoring.check_alertmanager_config(text)
     except monitoring.MonitoringError as exc:
         raise CtoolError(f"{source} is not a valid alertmanager.yml: {exc}") from None
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     cluster.monitoring.alertmanager_config = text
     return _change(opts, cluster, Command("alert", ["configs", "upload"]))
 
 
 def alert_reset(opts: Options) -> Cluster:
     """Forget an uploaded alertmanager.yml: the one rendered from the receivers again."""
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     if not cluster.monitoring.alertmanager_config:
         raise CtoolError("no alertmanager.yml was uploaded: the nodes already have ctool's")
     cluster.monitoring.alertmanager_config = ""
