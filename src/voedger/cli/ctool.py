@@ -212,6 +212,28 @@ def backup_now(expire: str | None, cluster_dir: Path, verbose: bool) -> None:
         click.echo(f"expired, removed: {name}")
 
 
+@backup.command("node")
+@click.argument("node", metavar="NODE")
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option(
+    "--expire",
+    metavar="DURATION",
+    help="Then remove that node's backups older than this: a number and s, m (minutes), h, d or w (e.g. 7d).",
+)
+@_common
+@_ctool_errors
+def backup_node(node: str, name: str | None, expire: str | None, cluster_dir: Path, verbose: bool) -> None:
+    """Back up the one node NODE (its address or name) now. NAME is the backup's, a moment in UTC
+    such as 20261205T091500Z [default: now]: one NAME given to every node in turn (as a cron job
+    would) makes one backup that ctool restore puts back."""
+    from voedger.ctool import backups, ops
+
+    made, removed = ops.backup_node(_options(cluster_dir, verbose), node, name, expire)
+    click.echo(f"backup {made.name}: {', '.join(made.sizes)}, {backups.human(made.total)}")
+    for gone in removed:
+        click.echo(f"expired, removed: {gone}")
+
+
 @backup.command("list")
 @_common
 @_ctool_errors

@@ -351,14 +351,20 @@ def _backup_ready(opts: Options) -> Cluster:
 
 
 def _run_everywhere(
-    opts: Options, cluster: Cluster, step: str, log: CommandLog, extra: dict[str, Any]
+    opts: Options,
+    cluster: Cluster,
+    step: str,
+    log: CommandLog,
+    extra: dict[str, Any],
+    nodes: Sequence[Node] | None = None,
 ) -> engine.StepResult:
+    """``step`` on ``nodes`` (every node of the cluster by default), outside of any command."""
     problem = engine.environment_ok()
     if problem:
         raise CtoolError(problem)
     return engine.run_step(
         step,
-        [_target(n, cluster) for n in cluster.nodes],
+        [_target(n, cluster) for n in (cluster.nodes if nodes is None else nodes)],
         _connection(cluster),
         log.dir / "ansible",
         {**_variables(cluster), **extra},
@@ -377,13 +383,50 @@ def _failures(cluster: Cluster, what: str, result: engine.StepResult, log: Comma
 def backup_now(opts: Options, expire: str | None) -> tuple[backups.Backup, list[str]]:
     """A backup on every node, named after this moment; with ``expire``, the backups older than
     that removed afterwards. The backup, and the names of the backups removed."""
-    try:
-        keep = backups.parse_duration(expire) if expire else None
-    except backups.BackupError as exc:
-        raise CtoolError(str(exc)) from None
+    keep = _expire(expire)
     cluster = _backup_ready(opts)
     now = dt.datetime.now(dt.UTC)
-    name = backups.name_at(now)
+    return _backup(opts, cluster, cluster.nodes, backups.name_at(now), now, keep)
+
+
+def backup_node(
+    opts: Options, host: str, name: str | None = None, expire: str | None = None
+) -> tuple[backups.Backup, list[str]]:
+    """A backup of the one node ``host`` (its address or name), as Voedger's ``backup node``
+    (which its backup cron runs for each node in turn). ``name``: the backup's name, a moment
+    (``20261205T091500Z``), by default this one; the same name given for every node makes one
+    backup that ``ctool restore`` can put back. With ``expire``, that node's backups older
+    than that removed afterwards."""
+    keep = _expire(expire)
+    if name is not None:
+        try:
+            backups.moment_of(name)
+        except backups.BackupError as exc:
+            raise CtoolError(str(exc)) from None
+    cluster = _backup_ready(opts)
+    node = next((n for n in cluster.nodes if host in (n.name, n.address)), None)
+    if node is None:
+        raise CtoolError(f"host {host} not found in cluster: host not found")
+    now = dt.datetime.now(dt.UTC)
+    return _backup(opts, cluster, [node], name or backups.name_at(now), now, keep)
+
+
+def _expire(expire: str | None) -> dt.timedelta | None:
+    try:
+        return backups.parse_duration(expire) if expire else None
+    except backups.BackupError as exc:
+        raise CtoolError(str(exc)) from None
+
+
+def _backup(
+    opts: Options,
+    cluster: Cluster,
+    nodes: Sequence[Node],
+    name: str,
+    now: dt.datetime,
+    keep: dt.timedelta | None,
+) -> tuple[backups.Backup, list[str]]:
+    """The backup ``name`` taken on ``nodes`` at once; the backup and the expired ones removed."""
     log = CommandLog(opts.folder, "backup")
     try:
         extra: dict[str, Any] = {
@@ -399,19 +442,20 @@ def backup_now(opts: Options, expire: str | None) -> tuple[backups.Backup, list[
             schema_file = log.dir / "schema.cql"
             schema_file.write_text(schema + "\n")
             extra["schema_file"] = str(schema_file)
-        log.write(f"ctool {__version__}: backup now {name}")
-        result = _run_everywhere(opts, cluster, "backup", log, extra)
+        where = "" if len(nodes) == len(cluster.nodes) else " on " + ", ".join(n.name for n in nodes)
+        log.write(f"ctool {__version__}: backup {name}{where}")
+        result = _run_everywhere(opts, cluster, "backup", log, extra, nodes)
         if result.failures:
             raise _failures(cluster, f"the backup {name}", result, log)
         reports = [
             (n.name, str(result.outputs.get(n.name, {}).get("The backup is complete", {}).get("stdout", "")))
-            for n in cluster.nodes
+            for n in nodes
         ]
         made = backups.collect(reports)
-        if len(made) != 1 or len(made[0].sizes) != len(cluster.nodes):
+        if len(made) != 1 or len(made[0].sizes) != len(nodes):
             raise CtoolError(f"the backup {name} is not on every node: {reports}")
         removed: set[str] = set()
-        for node in cluster.nodes:
+        for node in nodes:
             out = result.outputs.get(node.name, {}).get("The backups older than --expire are removed", {})
             removed.update(ln.strip() for ln in str(out.get("stdout", "")).splitlines() if ln.strip())
         log.write(f"backup {name} done: {made[0].total} bytes; expired: {sorted(removed)}")
