@@ -106,3 +106,18 @@ def test_commands_refuse_what_they_cannot_do(tmp_path: Path) -> None:
     r = runner.invoke(ctool.main, ["init", "CE", "10.0.0.1", *empty, "--app", f"a/b={tmp_path}/none.var"])
     assert r.exit_code == 1 and "is not a file" in r.output
     assert not (tmp_path / "new").exists()
+
+
+def test_backup_node_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    runner = CliRunner()
+    folder = ["--cluster-dir", str(tmp_path)]
+    state.save(pending_ce(), tmp_path)
+    r = runner.invoke(ctool.main, ["backup", "node", "n1-node", *folder])
+    assert r.exit_code == 1 and "is not completed: finish it first with: ctool repeat" in r.output
+    installed(tmp_path)
+    r = runner.invoke(ctool.main, ["backup", "node", "10.0.0.99", *folder])
+    assert r.exit_code == 1 and "host 10.0.0.99 not found in cluster" in r.output
+    r = runner.invoke(ctool.main, ["backup", "node", "n1-node", "monday", *folder])
+    assert r.exit_code == 1 and "'monday' is not a backup's name" in r.output
+    r = runner.invoke(ctool.main, ["backup", "node", "10.0.0.11", "--expire", "soon", *folder])
+    assert r.exit_code == 1 and "--expire 'soon' is not a duration" in r.output

@@ -3,6 +3,7 @@ server in cluster mode) over real SSH: one cluster for the module, installed onc
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,7 @@ import pytest
 from tests.ctool import appclient
 from tests.ctool.conftest import NEW_VERSION
 from tests.ctool.test_ce import HTTP_PORT, check, cluster_json, ctool
+from voedger.ctool import cassandra
 from voedger.devtools import sshnodes
 
 pytestmark = pytest.mark.ctool
@@ -178,3 +180,75 @@ def test_backup_and_restore_bring_back_the_backup_moment(se: SeCluster) -> None:
     assert "Cmd" not in data and data["ActualClusterVersion"] == NEW_VERSION
     status = ctool(se.folder, "status")
     assert status.stdout.count("voedger RUNNING") == 3 and "database ring: healthy" in status.stdout, status.stdout
+
+
+def test_replace_a_dead_node_by_a_new_host(se: SeCluster) -> None:
+    """Node 3 dies; ctool replace rebuilds it on a fourth host, which takes over its place in the
+    ring and its data; everything acknowledged before reads back through every node."""
+    api = appclient.Client(se.urls, appclient.system_token(se.storage))
+    before = api.write(30)
+    four = sshnodes.nodes(se.nodes.base, 4)
+    first, second, old, new = four.nodes
+    sshnodes.prepare(four)  # the fourth host's key joins known_hosts (the others' are kept)
+    sshnodes.start_node(new)
+    try:
+        # Node 3 goes down: its supervisord stopped by pid, and Cassandra and the server with it.
+        assert sshnodes.stop_services(old)
+        sshnodes.stop_node(old)
+        live = ctool(se.folder, "replace", first.address, new.address)
+        assert live.returncode == 1 and f"cannot replace a live node {first.address}" in live.stderr, live.stderr
+        survivors = appclient.Client(se.urls[:2], appclient.system_token(se.storage))
+        during = survivors.write(10)  # the two survivors serve the whole cluster meanwhile
+
+        began = time.monotonic()
+        done = ctool(se.folder, "replace", old.address, new.address, timeout=1800)
+        took = time.monotonic() - began
+        assert done.returncode == 0, done.stdout + done.stderr
+        print(f"SE replace of a dead node by a new host: {took:.1f} s")
+        assert f"Replaced address: {old.address}" in done.stdout + done.stderr
+
+        hosts = [first.address, second.address, new.address]
+        data = cluster_json(se.folder)
+        assert "Cmd" not in data and data["ReplacedAddresses"] == [old.address], data
+        assert [n["ActualNodeState"]["Address"] for n in data["Nodes"]] == hosts
+        assert data["Nodes"][2]["Name"] == "node-3" and data["Nodes"][2]["NodeRoot"] == str(new.root)
+        cassandra_yaml = (first.root / "var/lib/cassandra/conf/cassandra.yaml").read_text()
+        assert new.address in cassandra_yaml and old.address not in cassandra_yaml
+        script = (new.root / "opt/cassandra/bin/cassandra-node").read_text()
+        assert "replace_address_first_boot" not in script  # dropped for the later starts
+
+        ring = subprocess.run(
+            [*shlex.split(cassandra.nodetool(str(first.root), JMX_PORT)), "status"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        up = [ln.split()[1] for ln in ring.splitlines() if ln.startswith("UN ")]
+        assert sorted(up) == sorted(hosts) and old.address not in ring, ring
+
+        status = ctool(se.folder, "status")
+        assert status.returncode == 0, status.stderr
+        assert new.address in status.stdout and old.address not in status.stdout, status.stdout
+        assert status.stdout.count("voedger RUNNING") == 3 and status.stdout.count("200 ok") == 3, status.stdout
+        assert "database ring: healthy, 3 nodes" in status.stdout, status.stdout
+
+        urls = [f"http://{h}:{HTTP_PORT}" for h in hosts]
+        storage = f"cassandra://{','.join(hosts)}/?replication=3"
+        api = appclient.Client(urls, appclient.system_token(storage))
+        for record in before + during:
+            for url in urls:
+                read = api.read(record, url)
+                assert read is not None and read["Token"] == record.token, (url, record)
+        after = api.write(9)  # round the three nodes, the new one too
+        for i, record in enumerate(after):
+            read = api.read(record, urls[(i + 1) % len(urls)])
+            assert read is not None and read["Token"] == record.token, record
+
+        # The old address is never used again; the replaced node is no longer in the cluster.
+        back = ctool(se.folder, "replace", new.address, old.address)
+        assert back.returncode == 1 and f"address {old.address} is in replaced list" in back.stderr, back.stderr
+        gone = ctool(se.folder, "replace", old.address, "127.0.0.99")
+        assert gone.returncode == 1 and f"host {old.address} not found in cluster" in gone.stderr, gone.stderr
+    finally:
+        sshnodes.stop_node(new)
+        sshnodes.stop_services(new)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -44,9 +45,25 @@ def _options(cluster_dir: Path, verbose: bool, dry_run: bool = False) -> Any:
     return Options(folder=cluster_dir.resolve(), dry_run=dry_run, verbose=verbose)
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     click.echo(f"Error: {exc}", err=True)
     sys.exit(1)
+
+
+def _ctool_errors(func: F) -> F:
+    """A command's error (ctool's, or cluster.json's): ``Error: <message>`` on stderr, exit 1."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from voedger.ctool.ops import CtoolError
+        from voedger.ctool.state import StateError
+
+        try:
+            return func(*args, **kwargs)
+        except (CtoolError, StateError) as exc:
+            _fail(exc)
+
+    return cast(F, run)
 
 
 @click.group()
@@ -109,6 +126,7 @@ def main() -> None:
 )
 @_dry_run
 @_common
+@_ctool_errors
 def init(
     edition: str,
     hosts: tuple[str, ...],
@@ -131,25 +149,22 @@ def init(
     Cassandra node and a server process (ctool init SE <host1> <host2> <host3> ...)."""
     from voedger.ctool import ops
 
-    try:
-        ops.init(
-            _options(cluster_dir, verbose, dry_run),
-            edition,
-            hosts,
-            ssh_key=ssh_key,
-            ssh_port=ssh_port,
-            ssh_user=ssh_user,
-            known_hosts=known_hosts,
-            node_root=node_root,
-            http_port=http_port,
-            server_wheel=server_wheel,
-            cassandra_heap=cassandra_heap,
-            scrape_interval=scrape_interval,
-            apps=apps,
-            jmx_port=jmx_port,
-        )
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.init(
+        _options(cluster_dir, verbose, dry_run),
+        edition,
+        hosts,
+        ssh_key=ssh_key,
+        ssh_port=ssh_port,
+        ssh_user=ssh_user,
+        known_hosts=known_hosts,
+        node_root=node_root,
+        http_port=http_port,
+        server_wheel=server_wheel,
+        cassandra_heap=cassandra_heap,
+        scrape_interval=scrape_interval,
+        apps=apps,
+        jmx_port=jmx_port,
+    )
 
 
 @main.command()
@@ -161,16 +176,14 @@ def init(
 )
 @_dry_run
 @_common
+@_ctool_errors
 def upgrade(server_wheel: Path | None, dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
     """Rolling upgrade of the servers to this ctool's version: installed beside the running one on
     every node, then one node at a time stopped gracefully (SIGTERM), switched and started, and
     waited for before the next; the other nodes serve meanwhile (CE: a short downtime)."""
     from voedger.ctool import ops
 
-    try:
-        done = ops.upgrade(_options(cluster_dir, verbose, dry_run), server_wheel)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    done = ops.upgrade(_options(cluster_dir, verbose, dry_run), server_wheel)
     if done is None:
         click.echo("Nothing to upgrade: every node runs that version already.")
 
@@ -187,22 +200,43 @@ def backup() -> None:
     help="Then remove the backups older than this: a number and s, m (minutes), h, d or w (e.g. 7d).",
 )
 @_common
+@_ctool_errors
 def backup_now(expire: str | None, cluster_dir: Path, verbose: bool) -> None:
     """Back the data up now, on every node (CE: SQLite's online backup; SE: Cassandra snapshots
     and the schema as CQL); the backup is named after this moment, in UTC."""
     from voedger.ctool import backups, ops
 
-    try:
-        made, removed = ops.backup_now(_options(cluster_dir, verbose), expire)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    made, removed = ops.backup_now(_options(cluster_dir, verbose), expire)
     click.echo(f"backup {made.name}: {len(made.sizes)} node(s), {backups.human(made.total)}")
     for name in removed:
         click.echo(f"expired, removed: {name}")
 
 
+@backup.command("node")
+@click.argument("node", metavar="NODE")
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option(
+    "--expire",
+    metavar="DURATION",
+    help="Then remove that node's backups older than this: a number and s, m (minutes), h, d or w (e.g. 7d).",
+)
+@_common
+@_ctool_errors
+def backup_node(node: str, name: str | None, expire: str | None, cluster_dir: Path, verbose: bool) -> None:
+    """Back up the one node NODE (its address or name) now. NAME is the backup's, a moment in UTC
+    such as 20261205T091500Z [default: now]: one NAME given to every node in turn (as a cron job
+    would) makes one backup that ctool restore puts back."""
+    from voedger.ctool import backups, ops
+
+    made, removed = ops.backup_node(_options(cluster_dir, verbose), node, name, expire)
+    click.echo(f"backup {made.name}: {', '.join(made.sizes)}, {backups.human(made.total)}")
+    for gone in removed:
+        click.echo(f"expired, removed: {gone}")
+
+
 @backup.command("list")
 @_common
+@_ctool_errors
 def backup_list(cluster_dir: Path, verbose: bool) -> None:
     """List the backups the nodes keep."""
     from rich.console import Console
@@ -210,10 +244,7 @@ def backup_list(cluster_dir: Path, verbose: bool) -> None:
 
     from voedger.ctool import backups, ops
 
-    try:
-        cluster, found = ops.backup_list(_options(cluster_dir, verbose))
-    except ops.CtoolError as exc:
-        _fail(exc)
+    cluster, found = ops.backup_list(_options(cluster_dir, verbose))
     if not found:
         click.echo("No backups.")
         return
@@ -230,29 +261,51 @@ def backup_list(cluster_dir: Path, verbose: bool) -> None:
 @main.command()
 @click.argument("name", metavar="BACKUP")
 @_common
+@_ctool_errors
 def restore(name: str, cluster_dir: Path, verbose: bool) -> None:
     """Put the data of a backup back on every node: the servers (and SE: Cassandra) are stopped,
     the data replaced (what it replaces is kept under var/backups/voedger/replaced-<moment>),
     then everything started again and waited for."""
     from voedger.ctool import ops
 
-    try:
-        ops.restore(_options(cluster_dir, verbose), name)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.restore(_options(cluster_dir, verbose), name)
+
+
+@main.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option(
+    "--node-root",
+    default=None,
+    help="The new node's root folder [default: the old node's, with its address replaced by NEW].",
+)
+@_dry_run
+@_common
+@_ctool_errors
+def replace(old: str, new: str, node_root: str | None, dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
+    """Replace the dead node OLD (its address or name) by the host NEW (an address), SE only.
+
+    OLD must be down (its Cassandra and its server do not answer) and NEW reachable over SSH.
+    NEW is prepared like a node of init; its Cassandra takes over OLD's place in the ring and
+    streams its data (replace_address_first_boot), the applications' keyspaces are repaired, the
+    nodes' seeds and monitoring get the new address, and the servers are restarted one at a time
+    with the new contact points, NEW's first. OLD's address is then kept in ReplacedAddresses and
+    never used again. A CE cluster is one node holding all of its data: it is not replaced (take
+    a backup, ctool init CE on the new host and restore it there). Cut: ctool repeat finishes it."""
+    from voedger.ctool import ops
+
+    ops.replace(_options(cluster_dir, verbose, dry_run), old, new, node_root=node_root)
 
 
 @main.command()
 @_dry_run
 @_common
+@_ctool_errors
 def repeat(dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
     """Finish the command that cluster.json records as not completed."""
     from voedger.ctool import ops
 
-    try:
-        done = ops.repeat(_options(cluster_dir, verbose, dry_run))
-    except ops.CtoolError as exc:
-        _fail(exc)
+    done = ops.repeat(_options(cluster_dir, verbose, dry_run))
     if done is None:
         click.echo("Nothing to repeat: the cluster's last command completed.")
 
@@ -273,6 +326,7 @@ def validate(cluster_dir: Path, verbose: bool) -> None:
 
 @main.command()
 @_common
+@_ctool_errors
 def status(cluster_dir: Path, verbose: bool) -> None:
     """Show the nodes, their services and what each server answers."""
     from rich.console import Console
@@ -280,10 +334,7 @@ def status(cluster_dir: Path, verbose: bool) -> None:
 
     from voedger.ctool import ops
 
-    try:
-        cluster, rows = ops.status(_options(cluster_dir, verbose))
-    except ops.CtoolError as exc:
-        _fail(exc)
+    cluster, rows = ops.status(_options(cluster_dir, verbose))
     title = f"{cluster.edition} cluster, version {cluster.actual_version or '-'}"
     if cluster.cmd:
         title += f", pending: {cluster.cmd}"
@@ -340,6 +391,7 @@ def acme() -> None:
 @click.option("--https-port", type=click.IntRange(1, 65535), default=None, help="Where HTTPS is served [default: 443].")
 @_dry_run
 @_common
+@_ctool_errors
 def acme_add(
     domains: tuple[str, ...],
     directory: str | None,
@@ -353,44 +405,37 @@ def acme_add(
     """Add DOMAINS to the certificate; the servers are configured again and restarted."""
     from voedger.ctool import ops
 
-    try:
-        ops.acme(
-            _options(cluster_dir, verbose, dry_run),
-            "add",
-            domains,
-            directory=directory,
-            ca_bundle=ca_bundle,
-            email=email,
-            https_port=https_port,
-        )
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.acme(
+        _options(cluster_dir, verbose, dry_run),
+        "add",
+        domains,
+        directory=directory,
+        ca_bundle=ca_bundle,
+        email=email,
+        https_port=https_port,
+    )
 
 
 @acme.command("remove")
 @click.argument("domains", nargs=-1, required=True)
 @_dry_run
 @_common
+@_ctool_errors
 def acme_remove(domains: tuple[str, ...], dry_run: bool, cluster_dir: Path, verbose: bool) -> None:
     """Remove DOMAINS; without any left, the servers serve plain HTTP again."""
     from voedger.ctool import ops
 
-    try:
-        ops.acme(_options(cluster_dir, verbose, dry_run), "remove", domains)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.acme(_options(cluster_dir, verbose, dry_run), "remove", domains)
 
 
 @acme.command("list")
 @_common
+@_ctool_errors
 def acme_list(cluster_dir: Path, verbose: bool) -> None:
     """Print the cluster's ACME domains, one a line."""
     from voedger.ctool import state
 
-    try:
-        cluster = state.load(cluster_dir.resolve())
-    except state.StateError as exc:
-        _fail(exc)
+    cluster = state.load(cluster_dir.resolve())
     if cluster.acme is None:
         click.echo("No ACME domains: the servers serve plain HTTP.", err=True)
         return
@@ -406,6 +451,7 @@ def mon() -> None:
 @mon.command()
 @click.argument("password")
 @_common
+@_ctool_errors
 def password(password: str, cluster_dir: Path, verbose: bool) -> None:
     """Protect every node's Prometheus and Alertmanager web UI: user admin, this PASSWORD
     ("-": read it from standard input). Only its bcrypt hash goes to the nodes."""
@@ -413,10 +459,7 @@ def password(password: str, cluster_dir: Path, verbose: bool) -> None:
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
-    try:
-        ops.mon_password(_options(cluster_dir, verbose), password)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.mon_password(_options(cluster_dir, verbose), password)
 
 
 @main.group()
@@ -433,29 +476,25 @@ KINDS = click.Choice(["webhook", "email", "discord", "slack"])
 @click.option("--smtp-smarthost", default="", help="email: the SMTP server, host:port.")
 @click.option("--smtp-from", default="", help="email: the sender's address.")
 @_common
+@_ctool_errors
 def alert_add(kind: str, target: str, smtp_smarthost: str, smtp_from: str, cluster_dir: Path, verbose: bool) -> None:
     """Send the alerts to TARGET too: a URL (webhook; discord, slack: their webhook URL) or an
     e-mail address (with --smtp-smarthost and --smtp-from)."""
     from voedger.ctool import ops
 
-    try:
-        ops.alert_add(_options(cluster_dir, verbose), kind, target, smarthost=smtp_smarthost, sender=smtp_from)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.alert_add(_options(cluster_dir, verbose), kind, target, smarthost=smtp_smarthost, sender=smtp_from)
 
 
 @alert.command("remove")
 @click.argument("kind", type=KINDS)
 @click.argument("target")
 @_common
+@_ctool_errors
 def alert_remove(kind: str, target: str, cluster_dir: Path, verbose: bool) -> None:
     """Stop sending the alerts to TARGET."""
     from voedger.ctool import ops
 
-    try:
-        ops.alert_remove(_options(cluster_dir, verbose), kind, target)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.alert_remove(_options(cluster_dir, verbose), kind, target)
 
 
 @alert.group()
@@ -466,41 +505,35 @@ def configs() -> None:
 @configs.command("download")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_common
+@_ctool_errors
 def configs_download(file: Path, cluster_dir: Path, verbose: bool) -> None:
     """Write the nodes' alertmanager.yml to FILE (0600)."""
     from voedger.ctool import ops
 
-    try:
-        ops.alert_download(_options(cluster_dir, verbose), file)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.alert_download(_options(cluster_dir, verbose), file)
     click.echo(f"alertmanager.yml written to {file}")
 
 
 @configs.command("upload")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_common
+@_ctool_errors
 def configs_upload(file: Path, cluster_dir: Path, verbose: bool) -> None:
     """Check FILE with amtool, then make it every node's alertmanager.yml (instead of the one
     ctool renders from its receivers)."""
     from voedger.ctool import ops
 
-    try:
-        ops.alert_upload(_options(cluster_dir, verbose), file)
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.alert_upload(_options(cluster_dir, verbose), file)
 
 
 @configs.command("reset")
 @_common
+@_ctool_errors
 def configs_reset(cluster_dir: Path, verbose: bool) -> None:
     """Forget an uploaded alertmanager.yml: the nodes get ctool's, from its receivers."""
     from voedger.ctool import ops
 
-    try:
-        ops.alert_reset(_options(cluster_dir, verbose))
-    except ops.CtoolError as exc:
-        _fail(exc)
+    ops.alert_reset(_options(cluster_dir, verbose))
 
 
 @main.command()

@@ -44,30 +44,44 @@ def tokens(count: int) -> list[str]:
 
 
 def node_files(
-    node_root: str, address: str, index: int, addresses: list[str], heap: str, jmx_port: int
+    node_root: str,
+    address: str,
+    index: int,
+    addresses: list[str],
+    heap: str,
+    jmx_port: int,
+    replace_address: str = "",
 ) -> dict[str, str]:
     """The node's ``cassandra_yaml``, ``cassandra_logback`` and ``cassandra_script`` (variables).
 
     ``jmx_port`` 0: no JMX listener (a cluster installed before ctool had backups); else
     Cassandra's local JMX listener, which binds that port of 127.0.0.1 only: nodetool (snapshots,
     drain) runs on the node itself, and each node of a cluster has its own port (the first
-    node's plus its index), so that nodes sharing a machine never fight over one."""
+    node's plus its index), so that nodes sharing a machine never fight over one.
+
+    ``replace_address``: the files of a node's first boot in place of that dead node (``ctool
+    replace``): Cassandra takes over its tokens and streams its data from the others
+    (``-Dcassandra.replace_address_first_boot``), which it does only when it bootstraps, so
+    ``auto_bootstrap`` is on and the node is not among its own seeds (a seed never bootstraps)."""
+    seeds = [a for a in addresses if not (replace_address and a == address)]
     home = Path(str(PurePosixPath(node_root) / "var/lib/cassandra"))
     node = dev.Node(
         name=f"node-{index + 1}",
         address=address,
         home=home,
         cluster_name=CLUSTER_NAME,
-        seeds=",".join(f"{a}:{dev.STORAGE_PORT}" for a in addresses),
+        seeds=",".join(f"{a}:{dev.STORAGE_PORT}" for a in seeds),
         jmx_port=jmx_port,
         initial_token=tokens(len(addresses))[index],
-        auto_bootstrap=False,
+        auto_bootstrap=bool(replace_address),
     )
     lib = Path(str(PurePosixPath(node_root) / "opt/cassandra/lib"))
     jars = sorted(lib / jar for jar in _jar_names())
     command = dev.jvm_command(node, JAVA, jars, heap, ring_delay_ms=1000)
     if not jmx_port:
         command = [a for a in command if not a.startswith("-Dcassandra.jmx.local.port=")]
+    if replace_address:
+        command.insert(1, f"-Dcassandra.replace_address_first_boot={replace_address}")
     script = (
         "#!/bin/sh\n# Written by ctool: starts Apache Cassandra of this node in the foreground.\n"
         f"cd {shlex.quote(str(home))}\nexec {shlex.join(command)}\n"

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,22 @@ RESTORE_STEPS: dict[str, tuple[str, ...]] = {
 cluster of which some nodes were restored and others not must not be started)."""
 
 
+REPLACE_STEPS = ("prepare", "server", "replace", "seeds", "repair", "monitoring", "rollout", "check")
+"""The steps of ``replace`` (SE). The new node does them all: prepared and given the server like
+a node of ``init``, its Cassandra started in place of the dead one's (``replace``: it takes over
+its tokens and streams its data from the others), the nodes' Cassandra configurations written
+with the new seeds (``seeds``: for their next start), the applications' keyspaces repaired
+(``repair``), the monitoring rendered with the new address, then the servers started again one
+node at a time with the new contact points (``rollout``, ``check``), the new node first."""
+
+REPLACE_NEW_NODE_ONLY = ("prepare", "server", "replace", "repair")
+"""The steps of ``replace`` the other nodes have nothing to do in: recorded done for them."""
+
+
 def steps_of(cluster: Cluster) -> tuple[str, ...]:
     """The steps of the cluster's pending command (``init``'s when none is pending)."""
+    if cluster.cmd is not None and cluster.cmd.kind == "replace":
+        return REPLACE_STEPS
     if cluster.cmd is not None and cluster.cmd.kind == "upgrade":
         return UPGRADE_STEPS
     if cluster.cmd is not None and cluster.cmd.kind == "restore":
@@ -306,17 +321,27 @@ def upgrade(opts: Options, server_wheel: Path | None) -> Cluster | None:
 # backup and restore
 
 
-def _backup_ready(opts: Options) -> Cluster:
-    """The cluster, which must be installed with no command pending, its nodes snapshottable."""
+def _idle(opts: Options, *, consistent: bool = True, same_version: bool = False) -> Cluster:
+    """The cluster of cluster.json, with no command pending (else: finish it with ctool repeat);
+    ``consistent``: refused when cluster.json has problems; ``same_version``: when it is not of
+    this ctool's version (:func:`check_version`)."""
     try:
         cluster = state.load(opts.folder)
     except state.StateError as exc:
         raise CtoolError(str(exc)) from None
     if cluster.cmd is not None:
         raise CtoolError(f"the command '{cluster.cmd}' is not completed: finish it first with: ctool repeat")
-    found = state.problems(cluster)
+    if same_version:
+        check_version(cluster)
+    found = state.problems(cluster) if consistent else []
     if found:
         raise CtoolError("cluster.json is inconsistent: " + "; ".join(found))
+    return cluster
+
+
+def _backup_ready(opts: Options) -> Cluster:
+    """The cluster, which must be installed with no command pending, its nodes snapshottable."""
+    cluster = _idle(opts)
     if cluster.edition == "SE" and not all(n.jmx_port for n in cluster.nodes):
         raise CtoolError(
             "this cluster's Cassandra nodes have no JMX port (installed before ctool took backups): "
@@ -326,14 +351,20 @@ def _backup_ready(opts: Options) -> Cluster:
 
 
 def _run_everywhere(
-    opts: Options, cluster: Cluster, step: str, log: CommandLog, extra: dict[str, Any]
+    opts: Options,
+    cluster: Cluster,
+    step: str,
+    log: CommandLog,
+    extra: dict[str, Any],
+    nodes: Sequence[Node] | None = None,
 ) -> engine.StepResult:
+    """``step`` on ``nodes`` (every node of the cluster by default), outside of any command."""
     problem = engine.environment_ok()
     if problem:
         raise CtoolError(problem)
     return engine.run_step(
         step,
-        [_target(n, cluster) for n in cluster.nodes],
+        [_target(n, cluster) for n in (cluster.nodes if nodes is None else nodes)],
         _connection(cluster),
         log.dir / "ansible",
         {**_variables(cluster), **extra},
@@ -352,13 +383,50 @@ def _failures(cluster: Cluster, what: str, result: engine.StepResult, log: Comma
 def backup_now(opts: Options, expire: str | None) -> tuple[backups.Backup, list[str]]:
     """A backup on every node, named after this moment; with ``expire``, the backups older than
     that removed afterwards. The backup, and the names of the backups removed."""
-    try:
-        keep = backups.parse_duration(expire) if expire else None
-    except backups.BackupError as exc:
-        raise CtoolError(str(exc)) from None
+    keep = _expire(expire)
     cluster = _backup_ready(opts)
     now = dt.datetime.now(dt.UTC)
-    name = backups.name_at(now)
+    return _backup(opts, cluster, cluster.nodes, backups.name_at(now), now, keep)
+
+
+def backup_node(
+    opts: Options, host: str, name: str | None = None, expire: str | None = None
+) -> tuple[backups.Backup, list[str]]:
+    """A backup of the one node ``host`` (its address or name), as Voedger's ``backup node``
+    (which its backup cron runs for each node in turn). ``name``: the backup's name, a moment
+    (``20261205T091500Z``), by default this one; the same name given for every node makes one
+    backup that ``ctool restore`` can put back. With ``expire``, that node's backups older
+    than that removed afterwards."""
+    keep = _expire(expire)
+    if name is not None:
+        try:
+            backups.moment_of(name)
+        except backups.BackupError as exc:
+            raise CtoolError(str(exc)) from None
+    cluster = _backup_ready(opts)
+    node = next((n for n in cluster.nodes if host in (n.name, n.address)), None)
+    if node is None:
+        raise CtoolError(f"host {host} not found in cluster: host not found")
+    now = dt.datetime.now(dt.UTC)
+    return _backup(opts, cluster, [node], name or backups.name_at(now), now, keep)
+
+
+def _expire(expire: str | None) -> dt.timedelta | None:
+    try:
+        return backups.parse_duration(expire) if expire else None
+    except backups.BackupError as exc:
+        raise CtoolError(str(exc)) from None
+
+
+def _backup(
+    opts: Options,
+    cluster: Cluster,
+    nodes: Sequence[Node],
+    name: str,
+    now: dt.datetime,
+    keep: dt.timedelta | None,
+) -> tuple[backups.Backup, list[str]]:
+    """The backup ``name`` taken on ``nodes`` at once; the backup and the expired ones removed."""
     log = CommandLog(opts.folder, "backup")
     try:
         extra: dict[str, Any] = {
@@ -374,19 +442,20 @@ def backup_now(opts: Options, expire: str | None) -> tuple[backups.Backup, list[
             schema_file = log.dir / "schema.cql"
             schema_file.write_text(schema + "\n")
             extra["schema_file"] = str(schema_file)
-        log.write(f"ctool {__version__}: backup now {name}")
-        result = _run_everywhere(opts, cluster, "backup", log, extra)
+        where = "" if len(nodes) == len(cluster.nodes) else " on " + ", ".join(n.name for n in nodes)
+        log.write(f"ctool {__version__}: backup {name}{where}")
+        result = _run_everywhere(opts, cluster, "backup", log, extra, nodes)
         if result.failures:
             raise _failures(cluster, f"the backup {name}", result, log)
         reports = [
             (n.name, str(result.outputs.get(n.name, {}).get("The backup is complete", {}).get("stdout", "")))
-            for n in cluster.nodes
+            for n in nodes
         ]
         made = backups.collect(reports)
-        if len(made) != 1 or len(made[0].sizes) != len(cluster.nodes):
+        if len(made) != 1 or len(made[0].sizes) != len(nodes):
             raise CtoolError(f"the backup {name} is not on every node: {reports}")
         removed: set[str] = set()
-        for node in cluster.nodes:
+        for node in nodes:
             out = result.outputs.get(node.name, {}).get("The backups older than --expire are removed", {})
             removed.update(ln.strip() for ln in str(out.get("stdout", "")).splitlines() if ln.strip())
         log.write(f"backup {name} done: {made[0].total} bytes; expired: {sorted(removed)}")
@@ -522,6 +591,83 @@ def acme(
 
 
 # --------------------------------------------------------------------------------------------
+# replace
+
+
+def _answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether something accepts a TCP connection on ``address``:``port``."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def replace(opts: Options, old: str, new: str, node_root: str | None = None) -> Cluster:
+    """``ctool replace OLD NEW`` (SE): the dead node ``old`` (its address or name) is rebuilt on
+    the host ``new``, which takes over its place in the ring, its data and its server.
+
+    ``node_root``: the new node's root; by default the old node's, with the old address in it
+    replaced by the new one (``/`` on real hosts stays ``/``)."""
+    cluster = _idle(opts, same_version=True)
+    if cluster.edition != "SE":
+        raise CtoolError(
+            f"ctool replace is for SE clusters: a {cluster.edition} cluster is one node that holds all of "
+            "its data, there is no other node to rebuild a new one from (take a backup, install the new "
+            "host with ctool init CE and restore the backup there)"
+        )
+    try:
+        ipaddress.ip_address(new)
+    except ValueError:
+        raise CtoolError(f"{new!r} is not an IP address: give the new node by address") from None
+    node = next((n for n in cluster.nodes if old in (n.name, n.address)), None)
+    if node is None:
+        raise CtoolError(f"host {old} not found in cluster: host not found")
+    old_address = node.address
+    if any(n.address == new for n in cluster.nodes):
+        raise CtoolError(f"host {new} already exists in cluster")
+    if new in cluster.replaced_addresses:
+        raise CtoolError(f"address {new} is in replaced list: address cannot be used")
+    if not node.jmx_port:
+        raise CtoolError(
+            f"node {node.name} has no JMX port (installed before ctool had one): nodetool cannot follow the replacement"
+        )
+    root = node_root if node_root is not None else node.node_root.replace(old_address, new)
+    if not root.startswith("/"):
+        raise CtoolError(f"--node-root {root!r} must be an absolute path")
+    root = state.node_root_for(root, new)
+    if not opts.dry_run:
+        port = cluster.acme.https_port if cluster.acme else cluster.http_port
+        live = [what for what, p in (("Cassandra", 9042), ("server", port)) if _answers(old_address, p)]
+        if live:
+            raise CtoolError(
+                f"cannot replace a live node {old_address}: its {' and '.join(live)} answer(s): "
+                "command cannot be executed (stop the node first, or leave it be)"
+            )
+    if not _answers(new, cluster.ssh_port):
+        raise CtoolError(f"host {new} is not available: host is not available (SSH port {cluster.ssh_port})")
+    version = cluster.actual_version
+    cluster.cmd = Command("replace", [old_address, new])
+    cluster.desired_version = version
+    for other in cluster.nodes:
+        assert other.actual is not None
+        if other is node:
+            other.desired = NodeState(address=new, version=version)
+            other.actual = None
+            other.node_root = root
+        else:
+            other.desired = NodeState(
+                address=other.actual.address, version=other.actual.version, steps_done=list(REPLACE_NEW_NODE_ONLY)
+            )
+    found = state.problems(cluster)
+    if found:
+        raise CtoolError("the cluster's new configuration is invalid: " + "; ".join(found))
+    _prepare_dry_run(opts)
+    state.save(cluster, opts.state_folder)
+    return _apply(opts, cluster, "replace")
+
+
+# --------------------------------------------------------------------------------------------
 # repeat
 
 
@@ -550,17 +696,6 @@ def repeat(opts: Options) -> Cluster | None:
 MIN_PASSWORD = 8
 
 
-def _installed(opts: Options) -> Cluster:
-    try:
-        cluster = state.load(opts.folder)
-    except state.StateError as exc:
-        raise CtoolError(str(exc)) from None
-    if cluster.cmd is not None:
-        raise CtoolError(f"the command '{cluster.cmd}' is not completed: run ctool repeat first")
-    check_version(cluster)
-    return cluster
-
-
 def _change(opts: Options, cluster: Cluster, command: Command) -> Cluster:
     """Record ``command`` with every node's desired state, then run the monitoring step."""
     found = state.problems(cluster)
@@ -579,7 +714,7 @@ def mon_password(opts: Options, password: str) -> Cluster:
     """Basic auth on every node's Prometheus and Alertmanager: ``admin`` with ``password``."""
     if len(password) < MIN_PASSWORD:
         raise CtoolError(f"the password is too short: {MIN_PASSWORD} characters or more")
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     token = monitoring.read_token(opts.folder) or monitoring.new_token(opts.folder)
     cluster.monitoring.web_users = {
         monitoring.ADMIN_USER: monitoring.hash_password(password),
@@ -601,7 +736,7 @@ def alert_add(opts: Options, kind: str, target: str, smarthost: str = "", sender
     found = state.receiver_problems(receiver)
     if found:
         raise CtoolError("; ".join(found))
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     _uploaded_refusal(cluster)
     if any((r.kind, r.target) == (kind, target) for r in cluster.monitoring.receivers):
         raise CtoolError(f"the {kind} receiver {target} is there already")
@@ -610,7 +745,7 @@ def alert_add(opts: Options, kind: str, target: str, smarthost: str = "", sender
 
 
 def alert_remove(opts: Options, kind: str, target: str) -> Cluster:
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     _uploaded_refusal(cluster)
     kept = [r for r in cluster.monitoring.receivers if (r.kind, r.target) != (kind, target)]
     if len(kept) == len(cluster.monitoring.receivers):
@@ -645,14 +780,14 @@ def alert_upload(opts: Options, source: Path) -> Cluster:
         monitoring.check_alertmanager_config(text)
     except monitoring.MonitoringError as exc:
         raise CtoolError(f"{source} is not a valid alertmanager.yml: {exc}") from None
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     cluster.monitoring.alertmanager_config = text
     return _change(opts, cluster, Command("alert", ["configs", "upload"]))
 
 
 def alert_reset(opts: Options) -> Cluster:
     """Forget an uploaded alertmanager.yml: the one rendered from the receivers again."""
-    cluster = _installed(opts)
+    cluster = _idle(opts, consistent=False, same_version=True)
     if not cluster.monitoring.alertmanager_config:
         raise CtoolError("no alertmanager.yml was uploaded: the nodes already have ctool's")
     cluster.monitoring.alertmanager_config = ""
@@ -700,7 +835,7 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
         "dashboards_dir": str(DASHBOARDS_DIR),
         "server_apps": [{"name": a.name, "image": a.image} for a in cluster.apps],
         "server_stop_seconds": SERVER_STOP_SECONDS,
-        "switch_venv": cluster.cmd is None or cluster.cmd.kind == "init",
+        "switch_venv": cluster.cmd is None or cluster.cmd.kind in ("init", "replace"),
         "edition": cluster.edition,
         "backup_name": cluster.cmd.args[0] if cluster.cmd is not None and cluster.cmd.kind == "restore" else "",
         "restore_moment": backups.name_at(dt.datetime.now(dt.UTC)),
@@ -722,9 +857,31 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
             node.jmx_port,
         )
         extra["nodetool"] = cassandra.nodetool(node.node_root, node.jmx_port) if node.jmx_port else ""
+        replacing = _replacing(cluster)
+        if replacing is not None and node.address == replacing[1]:
+            # The first boot of the new node's Cassandra, in place of the dead one (step replace).
+            first = cassandra.node_files(
+                node.node_root,
+                node.address,
+                addresses.index(node.address),
+                addresses,
+                cluster.cassandra_heap,
+                node.jmx_port,
+                replace_address=replacing[0],
+            )
+            extra["cassandra_replace_yaml"] = first["cassandra_yaml"]
+            extra["cassandra_replace_script"] = first["cassandra_script"]
+            extra["replaced_address"] = replacing[0]
     if cluster is not None and folder is not None:
         extra = {**extra, **monitoring.node_files(cluster, node, folder)}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
+
+
+def _replacing(cluster: Cluster) -> tuple[str, str] | None:
+    """The old and the new address while a ``replace`` is pending, else None."""
+    if cluster.cmd is None or cluster.cmd.kind != "replace" or len(cluster.cmd.args) != 2:
+        return None
+    return cluster.cmd.args[0], cluster.cmd.args[1]
 
 
 def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
@@ -746,6 +903,11 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     try:
         with Display(log, verbose=opts.verbose or opts.dry_run) as display:
             pending = [n for n in cluster.nodes if n.desired is not None]
+            replacing = _replacing(cluster)
+            if replacing is not None:
+                # The new node's server starts first: the cluster is whole again before the
+                # others are restarted one by one with the new contact points.
+                pending.sort(key=lambda n: n.address != replacing[1])
             for node in pending:
                 assert node.desired is not None
                 done = len([s for s in steps if s in node.desired.steps_done])
@@ -823,9 +985,13 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                     node.error = ""
                 cluster.actual_version = cluster.desired_version or cluster.actual_version
                 cluster.desired_version = ""
+                if replacing is not None and replacing[0] not in cluster.replaced_addresses:
+                    cluster.replaced_addresses.append(replacing[0])
                 cluster.cmd = None
                 cluster.last_attempt_error = ""
                 state.save(cluster, folder)
+                if replacing is not None:
+                    display.say(f"Replaced address: {replacing[0]} (by {replacing[1]})")
                 display.say(
                     f"{cluster.edition} cluster: {command_name} done in {time.monotonic() - began:.1f} s"
                     + (" (dry run: nothing was changed on the nodes)" if opts.dry_run else "")

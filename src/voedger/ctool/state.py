@@ -23,7 +23,7 @@ CLUSTER_FILE = "cluster.json"
 EDITIONS = ("CE", "SE")
 ROLES = {"CE": ("N1Node",), "SE": ("DBAppNode",)}
 SE_MIN_NODES = 3
-COMMANDS = ("init", "acme", "mon", "alert", "upgrade", "restore")
+COMMANDS = ("init", "acme", "mon", "alert", "upgrade", "restore", "replace")
 """The commands a pending ``Cmd`` may be."""
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
 
@@ -263,6 +263,8 @@ class Cluster:
     """Domains the servers order their certificate for (``ctool acme``); None: plain HTTP."""
     monitoring: Monitoring = field(default_factory=Monitoring)
     apps: list[App] = field(default_factory=list)
+    replaced_addresses: list[str] = field(default_factory=list)
+    """Addresses of nodes ``ctool replace`` took out: never to be used again in the cluster."""
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -299,6 +301,8 @@ class Cluster:
         if self.acme is not None:
             out["Acme"] = self.acme.to_json()
         out["Monitoring"] = self.monitoring.to_json()
+        if self.replaced_addresses:
+            out["ReplacedAddresses"] = list(self.replaced_addresses)
         out["Nodes"] = [n.to_json() for n in self.nodes]
         return out
 
@@ -318,6 +322,9 @@ class Cluster:
         apps = data.get("Apps", [])
         if not isinstance(apps, list) or not all(isinstance(a, dict) for a in apps):
             raise StateError("Apps must be a list of objects with Name and Image")
+        replaced = data.get("ReplacedAddresses", [])
+        if not isinstance(replaced, list) or not all(isinstance(a, str) for a in replaced):
+            raise StateError("ReplacedAddresses must be a list of addresses")
         try:
             ssh_port = int(data.get("SSHPort", 22))
             http_port = int(data.get("HTTPPort", 80))
@@ -341,6 +348,7 @@ class Cluster:
             acme=Acme.from_json(data.get("Acme")),
             monitoring=Monitoring.from_json(data.get("Monitoring")),
             apps=[App(name=str(a.get("Name", "")), image=str(a.get("Image", ""))) for a in apps],
+            replaced_addresses=list(replaced),
         )
 
 
@@ -480,6 +488,15 @@ def problems(cluster: Cluster) -> list[str]:
             if node.address in seen_addresses:
                 found.append(f"{label}: the address {node.address} is used by another node")
             seen_addresses.add(node.address)
+    for address in cluster.replaced_addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            found.append(f"ReplacedAddresses: {address!r} is not an IP address")
+        if address in seen_addresses:
+            found.append(f"ReplacedAddresses: {address} is the address of a node of the cluster")
+    if cluster.cmd is not None and cluster.cmd.kind == "replace" and len(cluster.cmd.args) != 2:
+        found.append("Cmd replace takes two addresses: the old node's and the new one's")
     return found
 
 
