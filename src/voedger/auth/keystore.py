@@ -44,6 +44,7 @@ from voedger.auth.errors import SecretStoreError
 from voedger.auth.keys import MAX_KEYS_PER_CLUSTER, KeyRing, KeyScope, SigningKey
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.storage import AppStorage
+from voedger.storage.conditional import insert_or_get
 from voedger.structs.keys import app_state_key
 from voedger.structs.wsid import MAIN_CLUSTER_ID
 
@@ -113,12 +114,8 @@ class StorageKeySetStore:
         return await self._storage.get(self._key, b"")
 
     async def create(self, value: bytes) -> bytes:
-        if await self._storage.insert_if_not_exists(self._key, b"", value):
-            return value
-        winner = await self._storage.get(self._key, b"")
-        if winner is None:  # pragma: no cover - the record is never deleted
-            raise SecretStoreError("the signing keys vanished while they were being created")
-        return winner
+        vanished = SecretStoreError("the signing keys vanished while they were being created")
+        return await insert_or_get(self._storage, self._key, b"", value, vanished)
 
     async def replace(self, old: bytes, new: bytes) -> bool:
         return await self._storage.compare_and_swap(self._key, b"", old, new)

@@ -26,6 +26,7 @@ from typing import Final, Protocol
 from voedger.auth.errors import SecretStoreError
 from voedger.auth.tokens import SECRET_KEY_LENGTH
 from voedger.storage import AppStorage
+from voedger.storage.conditional import insert_or_get
 from voedger.structs.keys import app_state_key
 
 __all__ = [
@@ -129,13 +130,8 @@ class StorageSecretStore:
     async def keep(self, name: str, value: bytes) -> bytes:
         """Store ``value`` as secret ``name`` unless it exists; the secret kept, which is another
         value when the name was taken before (by an earlier start or another process)."""
-        p_key, c_col = self._key(name)
-        if await self._storage.insert_if_not_exists(p_key, c_col, value):
-            return value
-        winner = await self._storage.get(p_key, c_col)
-        if winner is None:  # pragma: no cover - a secret row is never deleted
-            raise SecretStoreError(f"secret {name!r} vanished while it was being created")
-        return winner
+        vanished = SecretStoreError(f"secret {name!r} vanished while it was being created")
+        return await insert_or_get(self._storage, *self._key(name), value, vanished)
 
 
 class FileSecretStore:
