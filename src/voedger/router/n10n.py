@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -285,28 +285,24 @@ class N10nEndpoints:
 
     async def v1_subscribe(self, request: Request) -> Response:
         """``GET /n10n/subscribe?payload={"Channel":..,"ProjectionKey":[..]}``: 200, no body."""
-        parsed = await self._v1_keys(request)
-        if isinstance(parsed, Response):
-            return parsed
-        channel, keys = parsed
-        for key in keys:
-            try:
-                self.broker.subscribe(channel, key)
-            except N10nError as exc:
-                return _go_error(f"subscribe failed: {exc}", _status(exc, v2=False))
-        return Response(b"", 200)
+        return await self._v1_each_key(request, self.broker.subscribe, "subscribe failed: ")
 
     async def v1_unsubscribe(self, request: Request) -> Response:
         """``GET /n10n/unsubscribe?payload={"Channel":..,"ProjectionKey":[..]}``: 200, no body."""
+        return await self._v1_each_key(request, self.broker.unsubscribe, "")
+
+    async def _v1_each_key(self, request: Request, action: Callable[[str, Key], None], failed: str) -> Response:
+        """``action`` on the request's channel with each of its keys: 200, no body; the first
+        refusal is the answer (its message after ``failed``)."""
         parsed = await self._v1_keys(request)
         if isinstance(parsed, Response):
             return parsed
         channel, keys = parsed
         for key in keys:
             try:
-                self.broker.unsubscribe(channel, key)
+                action(channel, key)
             except N10nError as exc:
-                return _go_error(str(exc), _status(exc, v2=False))
+                return _go_error(f"{failed}{exc}", _status(exc, v2=False))
         return Response(b"", 200)
 
     async def v1_update(self, request: Request) -> Response:
