@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,10 @@ import orjson
 
 from voedger.auth.errors import SecretStoreError
 from voedger.auth.keys import MAX_KEYS_PER_CLUSTER, KeyRing, KeyScope, SigningKey
+from voedger.auth.privatefiles import fsync_dir, write_private_tmp
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.storage import AppStorage
+from voedger.storage.conditional import insert_or_get
 from voedger.structs.keys import app_state_key
 from voedger.structs.wsid import MAIN_CLUSTER_ID
 
@@ -113,12 +114,8 @@ class StorageKeySetStore:
         return await self._storage.get(self._key, b"")
 
     async def create(self, value: bytes) -> bytes:
-        if await self._storage.insert_if_not_exists(self._key, b"", value):
-            return value
-        winner = await self._storage.get(self._key, b"")
-        if winner is None:  # pragma: no cover - the record is never deleted
-            raise SecretStoreError("the signing keys vanished while they were being created")
-        return winner
+        vanished = SecretStoreError("the signing keys vanished while they were being created")
+        return await insert_or_get(self._storage, self._key, b"", value, vanished)
 
     async def replace(self, old: bytes, new: bytes) -> bool:
         return await self._storage.compare_and_swap(self._key, b"", old, new)
@@ -163,7 +160,7 @@ class FileKeySetStore:
     def create_sync(self, value: bytes) -> bytes:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self._write_tmp(value)
+            tmp = write_private_tmp(self.directory, self.name, value)
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -173,7 +170,7 @@ class FileKeySetStore:
                 return winner
             finally:
                 tmp.unlink(missing_ok=True)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             return value
         except OSError as exc:
             raise SecretStoreError(f"cannot write the signing keys: {exc.strerror}") from None
@@ -187,40 +184,17 @@ class FileKeySetStore:
                 current = self.load_sync()
                 if current is None or not hmac.compare_digest(current, old):
                     return False
-                tmp = self._write_tmp(new)
+                tmp = write_private_tmp(self.directory, self.name, new)
                 try:
                     os.replace(tmp, self.path)
                 finally:
                     tmp.unlink(missing_ok=True)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 return True
             finally:
                 os.close(lock)  # releases the lock
         except OSError as exc:
             raise SecretStoreError(f"cannot write the signing keys: {exc.strerror}") from None
-
-    def _write_tmp(self, value: bytes) -> Path:
-        tmp = self.directory / f".{self.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, value)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- the record

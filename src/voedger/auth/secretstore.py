@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from voedger.auth.errors import SecretStoreError
+from voedger.auth.privatefiles import fsync_dir, write_private_tmp
 from voedger.auth.tokens import SECRET_KEY_LENGTH
 from voedger.storage import AppStorage
+from voedger.storage.conditional import insert_or_get
 from voedger.structs.keys import app_state_key
 
 __all__ = [
@@ -129,13 +131,8 @@ class StorageSecretStore:
     async def keep(self, name: str, value: bytes) -> bytes:
         """Store ``value`` as secret ``name`` unless it exists; the secret kept, which is another
         value when the name was taken before (by an earlier start or another process)."""
-        p_key, c_col = self._key(name)
-        if await self._storage.insert_if_not_exists(p_key, c_col, value):
-            return value
-        winner = await self._storage.get(p_key, c_col)
-        if winner is None:  # pragma: no cover - a secret row is never deleted
-            raise SecretStoreError(f"secret {name!r} vanished while it was being created")
-        return winner
+        vanished = SecretStoreError(f"secret {name!r} vanished while it was being created")
+        return await insert_or_get(self._storage, *self._key(name), value, vanished)
 
 
 class FileSecretStore:
@@ -188,14 +185,8 @@ class FileSecretStore:
         except OSError as exc:
             raise SecretStoreError(f"cannot create the secrets directory: {exc.strerror}") from None
         fresh = generate_secret(length)
-        tmp = self.directory / f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, fresh)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            tmp = write_private_tmp(self.directory, name, fresh)
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -203,23 +194,10 @@ class FileSecretStore:
                 if winner is None:  # pragma: no cover - a secret file is never deleted
                     raise SecretStoreError(f"secret {name!r} vanished while it was being created") from None
                 return _check_value(name, winner, length)
-            _fsync_dir(self.directory)
+            finally:
+                tmp.unlink(missing_ok=True)
+            fsync_dir(self.directory)
             _log.info("generated secret %s", name)
             return fresh
         except OSError as exc:
             raise SecretStoreError(f"cannot write secret {name!r}: {exc.strerror}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -25,6 +25,7 @@ import orjson
 from cryptography import x509
 
 from voedger.storage import AppStorage
+from voedger.storage.conditional import insert_or_get
 from voedger.structs.keys import app_state_key
 
 __all__ = ["CHALLENGE_TTL", "LOCK_TTL", "AcmeStore", "StoredCertificate"]
@@ -101,12 +102,8 @@ class AcmeStore:
 
     async def account_key(self, fresh: bytes) -> bytes:
         """The account key stored for the directory; ``fresh`` is stored if there is none yet."""
-        if await self._storage.insert_if_not_exists(self._account, b"", fresh):
-            return fresh
-        stored = await self._storage.get(self._account, b"")
-        if stored is None:  # pragma: no cover - the row is never deleted
-            raise RuntimeError("the ACME account key vanished while it was being created")
-        return stored
+        vanished = RuntimeError("the ACME account key vanished while it was being created")
+        return await insert_or_get(self._storage, self._account, b"", fresh, vanished)
 
     async def certificate(self) -> StoredCertificate | None:
         data = await self._storage.get(self._cert, b"")

@@ -19,7 +19,6 @@ module's pid files are ever signalled.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from voedger.devtools.processes import port_open, recorded_pid, stop_pid, wait_gone
 
 CASSANDRA_VERSION = "5.0.9"
 """The newest 5.0.x that Maven Central serves with all its dependencies (checked when written)."""
@@ -444,30 +445,9 @@ def jvm_command(node: Node, java: str, jars: Sequence[Path], heap: str, ring_del
 # Processes
 
 
-def _pid_is_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it happens to be our own child
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state follows the parenthesised command name; a zombie has finished.
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def node_pid(node: Node) -> int | None:
     """The pid in the node's pid file if that process is alive and is this node's Cassandra."""
-    try:
-        pid = int(node.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not _pid_is_alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return None
-    return pid if node.yaml_file.as_uri() in cmdline else None
+    return recorded_pid(node.pid_file, node.yaml_file.as_uri())
 
 
 def cql_answers(address: str, port: int = CQL_PORT, timeout: float = 2.0) -> bool:
@@ -490,14 +470,6 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
             raise ConnectionError("closed")
         data += chunk
     return data
-
-
-def _port_is_open(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def _clip(line: str, width: int = 300) -> str:
@@ -636,7 +608,7 @@ def _start_nodes(nodes: Sequence[Node], deadline: float) -> None:
                 _say(f"{node.name} ({node.address}) is already running, pid {pid}")
                 return
             if pid is None:
-                if cql_answers(node.address) or _port_is_open(node.address, CQL_PORT):
+                if cql_answers(node.address) or port_open(node.address, CQL_PORT):
                     raise CassandraDevError(
                         f"{node.address}:{CQL_PORT} is taken by a process this tool did not start; stop it first"
                     )
@@ -720,9 +692,7 @@ def kill_node(index: int) -> int | None:
     if pid is None:
         return None
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while _pid_is_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_gone(pid, 10)
     return pid
 
 
@@ -732,15 +702,11 @@ def stop_node(node: Node, grace: float = STOP_GRACE) -> bool:
     if pid is None:
         node.pid_file.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _pid_is_alive(pid):
-        if time.monotonic() > deadline:
-            _say(f"{node.name} did not stop in {grace:.0f} s; killing it")
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            grace = 10
-        time.sleep(0.1)
+
+    def killing(waited: float) -> None:
+        _say(f"{node.name} did not stop in {waited:.0f} s; killing it")
+
+    stop_pid(pid, grace, poll=0.1, kill_grace=10, on_kill=killing)
     node.pid_file.unlink(missing_ok=True)
     return True
 

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from voedger.devtools.debian import ensure_packages
+from voedger.devtools.processes import Daemon
 
 PACKAGES = ("prometheus", "prometheus-alertmanager")
 BROWSER_PACKAGES = ("chromium",)
@@ -36,7 +34,6 @@ PROMETHEUS = "prometheus"
 PROMTOOL = "promtool"
 ALERTMANAGER = "prometheus-alertmanager"
 """Debian names Alertmanager's binary after its package."""
-STOP_GRACE = 10.0
 
 
 class MonitoringDevError(RuntimeError):
@@ -77,66 +74,22 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(reply.read())
 
 
-class _Daemon:
-    """A program this module started, writing its output to ``log``; stopped by its pid."""
+class _Daemon(Daemon):
+    """A program this module started, serving HTTP on 127.0.0.1:``port``."""
 
-    name = ""
+    error = MonitoringDevError
 
     def __init__(self, workdir: Path, port: int) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.log = workdir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
 
     def ready_path(self) -> str:
         return "/-/ready"
 
-    def start(self, timeout: float = 30.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise MonitoringDevError(f"{self.name} exited at start:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + self.ready_path(), timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise MonitoringDevError(f"{self.name} did not get ready in {timeout} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_GRACE)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> _Daemon:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        with urllib.request.urlopen(self.url + self.ready_path(), timeout=2) as reply:
+            return bool(reply.status == 200)
 
 
 class Prometheus(_Daemon):

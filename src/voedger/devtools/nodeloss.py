@@ -18,8 +18,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from voedger.devtools import cassandra as devcassandra
+from voedger.devtools.processes import free_port, log_tail, spawn, stop_child
 from voedger.storage import open_storage
 from voedger.storage.cassandra import CassandraStorageFactory
 from voedger.structs.logs import read_wlog
@@ -77,12 +76,6 @@ def cluster_url(hosts: Sequence[str], suffix: str, options: str = "") -> str:
 def fresh_suffix() -> str:
     """A keyspace suffix (5 characters) no other run uses."""
     return "n" + uuid.uuid4().hex[:4]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +171,7 @@ class Server:
             "--app",
             f"{APP}={self.app_dir}",
         ]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = spawn(cmd, self.log)
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=5) as client:
             while True:
@@ -194,23 +186,12 @@ class Server:
 
     def stop(self, grace: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace``; the exit code (None if it never started)."""
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_child(self.proc, grace, None)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
+        return log_tail(self.log, lines, "(no server log)")
 
 
 def workspaces() -> list[int]:

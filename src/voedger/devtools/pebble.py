@@ -29,23 +29,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from voedger.devtools.cassandra import devdata_dir
+from voedger.devtools.processes import Daemon, free_port, read_pid
 
 VERSION: Final = "v2.10.3"
 MODULE: Final = "github.com/letsencrypt/pebble/v2"
 PROGRAMS: Final = ("pebble", "pebble-challtestsrv")
-STOP_GRACE: Final = 10.0
 
 
 class PebbleDevError(RuntimeError):
@@ -104,70 +101,18 @@ def install() -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+class _Daemon(Daemon):
+    """A program this module started (building it first if need be), recorded in its pid file."""
 
+    error = PebbleDevError
+    keeps_pid_file = True
 
-class _Daemon:
-    """A program this module started, writing its output to ``log``; stopped by its pid."""
-
-    name = ""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str] | None:
         return dict(os.environ)
-
-    def ready(self) -> bool:
-        raise NotImplementedError
 
     def start(self, timeout: float = 30.0) -> None:
         install()
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=self.environment()
-            )
-        (self.workdir / f"{self.name}.pid").write_text(f"{self.proc.pid}\n")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise PebbleDevError(f"{self.name} exited at start:\n{self.tail()}")
-            try:
-                if self.ready():
-                    return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise PebbleDevError(f"{self.name} did not get ready in {timeout} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        (self.workdir / f"{self.name}.pid").unlink(missing_ok=True)
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_GRACE)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        super().start(timeout)
 
 
 class ChallTestSrv(_Daemon):
@@ -296,9 +241,8 @@ class Pebble(_Daemon):
 
 
 def _stop_pid(path: Path) -> None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
+    pid = read_pid(path)
+    if pid is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)

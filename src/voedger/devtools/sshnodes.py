@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voedger.ctool import layout
+from voedger.devtools.processes import port_open, recorded_pid, stop_pid
 
 SSHD = "/usr/sbin/sshd"
 SUPERVISORD = "/usr/bin/supervisord"
@@ -223,41 +223,9 @@ def prepare(cluster: SshCluster) -> None:
 # Processes
 
 
-def _pid_is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
 def node_pid(node: SshNode) -> int | None:
     """The pid in the node's pid file if it is alive and is this node's sshd."""
-    try:
-        pid = int(node.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not _pid_is_alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return None
-    return pid if str(node.config_file) in cmdline else None
-
-
-def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return recorded_pid(node.pid_file, str(node.config_file))
 
 
 def start_node(node: SshNode, timeout: float = 15.0) -> int:
@@ -334,12 +302,7 @@ def stop_node(node: SshNode, timeout: float = 10.0, cut_sessions: bool = True) -
     for child in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid_is_alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.05)
+    stop_pid(pid, timeout, signalled=True, poll=0.05)
     node.pid_file.unlink(missing_ok=True)
     return True
 
@@ -347,20 +310,10 @@ def stop_node(node: SshNode, timeout: float = 10.0, cut_sessions: bool = True) -
 def stop_services(node: SshNode, timeout: float = 30.0) -> bool:
     """Stop the supervisord ctool started under the node's root (and so its programs), by pid."""
     conf = layout.under(str(node.root), layout.SUPERVISORD_CONF)
-    try:
-        pid = int(Path(layout.under(str(node.root), layout.SUPERVISORD_PID)).read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
+    pid = recorded_pid(Path(layout.under(str(node.root), layout.SUPERVISORD_PID)), conf)
+    if pid is None:
         return False
-    if conf not in cmdline or not _pid_is_alive(pid):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid_is_alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.1)
+    stop_pid(pid, timeout, poll=0.1)
     return True
 
 

@@ -18,6 +18,7 @@ from typing import Final
 from voedger.auth.secretstore import StorageSecretStore
 from voedger.federation.directory import Directory, DirectoryError
 from voedger.storage import AppStorage
+from voedger.storage.conditional import write_if
 from voedger.structs.keys import app_state_key
 
 __all__ = ["FEDERATION_SECRET_LENGTH", "FEDERATION_SECRET_NAME", "DirectoryStore", "federation_secret"]
@@ -47,11 +48,7 @@ class DirectoryStore:
             current = Directory() if raw is None else Directory.parse(raw)
             new = step(current)
             data = new.to_bytes()
-            if raw is None:
-                done = await self.storage.insert_if_not_exists(*_KEY, data)
-            else:
-                done = await self.storage.compare_and_swap(*_KEY, raw, data)
-            if done:
+            if await write_if(self.storage, *_KEY, raw, data):
                 return new
         raise DirectoryError(f"the directory kept changing under {MAX_ATTEMPTS} attempts to change it; try again")
 

@@ -430,6 +430,21 @@ def _panel(spec: PanelSpec) -> timeseries.Panel | stat.Panel:
     return panel
 
 
+def _label_variable(name: str, label: str, metric: str) -> dashboard.QueryVariable:
+    """A variable taking any of the values of label ``name`` on ``metric`` (all by default)."""
+    return (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(_DATASOURCE)
+        .query(f"label_values({metric}, {name})")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
 def build(board: Board) -> dashboard.Dashboard:
     """The SDK's dashboard for ``board``: its variables, then a row per group of panels."""
     b = (
@@ -443,28 +458,8 @@ def build(board: Board) -> dashboard.Dashboard:
         .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     )
     if board.per_app:
-        b.with_variable(
-            dashboard.QueryVariable("app")
-            .label("Application")
-            .datasource(_DATASOURCE)
-            .query("label_values(voedger_cp_commands_total, app)")
-            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(VariableSort.ALPHABETICAL_ASC)
-            .multi(True)
-            .include_all(True)
-            .all_value(".*")
-        )
-    b.with_variable(
-        dashboard.QueryVariable("vvm")
-        .label("Process")
-        .datasource(_DATASOURCE)
-        .query("label_values(voedger_cluster_members, vvm)")
-        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-    )
+        b.with_variable(_label_variable("app", "Application", "voedger_cp_commands_total"))
+    b.with_variable(_label_variable("vvm", "Process", "voedger_cluster_members"))
     b.with_variable(
         dashboard.IntervalVariable("aggregation_interval").label("Aggregation interval").values("1m,5m,30m,1h,1d")
     )

@@ -36,6 +36,7 @@ from typing import Protocol
 import orjson
 
 from voedger.storage import AppStorage, BatchItem, StorageUnavailableError
+from voedger.storage.conditional import write_if
 from voedger.structs.keys import CRACK_BITS, app_state_key, plog_key
 
 HEAD_CCOL = b"\xff\xff"
@@ -109,12 +110,8 @@ async def next_epoch(storage: AppStorage, partition: int) -> int:
     p_key, c_col = epoch_key(partition)
     for _ in range(CLAIM_ATTEMPTS):
         raw = await storage.get(p_key, c_col)
-        if raw is None:
-            if await storage.insert_if_not_exists(p_key, c_col, b"1"):
-                return 1
-            continue
-        epoch = int(raw) + 1
-        if await storage.compare_and_swap(p_key, c_col, raw, str(epoch).encode()):
+        epoch = 1 if raw is None else int(raw) + 1
+        if await write_if(storage, p_key, c_col, raw, str(epoch).encode()):
             return epoch
     raise StorageUnavailableError(f"partition {partition}: could not raise the epoch (contended)")
 

@@ -114,8 +114,9 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-class UvicornServer:
-    """uvicorn serving ``app`` on one socket."""
+class _LibraryFront:
+    """What both fronts share: ``HttpServer``'s constructor, the ``HeadGuard`` before the
+    application, and a start that binds the socket here and closes it if serving fails."""
 
     def __init__(
         self,
@@ -129,11 +130,45 @@ class UvicornServer:
         max_buffered: int = MAX_BUFFERED,
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.app = HeadGuard(app, max_body, stream)
         self.scheme = "https" if tls is not None else "http"
         self.refused = 0
-        """Not counted: uvicorn answers 503 beyond its limit without telling."""
+        self._configure(max_headers=max_headers, read_timeout=read_timeout, max_connections=max_connections, tls=tls)
+
+    def _configure(
+        self, *, max_headers: int, read_timeout: float, max_connections: int, tls: ssl.SSLContext | None
+    ) -> None:
+        raise NotImplementedError
+
+    async def start(self, host: str, port: int) -> list[tuple[str, int]]:
+        sock = _bind(host, port)
+        try:
+            await self._serve(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return [sock.getsockname()[:2]]
+
+    async def _serve(self, sock: socket.socket) -> None:
+        """Run the lifespan's startup and start serving ``sock``; a failed startup is a
+        ``LifespanError``."""
+        raise NotImplementedError
+
+    async def stop(self, timeout: float = GRACEFUL_SECONDS) -> None:
+        """Stop accepting, let the requests in flight finish (up to ``timeout``), then the
+        lifespan's shutdown."""
+        raise NotImplementedError
+
+
+class UvicornServer(_LibraryFront):
+    """uvicorn serving ``app`` on one socket."""
+
+    def _configure(
+        self, *, max_headers: int, read_timeout: float, max_connections: int, tls: ssl.SSLContext | None
+    ) -> None:
+        # ``refused`` is not counted: uvicorn answers 503 beyond its limit without telling.
         self.config = uvicorn.Config(
-            HeadGuard(app, max_body, stream),
+            self.app,
             loop="none",
             http="httptools",
             ws="none",
@@ -151,27 +186,21 @@ class UvicornServer:
         self.config.load()
         self.config.ssl = tls  # ours: TLS 1.2 or newer, ALPN http/1.1
         self.server = uvicorn.Server(self.config)
-        self._sock: socket.socket | None = None
         self._ticks: asyncio.Task[None] | None = None
 
     @property
     def connections(self) -> Sized:
         return self.server.server_state.connections
 
-    async def start(self, host: str, port: int) -> list[tuple[str, int]]:
-        self._sock = _bind(host, port)
+    async def _serve(self, sock: socket.socket) -> None:
         self.server.lifespan = self.config.lifespan_class(self.config)
         try:
-            await self.server.startup(sockets=[self._sock])
+            await self.server.startup(sockets=[sock])
         except SystemExit:  # uvicorn's answer to a failed lifespan startup
-            self._sock.close()
             raise LifespanError("the application's startup failed") from None
         self._ticks = asyncio.get_running_loop().create_task(self.server.main_loop())  # the date header
-        return [self._sock.getsockname()[:2]]
 
     async def stop(self, timeout: float = GRACEFUL_SECONDS) -> None:
-        """Stop accepting, let the requests in flight finish (up to ``timeout``), then the
-        lifespan's shutdown."""
         self.config.timeout_graceful_shutdown = max(1, int(timeout))
         self.server.should_exit = True
         if self._ticks is not None:
@@ -194,26 +223,14 @@ class _Config(HypercornConfig):
         return self.tls
 
 
-class HypercornServer:
+class HypercornServer(_LibraryFront):
     """Hypercorn serving ``app`` on one socket: HTTP/1.1, and HTTP/2 (ALPN h2 over TLS, h2c)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body: int = MAX_BODY,
-        max_headers: int = MAX_HEADERS,
-        stream: Callable[[bytes, bytes], bool] | None = None,
-        read_timeout: float = READ_TIMEOUT,
-        max_connections: int = MAX_CONNECTIONS,
-        max_buffered: int = MAX_BUFFERED,
-        tls: ssl.SSLContext | None = None,
+    def _configure(
+        self, *, max_headers: int, read_timeout: float, max_connections: int, tls: ssl.SSLContext | None
     ) -> None:
         if tls is not None:
             tls.set_alpn_protocols(["h2", "http/1.1"])
-        self.app = HeadGuard(app, max_body, stream)
-        self.scheme = "https" if tls is not None else "http"
-        self.refused = 0
         self.connections: Sized = ()
         """Not counted: Hypercorn keeps its connections to itself."""
         config = _Config(tls)
@@ -242,8 +259,7 @@ class HypercornServer:
 
         return await self.app(scope, receive, watched)
 
-    async def start(self, host: str, port: int) -> list[tuple[str, int]]:
-        sock = _bind(host, port)
+    async def _serve(self, sock: socket.socket) -> None:
         sockets = Sockets([sock], [], []) if self.config.ssl_enabled else Sockets([], [sock], [])
         self._task = asyncio.get_running_loop().create_task(
             worker_serve(
@@ -255,16 +271,12 @@ class HypercornServer:
         started.cancel()
         await asyncio.sleep(0)  # the listener opens right after the startup
         if self._task.done():
-            sock.close()
             error = self._task.exception()
             if isinstance(error, LifespanFailureError) or error is None:
                 raise LifespanError(f"the application's startup failed: {error}")
             raise error
-        return [sock.getsockname()[:2]]
 
     async def stop(self, timeout: float = GRACEFUL_SECONDS) -> None:
-        """Stop accepting, let the requests in flight finish (up to ``timeout``), then the
-        lifespan's shutdown."""
         self.config.graceful_timeout = timeout
         self._stop.set()
         if self._task is not None:

@@ -7,6 +7,7 @@ import orjson
 
 from voedger.appdef import AppDef, QName, Structure
 from voedger.storage import AppStorage
+from voedger.storage.conditional import write_if
 from voedger.structs import ids
 from voedger.structs.keys import app_state_key
 
@@ -30,8 +31,4 @@ async def load_singleton_ids(storage: AppStorage, app: AppDef) -> dict[QName, in
             updated[q] = next_id
             next_id += 1
         data = orjson.dumps(updated, option=orjson.OPT_SORT_KEYS)
-        if raw is None:
-            if await storage.insert_if_not_exists(_KEY, b"", data):
-                continue
-        elif await storage.compare_and_swap(_KEY, b"", raw, data):
-            continue
+        await write_if(storage, _KEY, b"", raw, data)  # read again either way

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from voedger.auth import Tokens
+from voedger.processors.tally import Tally
 from voedger.state.federation import FederationReply
 from voedger.structs.wsid import MAIN_CLUSTER_ID
 from voedger.vvm.stats import FederationStats
@@ -24,6 +25,18 @@ log = logging.getLogger("voedger.federation")
 
 RETRIED = frozenset({408, 429, 500, 502, 503, 504})
 ATTEMPTS = 5
+
+
+async def counted(stats: Tally, call: Awaitable[FederationReply]) -> FederationReply:
+    """The reply of a federation ``call``, counted in ``stats``: one call, its duration, and an
+    error when the reply is a 5xx."""
+    began = time.perf_counter()
+    reply = await call
+    stats.count += 1
+    stats.observe(time.perf_counter() - began)
+    if reply.status >= 500:
+        stats.errors += 1
+    return reply
 
 
 class HttpFederation:
@@ -47,14 +60,7 @@ class HttpFederation:
         return self._knows(cluster_id) if self._knows is not None else cluster_id == MAIN_CLUSTER_ID
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
-        began = time.perf_counter()
-        reply = await self._command(app, wsid, command, body)
-        stats = self.stats
-        stats.count += 1
-        stats.observe(time.perf_counter() - began)
-        if reply.status >= 500:
-            stats.errors += 1
-        return reply
+        return await counted(self.stats, self._command(app, wsid, command, body))
 
     async def query(self, app: str, wsid: int, query: str, body: dict[str, Any]) -> FederationReply:
         """An API v1 query of another workspace, retried as a command is; ``result`` is the answer."""

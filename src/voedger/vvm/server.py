@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import logging
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ from voedger.structs.records import get_record
 from voedger.structs.singletons import load_singleton_ids
 from voedger.structs.wsid import MAIN_CLUSTER_ID, app_wsid, cluster_id, is_pseudo, partition_of, pseudo_to_app_wsid
 from voedger.syserror import SysError
-from voedger.vvm.federation import HttpFederation
+from voedger.vvm.federation import HttpFederation, counted
 from voedger.vvm.image import AppImage, ImageError, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
@@ -932,14 +931,7 @@ class LocalFederation:
         return self.vvm.knows_cluster(cluster_id)
 
     async def command(self, app: str, wsid: int, command: str, body: dict[str, Any]) -> FederationReply:
-        began = time.perf_counter()
-        reply = await self._command(app, wsid, command, body)
-        stats = self.stats
-        stats.count += 1
-        stats.observe(time.perf_counter() - began)
-        if reply.status >= 500:
-            stats.errors += 1
-        return reply
+        return await counted(self.stats, self._command(app, wsid, command, body))
 
     async def query(self, app: str, wsid: int, query: str, body: dict[str, Any]) -> FederationReply:
         try:

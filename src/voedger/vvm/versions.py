@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from voedger.storage.conditional import write_if
 from voedger.structs.keys import app_state_key
 
 VERSIONS = app_state_key("version", b"")
@@ -81,11 +82,8 @@ class VersionStore:
     async def advance(self, name: str, current: Version | None, new: Version) -> bool:
         """Make ``new`` the deployed version if ``current`` still is (None: no version yet);
         False if another deploy came first."""
-        if current is None:
-            ok: bool = await self.storage.insert_if_not_exists(VERSIONS, name.encode(), new.encode())
-            return ok
-        ok = await self.storage.compare_and_swap(VERSIONS, name.encode(), current.raw, new.encode())
-        return ok
+        expected = None if current is None else current.raw
+        return await write_if(self.storage, VERSIONS, name.encode(), expected, new.encode())
 
 
 def _image_ccol(name: str, digest: str) -> bytes:

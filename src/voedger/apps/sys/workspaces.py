@@ -297,9 +297,7 @@ async def on_workspace_deactivated(state: State, intents: Intents) -> None:
     row = await state.view("sys.WorkspaceIDIdx", OwnerWSID=arg["OwnerWSID"], WSName=arg["WSName"])
     if row is None:
         return
-    rec = await state.record(int(row["IDOfCDocWorkspaceID"]))
-    if rec is not None and rec.get("sys.IsActive", True):
-        intents.update(rec, **{"sys.IsActive": False})
+    await _deactivate(state, intents, int(row["IDOfCDocWorkspaceID"]))
 
 
 @platform.command("sys.OnJoinedWorkspaceDeactivated")
@@ -313,14 +311,17 @@ async def on_joined_workspace_deactivated(state: State, intents: Intents) -> Non
     )
     if row is None:
         return
-    rec = await state.record(int(row["JoinedWorkspaceID"]))
-    if rec is not None and rec.get("sys.IsActive", True):
-        intents.update(rec, **{"sys.IsActive": False})
+    await _deactivate(state, intents, int(row["JoinedWorkspaceID"]))
 
 
 @platform.command("sys.OnChildWorkspaceDeactivated")
 async def on_child_workspace_deactivated(state: State, intents: Intents) -> None:
     """In the owner's workspace: its record of the child goes inactive (idempotent)."""
-    child = await state.record(state.arg["OwnerID"])
-    if child is not None and child.get("sys.IsActive", True):
-        intents.update(child, **{"sys.IsActive": False})
+    await _deactivate(state, intents, state.arg["OwnerID"])
+
+
+async def _deactivate(state: State, intents: Intents, record_id: int) -> None:
+    """Record ``record_id`` goes inactive, if it exists and is active (idempotent)."""
+    rec = await state.record(record_id)
+    if rec is not None and rec.get("sys.IsActive", True):
+        intents.update(rec, **{"sys.IsActive": False})
