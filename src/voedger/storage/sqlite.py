@@ -41,7 +41,6 @@ from voedger.storage.contract import (
     check_value,
     range_is_empty,
 )
-from voedger.storage.snapshot import ReadScope, current_scope
 from voedger.storage.errors import (
     StorageAlreadyExistsError,
     StorageDoesNotExistError,
@@ -49,6 +48,7 @@ from voedger.storage.errors import (
     StorageLockedError,
     StorageUnavailableError,
 )
+from voedger.storage.snapshot import ReadScope, current_scope
 
 SQLITE_CAPABILITIES = Capabilities(name="sqlite", manual_clock=True, persistent=True)
 
@@ -298,7 +298,9 @@ class _NoWriter:
 
     def submit(self, op: _WriteOp) -> asyncio.Future[Any]:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        done.set_exception(StorageError(f"storage {self._name} is open read-only here: writes go to its server process"))
+        done.set_exception(
+            StorageError(f"storage {self._name} is open read-only here: writes go to its server process")
+        )
         return done
 
     def stop(self) -> None:
