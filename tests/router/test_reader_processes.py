@@ -241,6 +241,15 @@ async def test_a_command_sent_to_a_reader_is_answered_as_by_the_writer(node: Nod
         assert answers[:half] == answers[half:]
         assert answers[0][0] == 200 and answers[0][3] == {"Total": 20, "sys.QName": "shop.TotalResult"}
         assert answers[1][0] == 404 and answers[2][0] == 400 and answers[3] == (200, True)
+        # BLOBs: an upload at a reader is refused before anything is done; a download is served
+        blob = f"/blob/test/shop/{wsid}"
+        params = {"name": "a.txt", "mimeType": "text/plain"}
+        r = await c.post(f"{node.reader()}{blob}", params=params, content=b"hello")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "writer" in r.text, r.text
+        r = await c.post(f"{node.writer}{blob}", params=params, content=b"hello")
+        assert r.status_code == 200, r.text
+        got = await c.get(f"{node.reader()}{blob}/{r.text}")
+        assert got.status_code == 200 and got.content == b"hello", got.text
 
 
 async def test_a_reader_serves_reads_while_the_writer_restarts(tmp_path: Path) -> None:
