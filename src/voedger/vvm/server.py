@@ -209,7 +209,10 @@ class VVM:
 
     async def start(self) -> None:
         reader = self.config.reader
-        self.provider = open_storage(self.config.storage_url, self.config.clock, read_only=reader)
+        if reader:
+            self.provider = open_storage(self.config.storage_url, self.config.clock, read_only=True)
+        else:
+            self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open(server=True)
         self.n10n.broker.start()
         vvm_storage = await self.provider.app_storage(VVM_APP)
