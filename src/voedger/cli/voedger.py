@@ -270,6 +270,9 @@ def server(
         lease_ttl=lease_ttl,
         blob_max_size=blob_max_size,
         reader=reader_of is not None,
+        # In a cluster the process listens first and takes its partitions after (``join`` below):
+        # the others can forward to it the moment it owns one; /api/check says 503 meanwhile.
+        join_later=True,
     )
     acme_flags = acme_directory or acme_ca_bundle or acme_email or acme_http_port is not None
     acme = None
@@ -344,20 +347,31 @@ def server(
         else:
             served = metrics_app(vvm, name)
         extra.append((served, host, metrics_port))
-    after_start: Callable[[], Awaitable[None]] | None = None
+    after_start: Callable[[], Awaitable[None]] = vvm.join
     before_stop: Callable[[], Awaitable[None]] = vvm.leave
     if acme is not None:
         extra.append((acme.responder.app, host, acme.http_port))
-        after_start, before_stop = acme.hooks(vvm)
+        acme_start, before_stop = acme.hooks(vvm)
+
+        async def after_start() -> None:
+            await acme_start()
+            await vvm.join()
+
     if reader_of is not None:
         from voedger.cli.reader_processes import watch_parent
 
         async def watch() -> None:
             asyncio.get_running_loop().create_task(watch_parent(), name="watch-parent")
 
-        after_start = watch
+        after_start = watch  # a reader owns no partition: nothing to join
     elif readers is not None and processes > 1:
-        after_start = readers.start
+        join = after_start
+
+        async def join_then_start_readers() -> None:
+            await join()
+            await readers.start()
+
+        after_start = join_then_start_readers
         leave = before_stop
 
         async def stop_readers_then_leave() -> None:

@@ -567,6 +567,10 @@ def build_app(vvm: VVM, routes: Routes | Mapping[int, Transport], bus: BusEndpoi
     v1_blob = "/blob/{owner}/{app}/{wsid}"
 
     async def check(request: Request) -> Response:
+        # A process of a cluster that is still joining (or already leaving) is alive but not
+        # ready: load balancers and clients send elsewhere or wait.
+        if not vvm.ready:
+            return PlainTextResponse("not ready", status_code=503, headers={"Retry-After": "1"})
         return PlainTextResponse("ok")
 
     ident = IdentityEndpoints(r)

@@ -139,6 +139,15 @@ def _ok(status: int, content: dict[str, Any] | None, description: str = "OK") ->
     return {str(status): r}
 
 
+def _check_op() -> dict[str, Any]:
+    """``/api/check``: 200 ``ok`` when ready; 503 ``not ready`` while a cluster's process joins
+    or leaves (its share of partitions not taken, or being handed over)."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    o = _op("Is the router up and ready?", _ok(200, text), auth=False)
+    o["responses"]["503"] = {"description": "Not ready: joining or leaving the cluster", "content": text}
+    return o
+
+
 def _json_body(schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"required": required, "content": _json(schema)}
 
@@ -242,10 +251,7 @@ def api_document(app: str | None = None) -> dict[str, Any]:
     ]
 
     paths: dict[str, dict[str, Any]] = {
-        "/api/check": {
-            "get": _op("Is the router up?", _ok(200, {"text/plain": {"schema": {"type": "string"}}}), auth=False),
-            "post": _op("Is the router up?", _ok(200, {"text/plain": {"schema": {"type": "string"}}}), auth=False),
-        },
+        "/api/check": {"get": _check_op(), "post": _check_op()},
         f"{v1_app}/{{wsid}}/{{resource}}": {
             "post": _op(
                 "API v1: execute a command (c.pkg.Name) or a query (q.pkg.Name) in a workspace",

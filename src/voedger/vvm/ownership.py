@@ -87,6 +87,8 @@ class Ownership:
         self._stopping = False
         self._stopped = False
         self.started = False
+        self.joined = False
+        """``start`` has returned: this process carries its share (or gave up waiting for it)."""
         self._wake = asyncio.Event()
         self.stats = OwnershipStats()
 
@@ -103,6 +105,12 @@ class Ownership:
             asyncio.create_task(self._loop(self.rebalance, self._wake), name="cluster-balance"),
         ]
         await self.converged(max(10.0, 3 * self.ttl))
+        self.joined = True
+
+    @property
+    def serving(self) -> bool:
+        """Joined and not leaving: what a health check reports as ready."""
+        return self.joined and not self._stopping
 
     async def converged(self, timeout: float) -> bool:
         """Wait (at most ``timeout``) until this process serves every partition that belongs to

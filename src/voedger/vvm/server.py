@@ -110,9 +110,8 @@ class ServerConfig:
     join_later: bool = False
     """In a cluster, ``start`` does not take partitions yet: the caller calls ``join`` once the
     process listens (``http.serve(after_start=vvm.join)``), so that the others can forward to it
-    the moment it owns something. Not used by ``voedger server`` yet: ``GET /api/check`` would
-    then answer 200 before the process serves its share (and before a new cluster's application
-    workspaces exist), and clients and load balancers take that for ready."""
+    the moment it owns something. ``voedger server`` does so; meanwhile ``ready`` is false and
+    ``GET /api/check`` answers 503, so clients and load balancers wait for the share."""
     federated: bool = False
     """This cluster is one of a federation: calls between workspaces go through the router
     (``federation_url``, or ``advertise``), which sends those of other clusters there."""
@@ -528,6 +527,14 @@ class VVM:
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)
         return app.runtime.num_app_workspaces if app is not None else None
+
+    @property
+    def ready(self) -> bool:
+        """Started, and in a cluster joined with its share taken and not leaving: what
+        ``GET /api/check`` reports (200, else 503), as a load balancer's health check reads it."""
+        if not self.started.is_set():
+            return False
+        return self.ownership is None or self.ownership.serving
 
     async def join(self) -> None:
         """Take this process's share of the partitions (a cluster started with ``join_later``);

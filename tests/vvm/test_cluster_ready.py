@@ -1,0 +1,96 @@
+"""Readiness of a cluster's process (issue 13): ``voedger server`` listens first and takes its
+share of the partitions after (``join_later``), so ``GET /api/check`` answers 503 until the
+process carries its share, 200 while it serves, and 503 again once it leaves. Two processes in
+this test process over one shared in-memory storage, each behind a real HTTP server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+import voedger.vvm.server as vvm_server
+from tests.support import free_port
+from voedger.clock import Clock
+from voedger.router.http import HttpServer
+from voedger.router.server import make_asgi
+from voedger.storage import StorageProvider
+from voedger.storage.mem import MemStorageFactory
+from voedger.vvm.server import VVM, ServerConfig
+
+
+class Members:
+    def __init__(self) -> None:
+        self.shared = MemStorageFactory()
+        self.started: list[tuple[HttpServer, VVM]] = []
+
+    async def add(self, join_later: bool) -> tuple[VVM, str]:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        config = ServerConfig(storage_url="mem://", cluster=True, advertise=base, lease_ttl=3, join_later=join_later)
+        app, vvm = make_asgi(config)
+        server = HttpServer(app)
+        await server.start("127.0.0.1", port)
+        self.started.append((server, vvm))
+        return vvm, base
+
+
+@pytest.fixture
+async def members(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Members]:
+    m = Members()
+
+    def shared_storage(url: str, clock: Clock) -> StorageProvider:
+        return StorageProvider(m.shared)
+
+    monkeypatch.setattr(vvm_server, "open_storage", shared_storage)
+    try:
+        yield m
+    finally:
+        for server, vvm in reversed(m.started):
+            await vvm.leave()
+            await server.stop(2.0)
+            await vvm.stop()
+
+
+async def check(base: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(f"{base}/api/check")
+
+
+async def test_a_joining_process_is_not_ready_until_it_carries_its_share(members: Members) -> None:
+    first, first_base = await members.add(join_later=False)
+    assert first.ready
+    assert (await check(first_base)).text == "ok"
+
+    second, base = await members.add(join_later=True)
+    assert second.ownership is not None and first.ownership is not None
+    # Listening, but no partition taken yet: alive and not ready.
+    r = await check(base)
+    assert (r.status_code, r.text, r.headers.get("retry-after")) == (503, "not ready", "1")
+    assert not second.ownership.owned
+    assert not second.ready
+
+    await second.join()
+    assert second.ready
+    r = await check(base)
+    assert (r.status_code, r.text) == (200, "ok")
+    assert second.ownership.owned, "the joined process took no partition"
+    assert await first.ownership.converged(20)
+
+    # Leaving (SIGTERM's first step): not ready again while it hands its partitions over.
+    await second.leave()
+    r = await check(base)
+    assert r.status_code == 503
+    assert (await check(first_base)).status_code == 200
+
+
+async def test_a_single_node_is_ready_once_started(members: Members) -> None:
+    port = free_port()
+    app, vvm = make_asgi(ServerConfig(storage_url="mem://", join_later=True))
+    server = HttpServer(app)
+    await server.start("127.0.0.1", port)
+    members.started.append((server, vvm))
+    assert vvm.ownership is None
+    r = await check(f"http://127.0.0.1:{port}")
+    assert (r.status_code, r.text) == (200, "ok")
