@@ -3,7 +3,7 @@ and a view read (``GET views/...`` with a partition key), 64 keep-alive clients.
 
     python benchmarks/reads.py [--storage sqlite|cassandra] [--cassandra 127.0.0.1:9042]
                                [--seconds 10] [--clients 64] [--auth] [--native]
-                               [--scenario collection|doc|view|all]
+                               [--scenario collection|doc|view|all] [--processes N]
 
 Starts ``voedger server`` in a subprocess on a fresh data folder (or fresh keyspaces), makes 10
 shop workspaces through the API with 10 ``shop.Item`` documents each, waits for the async
@@ -14,6 +14,10 @@ load average of the machine before and after the scenario (the load generator sh
 and so does whatever else runs on the machine: read CPU per read first, it depends least on them),
 and the share of the scenario's time the server's event loop spent runnable but waiting for a
 core (from /proc/<pid>/schedstat: how much the machine's load held the server back).
+
+``--processes N`` (SQLite only) starts ``voedger server --processes N``: the writer and N-1 reader
+processes share the port; CPU is summed over all of them, the loop's wait is the writer's, and
+the peak RSS of each process is listed (writer first).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,13 +71,31 @@ class Row:
     load_after: float
     loop_waiting: float
     note: str
+    rss_each: str = ""
 
     def line(self) -> str:
         return (
             f"| {self.scenario} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.cpu_us:.0f} "
-            f"| {self.rss_mib:.0f} | {self.load_before:.1f} / {self.load_after:.1f} | {self.loop_waiting:.0f} % |"
+            f"| {self.rss_each or f'{self.rss_mib:.0f}'} | {self.load_before:.1f} / {self.load_after:.1f} "
+            f"| {self.loop_waiting:.0f} % |"
             f"{self.note}"
         )
+
+
+def consecutive_free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports (the internal ports of the processes)."""
+    for _ in range(50):
+        first = free_port()
+        ok = True
+        for p in range(first + 1, first + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+        if ok:
+            return first
+    raise SystemExit("no consecutive free ports")
 
 
 def load_average() -> float:
@@ -121,10 +144,16 @@ async def fill(port: int, wsids: list[int]) -> list[str]:
     return docs
 
 
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
 def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[str], args: argparse.Namespace) -> Row:
     v2 = "/api/v2/apps/test/shop/workspaces/WSID"
     load_before = load_average()
-    cpu0 = cpu_seconds(pid)
+    pids = [pid, *children(pid)]
+    cpu0 = sum(cpu_seconds(p) for p in pids)
     sched0 = loop_schedstat(pid)
     if name == "collection":
         label = "q.sys.Collection of 10 documents"
@@ -144,22 +173,24 @@ def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[st
         label = "GET views/shop.ItemCount (partition key)"
         path = f"{v2}/views/shop.ItemCount{VIEW_QUERY}"
         r = wrk.run(port, path, "", wsids, args.clients, args.seconds, AUTH_HEADER, method="GET")
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
     note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
     note += f" (socket errors: {r.errors})" if r.errors else ""
     ok = r.requests - r.non_2xx
+    rss = [peak_rss_mib(p) for p in pids]
     return Row(
-        f"{label} ({args.storage})",
+        f"{label} ({args.storage}, {args.processes} process{'es' if args.processes > 1 else ''})",
         ok / r.seconds,
         r.p50_ms,
         r.p99_ms,
         cpu / max(r.requests, 1) * 1e6,
-        peak_rss_mib(pid),
+        max(rss),
         load_before,
         load_average(),
         waiting / r.seconds * 100,
         note,
+        " + ".join(f"{x:.0f}" for x in rss) if len(rss) > 1 else "",
     )
 
 
@@ -172,7 +203,10 @@ async def main() -> None:
     parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--native", action="store_true", help="run the server from the native build (make native)")
     parser.add_argument("--scenario", choices=["collection", "doc", "view", "all"], default="all")
+    parser.add_argument("--processes", type=int, default=1, help="voedger server --processes N (SQLite)")
     args = parser.parse_args()
+    if args.processes > 1 and args.storage != "sqlite":
+        raise SystemExit("--processes serves an embedded SQLite store")
     if not wrk.available():
         raise SystemExit("wrk is not installed: make bench-tools")
     env = dict(os.environ)
@@ -192,9 +226,15 @@ async def main() -> None:
             cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
         port = free_port()
         cmd += ["--port", str(port)]
+        internal = 0
+        if args.processes > 1:
+            internal = consecutive_free_ports(args.processes)
+            cmd += ["--processes", str(args.processes), "--internal-port", str(internal)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             await wait_ready(port, proc)
+            for i in range(1, args.processes):  # every reader listens before the load starts
+                await wait_ready(internal + i, proc)
             owner = await sign_in_owner(port) if args.auth else None
             wsids = await create_workspaces(port, 10, owner)
             docs = await fill(port, wsids)
@@ -209,7 +249,8 @@ async def main() -> None:
             proc.wait(timeout=60)
     mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
     print(
-        f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build\n"
+        f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build, "
+        f"{args.processes} process(es)\n"
     )
     print(
         "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "

@@ -153,6 +153,22 @@ def main() -> None:
     type=click.IntRange(min=1, max=65535),
     help="Port of --host that answers the CA's HTTP-01 challenges (/.well-known/acme-challenge/) [default: 80].",
 )
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=256),
+    help="Processes serving --port together (SO_REUSEPORT), one per core, on embedded SQLite: this one writes "
+    "(commands, sign-in, projectors, jobs); the N-1 it starts serve reads from the files and send it the rest.",
+)
+@click.option(
+    "--internal-port",
+    default=None,
+    type=click.IntRange(min=1, max=65535),
+    help="With --processes: the port of --host where this process alone answers (the readers forward to it); "
+    "reader i answers alone on this port + i [default: --port + 1].",
+)
+@click.option("--reader-of", "reader_of", default=None, hidden=True, help="Serve as a reader process of this writer.")
 def server(
     data_dir: str,
     storage_url: str | None,
@@ -183,6 +199,9 @@ def server(
     log_format: str,
     access_log: bool,
     http_front: str,
+    processes: int,
+    internal_port: int | None,
+    reader_of: str | None,
 ) -> None:
     """Run a server process serving the given applications: alone, in a cluster of processes on
     shared storage, or in a cluster of a federation."""
@@ -202,8 +221,11 @@ def server(
     logs.configure("json" if log_format == "json" else "text")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request otherwise
     url = storage_url or f"sqlite://{Path(data_dir).resolve()}"
+    several = processes > 1 or reader_of is not None
     try:
-        parse_storage_url(url)
+        parsed_url = parse_storage_url(url)
+        if several:
+            _check_processes(parsed_url, http_front, acme_domains, federated or bool(main_url) or cluster_id != 1)
         parsed = [_parse_app(a) for a in apps]
         for name, directory in parsed:
             load_image(name, directory)  # fail before serving, with every problem named
@@ -247,6 +269,7 @@ def server(
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
         blob_max_size=blob_max_size,
+        reader=reader_of is not None,
         # In a cluster the process listens first and takes its partitions after (``join`` below):
         # the others can forward to it the moment it owns one; /api/check says 503 meanwhile.
         join_later=True,
@@ -283,17 +306,33 @@ def server(
             sys.exit(2)
     if acme is not None:
         tls = acme.served.context
-    if federation is not None:
+    internal = internal_port if internal_port is not None else port + 1
+    local_host = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    readers = None
+    if reader_of is not None:
+        from voedger.router.server import make_reader_asgi
+
+        asgi, vvm = make_reader_asgi(config, reader_of)
+    elif federation is not None:
         from voedger.federation.server import make_federated_asgi
 
         asgi, vvm, federated_parts = make_federated_asgi(config, federation)
     else:
-        asgi, vvm = make_asgi(config)
+        from voedger.cli.reader_processes import ReaderProcesses, reader_command
+
+        writer_url = f"http://{local_host}:{internal}"
+        reader_urls = [f"http://{local_host}:{internal + i}" for i in range(1, processes)]
+        readers = ReaderProcesses([reader_command(sys.argv[1:], writer_url, internal + i) for i in range(1, processes)])
+        asgi, vvm = make_asgi(config, readers=reader_urls)
     front: ASGIApp = CountRequests(asgi, vvm.http)  # voedger_http_requests_total
     if access_log:
         front = AccessLog(front)
     extra = []
-    if metrics_port is not None:
+    if several:
+        from voedger.router.server import without_lifespan
+
+        extra.append((without_lifespan(front), host, internal))
+    if metrics_port is not None and reader_of is None:
         from voedger.metrics import metrics_app
 
         # Voedger's VVM name is the host's name (one VVM a host); processes of a cluster that
@@ -318,6 +357,28 @@ def server(
             await acme_start()
             await vvm.join()
 
+    if reader_of is not None:
+        from voedger.cli.reader_processes import watch_parent
+
+        async def watch() -> None:
+            asyncio.get_running_loop().create_task(watch_parent(), name="watch-parent")
+
+        after_start = watch  # a reader owns no partition: nothing to join
+    elif readers is not None and processes > 1:
+        join = after_start
+
+        async def join_then_start_readers() -> None:
+            await join()
+            await readers.start()
+
+        after_start = join_then_start_readers
+        leave = before_stop
+
+        async def stop_readers_then_leave() -> None:
+            await readers.stop()  # what they forward still reaches this process meanwhile
+            await leave()
+
+        before_stop = stop_readers_then_leave
     try:
         # A body larger than a forwarded request's frame is not read; one the router refuses, refused there.
         # BLOB uploads are streamed to the router, which keeps to --blob-max-size itself.
@@ -335,6 +396,7 @@ def server(
             tls=tls,
             listeners=vvm.http.listeners,  # voedger_http_connections
             front=front_class(http_front),
+            reuse_port=several,
         )
     except http.LifespanError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -346,6 +408,20 @@ def server(
         ports = f"{port} (API) or {', '.join(others)}" if others else f"{port}"
         click.echo(f"error: cannot listen on {host}, port {ports}: {exc}", err=True)
         sys.exit(3)
+
+
+def _check_processes(url: object, http_front: str, acme_domains: tuple[str, ...], federated: bool) -> None:
+    """What ``--processes`` needs: an embedded store, the built-in front, no ACME, no federation."""
+    from voedger.storage.url import SQLiteURL
+
+    if not isinstance(url, SQLiteURL):
+        raise click.BadParameter("--processes serves an embedded SQLite store; processes of a cluster share Cassandra")
+    if http_front != "builtin":
+        raise click.BadParameter("--processes needs the built-in HTTP front (--http-front builtin)")
+    if acme_domains:
+        raise click.BadParameter("--processes and --acme-domain do not go together yet")
+    if federated:
+        raise click.BadParameter("--processes does not serve a cluster of a federation yet")
 
 
 def _worker_secret(cluster_id: int, main_url: str | None, secret_file: str | None) -> tuple[bytes | None]:

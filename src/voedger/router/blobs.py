@@ -212,6 +212,15 @@ class BlobEndpoints:
         owner: tuple[str, str] = ("", ""),
     ) -> str:
         """Register, store and complete one BLOB; its ID (or SUUID) as text."""
+        if self.vvm.config.reader:
+            # A reader process of --processes opens storage read-only, and an upload's body is
+            # streamed to storage here rather than sent over the hop: refused before anything is
+            # registered, with a retry that may reach the writer (the port is shared).
+            raise SysError(
+                503,
+                "BLOB uploads are taken by the writer process of this node, not by a reader; retry",
+                headers={"Retry-After": "1"},
+            )
         max_size = self.vvm.config.blob_max_size
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_size:

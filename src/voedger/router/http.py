@@ -764,8 +764,12 @@ class HttpServer:
         max_buffered: int = MAX_BUFFERED,
         tls: ssl.SSLContext | None = None,
         stream_min_rate: int = STREAM_MIN_RATE,
+        reuse_port: bool = False,
     ) -> None:
         self.app = app
+        self.reuse_port = reuse_port
+        """Listen with ``SO_REUSEPORT``: the processes of ``voedger server --processes`` share the
+        port, and the kernel spreads connections over them."""
         self.stream_min_rate = stream_min_rate
         self.tls = tls
         self.scheme = "https" if tls is not None else "http"
@@ -805,7 +809,13 @@ class HttpServer:
         # A TLS handshake gets the read deadline too (a client that starts one and stalls).
         handshake = self.read_timeout if self.tls is not None else None
         listener = await self.loop.create_server(
-            lambda: Connection(self), host, port, reuse_address=True, ssl=self.tls, ssl_handshake_timeout=handshake
+            lambda: Connection(self),
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+            ssl=self.tls,
+            ssl_handshake_timeout=handshake,
         )
         self._listeners.append(listener)
         self._sweeper = self.loop.create_task(self._sweep())
@@ -927,6 +937,7 @@ async def serve(
     tls: ssl.SSLContext | None = None,
     listeners: list[Any] | None = None,
     front: Callable[..., Front] = HttpServer,
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully; ``extra`` apps (the
     metrics service) listen on ports of their own, started after it and stopped before it.
@@ -935,7 +946,8 @@ async def serve(
     ``after_start`` runs once every listener is open (a cluster process takes its partitions
     there); ``before_stop`` runs first at shutdown, while every listener still answers (a cluster
     process hands its partitions over there, forwarding their requests to the new owners).
-    ``front`` makes the servers (``HttpServer``, or a fallback of ``router.fronts``)."""
+    ``front`` makes the servers (``HttpServer``, or a fallback of ``router.fronts``);
+    ``reuse_port``: ``app``'s listener shares its port with other processes (``SO_REUSEPORT``)."""
     servers: list[Front] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -951,6 +963,7 @@ async def serve(
                 max_connections=max_connections,
                 max_buffered=max_buffered,
                 tls=tls if one_app is app else None,
+                **({"reuse_port": True} if reuse_port and one_app is app else {}),
             )
             for host_port in await server.start(one_host, one_port):
                 log.info("listening on %s://%s:%d", server.scheme, *host_port)
@@ -992,6 +1005,7 @@ def run(
     tls: ssl.SSLContext | None = None,
     listeners: list[Any] | None = None,
     front: Callable[..., Front] = HttpServer,
+    reuse_port: bool = False,
 ) -> None:
     """``serve`` on uvloop when it is installed, else on asyncio's own loop."""
     main = serve(
@@ -1009,6 +1023,7 @@ def run(
         tls=tls,
         listeners=listeners,
         front=front,
+        reuse_port=reuse_port,
     )
     try:
         import uvloop

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -15,6 +16,7 @@ from voedger.router.bus_endpoint import BusEndpoint
 from voedger.router.cluster import LeaseRoutes
 from voedger.router.local import LocalTransport
 from voedger.router.owner import Owner
+from voedger.router.readers import ReaderRoutes
 from voedger.router.transport import Routes
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
@@ -42,13 +44,16 @@ def make_asgi(
     wrap_routes: Callable[[VVM, Routes], Routes] | None = None,
     started: Hook | None = None,
     stopping: Hook | None = None,
+    readers: Sequence[str] = (),
 ) -> tuple[FastPath, VVM]:
     """An ASGI app whose lifespan starts the VVM and stops it (draining commands) at shutdown.
 
     Its own cluster's partitions are served in process; once started, it also serves requests
     that other processes of the cluster forward to it with the cluster secret from storage.
     A federation wraps the cluster's routes (``wrap_routes``) and starts and stops its own parts
-    once the VVM runs (``started``) and before it stops (``stopping``)."""
+    once the VVM runs (``started``) and before it stops (``stopping``). ``readers``: the internal
+    addresses of the reader processes beside this one (``--processes``), told of the views that
+    change here as the processes of a cluster are."""
     vvm = VVM(config)
     owner = Owner(vvm)
     routes: Routes = LeaseRoutes(vvm, LocalTransport(vvm, owner))
@@ -71,6 +76,10 @@ def make_asgi(
         if vvm.ownership is not None:  # views change in the partitions' owners: tell the others
             vvm.n10n.peers = cluster_routes.peer_addresses
             vvm.n10n.sender = cluster_routes.notify_peer
+        elif readers:
+            reader_list = list(readers)
+            vvm.n10n.peers = lambda: reader_list
+            vvm.n10n.sender = cluster_routes.notify_peer
         settle_heap()
         log.info("serving %s", ", ".join(sorted(vvm.apps)))
         try:
@@ -85,3 +94,59 @@ def make_asgi(
 
     app.app.router.lifespan_context = lifespan
     return app, vvm
+
+
+def make_reader_asgi(config: ServerConfig, writer_url: str) -> tuple[FastPath, VVM]:
+    """The ASGI app of a reader process (``config.reader``): reads served from the SQLite files
+    read-only, everything else sent to the writer at ``writer_url`` (``router.readers``). It takes
+    the notifications the writer sends (``POST /_cluster/n10n``) for its own subscribers."""
+    vvm = VVM(config)
+    owner = Owner(vvm)
+    routes = ReaderRoutes(vvm, LocalTransport(vvm, owner), writer_url)
+    app = build_app(vvm, routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await vvm.start()
+        assert vvm.provider is not None
+        secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
+        routes.secret = secret
+        app.bus = BusEndpoint(owner, secret, notifications=vvm.n10n)
+        settle_heap()
+        log.info("serving reads of %s; the rest goes to %s", ", ".join(sorted(vvm.apps)), writer_url)
+        try:
+            yield
+        finally:
+            vvm.n10n.broker.shut()
+            await app.router.routes.aclose()
+            await vvm.stop()
+            log.info("stopped")
+
+    app.app.router.lifespan_context = lifespan
+    return app, vvm
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Scope]]
+Send = Callable[[Scope], Awaitable[None]]
+
+
+def without_lifespan(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]],
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """``app`` for a second listener of the same process (the internal port of ``--processes``):
+    its requests go to ``app``, whose lifespan the first listener runs; this one's is a no-op."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return asgi

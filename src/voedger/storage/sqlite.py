@@ -48,6 +48,7 @@ from voedger.storage.errors import (
     StorageLockedError,
     StorageUnavailableError,
 )
+from voedger.storage.snapshot import ReadScope, current_scope
 
 SQLITE_CAPABILITIES = Capabilities(name="sqlite", manual_clock=True, persistent=True)
 
@@ -86,7 +87,16 @@ checkpointer that falls behind (SQLite's default is 1,000 pages, checkpointed in
 writer's commit, which stalled every commit queued behind it)."""
 
 
-def _connect(path: Path, autocheckpoint: int | None = None) -> sqlite3.Connection:
+def _connect(path: Path, autocheckpoint: int | None = None, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        # Another process writes the file (see ``SQLiteStorageFactory``): opened read-only, it
+        # reads the WAL that process keeps, and can change nothing.
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        conn.execute("PRAGMA cache_size=-16384")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -278,16 +288,43 @@ def _live_value(row: tuple[bytes, int] | None, now_ms: int) -> bytes | None:
     return None if exp and exp <= now_ms else value
 
 
+class _NoWriter:
+    """The writer of a storage opened read-only: every write fails, nothing is written."""
+
+    commits = 0
+
+    def __init__(self, path: Path) -> None:
+        self._name = path.name
+
+    def submit(self, op: _WriteOp) -> asyncio.Future[Any]:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_exception(
+            StorageError(f"storage {self._name} is open read-only here: writes go to its server process")
+        )
+        return done
+
+    def stop(self) -> None:
+        pass
+
+
 class SQLiteAppStorage(AppStorage):
     capabilities = SQLITE_CAPABILITIES
 
-    def __init__(self, path: Path, clock: Clock, readers: ThreadPoolExecutor) -> None:
+    def __init__(self, path: Path, clock: Clock, readers: ThreadPoolExecutor, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._clock = clock
         self._readers = readers
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        self._snapshot_conns: list[sqlite3.Connection] = []
+        """Idle connections for read transactions (``read_snapshot``)."""
+        self.writer: _Writer | _NoWriter
+        self._checkpointer: _Checkpointer | None = None
+        if read_only:
+            self.writer = _NoWriter(path)
+            return
         conn = _connect(path)
         conn.execute(_SCHEMA)
         conn.close()
@@ -297,12 +334,14 @@ class SQLiteAppStorage(AppStorage):
         self._checkpointer.start()
 
     def close(self) -> None:
-        self._checkpointer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.writer.stop()
         with self._reader_lock:
-            for conn in self._reader_conns:
+            for conn in self._reader_conns + self._snapshot_conns:
                 conn.close()
             self._reader_conns.clear()
+            self._snapshot_conns.clear()
 
     def _now_ms(self) -> int:
         return int(self._clock.now() * 1000)
@@ -313,17 +352,49 @@ class SQLiteAppStorage(AppStorage):
     # --- reads ---------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
+        scope = current_scope()
+        if scope is not None:
+            return self._in_snapshot(scope)
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = _connect(self.path, read_only=self.read_only)
             self._local.conn = conn
             with self._reader_lock:
                 self._reader_conns.append(conn)
         return conn
 
+    def _in_snapshot(self, scope: ReadScope) -> sqlite3.Connection:
+        """The connection of this storage's read transaction in ``scope``, begun on first use:
+        every read of the scope sees the same snapshot of whole transactions."""
+        held = scope.held.get(self)
+        if held is not None:
+            return held  # type: ignore[return-value]
+        with self._reader_lock:
+            conn = self._snapshot_conns.pop() if self._snapshot_conns else None
+        if conn is None:
+            conn = _connect(self.path, read_only=self.read_only)
+        conn.execute("BEGIN")
+        scope.held[self] = conn
+        scope.ends.append(partial(self._end_snapshot, conn))
+        return conn
+
+    def _end_snapshot(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.warning("%s: ending a read transaction failed: %s", self.path.name, exc)
+            conn.close()
+            return
+        with self._reader_lock:
+            self._snapshot_conns.append(conn)
+
     async def _in_reader(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         loop = asyncio.get_running_loop()
+        scope = current_scope()
         try:
+            if scope is not None:  # the scope's connection, on a reader thread, in the scope's transaction
+                conn = self._in_snapshot(scope)
+                return await loop.run_in_executor(self._readers, fn, conn)
             return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite read failed: {exc}") from exc
@@ -593,12 +664,17 @@ class DirectoryLock:
 
 
 class SQLiteStorageFactory(AppStorageFactory):
-    """Storages as ``<dir>/<safe_name>.db`` files."""
+    """Storages as ``<dir>/<safe_name>.db`` files.
+
+    ``read_only``: for the reader processes of a server (``voedger server --processes``), which
+    serve reads beside the process that holds the directory: they take no lock, create nothing,
+    open the files read-only, and every write fails."""
 
     capabilities = SQLITE_CAPABILITIES
 
-    def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, directory: Path, clock: Clock = SYSTEM_CLOCK, read_only: bool = False) -> None:
         self.directory = directory
+        self.read_only = read_only
         self._clock = clock
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqlite-reader")
         self._open: dict[str, SQLiteAppStorage] = {}
@@ -606,7 +682,10 @@ class SQLiteStorageFactory(AppStorageFactory):
 
     async def take(self) -> None:
         """Take the directory for this server process (see :class:`DirectoryLock`), private to
-        its user (see :func:`secure_data_dir`)."""
+        its user (see :func:`secure_data_dir`). A read-only factory takes nothing: the directory
+        is its writer's."""
+        if self.read_only:
+            return
         self._lock.acquire()
         try:
             await asyncio.to_thread(secure_data_dir, self.directory)
@@ -621,6 +700,8 @@ class SQLiteStorageFactory(AppStorageFactory):
         path = self._path(safe_name)
         if path.exists():
             raise StorageAlreadyExistsError(f"storage {safe_name!r} already exists at {path.name}")
+        if self.read_only:
+            raise StorageDoesNotExistError(f"storage {safe_name!r} does not exist, and a read-only server creates none")
         await asyncio.to_thread(self._create, path)
 
     @staticmethod
@@ -638,7 +719,7 @@ class SQLiteStorageFactory(AppStorageFactory):
         path = self._path(safe_name)
         if not path.exists():
             raise StorageDoesNotExistError(f"storage {safe_name!r} does not exist")
-        storage = await asyncio.to_thread(SQLiteAppStorage, path, self._clock, self._readers)
+        storage = await asyncio.to_thread(SQLiteAppStorage, path, self._clock, self._readers, self.read_only)
         self._open[safe_name] = storage
         return storage
 
@@ -647,4 +728,5 @@ class SQLiteStorageFactory(AppStorageFactory):
             await asyncio.to_thread(storage.close)
         self._open.clear()
         self._readers.shutdown(wait=True)
-        self._lock.release()
+        if not self.read_only:
+            self._lock.release()

@@ -120,6 +120,12 @@ class ServerConfig:
     """Seconds between the heartbeats of channels subscribed to ``sys.Heartbeat30``."""
     blob_max_size: int = DEFAULT_MAX_SIZE
     """Bytes a BLOB may have (Voedger's ``BLOBMaxSize``, 20 MiB); a larger upload answers 413."""
+    reader: bool = False
+    """A reader process of ``voedger server --processes`` (embedded SQLite only): the storage is
+    opened read-only beside the process that writes it, which must have started it; no partition
+    runs here, nothing is written; the applications, keys and deployed versions are read from
+    storage (and read again as they change), and the router sends here only the reads it may
+    serve (``router.readers``)."""
 
 
 @dataclass
@@ -200,7 +206,11 @@ class VVM:
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.provider = open_storage(self.config.storage_url, self.config.clock)
+        reader = self.config.reader
+        if reader:
+            self.provider = open_storage(self.config.storage_url, self.config.clock, read_only=True)
+        else:
+            self.provider = open_storage(self.config.storage_url, self.config.clock)
         await self.provider.open(server=True)
         self.n10n.broker.start()
         vvm_storage = await self.provider.app_storage(VVM_APP)
@@ -249,12 +259,12 @@ class VVM:
         self.services = services
         self.vvm_storage = vvm_storage
         for image in images:
-            if image.name not in (CLUSTER_APP, REGISTRY_APP):
+            if image.name not in (CLUSTER_APP, REGISTRY_APP) and not reader:
                 await self._check_schema(vvm_storage, image)
         for image in images:
             bind_services(image.appdef, services)  # token issuing for sign-in and refresh
             await self._deploy(image)
-        if cluster or self.config.federated:
+        if cluster or self.config.federated or reader:
             # Keys another process of the cluster (or `voedger keys`) rotates reach this one
             # within seconds, and a federated one publishes them in the directory.
             self.key_reloads = asyncio.create_task(keys.run_reloads(), name="key-reloads")
@@ -263,6 +273,8 @@ class VVM:
             self.ownership = Ownership(store, self.config.advertise, self)
             if not self.config.join_later:
                 await self.ownership.start()
+            self.version_watch = asyncio.create_task(self._watch_versions(), name="deployed-versions")
+        elif reader:  # the writer deploys; a reader serves what it deployed, and runs no partition
             self.version_watch = asyncio.create_task(self._watch_versions(), name="deployed-versions")
         else:
             # Every partition recovers and takes commands before any projector, job or bootstrap
@@ -834,7 +846,7 @@ class VVM:
                 await asyncio.gather(*(self._stop_partition((image.name, pid), lost=False) for pid in pids))
                 await old.actualizers.stop()
                 unbind_services(old.image.appdef)
-            elif self.ownership is None:
+            elif self.ownership is None and not self.config.reader:
                 pids = list(range(image.num_partitions))
             if self.services is not None:
                 bind_services(image.appdef, self.services)
