@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from voedger.appdef import AppDef, QName, TypeKind, qname
+from voedger.appdef import AppDef, ExtensionEngine, QName, TypeKind, qname
 
 __all__ = [
     "ExtensionLoadError",
@@ -253,8 +253,9 @@ def check_extensions(app: AppDef, impls: Registry) -> list[str]:
     mismatch (empty when they agree).
 
     Every extension of an application package needs an implementation of the same kind, whatever
-    its declared engine (BUILTIN and WASM extensions are both Python modules here). Extensions of
-    the sys package are the platform's: an application may not implement them.
+    its declared engine: a WASM extension is an export of its package's ``pkg.wasm``
+    (``voedger.wasm.add_wasm_extensions`` registers those first) or, without one, Python.
+    Extensions of the sys package are the platform's: an application may not implement them.
     """
     problems: list[str] = []
     for ext in app.extensions():
@@ -267,7 +268,12 @@ def check_extensions(app: AppDef, impls: Registry) -> list[str]:
                     f"but the application implements it too: {impl.where}"
                 )
             continue
-        if impl is None:
+        if impl is None and ext.engine is ExtensionEngine.WASM:
+            problems.append(
+                f"{ext.qname}: {word} declared in EXTENSION ENGINE WASM has no implementation: "
+                f"neither a pkg.wasm in its package's folder nor Python"
+            )
+        elif impl is None:
             problems.append(f"{ext.qname}: {word} declared in VSQL has no Python implementation")
         elif impl.kind is not ext.kind:
             problems.append(

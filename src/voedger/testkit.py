@@ -70,6 +70,7 @@ from voedger.structs.views import Row, get_row, put_row, read_rows
 from voedger.structs.wsid import FIRST_BASE_USER_WSID, MAIN_CLUSTER_ID, app_wsid, new_wsid
 from voedger.syserror import SysError
 from voedger.vsql.loader import external_packages, load_app_packages
+from voedger.wasm import add_wasm_extensions, package_folders
 
 __all__ = ["CommandOutcome", "ExtensionTestKit", "Outcome"]
 
@@ -142,7 +143,13 @@ class ExtensionTestKit:
             packages = load_app_packages(app)
             appdef = compile_packages(packages)
             external = [folder for _, folder in external_packages(app, packages)]
-            registry = impls if impls is not None else load_extensions(Path(app), external)
+            if impls is not None:
+                registry = impls
+            else:
+                registry = load_extensions(Path(app), external)
+                problems = add_wasm_extensions(appdef, package_folders(packages), registry)
+                if problems:
+                    raise ValueError("the application's WASM extensions cannot run:\n" + "\n".join(problems))
         self.clock = clock or ManualClock()
         self.wsid = wsid
         self.runtime = AppRuntime(

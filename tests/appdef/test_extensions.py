@@ -122,7 +122,8 @@ class TestCheckExtensions:
         reg._impls.pop(QName("app", "Proj"))
         reg._impls.pop(QName("app", "Nightly"))
         assert check_extensions(app, reg) == [
-            "app.Nightly: job declared in VSQL has no Python implementation",
+            "app.Nightly: job declared in EXTENSION ENGINE WASM has no implementation: "
+            "neither a pkg.wasm in its package's folder nor Python",
             "app.Proj: projector declared in VSQL has no Python implementation",
         ]
 

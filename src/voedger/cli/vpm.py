@@ -26,12 +26,13 @@ from voedger.extensions import check_extensions, load_extensions
 from voedger.vsql.errors import VSQLError
 from voedger.vsql.loader import MAPPING_FILE, external_packages, installed_packages, load_app_packages, read_config
 from voedger.vvm.image import IMAGE_FORMAT, IMAGE_MANIFEST
+from voedger.wasm import add_wasm_extensions, package_folders
 
 __all__ = ["BASELINE_FILE", "BASELINE_FORMAT", "main"]
 
 BASELINE_FILE: Final = "baseline.json"
 BASELINE_FORMAT: Final = "voedger-baseline/1"
-_IMAGE_SUFFIXES: Final = (".vsql", ".sql", ".py", ".json")
+_IMAGE_SUFFIXES: Final = (".vsql", ".sql", ".py", ".json", ".wasm")
 _IMAGE_PACKAGES: Final = "pkg"
 """Where an image keeps the packages the application imports from outside its folder."""
 
@@ -222,7 +223,8 @@ def build(ctx: click.Context, output: str | None, change_dir: Path | None) -> No
         impls = load_extensions(app_dir, [folder for _, folder in external])
     except Exception as e:  # the application's own code failed to import: report, do not crash
         _fail(f"cannot load the application's Python modules: {type(e).__name__}: {e}")
-    problems = check_extensions(app, impls)
+    problems = add_wasm_extensions(app, package_folders(packages), impls)
+    problems += check_extensions(app, impls)
     if problems:
         _fail([*problems, f"{len(problems)} mismatch(es) between schema and extensions"])
     target = Path(output) if output else Path.cwd() / f"{app.name}.var"

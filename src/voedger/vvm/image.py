@@ -20,6 +20,7 @@ from voedger.blobs.keys import TEMPLATE_BLOB
 from voedger.extensions import Registry, check_extensions, load_extensions
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAX_NUM_APP_WORKSPACES
 from voedger.vsql.loader import external_packages, load_app_packages
+from voedger.wasm import add_wasm_extensions, package_folders
 
 APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z][A-Za-z0-9_-]*")
 MAX_PARTITIONS = 0xFFFF
@@ -67,7 +68,8 @@ def load_image(name: str, directory: Path | str) -> AppImage:
         impls = load_extensions(root, [folder for _, folder in external_packages(root, packages)])
     except Exception as exc:
         raise ImageError(f"application {name}: its Python modules fail to load: {type(exc).__name__}: {exc}") from exc
-    problems = check_extensions(appdef, impls)
+    problems = add_wasm_extensions(appdef, package_folders(packages), impls)
+    problems += check_extensions(appdef, impls)
     if problems:
         raise ImageError(f"application {name}: schema and code do not match:\n" + "\n".join(problems))
     parts, app_ws = _descriptor(name, root)
