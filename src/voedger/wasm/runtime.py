@@ -129,7 +129,7 @@ class WasmModule:
             inst = self._idle.pop() if self._idle else None
         if inst is None:
             inst = _Instance(self.module, limits)
-        inst.run(export, host, limits.fuel)  # raises: the instance is not given back
+        inst.run(export, host, limits)  # raises: the instance is not given back
         with self._idle_lock:
             if len(self._idle) < limits.idle_instances:
                 self._idle.append(inst)
@@ -168,7 +168,7 @@ class _Instance:
         except WasmFailure:
             raise
         except Exception as exc:
-            raise self._failure(exc, "its initialisation", limits.fuel) from None
+            raise self._failure(exc, "while initialising", limits) from None
 
     def _define(
         self, linker: wasmtime.Linker, name: str, params: list[Any], results: list[Any], func: Callable[..., int]
@@ -180,33 +180,39 @@ class _Instance:
         if room > 0:
             self.stderr += data[:room]
 
-    def run(self, export: str, host: Host, fuel: int) -> None:
+    def run(self, export: str, host: Host, limits: WasmLimits) -> None:
         func = self.exports.get(export)
         if not isinstance(func, wasmtime.Func):
             raise WasmFailure(f"exports no function {export}")
         self.host, self.error = host, None
         self.stderr.clear()
-        self.store.set_fuel(fuel)
+        self.store.set_fuel(limits.fuel)
         try:
             func(self.store)
         except BaseException as exc:
             if self.error is not None:  # a host call refused: its own error (a SysError keeps its status)
                 raise self.error from None
-            raise self._failure(exc, export, fuel) from None
+            raise self._failure(exc, "", limits) from None
         finally:
             self.host = None
 
-    def _failure(self, exc: BaseException, what: str, fuel: int) -> WasmFailure:
+    def _failure(self, exc: BaseException, what: str, limits: WasmLimits) -> WasmFailure:
+        """Why the guest failed, in a sentence; ``what`` is empty for a call, or says the stage."""
         if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
-            return WasmFailure(f"{what} ran out of fuel (the limit is {fuel:,} per call): an endless loop?")
-        said = self._said()
-        if isinstance(exc, wasmtime.ExitTrap):
-            return WasmFailure(f"{what} exited with code {exc.code}" + (f": {said}" if said else ""))
-        if said:
-            return WasmFailure(f"{what} failed: {said}")
-        if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
-            return WasmFailure(f"{what} trapped: {_trap_reason(str(exc))}")
-        return WasmFailure(f"{what} failed: {type(exc).__name__}: {exc}")
+            text = f"ran out of fuel (the limit is {limits.fuel:,} instructions a call): an endless loop?"
+        else:
+            said = self._said()
+            if "out of memory" in said:
+                said += f" (the limit is {limits.memory >> 20} MiB)"
+            if isinstance(exc, wasmtime.ExitTrap):
+                text = f"exited with code {exc.code}" + (f": {said}" if said else "")
+            elif said:
+                text = said
+            elif isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+                text = f"trapped: {_trap_reason(str(exc))}"
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+        return WasmFailure(f"{what}: {text}" if what else text)
 
     def _said(self) -> str:
         """The guest's last words: Go's ``panic: ...`` or ``fatal error: ...`` line, if any."""

@@ -1,0 +1,162 @@
+"""WASM extensions built from Go in the tests: the example of docs/extensions.md ("WASM
+extensions") and a sandbox package whose extensions misbehave. Each module is built once per
+session with the Go toolchain (standard library only, no module download)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "extensions.md"
+GO_MIN = (1, 24)
+"""``//go:wasmexport`` (functions a host calls) arrived in Go 1.24."""
+
+SANDBOX_VSQL = """\
+APPLICATION sandbox();
+WORKSPACE SandboxWS (
+    DESCRIPTOR SandboxDesc (Name varchar);
+    TABLE Secret INHERITS sys.CDoc (Note varchar);
+    TYPE Pong (Pong int32 NOT NULL);
+    EXTENSION ENGINE WASM (
+        COMMAND Spin();
+        COMMAND Hog();
+        COMMAND Boom();
+        COMMAND Sneak();
+        COMMAND Garble();
+        COMMAND Ping() RETURNS Pong;
+    );
+);
+"""
+
+SANDBOX_GO = """\
+package main
+
+import "unsafe"
+
+//go:wasmimport voedger intent
+func hostIntent(req unsafe.Pointer, reqLen uint32) int64
+
+func main() {}
+
+func intent(req string) int64 {
+	r := []byte(req)
+	return hostIntent(unsafe.Pointer(&r[0]), uint32(len(r)))
+}
+
+var kept [][]byte
+var spins int
+
+//go:wasmexport Spin
+func spin() {
+	for {
+		spins++
+	}
+}
+
+//go:wasmexport Hog
+func hog() {
+	for {
+		kept = append(kept, make([]byte, 1<<20))
+	}
+}
+
+//go:wasmexport Boom
+func boom() { panic("the shelf collapsed") }
+
+// Sneak writes a table its INTENTS do not declare.
+//
+//go:wasmexport Sneak
+func sneak() { intent(`{"insert": "sandbox.Secret", "fields": {"Note": "psst"}}`) }
+
+//go:wasmexport Garble
+func garble() { intent(`{"result": `) }
+
+//go:wasmexport Ping
+func ping() { intent(`{"result": {"Pong": 1}}`) }
+"""
+
+
+def doc_block(tag: str) -> str:
+    found = re.findall(rf"```{tag}\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(found) == 1, tag
+    return str(found[0])
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("the Go toolchain (go 1.24 or later) is not installed: it builds the WASM extensions of these tests")
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
+    m = re.match(r"go(\d+)\.(\d+)", out)
+    if m is None or (int(m[1]), int(m[2])) < GO_MIN:
+        pytest.skip(f"Go {out} cannot export functions to WASM (go:wasmexport needs Go 1.24)")
+    return go
+
+
+def build_go(source: str, folder: Path) -> Path:
+    """Build ``source`` (one ``main.go``) into ``folder/pkg.wasm``, a WASI reactor."""
+    go = _go()
+    src = folder / "src"
+    src.mkdir(parents=True)
+    (src / "go.mod").write_text("module ext\n\ngo 1.24\n")
+    (src / "main.go").write_text(source)
+    env = {
+        **os.environ,
+        "GOOS": "wasip1",
+        "GOARCH": "wasm",
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOFLAGS": "-mod=mod",
+    }
+    if "GOCACHE" not in env and "HOME" not in env:
+        env["GOCACHE"] = str(folder / "gocache")
+    target = folder / "pkg.wasm"
+    done = subprocess.run(
+        [go, "build", "-buildmode=c-shared", "-o", str(target), "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"go build failed:\n{done.stderr}"
+    return target
+
+
+@pytest.fixture(scope="session")
+def shelf_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pkg.wasm of the guide's example, built from the guide's Go."""
+    return build_go(doc_block("go"), tmp_path_factory.mktemp("shelf-wasm"))
+
+
+@pytest.fixture(scope="session")
+def sandbox_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_go(SANDBOX_GO, tmp_path_factory.mktemp("sandbox-wasm"))
+
+
+def make_app(parent: Path, name: str, vsql: str, wasm: Path | bytes | None) -> Path:
+    """An application folder ``parent/name`` with ``app.vsql`` and, if given, ``pkg.wasm``."""
+    app = parent / name
+    app.mkdir()
+    (app / "app.vsql").write_text(vsql)
+    if isinstance(wasm, Path):
+        shutil.copyfile(wasm, app / "pkg.wasm")
+    elif wasm is not None:
+        (app / "pkg.wasm").write_bytes(wasm)
+    return app
+
+
+@pytest.fixture
+def shelf_app(tmp_path: Path, shelf_wasm: Path) -> Path:
+    return make_app(tmp_path, "shelf", doc_block("vsql wasm"), shelf_wasm)
+
+
+@pytest.fixture
+def sandbox_app(tmp_path: Path, sandbox_wasm: Path) -> Path:
+    return make_app(tmp_path, "sandbox", SANDBOX_VSQL, sandbox_wasm)

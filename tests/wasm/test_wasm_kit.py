@@ -1,0 +1,81 @@
+"""WASM extensions in the test kit (the server's command pipeline over mem storage): the guide's
+example as a command and a SYNC projector, and the sandbox's misbehaving extensions, each
+stopped with a 500 that says why while the next call runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from voedger.syserror import SysError
+from voedger.testkit import ExtensionTestKit
+
+
+def test_the_guide_example_runs_as_command_and_projector(shelf_app: Path) -> None:
+    async def steps() -> None:
+        kit = ExtensionTestKit(shelf_app, sync_projectors=True)
+        impl = kit.runtime.impls.get("shelf.Lend")
+        assert impl is not None and impl.where == "shelf/pkg.wasm:Lend"
+        out = await kit.run_command("shelf.AddBook", args={"Title": "Dune", "Genre": "sf", "Copies": 2})
+        [book] = [c.id for c in out.event.cuds if c.qname == "shelf.Book"]
+        dune = await kit.record(book)
+        assert dune is not None and (dune["Title"], dune["Copies"]) == ("Dune", 2)
+        await kit.run_command("shelf.AddBook", args={"Title": "Solaris", "Genre": "sf", "Copies": 1})
+        assert await kit.view_rows("shelf.Stock", Part=0) == [
+            {"sys.QName": "shelf.Stock", "Part": 0, "Genre": "sf", "Books": 2, "Copies": 3}
+        ]
+        lent = await kit.run_command("shelf.Lend", args={"Book": book})
+        assert lent.result is not None and lent.result["Left"] == 1
+        dune = await kit.record(book)
+        assert dune is not None and dune["Copies"] == 1
+        await kit.run_command("shelf.Lend", args={"Book": book})
+        with pytest.raises(SysError) as refused:
+            await kit.run_command("shelf.Lend", args={"Book": book})
+        assert (refused.value.status, refused.value.message) == (409, "every copy of Dune is lent")
+        with pytest.raises(SysError) as missing:
+            await kit.run_command("shelf.Lend", args={"Book": 999999})
+        assert missing.value.status in (400, 404)
+
+    asyncio.run(steps())
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("sandbox.Spin", "failed: ran out of fuel (the limit is 1,000,000,000 instructions a call)"),
+        ("sandbox.Hog", "failed: fatal error: out of memory (the limit is 64 MiB)"),
+        ("sandbox.Boom", "panic: the shelf collapsed"),
+    ],
+)
+def test_a_failing_guest_answers_500_and_the_next_call_runs(sandbox_app: Path, command: str, says: str) -> None:
+    async def steps() -> None:
+        kit = ExtensionTestKit(sandbox_app)
+        with pytest.raises(SysError) as failed:
+            await kit.run_command(command)
+        assert failed.value.status == 500
+        assert failed.value.message.startswith(f"extension {command} (sandbox/pkg.wasm) failed: ")
+        assert says in failed.value.message, failed.value.message
+        for _ in range(2):  # a fresh instance, then the pooled one
+            ok = await kit.run_command("sandbox.Ping")
+            assert ok.result is not None and ok.result["Pong"] == 1
+
+    asyncio.run(steps())
+
+
+def test_host_calls_are_checked_as_python_ones_are(sandbox_app: Path) -> None:
+    async def steps() -> None:
+        kit = ExtensionTestKit(sandbox_app)
+        with pytest.raises(SysError) as sneak:
+            await kit.run_command("sandbox.Sneak")
+        assert sneak.value.status == 500 and "sys.Record" in sneak.value.message, sneak.value.message
+        assert "sandbox.Secret" in sneak.value.message
+        with pytest.raises(SysError) as garble:
+            await kit.run_command("sandbox.Garble")
+        assert garble.value.status == 500
+        assert "sandbox.Garble: the intent request is not JSON" in garble.value.message, garble.value.message
+        ok = await kit.run_command("sandbox.Ping")
+        assert ok.result is not None
+
+    asyncio.run(steps())
