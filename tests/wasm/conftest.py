@@ -90,7 +90,9 @@ def doc_block(tag: str) -> str:
 def _go() -> str:
     go = shutil.which("go")
     if go is None:
-        pytest.skip("the Go toolchain (go 1.24 or later) is not installed: it builds the WASM extensions of these tests")
+        pytest.skip(
+            "the Go toolchain (go 1.24 or later) is not installed: it builds the WASM extensions of these tests"
+        )
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
     m = re.match(r"go(\d+)\.(\d+)", out)
     if m is None or (int(m[1]), int(m[2])) < GO_MIN:
