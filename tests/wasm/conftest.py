@@ -145,7 +145,7 @@ def sandbox_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_app(parent: Path, name: str, vsql: str, wasm: Path | bytes | None) -> Path:
     """An application folder ``parent/name`` with ``app.vsql`` and, if given, ``pkg.wasm``."""
     app = parent / name
-    app.mkdir()
+    app.mkdir(parents=True)
     (app / "app.vsql").write_text(vsql)
     if isinstance(wasm, Path):
         shutil.copyfile(wasm, app / "pkg.wasm")
