@@ -49,6 +49,8 @@ class CallHost:
         self._intents = intents
         self._loop = loop
         self._input: bytes | None = None
+        self._records: dict[int, Any] = {}
+        """Records this call read, by ID: an update of one needs no second read."""
 
     def _wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_READ_TIMEOUT)
@@ -83,7 +85,10 @@ class CallHost:
     def read(self, request: bytes) -> bytes:
         req = self._request(request, "read")
         if "record" in req:
-            found: Any = self._wait(self._state.record(self._field(req, "record", int, "read")))
+            record_id = self._field(req, "record", int, "read")
+            found: Any = self._wait(self._state.record(record_id))
+            if found is not None:
+                self._records[record_id] = found
         elif "singleton" in req:
             found = self._wait(self._state.singleton(self._field(req, "singleton", str, "read")))
         elif "view" in req:
@@ -102,7 +107,9 @@ class CallHost:
             return intents.insert(self._field(req, "insert", str, "insert"), **self._fields(req))
         if "update" in req:
             record_id = self._field(req, "update", int, "update")
-            record = self._wait(self._state.record(record_id))
+            record = self._records.get(record_id)
+            if record is None:
+                record = self._wait(self._state.record(record_id))
             if record is None:
                 raise SysError(404, f"{self._ext.qname}: no record {record_id} to update")
             intents.update(record, **self._fields(req))
