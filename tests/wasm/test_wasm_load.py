@@ -76,6 +76,10 @@ def test_an_extension_implemented_twice_is_refused(tmp_path: Path) -> None:
             wat(f'(module (import "voedger" "delete_all" (func)) {MEMORY} {BOTH})'),
             "tiny/pkg.wasm imports voedger.delete_all, which the platform does not offer",
         ),
+        (  # a module of Voedger's exttinygo SDK
+            wat(f'(module (import "env" "hostGetKey" (func (param i32 i32 i32 i32) (result i64))) {MEMORY} {BOTH})'),
+            "tiny/pkg.wasm imports env.hostGetKey, which the platform does not offer (it offers voedger.input",
+        ),
     ],
 )
 def test_a_module_the_engine_cannot_run_is_refused(tmp_path: Path, module: bytes, says: str) -> None:

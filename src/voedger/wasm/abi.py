@@ -25,6 +25,8 @@ from typing import Final
 WASM_FILE: Final = "pkg.wasm"
 """The module of a package: beside its ``.vsql`` files."""
 HOST_MODULE: Final = "voedger"
+WASI_MODULE: Final = "wasi_snapshot_preview1"
+"""WASI preview 1 is offered too (a guest's stdout and stderr are kept to explain a failure)."""
 IMPORT_INPUT: Final = "input"
 IMPORT_READ: Final = "read"
 IMPORT_INTENT: Final = "intent"

@@ -25,6 +25,7 @@ from voedger.wasm.abi import (
     MEMORY_EXPORT,
     RESERVED_EXPORTS,
     START_EXPORT,
+    WASI_MODULE,
 )
 
 __all__ = ["Host", "WasmFailure", "WasmLimits", "WasmModule", "compile_module"]
@@ -114,9 +115,18 @@ class WasmModule:
                 f"is a WASI command (it exports {START_EXPORT}): build a reactor, "
                 "e.g. GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared"
             )
-        for imp in self.module.imports:
-            if imp.module == HOST_MODULE and imp.name not in (IMPORT_INPUT, IMPORT_READ, IMPORT_INTENT):
-                out.append(f"imports {imp.module}.{imp.name}, which the platform does not offer")
+        foreign = sorted(
+            f"{imp.module}.{imp.name}"
+            for imp in self.module.imports
+            if imp.module != WASI_MODULE
+            and not (imp.module == HOST_MODULE and imp.name in (IMPORT_INPUT, IMPORT_READ, IMPORT_INTENT))
+        )
+        if foreign:
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            out.append(
+                f"imports {', '.join(foreign[:5])}{more}, which the platform does not offer "
+                f"(it offers {HOST_MODULE}.{IMPORT_INPUT}, .{IMPORT_READ}, .{IMPORT_INTENT} and WASI)"
+            )
         return out
 
     def extension_exports(self) -> list[str]:
