@@ -22,6 +22,8 @@ WORKSPACE SandboxWS (
     DESCRIPTOR SandboxDesc (Name varchar);
     TABLE Secret INHERITS sys.CDoc (Note varchar);
     TYPE Pong (Pong int32 NOT NULL);
+    VIEW Pings (Part int32 NOT NULL, Offset int64 NOT NULL, Pongs int32 NOT NULL, PRIMARY KEY ((Part), Offset))
+        AS RESULT OF Tally;
     EXTENSION ENGINE WASM (
         COMMAND Spin();
         COMMAND Hog();
@@ -29,6 +31,7 @@ WORKSPACE SandboxWS (
         COMMAND Sneak();
         COMMAND Garble();
         COMMAND Ping() RETURNS Pong;
+        PROJECTOR Tally AFTER EXECUTE ON Ping INTENTS(sys.View(Pings));
     );
 );
 """
@@ -36,7 +39,14 @@ WORKSPACE SandboxWS (
 SANDBOX_GO = """\
 package main
 
-import "unsafe"
+import (
+	"encoding/json"
+	"fmt"
+	"unsafe"
+)
+
+//go:wasmimport voedger input
+func hostInput(buf unsafe.Pointer, size uint32) uint32
 
 //go:wasmimport voedger intent
 func hostIntent(req unsafe.Pointer, reqLen uint32) int64
@@ -78,6 +88,19 @@ func garble() { intent(`{"result": `) }
 
 //go:wasmexport Ping
 func ping() { intent(`{"result": {"Pong": 1}}`) }
+
+// Tally, an async projector, counts the Pings by their WLog offset.
+//
+//go:wasmexport Tally
+func tally() {
+	buf := make([]byte, 4096)
+	n := hostInput(unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	var in struct{ Event struct{ WLogOffset int64 } }
+	if err := json.Unmarshal(buf[:n], &in); err != nil {
+		panic(err)
+	}
+	intent(fmt.Sprintf(`{"view": "sandbox.Pings", "row": {"Part": 0, "Offset": %d, "Pongs": 1}}`, in.Event.WLogOffset))
+}
 """
 
 

@@ -5,6 +5,7 @@ on."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,21 @@ async def test_a_loop_and_a_hog_answer_500_and_the_partition_goes_on(sandbox: ht
         assert says in error["Message"], error
         pong = ok(await sandbox.post(f"{v1}/c.sandbox.Ping", json={}))
         assert pong["Result"]["Pong"] == 1
-    v2 = f"/api/v2/apps/test/sandbox/workspaces/{WSID}/commands/sandbox.Spin"
-    r = await sandbox.post(v2, json={})
+    v2 = f"/api/v2/apps/test/sandbox/workspaces/{WSID}"
+    r = await sandbox.post(f"{v2}/commands/sandbox.Spin", json={})
     assert r.status_code == 500 and "ran out of fuel" in r.json()["message"], r.text
+
+
+async def test_an_async_wasm_projector_follows_the_log(sandbox: httpx.AsyncClient) -> None:
+    v2 = f"/api/v2/apps/test/sandbox/workspaces/{WSID}"
+    offsets = [ok(await sandbox.post(f"{v2}/commands/sandbox.Ping", json={}))["currentWLogOffset"] for _ in range(3)]
+    where = orjson.dumps({"Part": 0}).decode()
+
+    async def tallied() -> list[int]:
+        rows = ok(await sandbox.get(f"{v2}/views/sandbox.Pings", params={"where": where}))["results"]
+        return [r["Offset"] for r in rows]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while (seen := await tallied()) != offsets:
+        assert asyncio.get_running_loop().time() < deadline, f"the projector wrote {seen}, not {offsets}"
+        await asyncio.sleep(0.05)
