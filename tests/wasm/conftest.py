@@ -32,6 +32,7 @@ WORKSPACE SandboxWS (
         COMMAND Garble();
         COMMAND Ping() RETURNS Pong;
         PROJECTOR Tally AFTER EXECUTE ON Ping INTENTS(sys.View(Pings));
+        QUERY Echo(Pong) RETURNS Pong;
     );
 );
 """
@@ -88,6 +89,20 @@ func garble() { intent(`{"result": `) }
 
 //go:wasmexport Ping
 func ping() { intent(`{"result": {"Pong": 1}}`) }
+
+// Echo, a query, answers two rows: its argument and the next number.
+//
+//go:wasmexport Echo
+func echo() {
+	buf := make([]byte, 4096)
+	n := hostInput(unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	var in struct{ Args struct{ Pong int32 } }
+	if err := json.Unmarshal(buf[:n], &in); err != nil {
+		panic(err)
+	}
+	intent(fmt.Sprintf(`{"result": {"Pong": %d}}`, in.Args.Pong))
+	intent(fmt.Sprintf(`{"result": {"Pong": %d}}`, in.Args.Pong+1))
+}
 
 // Tally, an async projector, counts the Pings by their WLog offset.
 //

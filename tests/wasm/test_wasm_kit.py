@@ -46,7 +46,7 @@ def test_the_guide_example_runs_as_command_and_projector(shelf_app: Path) -> Non
     [
         ("sandbox.Spin", "failed: ran out of fuel (the limit is 1,000,000,000 instructions a call)"),
         ("sandbox.Hog", "failed: fatal error: out of memory (the limit is 64 MiB)"),
-        ("sandbox.Boom", "panic: the shelf collapsed"),
+        ("sandbox.Boom", "failed: panic: the shelf collapsed"),
     ],
 )
 def test_a_failing_guest_answers_500_and_the_next_call_runs(sandbox_app: Path, command: str, says: str) -> None:
@@ -77,5 +77,14 @@ def test_host_calls_are_checked_as_python_ones_are(sandbox_app: Path) -> None:
         assert "sandbox.Garble: the intent request is not JSON" in garble.value.message, garble.value.message
         ok = await kit.run_command("sandbox.Ping")
         assert ok.result is not None
+
+    asyncio.run(steps())
+
+
+def test_a_wasm_query_answers_its_rows(sandbox_app: Path) -> None:
+    async def steps() -> None:
+        kit = ExtensionTestKit(sandbox_app)
+        rows = await kit.run_query("sandbox.Echo", args={"Pong": 41})
+        assert [r["Pong"] for r in rows] == [41, 42]
 
     asyncio.run(steps())
