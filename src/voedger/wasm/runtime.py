@@ -200,7 +200,11 @@ class _Instance:
         try:
             func(self.store)
         except BaseException as exc:
-            if self.error is not None:  # a host call refused: its own error (a SysError keeps its status)
+            # A host call that refused left its own error here (a SysError keeps its status).
+            # wasmtime-py keeps a callback's exception in one global for the whole process, so
+            # when two calls fail at once the exception raised here may be the other one's:
+            # the error kept on the instance is the one to trust.
+            if self.error is not None:
                 raise self.error from None
             raise self._failure(exc, "", limits) from None
         finally:
