@@ -71,6 +71,9 @@ SYS_CUD = QName("sys", "CUD")
 SYS_INIT = QName("sys", "Init")
 CUD_COMMANDS = frozenset({SYS_CUD, SYS_INIT})
 CREATE_WORKSPACE = QName("sys", "CreateWorkspace")
+SYSTEM_ONLY = frozenset({QName("sys", "RenameQName")})
+"""Commands only the System may call, whatever the ACL says: Voedger grants c.sys.RenameQName
+to a workspace's owner, but it renames a QName of the whole application."""
 WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 SUBJECT_NAME = "sys.Subject"
@@ -290,6 +293,8 @@ class CommandPipeline:
     def authorize_and_rate(self, w: CommandWork) -> None:
         """May the principal execute the command here, and is it within its rates?"""
         self._authorize(w.ws_type, w.principal, OperationKind.Execute, w.cmd.qname)
+        if w.cmd.qname in SYSTEM_ONLY and not w.principal.is_system:
+            raise SysError(403, f"{w.cmd.qname} may be executed by the System only")
         limiter = self.app.limiter
         if limiter is not None and not w.principal.is_system:
             req = w.req
