@@ -220,6 +220,15 @@ async def test_data_is_read_under_the_new_names_after_a_redeploy(
     ]
     r = await env.client.get(f"{V2}/cdocs/cafe.Group", headers=env.owner())
     assert r.status_code == 200 and sorted(x["Name"] for x in r.json()["results"]) == ["drinks", "food"], r.text
+    # the workspace's events (the WLog), old and new, name the new table
+    args = {"From": 1, "Till": 20, "EventTypes": "all", "RangeUnit": "Offset"}
+    body = {"args": args, "elements": [{"fields": ["Event"]}]}
+    r = await env.client.post(f"{V1}/q.sys.Journal", json=body, headers=env.owner())
+    assert r.status_code == 200, r.text
+    events = [orjson.loads(e[0][0][0]) for e in r.json()["sections"][0]["elements"]]
+    tables = [c["sys.QName"] for e in events for c in e.get("cuds", [])]
+    assert tables.count("cafe.Group") == 2 and "cafe.GroupPart" in tables and "cafe.Bill" in tables, tables
+    assert not [t for t in tables if t in ("cafe.Category", "cafe.CategoryPart", "cafe.Tab")], tables
     # the view kept its rows: the projector went on counting from the old count
     assert await env.count("cafe.Tally") == 2
     # the unique, the singleton and references still know the old rows
@@ -278,4 +287,5 @@ async def test_refusals(cafe: tuple[Path, Cafe]) -> None:
     # what the table does not cover, and what is no QName
     v1_error(await env.rename("cafe.CountCategories", "cafe.Counter"), 400, "can not be renamed")
     v1_error(await env.rename("sys.WorkspaceDescriptor", "cafe.Descriptor"), 400, "sys package")
+    v1_error(await env.rename("cafe.CafeDesc", "cafe.Descriptor"), 400, "workspace descriptor")
     v1_error(await env.rename("cafe.Tab", "nodot"), 400, "can not rename QName")

@@ -11,6 +11,7 @@ import pytest
 from voedger.appdef import DataKind, Field, QName, View
 from voedger.storage.mem import MemStorageFactory
 from voedger.structs import qnames
+from voedger.structs.events import CUD, Event
 from voedger.structs.keycodec import encode_key
 from voedger.structs.keys import record_key, view_partition_key
 from voedger.structs.pending import Pending
@@ -62,8 +63,8 @@ async def test_the_table_is_kept_in_storage() -> None:
     assert (await qnames.read_table(storage))[1] == {"a.New": "a.Old"}
     with pytest.raises(RenameError, match="old not found"):
         await qnames.rename(storage, "a.Old", "a.New", declares("a.Old"))
-    names = await qnames.deploy(storage, declares("a.New"))
-    assert qnames.names_of(storage) is names and names.stored("a.New") == "a.Old"
+    names = in_use((await qnames.read_table(storage))[1], declares("a.New"))
+    assert names.stored("a.New") == "a.Old"
 
 
 TALLY = View(
@@ -83,10 +84,18 @@ async def test_rows_written_under_a_name_are_read_under_the_new_one() -> None:
     put_row(writes, TALLY, 1, {"Table": "a.Old", "ID": 5, "Record": {"sys.QName": "a.Old", "sys.ID": 5}})
     await storage.put_batch(writes.items())
 
-    qnames.bind(storage, StoredNames({"a.New": "a.Old", "a.Tally2": "a.Tally"}))
+    put_record(writes, 1, {"sys.ID": 7, "sys.QName": "a.Blob", "Owner": "a.Old"})
+    await storage.put_batch(writes.items())
+
+    qnames.bind(storage, StoredNames({"a.New": "a.Old", "a.Tally2": "a.Tally"}, {"a.Blob": ("Owner",)}))
     try:
         reader = Pending(storage)
         assert await get_record(reader, 1, 5) == {"sys.ID": 5, "sys.QName": "a.New", "Name": "x"}
+        # a QName field of a record holds the new name, and is stored as the old text
+        assert await get_record(reader, 1, 7) == {"sys.ID": 7, "sys.QName": "a.Blob", "Owner": "a.New"}
+        writes = Pending(storage)
+        put_record(writes, 1, {"sys.ID": 8, "sys.QName": "a.Blob", "Owner": "a.New"})
+        assert orjson.loads(writes.items()[0][2])["Owner"] == "a.Old"
         tally2 = View(
             qname=QName("a", "Tally2"),
             partition_key=TALLY.partition_key,
@@ -111,3 +120,19 @@ async def test_rows_written_under_a_name_are_read_under_the_new_one() -> None:
         assert len([c async for c, _ in storage.read(p_key)]) == 2
     finally:
         qnames.bind(storage, qnames.IDENTITY)
+
+
+def test_events_keep_the_stored_texts() -> None:
+    names = StoredNames({"a.New": "a.Old", "a.Tally2": "a.Tally"})
+    cud = CUD(True, 5, "a.New", {"Name": "x"})
+    extra = {"records": [{"sys.ID": 6, "sys.QName": "a.New"}], "views": [["a.Tally2", {"ID": 5}]]}
+    event = Event("a.Cmd", 1, 0, 1, 1, 0, cuds=(cud,), extra=extra)
+    plog, wlog = event.encode_both(names)
+    stored = orjson.loads(plog)
+    assert stored["cuds"][0]["sys.QName"] == "a.Old" and stored["sys.QName"] == "a.Cmd"
+    assert stored["extra"] == {"records": [{"sys.ID": 6, "sys.QName": "a.Old"}], "views": [["a.Tally", {"ID": 5}]]}
+    assert orjson.loads(wlog)["cuds"][0]["sys.QName"] == "a.Old" and "extra" not in orjson.loads(wlog)
+    assert event.extra == extra  # the event itself is left as it is
+    back = Event.decode(plog, names)
+    assert back.cuds == (cud,) and back.extra == extra
+    assert Event.decode(plog).cuds[0].qname == "a.Old"  # no table: the text as stored

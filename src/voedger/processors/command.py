@@ -60,6 +60,7 @@ from voedger.structs import ids
 from voedger.structs.events import CUD, Event
 from voedger.structs.logs import put_plog, put_wlog
 from voedger.structs.pending import Pending
+from voedger.structs.qnames import names_of
 from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.values import ValidationError, coerce
 from voedger.structs.views import get_row, put_row
@@ -509,7 +510,7 @@ class CommandPipeline:
         if len(records) > created:  # after-images of updates; a new record is its CUD
             event.extra["records"] = records[created:]
         event.extra["views"] = [[str(q), row] for q, row in w.views]
-        plog_data, wlog_data = event.encode_both()
+        plog_data, wlog_data = event.encode_both(names_of(writes.storage))
         put_plog(writes, event, plog_data)
         put_wlog(writes, event, wlog_data)
 

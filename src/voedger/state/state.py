@@ -244,8 +244,7 @@ class State:
         :class:`~voedger.structs.qnames.RenameError` for a rename the table refuses."""
         if not self._access.unrestricted:
             raise StateError(f"{self._access.who} may not rename QNames")
-        app = self.app
-        await qnames.rename(self._reader.storage, old, new, lambda name: app.find(name) is not None)
+        await qnames.rename(self._reader.storage, old, new, qnames.declared_by(self.app))
 
     # --- logs and secrets ----------------------------------------------------------------------
 

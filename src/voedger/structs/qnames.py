@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 
 import orjson
 
+from voedger.appdef import SYS_QNAME, AppDef, DataKind
 from voedger.storage import AppStorage
 from voedger.storage.conditional import write_if
 from voedger.structs.keys import app_state_key
@@ -33,11 +34,14 @@ class RenameError(ValueError):
 class StoredNames:
     """Which text stands for which QName in the rows of one deployed application."""
 
-    __slots__ = ("_names", "_texts")
+    __slots__ = ("_names", "_texts", "qname_fields")
 
-    def __init__(self, stored_as: Mapping[str, str]) -> None:
+    def __init__(self, stored_as: Mapping[str, str], qname_fields: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._texts = {n: s for n, s in stored_as.items() if n != s}
         self._names = {s: n for n, s in self._texts.items()}
+        self.qname_fields: Mapping[str, tuple[str, ...]] = qname_fields or {}
+        """The QName fields of records by their table (other than ``sys.QName``): the texts of
+        renamed QNames they hold are mapped too."""
 
     def __bool__(self) -> bool:
         """False when every QName is stored as itself (nearly always)."""
@@ -89,7 +93,11 @@ async def read_table(storage: AppStorage) -> tuple[bytes | None, dict[str, str]]
     return raw, (orjson.loads(raw) if raw is not None else {})
 
 
-def in_use(table: Mapping[str, str], declared: Callable[[str], bool]) -> StoredNames:
+def in_use(
+    table: Mapping[str, str],
+    declared: Callable[[str], bool],
+    qname_fields: Mapping[str, tuple[str, ...]] | None = None,
+) -> StoredNames:
     """The entries of ``table`` an application with these names applies: those whose name it
     declares. An entry whose name it does not declare waits for a deploy that does (the schema
     still names the old text, whose rows it keeps reading). Raises ``RenameError`` for a schema
@@ -101,7 +109,7 @@ def in_use(table: Mapping[str, str], declared: Callable[[str], bool]) -> StoredN
                 f"QName «{text}» was renamed to «{name}»: a schema can not declare both "
                 f"(rename «{name}» back to «{text}» or drop «{text}» from the schema)"
             )
-    return StoredNames(active)
+    return StoredNames(active, qname_fields)
 
 
 def renamed(table: Mapping[str, str], old: str, new: str, declared: Callable[[str], bool]) -> dict[str, str]:
@@ -133,10 +141,24 @@ async def rename(storage: AppStorage, old: str, new: str, declared: Callable[[st
     raise RuntimeError("the QName table keeps changing: too many renames at once")  # pragma: no cover
 
 
-async def deploy(storage: AppStorage, declared: Callable[[str], bool]) -> StoredNames:
-    """Read the table for an application being deployed with the names ``declared``, and bind
-    the entries it applies to its storage."""
+def declared_by(app: AppDef) -> Callable[[str], bool]:
+    """Whether ``app`` declares a QName (of any kind)."""
+    return lambda name: app.find(name) is not None
+
+
+def record_qname_fields(app: AppDef) -> dict[str, tuple[str, ...]]:
+    """The QName fields of each table of ``app`` that has some (other than ``sys.QName``)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for t in app.structures():
+        names = tuple(f.name for f in t.fields if f.kind is DataKind.QName and f.name != SYS_QNAME)
+        if names:
+            out[str(t.qname)] = names
+    return out
+
+
+async def deploy(storage: AppStorage, app: AppDef) -> StoredNames:
+    """Read the table for ``app`` being deployed, and bind the entries it applies to its storage."""
     _, table = await read_table(storage)
-    names = in_use(table, declared)
+    names = in_use(table, declared_by(app), record_qname_fields(app))
     bind(storage, names)
     return names

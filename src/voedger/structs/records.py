@@ -1,7 +1,8 @@
 """Records (CDocs, WDocs and their records) of a workspace, kept as JSON objects.
 
-A record keeps its QName as the text of the application's QName table (``structs/qnames.py``):
-the text it was first stored under, for a QName renamed since.
+A record keeps its QName, and the QNames its QName fields hold, as the texts of the
+application's QName table (``structs/qnames.py``): the text a QName renamed since was first
+stored under.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ async def get_record(reader: Pending, wsid: int, record_id: int) -> Record | Non
     if names:
         stored = rec.get(_SYS_QNAME)
         if isinstance(stored, str):
-            rec[_SYS_QNAME] = names.name(stored)
+            name = rec[_SYS_QNAME] = names.name(stored)
+            for f in names.qname_fields.get(name, ()):
+                value = rec.get(f)
+                if isinstance(value, str):
+                    rec[f] = names.name(value)
     return rec
 
 
@@ -36,6 +41,10 @@ def put_record(writes: Pending, wsid: int, record: Record) -> None:
     names = names_of(writes.storage)
     if names:
         name = record.get(_SYS_QNAME)
-        if isinstance(name, str) and names.stored(name) != name:
+        if isinstance(name, str):
             record = {**record, _SYS_QNAME: names.stored(name)}
+            for f in names.qname_fields.get(name, ()):
+                value = record.get(f)
+                if isinstance(value, str):
+                    record[f] = names.stored(value)
     writes.put(*record_key(wsid, record["sys.ID"]), orjson.dumps(record))

@@ -416,7 +416,7 @@ class VVM:
         assert self.provider is not None
         storage = await self.provider.app_storage(image.name)
         appdef = image.appdef
-        renamed = await qnames.deploy(storage, lambda name: appdef.find(name) is not None)
+        renamed = await qnames.deploy(storage, appdef)
         if renamed:
             log.info("%s: renamed QNames read from their stored names: %r", image.name, renamed)
         runtime = AppRuntime(
@@ -873,8 +873,7 @@ class VVM:
         before (``c.sys.RenameQName``): the names they have now."""
         assert self.provider is not None
         _, table = await qnames.read_table(await self.provider.app_storage(image.name))
-        appdef = image.appdef
-        return qnames.in_use(table, lambda n: appdef.find(n) is not None).name
+        return qnames.in_use(table, qnames.declared_by(image.appdef)).name
 
     async def _check_schema(self, storage: Any, image: AppImage) -> list[str]:
         """Compare the schema about to be served with the one last served over this data: each
