@@ -10,9 +10,7 @@ from voedger.apps.sys.implementations import not_built
 from voedger.vvm.image import load_image
 
 RESTAURANT = Path(__file__).resolve().parents[2] / "examples" / "restaurant"
-STILL_NOT_BUILT = [
-    "sys.RenameQName",  # needs QName IDs in storage, which records and events here do not use
-]
+STILL_NOT_BUILT: list[str] = []
 
 
 def test_only_these_sys_extensions_are_not_built() -> None:

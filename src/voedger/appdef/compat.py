@@ -25,7 +25,7 @@ baseline needs no old sources and no old compiler to be checked against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
 from typing import Any
@@ -180,6 +180,14 @@ def build_tree(app: AppDef) -> Node:
     types = Node("Types", None, tuple(_type(app, t) for t in app.types()))
     packages = Node("Packages", None, tuple(Node(p.path, p.name) for p in app.packages))
     return Node("AppDef", None, (types, packages))
+
+
+def renamed_tree(node: Node, rename: Callable[[str], str]) -> Node:
+    """The tree with every text in it (names and values) passed through ``rename``: an old
+    schema's tree under the names its QNames have now (``c.sys.RenameQName``), so that a rename
+    is no break."""
+    value = rename(node.value) if isinstance(node.value, str) else node.value
+    return Node(rename(node.name), value, tuple(renamed_tree(p, rename) for p in node.props))
 
 
 # --------------------------------------------------------------------------- comparing trees

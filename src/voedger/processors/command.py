@@ -60,6 +60,7 @@ from voedger.structs import ids
 from voedger.structs.events import CUD, Event
 from voedger.structs.logs import put_plog, put_wlog
 from voedger.structs.pending import Pending
+from voedger.structs.qnames import names_of
 from voedger.structs.records import Record, get_record, put_record
 from voedger.structs.values import ValidationError, coerce
 from voedger.structs.views import get_row, put_row
@@ -71,6 +72,9 @@ SYS_CUD = QName("sys", "CUD")
 SYS_INIT = QName("sys", "Init")
 CUD_COMMANDS = frozenset({SYS_CUD, SYS_INIT})
 CREATE_WORKSPACE = QName("sys", "CreateWorkspace")
+SYSTEM_ONLY = frozenset({QName("sys", "RenameQName")})
+"""Commands only the System may call, whatever the ACL says: Voedger grants c.sys.RenameQName
+to a workspace's owner, but it renames a QName of the whole application."""
 WS_DESCRIPTOR = QName("sys", "WorkspaceDescriptor")
 DESCRIPTOR_NAME = str(WS_DESCRIPTOR)
 SUBJECT_NAME = "sys.Subject"
@@ -290,6 +294,8 @@ class CommandPipeline:
     def authorize_and_rate(self, w: CommandWork) -> None:
         """May the principal execute the command here, and is it within its rates?"""
         self._authorize(w.ws_type, w.principal, OperationKind.Execute, w.cmd.qname)
+        if w.cmd.qname in SYSTEM_ONLY and not w.principal.is_system:
+            raise SysError(403, f"{w.cmd.qname} may be executed by the System only")
         limiter = self.app.limiter
         if limiter is not None and not w.principal.is_system:
             req = w.req
@@ -504,7 +510,7 @@ class CommandPipeline:
         if len(records) > created:  # after-images of updates; a new record is its CUD
             event.extra["records"] = records[created:]
         event.extra["views"] = [[str(q), row] for q, row in w.views]
-        plog_data, wlog_data = event.encode_both()
+        plog_data, wlog_data = event.encode_both(names_of(writes.storage))
         put_plog(writes, event, plog_data)
         put_wlog(writes, event, wlog_data)
 

@@ -36,6 +36,7 @@ from voedger.structs.events import Event
 from voedger.structs.keys import CRACK_MASK, ROWS_PER_PARTITION
 from voedger.structs.logs import put_wlog, read_plog
 from voedger.structs.pending import Pending
+from voedger.structs.qnames import names_of
 from voedger.structs.records import put_record
 from voedger.structs.views import put_row
 from voedger.structs.wsid import partition_of
@@ -199,7 +200,7 @@ class Partition:
 
     def _reapply(self, event: Event, writes: Pending) -> None:
         """Write an event's effects again: the WLog entry, records and view rows it carries."""
-        put_wlog(writes, event, event.encode(with_extra=False))
+        put_wlog(writes, event, event.encode(with_extra=False, names=names_of(writes.storage)))
         for cud in event.cuds:
             if cud.is_new:
                 put_record(writes, event.wsid, cud.record())

@@ -11,6 +11,7 @@ from voedger.blobs import BlobKey, BlobStore
 from voedger.state.access import SYS_APP_SECRET, SYS_FEDERATION_COMMAND, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
 from voedger.state.errors import StateError
 from voedger.state.federation import Federation, FederationReply
+from voedger.structs import qnames
 from voedger.structs.events import Event
 from voedger.structs.logs import read_wlog
 from voedger.structs.pending import Pending
@@ -234,6 +235,16 @@ class State:
         key = BlobKey(wsid, blob_id=blob_id)
         store = BlobStore(self._reader.storage)
         await store.write_bytes(key, name, content_type, data, owner_record=table, owner_record_field=field)
+
+    # --- the application's QName table ----------------------------------------------------------
+
+    async def rename_qname(self, old: str, new: str) -> None:
+        """Rename a QName in the application's QName table (``c.sys.RenameQName``: the platform's
+        code only). Takes effect when the application is deployed again; raises
+        :class:`~voedger.structs.qnames.RenameError` for a rename the table refuses."""
+        if not self._access.unrestricted:
+            raise StateError(f"{self._access.who} may not rename QNames")
+        await qnames.rename(self._reader.storage, old, new, qnames.declared_by(self.app))
 
     # --- logs and secrets ----------------------------------------------------------------------
 

@@ -7,10 +7,13 @@ inside the event's argument object, as in Voedger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from voedger.structs.qnames import StoredNames
 
 SYS_ERROR = "sys.Error"
 """The QName of an event kept for a command that failed validation after it was accepted."""
@@ -74,7 +77,9 @@ class Event:
             object.__setattr__(self, "_shape", shape)
         return shape
 
-    def to_json(self, with_extra: bool = True) -> Fields:
+    def to_json(self, with_extra: bool = True, names: StoredNames | None = None) -> Fields:
+        """``names``: the application's QName table, when it renamed QNames: the tables of CUDs
+        and records, and the views of rows, are stored by their stored text."""
         out: Fields = {
             "sys.QName": self.qname,
             "WSID": self.wsid,
@@ -87,6 +92,9 @@ class Event:
             out["args"] = self.args
         if self.cuds:
             out["cuds"] = [c.to_json() for c in self.cuds]
+            if names:
+                for c in out["cuds"]:
+                    c["sys.QName"] = names.stored(c["sys.QName"])
         if self.device_id:
             out["DeviceID"] = self.device_id
         if self.synced:
@@ -95,22 +103,28 @@ class Event:
         if self.error is not None:
             out["error"] = self.error
         if self.extra and with_extra:
-            out["extra"] = self.extra
+            out["extra"] = _renamed_extra(self.extra, names.stored) if names else self.extra
         return out
 
-    def encode(self, with_extra: bool = True) -> bytes:
+    def encode(self, with_extra: bool = True, names: StoredNames | None = None) -> bytes:
         """The stored form; the WLog's copy leaves out ``extra``, which only recovery reads."""
-        return orjson.dumps(self.to_json(with_extra))
+        return orjson.dumps(self.to_json(with_extra, names))
 
-    def encode_both(self) -> tuple[bytes, bytes]:
+    def encode_both(self, names: StoredNames | None = None) -> tuple[bytes, bytes]:
         """The PLog form (with ``extra``) and the WLog form, serialising the event once."""
-        wlog = orjson.dumps(self.to_json(with_extra=False))
+        wlog = orjson.dumps(self.to_json(with_extra=False, names=names))
         if not self.extra:
             return wlog, wlog
-        return wlog[:-1] + b',"extra":' + orjson.dumps(self.extra) + b"}", wlog
+        extra = _renamed_extra(self.extra, names.stored) if names else self.extra
+        return wlog[:-1] + b',"extra":' + orjson.dumps(extra) + b"}", wlog
 
     @staticmethod
-    def from_json(raw: Fields) -> Event:
+    def from_json(raw: Fields, names: StoredNames | None = None) -> Event:
+        if names:
+            for c in raw.get("cuds", ()):
+                c["sys.QName"] = names.name(c["sys.QName"])
+            if "extra" in raw:
+                raw["extra"] = _renamed_extra(raw["extra"], names.name)
         return Event(
             qname=raw["sys.QName"],
             wsid=raw["WSID"],
@@ -128,8 +142,8 @@ class Event:
         )
 
     @staticmethod
-    def decode(data: bytes) -> Event:
-        return Event.from_json(orjson.loads(data))
+    def decode(data: bytes, names: StoredNames | None = None) -> Event:
+        return Event.from_json(orjson.loads(data), names)
 
     @property
     def is_error(self) -> bool:
@@ -141,6 +155,19 @@ class Event:
         if self.args is not None:
             _collect_records(self.args, out)
         return out
+
+
+def _renamed_extra(extra: Fields, rename: Callable[[str], str]) -> Fields:
+    """``extra`` with the tables of its records and the views of its rows renamed (the fields
+    of the rows are the view's, which ``structs/views.py`` stores)."""
+    out = dict(extra)
+    records = extra.get("records")
+    if records:
+        out["records"] = [{**r, "sys.QName": rename(r["sys.QName"])} if "sys.QName" in r else r for r in records]
+    views = extra.get("views")
+    if views:
+        out["views"] = [[rename(v[0]), v[1]] for v in views]
+    return out
 
 
 def _collect_records(obj: Fields, out: list[Fields]) -> None:

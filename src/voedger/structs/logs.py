@@ -1,4 +1,5 @@
-"""The PLog (per partition) and WLog (per workspace), read back as events."""
+"""The PLog (per partition) and WLog (per workspace), read back as events (their tables and
+views under the names the application's QName table gives them now)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from voedger.storage import AppStorage
 from voedger.structs.events import Event
 from voedger.structs.keys import ROWS_PER_PARTITION, offset_from_key, plog_key, wlog_key
 from voedger.structs.pending import Pending
+from voedger.structs.qnames import names_of
 
 _CHUNK_END = ROWS_PER_PARTITION.to_bytes(2, "big")
 """Above every entry's clustering column: a PLog chunk also holds its fencing head
@@ -49,8 +51,9 @@ async def _read(
 async def read_plog(
     storage: AppStorage, partition: int, first: int = 1, count: int | None = None
 ) -> AsyncIterator[Event]:
+    names = names_of(storage)
     async for _, raw in _read(storage, (partition, True), first, count):
-        yield Event.decode(raw)
+        yield Event.decode(raw, names)
 
 
 async def read_plog_raw(
@@ -61,5 +64,6 @@ async def read_plog_raw(
 
 
 async def read_wlog(storage: AppStorage, wsid: int, first: int = 1, count: int | None = None) -> AsyncIterator[Event]:
+    names = names_of(storage)
     async for _, raw in _read(storage, (wsid, False), first, count):
-        yield Event.decode(raw)
+        yield Event.decode(raw, names)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from voedger.appdef import QName
-from voedger.appdef.compat import build_tree, check_compat, tree_from_json, tree_to_json
+from voedger.appdef.compat import build_tree, check_compat, renamed_tree, tree_from_json, tree_to_json
 from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
@@ -51,6 +51,7 @@ from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectRes
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.state.federation import Federation, FederationReply
 from voedger.storage import StorageError, StorageProvider, open_storage
+from voedger.structs import qnames
 from voedger.structs.keys import app_state_key
 from voedger.structs.pending import Pending
 from voedger.structs.records import get_record
@@ -414,6 +415,10 @@ class VVM:
     async def _deploy(self, image: AppImage) -> None:
         assert self.provider is not None
         storage = await self.provider.app_storage(image.name)
+        appdef = image.appdef
+        renamed = await qnames.deploy(storage, appdef)
+        if renamed:
+            log.info("%s: renamed QNames read from their stored names: %r", image.name, renamed)
         runtime = AppRuntime(
             name=image.name,
             appdef=image.appdef,
@@ -710,7 +715,11 @@ class VVM:
                         f"application {name} is deployed with {key}={theirs}; "
                         f"it cannot be redeployed with {key}={mine}",
                     )
-            breaks = check_compat(build_tree(base.appdef), image.appdef)
+            try:
+                rename = await self._renames(image)
+            except qnames.RenameError as err:
+                raise SysError(409, f"application {name}: {err}; nothing was changed") from None
+            breaks = check_compat(renamed_tree(build_tree(base.appdef), rename), image.appdef)
             if breaks:
                 lines = "\n".join(str(b) for b in breaks)
                 raise SysError(
@@ -859,6 +868,13 @@ class VVM:
         if old is None and self.ownership is not None:
             self.ownership.wake()  # its partitions are to be shared out now
 
+    async def _renames(self, image: AppImage) -> Callable[[str], str]:
+        """What the QName table of ``image``'s application makes of the QNames of a schema served
+        before (``c.sys.RenameQName``): the names they have now."""
+        assert self.provider is not None
+        _, table = await qnames.read_table(await self.provider.app_storage(image.name))
+        return qnames.in_use(table, qnames.declared_by(image.appdef)).name
+
     async def _check_schema(self, storage: Any, image: AppImage) -> list[str]:
         """Compare the schema about to be served with the one last served over this data: each
         backward-incompatible change is logged as a warning (and returned); then the new one is
@@ -873,6 +889,8 @@ class VVM:
             except (ValueError, orjson.JSONDecodeError):
                 log.warning("%s: the schema last served here cannot be read; not compared", image.name)
             if old is not None:
+                with contextlib.suppress(qnames.RenameError):  # the deploy refuses such a schema
+                    old = renamed_tree(old, await self._renames(image))
                 breaks = [str(b) for b in check_compat(old, tree)]
         if breaks:
             log.warning(

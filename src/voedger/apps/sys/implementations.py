@@ -2,7 +2,7 @@
 
 from voedger.appdef import TypeKind
 from voedger.apps.registry import refresh_principal_token
-from voedger.apps.sys import blobs, describe, enrich, invites, queries, sqlquery, verifier, workspaces
+from voedger.apps.sys import blobs, describe, enrich, invites, queries, rename, sqlquery, verifier, workspaces
 from voedger.apps.sys.builtins import PROCESSOR_BUILT_INS, not_built, platform
 
 if "sys.RefreshPrincipalToken" not in platform:
@@ -17,6 +17,7 @@ __all__ = [
     "not_built",
     "platform",
     "queries",
+    "rename",
     "sqlquery",
     "verifier",
     "workspaces",
