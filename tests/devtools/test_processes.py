@@ -22,6 +22,13 @@ _STUBBORN = (
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen([sys.executable, "-c", _SLEEP, "--marker=sleeper"])
+    # Until the child has exec'd, /proc/<pid>/cmdline is still pytest's own (fork, then exec):
+    # the test reads the command line, so it starts once the child's is there.
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while b"--marker=sleeper" not in cmdline.read_bytes():
+        assert time.monotonic() < deadline, "the child never showed its command line"
+        time.sleep(0.01)
     yield proc
     if proc.poll() is None:
         proc.kill()

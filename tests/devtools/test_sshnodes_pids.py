@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +22,16 @@ def sleeper() -> Iterator[Sleeper]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*words: str) -> subprocess.Popen[bytes]:
-        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *words]))
-        return started[-1]
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *words])
+        started.append(proc)
+        # Until the child has exec'd, /proc/<pid>/cmdline is still pytest's own (fork, then exec),
+        # and the harness reads it: return once the child's own command line is there.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while words[-1].encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the child never showed its command line"
+            time.sleep(0.01)
+        return proc
 
     yield start
     for proc in started:
