@@ -9,6 +9,24 @@ import time
 from typing import Any
 
 import httpx
+import pytest
+
+import voedger.vvm.server as vvm_server
+from voedger.clock import Clock
+from voedger.storage import StorageProvider
+from voedger.storage.mem import MemStorageFactory
+
+
+def share_one_storage(monkeypatch: pytest.MonkeyPatch) -> MemStorageFactory:
+    """Every VVM this test starts opens one in-memory storage: the processes of a cluster, in
+    one test process."""
+    shared = MemStorageFactory()
+
+    def shared_storage(url: str, clock: Clock) -> StorageProvider:
+        return StorageProvider(shared)
+
+    monkeypatch.setattr(vvm_server, "open_storage", shared_storage)
+    return shared
 
 
 def free_port() -> int:
@@ -27,16 +45,18 @@ async def until(probe: Any, timeout: float = 20.0) -> Any:
     return result
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Wait until a server subprocess answers ``/api/check``."""
+async def wait_ready(where: int | str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until a server subprocess answers ``/api/check`` with 200 (``where``: its port on
+    127.0.0.1, or its base URL)."""
+    url = f"http://127.0.0.1:{where}" if isinstance(where, int) else where
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as c:
         while time.monotonic() < deadline:
             assert proc.poll() is None, "the server exited during start"
             try:
-                if (await c.get(f"http://127.0.0.1:{port}/api/check")).status_code == 200:
+                if (await c.get(f"{url}/api/check", timeout=2)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError("the server did not start in time")
+    raise AssertionError(f"{url} did not start in time")

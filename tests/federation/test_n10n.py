@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.n10n.conftest import system_cud
+from tests.n10n.conftest import make_workspaces
 from tests.n10n.sse import EventReader
 from tests.router.conftest import SHOP_DIR
 from tests.support import free_port, until
@@ -78,26 +78,12 @@ async def clusters(tmp_path: Path) -> AsyncIterator[dict[int, Cluster]]:
             started.append((server, vvm))
             assert parts.routes is not None
             out[i] = Cluster(vvm, urls[i], secret_text(parts.routes.secret))
-        await _make_workspaces(out[2].vvm)
+        await make_workspaces(out[2].vvm, ALICE, BOB, SHOP)
         yield out
     finally:
         for server, vvm in reversed(started):
             vvm.n10n.broker.shut()
             await server.stop(1.0)
-
-
-async def _make_workspaces(vvm: VVM) -> None:
-    desc = {"sys.QName": "sys.WorkspaceDescriptor", "CreatedAtMs": 1, "InitCompletedAtMs": 1}
-    for name, wsid in (("alice", ALICE), ("bob", BOB)):
-        await system_cud(
-            vvm, wsid, {**desc, "WSName": name, "WSKind": "sys.UserProfile"}, {"sys.QName": "sys.UserProfile"}
-        )
-    await system_cud(
-        vvm,
-        SHOP,
-        {**desc, "WSName": "shop", "WSKind": "shop.ShopDesc", "OwnerWSID": ALICE},
-        {"sys.QName": "shop.ShopDesc", "Name": "Corner shop"},
-    )
 
 
 def _auth(main: VVM, login: str = "alice", profile: int = ALICE) -> dict[str, str]:

@@ -71,16 +71,17 @@ async def system_cud(vvm: VVM, wsid: int, *records: dict[str, object]) -> None:
     await vvm.app(APP).partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
 
 
-async def make_workspaces(vvm: VVM) -> None:
+async def make_workspaces(vvm: VVM, alice: int = ALICE, bob: int = BOB, shop: int = SHOP) -> None:
+    """Alice's and Bob's profiles and Alice's shop, made by System CUDs at the given WSIDs."""
     desc = {"sys.QName": "sys.WorkspaceDescriptor", "CreatedAtMs": 1, "InitCompletedAtMs": 1}
-    for name, wsid in (("alice", ALICE), ("bob", BOB)):
+    for name, wsid in (("alice", alice), ("bob", bob)):
         await system_cud(
             vvm, wsid, {**desc, "WSName": name, "WSKind": "sys.UserProfile"}, {"sys.QName": "sys.UserProfile"}
         )
     await system_cud(
         vvm,
-        SHOP,
-        {**desc, "WSName": "shop", "WSKind": "shop.ShopDesc", "OwnerWSID": ALICE},
+        shop,
+        {**desc, "WSName": "shop", "WSKind": "shop.ShopDesc", "OwnerWSID": alice},
         {"sys.QName": "shop.ShopDesc", "Name": "Corner shop"},
     )
 

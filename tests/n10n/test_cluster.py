@@ -18,31 +18,22 @@ from typing import Any
 import httpx
 import pytest
 
-import voedger.vvm.server as vvm_server
 from tests.n10n.conftest import ALICE, APP, SHOP, SHOP_DIR, V1, V2, make_workspaces
 from tests.n10n.sse import EventReader
-from tests.support import free_port
+from tests.support import free_port, share_one_storage
 from voedger.auth import PrincipalPayload, StorageSecretStore, cluster_secret
-from voedger.clock import Clock
 from voedger.n10n import Key
 from voedger.n10n.relay import encode_batch
 from voedger.router.http import HttpServer
 from voedger.router.server import make_asgi
 from voedger.router.wire import N10N_PATH, SECRET_HEADER, secret_text
-from voedger.storage import StorageProvider
-from voedger.storage.mem import MemStorageFactory
 from voedger.structs.wsid import partition_of
 from voedger.vvm.server import VVM, VVM_APP, ServerConfig
 
 
 @pytest.fixture
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[tuple[VVM, str]]]:
-    shared = MemStorageFactory()
-
-    def shared_storage(url: str, clock: Clock) -> StorageProvider:
-        return StorageProvider(shared)
-
-    monkeypatch.setattr(vvm_server, "open_storage", shared_storage)
+    share_one_storage(monkeypatch)
     started: list[tuple[HttpServer, VVM, str]] = []
     try:
         for _ in range(2):

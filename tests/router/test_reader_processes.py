@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from tests.router.conftest import SHOP_DIR
-from tests.support import free_port
+from tests.support import free_port, wait_ready
 from voedger.structs.wsid import app_wsid
 
 APP_WS = app_wsid(1, 0)
@@ -70,20 +70,6 @@ def _free(port: int) -> bool:
     return True
 
 
-async def ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as c:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the server exited during start"
-            try:
-                if (await c.get(f"{url}/api/check", timeout=2)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} did not start in time")
-
-
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
@@ -105,9 +91,9 @@ async def start_node(tmp: Path, processes: int = 2) -> Node:
     out = open(log, "wb")  # noqa: SIM115 - the child owns it
     cmd = server_command(tmp / "data", port, internal, "--processes", str(processes))
     node = Node(subprocess.Popen(cmd, stdout=out, stderr=out), port, internal, log)
-    await ready(node.writer, node.proc)
+    await wait_ready(node.writer, node.proc, timeout=90)
     for i in range(1, processes):
-        await ready(node.reader(i), node.proc)
+        await wait_ready(node.reader(i), node.proc, timeout=90)
     return node
 
 
@@ -264,11 +250,11 @@ async def test_a_reader_serves_reads_while_the_writer_restarts(tmp_path: Path) -
     reader: subprocess.Popen[bytes] | None = None
     try:
         # a writer of one process listens on --port only: give the reader its address there
-        await ready(f"http://127.0.0.1:{port}", writer)
+        await wait_ready(f"http://127.0.0.1:{port}", writer, timeout=90)
         rlog = open(tmp_path / "reader.log", "wb")  # noqa: SIM115 - the child owns it
         cmd = server_command(data, free_port(), internal + 1, "--reader-of", f"http://127.0.0.1:{port}")
         reader = subprocess.Popen(cmd, stdout=rlog, stderr=rlog)
-        await ready(r_url, reader)
+        await wait_ready(r_url, reader, timeout=90)
         async with httpx.AsyncClient(timeout=30) as c:
             wsid = await make_workspace(c, r_url, "restart")
             r = await c.post(f"{v2(r_url, wsid)}/docs/shop.Item", json={"Name": "kept", "Price": 1})
@@ -282,7 +268,7 @@ async def test_a_reader_serves_reads_while_the_writer_restarts(tmp_path: Path) -
                 assert down.status_code == 503 and down.headers["retry-after"] == "1", down.text
                 assert "message" in down.json()
             writer = subprocess.Popen(server_command(data, port, internal), stdout=wlog, stderr=wlog)
-            await ready(f"http://127.0.0.1:{port}", writer)
+            await wait_ready(f"http://127.0.0.1:{port}", writer, timeout=90)
             r = await c.post(f"{v2(r_url, wsid)}/docs/shop.Item", json={"Name": "after", "Price": 2})
             assert r.status_code == 201, r.text
             got = await c.get(f"{v2(r_url, wsid)}/docs/shop.Item/{r.json()['newIDs']['1']}")

@@ -18,11 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-import voedger.vvm.server as vvm_server
-from tests.support import free_port
+from tests.support import free_port, share_one_storage
 from tests.vpm.test_deploy import V1, V1_EXT, V2, V2_EXT, V3, V3_EXT, build
 from voedger.apps.cluster import CLUSTER_APP
-from voedger.clock import Clock
 from voedger.processors.principal import SYSTEM
 from voedger.router.http import HttpServer
 from voedger.router.server import make_asgi
@@ -42,7 +40,6 @@ V2B_EXT = V2_EXT + '\n\n@command("shop.Five")\ndef five(state, intents):\n    in
 
 class Cluster:
     def __init__(self) -> None:
-        self.shared = MemStorageFactory()
         self.members: list[tuple[HttpServer, VVM, str]] = []
 
     async def add(self) -> tuple[VVM, str]:
@@ -64,10 +61,7 @@ class Cluster:
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
     c = Cluster()
 
-    def shared_storage(url: str, clock: Clock) -> StorageProvider:
-        return StorageProvider(c.shared)
-
-    monkeypatch.setattr(vvm_server, "open_storage", shared_storage)
+    share_one_storage(monkeypatch)
     try:
         for _ in range(2):
             await c.add()

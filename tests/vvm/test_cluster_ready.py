@@ -10,19 +10,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-import voedger.vvm.server as vvm_server
-from tests.support import free_port
-from voedger.clock import Clock
+from tests.support import free_port, share_one_storage
 from voedger.router.http import HttpServer
 from voedger.router.server import make_asgi
-from voedger.storage import StorageProvider
-from voedger.storage.mem import MemStorageFactory
 from voedger.vvm.server import VVM, ServerConfig
 
 
 class Members:
     def __init__(self) -> None:
-        self.shared = MemStorageFactory()
         self.started: list[tuple[HttpServer, VVM]] = []
 
     async def add(self, join_later: bool) -> tuple[VVM, str]:
@@ -40,10 +35,7 @@ class Members:
 async def members(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Members]:
     m = Members()
 
-    def shared_storage(url: str, clock: Clock) -> StorageProvider:
-        return StorageProvider(m.shared)
-
-    monkeypatch.setattr(vvm_server, "open_storage", shared_storage)
+    share_one_storage(monkeypatch)
     try:
         yield m
     finally:

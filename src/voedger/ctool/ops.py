@@ -848,27 +848,13 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
         from voedger.ctool import cassandra
 
         addresses = [n.address for n in cluster.nodes]
-        extra = cassandra.node_files(
-            node.node_root,
-            node.address,
-            addresses.index(node.address),
-            addresses,
-            cluster.cassandra_heap,
-            node.jmx_port,
-        )
+        place = (node.node_root, node.address, addresses.index(node.address), addresses)
+        extra = cassandra.node_files(*place, cluster.cassandra_heap, node.jmx_port)
         extra["nodetool"] = cassandra.nodetool(node.node_root, node.jmx_port) if node.jmx_port else ""
         replacing = _replacing(cluster)
         if replacing is not None and node.address == replacing[1]:
             # The first boot of the new node's Cassandra, in place of the dead one (step replace).
-            first = cassandra.node_files(
-                node.node_root,
-                node.address,
-                addresses.index(node.address),
-                addresses,
-                cluster.cassandra_heap,
-                node.jmx_port,
-                replace_address=replacing[0],
-            )
+            first = cassandra.node_files(*place, cluster.cassandra_heap, node.jmx_port, replace_address=replacing[0])
             extra["cassandra_replace_yaml"] = first["cassandra_yaml"]
             extra["cassandra_replace_script"] = first["cassandra_script"]
             extra["replaced_address"] = replacing[0]

@@ -64,12 +64,9 @@ def make_asgi(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await vvm.start()
-        assert vvm.provider is not None
-        secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
+        secret = await _start_with_bus(vvm, owner, app, on_wake=vvm.wake)
         assert isinstance(cluster_routes, LeaseRoutes)
         cluster_routes.secret = secret
-        app.bus = BusEndpoint(owner, secret, on_wake=vvm.wake, notifications=vvm.n10n)
         vvm.peer_waker = cluster_routes.wake_peers
         if started is not None:
             await started(vvm, app)
@@ -96,6 +93,16 @@ def make_asgi(
     return app, vvm
 
 
+async def _start_with_bus(vvm: VVM, owner: Owner, app: FastPath, on_wake: Callable[[], None] | None = None) -> bytes:
+    """Start ``vvm``, then serve requests other processes send it (``/_cluster/bus``, notifications)
+    with the cluster secret from storage, which it returns for the process's own hops."""
+    await vvm.start()
+    assert vvm.provider is not None
+    secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
+    app.bus = BusEndpoint(owner, secret, on_wake=on_wake, notifications=vvm.n10n)
+    return secret
+
+
 def make_reader_asgi(config: ServerConfig, writer_url: str) -> tuple[FastPath, VVM]:
     """The ASGI app of a reader process (``config.reader``): reads served from the SQLite files
     read-only, everything else sent to the writer at ``writer_url`` (``router.readers``). It takes
@@ -107,11 +114,7 @@ def make_reader_asgi(config: ServerConfig, writer_url: str) -> tuple[FastPath, V
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await vvm.start()
-        assert vvm.provider is not None
-        secret = await cluster_secret(StorageSecretStore(await vvm.provider.app_storage(VVM_APP)))
-        routes.secret = secret
-        app.bus = BusEndpoint(owner, secret, notifications=vvm.n10n)
+        routes.secret = await _start_with_bus(vvm, owner, app)
         settle_heap()
         log.info("serving reads of %s; the rest goes to %s", ", ".join(sorted(vvm.apps)), writer_url)
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,13 +188,7 @@ class State:
         A status outside ``expected`` raises a :class:`StateError` naming the call, so that an
         async projector retries it with backoff.
         """
-        self._access.check(SYS_FEDERATION_COMMAND, StorageOp.Get)
-        if self._federation is None:
-            raise StateError(f"{self._access.who}: no federation is configured to call {command}")
-        reply = await self._federation.command(app, wsid, command, body)
-        if reply.status not in expected:
-            raise StateError(f"{command} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
-        return reply
+        return await self._federated(command, app, wsid, expected, lambda f: f.command(app, wsid, command, body))
 
     async def federation_query(
         self, app: str, wsid: int, query: str, body: dict[str, Any], expected: tuple[int, ...] = (200,)
@@ -202,12 +196,22 @@ class State:
         """Run an API v1 query of another workspace (or application) as the System principal,
         through the ``sys.FederationCommand`` storage as a command call goes; a status outside
         ``expected`` raises a :class:`StateError` naming the call."""
+        return await self._federated(query, app, wsid, expected, lambda f: f.query(app, wsid, query, body))
+
+    async def _federated(
+        self,
+        name: str,
+        app: str,
+        wsid: int,
+        expected: tuple[int, ...],
+        call: Callable[[Federation], Awaitable[FederationReply]],
+    ) -> FederationReply:
         self._access.check(SYS_FEDERATION_COMMAND, StorageOp.Get)
         if self._federation is None:
-            raise StateError(f"{self._access.who}: no federation is configured to call {query}")
-        reply = await self._federation.query(app, wsid, query, body)
+            raise StateError(f"{self._access.who}: no federation is configured to call {name}")
+        reply = await call(self._federation)
         if reply.status not in expected:
-            raise StateError(f"{query} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
+            raise StateError(f"{name} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
         return reply
 
     def cluster_known(self, cluster_id: int) -> bool:
