@@ -7,7 +7,7 @@ NATIVE := .native
 NATIVE_STAMP := $(NATIVE)/.built
 
 .PHONY: run test check lint typecheck unit fuzz-api test-cassandra test-cluster test-cluster-moves cassandra-start cassandra-stop \
-        cluster-start cluster-stop test-ctool test-ctool-se-ops ctool-packages bench bench-tools bench-commands clean native test-native \
+        cluster-start cluster-stop test-ctool test-ctool-se ctool-packages bench bench-tools bench-commands clean native test-native \
         monitoring-tools test-monitoring pebble test-acme
 
 $(STAMP): pyproject.toml
@@ -37,8 +37,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The unit tier on two pytest-xdist workers (a module's tests stay on one worker, so its fixtures
+# are set up once); UNIT_WORKERS=0 runs it in this process.
+UNIT_WORKERS ?= 2
+UNIT := -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q -n $(UNIT_WORKERS) --dist loadfile
+
 unit: $(STAMP)
-	$(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
+	$(PY) -m pytest $(UNIT)
 
 # A longer schemathesis run of a server against the API's OpenAPI document (the unit tier sends
 # 12 examples per operation; this sends 300).
@@ -55,7 +60,7 @@ $(NATIVE_STAMP): $(STAMP) setup.py pyproject.toml $(shell find src -name '*.py')
 native: $(NATIVE_STAMP)
 
 test-native: native
-	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest -m "not cassandra and not cluster and not monitoring and not acme and not ctool" -q
+	PYTHONPATH=$(NATIVE) VOEDGER_EXPECT_NATIVE=1 $(PY) -m pytest $(UNIT)
 
 cassandra-start: $(STAMP)
 	$(PY) -m voedger.devtools.cassandra start --nodes 1
@@ -113,14 +118,14 @@ test-acme: pebble
 ctool-packages: $(STAMP)
 	$(PY) -m voedger.devtools.sshnodes ensure-packages
 
+# With the SE module: one three-node cluster installed once, then a rolling upgrade under load,
+# backup and restore, and the replacement of a dead node by a new host on it (about 15 minutes).
 test-ctool: ctool-packages pebble
-	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool --ignore=tests/ctool/test_se_ops.py
+	$(PY) -m pytest -m ctool -q --durations=8 tests/ctool
 
-# The SE operations on a three-node cluster: a rolling upgrade under load, backup and restore, the
-# replacement of a dead node by a new host. About 15 minutes on a quiet 2-core machine, 30 when it
-# is shared: with the rest of make test (41 minutes) over CI's 60-minute budget, so run on its own.
-test-ctool-se-ops: ctool-packages
-	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool/test_se_ops.py
+# The SE module alone.
+test-ctool-se: ctool-packages
+	$(PY) -m pytest -m ctool -q --durations=5 tests/ctool/test_se.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/storage.py
