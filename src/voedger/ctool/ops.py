@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import ipaddress
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 
 from voedger import __version__
-from voedger.ctool import backups, engine, monitoring, state, wheel
+from voedger.ctool import backups, cron, engine, monitoring, state, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
@@ -480,6 +482,72 @@ def backup_list(opts: Options) -> tuple[Cluster, list[backups.Backup]]:
         )
     finally:
         log.close()
+
+
+def backup_cron(opts: Options, schedule: str, expire: str | None, cron_dir: Path | None = None) -> Cluster:
+    """``backup node`` of every database node on ``schedule``, one backup name per run, each
+    node's backups older than ``expire`` removed: a cron.d file on this machine (``cron_dir``,
+    /etc/cron.d by default), recorded in cluster.json (``Cron``). Replaces the previous one."""
+    try:
+        schedule = cron.check_schedule(schedule)
+        expire = cron.check_expire(expire) if expire else ""
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster = _loaded(opts)
+    path = (cron_dir or _cron_dir(cluster)) / cron.FILE_NAME
+    entry = cron.Entry(
+        schedule=schedule,
+        user=getpass.getuser(),
+        folder=opts.folder,
+        nodes=[n.name for n in cluster.nodes],
+        expire=expire,
+        program=cron.ctool_program(),
+        path=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+    )
+    old = Path(cluster.cron.file) if cluster.cron and cluster.cron.file else None
+    try:
+        cron.write(path, entry.render())
+        if old is not None and old != path:
+            cron.remove(old)
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster.cron = state.Cron(backup=schedule, expire_time=expire, file=str(path))
+    state.save(cluster, opts.folder)
+    return cluster
+
+
+def backup_cron_remove(opts: Options) -> tuple[Cluster, str]:
+    """The scheduled backups dropped: the cron.d file removed, ``Cron`` cleared. The file's path
+    ("" if there was no schedule)."""
+    cluster = _loaded(opts)
+    if cluster.cron is None:
+        return cluster, ""
+    path = Path(cluster.cron.file) if cluster.cron.file else cron.DEFAULT_DIR / cron.FILE_NAME
+    try:
+        cron.remove(path)
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster.cron = None
+    state.save(cluster, opts.folder)
+    return cluster, str(path)
+
+
+def backup_cron_show(opts: Options) -> Cluster:
+    return _loaded(opts)
+
+
+def _cron_dir(cluster: Cluster) -> Path:
+    """Where the schedule's file goes: where it went last time, else /etc/cron.d."""
+    if cluster.cron is not None and cluster.cron.file:
+        return Path(cluster.cron.file).parent
+    return cron.DEFAULT_DIR
+
+
+def _loaded(opts: Options) -> Cluster:
+    try:
+        return state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
 
 
 def restore(opts: Options, name: str) -> Cluster:

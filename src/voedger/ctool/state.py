@@ -244,6 +244,36 @@ class Acme:
 
 
 @dataclass(slots=True)
+class Cron:
+    """``ctool backup cron``: when the backups run (a cron schedule), how long they are kept
+    (``ExpireTime``, "" for ever) and the cron.d file on the machine running ctool (``File``)."""
+
+    backup: str
+    expire_time: str = ""
+    file: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"Backup": self.backup}
+        if self.expire_time:
+            out["ExpireTime"] = self.expire_time
+        if self.file:
+            out["File"] = self.file
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Cron | None:
+        if data is None or data == {}:
+            return None
+        if not isinstance(data, dict):
+            raise StateError("Cron must be an object with Backup (a cron schedule)")
+        return cls(
+            backup=str(data.get("Backup", "")),
+            expire_time=str(data.get("ExpireTime", "")),
+            file=str(data.get("File", "")),
+        )
+
+
+@dataclass(slots=True)
 class Cluster:
     edition: str
     ssh_port: int
@@ -265,6 +295,8 @@ class Cluster:
     apps: list[App] = field(default_factory=list)
     replaced_addresses: list[str] = field(default_factory=list)
     """Addresses of nodes ``ctool replace`` took out: never to be used again in the cluster."""
+    cron: Cron | None = None
+    """The scheduled backups (``ctool backup cron``); None: none."""
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -301,6 +333,8 @@ class Cluster:
         if self.acme is not None:
             out["Acme"] = self.acme.to_json()
         out["Monitoring"] = self.monitoring.to_json()
+        if self.cron is not None:
+            out["Cron"] = self.cron.to_json()
         if self.replaced_addresses:
             out["ReplacedAddresses"] = list(self.replaced_addresses)
         out["Nodes"] = [n.to_json() for n in self.nodes]
@@ -349,6 +383,7 @@ class Cluster:
             monitoring=Monitoring.from_json(data.get("Monitoring")),
             apps=[App(name=str(a.get("Name", "")), image=str(a.get("Image", ""))) for a in apps],
             replaced_addresses=list(replaced),
+            cron=Cron.from_json(data.get("Cron")),
         )
 
 
@@ -495,6 +530,15 @@ def problems(cluster: Cluster) -> list[str]:
             found.append(f"ReplacedAddresses: {address!r} is not an IP address")
         if address in seen_addresses:
             found.append(f"ReplacedAddresses: {address} is the address of a node of the cluster")
+    if cluster.cron is not None:
+        from voedger.ctool import cron
+
+        try:
+            cron.check_schedule(cluster.cron.backup)
+            if cluster.cron.expire_time:
+                cron.check_expire(cluster.cron.expire_time)
+        except cron.CronError as exc:
+            found.append(f"Cron: {exc}")
     if cluster.cmd is not None and cluster.cmd.kind == "replace" and len(cluster.cmd.args) != 2:
         found.append("Cmd replace takes two addresses: the old node's and the new one's")
     return found
