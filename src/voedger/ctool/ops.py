@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from voedger import __version__
-from voedger.ctool import backups, cron, engine, monitoring, state, wheel
+from voedger.ctool import backups, cron, engine, monitoring, state, units, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
@@ -54,8 +54,8 @@ SETTLE_SECONDS = 3.0
 partitions again (graceful handovers) before the next one hands its own over."""
 
 SERVER_STOP_SECONDS = 75
-"""supervisord's ``stopwaitsecs`` for the server: its graceful shutdown on SIGTERM hands the
-partitions over (up to 30 s) and finishes the requests in flight (up to 30 s more)."""
+"""supervisord's ``stopwaitsecs`` (systemd's ``TimeoutStopSec``) for the server: its graceful
+shutdown on SIGTERM hands the partitions over (up to 30 s) and finishes the requests in flight (up to 30 s more)."""
 
 
 RESTORE_STEPS: dict[str, tuple[str, ...]] = {
@@ -928,7 +928,14 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
             extra["replaced_address"] = replacing[0]
     if cluster is not None and folder is not None:
         extra = {**extra, **monitoring.node_files(cluster, node, folder)}
+    extra = {**extra, "service_manager": node.service_manager or units.SUPERVISORD}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
+
+
+def _service_manager(result: engine.StepResult, node: Node) -> str:
+    """What the prepare step found runs the node's services (a dry run: what it was)."""
+    found = str(result.outputs.get(node.name, {}).get("The node's init system", {}).get("stdout", "")).strip()
+    return found if found in units.MANAGERS else node.service_manager
 
 
 def _replacing(cluster: Cluster) -> tuple[str, str] | None:
@@ -995,6 +1002,8 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                 for node in todo:
                     assert node.desired is not None
                     if result.ok(node.name):
+                        if step == "prepare":
+                            node.service_manager = _service_manager(result, node)
                         node.desired.steps_done.append(step)
                         display.step_done(node.name, step)
                     else:

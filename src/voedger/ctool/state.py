@@ -68,6 +68,9 @@ class Node:
     error: str = ""
     jmx_port: int = 0
     """SE: the port of the node's Cassandra JMX listener, on 127.0.0.1 only (0: none)."""
+    service_manager: str = ""
+    """What runs the node's services: ``systemd`` (units) or ``supervisord`` (programs of
+    ctool's own supervisord), as the ``prepare`` step found; "" (not asked yet): supervisord."""
 
     @property
     def address(self) -> str:
@@ -85,6 +88,8 @@ class Node:
         }
         if self.jmx_port:
             out["JMXPort"] = self.jmx_port
+        if self.service_manager:
+            out["ServiceManager"] = self.service_manager
         if self.error:
             out["Error"] = self.error
         return out
@@ -102,6 +107,7 @@ class Node:
             desired=NodeState.from_json(data.get("DesiredNodeState"), f"{where}.DesiredNodeState"),
             error=str(data.get("Error", "")),
             jmx_port=_int(data.get("JMXPort", 0), f"{where}.JMXPort"),
+            service_manager=str(data.get("ServiceManager", "")),
         )
 
 
@@ -517,6 +523,10 @@ def problems(cluster: Cluster) -> list[str]:
                 found.append(f"{label}: {which}.NodeVersion {st.version!r} is not a version")
         if node.actual is not None and node.actual.steps_done:
             found.append(f"{label}: ActualNodeState lists StepsDone, which only a pending command has")
+        if node.service_manager not in ("", "supervisord", "systemd"):
+            found.append(f"{label}: ServiceManager {node.service_manager!r} is not systemd or supervisord")
+        elif node.service_manager == "systemd" and node.node_root != "/":
+            found.append(f"{label}: ServiceManager systemd needs the NodeRoot / (its units are the host's)")
         if node.jmx_port and not 0 < node.jmx_port < 65536:
             found.append(f"{label}: JMXPort {node.jmx_port} is not a port number")
         if node.address:
