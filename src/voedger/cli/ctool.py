@@ -124,6 +124,24 @@ def main() -> None:
     metavar="OWNER/NAME=IMAGE",
     help="An application the servers run, from its image (vpm build); repeatable.",
 )
+@click.option(
+    "--database",
+    type=click.Choice(["cassandra", "scylla"]),
+    default="cassandra",
+    show_default=True,
+    help="SE: Apache Cassandra (its jars sent by ctool), or ScyllaDB from its apt repository (hosts run by "
+    "systemd that reach the repository; untested by ctool's tests).",
+)
+@click.option("--scylla-list", default="", metavar="URL", help="--database scylla: the repository's list file URL.")
+@click.option(
+    "--scylla-key",
+    default="",
+    metavar="FILE",
+    help="--database scylla: the repository's signing key (armored or binary), a file here.",
+)
+@click.option(
+    "--scylla-developer-mode", is_flag=True, help="--database scylla: Scylla's developer mode (no I/O tuning)."
+)
 @_dry_run
 @_common
 @_ctool_errors
@@ -141,13 +159,23 @@ def init(
     scrape_interval: str,
     jmx_port: int,
     apps: tuple[str, ...],
+    database: str,
+    scylla_list: str,
+    scylla_key: str,
+    scylla_developer_mode: bool,
     dry_run: bool,
     cluster_dir: Path,
     verbose: bool,
 ) -> None:
     """Install a cluster: CE is one node (ctool init CE <host>); SE is three or more, each running a
-    Cassandra node and a server process (ctool init SE <host1> <host2> <host3> ...)."""
-    from voedger.ctool import ops
+    Cassandra node (or Scylla: --database scylla) and a server process (ctool init SE <host1> <host2>
+    <host3> ...). Where a host's init is systemd the services are systemd units, else programs of
+    a supervisord of ctool's own."""
+    from voedger.ctool import ops, state
+
+    scylla = state.Scylla(scylla_list, scylla_key, scylla_developer_mode) if database == "scylla" else None
+    if scylla is None and (scylla_list or scylla_key or scylla_developer_mode):
+        raise click.UsageError("--scylla-list, --scylla-key and --scylla-developer-mode go with --database scylla")
 
     ops.init(
         _options(cluster_dir, verbose, dry_run),
@@ -164,6 +192,7 @@ def init(
         scrape_interval=scrape_interval,
         apps=apps,
         jmx_port=jmx_port,
+        scylla=scylla,
     )
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import getpass
 import ipaddress
+import re
 import shutil
 import socket
 import sys
@@ -35,6 +36,8 @@ STEPS: dict[str, tuple[str, ...]] = {
     "SE": ("prepare", "cassandra", "server", "service", "monitoring", "check"),
 }
 """Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
+SCYLLA_STEPS = ("prepare", "scylla", "server", "service", "monitoring", "check")
+"""The steps of ``init SE --database scylla``: Scylla from its repository in place of Cassandra."""
 ACME_STEPS = ("service", "check")
 """The steps of ``acme add|remove``: the server's program rendered again, restarted, checked."""
 MONITORING_STEPS = ("monitoring",)
@@ -90,6 +93,8 @@ def steps_of(cluster: Cluster) -> tuple[str, ...]:
         return ACME_STEPS
     if cluster.cmd is not None and cluster.cmd.kind in ("mon", "alert"):
         return MONITORING_STEPS
+    if cluster.scylla is not None:
+        return SCYLLA_STEPS
     return STEPS.get(cluster.edition, ())
 
 
@@ -166,6 +171,7 @@ def init(
     scrape_interval: str = "15s",
     apps: Sequence[str] = (),
     jmx_port: int = 7199,
+    scylla: state.Scylla | None = None,
 ) -> Cluster:
     edition = edition.upper()
     if edition == "N1":
@@ -199,6 +205,8 @@ def init(
         )
     if not node_root.startswith("/"):
         raise CtoolError(f"--node-root {node_root!r} must be an absolute path")
+    if scylla is not None:
+        _check_scylla(edition, node_root, scylla)
     images = _parse_apps(apps)
     _prepare_dry_run(opts)
     folder = opts.state_folder
@@ -209,7 +217,7 @@ def init(
     except wheel.WheelError as exc:
         raise CtoolError(str(exc)) from None
     jars = ""
-    if edition == "SE":
+    if edition == "SE" and scylla is None:
         from voedger.ctool import cassandra
 
         try:
@@ -227,7 +235,8 @@ def init(
         http_port=http_port,
         server_wheel=str(built),
         cassandra_jars=jars,
-        cassandra_heap=cassandra_heap if edition == "SE" else "",
+        cassandra_heap=cassandra_heap if edition == "SE" and scylla is None else "",
+        scylla=scylla,
         desired_version=__version__,
         cmd=Command("init", [edition, *hosts]),
         monitoring=state.Monitoring(scrape_interval=scrape_interval),
@@ -237,7 +246,7 @@ def init(
                 role=state.ROLES[edition][0],
                 node_root=state.node_root_for(node_root, host),
                 desired=NodeState(address=host, version=__version__),
-                jmx_port=jmx_port + i if edition == "SE" else 0,
+                jmx_port=jmx_port + i if edition == "SE" and scylla is None else 0,
             )
             for i, host in enumerate(hosts)
         ],
@@ -247,6 +256,34 @@ def init(
         raise CtoolError("the new cluster's configuration is invalid: " + "; ".join(found))
     state.save(cluster, folder)
     return _apply(opts, cluster, "init")
+
+
+def _check_scylla(edition: str, node_root: str, scylla: state.Scylla) -> None:
+    """``--database scylla``'s refusals, before anything is written."""
+    if edition != "SE":
+        raise CtoolError("--database scylla is for SE clusters (CE keeps its data in SQLite)")
+    if node_root != "/":
+        raise CtoolError(
+            "--database scylla installs Scylla from its repository on real hosts run by systemd: not with --node-root"
+        )
+    if not scylla.list_url or not scylla.key_file:
+        raise CtoolError(
+            "--database scylla needs --scylla-list (the repository's list file URL, from Scylla's install page "
+            "for the version) and --scylla-key (the repository's signing key, a file here)"
+        )
+    if not re.fullmatch(r"https?://\S+", scylla.list_url):
+        raise CtoolError(f"--scylla-list {scylla.list_url!r} is not an http(s) URL")
+    if not Path(scylla.key_file).is_file():
+        raise CtoolError(f"--scylla-key {scylla.key_file} is not a file")
+    scylla.key_file = str(Path(scylla.key_file).resolve())
+
+
+def _not_scylla(cluster: Cluster, what: str) -> None:
+    if cluster.scylla is not None:
+        raise CtoolError(
+            f"{what} of a Scylla cluster is not built yet: ctool's {what} drives Cassandra "
+            "(nodetool over its JMX port, its start script)"
+        )
 
 
 def _parse_apps(apps: Sequence[str]) -> list[tuple[str, Path]]:
@@ -344,6 +381,7 @@ def _idle(opts: Options, *, consistent: bool = True, same_version: bool = False)
 def _backup_ready(opts: Options) -> Cluster:
     """The cluster, which must be installed with no command pending, its nodes snapshottable."""
     cluster = _idle(opts)
+    _not_scylla(cluster, "backup and restore")
     if cluster.edition == "SE" and not all(n.jmx_port for n in cluster.nodes):
         raise CtoolError(
             "this cluster's Cassandra nodes have no JMX port (installed before ctool took backups): "
@@ -684,6 +722,7 @@ def replace(opts: Options, old: str, new: str, node_root: str | None = None) -> 
             "its data, there is no other node to rebuild a new one from (take a backup, install the new "
             "host with ctool init CE and restore the backup there)"
         )
+    _not_scylla(cluster, "replace")
     try:
         ipaddress.ip_address(new)
     except ValueError:
@@ -912,7 +951,14 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
 
 def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = None) -> engine.Target:
     extra: dict[str, Any] = {}
-    if cluster is not None and cluster.edition == "SE":
+    if cluster is not None and cluster.scylla is not None:
+        extra = {
+            "scylla_list": cluster.scylla.list_url,
+            "scylla_key": cluster.scylla.key_file,
+            "scylla_developer_mode": cluster.scylla.developer_mode,
+            "scylla_seeds": [n.address for n in cluster.nodes],
+        }
+    elif cluster is not None and cluster.edition == "SE":
         from voedger.ctool import cassandra
 
         addresses = [n.address for n in cluster.nodes]
@@ -956,6 +1002,8 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
     files = [("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)]
     files += [(f"the image of {a.name}", a.image) for a in cluster.apps]
+    if cluster.scylla is not None:
+        files.append(("Scylla's repository key", cluster.scylla.key_file))
     for what, path in files:
         if path and not Path(path).is_file():
             raise CtoolError(f"{what} {path} is gone: put it back, then run: ctool repeat")

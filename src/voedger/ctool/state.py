@@ -250,6 +250,32 @@ class Acme:
 
 
 @dataclass(slots=True)
+class Scylla:
+    """``init SE --database scylla``: ScyllaDB from its own apt repository instead of Cassandra
+    (real hosts run by systemd only). ``list_url``: the repository's list file, as Scylla's
+    install page gives it for a version; ``key_file``: its signing key, a file of this machine."""
+
+    list_url: str
+    key_file: str
+    developer_mode: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"List": self.list_url, "Key": self.key_file, "DeveloperMode": self.developer_mode}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Scylla | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise StateError("Scylla must be an object with List and Key")
+        return cls(
+            list_url=str(data.get("List", "")),
+            key_file=str(data.get("Key", "")),
+            developer_mode=bool(data.get("DeveloperMode", False)),
+        )
+
+
+@dataclass(slots=True)
 class Cron:
     """``ctool backup cron``: when the backups run (a cron schedule), how long they are kept
     (``ExpireTime``, "" for ever) and the cron.d file on the machine running ctool (``File``)."""
@@ -303,6 +329,15 @@ class Cluster:
     """Addresses of nodes ``ctool replace`` took out: never to be used again in the cluster."""
     cron: Cron | None = None
     """The scheduled backups (``ctool backup cron``); None: none."""
+    scylla: Scylla | None = None
+    """SE's database is ScyllaDB from its repository (``init --database scylla``); None: Cassandra."""
+
+    @property
+    def database(self) -> str:
+        """SE's database: ``cassandra`` or ``scylla`` ("" for CE: SQLite)."""
+        if self.edition != "SE":
+            return ""
+        return "scylla" if self.scylla is not None else "cassandra"
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -328,8 +363,12 @@ class Cluster:
             }
         )
         if self.edition == "SE":
-            out["CassandraJars"] = self.cassandra_jars
-            out["CassandraHeap"] = self.cassandra_heap
+            out["Database"] = self.database
+            if self.scylla is not None:
+                out["Scylla"] = self.scylla.to_json()
+            else:
+                out["CassandraJars"] = self.cassandra_jars
+                out["CassandraHeap"] = self.cassandra_heap
         if self.apps:
             out["Apps"] = [a.to_json() for a in self.apps]
         if self.cmd:
@@ -390,6 +429,7 @@ class Cluster:
             apps=[App(name=str(a.get("Name", "")), image=str(a.get("Image", ""))) for a in apps],
             replaced_addresses=list(replaced),
             cron=Cron.from_json(data.get("Cron")),
+            scylla=Scylla.from_json(data.get("Scylla")),
         )
 
 
@@ -469,7 +509,17 @@ def problems(cluster: Cluster) -> list[str]:
     if cluster.cmd is None and not cluster.actual_version:
         found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
 
-    if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
+    if cluster.scylla is not None:
+        if cluster.edition != "SE":
+            found.append("Scylla is for SE clusters only")
+        if not re.fullmatch(r"https?://\S+", cluster.scylla.list_url):
+            found.append(f"Scylla.List {cluster.scylla.list_url!r} is not an http(s) URL")
+        if not cluster.scylla.key_file:
+            found.append("Scylla.Key is empty: the repository's signing key")
+        for node in cluster.nodes:
+            if node.node_root != "/":
+                found.append(f"node {node.name}: Scylla is installed on hosts whose NodeRoot is /")
+    elif cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
         found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
     if cluster.acme is not None:
         if not cluster.acme.domains:
