@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import getpass
 import os
@@ -315,8 +316,6 @@ def backup_cron(
         raise click.BadParameter(str(exc), param_hint="SCHEDULE" if "schedule" in str(exc) else "--expire") from None
     cluster = ops.backup_cron(opts, schedule, expire, cron_dir)
     assert cluster.cron is not None
-    import datetime as dt
-
     upcoming = cron.next_run(cluster.cron.backup, dt.datetime.now().astimezone())
     click.echo(f"Cron schedule set successfully: {cluster.cron.file}")
     click.echo(f"next run: {upcoming:%Y-%m-%d %H:%M %Z} (this machine's time zone)")

@@ -1232,7 +1232,8 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
         else:
             ssh = "ok"
         if not lines and ssh == "ok":
-            lines = [str(out.get("stderr", "") or "supervisord not running").strip()[:80]]
+            idle = "no unit of ctool's" if node.service_manager == units.SYSTEMD else "supervisord not running"
+            lines = [str(out.get("stderr", "") or idle).strip()[:80]]
         rows.append(
             NodeStatus(
                 name=node.name,
