@@ -4,15 +4,13 @@ checks, the server's program rendered with the --acme-* flags (no SSH: unit tier
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import jinja2
 from click.testing import CliRunner
 
 from voedger import __version__
 from voedger.cli import ctool
-from voedger.ctool import ops, state
+from voedger.ctool import ops, state, units
 from voedger.ctool.state import Acme, Cluster, NodeState
 
 TEMPLATE = Path(ops.__file__).parent / "playbooks" / "templates" / "voedger.conf.j2"
@@ -79,11 +77,9 @@ def test_bad_acme_commands_change_nothing(tmp_path: Path) -> None:
 def test_the_program_gets_the_acme_flags() -> None:
     cluster = Cluster("CE", 22, "root", "/k", "/kh", 80, actual_version=__version__)
     cluster.acme = Acme(["voedger.test", "api.voedger.test"], 443, "https://ca.test/dir", "/ca.pem", "ops@x.test")
-    env = jinja2.Environment(trim_blocks=True)
-    env.filters["basename"] = os.path.basename  # Ansible's filter, which the template uses
-    template = env.from_string(TEMPLATE.read_text())
+    # As Ansible renders it: with the templates' folder, whose macros.j2 it imports.
     variables = {**ops._variables(cluster), "node_root": "/n", "node_address": "10.0.0.11"}
-    command = next(line for line in template.render(variables).splitlines() if line.startswith("command="))
+    command = next(line for line in units.render(TEMPLATE.name, variables).splitlines() if line.startswith("command="))
     assert (
         "--host 10.0.0.11 --port 443 --metrics-port 8000 --acme-domain voedger.test --acme-domain api.voedger.test"
         in command
@@ -93,8 +89,8 @@ def test_the_program_gets_the_acme_flags() -> None:
     cluster.acme = None
     plain = next(
         line
-        for line in template.render(
-            {**ops._variables(cluster), "node_root": "/n", "node_address": "10.0.0.11"}
+        for line in units.render(
+            TEMPLATE.name, {**ops._variables(cluster), "node_root": "/n", "node_address": "10.0.0.11"}
         ).splitlines()
         if line.startswith("command=")
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -70,7 +72,6 @@ def test_ce_upgrade_backup_restore(
     venv = node.root / "opt/voedger/venv"
     assert venv.is_symlink() and str(venv.readlink()) == f"venvs/{NEW_VERSION}"
     assert (node.root / f"opt/voedger/venvs/{__version__}/bin/voedger").exists()  # the old one, kept
-    import subprocess
 
     reported = subprocess.run([str(venv / "bin/voedger"), "--version"], capture_output=True, text=True, check=True)
     assert NEW_VERSION in reported.stdout
@@ -115,3 +116,27 @@ def test_ce_upgrade_backup_restore(
     assert bad.returncode == 1 and f"no backup {name}" in bad.stderr
     wrong = ctool(folder, "backup", "now", "--expire", "7 days")
     assert wrong.returncode == 1 and "is not a duration" in wrong.stderr
+
+    # backup cron: the cron.d file's command, run by /bin/sh as cron runs it (no cron daemon
+    # here), makes a backup of the node with --expire, and backup list shows it.
+    from voedger.ctool import cron
+
+    cron_dir = short_tmp / "cron.d"
+    scheduled = ctool(folder, "backup", "cron", "*/5 * * * *", "--expire", "1d", "--cron-dir", str(cron_dir))
+    assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+    assert cluster_json(folder)["Cron"]["Backup"] == "*/5 * * * *"
+    line = (cron_dir / cron.FILE_NAME).read_text().splitlines()[-1]
+    _schedule, _user, command = cron.cron_command(line)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "SHELL": "/bin/sh",
+        "HOME": str(Path.home()),
+    }
+    subprocess.run(["/bin/sh", "-c", command], env=env, cwd="/", timeout=400, check=True)
+    ran = (folder / cron.LOG_FILE).read_text()
+    assert ran.startswith("backup ") and "n1-node" in ran, ran
+    by_cron = ran.split()[1].rstrip(":")
+    listed = ctool(folder, "backup", "list")
+    assert listed.returncode == 0 and by_cron in listed.stdout, listed.stdout
+    removed = ctool(folder, "backup", "cron", "--remove")
+    assert removed.returncode == 0 and not (cron_dir / cron.FILE_NAME).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import getpass
 import os
@@ -124,6 +125,24 @@ def main() -> None:
     metavar="OWNER/NAME=IMAGE",
     help="An application the servers run, from its image (vpm build); repeatable.",
 )
+@click.option(
+    "--database",
+    type=click.Choice(["cassandra", "scylla"]),
+    default="cassandra",
+    show_default=True,
+    help="SE: Apache Cassandra (its jars sent by ctool), or ScyllaDB from its apt repository (hosts run by "
+    "systemd that reach the repository; untested by ctool's tests).",
+)
+@click.option("--scylla-list", default="", metavar="URL", help="--database scylla: the repository's list file URL.")
+@click.option(
+    "--scylla-key",
+    default="",
+    metavar="FILE",
+    help="--database scylla: the repository's signing key (armored or binary), a file here.",
+)
+@click.option(
+    "--scylla-developer-mode", is_flag=True, help="--database scylla: Scylla's developer mode (no I/O tuning)."
+)
 @_dry_run
 @_common
 @_ctool_errors
@@ -141,13 +160,23 @@ def init(
     scrape_interval: str,
     jmx_port: int,
     apps: tuple[str, ...],
+    database: str,
+    scylla_list: str,
+    scylla_key: str,
+    scylla_developer_mode: bool,
     dry_run: bool,
     cluster_dir: Path,
     verbose: bool,
 ) -> None:
     """Install a cluster: CE is one node (ctool init CE <host>); SE is three or more, each running a
-    Cassandra node and a server process (ctool init SE <host1> <host2> <host3> ...)."""
-    from voedger.ctool import ops
+    Cassandra node (or Scylla: --database scylla) and a server process (ctool init SE <host1> <host2>
+    <host3> ...). Where a host's init is systemd the services are systemd units, else programs of
+    a supervisord of ctool's own."""
+    from voedger.ctool import ops, state
+
+    scylla = state.Scylla(scylla_list, scylla_key, scylla_developer_mode) if database == "scylla" else None
+    if scylla is None and (scylla_list or scylla_key or scylla_developer_mode):
+        raise click.UsageError("--scylla-list, --scylla-key and --scylla-developer-mode go with --database scylla")
 
     ops.init(
         _options(cluster_dir, verbose, dry_run),
@@ -164,6 +193,7 @@ def init(
         scrape_interval=scrape_interval,
         apps=apps,
         jmx_port=jmx_port,
+        scylla=scylla,
     )
 
 
@@ -232,6 +262,63 @@ def backup_node(node: str, name: str | None, expire: str | None, cluster_dir: Pa
     click.echo(f"backup {made.name}: {', '.join(made.sizes)}, {backups.human(made.total)}")
     for gone in removed:
         click.echo(f"expired, removed: {gone}")
+
+
+@backup.command("cron")
+@click.argument("schedule", metavar="[SCHEDULE]", required=False)
+@click.option(
+    "--expire",
+    metavar="DURATION",
+    help="Each run then removes the backups older than this: a number and s, m (minutes), h, d or w (e.g. 30d).",
+)
+@click.option("--remove", is_flag=True, help="Drop the schedule: the cron file removed, Cron cleared in cluster.json.")
+@click.option(
+    "--cron-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the cron.d file voedger-backup goes [default: where it went last time, else /etc/cron.d].",
+)
+@_common
+@_ctool_errors
+def backup_cron(
+    schedule: str | None, expire: str | None, remove: bool, cron_dir: Path | None, cluster_dir: Path, verbose: bool
+) -> None:
+    """Schedule backups: on SCHEDULE (a cron expression such as '0 2 * * *', or @daily), cron
+    runs 'ctool backup node' for every database node in turn, all with one backup name, from
+    this cluster's folder on this machine, which must be on then; with --expire each node's
+    older backups are removed. The schedule is kept in cluster.json (Cron) and written as a
+    cron.d file (user: the one running ctool now); a new one replaces it. Without SCHEDULE:
+    show the schedule; --remove drops it."""
+    from voedger.ctool import cron, ops
+
+    opts = _options(cluster_dir, verbose)
+    if remove:
+        if schedule is not None or expire is not None:
+            raise click.UsageError("--remove takes no SCHEDULE and no --expire")
+        _cluster, path = ops.backup_cron_remove(opts)
+        click.echo(f"Cron schedule removed ({path})" if path else "No backup cron schedule.")
+        return
+    if schedule is None:
+        if expire is not None:
+            raise click.UsageError("--expire goes with a SCHEDULE")
+        cluster = ops.backup_cron_show(opts)
+        if cluster.cron is None:
+            click.echo("No backup cron schedule.")
+        else:
+            keep = f", --expire {cluster.cron.expire_time}" if cluster.cron.expire_time else ""
+            click.echo(f"Backup cron: {cluster.cron.backup}{keep} ({cluster.cron.file})")
+        return
+    try:
+        cron.check_schedule(schedule)
+        if expire is not None:
+            cron.check_expire(expire)
+    except cron.CronError as exc:
+        raise click.BadParameter(str(exc), param_hint="SCHEDULE" if "schedule" in str(exc) else "--expire") from None
+    cluster = ops.backup_cron(opts, schedule, expire, cron_dir)
+    assert cluster.cron is not None
+    upcoming = cron.next_run(cluster.cron.backup, dt.datetime.now().astimezone())
+    click.echo(f"Cron schedule set successfully: {cluster.cron.file}")
+    click.echo(f"next run: {upcoming:%Y-%m-%d %H:%M %Z} (this machine's time zone)")
 
 
 @backup.command("list")
@@ -540,3 +627,7 @@ def configs_reset(cluster_dir: Path, verbose: bool) -> None:
 def version() -> None:
     """Print ctool's version (the version of the clusters it installs)."""
     click.echo(f"ctool version {__version__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,8 @@
 """Prometheus, Alertmanager and the node exporter ctool installs on every node: their files, the
 web UI's password, and what ctool asks them.
 
-Every node runs the three (Debian's binaries, each a program of the node's supervisord, each on
+Every node runs the three (Debian's binaries, each a program of the node's supervisord or, where
+systemd runs the node's services, a unit of its own, :func:`systemd_units`; each on
 the node's own address). Each Prometheus scrapes every server's metrics port (job ``voedger``),
 every node exporter (job ``node``) and itself, evaluates ``voedger.monitoring.RULES_FILE`` and
 sends to every Alertmanager; the Alertmanagers of an SE cluster are one gossip cluster, so an
@@ -206,25 +207,24 @@ def grafana_dashboards(node: Node) -> str:
     return _yaml({"apiVersion": 1, "providers": [provider]}, sort_keys=False)
 
 
-PROGRAMS = """\
-; Written by ctool: the monitoring of {address} (Debian's binaries; files under {conf}).
-[program:prometheus]
-command=/usr/bin/prometheus --config.file={conf}/prometheus.yml --web.config.file={conf}/web.yml \
---storage.tsdb.path={data}/prometheus --web.listen-address={address}:{prometheus_port} --log.level=warn
-directory={data}/prometheus
-{common}stdout_logfile={logs}/prometheus.log
-
-[program:alertmanager]
-command=/usr/bin/prometheus-alertmanager --config.file={conf}/alertmanager.yml --web.config.file={conf}/web.yml \
---storage.path={data}/alertmanager --web.listen-address={address}:{alertmanager_port} {cluster} --log.level=warn
-directory={data}/alertmanager
-{common}stdout_logfile={logs}/alertmanager.log
-
-[program:node-exporter]
-command=/usr/bin/prometheus-node-exporter --web.listen-address={address}:{node_exporter_port} --log.level=warn
-directory={data}
-{common}stdout_logfile={logs}/node-exporter.log
-"""
+COMMANDS = {
+    "prometheus": (
+        "/usr/bin/prometheus --config.file={conf}/prometheus.yml --web.config.file={conf}/web.yml "
+        "--storage.tsdb.path={data}/prometheus --web.listen-address={address}:{prometheus_port} --log.level=warn",
+        "{data}/prometheus",
+    ),
+    "alertmanager": (
+        "/usr/bin/prometheus-alertmanager --config.file={conf}/alertmanager.yml --web.config.file={conf}/web.yml "
+        "--storage.path={data}/alertmanager --web.listen-address={address}:{alertmanager_port} {cluster} "
+        "--log.level=warn",
+        "{data}/alertmanager",
+    ),
+    "node-exporter": (
+        "/usr/bin/prometheus-node-exporter --web.listen-address={address}:{node_exporter_port} --log.level=warn",
+        "{data}",
+    ),
+}
+"""Per program, its command line and its working directory (Debian's binaries)."""
 PROGRAM_COMMON = """\
 autostart=true
 autorestart=true
@@ -235,21 +235,52 @@ redirect_stderr=true
 stdout_logfile_maxbytes=10MB
 stdout_logfile_backups=2
 """
+STOP_SECONDS = 30
+
+
+def commands(cluster: Cluster, node: Node) -> dict[str, tuple[str, str]]:
+    """The node's monitoring programs: name to (command line, working directory)."""
+    values = {
+        "address": node.address,
+        "conf": path(node, CONF),
+        "data": path(node, DATA),
+        "prometheus_port": PROMETHEUS_PORT,
+        "alertmanager_port": ALERTMANAGER_PORT,
+        "node_exporter_port": NODE_EXPORTER_PORT,
+        "cluster": alertmanager_cluster_args(cluster, node),
+    }
+    return {name: (command.format(**values), folder.format(**values)) for name, (command, folder) in COMMANDS.items()}
 
 
 def supervisor_programs(cluster: Cluster, node: Node) -> str:
     """The node's supervisord programs of Prometheus, Alertmanager and the node exporter."""
-    return PROGRAMS.format(
-        address=node.address,
-        conf=path(node, CONF),
-        data=path(node, DATA),
-        logs=path(node, LOGS),
-        prometheus_port=PROMETHEUS_PORT,
-        alertmanager_port=ALERTMANAGER_PORT,
-        node_exporter_port=NODE_EXPORTER_PORT,
-        cluster=alertmanager_cluster_args(cluster, node),
-        common=PROGRAM_COMMON,
-    ).replace("\\\n", "")
+    sections = [
+        f"[program:{name}]\ncommand={command}\ndirectory={folder}\n{PROGRAM_COMMON}"
+        f"stdout_logfile={path(node, LOGS)}/{name}.log\n"
+        for name, (command, folder) in commands(cluster, node).items()
+    ]
+    head = (
+        f"; Written by ctool: the monitoring of {node.address} (Debian's binaries; files under {path(node, CONF)}).\n"
+    )
+    return head + "\n".join(sections)
+
+
+def systemd_units(cluster: Cluster, node: Node) -> dict[str, str]:
+    """The node's systemd units of Prometheus, Alertmanager and the node exporter: path to
+    content (``systemctl reload`` sends SIGHUP, as ``supervisorctl signal HUP`` does)."""
+    from voedger.ctool import units
+
+    return {
+        units.unit_path(name): units.unit(
+            units.unit_name(name).removesuffix(".service"),
+            f"{name} of the Voedger node {node.address} (Debian's binary; files under {path(node, CONF)})",
+            command,
+            folder,
+            STOP_SECONDS,
+            reload=name != "node-exporter",
+        )
+        for name, (command, folder) in commands(cluster, node).items()
+    }
 
 
 def files(cluster: Cluster, node: Node, folder: Path) -> dict[str, tuple[str, str]]:
@@ -263,8 +294,11 @@ def files(cluster: Cluster, node: Node, folder: Path) -> dict[str, tuple[str, st
         f"{conf}/web.yml": (web_config(cluster), "0600"),
         f"{grafana}/provisioning/datasources/voedger.yml": (grafana_datasource(node, token), "0600"),
         f"{grafana}/provisioning/dashboards/voedger.yml": (grafana_dashboards(node), "0644"),
-        path(node, PROGRAMS_DIR, "monitoring.conf"): (supervisor_programs(cluster, node), "0644"),
     }
+    if node.service_manager == "systemd":
+        out.update({unit: (text, "0644") for unit, text in systemd_units(cluster, node).items()})
+    else:
+        out[path(node, PROGRAMS_DIR, "monitoring.conf")] = (supervisor_programs(cluster, node), "0644")
     if token:
         out[f"{conf}/ctool.token"] = (token, "0600")
     for dashboard in sorted(DASHBOARDS_DIR.glob("*.json")):

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import ipaddress
+import re
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from typing import Any
 import httpx
 
 from voedger import __version__
-from voedger.ctool import backups, engine, monitoring, state, wheel
+from voedger.ctool import backups, cron, engine, monitoring, state, units, wheel
 from voedger.ctool.display import CommandLog, Display
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 from voedger.monitoring import DASHBOARDS_DIR, RULES_FILE
@@ -33,6 +36,8 @@ STEPS: dict[str, tuple[str, ...]] = {
     "SE": ("prepare", "cassandra", "server", "service", "monitoring", "check"),
 }
 """Per edition, the steps of ``init``: each is a playbook of ``playbooks/``."""
+SCYLLA_STEPS = ("prepare", "scylla", "server", "service", "monitoring", "check")
+"""The steps of ``init SE --database scylla``: Scylla from its repository in place of Cassandra."""
 ACME_STEPS = ("service", "check")
 """The steps of ``acme add|remove``: the server's program rendered again, restarted, checked."""
 MONITORING_STEPS = ("monitoring",)
@@ -52,8 +57,8 @@ SETTLE_SECONDS = 3.0
 partitions again (graceful handovers) before the next one hands its own over."""
 
 SERVER_STOP_SECONDS = 75
-"""supervisord's ``stopwaitsecs`` for the server: its graceful shutdown on SIGTERM hands the
-partitions over (up to 30 s) and finishes the requests in flight (up to 30 s more)."""
+"""supervisord's ``stopwaitsecs`` (systemd's ``TimeoutStopSec``) for the server: its graceful
+shutdown on SIGTERM hands the partitions over (up to 30 s) and finishes the requests in flight (up to 30 s more)."""
 
 
 RESTORE_STEPS: dict[str, tuple[str, ...]] = {
@@ -88,6 +93,8 @@ def steps_of(cluster: Cluster) -> tuple[str, ...]:
         return ACME_STEPS
     if cluster.cmd is not None and cluster.cmd.kind in ("mon", "alert"):
         return MONITORING_STEPS
+    if cluster.scylla is not None:
+        return SCYLLA_STEPS
     return STEPS.get(cluster.edition, ())
 
 
@@ -164,6 +171,7 @@ def init(
     scrape_interval: str = "15s",
     apps: Sequence[str] = (),
     jmx_port: int = 7199,
+    scylla: state.Scylla | None = None,
 ) -> Cluster:
     edition = edition.upper()
     if edition == "N1":
@@ -197,6 +205,8 @@ def init(
         )
     if not node_root.startswith("/"):
         raise CtoolError(f"--node-root {node_root!r} must be an absolute path")
+    if scylla is not None:
+        _check_scylla(edition, node_root, scylla)
     images = _parse_apps(apps)
     _prepare_dry_run(opts)
     folder = opts.state_folder
@@ -207,7 +217,7 @@ def init(
     except wheel.WheelError as exc:
         raise CtoolError(str(exc)) from None
     jars = ""
-    if edition == "SE":
+    if edition == "SE" and scylla is None:
         from voedger.ctool import cassandra
 
         try:
@@ -225,7 +235,8 @@ def init(
         http_port=http_port,
         server_wheel=str(built),
         cassandra_jars=jars,
-        cassandra_heap=cassandra_heap if edition == "SE" else "",
+        cassandra_heap=cassandra_heap if edition == "SE" and scylla is None else "",
+        scylla=scylla,
         desired_version=__version__,
         cmd=Command("init", [edition, *hosts]),
         monitoring=state.Monitoring(scrape_interval=scrape_interval),
@@ -235,7 +246,7 @@ def init(
                 role=state.ROLES[edition][0],
                 node_root=state.node_root_for(node_root, host),
                 desired=NodeState(address=host, version=__version__),
-                jmx_port=jmx_port + i if edition == "SE" else 0,
+                jmx_port=jmx_port + i if edition == "SE" and scylla is None else 0,
             )
             for i, host in enumerate(hosts)
         ],
@@ -245,6 +256,34 @@ def init(
         raise CtoolError("the new cluster's configuration is invalid: " + "; ".join(found))
     state.save(cluster, folder)
     return _apply(opts, cluster, "init")
+
+
+def _check_scylla(edition: str, node_root: str, scylla: state.Scylla) -> None:
+    """``--database scylla``'s refusals, before anything is written."""
+    if edition != "SE":
+        raise CtoolError("--database scylla is for SE clusters (CE keeps its data in SQLite)")
+    if node_root != "/":
+        raise CtoolError(
+            "--database scylla installs Scylla from its repository on real hosts run by systemd: not with --node-root"
+        )
+    if not scylla.list_url or not scylla.key_file:
+        raise CtoolError(
+            "--database scylla needs --scylla-list (the repository's list file URL, from Scylla's install page "
+            "for the version) and --scylla-key (the repository's signing key, a file here)"
+        )
+    if not re.fullmatch(r"https?://\S+", scylla.list_url):
+        raise CtoolError(f"--scylla-list {scylla.list_url!r} is not an http(s) URL")
+    if not Path(scylla.key_file).is_file():
+        raise CtoolError(f"--scylla-key {scylla.key_file} is not a file")
+    scylla.key_file = str(Path(scylla.key_file).resolve())
+
+
+def _not_scylla(cluster: Cluster, what: str) -> None:
+    if cluster.scylla is not None:
+        raise CtoolError(
+            f"{what} of a Scylla cluster is not built yet: ctool's {what} drives Cassandra "
+            "(nodetool over its JMX port, its start script)"
+        )
 
 
 def _parse_apps(apps: Sequence[str]) -> list[tuple[str, Path]]:
@@ -342,6 +381,7 @@ def _idle(opts: Options, *, consistent: bool = True, same_version: bool = False)
 def _backup_ready(opts: Options) -> Cluster:
     """The cluster, which must be installed with no command pending, its nodes snapshottable."""
     cluster = _idle(opts)
+    _not_scylla(cluster, "backup and restore")
     if cluster.edition == "SE" and not all(n.jmx_port for n in cluster.nodes):
         raise CtoolError(
             "this cluster's Cassandra nodes have no JMX port (installed before ctool took backups): "
@@ -482,6 +522,72 @@ def backup_list(opts: Options) -> tuple[Cluster, list[backups.Backup]]:
         log.close()
 
 
+def backup_cron(opts: Options, schedule: str, expire: str | None, cron_dir: Path | None = None) -> Cluster:
+    """``backup node`` of every database node on ``schedule``, one backup name per run, each
+    node's backups older than ``expire`` removed: a cron.d file on this machine (``cron_dir``,
+    /etc/cron.d by default), recorded in cluster.json (``Cron``). Replaces the previous one."""
+    try:
+        schedule = cron.check_schedule(schedule)
+        expire = cron.check_expire(expire) if expire else ""
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster = _loaded(opts)
+    path = (cron_dir or _cron_dir(cluster)) / cron.FILE_NAME
+    entry = cron.Entry(
+        schedule=schedule,
+        user=getpass.getuser(),
+        folder=opts.folder,
+        nodes=[n.name for n in cluster.nodes],
+        expire=expire,
+        program=cron.ctool_program(),
+        path=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+    )
+    old = Path(cluster.cron.file) if cluster.cron and cluster.cron.file else None
+    try:
+        cron.write(path, entry.render())
+        if old is not None and old != path:
+            cron.remove(old)
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster.cron = state.Cron(backup=schedule, expire_time=expire, file=str(path))
+    state.save(cluster, opts.folder)
+    return cluster
+
+
+def backup_cron_remove(opts: Options) -> tuple[Cluster, str]:
+    """The scheduled backups dropped: the cron.d file removed, ``Cron`` cleared. The file's path
+    ("" if there was no schedule)."""
+    cluster = _loaded(opts)
+    if cluster.cron is None:
+        return cluster, ""
+    path = Path(cluster.cron.file) if cluster.cron.file else cron.DEFAULT_DIR / cron.FILE_NAME
+    try:
+        cron.remove(path)
+    except cron.CronError as exc:
+        raise CtoolError(str(exc)) from None
+    cluster.cron = None
+    state.save(cluster, opts.folder)
+    return cluster, str(path)
+
+
+def backup_cron_show(opts: Options) -> Cluster:
+    return _loaded(opts)
+
+
+def _cron_dir(cluster: Cluster) -> Path:
+    """Where the schedule's file goes: where it went last time, else /etc/cron.d."""
+    if cluster.cron is not None and cluster.cron.file:
+        return Path(cluster.cron.file).parent
+    return cron.DEFAULT_DIR
+
+
+def _loaded(opts: Options) -> Cluster:
+    try:
+        return state.load(opts.folder)
+    except state.StateError as exc:
+        raise CtoolError(str(exc)) from None
+
+
 def restore(opts: Options, name: str) -> Cluster:
     """Every node's data replaced by the backup ``name``'s, with the cluster stopped meanwhile."""
     try:
@@ -616,6 +722,7 @@ def replace(opts: Options, old: str, new: str, node_root: str | None = None) -> 
             "its data, there is no other node to rebuild a new one from (take a backup, install the new "
             "host with ctool init CE and restore the backup there)"
         )
+    _not_scylla(cluster, "replace")
     try:
         ipaddress.ip_address(new)
     except ValueError:
@@ -844,7 +951,14 @@ def _variables(cluster: Cluster) -> dict[str, Any]:
 
 def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = None) -> engine.Target:
     extra: dict[str, Any] = {}
-    if cluster is not None and cluster.edition == "SE":
+    if cluster is not None and cluster.scylla is not None:
+        extra = {
+            "scylla_list": cluster.scylla.list_url,
+            "scylla_key": cluster.scylla.key_file,
+            "scylla_developer_mode": cluster.scylla.developer_mode,
+            "scylla_seeds": [n.address for n in cluster.nodes],
+        }
+    elif cluster is not None and cluster.edition == "SE":
         from voedger.ctool import cassandra
 
         addresses = [n.address for n in cluster.nodes]
@@ -860,7 +974,14 @@ def _target(node: Node, cluster: Cluster | None = None, folder: Path | None = No
             extra["replaced_address"] = replacing[0]
     if cluster is not None and folder is not None:
         extra = {**extra, **monitoring.node_files(cluster, node, folder)}
+    extra = {**extra, "service_manager": node.service_manager or units.SUPERVISORD}
     return engine.Target(name=node.name, address=node.address, node_root=node.node_root, extra=extra)
+
+
+def _service_manager(result: engine.StepResult, node: Node) -> str:
+    """What the prepare step found runs the node's services (a dry run: what it was)."""
+    found = str(result.outputs.get(node.name, {}).get("The node's init system", {}).get("stdout", "")).strip()
+    return found if found in units.MANAGERS else node.service_manager
 
 
 def _replacing(cluster: Cluster) -> tuple[str, str] | None:
@@ -881,6 +1002,8 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
     log.write(f"ctool {__version__}: {command_name} of '{cluster.cmd}'" + (" (dry run)" if opts.dry_run else ""))
     files = [("the server's wheel", cluster.server_wheel), ("Cassandra's jars", cluster.cassandra_jars)]
     files += [(f"the image of {a.name}", a.image) for a in cluster.apps]
+    if cluster.scylla is not None:
+        files.append(("Scylla's repository key", cluster.scylla.key_file))
     for what, path in files:
         if path and not Path(path).is_file():
             raise CtoolError(f"{what} {path} is gone: put it back, then run: ctool repeat")
@@ -927,6 +1050,8 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                 for node in todo:
                     assert node.desired is not None
                     if result.ok(node.name):
+                        if step == "prepare":
+                            node.service_manager = _service_manager(result, node)
                         node.desired.steps_done.append(step)
                         display.step_done(node.name, step)
                     else:
@@ -1107,7 +1232,8 @@ def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
         else:
             ssh = "ok"
         if not lines and ssh == "ok":
-            lines = [str(out.get("stderr", "") or "supervisord not running").strip()[:80]]
+            idle = "no unit of ctool's" if node.service_manager == units.SYSTEMD else "supervisord not running"
+            lines = [str(out.get("stderr", "") or idle).strip()[:80]]
         rows.append(
             NodeStatus(
                 name=node.name,

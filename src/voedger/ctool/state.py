@@ -68,6 +68,9 @@ class Node:
     error: str = ""
     jmx_port: int = 0
     """SE: the port of the node's Cassandra JMX listener, on 127.0.0.1 only (0: none)."""
+    service_manager: str = ""
+    """What runs the node's services: ``systemd`` (units) or ``supervisord`` (programs of
+    ctool's own supervisord), as the ``prepare`` step found; "" (not asked yet): supervisord."""
 
     @property
     def address(self) -> str:
@@ -85,6 +88,8 @@ class Node:
         }
         if self.jmx_port:
             out["JMXPort"] = self.jmx_port
+        if self.service_manager:
+            out["ServiceManager"] = self.service_manager
         if self.error:
             out["Error"] = self.error
         return out
@@ -102,6 +107,7 @@ class Node:
             desired=NodeState.from_json(data.get("DesiredNodeState"), f"{where}.DesiredNodeState"),
             error=str(data.get("Error", "")),
             jmx_port=_int(data.get("JMXPort", 0), f"{where}.JMXPort"),
+            service_manager=str(data.get("ServiceManager", "")),
         )
 
 
@@ -244,6 +250,62 @@ class Acme:
 
 
 @dataclass(slots=True)
+class Scylla:
+    """``init SE --database scylla``: ScyllaDB from its own apt repository instead of Cassandra
+    (real hosts run by systemd only). ``list_url``: the repository's list file, as Scylla's
+    install page gives it for a version; ``key_file``: its signing key, a file of this machine."""
+
+    list_url: str
+    key_file: str
+    developer_mode: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"List": self.list_url, "Key": self.key_file, "DeveloperMode": self.developer_mode}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Scylla | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise StateError("Scylla must be an object with List and Key")
+        return cls(
+            list_url=str(data.get("List", "")),
+            key_file=str(data.get("Key", "")),
+            developer_mode=bool(data.get("DeveloperMode", False)),
+        )
+
+
+@dataclass(slots=True)
+class Cron:
+    """``ctool backup cron``: when the backups run (a cron schedule), how long they are kept
+    (``ExpireTime``, "" for ever) and the cron.d file on the machine running ctool (``File``)."""
+
+    backup: str
+    expire_time: str = ""
+    file: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"Backup": self.backup}
+        if self.expire_time:
+            out["ExpireTime"] = self.expire_time
+        if self.file:
+            out["File"] = self.file
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Cron | None:
+        if data is None or data == {}:
+            return None
+        if not isinstance(data, dict):
+            raise StateError("Cron must be an object with Backup (a cron schedule)")
+        return cls(
+            backup=str(data.get("Backup", "")),
+            expire_time=str(data.get("ExpireTime", "")),
+            file=str(data.get("File", "")),
+        )
+
+
+@dataclass(slots=True)
 class Cluster:
     edition: str
     ssh_port: int
@@ -265,6 +327,17 @@ class Cluster:
     apps: list[App] = field(default_factory=list)
     replaced_addresses: list[str] = field(default_factory=list)
     """Addresses of nodes ``ctool replace`` took out: never to be used again in the cluster."""
+    cron: Cron | None = None
+    """The scheduled backups (``ctool backup cron``); None: none."""
+    scylla: Scylla | None = None
+    """SE's database is ScyllaDB from its repository (``init --database scylla``); None: Cassandra."""
+
+    @property
+    def database(self) -> str:
+        """SE's database: ``cassandra`` or ``scylla`` ("" for CE: SQLite)."""
+        if self.edition != "SE":
+            return ""
+        return "scylla" if self.scylla is not None else "cassandra"
 
     def node(self, host: str) -> Node:
         for node in self.nodes:
@@ -290,8 +363,12 @@ class Cluster:
             }
         )
         if self.edition == "SE":
-            out["CassandraJars"] = self.cassandra_jars
-            out["CassandraHeap"] = self.cassandra_heap
+            out["Database"] = self.database
+            if self.scylla is not None:
+                out["Scylla"] = self.scylla.to_json()
+            else:
+                out["CassandraJars"] = self.cassandra_jars
+                out["CassandraHeap"] = self.cassandra_heap
         if self.apps:
             out["Apps"] = [a.to_json() for a in self.apps]
         if self.cmd:
@@ -301,6 +378,8 @@ class Cluster:
         if self.acme is not None:
             out["Acme"] = self.acme.to_json()
         out["Monitoring"] = self.monitoring.to_json()
+        if self.cron is not None:
+            out["Cron"] = self.cron.to_json()
         if self.replaced_addresses:
             out["ReplacedAddresses"] = list(self.replaced_addresses)
         out["Nodes"] = [n.to_json() for n in self.nodes]
@@ -349,6 +428,8 @@ class Cluster:
             monitoring=Monitoring.from_json(data.get("Monitoring")),
             apps=[App(name=str(a.get("Name", "")), image=str(a.get("Image", ""))) for a in apps],
             replaced_addresses=list(replaced),
+            cron=Cron.from_json(data.get("Cron")),
+            scylla=Scylla.from_json(data.get("Scylla")),
         )
 
 
@@ -428,7 +509,17 @@ def problems(cluster: Cluster) -> list[str]:
     if cluster.cmd is None and not cluster.actual_version:
         found.append("no command is pending and ActualClusterVersion is empty: the cluster was never installed")
 
-    if cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
+    if cluster.scylla is not None:
+        if cluster.edition != "SE":
+            found.append("Scylla is for SE clusters only")
+        if not re.fullmatch(r"https?://\S+", cluster.scylla.list_url):
+            found.append(f"Scylla.List {cluster.scylla.list_url!r} is not an http(s) URL")
+        if not cluster.scylla.key_file:
+            found.append("Scylla.Key is empty: the repository's signing key")
+        for node in cluster.nodes:
+            if node.node_root != "/":
+                found.append(f"node {node.name}: Scylla is installed on hosts whose NodeRoot is /")
+    elif cluster.edition == "SE" and not re.fullmatch(r"\d+[MG]", cluster.cassandra_heap):
         found.append(f"CassandraHeap {cluster.cassandra_heap!r} is not a heap size such as 1G or 768M")
     if cluster.acme is not None:
         if not cluster.acme.domains:
@@ -482,6 +573,10 @@ def problems(cluster: Cluster) -> list[str]:
                 found.append(f"{label}: {which}.NodeVersion {st.version!r} is not a version")
         if node.actual is not None and node.actual.steps_done:
             found.append(f"{label}: ActualNodeState lists StepsDone, which only a pending command has")
+        if node.service_manager not in ("", "supervisord", "systemd"):
+            found.append(f"{label}: ServiceManager {node.service_manager!r} is not systemd or supervisord")
+        elif node.service_manager == "systemd" and node.node_root != "/":
+            found.append(f"{label}: ServiceManager systemd needs the NodeRoot / (its units are the host's)")
         if node.jmx_port and not 0 < node.jmx_port < 65536:
             found.append(f"{label}: JMXPort {node.jmx_port} is not a port number")
         if node.address:
@@ -495,6 +590,15 @@ def problems(cluster: Cluster) -> list[str]:
             found.append(f"ReplacedAddresses: {address!r} is not an IP address")
         if address in seen_addresses:
             found.append(f"ReplacedAddresses: {address} is the address of a node of the cluster")
+    if cluster.cron is not None:
+        from voedger.ctool import cron
+
+        try:
+            cron.check_schedule(cluster.cron.backup)
+            if cluster.cron.expire_time:
+                cron.check_expire(cluster.cron.expire_time)
+        except cron.CronError as exc:
+            found.append(f"Cron: {exc}")
     if cluster.cmd is not None and cluster.cmd.kind == "replace" and len(cluster.cmd.args) != 2:
         found.append("Cmd replace takes two addresses: the old node's and the new one's")
     return found
