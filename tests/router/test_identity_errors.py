@@ -11,6 +11,8 @@ import pytest
 
 from tests.router.test_identity import V2, sign_up_and_in
 from tests.router.test_invites import Env, open_env
+from voedger.apps.registry import REGISTRY_APP, login_hash
+from voedger.structs import wsid as ws
 
 EMPTY = "field is empty: Object «registry.IssuePrincipalTokenParams» string-field «{}»: validate error code 4"
 
@@ -100,3 +102,27 @@ async def test_user_creation_refuses_an_invalid_token(env: Env) -> None:
         env, "users", '{"verifiedEmailToken": "invalid-token", "password": "1", "displayName": "x"}'
     )
     assert status == 400 and "verifiedEmailToken" in text
+
+
+async def set_profile_state(env: Env, login: str, wsid: int, error: str) -> None:
+    """The System writes the Login's profile WSID and error, as Voedger's test does."""
+    assert env.vvm.tokens is not None
+    system = {"Authorization": f"Bearer {env.vvm.tokens.issue_system(REGISTRY_APP)}"}
+    at = f"/api/{REGISTRY_APP}/{ws.pseudo_wsid(login, 1)}"
+    body = {"args": {"Schema": "registry.Login"}, "elements": [{"fields": ["sys.ID", "LoginHash"]}]}
+    r = await env.client.post(f"{at}/q.sys.Collection", json=body, headers=system)
+    assert r.status_code == 200, r.text
+    [login_id] = [e[0][0][0] for e in r.json()["sections"][0]["elements"] if e[0][0][1] == login_hash(login)]
+    cud = {"cuds": [{"sys.ID": login_id, "fields": {"WSID": wsid, "WSError": error}}]}
+    r = await env.client.post(f"{at}/c.sys.CUD", json=cud, headers=system)
+    assert r.status_code == 200, r.text
+
+
+async def test_sign_in_reports_the_profile_state(env: Env) -> None:
+    _, profile = await sign_up_and_in(env.client, "pat@example.com", "pa55word")
+    body = '{"login": "pat@example.com", "password": "pa55word"}'
+    await set_profile_state(env, "pat@example.com", 0, "")
+    assert await post(env, "auth/login", body) == (409, "profile workspace is not yet ready, try again later")
+    await set_profile_state(env, "pat@example.com", profile, "profile-create-failed")
+    status, message = await post(env, "auth/login", body)
+    assert (status, message) == (500, "the login profile is created with an error: profile-create-failed")

@@ -110,9 +110,10 @@ class IdentityEndpoints:
         )
         token, profile, error = reply["sections"][0]["elements"][0][0][0]
         if error:
-            raise SysError(409, f"profile workspace could not be made: {error}")
+            # Voedger's words and status: the server failed the login, not the client
+            raise SysError(500, f"the login profile is created with an error: {error}")
         if not token:
-            raise SysError(409, "profile workspace is not yet ready")
+            raise SysError(409, "profile workspace is not yet ready, try again later")
         return {"principalToken": token, "expiresInSeconds": 3600, "profileWSID": profile}
 
     async def login(self, request: Request) -> Response:
