@@ -49,7 +49,7 @@ async def sign_up_and_in(c: httpx.AsyncClient, login: str) -> tuple[dict[str, st
     async def attempt() -> dict[str, Any] | None:
         r = await c.post(f"{V2}/auth/login", json={"login": login, "password": password})
         if r.status_code == 409:
-            assert r.json()["message"] == "profile workspace is not yet ready"
+            assert r.json()["message"] == "profile workspace is not yet ready, try again later"
             return None
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]

@@ -37,6 +37,10 @@ _CHANGE: Final = "registry.ChangePassword"
 _CREATE_EMAIL: Final = "registry.CreateEmailLogin"
 _VERIFIED_VALUE: Final = "payloads.VerifiedValuePayload"
 _NO_TOKEN: Final = "a principal token is needed to refresh it"
+_NO_HEADER: Final = "authorization header is empty"
+_FIELD_IS_EMPTY: Final = (
+    "field is empty: Object «registry.IssuePrincipalTokenParams» string-field «{field}»: validate error code 4"
+)
 
 
 class IdentityEndpoints:
@@ -85,9 +89,11 @@ class IdentityEndpoints:
 
     @staticmethod
     def _text(body: dict[str, Any], key: str) -> str:
-        value = body.get(key)
-        if not isinstance(value, str) or not value:
-            raise SysError(400, f"field {key!r} is required and must be a non-empty string")
+        """A string field of an identity request, as Voedger's router reads it: absent (or null)
+        is "X field missing", another type a mismatch; an empty string is passed on."""
+        value = _optional_text(body, key)
+        if value is None:
+            raise SysError(400, f"{key} field missing")
         return value
 
     async def _issue(self, request: Request, app: str, login: str, password: str) -> dict[str, Any]:
@@ -104,17 +110,23 @@ class IdentityEndpoints:
         )
         token, profile, error = reply["sections"][0]["elements"][0][0][0]
         if error:
-            raise SysError(409, f"profile workspace could not be made: {error}")
+            # Voedger's words and status: the server failed the login, not the client
+            raise SysError(500, f"the login profile is created with an error: {error}")
         if not token:
-            raise SysError(409, "profile workspace is not yet ready")
+            raise SysError(409, "profile workspace is not yet ready, try again later")
         return {"principalToken": token, "expiresInSeconds": 3600, "profileWSID": profile}
 
     async def login(self, request: Request) -> Response:
-        """``POST /auth/login {"login","password"}``."""
+        """``POST /auth/login {"login","password"}``. As in Voedger, a login or password that is
+        missing or empty is refused as the registry's IssuePrincipalTokenParams refuse it."""
         p = request.path_params
         body = await self._json_body(request)
         app = f"{p['owner']}/{p['app']}"
-        result = await self._issue(request, app, self._text(body, "login"), self._text(body, "password"))
+        login, password = _optional_text(body, "login") or "", _optional_text(body, "password") or ""
+        empty = [name for name, value in (("Login", login), ("Password", password)) if not value]
+        if empty:
+            raise SysError(400, "\n".join(_FIELD_IS_EMPTY.format(field=name) for name in empty))
+        result = await self._issue(request, app, login, password)
         return json_response(200, result)
 
     async def refresh(self, request: Request) -> Response:
@@ -129,7 +141,9 @@ class IdentityEndpoints:
         if self.vvm.config.insecure_dev:
             raise SysError(401, _NO_TOKEN)
         creds = credentials_from(request.headers, request.cookies)
-        if creds is None or creds.kind is not CredentialsKind.TOKEN:
+        if creds is None:
+            raise SysError(401, _NO_HEADER)
+        if creds.kind is not CredentialsKind.TOKEN:
             raise SysError(401, _NO_TOKEN)
         profile = _claimed_profile(creds.token)
         if self.router.remote_refresh is not None:
@@ -161,11 +175,12 @@ class IdentityEndpoints:
         """``POST /users``: 201 once the login exists; its profile follows asynchronously
         (sign-in answers 409 until it is ready). Either Voedger's
         ``{"verifiedEmailToken","displayName","password"}`` (``c.registry.CreateEmailLogin``: the
-        verified e-mail is the login) or ``{"login","password"}`` (``c.registry.CreateLogin``)."""
+        verified e-mail is the login) or ``{"login","password"}`` (``c.registry.CreateLogin``).
+        A body with neither is read as Voedger's (400 "verifiedEmailToken field missing")."""
         p = request.path_params
         app = f"{p['owner']}/{p['app']}"
         body = await self._json_body(request)
-        if "verifiedEmailToken" in body:
+        if "verifiedEmailToken" in body or "login" not in body:
             await self._create_email_login(request, app, body)
         else:
             login, password = self._text(body, "login"), self._text(body, "password")
@@ -221,6 +236,14 @@ class IdentityEndpoints:
         login, password = device_credentials()
         await self._create_login(request, f"{p['owner']}/{p['app']}", login, password, SubjectKind.DEVICE)
         return json_response(201, {"login": login, "password": password})
+
+
+def _optional_text(body: dict[str, Any], key: str) -> str | None:
+    """The string ``body[key]``, None if absent or null; 400 (Voedger's words) for another type."""
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise SysError(400, f'field "{key}" must be a string: field type mismatch')
 
 
 def _claimed_profile(token: str) -> int:

@@ -8,7 +8,9 @@ share one name space per application: an identifier is either a login or an acti
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+import orjson
 
 from voedger.appdef import SYS_IS_ACTIVE, Structure
 from voedger.apps.registry._logins import LOGIN_IDX, MAX_LOGIN_LENGTH, login_hash, login_idx_key
@@ -19,6 +21,7 @@ from voedger.syserror import SysError
 
 __all__ = [
     "LOGIN_ALIAS_TABLE",
+    "aliased_login",
     "check_identifier_available",
     "find_active_alias",
     "find_login",
@@ -76,3 +79,25 @@ async def check_identifier_available(
 
 def login_does_not_exist(login: str) -> SysError:
     return SysError(401, f"login {login[:MAX_LOGIN_LENGTH]} does not exist")
+
+
+async def aliased_login(state: State, alias: Record, submitted: str) -> dict[str, Any] | None:
+    """The Login an active alias points to, if it is active and still names that alias (the
+    index is written before the Login takes the alias, and an old one deactivated before it
+    leaves it: only the Login says which alias is in force)."""
+    source_wsid, login_id = int(alias["SourceAppWSID"]), int(alias["CDocLoginID"])
+    if source_wsid == state.wsid:
+        found = await state.record(login_id)
+        rec: dict[str, Any] | None = dict(found) if found is not None else None
+    else:
+        reply = await state.federation_query(
+            state.app_name,
+            source_wsid,
+            "q.sys.GetCDoc",
+            {"args": {"ID": login_id}, "elements": [{"fields": ["Result"]}]},
+        )
+        rows = reply.rows()
+        rec = orjson.loads(rows[0][0]) if rows and isinstance(rows[0][0], str) else None
+    if rec is None or rec.get(SYS_IS_ACTIVE) is False or rec.get("Alias") != submitted:
+        return None
+    return rec

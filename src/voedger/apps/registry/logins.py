@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
-
-from voedger.appdef import SYS_ID, SYS_IS_ACTIVE, QName, QNameError
+from voedger.appdef import SYS_ID, QName, QNameError
 from voedger.apps.registry._logins import (
     LOGIN_IDX,
     LOGIN_TABLE,
@@ -30,6 +28,7 @@ from voedger.apps.registry._logins import (
     profile_ws_name,
 )
 from voedger.apps.registry._lookups import (
+    aliased_login,
     check_identifier_available,
     find_active_alias,
     find_login,
@@ -42,7 +41,6 @@ from voedger.auth.tokens import PrincipalPayload, SubjectKind, principal_token_t
 from voedger.extensions import command, projector, query
 from voedger.state import Intents, State, StateError
 from voedger.structs import wsid as ws
-from voedger.structs.records import Record
 from voedger.syserror import SysError
 
 _LOGIN_OR_PASSWORD: Final = "login or password is incorrect"
@@ -168,7 +166,7 @@ async def issue_principal_token(state: State, intents: Intents) -> None:
     else:
         alias = await find_active_alias(state, app_name, login)
         if alias is not None:
-            rec = await _aliased_login(state, alias, login)
+            rec = await aliased_login(state, alias, login)
             canonical = str(alias["Login"])
     pwd_hash = decode_pwd_hash(rec.get("PwdHash")) if rec is not None else None
     if not await password_matches(pwd_hash, arg["Password"]) or rec is None:
@@ -192,28 +190,6 @@ async def issue_principal_token(state: State, intents: Intents) -> None:
     )
     token = services_of(state).tokens.issue(app_name, payload, ttl)
     intents.result(PrincipalToken=token, WSID=profile_wsid, WSError="")
-
-
-async def _aliased_login(state: State, alias: Record, submitted: str) -> dict[str, Any] | None:
-    """The Login an active alias points to, if it is active and still names that alias (the
-    index is written before the Login takes the alias, and an old one deactivated before it
-    leaves it: only the Login says which alias is in force)."""
-    source_wsid, login_id = int(alias["SourceAppWSID"]), int(alias["CDocLoginID"])
-    if source_wsid == state.wsid:
-        found = await state.record(login_id)
-        rec: dict[str, Any] | None = dict(found) if found is not None else None
-    else:
-        reply = await state.federation_query(
-            state.app_name,
-            source_wsid,
-            "q.sys.GetCDoc",
-            {"args": {"ID": login_id}, "elements": [{"fields": ["Result"]}]},
-        )
-        rows = reply.rows()
-        rec = orjson.loads(rows[0][0]) if rows and isinstance(rows[0][0], str) else None
-    if rec is None or rec.get(SYS_IS_ACTIVE) is False or rec.get("Alias") != submitted:
-        return None
-    return rec
 
 
 @projector("registry.ProjectorLoginIdx")

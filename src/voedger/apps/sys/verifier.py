@@ -40,10 +40,12 @@ __all__ = [
     "VERIFIED_VALUE_AUDIENCE",
     "VERIFIED_VALUE_TOKEN_TTL",
     "check_email",
+    "issue_verified_payload",
     "issue_verified_value",
     "new_verification_code",
     "send_verification_code",
     "validate_email",
+    "verified_payload",
 ]
 
 REGISTRY_APP: Final = "sys/registry"
@@ -155,6 +157,18 @@ _VERIFIED_FIELDS: Final = ("VerificationKind", "WSID", "ID", "Entity", "Field", 
 def issue_verified_value(state: State, app: str, verification_token: str, code: str) -> str:
     """The verified value token for a verification token (of ``app``) and the code mailed with
     it; 400 when the code is wrong or the token expired."""
+    return issue_verified_payload(state, app, verified_payload(state, app, verification_token, code))
+
+
+def issue_verified_payload(state: State, app: str, payload: dict[str, Any]) -> str:
+    """A verified value token (of ``app``) for a payload that ``verified_payload`` gave."""
+    return services_of(state).tokens.issue_claims(app, VERIFIED_VALUE_AUDIENCE, payload, VERIFIED_VALUE_TOKEN_TTL)
+
+
+def verified_payload(state: State, app: str, verification_token: str, code: str) -> dict[str, Any]:
+    """What a verified value token will hold (kind, WSID, ID, entity, field, value) for a
+    verification token (of ``app``) and the code mailed with it; 400 when the code is wrong or
+    the token expired."""
     tokens = services_of(state).tokens
     try:
         claims = tokens.validate_claims(app, VERIFICATION_AUDIENCE, verification_token)
@@ -170,8 +184,7 @@ def issue_verified_value(state: State, app: str, verification_token: str, code: 
         or not tokens.verify_hash256(code.encode(), bytes(digest))
     ):
         raise SysError(400, ERR_INVALID_CODE)
-    payload: dict[str, Any] = {k: claims[k] for k in _VERIFIED_FIELDS if k in claims}
-    return tokens.issue_claims(app, VERIFIED_VALUE_AUDIENCE, payload, VERIFIED_VALUE_TOKEN_TTL)
+    return {k: claims[k] for k in _VERIFIED_FIELDS if k in claims}
 
 
 @platform.query("sys.IssueVerifiedValueToken")

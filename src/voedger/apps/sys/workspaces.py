@@ -71,7 +71,11 @@ async def create_workspace_id(state: State, intents: Intents) -> None:
     _check_kind(state, arg["WSKind"])
     known = await state.view("sys.WorkspaceIDIdx", OwnerWSID=arg["OwnerWSID"], WSName=arg["WSName"])
     if known is not None:
-        raise SysError(409, f"workspace {arg['WSName']} of owner {arg['OwnerWSID']} already exists")
+        # Only while that workspace is active: a deactivated one's name may be taken again (a
+        # login registered again after its profile was deactivated), the index then rewritten.
+        previous = await state.record(int(known["IDOfCDocWorkspaceID"]))
+        if previous is None or previous.get("sys.IsActive", True):
+            raise SysError(409, f"workspace with name {arg['WSName']} and ownerWSID {arg['OwnerWSID']} already exists")
     ctx = state.command_context
     app_ws_number = ws.base_wsid(state.wsid) - ws.FIRST_BASE_APP_WSID
     num_app_ws = state.num_app_workspaces
@@ -252,7 +256,8 @@ async def apply_deactivate_workspace(state: State, intents: Intents) -> None:
     - the profile of each user the workspace's ``sys.Subject`` records name (their
       ``sys.JoinedWorkspace`` goes inactive: ``c.sys.OnJoinedWorkspaceDeactivated``);
     - the application workspace that keeps its ``sys.WorkspaceID`` (``c.sys.OnWorkspaceDeactivated``);
-    - the owner's ``sys.ChildWorkspace`` (``c.sys.OnChildWorkspaceDeactivated``).
+    - the owner's record of it (``c.sys.OnChildWorkspaceDeactivated``): a child's
+      ``sys.ChildWorkspace``, a profile's ``registry.Login``.
     """
     ev = state.event
     desc = await state.singleton("sys.WorkspaceDescriptor")
@@ -282,7 +287,9 @@ async def apply_deactivate_workspace(state: State, intents: Intents) -> None:
         target = ws.pseudo_to_app_wsid(pseudo, state.num_app_workspaces, cluster)
         body = {"args": {"OwnerWSID": int(owner_wsid or 0), "WSName": ws_name}}
         await state.federation_command(where_app, target, "c.sys.OnWorkspaceDeactivated", body)
-    if owner_app and owner_wsid and owner_id and desc.get("OwnerQName2") == "sys.ChildWorkspace":
+    if owner_app and owner_wsid and owner_id:
+        # The owner's record of the workspace goes inactive: a child's sys.ChildWorkspace, or a
+        # profile's registry.Login (so the login answers as a missing one), as in Voedger.
         notify = {"args": {"OwnerID": owner_id}}
         await state.federation_command(owner_app, owner_wsid, "c.sys.OnChildWorkspaceDeactivated", notify)
     done = {"cuds": [{"sys.ID": desc["sys.ID"], "fields": {"Status": STATUS_INACTIVE}}]}
