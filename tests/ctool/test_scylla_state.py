@@ -77,45 +77,20 @@ def test_scylla_yaml(tmp_path: Path) -> None:
     assert seeds == ",".join(n.address for n in cluster.nodes)
 
 
+SE_SCYLLA = ["SE", "10.0.0.1", "10.0.0.2", "10.0.0.3", "--database", "scylla"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["CE", "10.0.0.1", "--database", "scylla"], "--database scylla is for SE clusters"),
         (
-            ["SE", "10.0.0.1", "10.0.0.2", "10.0.0.3", "--database", "scylla", "--node-root", "/n/{host}"],
+            [*SE_SCYLLA, "--node-root", "/n/{host}"],
             "not with --node-root",
         ),
-        (["SE", "10.0.0.1", "10.0.0.2", "10.0.0.3", "--database", "scylla"], "needs --scylla-list"),
-        (
-            [
-                "SE",
-                "10.0.0.1",
-                "10.0.0.2",
-                "10.0.0.3",
-                "--database",
-                "scylla",
-                "--scylla-list",
-                "x",
-                "--scylla-key",
-                "k",
-            ],
-            "--scylla-list 'x' is not an http(s) URL",
-        ),
-        (
-            [
-                "SE",
-                "10.0.0.1",
-                "10.0.0.2",
-                "10.0.0.3",
-                "--database",
-                "scylla",
-                "--scylla-list",
-                LIST,
-                "--scylla-key",
-                "/nokey",
-            ],
-            "--scylla-key /nokey is not a file",
-        ),
+        (SE_SCYLLA, "needs --scylla-list"),
+        ([*SE_SCYLLA, "--scylla-list", "x", "--scylla-key", "k"], "--scylla-list 'x' is not an http(s) URL"),
+        ([*SE_SCYLLA, "--scylla-list", LIST, "--scylla-key", "/nokey"], "--scylla-key /nokey is not a file"),
     ],
 )
 def test_init_refusals_touch_nothing(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -134,10 +109,10 @@ def test_commands_that_drive_cassandra_refuse(tmp_path: Path) -> None:
     runner = CliRunner()
     folder = ["--cluster-dir", str(tmp_path)]
     for args, what in (
-        (["backup", "now"], "backup and restore of a Scylla cluster is not built yet"),
-        (["backup", "node", "node-1"], "backup and restore of a Scylla cluster is not built yet"),
-        (["restore", "20261205T091500Z"], "backup and restore of a Scylla cluster is not built yet"),
-        (["replace", "node-1", "10.0.0.99"], "replace of a Scylla cluster is not built yet"),
+        (["backup", "now"], "ctool cannot do backup and restore of a Scylla cluster"),
+        (["backup", "node", "node-1"], "ctool cannot do backup and restore of a Scylla cluster"),
+        (["restore", "20261205T091500Z"], "ctool cannot do backup and restore of a Scylla cluster"),
+        (["replace", "node-1", "10.0.0.99"], "ctool cannot do replace of a Scylla cluster"),
     ):
         result = runner.invoke(ctool.main, [*args, *folder])
         assert result.exit_code == 1 and what in result.output, (args, result.output)

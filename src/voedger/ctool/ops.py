@@ -281,8 +281,8 @@ def _check_scylla(edition: str, node_root: str, scylla: state.Scylla) -> None:
 def _not_scylla(cluster: Cluster, what: str) -> None:
     if cluster.scylla is not None:
         raise CtoolError(
-            f"{what} of a Scylla cluster is not built yet: ctool's {what} drives Cassandra "
-            "(nodetool over its JMX port, its start script)"
+            f"ctool cannot do {what} of a Scylla cluster: its {what} drives Cassandra's own tools "
+            "(nodetool over its JMX port, its start script); use Scylla's tools for it"
         )
 
 
