@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from voedger import __version__
 from voedger.cli import ctool
-from voedger.ctool import state
+from voedger.ctool import atomic, state
 from voedger.ctool.state import Cluster, Command, Node, NodeState
 
 
@@ -62,7 +62,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.
     def broken(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(state.os, "replace", broken)
+    monkeypatch.setattr(atomic.os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
         state.save(changed, tmp_path)
     assert (tmp_path / "cluster.json").read_text() == before

@@ -12,12 +12,9 @@ their names, which ``ctool replace`` keeps, so the file outlives a replacement.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 
 from voedger.ctool import backups
+from voedger.ctool.atomic import write_atomic
 
 FILE_NAME = "voedger-backup"
 """The cron.d file's name (cron.d ignores names with dots)."""
@@ -138,18 +136,9 @@ def write(path: Path, text: str) -> None:
     """``text`` into ``path`` atomically, 0644 (cron ignores files that others may write)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}-", dir=path.parent)
+        write_atomic(path, text, 0o644)
     except OSError as exc:
         raise CronError(f"cannot write {path}: {exc.strerror} (run ctool as root, or give --cron-dir)") from None
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise CronError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def remove(path: Path) -> bool:

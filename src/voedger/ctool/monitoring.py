@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import bcrypt
 import httpx
 import yaml  # type: ignore[import-untyped]  # (PyYAML: with ansible-core, ctool's extra)
 
+from voedger.ctool.atomic import write_atomic
 from voedger.ctool.layout import LOGS
 from voedger.ctool.layout import PROGRAMS as PROGRAMS_DIR
 from voedger.ctool.state import Cluster, Node, Receiver
@@ -91,16 +91,7 @@ def read_token(folder: Path) -> str:
 def new_token(folder: Path) -> str:
     """A new token for the ``ctool`` user, written 0600 (created so, never readable by others)."""
     token = secrets.token_urlsafe(32)
-    target = token_path(folder)
-    fd, tmp = tempfile.mkstemp(prefix=".token-", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(token_path(folder), token + "\n", 0o600)
     return token
 
 

@@ -9,15 +9,14 @@ anywhere leaves a file that ``ctool repeat`` can finish from.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from voedger.ctool.atomic import write_atomic
 
 CLUSTER_FILE = "cluster.json"
 EDITIONS = ("CE", "SE")
@@ -467,18 +466,7 @@ def load(folder: Path) -> Cluster:
 def save(cluster: Cluster, folder: Path) -> None:
     """Write ``cluster.json`` atomically: a reader sees the old file or the new one, whole."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(cluster.to_json(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".cluster-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, cluster_file(folder))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(cluster_file(folder), json.dumps(cluster.to_json(), indent=2) + "\n", 0o600)
 
 
 # --------------------------------------------------------------------------------------------
