@@ -168,3 +168,45 @@ def test_first_boot_files_of_the_new_node() -> None:
     token = cassandra.tokens(3)[2]
     assert f'initial_token: "{token}"' in first["cassandra_yaml"]
     assert f'initial_token: "{token}"' in usual["cassandra_yaml"]
+
+
+def test_an_se_command_ends_when_the_ring_is_whole_and_stays_pending_until_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step of a replace is done, but the ring is not whole yet: the command stays in
+    cluster.json with the ring's problem; ``ctool repeat`` waits again and, once the ring is
+    whole, finishes it (nothing re-run: the steps are recorded as done)."""
+    from voedger.devtools import cassandra as dev
+
+    cluster = installed_se(tmp_path)
+    new = "127.0.0.250"
+    cluster.cmd, cluster.desired_version = Command("replace", [HOSTS[2], new]), __version__
+    for node in cluster.nodes:
+        address = new if node.name == "node-3" else node.address
+        node.desired = NodeState(address, __version__, steps_done=list(ops.REPLACE_STEPS))
+    cluster.nodes[2].actual = None
+    state.save(cluster, tmp_path)
+
+    monkeypatch.setattr(engine, "environment_ok", lambda: "")
+    monkeypatch.setattr(engine, "run_step", lambda *a, **k: pytest.fail("no step is left to run"))
+    monkeypatch.setattr(ops, "RING_SECONDS", 0.1)
+    asked: list[list[str]] = []
+
+    def down(nodes: list[dev.Node]) -> list[str]:
+        asked.append([n.address for n in nodes])
+        return [f"the driver does not see {HOSTS[0]} up"]
+
+    monkeypatch.setattr(dev, "ring_problems", down)
+    with pytest.raises(ops.CtoolError, match="every step is done, but the database ring is not whole") as raised:
+        ops.repeat(ops.Options(folder=tmp_path))
+    assert "ctool repeat" in str(raised.value) and f"does not see {HOSTS[0]} up" in str(raised.value)
+    assert asked[0] == [HOSTS[0], HOSTS[1], new]  # the ring as the replace leaves it
+    data = json.loads(state.cluster_file(tmp_path).read_text())
+    assert data["Cmd"]["Kind"] == "replace" and "ReplacedAddresses" not in data
+    assert data["LastAttemptError"] == f"database ring: the driver does not see {HOSTS[0]} up"
+
+    monkeypatch.setattr(dev, "ring_problems", lambda nodes: [])
+    done = ops.repeat(ops.Options(folder=tmp_path))
+    assert done is not None and done.cmd is None and done.replaced_addresses == [HOSTS[2]]
+    assert [n.address for n in done.nodes] == [HOSTS[0], HOSTS[1], new]
+    assert "LastAttemptError" not in json.loads(state.cluster_file(tmp_path).read_text())

@@ -52,6 +52,11 @@ SERIAL_STEPS = frozenset({"rollout"})
 """Steps that run on one node at a time: that node and the steps after it (``check``) finish
 before the next node starts, so the other nodes serve throughout."""
 
+RING_SECONDS = 180.0
+"""How long an SE command waits, after its last step, for the database ring to be whole again
+(every node up in the driver's eyes, each seeing the others and answering at consistency ALL):
+a node restarted or streamed to by the command may be marked down for a while after."""
+
 SETTLE_SECONDS = 3.0
 """Between two nodes of a rolling upgrade: the node that came back takes its share of the
 partitions again (graceful handovers) before the next one hands its own over."""
@@ -1088,6 +1093,20 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                         )
                         if index + 1 < len(pending):
                             time.sleep(SETTLE_SECONDS)
+            if not failed and not opts.dry_run and _has_cassandra_ring(cluster):
+                problems = ring_settles(cluster, time.monotonic() + RING_SECONDS)
+                if problems:
+                    cluster.last_attempt_error = "database ring: " + "; ".join(problems)
+                    state.save(cluster, folder)
+                    message = (
+                        f"ctool {command_name} ({cluster.cmd}): every step is done, but the database ring is "
+                        f"not whole {RING_SECONDS:.0f} s after: "
+                        + "; ".join(problems)
+                        + f"\nThe command is kept in {state.cluster_file(folder)}; the log is {log.path}."
+                        + "\nWhen the cause is fixed (ctool status shows the ring), run: ctool repeat"
+                    )
+                    log.write(message)
+                    raise CtoolError(message)
             if not failed:
                 for node in pending:
                     assert node.desired is not None
@@ -1177,22 +1196,36 @@ def server_answer(address: str, port: int, timeout: float = 3.0, https: bool = F
     return f"{response.status_code} {response.text.strip()[:40]}"
 
 
+STATUS_RING_SECONDS = 20.0
+"""How long ``ctool status`` tries before it calls the ring not healthy: a node the driver has
+just marked down (a busy JVM, a connection timed out) is often back a few seconds later."""
+
+
+def _has_cassandra_ring(cluster: Cluster) -> bool:
+    return cluster.edition == "SE" and cluster.scylla is None
+
+
+def ring_settles(cluster: Cluster, deadline: float) -> list[str]:
+    """Ask the ring (every node up, each sees the others, each answers at ALL) until it is whole
+    or ``deadline`` (monotonic) passes; what is still wrong then, or ``[]``."""
+    from voedger.devtools import cassandra as dev
+
+    ring = [dev.Node(n.name, n.address, Path("/"), "", "", 0, None, False) for n in cluster.nodes]
+    while True:
+        problems = dev.ring_problems(ring)
+        if not problems or time.monotonic() + 2 > deadline:
+            return problems
+        time.sleep(2)
+
+
 def ring_status(cluster: Cluster) -> str:
     """SE: what the Cassandra ring looks like from here (every node sees every other), else ""."""
     if cluster.edition != "SE":
         return ""
-    from voedger.devtools import cassandra as dev
-
-    ring = [dev.Node(n.name, n.address, Path("/"), "", "", 0, None, False) for n in cluster.nodes]
-    for attempt in range(3):  # a node the driver has just marked down may be back a moment later
-        problems = dev.ring_problems(ring)
-        if not problems:
-            break
-        if attempt < 2:
-            time.sleep(2)
+    problems = ring_settles(cluster, time.monotonic() + STATUS_RING_SECONDS)
     if problems:
         return "database ring: NOT healthy: " + "; ".join(problems)
-    return f"database ring: healthy, {len(ring)} nodes, each sees the others"
+    return f"database ring: healthy, {len(cluster.nodes)} nodes, each sees the others"
 
 
 def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
