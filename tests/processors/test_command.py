@@ -55,7 +55,7 @@ async def test_create_update_deactivate(shop: Shop) -> None:
     ("fields", "status", "text"),
     [
         ({"Nope": 1}, 400, "has no field «Nope»"),
-        ({"Name": None}, 400, "required"),
+        ({"Name": None}, 400, "field is empty"),
         ({"Name": "x" * 51}, 400, "at most 50"),
         ({"Price": "cheap"}, 400, "expected a number"),
         ({"Price": 1 << 40}, 400, "out of the range of int32"),

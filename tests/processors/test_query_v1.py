@@ -208,7 +208,7 @@ async def test_any_results_raw_results_and_responses(ws: Shop) -> None:
         ("sys.Echo", {"args": {"Text": "w"}, "unexpected": 1}, "unexpected field(s): unexpected"),
         ("sys.Echo", {"args": {"Text": "w", "unexpected": 1}}, "unexpected field(s): unexpected"),
         ("sys.Echo", {"args": []}, 'field "args" must be an object'),
-        ("sys.Echo", {"args": {}}, "required"),
+        ("sys.Echo", {"args": {}}, "field is empty: Object «sys.EchoParams» string-field «Text»"),
         ("sys.GRCount", {"args": {"something": 1}}, "args are not expected"),
         ("shop.Nope", {}, "query shop.Nope does not exist in Workspace «shop.ShopWS»"),
         ("sys.CUD", {}, "query sys.CUD does not exist"),

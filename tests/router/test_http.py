@@ -287,7 +287,9 @@ async def test_v2_docs_nested_records_errors(client: httpx.AsyncClient, vvm: VVM
     r = await post({"Name": "x", "Barcodes": [{"Code": "1"}, {"Code": "2", "Colour": "red"}]})
     v2_error(r, 400, "Barcodes[1]: shop.Barcode has no field or container «Colour»")
     v2_error(
-        await post({"Name": "x", "Barcodes": [{}]}), 400, "Barcodes[0]: shop.Barcode required field(s) missing: Code"
+        await post({"Name": "x", "Barcodes": [{}]}),
+        400,
+        "Barcodes[0]: field is empty: CRecord «Barcodes: shop.Barcode» string-field «Code»: validate error code 4",
     )
     v2_error(await post({"Name": "x", "Barcodes": [{"Code": 5}]}), 400, "Barcodes[0]")
     r = await post({"Name": "x", "Barcodes": [{"Code": "1", "sys.ParentID": 1}]})

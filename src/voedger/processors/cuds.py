@@ -83,9 +83,22 @@ def _qname(value: Any, where: str) -> QName:
         raise bad(f"{where}: failed to parse sys.QName: {exc}") from None
 
 
-def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool) -> Record:
-    """Check and convert the non-system fields a client sent."""
+def _row_name(t: Structure, container: Any = None) -> str:
+    """A record or object as Voedger's validator names it: ``CDoc «pkg.Doc»``, with its container
+    ``CRecord «Lines: pkg.Line»``, an argument ``Object «pkg.Params»``."""
+    return f"{t.kind} «{container}: {t.qname}»" if container else f"{t.kind} «{t.qname}»"
+
+
+def _user_fields(
+    t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool, container: Any = None
+) -> Record:
+    """Check and convert the non-system fields a client sent.
+
+    A required field that is missing (on a create), null or empty (a string or bytes of length 0,
+    a reference to ID 0) is refused in Voedger's words, every such field of the record at once,
+    a line each (``field is empty: CDoc «pkg.Doc» string-field «Name»: validate error code 4``)."""
     out: Record = {}
+    empty: set[str] = set()
     for name, raw in fields.items():
         if name.startswith("sys."):
             continue
@@ -94,24 +107,35 @@ def _user_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creatin
             raise _at(where, f"{t.qname} has no field «{name}»")
         if raw is None:
             if f.required:
-                raise _at(where, f"{t.qname} field «{name}» is required and cannot be null")
+                empty.add(name)
             continue
         try:
             out[name] = coerce(t.qname, f, raw)
         except ValidationError as exc:
             raise _at(where, str(exc)) from None
-        if f.required and out[name] in ("", 0) and f.kind in (DataKind.string, DataKind.bytes, DataKind.RecordID):
-            raise _at(where, f"{t.qname} field «{name}» is required and cannot be empty")
-    if creating:
-        missing = [f.name for f in t.user_fields if f.required and f.name not in out]
-        if missing:
-            raise _at(where, f"{t.qname} required field(s) missing: {', '.join(missing)}")
+        if f.required and out[name] in ("", b"", 0) and f.kind in (DataKind.string, DataKind.bytes, DataKind.RecordID):
+            empty.add(name)
+    problems = []
+    row = _row_name(t, container)
+    for f in t.user_fields:
+        if not f.required or (f.name not in empty and (f.name in out or not creating)):
+            continue
+        if f.kind is DataKind.RecordID and f.name in out:
+            problems.append(
+                f"wrong record ID: {row} required ref field «{f.name}» has NullRecordID value: validate error code 6"
+            )
+        else:
+            problems.append(f"field is empty: {row} {f.kind}-field «{f.name}»: validate error code 4")
+    if problems:
+        raise _at(where, "\n".join(problems))
     return out
 
 
-def check_fields(t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool) -> Record:
+def check_fields(
+    t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool, container: str | None = None
+) -> Record:
     """Check field values against a table's declaration (the checks a CUD gets); SysError 400."""
-    return _user_fields(t, fields, where, creating=creating)
+    return _user_fields(t, fields, where, creating=creating, container=container)
 
 
 def parse_cuds(
@@ -151,7 +175,7 @@ def parse_cuds(
         seen_raw.add(raw_id)
         qn = _qname(fields.get(SYS_QNAME, ""), where)
         t = _table(app, ws, qn, where)
-        data = _user_fields(t, fields, where, creating=True)
+        data = _user_fields(t, fields, where, creating=True, container=fields.get(SYS_CONTAINER))
         _check_new_active(fields, where)
         if t.kind in (TypeKind.CRecord, TypeKind.WRecord):
             for sys_field in (SYS_PARENT_ID, SYS_CONTAINER):
@@ -170,12 +194,6 @@ def _check_new_active(fields: Mapping[str, Any], where: str) -> None:
         raise _at(where, f"sys.IsActive must be true or false, not {active!r}")
 
 
-def _record_name(t: Structure, before: Record) -> str:
-    """A stored record as Voedger names it in errors: ``CDoc «pkg.Doc»``, ``CRecord «Lines: pkg.Line»``."""
-    container = before.get(SYS_CONTAINER)
-    return f"{t.kind} «{container}: {t.qname}»" if container else f"{t.kind} «{t.qname}»"
-
-
 def _check_system_fields(t: Structure, before: Record, fields: Mapping[str, Any], where: str) -> None:
     """An update may name the record's own system fields with their values, never change them."""
     unchanged = {
@@ -191,7 +209,7 @@ def _check_system_fields(t: Structure, before: Record, fields: Mapping[str, Any]
         if name in (SYS_PARENT_ID, SYS_CONTAINER) and value in (0, "", None):
             continue  # an empty value changes nothing (as in Voedger)
         if value != unchanged[name] or isinstance(value, bool):
-            raise _at(where, f"unable to update system field: {_record_name(t, before)} {name}")
+            raise _at(where, f"unable to update system field: {_row_name(t, before.get(SYS_CONTAINER))} {name}")
 
 
 def _table(app: AppDef, ws: Workspace, qn: QName, where: str) -> Structure:
@@ -227,24 +245,27 @@ async def check_update(
         if others and not intent:
             raise SysError(403, "updating other fields is not allowed if sys.IsActive is updating")
         _check_system_fields(t, before, fields, where)
-        changes: dict[str, Any] = _user_fields(t, others, where, creating=False) if others else {}
+        container = before.get(SYS_CONTAINER)
+        changes: dict[str, Any] = _user_fields(t, others, where, creating=False, container=container) if others else {}
         changes[SYS_IS_ACTIVE] = active
         return Update(raw_id, t, changes, where, activation=active, before=before)
     _check_system_fields(t, before, fields, where)
     if not fields:
         raise bad(f"{where}: nothing to update")
-    changes = _user_fields(t, fields, where, creating=False)
+    changes = _user_fields(t, fields, where, creating=False, container=before.get(SYS_CONTAINER))
     return Update(raw_id, t, changes, where, before=before)
 
 
-def parse_object(app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids: bool) -> Record:
+def parse_object(
+    app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids: bool, container: str | None = None
+) -> Record:
     """Check an argument object (TYPE or ODoc with nested records) and return it as stored.
 
     ODoc and ORecord IDs stay raw here; the processor assigns real IDs.
     """
     obj = _object(raw, where)
     fields = {k: v for k, v in obj.items() if t.container(k) is None}
-    out = _user_fields(t, fields, where, creating=True)
+    out = _user_fields(t, fields, where, creating=True, container=container)
     out[SYS_QNAME] = str(t.qname)
     if t.kind in (TypeKind.ODoc, TypeKind.ORecord):
         rid = obj.get(SYS_ID)
@@ -278,7 +299,7 @@ def parse_object(app: AppDef, t: Structure, raw: Any, where: str, allow_raw_ids:
             raise bad(f"{where}: container «{c.name}» has unknown type {c.type}")
         children = []
         for j, item in enumerate(items):
-            child = parse_object(app, child_t, item, f"{where}.{c.name}[{j}]", allow_raw_ids)
+            child = parse_object(app, child_t, item, f"{where}.{c.name}[{j}]", allow_raw_ids, c.name)
             child[SYS_CONTAINER] = c.name
             if SYS_ID in out:
                 child[SYS_PARENT_ID] = out[SYS_ID]
@@ -344,7 +365,7 @@ class _DocumentCUDs:
             if not isinstance(child_t, Structure):
                 raise _at(where, f"{t.qname} container «{key}» has unknown type {c.type}")
             nested.append((key, child_t, value))
-        check_fields(t, own, where, creating=True)
+        check_fields(t, own, where, creating=True, container=parent[1] if parent else None)
         _check_new_active(own, where)
         raw_id = self._raw_id(own, where)
         fields: Record = {**own, SYS_ID: raw_id, SYS_QNAME: str(t.qname)}
