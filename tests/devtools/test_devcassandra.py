@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def _fake_node(node: dc.Node) -> subprocess.Popen[bytes]:
         [sys.executable, "-c", "import time; time.sleep(60)", f"-Dcassandra.config={node.yaml_file.as_uri()}"]
     )
     node.pid_file.write_text(f"{proc.pid}\n")
+    # Until the child has exec'd, its command line is still pytest's: wait for the real one (a
+    # busy machine may take a while), as a pid file is only written for a started node.
+    deadline = time.monotonic() + 30
+    while dc.node_pid(node) != proc.pid:
+        assert time.monotonic() < deadline, "the fake node did not start"
+        time.sleep(0.01)
     return proc
 
 
