@@ -4,7 +4,9 @@ for another driver's tests. Nothing survives the process."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.storage.contract import (
@@ -20,11 +22,27 @@ from voedger.storage.contract import (
     range_is_empty,
 )
 from voedger.storage.errors import StorageAlreadyExistsError, StorageDoesNotExistError
+from voedger.trim import trimmed
 
 MEM_CAPABILITIES = Capabilities(name="mem", manual_clock=True)
 
-# A row is (value, expires_at); expires_at 0.0 means no TTL.
-_Row = tuple[bytes, float]
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What the driver holds: its rows, their bytes (keys and values), and the bytes of the
+    Python objects that hold them (dictionaries, keys, values, TTL pairs)."""
+
+    rows: int = 0
+    payload: int = 0
+    held: int = 0
+
+    def __add__(self, other: Footprint) -> Footprint:
+        return Footprint(self.rows + other.rows, self.payload + other.payload, self.held + other.held)
+
+
+_Row = bytes | tuple[bytes, float]
+"""A row's value, or (value, expires_at) for a row with a TTL: most rows have none, and a bare
+value saves the pair (56 bytes a row; the driver should hold not much more than its payload)."""
 
 
 class MemAppStorage(AppStorage):
@@ -36,32 +54,46 @@ class MemAppStorage(AppStorage):
         self._clock = clock
         self._data: dict[bytes, dict[bytes, _Row]] = {}
 
-    def _expires_at(self, ttl: int) -> float:
-        return self._clock.now() + ttl if ttl else 0.0
+    def _with_ttl(self, value: bytes, ttl: int) -> _Row:
+        return (trimmed(value), self._clock.now() + ttl) if ttl else trimmed(value)
 
     def _live(self, row: _Row | None) -> bytes | None:
-        if row is None:
-            return None
+        if row is None or isinstance(row, bytes):
+            return row
         value, exp = row
-        if exp and exp <= self._clock.now():
-            return None
-        return value
+        return None if exp <= self._clock.now() else value
 
     def _row(self, p_key: bytes, c_col: bytes) -> _Row | None:
         part = self._data.get(p_key)
         return None if part is None else part.get(c_col)
 
+    def footprint(self) -> Footprint:
+        """Its rows, their bytes and the bytes of the objects holding them (``sys.getsizeof``;
+        a value shared by several rows is counted for each)."""
+        rows = payload = 0
+        held = sys.getsizeof(self._data)
+        for p_key, part in self._data.items():
+            held += sys.getsizeof(p_key) + sys.getsizeof(part)
+            for c_col, row in part.items():
+                value = row if isinstance(row, bytes) else row[0]
+                rows += 1
+                payload += len(p_key) + len(c_col) + len(value)
+                held += sys.getsizeof(c_col) + sys.getsizeof(value)
+                if not isinstance(row, bytes):
+                    held += sys.getsizeof(row) + sys.getsizeof(row[1])
+        return Footprint(rows, payload, held)
+
     async def put(self, p_key: bytes, c_col: bytes, value: bytes) -> None:
         check_key(p_key, c_col)
         check_value(value)
-        self._data.setdefault(p_key, {})[c_col] = (value, 0.0)
+        self._data.setdefault(p_key, {})[c_col] = trimmed(value)
 
     async def put_batch(self, items: Sequence[BatchItem]) -> None:
         for p_key, c_col, value in items:
             check_key(p_key, c_col)
             check_value(value)
         for p_key, c_col, value in items:
-            self._data.setdefault(p_key, {})[c_col] = (value, 0.0)
+            self._data.setdefault(p_key, {})[c_col] = trimmed(value)
 
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
         check_key(p_key, c_col)
@@ -90,7 +122,7 @@ class MemAppStorage(AppStorage):
         check_ttl(ttl)
         if self._live(self._row(p_key, c_col)) is not None:
             return False
-        self._data.setdefault(p_key, {})[c_col] = (value, self._expires_at(ttl))
+        self._data.setdefault(p_key, {})[c_col] = self._with_ttl(value, ttl)
         return True
 
     async def compare_and_swap(self, p_key: bytes, c_col: bytes, old: bytes, new: bytes, ttl: int = 0) -> bool:
@@ -99,7 +131,7 @@ class MemAppStorage(AppStorage):
         check_ttl(ttl)
         if self._live(self._row(p_key, c_col)) != old:
             return False
-        self._data[p_key][c_col] = (new, self._expires_at(ttl))
+        self._data[p_key][c_col] = self._with_ttl(new, ttl)
         return True
 
     async def compare_and_delete(self, p_key: bytes, c_col: bytes, expected: bytes) -> bool:
@@ -116,9 +148,9 @@ class MemAppStorage(AppStorage):
         if self._live(self._row(p_key, c_col)) != expected:
             return False
         part = self._data.setdefault(p_key, {})
-        part[c_col] = (new, 0.0)
+        part[c_col] = trimmed(new)
         for row_col, value in rows:
-            part[row_col] = (value, 0.0)
+            part[row_col] = trimmed(value)
         return True
 
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
@@ -126,8 +158,9 @@ class MemAppStorage(AppStorage):
         row = self._row(p_key, c_col)
         if self._live(row) is None or row is None:
             return None
-        exp = row[1]
-        return math.ceil(exp - self._clock.now()) if exp else 0
+        if isinstance(row, bytes):
+            return 0
+        return math.ceil(row[1] - self._clock.now())
 
 
 class MemStorageFactory(AppStorageFactory):
@@ -147,6 +180,10 @@ class MemStorageFactory(AppStorageFactory):
             return self._storages[safe_name]
         except KeyError:
             raise StorageDoesNotExistError(f"storage {safe_name!r} does not exist") from None
+
+    def footprint(self) -> Footprint:
+        """What every storage of this factory holds (see :meth:`MemAppStorage.footprint`)."""
+        return sum((storage.footprint() for storage in self._storages.values()), Footprint())
 
     async def close(self) -> None:
         self._storages.clear()

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 
 from voedger.storage import AppStorage, BatchItem
+from voedger.trim import trimmed
 
 SETTLED_ROWS = 8192
 
@@ -51,7 +52,7 @@ class Pending:
         if settled is None:
             settled = self._settled = OrderedDict()
         for key, value in self._rows.items():
-            settled[key] = value
+            settled[key] = trimmed(value)  # kept for long: see voedger.trim
             settled.move_to_end(key)
         self._rows.clear()
         while len(settled) > SETTLED_ROWS:
