@@ -18,42 +18,20 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.inproc_cluster import at_owners, inproc_cluster, owner_of
 from tests.n10n.conftest import ALICE, APP, SHOP, SHOP_DIR, V1, V2, make_workspaces
 from tests.n10n.sse import EventReader
-from tests.support import free_port, share_one_storage
 from voedger.auth import PrincipalPayload, StorageSecretStore, cluster_secret
 from voedger.n10n import Key
 from voedger.n10n.relay import encode_batch
-from voedger.router.http import HttpServer
-from voedger.router.server import make_asgi
 from voedger.router.wire import N10N_PATH, SECRET_HEADER, secret_text
-from voedger.structs.wsid import partition_of
-from voedger.vvm.server import VVM, VVM_APP, ServerConfig
+from voedger.vvm.server import VVM, VVM_APP
 
 
 @pytest.fixture
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[tuple[VVM, str]]]:
-    share_one_storage(monkeypatch)
-    started: list[tuple[HttpServer, VVM, str]] = []
-    try:
-        for _ in range(2):
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            config = ServerConfig(
-                storage_url="mem://", apps=[(APP, SHOP_DIR)], cluster=True, advertise=base, lease_ttl=3
-            )
-            app, vvm = make_asgi(config)
-            server = HttpServer(app)
-            await server.start("127.0.0.1", port)
-            started.append((server, vvm, base))
-        for _, vvm, _ in started:
-            assert vvm.ownership is not None
-            assert await vvm.ownership.converged(20)
-        yield [(vvm, base) for _, vvm, base in started]
-    finally:
-        for server, vvm, _ in reversed(started):
-            await vvm.leave()
-            await server.stop(2.0)
+    async with inproc_cluster(monkeypatch, APP, SHOP_DIR) as members:
+        yield members
 
 
 def _auth(vvm: VVM) -> dict[str, str]:
@@ -63,15 +41,11 @@ def _auth(vvm: VVM) -> dict[str, str]:
 
 
 async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: list[tuple[VVM, str]]) -> None:
-    pid = partition_of(SHOP, cluster[0][0].app(APP).runtime.num_partitions)
-    owners = [i for i, (vvm, _) in enumerate(cluster) if pid in vvm.app(APP).partitions]
-    assert len(owners) == 1
-    owner, owner_url = cluster[owners[0]]
-    other, other_url = cluster[1 - owners[0]]
+    (owner, owner_url), (other, other_url) = owner_of(cluster, APP, SHOP)
     # the workspaces: their partitions may be either process's; each is written by its owner
     for vvm, _ in cluster:
         assert vvm.n10n.peers is not None and vvm.n10n.peers() == [u for _, u in cluster if u != vvm.config.advertise]
-    await _make_workspaces(cluster)
+    await at_owners(cluster, make_workspaces)
     # Updates sent to a process still starting (a member already, its endpoint not yet ready)
     # may have failed during the set-up; from here on, none may.
     failed = owner.n10n.failed
@@ -112,31 +86,6 @@ async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: l
         assert r.status_code == 400 and "shop.Nothing" in r.json()["message"]
     assert owner.n10n.sent >= 2 and other.n10n.received >= 2
     assert owner.n10n.failed == failed
-
-
-async def _make_workspaces(cluster: list[tuple[VVM, str]]) -> None:
-    """``make_workspaces`` at the owner of each workspace's partition."""
-
-    class _Routed:
-        def __init__(self) -> None:
-            self.apps: dict[str, Any] = {}
-
-        def app(self, name: str) -> Any:
-            return _RoutedApp(name)
-
-    class _RoutedApp:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def partition(self, wsid: int) -> Any:
-            for vvm, _ in cluster:
-                app = vvm.app(self.name)
-                pid = partition_of(wsid, app.runtime.num_partitions)
-                if pid in app.partitions:
-                    return app.partitions[pid]
-            raise AssertionError(f"nobody owns workspace {wsid}")
-
-    await make_workspaces(_Routed())  # type: ignore[arg-type]
 
 
 async def test_the_peer_endpoint_needs_the_cluster_secret(cluster: list[tuple[VVM, str]]) -> None:

@@ -249,6 +249,7 @@ class VoedgerCollector(Collector):
             ("voedger_cluster_forward_seconds", fwd.seconds, "Seconds forwarded requests waited for the owner."),
             ("voedger_cluster_forward_retries", fwd.retried, "Forwards that went on to a partition's new owner."),
             ("voedger_cluster_unrouted", fwd.unavailable, "Requests answered 503: no owner could be reached."),
+            ("voedger_cluster_reads_here", fwd.reads_here, "Reads of other processes' partitions served here."),
         )
         for fname, fvalue, fdoc in forwards:
             family = Metric(fname, fdoc, "counter")

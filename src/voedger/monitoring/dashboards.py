@@ -311,9 +311,11 @@ FEDERATION = Board(
             "In the cluster",
             (
                 _p(
-                    "Forwarded requests",
-                    "Requests sent on to the process owning their partition, per second.",
-                    (f"sum by (vvm) (rate(voedger_cluster_forwarded_total{{{VVM}}}[{RATE}]))", "{{vvm}}"),
+                    "Forwarded requests and reads served here",
+                    "Requests sent on to the process owning their partition, and reads of other processes' "
+                    "partitions served here from storage, per second.",
+                    (f"sum by (vvm) (rate(voedger_cluster_forwarded_total{{{VVM}}}[{RATE}]))", "forwarded {{vvm}}"),
+                    (f"sum by (vvm) (rate(voedger_cluster_reads_here_total{{{VVM}}}[{RATE}]))", "read here {{vvm}}"),
                     unit="reqps",
                 ),
                 _p(

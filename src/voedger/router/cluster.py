@@ -9,6 +9,13 @@ it) is waited for, reading its lease again every ``HOLD_STEP``, for up to ``HOLD
 the client gets 503 with ``Retry-After``. A request is sent again only when it was refused
 unserved (the owner answered "not mine", or could not be reached at all): a command whose fate
 is unknown is never sent twice.
+
+Reads that a reader process may answer (``readers.served_by_reader``: API v2 GETs of documents,
+collections and views, the schema pages, the platform's read-only queries) are served where
+they arrive, whoever owns the partition: they read only storage, which every process of the
+cluster shares, and a read at QUORUM sees every write acknowledged before it (a command is
+acknowledged once its rows are written at QUORUM). So reads take no hop, spread over every
+process, and go on while a partition moves.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from voedger.router.http_transport import HttpTransport
+from voedger.router.readers import served_by_reader
 from voedger.router.transport import Transport, TransportUnavailable
 from voedger.router.wire import BusRequest, BusResponse, error_reply
 from voedger.structs import wsid as ws
@@ -97,6 +105,9 @@ class _Forwarding:
         if own is None:
             return await routes.local.send(request)
         key = (request.app, request.partition)
+        if key not in own.owned and served_by_reader(request):
+            routes.stats.reads_here += 1
+            return await routes.local.send(request)
         # A partition that is moving has no owner for a moment (a handover, a process that just
         # took it and is recovering it): the request waits up to HOLD_SECONDS for one rather
         # than failing. Nothing has been sent while it waits, so a command is safe to hold.

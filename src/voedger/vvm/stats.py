@@ -33,6 +33,8 @@ class ForwardStats:
     """Forwards that found the owner gone or moved and went to the lease's new holder."""
     unavailable: int = 0
     """Requests answered 503 because no owner could be reached."""
+    reads_here: int = 0
+    """Reads of another process's partitions served here, from storage, instead of forwarded."""
 
 
 @dataclass(slots=True)
