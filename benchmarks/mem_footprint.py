@@ -26,7 +26,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.reads_inproc import call
+from benchmarks.reads_inproc import call, make_workspaces
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "tests" / "router" / "shop"
@@ -39,30 +39,6 @@ def rss_mib(field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def make_workspaces(vvm: Any) -> list[int]:
-    from voedger.appdef import QName
-    from voedger.processors.command import CommandRequest
-    from voedger.processors.principal import SYSTEM
-    from voedger.structs.wsid import new_wsid
-
-    shop = vvm.app("test/shop")
-    wsids = [new_wsid(1, 0x20000 + n) for n in range(NUM_WS)]
-    for wsid in wsids:
-        descriptor = {
-            "sys.ID": 1,
-            "sys.QName": "sys.WorkspaceDescriptor",
-            "WSName": f"bench{wsid}",
-            "WSKind": "shop.ShopDesc",
-            "CreatedAtMs": 1,
-            "InitCompletedAtMs": 1,
-        }
-        cuds = [{"fields": descriptor}, {"fields": {"sys.ID": 2, "sys.QName": "shop.ShopDesc", "Name": "shop"}}]
-        await shop.partition(wsid).submit(
-            CommandRequest(wsid, QName("sys", "CUD"), {"cuds": cuds}, SYSTEM, synced=True)
-        )
-    return wsids
 
 
 async def insert(app: Any, wsids: list[int], count: int, concurrency: int) -> None:

@@ -89,16 +89,15 @@ async def call(app: Any, method: str, path: str, body: bytes = b"", query: bytes
     return status, b"".join(chunks)
 
 
-async def prepare(app: Any, vvm: Any) -> tuple[list[int], list[tuple[int, int]]]:
-    """The workspaces and their documents: (WSIDs, [(WSID, document ID)])."""
+async def make_workspaces(vvm: Any, count: int = NUM_WS) -> list[int]:
+    """``count`` shop workspaces, made by System CUDs at their partitions; their WSIDs."""
     from voedger.appdef import QName
     from voedger.processors.command import CommandRequest
     from voedger.processors.principal import SYSTEM
     from voedger.structs.wsid import new_wsid
 
     shop = vvm.app("test/shop")
-    wsids = [new_wsid(1, 0x20000 + n) for n in range(NUM_WS)]
-    docs: list[tuple[int, int]] = []
+    wsids = [new_wsid(1, 0x20000 + n) for n in range(count)]
     for wsid in wsids:
         descriptor = {
             "sys.ID": 1,
@@ -112,6 +111,14 @@ async def prepare(app: Any, vvm: Any) -> tuple[list[int], list[tuple[int, int]]]
         await shop.partition(wsid).submit(
             CommandRequest(wsid, QName("sys", "CUD"), {"cuds": cuds}, SYSTEM, synced=True)
         )
+    return wsids
+
+
+async def prepare(app: Any, vvm: Any) -> tuple[list[int], list[tuple[int, int]]]:
+    """The workspaces and their documents: (WSIDs, [(WSID, document ID)])."""
+    wsids = await make_workspaces(vvm)
+    docs: list[tuple[int, int]] = []
+    for wsid in wsids:
         for n in range(DOCS_PER_WS):
             fields = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": f"item {n}", "Price": n}
             status, body = await call(
