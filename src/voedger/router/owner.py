@@ -202,8 +202,8 @@ class Owner:
             # The document and the records nested in its containers, all created by one event.
             cuds = document_cuds(app, t, parse_json(request.body, allow_empty=False))
         else:
-            if not request.record_id:
-                raise SysError(400, f"{method} docs/{table} needs a record ID")
+            if not request.record_id:  # ID 0 in the URL: no record has it
+                raise SysError(404, "record with queried id 0 does not exist")
             if method == "PATCH":
                 fields = parse_json(request.body, allow_empty=False)
                 if "sys.ID" in fields:
