@@ -295,7 +295,7 @@ async def test_v2_docs_nested_records_errors(client: httpx.AsyncClient, vvm: VVM
     r = await post({"Name": "x", "Barcodes": [{"Code": "1", "sys.ParentID": 1}]})
     v2_error(r, 400, "Barcodes[0]: sys.ParentID is set by the platform")
     v2_error(await post({"Name": "x", "sys.QName": "shop.Item"}), 400, "sys.QName is set by the platform")
-    v2_error(await post({"Name": "x", "sys.ID": "one"}), 400, "sys.ID of a new record must be a raw ID")
+    v2_error(await post({"Name": "x", "sys.ID": "one"}), 400, 'field "sys.ID" must be json.Number: field type mismatch')
     r = await post({"Name": "x", "Barcodes": [{"Code": "1", "sys.ID": 1}]})
     v2_error(r, 400, "Barcodes[0]: raw ID 1 is already taken by the document")
     r = await post({"Name": "x", "Barcodes": [{"Code": str(i)} for i in range(100)]})
