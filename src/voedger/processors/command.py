@@ -355,13 +355,13 @@ class CommandPipeline:
         ws_type = w.ws_type
         for c in creates:
             names = sorted(n for n in c.fields if not n.startswith("sys."))
-            self._authorize(ws_type, principal, OperationKind.Insert, c.type.qname, names)
+            self._authorize_cud(ws_type, principal, OperationKind.Insert, c.type.qname, names, c.where)
         for u in updates:
             if u.activation is None:
-                self._authorize(ws_type, principal, OperationKind.Update, u.type.qname, sorted(u.changes))
+                self._authorize_cud(ws_type, principal, OperationKind.Update, u.type.qname, sorted(u.changes), u.where)
             else:
                 op = OperationKind.Activate if u.activation else OperationKind.Deactivate
-                self._authorize(ws_type, principal, op, u.type.qname)
+                self._authorize_cud(ws_type, principal, op, u.type.qname, (), u.where)
 
     async def extension(self, w: CommandWork) -> None:
         """The command's extension: its intents' records join the CUDs, its result is checked."""
@@ -523,6 +523,15 @@ class CommandPipeline:
             return
         what = f"{op} on {resource}" + (f" (fields {', '.join(fields)})" if fields else "")
         raise SysError(403, f"{what} is forbidden in workspace {ws.qname}")
+
+    def _authorize_cud(
+        self, ws: Workspace, principal: Principal, op: OperationKind, table: QName, fields: Sequence[str], where: str
+    ) -> None:
+        """A client's CUD the ACL refuses answers 403 in Voedger's words: the CUD's place, the
+        operation and the table."""
+        if self.app.authorizer.allowed(ws, principal, op, table, fields):
+            return
+        raise SysError(403, f"{where} OperationKind_{op} {table}: operation forbidden")
 
     def _workspace_type(self, req: CommandRequest, principal: Principal, descriptor: Record | None) -> Workspace:
         appdef = self.app.appdef
