@@ -140,7 +140,9 @@ async def test_v2_docs_and_commands(client: httpx.AsyncClient, vvm: VVM) -> None
 async def test_v2_errors(client: httpx.AsyncClient, vvm: VVM) -> None:
     await make_shop_ws(client, vvm, SHOP_WS)
     v2_error(await client.post(f"{V2_SHOP}/docs/shop.Order", json={"Qty": 1}), 405, "ODoc")
-    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Nope", json={"a": 1}), 404, "shop.Nope")
+    not_found = f"table shop.Nope not found in workspace {SHOP_WS}:shop.ShopDesc"
+    v2_error(await client.post(f"{V2_SHOP}/docs/shop.Nope", json={"a": 1}), 400, not_found)
+    v2_error(await client.patch(f"{V2_SHOP}/docs/shop.Nope/5", json={"a": 1}), 400, not_found)
     v2_error(await client.post(f"{V2_SHOP}/docs/shop.Item", json={"Nope": 1, "Name": "x"}), 400, "Nope")
     v2_error(await client.post(f"{V2_SHOP}/docs/shop.Item", content=b""), 400, "empty")
     v2_error(await client.patch(f"{V2_SHOP}/docs/shop.Item/999999", json={"Price": 1}), 404, "does not exist")

@@ -337,6 +337,10 @@ async def test_document_write_errors(env: Env) -> None:
     error(await env.send("PATCH", f"docs/shop.Cfg/{root}", {"FldRoot": 1}), 400, wrong)
     error(await env.send("DELETE", f"docs/shop.Cfg/{root}", raw=b"{}"), 400, wrong)
 
+    # a table the workspace lacks (the application's other workspaces may have it)
+    not_found = f"table shop.Nope not found in workspace {SHOP}:shop.ShopDesc"
+    error(await env.send("POST", "docs/shop.Nope", {"Fld1": 1}), 400, not_found, exact=True)
+    error(await env.send("DELETE", f"docs/shop.Nope/{root}"), 400, not_found, exact=True)
     only_args = "cannot operate on the ODoc\\ORecord in any way other than through command arguments"
     error(await env.send("POST", "docs/shop.Receipt", raw=b"{}"), 405, only_args)
     error(await env.send("POST", "docs/shop.ReceiptLine", raw=b"{}"), 405, only_args)

@@ -330,6 +330,11 @@ class CommandPipeline:
         body = w.req.body
         if "cuds" in body and cmd.qname not in CUD_COMMANDS:
             raise bad(f"cuds are allowed for {SYS_CUD} only")
+        table = w.req.table
+        if table is not None and not w.ws_type.has_type(table):
+            # An API v2 URL naming a table the workspace lacks: Voedger's 400 names the workspace
+            # by ID and descriptor.
+            raise bad(f"table {table} not found in workspace {w.req.wsid}:{w.ws_type.descriptor}")
         if cmd.qname in CUD_COMMANDS and not body.get("cuds"):
             raise bad(f"CUDs are missing: {cmd.qname} needs at least one")
         if "cuds" not in body:
@@ -338,7 +343,6 @@ class CommandPipeline:
         updates = w.updates
         for rid, f, where in raw_updates:  # a loop: mypyc compiles no await inside a comprehension
             updates.append(await check_update(appdef, rid, f, where, w.record))
-        table = w.req.table
         if table is not None:
             for u in updates:
                 if u.type.qname != table:
