@@ -361,6 +361,15 @@ async def test_commands(env: Env) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["result"] == {"Total": 20, "sys.QName": "shop.TotalResult"}, r.text
     error(await env.send("POST", "commands/shop.Unknown", {"args": {"Arg1": 1}}), 404)
+    # Voedger lets other keys of the body through (it logs them), and takes CUDs for sys.CUD only
+    order = {"args": {"sys.ID": 1, "Item": item, "Qty": 1}}
+    r = await env.send("POST", "commands/shop.MakeOrder", {**order, "comment": "extra"})
+    assert r.status_code == 200 and r.json()["result"]["Total"] == 10, r.text
+    cud = {"fields": {"sys.ID": 1, "sys.QName": "shop.Cfg", "Name": "by command"}}
+    r = await env.send("POST", "commands/shop.MakeOrder", {**order, "cuds": [cud]})
+    error(r, 400, "CUDs allowed for c.sys.CUD command only", exact=True)
+    r = await env.send("POST", "commands/sys.CUD", {"cuds": [cud]})
+    assert r.status_code == 200 and set(r.json()["newIDs"]) == {"1"}, r.text
 
 
 async def test_operations_the_owner_may_not_do(env: Env) -> None:

@@ -259,13 +259,14 @@ class CommandPipeline:
     # --- the stages ----------------------------------------------------------------------------
 
     def parse(self, w: CommandWork) -> None:
-        """The request body: a JSON object with known keys."""
+        """The request body: a JSON object. Other keys than the known ones are logged and let
+        through, as Voedger still allows them for its older clients."""
         body = w.req.body
         if not isinstance(body, dict):
             raise bad("the request body must be a JSON object")
         unexpected = sorted(set(body) - BODY_KEYS)
         if unexpected:
-            raise bad(f"unexpected key(s) in the request body: {', '.join(unexpected)}")
+            log.warning("%s: unexpected field(s): %s, allowed as in Voedger", w.req.command, ", ".join(unexpected))
 
     async def workspace_and_principal(self, w: CommandWork) -> None:
         """The workspace's sequences and kind, the caller's principal in it, the command (404
@@ -328,8 +329,8 @@ class CommandPipeline:
         appdef = self.app.appdef
         cmd = w.cmd
         body = w.req.body
-        if "cuds" in body and cmd.qname not in CUD_COMMANDS:
-            raise bad(f"cuds are allowed for {SYS_CUD} only")
+        if body.get("cuds") and cmd.qname not in CUD_COMMANDS:
+            raise bad("CUDs allowed for c.sys.CUD command only")
         table = w.req.table
         if table is not None and not w.ws_type.has_type(table):
             # An API v2 URL naming a table the workspace lacks: Voedger's 400 names the workspace

@@ -180,9 +180,6 @@ class Owner:
         self._check_partition(request)
         principal = self._caller(request, qname)
         body = parse_json(request.body)
-        unexpected = sorted(set(body) - {"args", "unloggedArgs"})
-        if unexpected:
-            raise SysError(400, f"unexpected key(s) in the request body: {', '.join(unexpected)}")
         result = await self.vvm.command(request.app, request.wsid, qname, body, principal, ip=request.ip)
         return BusResponse(200, JSON_HEADERS, orjson.dumps(result.to_v2()))
 
