@@ -285,6 +285,10 @@ async def test_read_documents(env: Env) -> None:
     }
     assert r.status_code == 200 and r.json() == expected, r.text
     error(await env.get(f"docs/shop.Cfg/{cfg}", auth={}), 403)
+    # a singleton is read at ID 0 (Voedger's docs handler), and at no other ID
+    r = await env.get("docs/shop.ShopDesc/0")
+    assert r.status_code == 200 and r.json()["Name"] == "Shop", r.text
+    error(await env.get(f"docs/shop.ShopDesc/{cfg}"), 400, "document shop.ShopDesc is singleton. DocID must be 0")
     error(await env.get("docs/shop.Cfg/123"), 404, "document shop.Cfg with ID 123 not found")
 
     r = await env.get("cdocs/shop.Cfg")

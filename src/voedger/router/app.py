@@ -292,12 +292,12 @@ class Router:
         ip: str,
     ) -> BusResponse:
         """``v2_read`` for the fast path: the same checks in the same order, the same request."""
-        record_id = parse_id(id_text, allow_zero=True) if id_text is not None else 0  # no ID: a singleton
+        # ID 0, or none: a singleton (Voedger's clients read one at docs/{table}/0); no other
+        # record has ID 0, and the owner answers 404 for it.
+        record_id = parse_id(id_text, allow_zero=True) if id_text is not None else 0
         parse_qname(name)
         app_name = f"{owner}/{app}"
         wsid, partition, transport = self.resolve(app_name, wsid_text)
-        if id_text is not None and record_id == 0:
-            raise SysError(404, f"document {name} with ID 0 not found")  # as the owner answers any ID it lacks
         authorization, cookie = credential
         body = self.check_size(raw_body)
         bus = BusRequest(
