@@ -165,6 +165,22 @@ async def test_queries(env: Env) -> None:
     assert r.json() == {"results": [{"Month": 2}, {"Month": 1}]}, r.text
     r = await env.get("queries/shop.QryVoid")
     assert r.status_code == 200 and r.json() == {"results": []}, r.text
+    error(
+        await env.get("queries/shop.Nope"), 400, "query shop.Nope does not exist in Workspace «shop.ShopWS»", exact=True
+    )
+    error(await env.get("views/shop.Nope"), 400, "view shop.Nope does not exist in Workspace «shop.ShopWS»", exact=True)
+    error(
+        await env.get("docs/shop.Nope/1"),
+        400,
+        "document or record shop.Nope is not defined in Workspace «shop.ShopWS»",
+        exact=True,
+    )
+    error(
+        await env.get("cdocs/shop.Nope"),
+        400,
+        "document or record shop.Nope is not defined in Workspace «shop.ShopWS»",
+        exact=True,
+    )
     r = await env.get("queries/shop.QryRawArg", args="hello raw world")
     assert r.status_code == 200 and r.json() == {"results": [{"Res": "hello raw world"}]}, r.text
 
@@ -228,7 +244,15 @@ async def test_document_include_levels(env: Env) -> None:
     }
     for include, message in cases.items():
         error(await env.get(f"docs/shop.Root/{root}", include=include), 400, message, exact=True)
-    r = await env.get("cdocs/shop.Root", include="Nested.Third")
+    # an empty container is left out, at any level
+    r = await env.send("POST", "docs/shop.Root", {"FldRoot": 1, "Nested": [{"FldNested": 2}]})
+    bare = r.json()["newIDs"]
+    r = await env.get(f"docs/shop.Root/{bare['1']}", include="Nested.Third")
+    assert r.json()["Nested"] == [_rec("shop.Nested", bare["2"], bare["1"], "Nested", FldNested=2)], r.text
+    r = await env.send("POST", "docs/shop.Root", {"FldRoot": 1})
+    r = await env.get(f"docs/shop.Root/{r.json()['newIDs']['1']}", include="Nested.Third")
+    assert "Nested" not in r.json(), r.text
+    r = await env.get("cdocs/shop.Root", include="Nested.Third", limit="1")
     assert r.status_code == 200 and [len(x["Third"]) for x in r.json()["results"][0]["Nested"]] == [2, 2], r.text
     error(
         await env.get("cdocs/shop.Root", include="Nested.Nope"),
