@@ -334,8 +334,8 @@ MAX_RECORD_ID = 2**64 - 1
 
 
 def parse_id(text: str, allow_zero: bool = False) -> int:
-    """A record ID of a URL; 0 only with ``allow_zero`` (a record that Voedger looks up and does
-    not find, a 404)."""
+    """A record ID of a URL; 0 only with ``allow_zero``, for the owner to answer as Voedger's
+    processors do (a read of a singleton; no other record has it, a 404)."""
     try:
         value = int(text)
     except ValueError:
