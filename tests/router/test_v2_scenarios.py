@@ -319,6 +319,13 @@ async def test_read_documents(env: Env) -> None:
     assert r.status_code == 200 and r.json() == {"results": [_rec("shop.Cfg", cfg, Name="Awesome")]}, r.text
     r = await env.get("cdocs/shop.Cfg", keys='Name,"sys.ID"')
     assert r.json() == {"results": [{"Name": "Awesome", "sys.ID": cfg}]}, r.text
+    # a deactivated document stays in the collection, as in Voedger
+    assert env.vvm.tokens is not None
+    system = {"Authorization": f"Bearer {env.vvm.tokens.issue_system(APP)}"}
+    r = await env.client.delete(f"{V2}/docs/shop.Cfg/{cfg}", headers=system)
+    assert r.status_code == 200, r.text
+    r = await env.get("cdocs/shop.Cfg", keys='"sys.IsActive"')
+    assert r.json() == {"results": [{"sys.IsActive": False}]}, r.text
     await _daily(env)
     r = await env.get("cdocs/shop.Daily", keys="Year,Month,Day", order="-Year,Month", skip="2", limit="3")
     assert r.json() == {
