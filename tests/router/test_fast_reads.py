@@ -90,7 +90,7 @@ async def test_fast_path_reads_answer_as_the_starlette_routes(apps: tuple[FastPa
         (f"{V2_SHOP}/docs/shop.Item/{item}", b"include=Barcodes", [(b"authorization", b"  ")]),
         (f"{V2_SHOP}/docs/shop.Item/99999999", b"", []),  # 404
         (f"{V2_SHOP}/docs/shop.Item/abc", b"", []),  # 400: not a number
-        (f"{V2_SHOP}/docs/shop.Item/0", b"", []),  # 400: not positive
+        (f"{V2_SHOP}/docs/shop.Item/0", b"", []),  # 404: no record has ID 0
         (f"{V2_SHOP}/docs/shop.Item", b"", []),  # not a singleton
         (f"{V2_SHOP}/docs/nope/5", b"", []),  # 400: not a QName
         (f"{V2_SHOP}/cdocs/shop.Item", b"order=Name&limit=5", []),

@@ -259,13 +259,14 @@ class CommandPipeline:
     # --- the stages ----------------------------------------------------------------------------
 
     def parse(self, w: CommandWork) -> None:
-        """The request body: a JSON object with known keys."""
+        """The request body: a JSON object. Other keys than the known ones are logged and let
+        through, as Voedger still allows them for its older clients."""
         body = w.req.body
         if not isinstance(body, dict):
             raise bad("the request body must be a JSON object")
         unexpected = sorted(set(body) - BODY_KEYS)
         if unexpected:
-            raise bad(f"unexpected key(s) in the request body: {', '.join(unexpected)}")
+            log.warning("%s: unexpected field(s): %s, allowed as in Voedger", w.req.command, ", ".join(unexpected))
 
     async def workspace_and_principal(self, w: CommandWork) -> None:
         """The workspace's sequences and kind, the caller's principal in it, the command (404
@@ -328,8 +329,13 @@ class CommandPipeline:
         appdef = self.app.appdef
         cmd = w.cmd
         body = w.req.body
-        if "cuds" in body and cmd.qname not in CUD_COMMANDS:
-            raise bad(f"cuds are allowed for {SYS_CUD} only")
+        if body.get("cuds") and cmd.qname not in CUD_COMMANDS:
+            raise bad("CUDs allowed for c.sys.CUD command only")
+        table = w.req.table
+        if table is not None and not w.ws_type.has_type(table):
+            # An API v2 URL naming a table the workspace lacks: Voedger's 400 names the workspace
+            # by ID and descriptor.
+            raise bad(f"table {table} not found in workspace {w.req.wsid}:{w.ws_type.descriptor}")
         if cmd.qname in CUD_COMMANDS and not body.get("cuds"):
             raise bad(f"CUDs are missing: {cmd.qname} needs at least one")
         if "cuds" not in body:
@@ -338,7 +344,6 @@ class CommandPipeline:
         updates = w.updates
         for rid, f, where in raw_updates:  # a loop: mypyc compiles no await inside a comprehension
             updates.append(await check_update(appdef, rid, f, where, w.record))
-        table = w.req.table
         if table is not None:
             for u in updates:
                 if u.type.qname != table:
@@ -355,13 +360,13 @@ class CommandPipeline:
         ws_type = w.ws_type
         for c in creates:
             names = sorted(n for n in c.fields if not n.startswith("sys."))
-            self._authorize(ws_type, principal, OperationKind.Insert, c.type.qname, names)
+            self._authorize_cud(ws_type, principal, OperationKind.Insert, c.type.qname, names, c.where)
         for u in updates:
             if u.activation is None:
-                self._authorize(ws_type, principal, OperationKind.Update, u.type.qname, sorted(u.changes))
+                self._authorize_cud(ws_type, principal, OperationKind.Update, u.type.qname, sorted(u.changes), u.where)
             else:
                 op = OperationKind.Activate if u.activation else OperationKind.Deactivate
-                self._authorize(ws_type, principal, op, u.type.qname)
+                self._authorize_cud(ws_type, principal, op, u.type.qname, (), u.where)
 
     async def extension(self, w: CommandWork) -> None:
         """The command's extension: its intents' records join the CUDs, its result is checked."""
@@ -523,6 +528,15 @@ class CommandPipeline:
             return
         what = f"{op} on {resource}" + (f" (fields {', '.join(fields)})" if fields else "")
         raise SysError(403, f"{what} is forbidden in workspace {ws.qname}")
+
+    def _authorize_cud(
+        self, ws: Workspace, principal: Principal, op: OperationKind, table: QName, fields: Sequence[str], where: str
+    ) -> None:
+        """A client's CUD the ACL refuses answers 403 in Voedger's words: the CUD's place, the
+        operation and the table."""
+        if self.app.authorizer.allowed(ws, principal, op, table, fields):
+            return
+        raise SysError(403, f"{where} OperationKind_{op} {table}: operation forbidden")
 
     def _workspace_type(self, req: CommandRequest, principal: Principal, descriptor: Record | None) -> Workspace:
         appdef = self.app.appdef

@@ -42,6 +42,14 @@ def bad(message: str) -> SysError:
     return SysError(400, message)
 
 
+def _not_a_number(where: str, value: Any) -> SysError | None:
+    """Voedger's 400 for a ``sys.ID`` that is no JSON number (a string, a boolean, an array or an
+    object); None for a number or null, which are checked as an ID next."""
+    if isinstance(value, bool) or not isinstance(value, int | float | None):
+        return _at(where, f'field "{SYS_ID}" must be json.Number: field type mismatch')
+    return None
+
+
 def _at(where: str, message: str) -> SysError:
     """A 400 naming its place; the root of an API v2 document body is a place with no name."""
     return bad(f"{where}: {message}" if where else message)
@@ -161,14 +169,18 @@ def parse_cuds(
         fields = _object(cud["fields"], f"{where}.fields")
         if SYS_ID in cud:
             rid = cud[SYS_ID]
-            if isinstance(rid, bool) or not isinstance(rid, int) or rid <= 0:
+            if (err := _not_a_number(where, rid)) is not None:
+                raise err
+            if not isinstance(rid, int) or rid <= 0:
                 raise bad(f"{where}: sys.ID must be a positive number")
             updates.append((rid, fields, where))  # system fields are checked against the record
             continue
         if SYS_ID not in fields:
             raise bad(f'{where}: "sys.ID" field missing')
         raw_id = fields[SYS_ID]
-        if isinstance(raw_id, bool) or not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
+        if (err := _not_a_number(where, raw_id)) is not None:
+            raise err
+        if not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
             raise bad(f"{where}: sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
         if raw_id in seen_raw:
             raise bad(f"{where}: raw ID {raw_id} is used twice")
@@ -382,7 +394,9 @@ class _DocumentCUDs:
     def _raw_id(self, own: Record, where: str) -> int:
         if SYS_ID in own:
             raw_id = own[SYS_ID]
-            if isinstance(raw_id, bool) or not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
+            if (err := _not_a_number(where, raw_id)) is not None:
+                raise err
+            if not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
                 raise _at(where, f"sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
         else:
             raw_id = self.next_raw

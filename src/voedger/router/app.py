@@ -233,7 +233,8 @@ class Router:
     async def v2_docs(self, request: Request) -> Response:
         """Create (POST), update (PATCH) or deactivate (DELETE) a record: a c.sys.CUD in disguise."""
         p = request.path_params
-        record_id = parse_id(p["id"]) if "id" in p else 0
+        # ID 0 names no record: the owner answers 404, as Voedger does for a record not found.
+        record_id = parse_id(p["id"], allow_zero=True) if "id" in p else 0
         return await self._v2_send(request, Op.V2_DOCS, p["name"], record_id)
 
     async def v2_schemas(self, request: Request) -> Response:
@@ -263,8 +264,19 @@ class Router:
         """GET docs/{table}/{id}, cdocs/{table}, queries/{query}, views/{view}: the query side."""
         p = request.path_params
         path = request.url.path.split("/workspaces/", 1)[1].split("/")[1]
-        record_id = parse_id(p["id"]) if "id" in p else 0  # no ID: a singleton, the table names the record
-        return await self._v2_send(request, _V2_READS[path], p["name"], record_id, dict(request.query_params))
+        reply = await self.handle_v2_read(
+            p["owner"],
+            p["app"],
+            p["wsid"],
+            path,
+            p["name"],
+            p.get("id"),
+            await request.body(),
+            self.credential(request.headers, request.cookies),
+            dict(request.query_params),
+            client_ip(request),
+        )
+        return bus_response(reply)
 
     async def handle_v2_read(
         self,
@@ -280,7 +292,9 @@ class Router:
         ip: str,
     ) -> BusResponse:
         """``v2_read`` for the fast path: the same checks in the same order, the same request."""
-        record_id = parse_id(id_text) if id_text is not None else 0
+        # ID 0, or none: a singleton (Voedger's clients read one at docs/{table}/0); no other
+        # record has ID 0, and the owner answers 404 for it.
+        record_id = parse_id(id_text, allow_zero=True) if id_text is not None else 0
         parse_qname(name)
         app_name = f"{owner}/{app}"
         wsid, partition, transport = self.resolve(app_name, wsid_text)
@@ -319,12 +333,14 @@ MAX_RECORD_ID = 2**64 - 1
 """Record IDs are unsigned 64-bit numbers, as in Voedger."""
 
 
-def parse_id(text: str) -> int:
+def parse_id(text: str, allow_zero: bool = False) -> int:
+    """A record ID of a URL; 0 only with ``allow_zero``, for the owner to answer as Voedger's
+    processors do (a read of a singleton; no other record has it, a 404)."""
     try:
         value = int(text)
     except ValueError:
         raise SysError(400, f"record ID {text!r} is not a number") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and not allow_zero):
         raise SysError(400, f"record ID {value} must be positive")
     if value > MAX_RECORD_ID:
         raise SysError(400, f"record ID {value} is out of range: a record ID is at most {MAX_RECORD_ID}")
