@@ -12,7 +12,7 @@ import pytest
 from tests.cluster import harness
 from tests.cluster.checker import APP_DIR, APP_NAME, ack_gap
 from tests.cluster.harness import Harness
-from tests.cluster.history import UNKNOWN
+from tests.cluster.history import PENDING, UNKNOWN
 from tests.cluster.load import LoadConfig
 from tests.cluster.scenario import running_scenario
 
@@ -52,6 +52,12 @@ async def test_load_kill_9_restart_and_check_on_sqlite(tmp_path: Path) -> None:
         load = s.new_load(LoadConfig(clients=8))
         running = asyncio.create_task(load.run(120.0))
         await asyncio.sleep(2.0)
+        # The kill is to cut requests in flight: on a busy machine the clients may all be between
+        # requests at a given moment, so it waits (polling, nothing else runs meanwhile) for two.
+        deadline = asyncio.get_running_loop().time() + 10
+        while sum(a.outcome == PENDING for a in s.history.attempts) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the load sent nothing for 10 s"
+            await asyncio.sleep(0.001)
         killed = s.history.mark("kill -9 p0")
         s.harness.kill(p0)
         await s.harness.restart(p0)  # a busy machine takes seconds: the load goes on until after it
