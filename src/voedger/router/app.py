@@ -184,14 +184,19 @@ class Router:
     ) -> BusResponse:
         """``POST /api/{owner}/{app}/{wsid}/{c|q}.{pkg}.{name}``, from any front (Starlette or the fast path)."""
         app_name = f"{owner}/{app}"
-        kind_letter, _, name = resource.partition(".")
-        if kind_letter not in ("c", "q") or not name:
-            raise SysError(400, f"resource {resource!r} must be c.<pkg>.<Command> or q.<pkg>.<Query>")
-        try:
-            QName.parse(name)
-        except QNameError as exc:
-            raise SysError(400, f"resource {resource!r}: {exc}") from None
         wsid, partition, transport = self.resolve(app_name, wsid_text)
+        kind_letter, dot, name = resource.partition(".")
+        # Voedger's words: shorter than "q.a.a" or no QName after the mark, then a mark not c or q.
+        wrong = len(resource) <= len("q.a.a") or len(kind_letter) != 1 or not dot
+        if not wrong:
+            try:
+                QName.parse(name)
+            except QNameError:
+                wrong = True
+        if wrong:
+            raise SysError(400, f"wrong function name: {resource}")
+        if kind_letter not in ("c", "q"):
+            raise SysError(400, f'wrong function mark "{kind_letter}" for function {name}')
         authorization, cookie = self.credential(headers)
         op = Op.V1_COMMAND if kind_letter == "c" else Op.V1_QUERY
         bus = BusRequest(
