@@ -304,3 +304,77 @@ async def test_a_blob_is_taken_once_by_its_own_field(env: tuple[VVM, httpx.Async
     # Nothing of the refused commands was written.
     assert (await blob_record(client, vvm, blob_id))["OwnerRecordID"] == owner
     v1_error(await cud({"Image": 999_999}), 400)
+
+
+async def test_reading_with_an_escaped_cookie_and_the_size_header(
+    env: tuple[VVM, httpx.AsyncClient, ManualClock],
+) -> None:
+    # TestBasicUsage_Persistent: "Bearer%20<token>" in the cookie is as good as "Bearer <token>"
+    vvm, client, _ = env
+    owner = await picture(client, vvm, Image=await upload(client, vvm, data=b"\x01\x02\x03\x04\x05"))
+    r = await client.get(
+        f"{V2}/docs/shop.Picture/{owner}/blobs/Image", headers={"Cookie": f"Authorization=Bearer%20{token(vvm)}"}
+    )
+    assert r.status_code == 200 and r.content == b"\x01\x02\x03\x04\x05", r.text
+    assert r.headers["content-length"] == "5"
+    r = await client.post(f"{V2}/tblobs", content=b"abc", headers={**auth(vvm), "Blob-Name": "t", "TTL": "1d"})
+    assert r.status_code == 201, r.text
+    r = await client.get(f"{V2}/tblobs/{r.json()['blobSUUID']}", headers=auth(vvm))
+    assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"abc", "3"), r.text
+
+
+async def test_reading_through_an_unknown_table_or_record(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    # TestBlobberErrors "read: wrong owner"
+    vvm, client, _ = env
+    r = await client.get(f"{V2}/docs/unknown.doc/1/blobs/Name", headers=auth(vvm))
+    v2_error(r, 400, "document or record unknown.doc is not defined in Workspace «shop.ShopWS»")
+    r = await client.get(f"{V2}/docs/shop.Picture/1/blobs/Image", headers=auth(vvm))
+    v2_error(r, 404, "document shop.Picture with ID 1 not found")
+
+
+async def test_a_blob_of_one_table_is_refused_by_another(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    # TestBlobberErrors "403 forbidden on set blob to another owner record"
+    vvm, client, _ = env
+    blob_id = await upload(client, vvm)
+    cud = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Poster", "Art": blob_id}}]}
+    r = await client.post(f"{V1}/c.sys.CUD", json=cud, headers=auth(vvm))
+    text = f"BLOB ID {blob_id} is intended for shop.Picture.Image whereas it is being used in shop.Poster.Art"
+    v1_error(r, 403, text)
+
+
+async def test_an_odoc_holds_a_blob(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    # TestODocWithBLOB: a command's ODoc argument takes the BLOB (the owner check is of CUDs
+    # only, so one meant for another table is taken too) and it is read back through the ODoc
+    vvm, client, _ = env
+    blob_id = await upload(client, vvm, data=b"scan")
+    r = await client.post(f"{V1}/c.shop.FileReceipt", json={"args": {"sys.ID": 1, "Scan": blob_id}}, headers=auth(vvm))
+    assert r.status_code == 200, r.text
+    receipt = r.json()["NewIDs"]["1"]
+    r = await client.get(f"{V2}/docs/shop.Receipt/{receipt}/blobs/Scan", headers=auth(vvm))
+    assert r.status_code == 200 and r.content == b"scan", r.text
+    assert (r.headers["blob-name"], r.headers["content-type"], r.headers["content-length"]) == (
+        "photo.png",
+        "image/png",
+        "4",
+    )
+
+
+async def test_a_pseudo_wsid_stands_for_its_application_workspace(
+    env: tuple[VVM, httpx.AsyncClient, ManualClock],
+) -> None:
+    # TestBLOBsPseudoWSIDToAppWSID: upload, take and read with the system token on a pseudo WSID
+    vvm, client, _ = env
+    assert vvm.tokens is not None
+    system = {"Authorization": f"Bearer {vvm.tokens.issue_system(APP)}"}
+    pseudo = new_wsid(1, 0)  # the first pseudo WSID of cluster 1
+    base = f"/api/v2/apps/test/shop/workspaces/{pseudo}"
+    r = await client.post(
+        f"{base}/docs/shop.AppFile/blobs/Blob", content=b"blob", headers={**system, "Blob-Name": "blob name"}
+    )
+    assert r.status_code == 201, r.text
+    blob_id = r.json()["blobID"]
+    cud = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.AppFile", "Blob": blob_id}}]}
+    r = await client.post(f"/api/test/shop/{pseudo}/c.sys.CUD", json=cud, headers=system)
+    assert r.status_code == 200, r.text
+    r = await client.get(f"{base}/docs/shop.AppFile/{r.json()['NewIDs']['1']}/blobs/Blob", headers=system)
+    assert r.status_code == 200 and r.content == b"blob" and r.headers["blob-name"] == "blob name", r.text
