@@ -196,14 +196,14 @@ async def test_size_limit_is_413_and_leaves_no_blob(env: tuple[VVM, httpx.AsyncC
     big = os.urandom(MAX + 1)
     url = f"{V2}/docs/shop.Picture/blobs/Image"
     headers = {**auth(vvm), "Blob-Name": "big", "Content-Type": "a/b"}
-    v2_error(await client.post(url, content=big, headers=headers), 413, f"max {MAX} allowed")
+    v2_error(await client.post(url, content=big, headers=headers), 413, f"BLOB size quote exceeded (max {MAX} allowed)")
 
     async def chunked() -> AsyncIterator[bytes]:  # no content-length: found out while streaming
         for i in range(0, len(big), 50_000):
             yield big[i : i + 50_000]
 
     r = await client.post(url, content=chunked(), headers=headers)
-    v2_error(r, 413, "BLOB size quota exceeded")
+    v2_error(r, 413, f"BLOB size quote exceeded (max {MAX} allowed)")
     # The ID booked for it holds no BLOB: nothing half-written.
     last = await upload(client, vvm, data=b"ok")
     store = BlobStore(vvm.app(APP).runtime.storage)
@@ -378,3 +378,15 @@ async def test_a_pseudo_wsid_stands_for_its_application_workspace(
     assert r.status_code == 200, r.text
     r = await client.get(f"{base}/docs/shop.AppFile/{r.json()['NewIDs']['1']}/blobs/Blob", headers=system)
     assert r.status_code == 200 and r.content == b"blob" and r.headers["blob-name"] == "blob name", r.text
+
+
+async def test_a_missing_blob_is_404_before_the_credential_is_looked_at(
+    env: tuple[VVM, httpx.AsyncClient, ManualClock],
+) -> None:
+    # TestTemporaryBLOBErrors and the blob processor's order: the BLOB's state, then the check
+    vvm, client, _ = env
+    v2_error(await client.get(f"{V2}/tblobs/unknownSUUIDaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 404, "BLOB not found")
+    v1_error(await client.get(f"{BLOB_V1}/999999"), 404, "BLOB not found")
+    v1_error(await client.get(f"{BLOB_V1}/999999", headers=auth(vvm, "bob", BOB)), 404, "BLOB not found")
+    blob_id = await upload(client, vvm)
+    v1_error(await client.get(f"{BLOB_V1}/{blob_id}"), 403)  # there: the credential decides

@@ -8,8 +8,9 @@ client's credential, whatever needs the application's data:
   ACL's check (``c.sys.RegisterTempBLOB1d`` for a temporary BLOB), then the bytes go to storage,
   then ``c.sys.CUD`` marks the ``sys.BLOB`` completed;
 - download (API v2): the owner record's BLOB field is read through ``docs`` (so SELECT on the
-  record and the field decides), ``q.sys.DownloadBLOBAuthnz`` is the ACL's check, then the bytes
-  come from storage with ``Content-Type``, ``Blob-Name`` and ``Content-Length``.
+  record and the field decides), a BLOB not in storage is a 404, ``q.sys.DownloadBLOBAuthnz`` is
+  the ACL's check, then the bytes come from storage with ``Content-Type``, ``Blob-Name`` and
+  ``Content-Length``.
 
 Where we differ from Voedger: an API v1 download is checked with ``q.sys.DownloadBLOBAuthnz``
 too (Voedger's v1 download checks no credential), and a ``multipart/form-data`` upload (several
@@ -224,7 +225,7 @@ class BlobEndpoints:
         max_size = self.vvm.config.blob_max_size
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_size:
-            raise SysError(413, f"BLOB size quota exceeded (max {max_size} allowed)")
+            raise SysError(413, str(BlobTooLargeError(max_size)))
         if temporary:
             await self._call(request, Op.V1_COMMAND, app, wsid, _REGISTER_TEMP, b"{}")
             key = BlobKey(wsid, suuid=new_suuid())
@@ -295,12 +296,13 @@ class BlobEndpoints:
         return await self._download(request, app, BlobKey(wsid, suuid=suuid))
 
     async def _download(self, request: Request, app: str, key: BlobKey) -> Response:
-        await self._call(request, Op.V1_QUERY, app, key.wsid, _AUTHNZ, b"{}")
         store = self._store(app)
         try:
             state = await store.state(key)
         except BlobNotFoundError as exc:
             raise SysError(404, str(exc)) from None
+        # As Voedger, a BLOB that is not there is a 404 before the credential is looked at.
+        await self._call(request, Op.V1_QUERY, app, key.wsid, _AUTHNZ, b"{}")
         chunks: AsyncIterator[bytes] = store.read(key, state)
         response = StreamingResponse(
             chunks, status_code=200, headers={"Content-Length": str(state.size)}, media_type=None
