@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from voedger.appdef import QName, Structure
 from voedger.blobs import BlobKey, BlobNotFoundError, BlobStore, BlobTooLargeError, is_temp_id, new_suuid
@@ -153,7 +153,8 @@ class BlobEndpoints:
         else:
             raise SysError(400, f"{MULTIPART} uploads are not supported: give the name and mimeType query params")
         blob_id = await self._upload(request, app, wsid, _check_name(names[0]), types[0], temporary=bool(ttl))
-        return PlainTextResponse(blob_id)
+        # "text/plain" as Voedger sends it, without the charset Starlette would add
+        return Response(blob_id, headers={"Content-Type": "text/plain"})
 
     async def v2_upload(self, request: Request) -> Response:
         """``POST .../docs/{pkg.table}/blobs/{field}``, ``Blob-Name`` and ``Content-Type``: 201 ``{"blobID": n}``."""
