@@ -212,6 +212,10 @@ async def test_size_limit_is_413_and_leaves_no_blob(env: tuple[VVM, httpx.AsyncC
             await store.state(BlobKey(SHOP, blob_id=blob_id))
     r = await client.post(f"{BLOB_V1}?name=a&mimeType=b", content=big, headers=auth(vvm))
     v1_error(r, 413)
+    # the right to upload is looked at before the size
+    v2_error(await client.post(url, content=big, headers={"Blob-Name": "big"}), 403)
+    v2_error(await client.post(url, content=big, headers={**auth(vvm, "bob", BOB), "Blob-Name": "big"}), 403)
+    v1_error(await client.post(f"{BLOB_V1}?name=a&mimeType=b", content=big), 403)
     assert await upload(client, vvm, data=os.urandom(MAX)) > last
 
 

@@ -223,10 +223,6 @@ class BlobEndpoints:
                 "BLOB uploads are taken by the writer process of this node, not by a reader; retry",
                 headers={"Retry-After": "1"},
             )
-        max_size = self.vvm.config.blob_max_size
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_size:
-            raise SysError(413, str(BlobTooLargeError(max_size)))
         if temporary:
             await self._call(request, Op.V1_COMMAND, app, wsid, _REGISTER_TEMP, b"{}")
             key = BlobKey(wsid, suuid=new_suuid())
@@ -234,6 +230,11 @@ class BlobEndpoints:
             args = {"OwnerRecord": owner[0], "OwnerRecordField": owner[1]} if owner[0] else {}
             reply = await self._call(request, Op.V1_COMMAND, app, wsid, _UPLOAD, orjson.dumps({"args": args}))
             key = BlobKey(wsid, blob_id=int(orjson.loads(reply.body)["NewIDs"]["1"]))
+        # Registered first, as in Voedger: a caller without the right is a 403 whatever the size.
+        max_size = self.vvm.config.blob_max_size
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_size:
+            raise SysError(413, str(BlobTooLargeError(max_size)))
         try:
             await self._store(app).write(
                 key,
