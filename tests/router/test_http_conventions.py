@@ -8,7 +8,9 @@ answers a row and then fails, its ``Fail`` command always fails.
 
 from __future__ import annotations
 
-from tests.router.test_voedger_answers import LIBRARY, V1, Env, env, error
+from urllib.parse import quote
+
+from tests.router.test_voedger_answers import LIBRARY, V1, V2, Env, env, error
 
 __all__ = ["env"]  # the fixture, shared with test_voedger_answers.py
 
@@ -50,3 +52,20 @@ async def test_requests_that_name_no_function(env: Env) -> None:
     error(r, 400, "unknown app un/known")
     r = await env.client.post(f"/api/un/known/{LIBRARY}/x.bad", content=b"", headers=env.auth)
     error(r, 400, "unknown app un/known")  # the application is looked at first
+
+
+async def test_a_token_in_the_authorization_cookie(env: Env) -> None:
+    # TestQueryCookiesAuth, TestBasicUsage_Persistent: the cookie's value is URL-unescaped, the
+    # header wins over it, and a value that cannot be unescaped is a 400
+    token = env.auth["Authorization"].removeprefix("Bearer ")
+    count = {"args": {"Total": 1}}
+    for value in (f"Bearer {token}", f"Bearer%20{token}", f"Bearer+{token}"):
+        cookie = {"Cookie": f"Authorization={value}"}
+        r = await env.client.post(f"{V1}/c.answers.Count", json=count, headers=cookie)
+        assert r.status_code == 200, (value, r.text)
+        r = await env.client.get(f"{V2}/queries/sys.Echo?args=" + quote('{"Text":"Hello world"}'), headers=cookie)
+        assert r.status_code == 200 and r.json() == {"results": [{"Res": "Hello world"}]}, (value, r.text)
+    headers = {"Authorization": "Bearer wrong", "Cookie": f"Authorization=Bearer%20{token}"}
+    error(await env.client.post(f"{V1}/c.answers.Count", json=count, headers=headers), 401)
+    r = await env.client.post(f"{V1}/c.answers.Count", json=count, headers={"Cookie": "Authorization=Bearer%zz"})
+    error(r, 400, 'failed to unescape cookie value "Bearer%zz"')

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl
 
@@ -153,7 +152,7 @@ class Router:
         header = headers.get("authorization") or ""
         if header.strip():
             return header, ""
-        return "", (cookies_of(headers) if cookies is None else cookies).get("Authorization") or ""
+        return "", auth_cookie((cookies_of(headers) if cookies is None else cookies).get("Authorization") or "")
 
     @staticmethod
     def check_size(raw: bytes) -> bytes:
@@ -301,16 +300,21 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def auth_cookie(value: str) -> str:
+    """The ``Authorization`` cookie as sent; a 400 in Voedger's words if it cannot be URL-unescaped
+    (Voedger's router unescapes it before anything else)."""
+    bad = _BAD_ESCAPE.search(value)
+    if bad:
+        escape = value[bad.start() : bad.start() + 3]
+        raise SysError(400, f'failed to unescape cookie value "{value}": invalid URL escape "{escape}"')
+    return value
+
+
 def cookies_of(headers: Mapping[str, str]) -> dict[str, str]:
+    """The cookies of the ``Cookie`` header, read as browsers send them and as Starlette (and
+    Voedger) reads them: a value may hold spaces (``Authorization=Bearer <token>``)."""
     raw = headers.get("cookie")
-    if not raw:
-        return {}
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return {}
-    return {k: m.value for k, m in jar.items()}
+    return cookie_parser(raw) if raw else {}
 
 
 def parse_qname(text: str) -> QName:
@@ -319,6 +323,9 @@ def parse_qname(text: str) -> QName:
     except QNameError as exc:
         raise SysError(400, str(exc)) from None
 
+
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that does not start an escape: Go's URL unescaping refuses it."""
 
 MAX_RECORD_ID = 2**64 - 1
 """Record IDs are unsigned 64-bit numbers, as in Voedger."""
@@ -420,7 +427,7 @@ def request_credential(scope_headers: Iterable[tuple[bytes, bytes]]) -> tuple[st
     jar: dict[str, str] = {}
     for raw in cookies:
         jar.update(cookie_parser(raw))
-    return "", jar.get("Authorization") or ""
+    return "", auth_cookie(jar.get("Authorization") or "")
 
 
 class FastPath:
