@@ -189,6 +189,8 @@ async def test_temporary_blobs_v1_and_v2_expire_after_a_day(env: tuple[VVM, http
         400,
         '"1d" is only supported',
     )
+    # no TTL: Voedger takes it for a persistent BLOB without an owner
+    v2_error(await client.post(f"{V2}/tblobs", content=b"x", headers=auth(vvm)), 400, "blob owner QName . is unknown")
 
 
 async def test_size_limit_is_413_and_leaves_no_blob(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:

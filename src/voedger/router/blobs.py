@@ -172,7 +172,12 @@ class BlobEndpoints:
     async def v2_temp_upload(self, request: Request) -> Response:
         """``POST .../tblobs`` with ``Blob-Name``, ``Content-Type`` (and ``TTL: 1d``): 201 ``{"blobSUUID": ".."}``."""
         app, wsid = self._where(request)
-        self._check_ttl(request.headers.get("ttl", ""))
+        ttl = request.headers.get("ttl", "")
+        if not ttl:
+            # Voedger takes an upload without a TTL for a persistent BLOB, whose owner (none
+            # here) it then cannot find: its words, a 400.
+            raise SysError(400, "blob owner QName . is unknown")
+        self._check_ttl(ttl)
         name, content_type = self._v2_descr(request)
         suuid = await self._upload(request, app, wsid, name, content_type, temporary=True)
         return json_response(201, {"blobSUUID": suuid})
