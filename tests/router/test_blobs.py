@@ -396,3 +396,30 @@ async def test_a_missing_blob_is_404_before_the_credential_is_looked_at(
     v1_error(await client.get(f"{BLOB_V1}/999999", headers=auth(vvm, "bob", BOB)), 404, "BLOB not found")
     blob_id = await upload(client, vvm)
     v1_error(await client.get(f"{BLOB_V1}/{blob_id}"), 403)  # there: the credential decides
+
+
+async def test_a_content_type_that_cannot_be_read_is_400(env: tuple[VVM, httpx.AsyncClient, ManualClock]) -> None:
+    # the blob processor reads Content-Type (Go's mime.ParseMediaType) before anything else
+    vvm, client, _ = env
+    h = auth(vvm)
+    for content_type, text in (
+        (";x=1", "mime: no media type"),
+        ("image/", "mime: expected token after slash"),
+        ("image/png x", "mime: unexpected content after media subtype"),
+        ("image/png; x", "mime: invalid media parameter"),
+        ("image/png; x=1; x=2", "mime: duplicate parameter name"),
+    ):
+        headers = {**h, "Content-Type": content_type}
+        want = f"failed to parse Content-Type header: {text}"
+        v1_error(await client.post(f"{BLOB_V1}?name=a&mimeType=b", content=b"x", headers=headers), 400, want)
+        v1_error(await client.post(f"{BLOB_V1}?name=a", content=b"x", headers=headers), 400, want)
+        v2_error(await client.post(f"{V2}/docs/unknown.doc/blobs/f", content=b"x", headers=headers), 400, want)
+        v2_error(await client.post(f"{V2}/tblobs", content=b"x", headers=headers), 400, want)
+    # what Go reads: a type without a subtype, a trailing semicolon, a quoted parameter
+    for content_type in ("bin", "image/png;", 'image/png; name="a b"'):
+        r = await client.post(
+            f"{V2}/tblobs", content=b"x", headers={**h, "Content-Type": content_type, "TTL": "1d", "Blob-Name": "n"}
+        )
+        assert r.status_code == 201, (content_type, r.text)
+        r = await client.get(f"{V2}/tblobs/{r.json()['blobSUUID']}", headers=h)
+        assert r.headers["content-type"] == content_type

@@ -55,14 +55,74 @@ def is_upload(method: bytes, target: bytes) -> bool:
     return method == b"POST" and UPLOAD_URL.match(target) is not None
 
 
+_TSPECIALS: Final = frozenset('()<>@,;:\\"/[]?=')
+
+
+def _token(text: str) -> tuple[str, str]:
+    """The leading token of ``text`` (RFC 1521 token characters), and the rest."""
+    end = 0
+    while end < len(text) and " " < text[end] < "\x7f" and text[end] not in _TSPECIALS:
+        end += 1
+    return text[:end], text[end:]
+
+
+def _param_value(text: str) -> tuple[str, str] | None:
+    """A token or a quoted string at the start of ``text``, and the rest; None if unterminated."""
+    if not text.startswith('"'):
+        return _token(text)
+    value: list[str] = []
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return "".join(value), text[i + 1 :]
+        if c == "\\" and i + 1 < len(text):
+            i += 1
+            c = text[i]
+        value.append(c)
+        i += 1
+    return None
+
+
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    kind, _, rest = content_type.partition(";")
-    params = {}
-    for part in rest.split(";"):
-        name, eq, value = part.strip().partition("=")
-        if eq:
-            params[name.strip().lower()] = value.strip().strip('"')
-    return kind.strip().lower(), params
+    """The media type and parameters of a ``Content-Type`` header, read as Voedger (Go's
+    ``mime.ParseMediaType``) reads it; a 400 in its words when it cannot be read."""
+    if not content_type:
+        return "", {}
+
+    def bad(what: str) -> SysError:
+        return SysError(400, f"failed to parse Content-Type header: mime: {what}")
+
+    base, _, _ = content_type.partition(";")
+    media = base.strip().lower()
+    kind, rest = _token(media)
+    if not kind:
+        raise bad("no media type")
+    if rest:
+        if not rest.startswith("/"):
+            raise bad("expected slash after first token")
+        sub, rest = _token(rest[1:])
+        if not sub:
+            raise bad("expected token after slash")
+        if rest:
+            raise bad("unexpected content after media subtype")
+    params: dict[str, str] = {}
+    text = content_type[len(base) :]
+    while text.strip():
+        text = text.lstrip()
+        name, after = _token(text[1:].lstrip()) if text.startswith(";") else ("", "")
+        after = after.lstrip()
+        parsed = _param_value(after[1:].lstrip()) if name and after.startswith("=") else None
+        if parsed is None or (not parsed[0] and parsed[1] == after[1:].lstrip()):
+            if text.strip() == ";":  # a trailing semicolon is ignored
+                break
+            raise bad("invalid media parameter")
+        name = name.lower()
+        if params.get(name, parsed[0]) != parsed[0]:
+            raise bad("duplicate parameter name")
+        params[name] = parsed[0]
+        text = parsed[1]
+    return media, params
 
 
 def _check_name(name: str) -> str:
@@ -160,6 +220,7 @@ class BlobEndpoints:
         """``POST .../docs/{pkg.table}/blobs/{field}``, ``Blob-Name`` and ``Content-Type``: 201 ``{"blobID": n}``."""
         app, wsid = self._where(request)
         table, field = request.path_params["name"], request.path_params["field"]
+        _media_type(request.headers.get("content-type", ""))  # read first, as Voedger does
         owner = self._owner_type(app, table)
         if owner.field(field) is None:
             raise SysError(400, f"blob owner field {field} does not exist in blob owner {table}")
@@ -172,6 +233,7 @@ class BlobEndpoints:
     async def v2_temp_upload(self, request: Request) -> Response:
         """``POST .../tblobs`` with ``Blob-Name``, ``Content-Type`` (and ``TTL: 1d``): 201 ``{"blobSUUID": ".."}``."""
         app, wsid = self._where(request)
+        _media_type(request.headers.get("content-type", ""))  # read first, as Voedger does
         ttl = request.headers.get("ttl", "")
         if not ttl:
             # Voedger takes an upload without a TTL for a persistent BLOB, whose owner (none
