@@ -69,3 +69,15 @@ async def test_a_token_in_the_authorization_cookie(env: Env) -> None:
     error(await env.client.post(f"{V1}/c.answers.Count", json=count, headers=headers), 401)
     r = await env.client.post(f"{V1}/c.answers.Count", json=count, headers={"Cookie": "Authorization=Bearer%zz"})
     error(r, 400, 'failed to unescape cookie value "Bearer%zz"')
+
+
+async def test_workspace_ids_of_the_url(env: Env) -> None:
+    # the router's WSID: 0 is the first pseudo WSID (an application workspace answers it, as for
+    # 1), a number beyond 63 bits is a 400 in Voedger's words
+    echo = {"args": {"Text": "hi"}, "elements": [{"fields": ["Res"]}]}
+    for wsid in (0, 1):
+        r = await env.client.post(f"/api/test/answers/{wsid}/q.sys.Echo", json=echo)
+        assert r.status_code == 200 and r.json()["sections"][0]["elements"] == [[[["hi"]]]], (wsid, r.text)
+    big = str(2**63)
+    r = await env.client.post(f"/api/test/answers/{big}/q.sys.Echo", json=echo)
+    error(r, 400, f'invalid wsid: failed to cast {big} to WSID: strconv.ParseInt: parsing "{big}": value out of range')

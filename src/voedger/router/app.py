@@ -97,8 +97,14 @@ class Router:
             wsid = int(wsid_text)
         except ValueError:
             raise SysError(400, f"workspace ID {wsid_text!r} is not a number") from None
-        if not 0 < wsid <= ws.MAX_WSID:
-            raise SysError(400, f"workspace ID {wsid} is out of range 1..{ws.MAX_WSID}")
+        if wsid > ws.MAX_WSID:  # Voedger's words (Go's, reading the WSID as an int64)
+            raise SysError(
+                400,
+                f'invalid wsid: failed to cast {wsid_text} to WSID: strconv.ParseInt: parsing "{wsid_text}": '
+                "value out of range",
+            )
+        if wsid < 0:
+            raise SysError(400, f"workspace ID {wsid} is out of range 0..{ws.MAX_WSID}")
         rt = app.runtime
         if ws.is_pseudo(wsid):
             wsid = ws.pseudo_to_app_wsid(wsid, rt.num_app_workspaces, rt.cluster_id)
