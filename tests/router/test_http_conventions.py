@@ -79,5 +79,12 @@ async def test_workspace_ids_of_the_url(env: Env) -> None:
         r = await env.client.post(f"/api/test/answers/{wsid}/q.sys.Echo", json=echo)
         assert r.status_code == 200 and r.json()["sections"][0]["elements"] == [[[["hi"]]]], (wsid, r.text)
     big = str(2**63)
-    r = await env.client.post(f"/api/test/answers/{big}/q.sys.Echo", json=echo)
-    error(r, 400, f'invalid wsid: failed to cast {big} to WSID: strconv.ParseInt: parsing "{big}": value out of range')
+    for wsid, text in (
+        (big, f'invalid wsid: failed to cast {big} to WSID: strconv.ParseInt: parsing "{big}": value out of range'),
+        ("-5", "invalid wsid: number overflow: -5 to WSID"),
+        ("1x", 'invalid wsid: failed to cast 1x to WSID: strconv.ParseInt: parsing "1x": invalid syntax'),
+    ):
+        error(await env.client.post(f"/api/test/answers/{wsid}/q.sys.Echo", json=echo), 400, text)
+        r = await env.client.get(f"/api/v2/apps/test/answers/workspaces/{wsid}/queries/sys.Echo")
+        error(r, 400, text)
+        error(await env.client.post(f"/api/un/known/{wsid}/q.sys.Echo", json=echo), 400, text)  # before the app

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Final
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -92,19 +93,8 @@ class Router:
 
     def resolve(self, app_name: str, wsid_text: str) -> tuple[int, int, Transport]:
         """(WSID, partition, transport) for a request, or a SysError naming what is wrong."""
+        wsid = parse_wsid(wsid_text)
         app = self.vvm.app(app_name)
-        try:
-            wsid = int(wsid_text)
-        except ValueError:
-            raise SysError(400, f"workspace ID {wsid_text!r} is not a number") from None
-        if wsid > ws.MAX_WSID:  # Voedger's words (Go's, reading the WSID as an int64)
-            raise SysError(
-                400,
-                f'invalid wsid: failed to cast {wsid_text} to WSID: strconv.ParseInt: parsing "{wsid_text}": '
-                "value out of range",
-            )
-        if wsid < 0:
-            raise SysError(400, f"workspace ID {wsid} is out of range 0..{ws.MAX_WSID}")
         rt = app.runtime
         if ws.is_pseudo(wsid):
             wsid = ws.pseudo_to_app_wsid(wsid, rt.num_app_workspaces, rt.cluster_id)
@@ -321,6 +311,23 @@ def cookies_of(headers: Mapping[str, str]) -> dict[str, str]:
     Voedger) reads them: a value may hold spaces (``Authorization=Bearer <token>``)."""
     raw = headers.get("cookie")
     return cookie_parser(raw) if raw else {}
+
+
+_INT64_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_wsid(text: str) -> int:
+    """The WSID of a URL, read as Voedger's router reads it (as a Go int64 that may not be
+    negative); a 400 in its words otherwise."""
+    where = f"invalid wsid: failed to cast {text} to WSID: strconv.ParseInt: parsing {orjson.dumps(text).decode()}"
+    if not _INT64_TEXT.fullmatch(text):
+        raise SysError(400, f"{where}: invalid syntax")
+    wsid = int(text)
+    if not -(2**63) <= wsid <= ws.MAX_WSID:
+        raise SysError(400, f"{where}: value out of range")
+    if wsid < 0:
+        raise SysError(400, f"invalid wsid: number overflow: {text} to WSID")
+    return wsid
 
 
 def parse_qname(text: str) -> QName:
