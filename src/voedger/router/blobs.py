@@ -13,8 +13,9 @@ client's credential, whatever needs the application's data:
   ``Content-Length``.
 
 Where we differ from Voedger: an API v1 download is checked with ``q.sys.DownloadBLOBAuthnz``
-too (Voedger's v1 download checks no credential), and a ``multipart/form-data`` upload (several
-BLOBs in one request, which Voedger no longer splits) is a 400.
+too (Voedger's v1 download checks no credential), and an API v1 ``multipart/form-data`` upload
+without the name and mimeType query params (several BLOBs in one request, which Voedger no
+longer splits but stores whole, nameless) is a 400.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class BlobEndpoints:
             raise SysError(400, "both name and mimeType query params must be specified")
         self._check_ttl(ttl)
         if names:
-            if media == MULTIPART:
+            if content_type == MULTIPART:  # Voedger compares the whole header
                 raise SysError(
                     400, f'name+mimeType query params and "{MULTIPART}" Content-Type header are mutual exclusive'
                 )
@@ -253,7 +254,7 @@ class BlobEndpoints:
     def _v2_descr(request: Request) -> tuple[str, str]:
         name = request.headers.get("blob-name", "")
         content_type = request.headers.get("content-type", "")
-        if _media_type(content_type)[0] == MULTIPART:
+        if content_type == MULTIPART:  # Voedger compares the whole header: with a boundary, it is the BLOB's type
             raise SysError(
                 400, f'name+mimeType query params and "{MULTIPART}" Content-Type header are mutual exclusive'
             )
