@@ -1,6 +1,7 @@
 """Voedger's HTTP conventions, request by request (after pkg/sys/it's HTTP conventions and its
-general HTTP scenarios): what a query or command that fails after its work answers, and the
-400s of API v1 requests that name no function the server can run.
+general HTTP scenarios): what a query or command that fails after its work answers, the 400s
+of API v1 requests that name no function the server can run, the token in a cookie, and the
+WSID of a URL.
 
 The application is the one of ``test_voedger_answers.py`` (``answers/``): its ``Echo`` query
 answers a row and then fails, its ``Fail`` command always fails.
