@@ -33,13 +33,17 @@ class SysError(Exception):
         self.data = data
         self.headers = dict(headers or {})
 
-    def to_v1(self) -> bytes:
+    def v1_fields(self) -> dict[str, object]:
+        """The API v1 answer as an object: ``{"sys.Error": {...}}``."""
         body: dict[str, object] = {"HTTPStatus": self.status, "Message": self.message}
         if self.qname:
             body["QName"] = self.qname
         if self.data:
             body["Data"] = self.data
-        return orjson.dumps({"sys.Error": body})
+        return {"sys.Error": body}
+
+    def to_v1(self) -> bytes:
+        return orjson.dumps(self.v1_fields())
 
     def to_v2(self) -> bytes:
         body: dict[str, object] = {"status": self.status, "message": self.message}

@@ -77,7 +77,7 @@ async def test_bad_token_is_401_and_unknown_app_400(secure: tuple[VVM, httpx.Asy
     r = await client.get(S, headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401 and r.json()["status"] == 401
     r = await client.get("/api/v2/apps/test/nothing/schemas")
-    assert r.status_code == 400 and r.json() == {"status": 400, "message": "application test/nothing is not deployed"}
+    assert r.status_code == 400 and r.json() == {"status": 400, "message": "unknown app test/nothing"}
 
 
 async def test_workspace_roles(secure: tuple[VVM, httpx.AsyncClient]) -> None:

@@ -51,7 +51,8 @@ class BlobNotFoundError(BlobError):
 
 class BlobTooLargeError(BlobError):
     def __init__(self, max_size: int) -> None:
-        super().__init__(f"BLOB size quota exceeded (max {max_size} allowed)")
+        # Voedger's words, its spelling included: clients may match them.
+        super().__init__(f"BLOB size quote exceeded (max {max_size} allowed)")
         self.max_size = max_size
 
 

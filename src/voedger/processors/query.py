@@ -106,6 +106,14 @@ class QueryRequest:
     """The caller before resolution (the validated token), kept for sys.RefreshPrincipalToken."""
 
 
+class FailedAfterResults(SysError):
+    """A query extension's failure after it had answered ``objects``: API v1 sends them first."""
+
+    def __init__(self, err: SysError, objects: list[Row]) -> None:
+        super().__init__(err.status, err.message, qname=err.qname, data=err.data, headers=err.headers)
+        self.objects = objects
+
+
 MAX_RUNNING_QUERIES = 1024
 """Reads of one application in progress at once; a flood beyond it is shed, not queued."""
 
@@ -153,10 +161,18 @@ class QueryProcessor:
             for e in params.elements:
                 if e.type is not None:
                     self._authorize(ws, req.principal, OperationKind.Select, e.type.qname, e.fields)
-        objects = await self._run(reader, req, query, impl, args, result, ws)
+        rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid), self.stages)
+        try:
+            objects = await self._run(reader, req, query, impl, args, result, ws)
+        except FailedAfterResults as failed:
+            # Voedger has sent the rows already when the extension fails: a 200 whose
+            # sections are followed by the error.
+            answer = await rows.sections(failed.objects)
+            if not answer:
+                raise
+            return {**answer, **failed.v1_fields()}
         if result is None:
             return {}
-        rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid), self.stages)
         return await rows.sections(objects)
 
     # --- API v2 ---------------------------------------------------------------------------------
@@ -403,7 +419,12 @@ class QueryProcessor:
             query=QueryContext(req.wsid, args, _principal_context(req), req.ip, host),
         )
         intents = Intents(access)
-        await invoke(impl, state, intents)
+        try:
+            await invoke(impl, state, intents)
+        except SysError as err:
+            if intents.results:
+                raise FailedAfterResults(err, [_plain(r) for r in intents.results]) from err
+            raise
         if intents.response is not None and intents.response[0] != HTTPStatus.OK:
             raise SysError(*intents.response)
         objects: list[Row] = [_plain(r) for r in intents.results]

@@ -15,10 +15,10 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -93,13 +93,8 @@ class Router:
 
     def resolve(self, app_name: str, wsid_text: str) -> tuple[int, int, Transport]:
         """(WSID, partition, transport) for a request, or a SysError naming what is wrong."""
+        wsid = parse_wsid(wsid_text)
         app = self.vvm.app(app_name)
-        try:
-            wsid = int(wsid_text)
-        except ValueError:
-            raise SysError(400, f"workspace ID {wsid_text!r} is not a number") from None
-        if not 0 < wsid <= ws.MAX_WSID:
-            raise SysError(400, f"workspace ID {wsid} is out of range 1..{ws.MAX_WSID}")
         rt = app.runtime
         if ws.is_pseudo(wsid):
             wsid = ws.pseudo_to_app_wsid(wsid, rt.num_app_workspaces, rt.cluster_id)
@@ -153,7 +148,7 @@ class Router:
         header = headers.get("authorization") or ""
         if header.strip():
             return header, ""
-        return "", (cookies_of(headers) if cookies is None else cookies).get("Authorization") or ""
+        return "", auth_cookie((cookies_of(headers) if cookies is None else cookies).get("Authorization") or "")
 
     @staticmethod
     def check_size(raw: bytes) -> bytes:
@@ -184,14 +179,19 @@ class Router:
     ) -> BusResponse:
         """``POST /api/{owner}/{app}/{wsid}/{c|q}.{pkg}.{name}``, from any front (Starlette or the fast path)."""
         app_name = f"{owner}/{app}"
-        kind_letter, _, name = resource.partition(".")
-        if kind_letter not in ("c", "q") or not name:
-            raise SysError(400, f"resource {resource!r} must be c.<pkg>.<Command> or q.<pkg>.<Query>")
-        try:
-            QName.parse(name)
-        except QNameError as exc:
-            raise SysError(400, f"resource {resource!r}: {exc}") from None
         wsid, partition, transport = self.resolve(app_name, wsid_text)
+        kind_letter, dot, name = resource.partition(".")
+        # Voedger's words: shorter than "q.a.a" or no QName after the mark, then a mark not c or q.
+        wrong = len(resource) <= len("q.a.a") or len(kind_letter) != 1 or not dot
+        if not wrong:
+            try:
+                QName.parse(name)
+            except QNameError:
+                wrong = True
+        if wrong:
+            raise SysError(400, f"wrong function name: {resource}")
+        if kind_letter not in ("c", "q"):
+            raise SysError(400, f'wrong function mark "{kind_letter}" for function {name}')
         authorization, cookie = self.credential(headers)
         op = Op.V1_COMMAND if kind_letter == "c" else Op.V1_QUERY
         bus = BusRequest(
@@ -310,16 +310,38 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def auth_cookie(value: str) -> str:
+    """The ``Authorization`` cookie as sent; a 400 in Voedger's words if it cannot be URL-unescaped
+    (Voedger's router unescapes it before anything else)."""
+    bad = _BAD_ESCAPE.search(value)
+    if bad:
+        escape = value[bad.start() : bad.start() + 3]
+        raise SysError(400, f'failed to unescape cookie value "{value}": invalid URL escape "{escape}"')
+    return value
+
+
 def cookies_of(headers: Mapping[str, str]) -> dict[str, str]:
+    """The cookies of the ``Cookie`` header, read as browsers send them and as Starlette (and
+    Voedger) reads them: a value may hold spaces (``Authorization=Bearer <token>``)."""
     raw = headers.get("cookie")
-    if not raw:
-        return {}
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return {}
-    return {k: m.value for k, m in jar.items()}
+    return cookie_parser(raw) if raw else {}
+
+
+_INT64_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_wsid(text: str) -> int:
+    """The WSID of a URL, read as Voedger's router reads it (as a Go int64 that may not be
+    negative); a 400 in its words otherwise."""
+    where = f"invalid wsid: failed to cast {text} to WSID: strconv.ParseInt: parsing {orjson.dumps(text).decode()}"
+    if not _INT64_TEXT.fullmatch(text):
+        raise SysError(400, f"{where}: invalid syntax")
+    wsid = int(text)
+    if not -(2**63) <= wsid <= ws.MAX_WSID:
+        raise SysError(400, f"{where}: value out of range")
+    if wsid < 0:
+        raise SysError(400, f"invalid wsid: number overflow: {text} to WSID")
+    return wsid
 
 
 def parse_qname(text: str) -> QName:
@@ -328,6 +350,9 @@ def parse_qname(text: str) -> QName:
     except QNameError as exc:
         raise SysError(400, str(exc)) from None
 
+
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that does not start an escape: Go's URL unescaping refuses it."""
 
 MAX_RECORD_ID = 2**64 - 1
 """Record IDs are unsigned 64-bit numbers, as in Voedger."""
@@ -431,7 +456,7 @@ def request_credential(scope_headers: Iterable[tuple[bytes, bytes]]) -> tuple[st
     jar: dict[str, str] = {}
     for raw in cookies:
         jar.update(cookie_parser(raw))
-    return "", jar.get("Authorization") or ""
+    return "", auth_cookie(jar.get("Authorization") or "")
 
 
 class FastPath:

@@ -8,12 +8,14 @@ client's credential, whatever needs the application's data:
   ACL's check (``c.sys.RegisterTempBLOB1d`` for a temporary BLOB), then the bytes go to storage,
   then ``c.sys.CUD`` marks the ``sys.BLOB`` completed;
 - download (API v2): the owner record's BLOB field is read through ``docs`` (so SELECT on the
-  record and the field decides), ``q.sys.DownloadBLOBAuthnz`` is the ACL's check, then the bytes
-  come from storage with ``Content-Type``, ``Blob-Name`` and ``Content-Length``.
+  record and the field decides), a BLOB not in storage is a 404, ``q.sys.DownloadBLOBAuthnz`` is
+  the ACL's check, then the bytes come from storage with ``Content-Type``, ``Blob-Name`` and
+  ``Content-Length``.
 
 Where we differ from Voedger: an API v1 download is checked with ``q.sys.DownloadBLOBAuthnz``
-too (Voedger's v1 download checks no credential), and a ``multipart/form-data`` upload (several
-BLOBs in one request, which Voedger no longer splits) is a 400.
+too (Voedger's v1 download checks no credential), and an API v1 ``multipart/form-data`` upload
+without the name and mimeType query params (several BLOBs in one request, which Voedger no
+longer splits but stores whole, nameless) is a 400.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from voedger.appdef import QName, Structure
 from voedger.blobs import BlobKey, BlobNotFoundError, BlobStore, BlobTooLargeError, is_temp_id, new_suuid
@@ -54,14 +56,74 @@ def is_upload(method: bytes, target: bytes) -> bool:
     return method == b"POST" and UPLOAD_URL.match(target) is not None
 
 
+_TSPECIALS: Final = frozenset('()<>@,;:\\"/[]?=')
+
+
+def _token(text: str) -> tuple[str, str]:
+    """The leading token of ``text`` (RFC 1521 token characters), and the rest."""
+    end = 0
+    while end < len(text) and " " < text[end] < "\x7f" and text[end] not in _TSPECIALS:
+        end += 1
+    return text[:end], text[end:]
+
+
+def _param_value(text: str) -> tuple[str, str] | None:
+    """A token or a quoted string at the start of ``text``, and the rest; None if unterminated."""
+    if not text.startswith('"'):
+        return _token(text)
+    value: list[str] = []
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return "".join(value), text[i + 1 :]
+        if c == "\\" and i + 1 < len(text):
+            i += 1
+            c = text[i]
+        value.append(c)
+        i += 1
+    return None
+
+
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    kind, _, rest = content_type.partition(";")
-    params = {}
-    for part in rest.split(";"):
-        name, eq, value = part.strip().partition("=")
-        if eq:
-            params[name.strip().lower()] = value.strip().strip('"')
-    return kind.strip().lower(), params
+    """The media type and parameters of a ``Content-Type`` header, read as Voedger (Go's
+    ``mime.ParseMediaType``) reads it; a 400 in its words when it cannot be read."""
+    if not content_type:
+        return "", {}
+
+    def bad(what: str) -> SysError:
+        return SysError(400, f"failed to parse Content-Type header: mime: {what}")
+
+    base, _, _ = content_type.partition(";")
+    media = base.strip().lower()
+    kind, rest = _token(media)
+    if not kind:
+        raise bad("no media type")
+    if rest:
+        if not rest.startswith("/"):
+            raise bad("expected slash after first token")
+        sub, rest = _token(rest[1:])
+        if not sub:
+            raise bad("expected token after slash")
+        if rest:
+            raise bad("unexpected content after media subtype")
+    params: dict[str, str] = {}
+    text = content_type[len(base) :]
+    while text.strip():
+        text = text.lstrip()
+        name, after = _token(text[1:].lstrip()) if text.startswith(";") else ("", "")
+        after = after.lstrip()
+        parsed = _param_value(after[1:].lstrip()) if name and after.startswith("=") else None
+        if parsed is None or (not parsed[0] and parsed[1] == after[1:].lstrip()):
+            if text.strip() == ";":  # a trailing semicolon is ignored
+                break
+            raise bad("invalid media parameter")
+        name = name.lower()
+        if params.get(name, parsed[0]) != parsed[0]:
+            raise bad("duplicate parameter name")
+        params[name] = parsed[0]
+        text = parsed[1]
+    return media, params
 
 
 def _check_name(name: str) -> str:
@@ -135,7 +197,7 @@ class BlobEndpoints:
             raise SysError(400, "both name and mimeType query params must be specified")
         self._check_ttl(ttl)
         if names:
-            if media == MULTIPART:
+            if content_type == MULTIPART:  # Voedger compares the whole header
                 raise SysError(
                     400, f'name+mimeType query params and "{MULTIPART}" Content-Type header are mutual exclusive'
                 )
@@ -152,12 +214,14 @@ class BlobEndpoints:
         else:
             raise SysError(400, f"{MULTIPART} uploads are not supported: give the name and mimeType query params")
         blob_id = await self._upload(request, app, wsid, _check_name(names[0]), types[0], temporary=bool(ttl))
-        return PlainTextResponse(blob_id)
+        # "text/plain" as Voedger sends it, without the charset Starlette would add
+        return Response(blob_id, headers={"Content-Type": "text/plain"})
 
     async def v2_upload(self, request: Request) -> Response:
         """``POST .../docs/{pkg.table}/blobs/{field}``, ``Blob-Name`` and ``Content-Type``: 201 ``{"blobID": n}``."""
         app, wsid = self._where(request)
         table, field = request.path_params["name"], request.path_params["field"]
+        _media_type(request.headers.get("content-type", ""))  # read first, as Voedger does
         owner = self._owner_type(app, table)
         if owner.field(field) is None:
             raise SysError(400, f"blob owner field {field} does not exist in blob owner {table}")
@@ -170,7 +234,13 @@ class BlobEndpoints:
     async def v2_temp_upload(self, request: Request) -> Response:
         """``POST .../tblobs`` with ``Blob-Name``, ``Content-Type`` (and ``TTL: 1d``): 201 ``{"blobSUUID": ".."}``."""
         app, wsid = self._where(request)
-        self._check_ttl(request.headers.get("ttl", ""))
+        _media_type(request.headers.get("content-type", ""))  # read first, as Voedger does
+        ttl = request.headers.get("ttl", "")
+        if not ttl:
+            # Voedger takes an upload without a TTL for a persistent BLOB, whose owner (none
+            # here) it then cannot find: its words, a 400.
+            raise SysError(400, "blob owner QName . is unknown")
+        self._check_ttl(ttl)
         name, content_type = self._v2_descr(request)
         suuid = await self._upload(request, app, wsid, name, content_type, temporary=True)
         return json_response(201, {"blobSUUID": suuid})
@@ -184,7 +254,7 @@ class BlobEndpoints:
     def _v2_descr(request: Request) -> tuple[str, str]:
         name = request.headers.get("blob-name", "")
         content_type = request.headers.get("content-type", "")
-        if _media_type(content_type)[0] == MULTIPART:
+        if content_type == MULTIPART:  # Voedger compares the whole header: with a boundary, it is the BLOB's type
             raise SysError(
                 400, f'name+mimeType query params and "{MULTIPART}" Content-Type header are mutual exclusive'
             )
@@ -221,10 +291,6 @@ class BlobEndpoints:
                 "BLOB uploads are taken by the writer process of this node, not by a reader; retry",
                 headers={"Retry-After": "1"},
             )
-        max_size = self.vvm.config.blob_max_size
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_size:
-            raise SysError(413, f"BLOB size quota exceeded (max {max_size} allowed)")
         if temporary:
             await self._call(request, Op.V1_COMMAND, app, wsid, _REGISTER_TEMP, b"{}")
             key = BlobKey(wsid, suuid=new_suuid())
@@ -232,6 +298,11 @@ class BlobEndpoints:
             args = {"OwnerRecord": owner[0], "OwnerRecordField": owner[1]} if owner[0] else {}
             reply = await self._call(request, Op.V1_COMMAND, app, wsid, _UPLOAD, orjson.dumps({"args": args}))
             key = BlobKey(wsid, blob_id=int(orjson.loads(reply.body)["NewIDs"]["1"]))
+        # Registered first, as in Voedger: a caller without the right is a 403 whatever the size.
+        max_size = self.vvm.config.blob_max_size
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_size:
+            raise SysError(413, str(BlobTooLargeError(max_size)))
         try:
             await self._store(app).write(
                 key,
@@ -295,12 +366,13 @@ class BlobEndpoints:
         return await self._download(request, app, BlobKey(wsid, suuid=suuid))
 
     async def _download(self, request: Request, app: str, key: BlobKey) -> Response:
-        await self._call(request, Op.V1_QUERY, app, key.wsid, _AUTHNZ, b"{}")
         store = self._store(app)
         try:
             state = await store.state(key)
         except BlobNotFoundError as exc:
             raise SysError(404, str(exc)) from None
+        # As Voedger, a BLOB that is not there is a 404 before the credential is looked at.
+        await self._call(request, Op.V1_QUERY, app, key.wsid, _AUTHNZ, b"{}")
         chunks: AsyncIterator[bytes] = store.read(key, state)
         response = StreamingResponse(
             chunks, status_code=200, headers={"Content-Length": str(state.size)}, media_type=None

@@ -599,7 +599,7 @@ class VVM:
         try:
             return self.apps[name]
         except KeyError:
-            raise SysError(400, f"application {name} is not deployed") from None
+            raise SysError(400, f"unknown app {name}") from None  # Voedger's words
 
     async def command(
         self,

@@ -37,3 +37,15 @@ def knock(state: State, intents: Intents) -> None:
 @query("answers.Hello")
 def hello(state: State, intents: Intents) -> None:
     intents.result(Text="hello")
+
+
+@query("answers.Echo")
+def echo(state: State, intents: Intents) -> None:
+    """Answers its text, then fails as an extension with a bug does."""
+    intents.result(Text=state.arg["Text"])
+    raise RuntimeError("test error")
+
+
+@command("answers.Fail")
+def fail(state: State, intents: Intents) -> None:
+    raise RuntimeError("test error")

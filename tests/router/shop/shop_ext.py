@@ -9,6 +9,11 @@ def make_order(state: State, intents: Intents) -> None:
     intents.result(Total=state.arg["Qty"] * 10)
 
 
+@command("shop.FileReceipt")
+def file_receipt(state: State, intents: Intents) -> None:
+    pass
+
+
 @projector("shop.SalesProjector")
 async def sales(state: State, intents: Intents) -> None:
     order = state.event.args or {}
