@@ -366,7 +366,7 @@ async def test_an_odoc_holds_a_blob(env: tuple[VVM, httpx.AsyncClient, ManualClo
     r = await client.post(f"{V1}/c.shop.FileReceipt", json={"args": {"sys.ID": 1, "Scan": blob_id}}, headers=auth(vvm))
     assert r.status_code == 200, r.text
     receipt = r.json()["NewIDs"]["1"]
-    r = await client.get(f"{V2}/docs/shop.Receipt/{receipt}/blobs/Scan", headers=auth(vvm))
+    r = await client.get(f"{V2}/docs/shop.ScannedReceipt/{receipt}/blobs/Scan", headers=auth(vvm))
     assert r.status_code == 200 and r.content == b"scan", r.text
     assert (r.headers["blob-name"], r.headers["content-type"], r.headers["content-length"]) == (
         "photo.png",

@@ -62,5 +62,5 @@ async def test_client_address_and_url_table_reach_the_command(vvm: VVM) -> None:
     assert [(c["ip"], c.get("table")) for c in recording.calls] == [
         ("127.0.0.2", None),  # rates per IP count commands too
         ("127.0.0.3", QName("shop", "Item")),
-        ("127.0.0.4", None),  # a new record's table is in its CUD
+        ("127.0.0.4", QName("shop", "Item")),  # the URL's table: the workspace must have it
     ]
