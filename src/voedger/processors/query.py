@@ -162,14 +162,17 @@ class QueryProcessor:
                 if e.type is not None:
                     self._authorize(ws, req.principal, OperationKind.Select, e.type.qname, e.fields)
         rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid), self.stages)
+        failed: FailedAfterResults | None = None
         try:
             objects = await self._run(reader, req, query, impl, args, result, ws)
-        except FailedAfterResults as failed:
+        except FailedAfterResults as exc:  # no await in here: the native build cannot compile one
+            failed = exc
+        if failed is not None:
             # Voedger has sent the rows already when the extension fails: a 200 whose
             # sections are followed by the error.
             answer = await rows.sections(failed.objects)
             if not answer:
-                raise
+                raise failed
             return {**answer, **failed.v1_fields()}
         if result is None:
             return {}
