@@ -15,9 +15,12 @@ and so does whatever else runs on the machine: read CPU per read first, it depen
 and the share of the scenario's time the server's event loop spent runnable but waiting for a
 core (from /proc/<pid>/schedstat: how much the machine's load held the server back).
 
-``--processes N`` (SQLite only) starts ``voedger server --processes N``: the writer and N-1 reader
-processes share the port; CPU is summed over all of them, the loop's wait is the writer's, and
-the peak RSS of each process is listed (writer first).
+``--processes N`` on SQLite starts ``voedger server --processes N``: the writer and N-1 reader
+processes share the port. On Cassandra it starts N ``voedger server`` processes of one cluster
+(each its own port and ``--advertise``), which serve these reads wherever they arrive; the load is
+one wrk per process with the clients shared out, reads/s summed, p50 and p99 the highest of the
+processes'. CPU is summed over all processes, the loop's wait is the first one's, and the peak
+RSS of each process is listed (the writer, or the first, first).
 """
 
 from __future__ import annotations
@@ -149,30 +152,26 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def run_scenario(name: str, port: int, pid: int, wsids: list[int], docs: list[str], args: argparse.Namespace) -> Row:
+def run_scenario(
+    name: str, ports: list[int], pids: list[int], wsids: list[int], docs: list[str], args: argparse.Namespace
+) -> Row:
+    """One scenario against the servers at ``ports`` (their processes ``pids``, the first one's
+    event loop watched)."""
     v2 = "/api/v2/apps/test/shop/workspaces/WSID"
     load_before = load_average()
-    pids = [pid, *children(pid)]
+    pid = pids[0]
     cpu0 = sum(cpu_seconds(p) for p in pids)
     sched0 = loop_schedstat(pid)
+    common = {"clients": args.clients, "seconds": args.seconds, "headers": AUTH_HEADER}
     if name == "collection":
         label = "q.sys.Collection of 10 documents"
-        r = wrk.run(
-            port,
-            "/api/test/shop/WSID/q.sys.Collection",
-            COLLECTION_BODY,
-            wsids,
-            args.clients,
-            args.seconds,
-            AUTH_HEADER,
-        )
+        r = wrk.run_spread(ports, "/api/test/shop/WSID/q.sys.Collection", COLLECTION_BODY, wsids, **common)
     elif name == "doc":
         label = "GET docs/shop.Item/{id}"
-        r = wrk.run(port, v2, "", docs, args.clients, args.seconds, AUTH_HEADER, method="GET")
+        r = wrk.run_spread(ports, v2, "", docs, method="GET", **common)
     else:
         label = "GET views/shop.ItemCount (partition key)"
-        path = f"{v2}/views/shop.ItemCount{VIEW_QUERY}"
-        r = wrk.run(port, path, "", wsids, args.clients, args.seconds, AUTH_HEADER, method="GET")
+        r = wrk.run_spread(ports, f"{v2}/views/shop.ItemCount{VIEW_QUERY}", "", wsids, method="GET", **common)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
     note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
@@ -203,10 +202,10 @@ async def main() -> None:
     parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--native", action="store_true", help="run the server from the native build (make native)")
     parser.add_argument("--scenario", choices=["collection", "doc", "view", "all"], default="all")
-    parser.add_argument("--processes", type=int, default=1, help="voedger server --processes N (SQLite)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="SQLite: voedger server --processes N; Cassandra: N cluster processes"
+    )
     args = parser.parse_args()
-    if args.processes > 1 and args.storage != "sqlite":
-        raise SystemExit("--processes serves an embedded SQLite store")
     if not wrk.available():
         raise SystemExit("wrk is not installed: make bench-tools")
     env = dict(os.environ)
@@ -216,37 +215,50 @@ async def main() -> None:
     if args.native and build != "native":
         raise SystemExit("the native build is missing: make native")
     rows: list[Row] = []
+    cluster = args.storage == "cassandra" and args.processes > 1
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--data-dir", tmp]
-        cmd += ["--app", f"test/shop={APP_DIR}", "--max-queries-per-ws", "0"]
+        cmd = [sys.executable, "-m", "voedger.cli.voedger", "server", "--app", f"test/shop={APP_DIR}"]
+        cmd += ["--max-queries-per-ws", "0"]
         if not args.auth:
             cmd.append("--insecure-dev")
         if args.storage == "cassandra":
             suffix = uuid.uuid4().hex[:5]
             cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
-        port = free_port()
-        cmd += ["--port", str(port)]
-        internal = 0
-        if args.processes > 1:
-            internal = consecutive_free_ports(args.processes)
-            cmd += ["--processes", str(args.processes), "--internal-port", str(internal)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        ports = [free_port() for _ in range(args.processes if cluster else 1)]
+        internal = consecutive_free_ports(args.processes) if args.processes > 1 and not cluster else 0
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            await wait_ready(port, proc)
-            for i in range(1, args.processes):  # every reader listens before the load starts
-                await wait_ready(internal + i, proc)
-            owner = await sign_in_owner(port) if args.auth else None
-            wsids = await create_workspaces(port, 10, owner)
-            docs = await fill(port, wsids)
+            for i, port in enumerate(ports):
+                own = [*cmd, "--data-dir", f"{tmp}/{i}", "--port", str(port)]
+                if cluster:
+                    own += ["--advertise", f"http://127.0.0.1:{port}"]
+                elif internal:
+                    own += ["--processes", str(args.processes), "--internal-port", str(internal)]
+                procs.append(subprocess.Popen(own, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+                await wait_ready(port, procs[-1])  # one after the other: each joins the cluster
+            for i in range(1, args.processes if internal else 1):  # every reader listens before the load
+                await wait_ready(internal + i, procs[0])
+            owner = await sign_in_owner(ports[0]) if args.auth else None
+            wsids = await create_workspaces(ports[0], 10, owner)
+            docs = await fill(ports[0], wsids)
+            pids = [p.pid for p in procs] if cluster else [procs[0].pid, *children(procs[0].pid)]
             names = ["collection", "doc", "view"] if args.scenario == "all" else [args.scenario]
             for name in names:
-                wrk.run(
-                    port, "/api/test/shop/WSID/q.sys.Collection", COLLECTION_BODY, wsids, args.clients, 1, AUTH_HEADER
+                wrk.run_spread(
+                    ports,
+                    "/api/test/shop/WSID/q.sys.Collection",
+                    COLLECTION_BODY,
+                    wsids,
+                    clients=args.clients,
+                    seconds=1,
+                    headers=AUTH_HEADER,
                 )
-                rows.append(run_scenario(name, port, proc.pid, wsids, docs, args))
+                rows.append(run_scenario(name, ports, pids, wsids, docs, args))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.wait(timeout=60)
     mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
     print(
         f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build, "

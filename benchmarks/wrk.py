@@ -118,3 +118,35 @@ def run(
         int(non_2xx.group(1)) if non_2xx else 0,
         errors.group(1) if errors else "",
     )
+
+
+def run_spread(
+    ports: list[int],
+    path: str,
+    body: str,
+    wsids: list[int] | list[str],
+    *,
+    clients: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> WrkResult:
+    """``run`` against several servers at once (one wrk each, ``clients`` shared out): the
+    requests summed, the latency percentiles the highest of the servers' (an upper bound)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [clients // len(ports) + (1 if i < clients % len(ports) else 0) for i in range(len(ports))]
+
+    def one(port: int, share: int) -> WrkResult:
+        return run(port, path, body, wsids, share, seconds, headers, method)
+
+    with ThreadPoolExecutor(len(ports)) as pool:
+        results = list(pool.map(one, ports, shares))
+    return WrkResult(
+        sum(r.requests for r in results),
+        max(r.seconds for r in results),
+        max(r.p50_ms for r in results),
+        max(r.p99_ms for r in results),
+        sum(r.non_2xx for r in results),
+        "; ".join(r.errors for r in results if r.errors),
+    )
