@@ -60,3 +60,32 @@ async def wait_ready(where: int | str, proc: subprocess.Popen[bytes], timeout: f
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"{url} did not start in time")
+
+
+async def owned_workspace(vvm: Any, app: str, profile: int, wsid: int, kind: str, name: str) -> str:
+    """Alice's profile at ``profile`` and her workspace of ``kind`` (a descriptor with a ``Name``)
+    at ``wsid``, made by System CUDs; a token of Alice's for ``app``."""
+    from datetime import timedelta
+
+    from voedger.appdef import QName
+    from voedger.auth import PrincipalPayload
+    from voedger.processors.command import CommandRequest
+    from voedger.processors.principal import SYSTEM
+
+    async def system_cud(ws: int, *records: dict[str, object]) -> None:
+        body = {"cuds": [{"fields": {"sys.ID": i + 1, **r}} for i, r in enumerate(records)]}
+        await vvm.app(app).partition(ws).submit(CommandRequest(ws, QName("sys", "CUD"), body, SYSTEM, synced=True))
+
+    desc = {"sys.QName": "sys.WorkspaceDescriptor", "CreatedAtMs": 1, "InitCompletedAtMs": 1}
+    await system_cud(
+        profile,
+        {**desc, "WSName": "alice", "WSKind": "sys.UserProfile"},
+        {"sys.QName": "sys.UserProfile", "DisplayName": "alice"},
+    )
+    await system_cud(
+        wsid,
+        {**desc, "WSName": name.lower(), "WSKind": kind, "OwnerWSID": profile},
+        {"sys.QName": kind, "Name": name},
+    )
+    assert vvm.tokens is not None
+    return str(vvm.tokens.issue(app, PrincipalPayload(login="alice", profile_wsid=profile), timedelta(hours=1)))

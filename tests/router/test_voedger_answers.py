@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from voedger.appdef import QName
-from voedger.auth import PrincipalPayload
+from tests.support import owned_workspace
 from voedger.clock import ManualClock
-from voedger.processors.command import CommandRequest
-from voedger.processors.principal import SYSTEM
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
 from voedger.structs.wsid import new_wsid
@@ -56,31 +52,12 @@ class Env:
         return int(r.json()["NewIDs"]["1"])
 
 
-async def _system_cud(vvm: VVM, wsid: int, *records: dict[str, object]) -> None:
-    body = {"cuds": [{"fields": {"sys.ID": i + 1, **r}} for i, r in enumerate(records)]}
-    await vvm.app(APP).partition(wsid).submit(CommandRequest(wsid, QName("sys", "CUD"), body, SYSTEM, synced=True))
-
-
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     clock = ManualClock(1_790_000_000)
     vvm = VVM(ServerConfig(storage_url=f"sqlite://{tmp_path}", apps=[(APP, APP_DIR)], clock=clock))
     await vvm.start()
-    desc = {"sys.QName": "sys.WorkspaceDescriptor", "CreatedAtMs": 1, "InitCompletedAtMs": 1}
-    await _system_cud(
-        vvm,
-        PROFILE,
-        {**desc, "WSName": "alice", "WSKind": "sys.UserProfile"},
-        {"sys.QName": "sys.UserProfile", "DisplayName": "alice"},
-    )
-    await _system_cud(
-        vvm,
-        LIBRARY,
-        {**desc, "WSName": "library", "WSKind": "answers.LibraryDesc", "OwnerWSID": PROFILE},
-        {"sys.QName": "answers.LibraryDesc", "Name": "Library"},
-    )
-    assert vvm.tokens is not None
-    token = vvm.tokens.issue(APP, PrincipalPayload(login="alice", profile_wsid=PROFILE), timedelta(hours=1))
+    token = await owned_workspace(vvm, APP, PROFILE, LIBRARY, "answers.LibraryDesc", "Library")
     app = build_app(vvm, {1: LocalTransport(vvm)})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield Env(vvm, client, clock, {"Authorization": f"Bearer {token}"})
