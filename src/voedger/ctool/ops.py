@@ -1093,20 +1093,28 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                         )
                         if index + 1 < len(pending):
                             time.sleep(SETTLE_SECONDS)
+
+            def kept(what: str, last_error: str, fixed: str = "the cause is fixed") -> CtoolError:
+                """The command stays in cluster.json for ``ctool repeat``; the error to raise."""
+                cluster.last_attempt_error = last_error
+                state.save(cluster, folder)
+                message = (
+                    f"ctool {command_name} ({cluster.cmd}){what}"
+                    + f"\nThe command is kept in {state.cluster_file(folder)}; the log is {log.path}."
+                    + f"\nWhen {fixed}, run: ctool repeat"
+                )
+                log.write(message)
+                return CtoolError(message)
+
             if not failed and not opts.dry_run and _has_cassandra_ring(cluster):
                 problems = ring_settles(cluster, time.monotonic() + RING_SECONDS)
                 if problems:
-                    cluster.last_attempt_error = "database ring: " + "; ".join(problems)
-                    state.save(cluster, folder)
-                    message = (
-                        f"ctool {command_name} ({cluster.cmd}): every step is done, but the database ring is "
-                        f"not whole {RING_SECONDS:.0f} s after: "
-                        + "; ".join(problems)
-                        + f"\nThe command is kept in {state.cluster_file(folder)}; the log is {log.path}."
-                        + "\nWhen the cause is fixed (ctool status shows the ring), run: ctool repeat"
+                    raise kept(
+                        f": every step is done, but the database ring is not whole {RING_SECONDS:.0f} s after: "
+                        + "; ".join(problems),
+                        "database ring: " + "; ".join(problems),
+                        "the cause is fixed (ctool status shows the ring)",
                     )
-                    log.write(message)
-                    raise CtoolError(message)
             if not failed:
                 for node in pending:
                     assert node.desired is not None
@@ -1139,18 +1147,10 @@ def _apply(opts: Options, cluster: Cluster, command_name: str) -> Cluster:
                     )
                 else:
                     lines.append(f"{where} failed at step '{step}': {why}")
-            cluster.last_attempt_error = "; ".join(
-                f"{name}: step {step}: {why}" for name, (step, why, _u) in failed.items()
+            raise kept(
+                " did not complete:\n" + "\n".join(lines),
+                "; ".join(f"{name}: step {step}: {why}" for name, (step, why, _u) in failed.items()),
             )
-            state.save(cluster, folder)
-            message = (
-                f"ctool {command_name} ({cluster.cmd}) did not complete:\n"
-                + "\n".join(lines)
-                + f"\nThe command is kept in {state.cluster_file(folder)}; the log is {log.path}."
-                + "\nWhen the cause is fixed, run: ctool repeat"
-            )
-            log.write(message)
-            raise CtoolError(message)
     finally:
         log.close()
 
