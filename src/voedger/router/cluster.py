@@ -34,9 +34,11 @@ from voedger.syserror import SysError
 from voedger.vvm.server import NOT_OWNER_HEADER, VVM
 
 RETRY_AFTER: Final = {"Retry-After": "1"}
-HOLD_SECONDS: Final = 3.0
+HOLD_SECONDS: Final = 10.0
 """How long a request waits for a moving partition's new owner before it answers 503: a
-graceful handover takes well under this; a dead owner's lease runs out only after its TTL."""
+graceful handover takes well under a second on an idle machine, but the new owner's recovery of
+the partition can take seconds on a loaded one; a dead owner's lease runs out after its TTL
+(6 s by default), so most takeovers are waited out too. Clients' timeouts are longer."""
 HOLD_STEP: Final = 0.1
 
 
