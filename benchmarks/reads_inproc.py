@@ -50,6 +50,10 @@ COLLECTION_BODY = b'{"args":{"Schema":"shop.Item"},"elements":[{"fields":["Name"
 VIEW_WHERE = quote('{"Part":0}')
 
 
+HEADERS: list[tuple[bytes, bytes]] = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+"""Every request's headers (``--auth`` adds the owner's token)."""
+
+
 async def call(app: Any, method: str, path: str, body: bytes = b"", query: bytes = b"") -> tuple[int, bytes]:
     """One request to the ASGI application; (status, body)."""
     scope: dict[str, Any] = {
@@ -62,7 +66,7 @@ async def call(app: Any, method: str, path: str, body: bytes = b"", query: bytes
         "raw_path": path.encode(),
         "query_string": query,
         "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "headers": HEADERS,
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8822),
     }
@@ -89,8 +93,9 @@ async def call(app: Any, method: str, path: str, body: bytes = b"", query: bytes
     return status, b"".join(chunks)
 
 
-async def make_workspaces(vvm: Any, count: int = NUM_WS) -> list[int]:
-    """``count`` shop workspaces, made by System CUDs at their partitions; their WSIDs."""
+async def make_workspaces(vvm: Any, count: int = NUM_WS, owner: int = 0) -> list[int]:
+    """``count`` shop workspaces, made by System CUDs at their partitions (owned by the profile
+    at ``owner`` if given); their WSIDs."""
     from voedger.appdef import QName
     from voedger.processors.command import CommandRequest
     from voedger.processors.principal import SYSTEM
@@ -106,6 +111,7 @@ async def make_workspaces(vvm: Any, count: int = NUM_WS) -> list[int]:
             "WSKind": "shop.ShopDesc",
             "CreatedAtMs": 1,
             "InitCompletedAtMs": 1,
+            **({"OwnerWSID": owner} if owner else {}),
         }
         cuds = [{"fields": descriptor}, {"fields": {"sys.ID": 2, "sys.QName": "shop.ShopDesc", "Name": "shop"}}]
         await shop.partition(wsid).submit(
@@ -114,9 +120,59 @@ async def make_workspaces(vvm: Any, count: int = NUM_WS) -> list[int]:
     return wsids
 
 
-async def prepare(app: Any, vvm: Any) -> tuple[list[int], list[tuple[int, int]]]:
+async def sign_in_owner(vvm: Any) -> int:
+    """``--auth``: a profile for the owner and the owner's token on every request from now on;
+    the profile's WSID."""
+    from datetime import timedelta
+
+    from voedger.appdef import QName
+    from voedger.auth import PrincipalPayload
+    from voedger.processors.command import CommandRequest
+    from voedger.processors.principal import SYSTEM
+    from voedger.structs.wsid import new_wsid
+
+    profile = new_wsid(1, 0x1FFFF)
+    descriptor = {"sys.ID": 1, "sys.QName": "sys.WorkspaceDescriptor", "WSName": "owner", "WSKind": "sys.UserProfile"}
+    cuds = [
+        {"fields": {**descriptor, "CreatedAtMs": 1, "InitCompletedAtMs": 1}},
+        {"fields": {"sys.ID": 2, "sys.QName": "sys.UserProfile", "DisplayName": "owner"}},
+    ]
+    await (
+        vvm.app("test/shop")
+        .partition(profile)
+        .submit(CommandRequest(profile, QName("sys", "CUD"), {"cuds": cuds}, SYSTEM, synced=True))
+    )
+    token = vvm.tokens.issue("test/shop", PrincipalPayload(login="owner", profile_wsid=profile), timedelta(hours=1))
+    HEADERS.append((b"authorization", f"Bearer {token}".encode()))
+    return int(profile)
+
+
+class Statements:
+    """Storage statements of the application's storage, counted by kind (point reads, batches of
+    point reads, range reads)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.counts = {"get": 0, "get_batch": 0, "read": 0}
+        for name in self.counts:
+            setattr(storage, name, self._counting(name, getattr(storage, name)))
+
+    def _counting(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def taken(self) -> dict[str, int]:
+        counts = dict(self.counts)
+        for name in self.counts:
+            self.counts[name] = 0
+        return counts
+
+
+async def prepare(app: Any, vvm: Any, owner: int = 0) -> tuple[list[int], list[tuple[int, int]]]:
     """The workspaces and their documents: (WSIDs, [(WSID, document ID)])."""
-    wsids = await make_workspaces(vvm)
+    wsids = await make_workspaces(vvm, owner=owner)
     docs: list[tuple[int, int]] = []
     for wsid in wsids:
         for n in range(DOCS_PER_WS):
@@ -215,6 +271,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--scenario", choices=["collection", "doc", "view", "all"], default="collection")
     parser.add_argument("--profile", choices=["cprofile", "callgrind", "none"], default="none")
+    parser.add_argument("--auth", action="store_true", help="authentication on: requests carry the owner's token")
+    parser.add_argument(
+        "--statements", action="store_true", help="count the storage statements per read (Python build only)"
+    )
     args = parser.parse_args()
 
     from voedger.router.app import build_app
@@ -224,13 +284,18 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServerConfig(
-            storage_url=f"sqlite://{tmp}", apps=[("test/shop", APP_DIR)], insecure_dev=True, max_queries_per_ws=0
+            storage_url=f"sqlite://{tmp}",
+            apps=[("test/shop", APP_DIR)],
+            insecure_dev=not args.auth,
+            max_queries_per_ws=0,
         )
         vvm = VVM(config)
         await vvm.start()
         try:
             app = build_app(vvm, {1: LocalTransport(vvm)})
-            wsids, docs = await prepare(app, vvm)
+            owner = await sign_in_owner(vvm) if args.auth else 0
+            wsids, docs = await prepare(app, vvm, owner)
+            statements = Statements(vvm.app("test/shop").runtime.storage) if args.statements else None
             settle_heap()
             names = ["collection", "doc", "view"] if args.scenario == "all" else [args.scenario]
             for name in names:
@@ -239,6 +304,8 @@ async def main() -> None:
                 profiler = cProfile.Profile() if args.profile == "cprofile" else None
                 if args.profile == "callgrind":
                     callgrind_control("--zero")
+                if statements is not None:
+                    statements.taken()
                 sched0 = schedstat()
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 if profiler is not None:
@@ -256,6 +323,9 @@ async def main() -> None:
                     f"{name}: {args.reads} reads, {cpu / args.reads * 1e6:.0f} us of CPU per read, {wall:.2f} s "
                     f"(event loop's thread: {on_cpu:.2f} s on a core, {waiting:.2f} s waiting for one)"
                 )
+                if statements is not None:
+                    each = ", ".join(f"{k} {v / args.reads:.2f}" for k, v in statements.taken().items())
+                    print(f"{name}: storage statements per read: {each}")
                 if profiler is not None:
                     pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
                         int(os.environ.get("TOP", "45"))

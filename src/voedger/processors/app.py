@@ -11,6 +11,7 @@ from voedger.appdef import AppDef, Extension, QName
 from voedger.clock import SYSTEM_CLOCK, Clock
 from voedger.extensions import Registry
 from voedger.processors.principal import AllowAll, Authorizer, DirectResolver, PrincipalResolver, RateLimiter
+from voedger.processors.readcache import ReadCache
 from voedger.state import Intents, State
 from voedger.state.access import Access
 from voedger.state.federation import Federation
@@ -55,6 +56,9 @@ class AppRuntime:
     views_changed: Callable[[list[tuple[int, str, int]]], None] | None = None
     """Told (WSID, view, WLog offset) of the view rows made durable: by a command's SYNC
     projectors when its group is written, by an async projector when it flushes (notifications)."""
+    read_cache: Callable[[int], ReadCache | None] | None = None
+    """The read cache of a workspace's partition (by WSID) where this process writes it and
+    may use it (``processors/readcache.py``); None, or a None answer: read storage."""
     _runners: dict[QName, tuple[Callable[..., Any] | None, Access, Extension]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

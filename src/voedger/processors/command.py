@@ -219,6 +219,9 @@ class CommandPipeline:
         """Command extensions run (Voedger's ``voedger_cp_exec_seconds``)."""
         self.projectors = Tally()
         """Commands' SYNC projectors run (``voedger_cp_projectors_seconds``)."""
+        self.identities_changed: set[int] = set()
+        """Workspaces whose descriptor or subjects the commands committed since the partition
+        last took this set (it drops their read cache entries once the group is durable)."""
 
     async def execute(self, req: CommandRequest, writes: Pending, plog_offset: int) -> tuple[CommandResult, Event]:
         """Execute a command over ``writes`` (an overlay the caller keeps only on success): its
@@ -250,6 +253,7 @@ class CommandPipeline:
                 ws.descriptor = rec
             if rec[SYS_QNAME] in (DESCRIPTOR_NAME, SUBJECT_NAME):
                 ws.forget_principals()
+                self.identities_changed.add(w.req.wsid)
         ws.idgen = w.idgen
         ws.next_wlog += 1
         fixed = w.fixed

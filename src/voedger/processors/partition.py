@@ -27,6 +27,7 @@ from voedger.appdef import SYS_ID
 from voedger.processors.app import AppRuntime
 from voedger.processors.command import WS_DESCRIPTOR, CommandPipeline, CommandRequest, CommandResult, triggered_names
 from voedger.processors.fence import FencedError, PartitionWriter, PlainWriter
+from voedger.processors.readcache import ReadCache
 from voedger.processors.sequences import Workspaces, part_seq_key, ws_seq_key
 from voedger.processors.signal import Commit, CommitSignal
 from voedger.processors.tally import Tally
@@ -82,6 +83,8 @@ class _Group:
     """The PLog offset of the group's first event."""
     done: list[tuple[_Job, CommandResult]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    identities_changed: set[int] = field(default_factory=set)
+    """Workspaces whose descriptor or subjects the group writes."""
     task: asyncio.Task[bool] = field(init=False)
 
     def fail(self, err: SysError) -> None:
@@ -133,6 +136,9 @@ class Partition:
         """A group's write failed and storage has not told yet where the log ends."""
         self.on_fenced: Callable[[Partition], None] | None = None
         """Told once when a write finds the partition owned by another process."""
+        self.reads = ReadCache()
+        """Descriptors and principals for the reads this process serves of the partition's
+        workspaces (``processors/readcache.py``); asked only while ``serves_reads()``."""
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -167,6 +173,7 @@ class Partition:
         """Rebuild sequences from storage and re-apply the last group's events."""
         storage = self.app.storage
         self.workspaces.clear()
+        self.reads.clear()
         self.recent.clear()  # kept consecutive: after a failed write, storage is the truth
         raw = await storage.get(part_seq_key(self.id), b"")
         seq = orjson.loads(raw) if raw is not None else {"plog": ids.FIRST_OFFSET, "group": ids.FIRST_OFFSET}
@@ -343,6 +350,9 @@ class Partition:
             group.events.append(event)
             touched.add(job.request.wsid)
             group.done.append((job, result))
+        changed = self.pipeline.identities_changed
+        if changed:
+            group.identities_changed, self.pipeline.identities_changed = changed, set()
         if not group.done:
             return None
         for wsid in touched:
@@ -409,6 +419,8 @@ class Partition:
 
     def _acknowledge(self, group: _Group) -> None:
         """The group is durable: answer its commands and wake what follows the partition."""
+        if group.identities_changed:
+            self.reads.drop(group.identities_changed)  # before any answer: see readcache.py
         self.groups += 1
         self._group_start = group.start
         self.recent.extend(group.events)
@@ -422,6 +434,11 @@ class Partition:
         appdef = self.app.appdef
         triggers = frozenset().union(*(triggered_names(appdef, e) for e in group.events))
         self.committed.notify(Commit(group.events, triggers))
+
+    def serves_reads(self) -> bool:
+        """Whether reads may use ``reads``: the partition takes commands and its lease is surely
+        still this process's (no other process can have written its workspaces)."""
+        return not self.closed and self._task is not None and self.lease_valid()
 
     def lease_valid(self) -> bool:
         valid = getattr(self.writer, "valid", None)

@@ -315,15 +315,33 @@ class QueryProcessor:
     # --- the common pipeline ---------------------------------------------------------------------
 
     async def _workspace(self, reader: Pending, req: QueryRequest) -> Workspace:
-        """The kind of the request's workspace, from its descriptor, as the command processor finds it."""
-        descriptor = await get_record(reader, req.wsid, self.runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
-        if descriptor is None:
-            raise SysError(403, ERR_WS_NOT_INITED)
-        ws = workspace_kind(self.app, descriptor)
-        req.caller = req.principal
-        req.principal = await resolve_principal(self.runtime, req.principal, req.wsid, ws, descriptor, reader)
-        check_active(descriptor, req.principal)
-        return ws
+        """The kind of the request's workspace, from its descriptor, as the command processor
+        finds it, and the caller's principal there; kept in the partition's read cache where
+        this process writes the workspace (``processors/readcache.py``)."""
+        runtime = self.runtime
+        cache = runtime.read_cache(req.wsid) if runtime.read_cache is not None else None
+        caller = req.caller = req.principal
+        known = cache.get(req.wsid) if cache is not None else None
+        if known is None:
+            generation = cache.generation if cache is not None else 0
+            descriptor = await get_record(reader, req.wsid, runtime.singleton_ids.get(WS_DESCRIPTOR, 0))
+            if descriptor is None:
+                raise SysError(403, ERR_WS_NOT_INITED)
+            ws = workspace_kind(self.app, descriptor)
+            if cache is None:
+                req.principal = await resolve_principal(runtime, caller, req.wsid, ws, descriptor, reader)
+                check_active(descriptor, req.principal)
+                return ws
+            known = cache.put(req.wsid, descriptor, ws, generation)
+        principal = known.principal(caller)
+        if principal is None:
+            principal = await resolve_principal(
+                runtime, caller, req.wsid, known.kind, known.descriptor, reader, known.subjects
+            )
+            known.remember(caller, principal)
+        req.principal = principal
+        check_active(known.descriptor, principal)
+        return known.kind
 
     def _limit(self, req: QueryRequest, query: QName) -> None:
         limiter = self.runtime.limiter

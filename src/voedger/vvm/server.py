@@ -49,6 +49,7 @@ from voedger.processors.jobs import JobScheduler
 from voedger.processors.partition import NOT_OWNER_HEADER, Partition
 from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectResolver, PrincipalResolver
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
+from voedger.processors.readcache import ReadCache
 from voedger.state.federation import Federation, FederationReply
 from voedger.storage import StorageError, StorageProvider, open_storage
 from voedger.structs import qnames
@@ -138,6 +139,11 @@ class DeployedApp:
     queries: QueryProcessor
     jobs: list[JobScheduler]
     stats: ProcessorStats = field(default_factory=ProcessorStats)
+
+    def read_cache(self, wsid: int) -> ReadCache | None:
+        """The read cache of the workspace's partition while it is written here."""
+        partition = self.partitions.get(partition_of(wsid, self.runtime.num_partitions))
+        return partition.reads if partition is not None and partition.serves_reads() else None
 
     def partition(self, wsid: int) -> Partition:
         pid = partition_of(wsid, self.runtime.num_partitions)
@@ -440,7 +446,8 @@ class VVM:
         )
         runtime.peer_query = self._peer_query
         actualizers = Actualizers(runtime)
-        self.apps[image.name] = DeployedApp(image, runtime, {}, actualizers, QueryProcessor(runtime), [])
+        deployed = self.apps[image.name] = DeployedApp(image, runtime, {}, actualizers, QueryProcessor(runtime), [])
+        runtime.read_cache = deployed.read_cache
         missing = not_built(image.appdef)
         if missing:
             log.info("%s: %d sys extensions are not built yet (calls answer 501)", image.name, len(missing))
