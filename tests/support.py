@@ -89,3 +89,19 @@ async def owned_workspace(vvm: Any, app: str, profile: int, wsid: int, kind: str
     )
     assert vvm.tokens is not None
     return str(vvm.tokens.issue(app, PrincipalPayload(login="alice", profile_wsid=profile), timedelta(hours=1)))
+
+
+ARRAY_READS = ("/queries/", "/views/", "/cdocs/")
+
+
+def v2_error_of(r: Any) -> dict[str, Any]:
+    """The error object of an API v2 error answer (an ``httpx.Response``), checking its shape:
+    a read whose answer is an array (queries, views, cdocs) fails as Voedger streams it,
+    ``{"results":[],"error":{...}}``; every other answer is the plain ``{"status","message"}``."""
+    body = r.json()
+    if r.request.method == "GET" and any(part in r.request.url.path for part in ARRAY_READS):
+        assert set(body) == {"results", "error"} and body["results"] == [], body
+        body = body["error"]
+    assert {"status", "message"} <= set(body) <= {"status", "message", "qname", "data"}, body
+    assert body["status"] == r.status_code, body
+    return body  # type: ignore[no-any-return]

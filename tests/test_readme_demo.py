@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import until
+from tests.support import until, v2_error_of
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
@@ -61,7 +61,7 @@ async def sign_up_and_in(c: httpx.AsyncClient, login: str) -> tuple[dict[str, st
 
 def forbidden(r: httpx.Response, text: str) -> None:
     assert r.status_code == 403, r.text
-    assert r.json()["message"] == f"{text} {FORBIDDEN}", r.text
+    assert v2_error_of(r)["message"] == f"{text} {FORBIDDEN}", r.text
 
 
 def denied(r: httpx.Response, message: str) -> None:
@@ -209,4 +209,4 @@ async def test_readme_session(client: httpx.AsyncClient) -> None:
     assert 429 in codes and set(codes) == {200, 429}, codes
     r = await c.get(f"{w}/queries/sales.DailySales", params=sales, headers=bob)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
-    assert r.json()["qname"] == "sales.DailySalesLimit", r.text
+    assert v2_error_of(r)["qname"] == "sales.DailySalesLimit", r.text

@@ -45,13 +45,22 @@ class SysError(Exception):
     def to_v1(self) -> bytes:
         return orjson.dumps(self.v1_fields())
 
-    def to_v2(self) -> bytes:
+    def v2_fields(self) -> dict[str, object]:
+        """The API v2 error object: ``{"status": ..., "message": ...}`` (and qname, data)."""
         body: dict[str, object] = {"status": self.status, "message": self.message}
         if self.qname:
             body["qname"] = self.qname
         if self.data:
             body["data"] = self.data
-        return orjson.dumps(body)
+        return body
+
+    def to_v2(self) -> bytes:
+        return orjson.dumps(self.v2_fields())
+
+    def to_v2_array(self) -> bytes:
+        """The API v2 answer of a read whose answer is an array (queries, views, cdocs) that
+        failed before any result: ``{"results":[],"error":{...}}``, as Voedger streams it."""
+        return orjson.dumps({"results": [], "error": self.v2_fields()})
 
     def __repr__(self) -> str:
         return f"SysError({self.status}, {self.message!r})"

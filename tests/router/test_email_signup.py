@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.router.test_identity import APP, RESTAURANT, V2, sign_in, sign_up_and_in
-from tests.support import until
+from tests.support import until, v2_error_of
 from voedger.apps.sys.mail import Outbox
 from voedger.clock import ManualClock
 from voedger.router.app import build_app
@@ -80,7 +80,7 @@ async def test_sign_up_by_verified_email(env: Env) -> None:
 
     wrong = "000000" if code != "000000" else "111111"
     r = await issue(env, profile, alice, token, wrong)
-    assert r.status_code == 400 and r.json()["message"] == "invalid verification code", r.text
+    assert r.status_code == 400 and v2_error_of(r)["message"] == "invalid verification code", r.text
 
     r = await issue(env, profile, alice, token, code)
     assert r.status_code == 200, r.text
@@ -110,7 +110,7 @@ async def test_expired_and_foreign_tokens_are_refused(env: Env) -> None:
     token, code = await initiate(env, profile, alice, "frank@example.com")
     env.clock.advance(10 * 60 + 1)
     r = await issue(env, profile, alice, token, code)
-    assert r.status_code == 400 and r.json()["message"] == "your verification code has expired", r.text
+    assert r.status_code == 400 and v2_error_of(r)["message"] == "your verification code has expired", r.text
 
     # A value verified for another field does not create a login.
     token, code = await initiate(env, profile, alice, "frank@example.com", field="Login")

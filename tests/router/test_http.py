@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.router.conftest import V1, make_shop_ws
+from tests.support import v2_error_of
 from voedger.structs.wsid import new_wsid, pseudo_wsid
 from voedger.vvm.server import VVM
 
@@ -21,8 +22,8 @@ def v1_error(r: httpx.Response, status: int, text: str) -> None:
 
 def v2_error(r: httpx.Response, status: int, text: str) -> None:
     assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and text in body["message"], body
+    body = v2_error_of(r)
+    assert text in body["message"], body
 
 
 async def test_check(client: httpx.AsyncClient) -> None:

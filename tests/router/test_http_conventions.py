@@ -32,6 +32,30 @@ async def test_a_query_that_fails_after_a_row_answers_the_row_then_the_error(env
     assert message == answer["sys.Error"]["Message"]
 
 
+async def test_api_v2_reads_of_arrays_stream_their_results_then_the_error(env: Env) -> None:
+    # Voedger's query processor answers a query, a view or a collection as a stream
+    # {"results":[...]}: once a result went out the status is 200 and a failure follows the
+    # results as "error"; a failure before any result is {"results":[],"error":{...}} with its
+    # status. A document's answer is one object, and so is its error.
+    args = quote('{"Text":"world"}')
+    r = await env.client.get(f"{V2}/queries/answers.Echo?args={args}", headers=env.auth)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert list(answer) == ["results", "error"] and answer["results"] == [{"Text": "world"}], answer
+    assert answer["error"]["status"] == 500 and "test error" in answer["error"]["message"], answer
+    where = quote('{"Text":"other"}')
+    r = await env.client.get(f"{V2}/queries/answers.Echo?args={args}&where={where}", headers=env.auth)
+    assert r.status_code == 500 and r.json() == {"results": [], "error": answer["error"]}, r.text
+    r = await env.client.get(f"{V2}/queries/answers.Nope", headers=env.auth)
+    assert r.status_code == 400 and list(r.json()) == ["results", "error"], r.text
+    assert r.json()["error"]["status"] == 400 and r.json()["results"] == [], r.text
+    r = await env.client.get(f"{V2}/docs/answers.Nope/1", headers=env.auth)
+    assert r.status_code == 400 and set(r.json()) == {"status", "message"}, r.text
+    # the router's own refusals, before the query processor, stay plain
+    r = await env.client.get("/api/v2/apps/test/answers/workspaces/abc/queries/answers.Echo", headers=env.auth)
+    assert r.status_code == 400 and set(r.json()) == {"status", "message"}, r.text
+
+
 async def test_a_command_that_fails_is_a_500_with_no_qname_or_data(env: Env) -> None:
     # TestBasicUsage_HTTPConventions "command"
     r = await env.cmd("answers.Fail", {"args": {"Text": "1"}})

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.router.conftest import SHOP_DIR
-from tests.support import owned_workspace
+from tests.support import owned_workspace, v2_error_of
 from voedger.appdef import QName
 from voedger.auth import PrincipalPayload
 from voedger.router.app import build_app
@@ -67,8 +67,8 @@ def error(r: httpx.Response, status: int, text: str = "", *, exact: bool = False
     """An API v2 error answer: the status, and the text in its message (the whole message when
     ``exact``), as Voedger's scenarios check them."""
     assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"status", "message"} and body["status"] == status, body
+    body = v2_error_of(r)
+    assert set(body) == {"status", "message"}, body
     assert (body["message"] == text) if exact else (text in body["message"]), body
 
 

@@ -204,11 +204,27 @@ class QueryProcessor:
         typed = result if isinstance(result, Structure) else None
         conditions = query_v2.parse_where(params.where, typed)
         query_v2.check_order(params.order, typed)
-        objects = await self._run(reader, req, query, impl, args, result, ws)
+        failed: FailedAfterResults | None = None
+        objects: list[Row] = []
+        try:
+            objects = await self._run(reader, req, query, impl, args, result, ws)
+        except FailedAfterResults as exc:  # no await in here: the native build cannot compile one
+            failed = exc
         if result is None:
+            if failed is not None:
+                raise failed
             return {"results": []}
+        if failed is not None:
+            objects = failed.objects
         rows = [result_map(typed, o) if typed is not None else dict(o) for o in objects]
-        return {"results": await self._v2_rows(reader, req.wsid, rows, params, conditions, typed)}
+        answer: dict[str, Any] = {"results": await self._v2_rows(reader, req.wsid, rows, params, conditions, typed)}
+        if failed is not None:
+            # Voedger streams the results as they come: once one is sent the answer is a 200,
+            # and the failure follows the results.
+            if not answer["results"]:
+                raise failed
+            answer["error"] = failed.v2_fields()
+        return answer
 
     async def _v2_view(self, reader: Pending, ws: Workspace, req: QueryRequest) -> dict[str, Any]:
         view = ws.type(req.name)

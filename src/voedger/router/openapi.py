@@ -75,8 +75,11 @@ def _json(ref_or_schema: str | dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _errors(v2: bool) -> dict[str, Any]:
-    ref = "#/components/responses/" + ("V2Error" if v2 else "V1Error")
+def _errors(v2: bool, array: bool = False) -> dict[str, Any]:
+    """The error answers of an operation; ``array``: a read whose answer is an array, whose
+    failures in the query processor are ``{"results":[],"error":{...}}`` (the router's own, such
+    as a bad WSID, are plain)."""
+    ref = "#/components/responses/" + ("V2ReadError" if array else "V2Error" if v2 else "V1Error")
     return {str(s): {"$ref": f"{ref}{s}"} for s in ERROR_STATUSES}
 
 
@@ -106,8 +109,9 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     auth: bool = True,
+    array: bool = False,
 ) -> dict[str, Any]:
-    o: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(v2)}}
+    o: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(v2, array)}}
     if params:
         o["parameters"] = params
     if body is not None:
@@ -399,6 +403,7 @@ def api_document(app: str | None = None) -> dict[str, Any]:
                 "Execute a query",
                 _ok(200, _json("Results")),
                 params=[*ws_params, name, *_READ_PARAMS, _query_param("args", {"type": "string"}, "JSON arguments")],
+                array=True,
             ),
         },
         f"{ws}/views/{{name}}": {
@@ -406,11 +411,15 @@ def api_document(app: str | None = None) -> dict[str, Any]:
                 "Read a view (where names its partition key)",
                 _ok(200, _json("Results")),
                 params=[*ws_params, name, *_READ_PARAMS],
+                array=True,
             ),
         },
         f"{ws}/cdocs/{{name}}": {
             "get": _op(
-                "Read the collection of a table", _ok(200, _json("Results")), params=[*ws_params, name, *_READ_PARAMS]
+                "Read the collection of a table",
+                _ok(200, _json("Results")),
+                params=[*ws_params, name, *_READ_PARAMS],
+                array=True,
             ),
         },
         f"{ws}/docs/{{name}}": {
@@ -486,6 +495,12 @@ def api_document(app: str | None = None) -> dict[str, Any]:
     for s in ERROR_STATUSES:
         responses[f"V1Error{s}"] = {"description": _TEXTS[s], "content": _json("V1Error")}
         responses[f"V2Error{s}"] = {"description": _TEXTS[s], "content": _json("V2Error")}
+        responses[f"V2ReadError{s}"] = {
+            "description": _TEXTS[s],
+            "content": _json(
+                {"anyOf": [{"$ref": "#/components/schemas/V2Error"}, {"$ref": "#/components/schemas/V2ArrayError"}]}
+            ),
+        }
     return {
         "openapi": "3.0.3",
         "info": {
@@ -523,7 +538,19 @@ def api_document(app: str | None = None) -> dict[str, Any]:
                 },
                 "Results": {
                     "type": "object",
-                    "properties": {"results": {"type": "array", "items": {"type": "object"}}},
+                    "required": ["results"],
+                    "properties": {
+                        "results": {"type": "array", "items": {"type": "object"}},
+                        "error": {"$ref": "#/components/schemas/V2Error"},
+                    },
+                },
+                "V2ArrayError": {
+                    "type": "object",
+                    "required": ["results", "error"],
+                    "properties": {
+                        "results": {"type": "array", "items": {"type": "object"}},
+                        "error": {"$ref": "#/components/schemas/V2Error"},
+                    },
                 },
             },
         },

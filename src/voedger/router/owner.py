@@ -33,6 +33,7 @@ DEV_PRINCIPAL: Final = Principal(login="dev", extra={"insecure": True})
 _CUD: Final = QName("sys", "CUD")
 ANONYMOUS: Final = QName("sys", "Anonymous")
 _READ_PATHS: Final = {Op.V2_QUERIES: "queries", Op.V2_VIEWS: "views", Op.V2_DOCS: "docs", Op.V2_CDOCS: "cdocs"}
+_ARRAY_READS: Final = frozenset({Op.V2_QUERIES, Op.V2_VIEWS, Op.V2_CDOCS})
 _INTERNAL: Final = SysError(500, "internal error")
 HTML_HEADERS: Final[dict[str, str]] = {"content-type": "text/html"}
 
@@ -216,24 +217,35 @@ class Owner:
         return BusResponse(201 if method == "POST" else 200, JSON_HEADERS, orjson.dumps(result.to_v2()))
 
     async def _v2_read(self, request: BusRequest) -> BusResponse:
-        """GET docs/{table}[/{id}], cdocs/{table}, queries/{query}, views/{view}: the query side."""
+        """GET docs/{table}[/{id}], cdocs/{table}, queries/{query}, views/{view}: the query side.
+
+        A read whose answer is an array (queries, views, cdocs) answers its failure as Voedger's
+        query processor streams it, ``{"results":[],"error":{...}}`` with the error's status; a
+        document's is the plain error object. A 503 (too many reads, Voedger's router's answer)
+        stays plain."""
         qname = parse_qname(request.resource)
         self._check_partition(request)
-        if request.op is Op.V2_QUERIES:
-            principal = self._caller(request, qname)
-        else:
-            principal = self.authenticate(request.app, request.authorization, request.cookie)
-        answer = await self.vvm.query(
-            request.app,
-            request.wsid,
-            qname,
-            principal,
-            api_v2=True,
-            path=_READ_PATHS[request.op],
-            params=request.params,
-            doc_id=request.record_id,
-            ip=request.ip,
-        )
+        try:
+            if request.op is Op.V2_QUERIES:
+                principal = self._caller(request, qname)
+            else:
+                principal = self.authenticate(request.app, request.authorization, request.cookie)
+            answer = await self.vvm.query(
+                request.app,
+                request.wsid,
+                qname,
+                principal,
+                api_v2=True,
+                path=_READ_PATHS[request.op],
+                params=request.params,
+                doc_id=request.record_id,
+                ip=request.ip,
+            )
+        except SysError as err:
+            if request.op not in _ARRAY_READS or err.status == 503:
+                raise
+            reply = error_reply(err, v2=True)
+            return BusResponse(reply.status, reply.headers, err.to_v2_array())
         return BusResponse(200, JSON_HEADERS, orjson.dumps(answer))
 
     async def _n10n_watch(self, request: BusRequest) -> BusResponse:

@@ -260,6 +260,8 @@ def error_of(reply: BusResponse) -> SysError:
         e = body["sys.Error"]
         message, qname, data = e.get("Message"), e.get("QName", ""), e.get("Data", "")
     elif isinstance(body, dict):
+        if isinstance(body.get("error"), dict):  # an array read's: {"results":[...],"error":{...}}
+            body = body["error"]
         message, qname, data = body.get("message"), body.get("qname", ""), body.get("data", "")
     else:
         message = qname = data = None
