@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support import v2_error_of
 from voedger.router.app import build_app
 from voedger.router.local import LocalTransport
 from voedger.structs.wsid import app_wsid
@@ -63,7 +64,7 @@ def v1_error(r: httpx.Response, status: int, text: str) -> None:
 
 def v2_error(r: httpx.Response, status: int, text: str) -> None:
     assert r.status_code == status, r.text
-    body = r.json()
+    body = v2_error_of(r)
     assert body["status"] == status and text in body["message"], body
 
 

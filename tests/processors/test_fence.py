@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from tests.processors.conftest import WS, Shop
@@ -9,7 +12,7 @@ from voedger.appdef import QName
 from voedger.clock import SYSTEM_CLOCK
 from voedger.processors.command import CommandRequest
 from voedger.processors.fence import HEAD_CCOL, FencedError, FencedWriter, Head, chunk_key, next_epoch
-from voedger.processors.partition import Partition
+from voedger.processors.partition import NOT_OWNER_HEADER, Partition
 from voedger.processors.principal import SYSTEM
 from voedger.storage.mem import MemAppStorage
 from voedger.structs.keys import ROWS_PER_PARTITION, plog_key
@@ -114,3 +117,112 @@ async def test_an_expired_lease_writes_nothing() -> None:
     with pytest.raises(FencedError):
         await writer.begin([(row[0], row[1], b"e"), (b"other", b"", b"x")], 2)
     assert await storage.get(*row) is None and await storage.get(b"other", b"") is None
+
+
+class _LeaseRunsOutDuringTheWrite(MemAppStorage):
+    """Storage whose conditional write applies, and then the writer's lease has run out (the
+    process was paused between its two writes)."""
+
+    def __init__(self) -> None:
+        super().__init__(SYSTEM_CLOCK)
+        self.valid = True
+        self.armed = False
+
+    async def put_batch_if(self, *args: Any, **kwargs: Any) -> bool:
+        applied = await super().put_batch_if(*args, **kwargs)
+        if self.armed:
+            self.valid = False
+        return applied
+
+
+class _ClaimedWhileUnknown(MemAppStorage):
+    """Storage where a conditional write's outcome was unknown and a newer owner's claim settled
+    it: the events landed, and the head is the claimant's (the write reports "not applied")."""
+
+    def __init__(self) -> None:
+        super().__init__(SYSTEM_CLOCK)
+        self.armed = False
+
+    async def put_batch_if(
+        self, p_key: bytes, c_col: bytes, expected: bytes | None, new: bytes, rows: Sequence[tuple[bytes, bytes]]
+    ) -> bool:
+        applied = await super().put_batch_if(p_key, c_col, expected, new, rows)
+        if self.armed and applied and rows:
+            claim = Head(99, "claimant", 0).encode()
+            await super().put_batch_if(p_key, c_col, new, claim, [])
+            return False
+        return applied
+
+
+def _not_unserved(err: SysError) -> None:
+    """A 503 that a router does not send again (no not-owner mark): the outcome is unknown."""
+    assert err.status == 503 and err.headers.get("Retry-After") == "1", err
+    assert NOT_OWNER_HEADER not in err.headers and "may or may not have been applied" in err.message, err
+
+
+async def test_a_group_fenced_after_its_plog_write_is_not_answered_as_unserved(shop: Shop) -> None:
+    # A process paused between a group's PLog write and the rest of it: the events are in the
+    # log (the next owner re-applies them), so "not mine" would make a router run them again.
+    storage = _LeaseRunsOutDuringTheWrite()
+    pid = partition_of(WS, shop.runtime.num_partitions)
+    writer = FencedWriter(storage, pid, 1, "a", lambda: storage.valid)
+    await writer.claim(1)
+    row = plog_key(pid, 1)
+    storage.armed = True
+    with pytest.raises(FencedError) as fenced:
+        await writer.begin([(row[0], row[1], b"event"), (b"other", b"", b"x")], 2)
+    assert fenced.value.written and await storage.get(*row) == b"event"
+
+    # Through a partition: its command's answer is "outcome unknown", not "not mine".
+    await shop.create_ws(WS)
+    for p in shop.partitions.values():
+        await p.stop()
+    part = await _owner(shop, "a")
+    assert isinstance(part.writer, FencedWriter)
+    valid = [True]
+    part.writer.valid = lambda: valid[0]
+    real = part.writer.storage.put_batch_if
+
+    async def then_paused(*args: Any) -> bool:
+        applied = await real(*args)
+        valid[0] = False
+        return applied
+
+    part.writer.storage = _Delegate(part.writer.storage, put_batch_if=then_paused)
+    with pytest.raises(SysError) as err:
+        await _send(part, "logged")
+    _not_unserved(err.value)
+    new = await _owner(shop, "b")  # the next owner has it in the log, once
+    names = [ev.cuds[0].fields.get("Name") async for ev in read_wlog(shop.storage, WS)]
+    assert names.count("logged") == 1, names
+    await new.stop()
+    await part.stop()
+
+
+async def test_a_write_settled_by_a_newer_claim_is_not_answered_as_unserved() -> None:
+    storage = _ClaimedWhileUnknown()
+    writer = FencedWriter(storage, 0, 1, "a")
+    await writer.claim(1)
+    storage.armed = True
+    row = plog_key(0, 1)
+    with pytest.raises(FencedError) as fenced:
+        await writer.begin([(row[0], row[1], b"event")], 2)
+    assert fenced.value.written  # the event is there: it landed before the claim
+    # A write the claim came before: nothing of it landed, so unserved it is.
+    other = FencedWriter(storage, 0, 1, "a")
+    other.heads[0] = Head(1, "a", 2)
+    nxt = plog_key(0, 2)
+    with pytest.raises(FencedError) as fenced:
+        await other.begin([(nxt[0], nxt[1], b"late")], 3)
+    assert not fenced.value.written and await storage.get(*nxt) is None
+
+
+class _Delegate:
+    """Another object's attributes, some replaced."""
+
+    def __init__(self, target: object, **overrides: Any) -> None:
+        self._target = target
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)

@@ -46,7 +46,16 @@ CLAIM_ATTEMPTS = 20
 
 
 class FencedError(Exception):
-    """The writer's epoch is no longer the partition's: another process owns it now."""
+    """The writer's epoch is no longer the partition's: another process owns it now.
+
+    ``written``: the group's PLog rows may be in storage all the same (they applied before the
+    fence was found, or an unknown outcome was settled by a newer owner's claim): its events
+    are then part of the log, which the new owner re-applies, so its commands must not be
+    answered as unserved (a router would send them again: applied twice)."""
+
+    def __init__(self, message: str, written: bool = False) -> None:
+        super().__init__(message)
+        self.written = written
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,13 +201,15 @@ class FencedWriter:
         self.lwt_seconds += time.perf_counter() - began
         if not applied:
             self.fenced = True
-            raise FencedError(f"partition {self.partition}: PLog chunk {chunk} has a newer owner")
+            written = await self._landed(p_key, plog_rows)
+            raise FencedError(f"partition {self.partition}: PLog chunk {chunk} has a newer owner", written)
         self.heads[chunk] = new
         if not self.valid():
             # Paused between the two writes for longer than the lease: a new owner may be
-            # writing. The events are in the PLog; it re-applies them. Nothing is acknowledged.
+            # writing. The events are in the PLog; it re-applies them. Nothing is acknowledged,
+            # and nothing is answered as unserved either.
             self.fenced = True
-            raise FencedError(f"partition {self.partition}: the lease may have run out")
+            raise FencedError(f"partition {self.partition}: the lease may have run out", written=True)
         if rest:
             # Dated before the condition applied: should this batch still arrive late, a new
             # owner's writes (made after the lease ran out, so later) win over it row by row.
@@ -206,6 +217,20 @@ class FencedWriter:
             # recovery that follows (here, or by the next owner) re-applies the events from the
             # PLog, from the start of the last group on (the partition's sequence row says where).
             await self.storage.put_rows_at(rest, at)
+
+    async def _landed(self, p_key: bytes, plog_rows: Sequence[tuple[bytes, bytes]]) -> bool:
+        """Whether a conditional write that did not apply landed all the same: a write whose
+        outcome was unknown is settled by the next compare-and-swap of the row (Paxos completes
+        a proposal a replica accepted), which may be a newer owner's claim, after which the
+        head is the claimant's and the events ours. True when the first event is there as we
+        wrote it, or when storage cannot tell."""
+        if not plog_rows:
+            return False
+        c_col, value = plog_rows[0]
+        try:
+            return await self.storage.get(p_key, c_col) == value
+        except Exception:  # unreadable: it may have landed
+            return True
 
     async def resync(self) -> None:
         """Reload the heads this writer knows: a write whose outcome was unknown may have

@@ -374,7 +374,9 @@ class Partition:
             writes.errors += 1
             self._count_error("fenced")
             self._fence(exc)
-            group.fail(self.moved())
+            # Unserved only if its events cannot be in the log: else the router would send
+            # its commands to the new owner, which re-applies the events and runs them again.
+            group.fail(self._outcome_unknown() if exc.written else self.moved())
             return False
         except Exception as exc:
             log.error("%s partition %d: durable write failed: %s", self.app.name, self.id, exc)
@@ -411,11 +413,16 @@ class Partition:
                 return True
             if time.monotonic() >= deadline:
                 log.error("%s partition %d: recovery failed (retried first thing): %s", self.app.name, self.id, error)
-                group.fail(SysError(503, ERR_UNKNOWN, headers={"Retry-After": "1"}))
+                group.fail(self._outcome_unknown())
                 return False
             await asyncio.sleep(SETTLE_STEP)
-        group.fail(self.moved())
+        # Fenced before storage told: the group may have landed, and its new owner re-applies
+        # it; answered as unserved, its commands would be sent there and run again.
+        group.fail(self._outcome_unknown())
         return False
+
+    def _outcome_unknown(self) -> SysError:
+        return SysError(503, ERR_UNKNOWN, headers={"Retry-After": "1"})
 
     def _acknowledge(self, group: _Group) -> None:
         """The group is durable: answer its commands and wake what follows the partition."""
