@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 import pytest
-from cassandra import WriteTimeout
+from cassandra import OperationTimedOut, WriteTimeout
+from cassandra.query import BatchStatement
 
 from tests.storage.cassandra_fixtures import cassandra_hosts, fresh_storage, unique_name
 from voedger.storage import (
@@ -181,6 +182,56 @@ async def test_lwt_outcome_is_learnt_after_a_timeout() -> None:
         assert await storage.compare_and_delete(b"p", b"c", b"next")
         assert await storage.get(b"p", b"c") is None
         storage._bridge = bridge
+
+
+class _BatchAnswerLost:
+    """Wraps the driver bridge so that the first conditional batch's answer is lost: the batch is
+    not run at all (``ran=False``: its coordinator died before Paxos accepted anything) or runs
+    and then reports a timeout (``ran=True``: it died after)."""
+
+    def __init__(self, inner: Any, ran: bool) -> None:
+        self.inner = inner
+        self.ran = ran
+        self.fired = False
+
+    async def run_raw(self, statement: Any, params: Any, host: Any = None) -> list[Any]:
+        if isinstance(statement, BatchStatement) and not self.fired:
+            self.fired = True
+            if self.ran:
+                await self.inner.run_raw(statement, params, host)
+            raise OperationTimedOut("simulated: connection reset")
+        rows: list[Any] = await self.inner.run_raw(statement, params, host)
+        return rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.cassandra
+async def test_a_conditional_batch_with_an_unknown_outcome_is_settled_not_refused() -> None:
+    # Its outcome unknown and the condition row still as expected: it did not apply, and the
+    # condition holds, so it runs again and applies (it was answered "refused" before, which a
+    # partition's writer takes for a newer owner's fence: CI saw one lose its partition for 5.6 s
+    # when a Cassandra node was killed).
+    async with fresh_storage(cassandra_hosts()) as (_factory, storage, _name):
+        bridge = storage._bridge
+        assert await storage.put_batch_if(b"p", b"head", None, b"h1", [(b"e1", b"one")])
+
+        storage._bridge = _BatchAnswerLost(bridge, ran=False)  # type: ignore[assignment]
+        assert await storage.put_batch_if(b"p", b"head", b"h1", b"h2", [(b"e2", b"two")])
+        assert storage._bridge.fired  # type: ignore[attr-defined]
+        assert await storage.get(b"p", b"head") == b"h2" and await storage.get(b"p", b"e2") == b"two"
+
+        # Applied, then the answer lost: learnt from the condition row.
+        storage._bridge = _BatchAnswerLost(bridge, ran=True)  # type: ignore[assignment]
+        assert await storage.put_batch_if(b"p", b"head", b"h2", b"h3", [(b"e3", b"three")])
+        assert storage._bridge.fired  # type: ignore[attr-defined]
+        assert await storage.get(b"p", b"e3") == b"three"
+
+        # Refused for real: another value holds the row.
+        storage._bridge = bridge
+        assert not await storage.put_batch_if(b"p", b"head", b"h1", b"h9", [(b"e9", b"nine")])
+        assert await storage.get(b"p", b"e9") is None
 
 
 @pytest.mark.cassandra

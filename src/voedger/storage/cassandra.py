@@ -732,15 +732,21 @@ class CassandraAppStorage(AppStorage):
             bound.values = [p_key, row_col, value]
             batch.add(bound)
         what = f"write a conditional batch of {len(rows) + 1} rows"
-        applied = await self._lwt(batch, None, what)
-        if applied is not None:
-            return applied
-        # A read at SERIAL finishes the round in flight: the condition row then tells.
-        current = await self._serial_get(p_key, c_col, what)
-        if current != new and current == expected:
-            return False
-        if current == new and new != expected:
-            return True
+        for _ in range(2):
+            applied = await self._lwt(batch, None, what)
+            if applied is not None:
+                return applied
+            # A read at SERIAL finishes the round in flight: the condition row then tells.
+            current = await self._serial_get(p_key, c_col, what)
+            if current == new and new != expected:
+                return True
+            if current != expected:
+                # Another writer's value: ours may have applied before it. Not "refused".
+                break
+            # Still ``expected``: the batch did not apply (a coordinator lost before Paxos
+            # accepted it), and the condition still holds: run it again. Answering False here
+            # would tell the caller that the condition failed (for a partition's writer: that
+            # a newer owner fenced it, which made it drop the partition for seconds).
         raise StorageUnavailableError(f"Cassandra could not {what}: the outcome stayed unknown")
 
     async def query_ttl(self, p_key: bytes, c_col: bytes) -> int | None:
