@@ -26,6 +26,36 @@ class Principal:
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
 
+class PrincipalMemo:
+    """Principals by the identity of the authenticated caller the edge passed (it hands the same
+    object for the same valid token), with the caller kept to check that identity; starts over
+    when ``limit`` are held. A principal passed through as the caller is not remembered."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._known: dict[int, tuple[object, Principal]] = {}
+
+    def get(self, caller: object) -> Principal | None:
+        hit = self._known.get(id(caller))
+        return hit[1] if hit is not None and hit[0] is caller else None
+
+    def remember(self, caller: object, principal: Principal) -> bool:
+        """Keep ``principal`` for ``caller``; True if the memo was full and started over."""
+        if isinstance(caller, Principal):
+            return False
+        full = len(self._known) >= self.limit
+        if full:
+            self._known.clear()
+        self._known[id(caller)] = (caller, principal)
+        return full
+
+    def clear(self) -> None:
+        self._known.clear()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 SYSTEM = Principal(roles=frozenset({QName("sys", "System")}), is_system=True)
 ANONYMOUS = Principal(roles=frozenset({QName("sys", "Anonymous"), QName("sys", "Everyone")}))
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from voedger.appdef import Workspace
-from voedger.processors.principal import Principal
+from voedger.processors.principal import Principal, PrincipalMemo
 from voedger.structs.records import Record
 
 MAX_WORKSPACES = 4096
@@ -45,21 +45,15 @@ class KnownWorkspace:
     kind: Workspace
     subjects: dict[str, Record | None] = field(default_factory=dict)
     """``sys.Subject`` records by login (None: the login has none here)."""
-    principals: dict[int, tuple[object, Principal]] = field(default_factory=dict)
-    """Principals by the identity of the authenticated caller the edge passed (it hands the
-    same object for the same valid token), with the caller to check that identity."""
+    principals: PrincipalMemo = field(default_factory=lambda: PrincipalMemo(MAX_PRINCIPALS))
+    """Principals by caller, resolved against ``descriptor`` and ``subjects``."""
 
     def principal(self, caller: object) -> Principal | None:
-        hit = self.principals.get(id(caller))
-        return hit[1] if hit is not None and hit[0] is caller else None
+        return self.principals.get(caller)
 
     def remember(self, caller: object, principal: Principal) -> None:
-        if isinstance(caller, Principal):
-            return  # passed through as it is: nothing to remember
-        if len(self.principals) >= MAX_PRINCIPALS:
-            self.principals.clear()
-            self.subjects.clear()
-        self.principals[id(caller)] = (caller, principal)
+        if self.principals.remember(caller, principal):
+            self.subjects.clear()  # started over: the subjects too, so that both stay bounded
 
 
 class ReadCache:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from voedger.processors.principal import Principal
+from voedger.processors.principal import Principal, PrincipalMemo
 from voedger.structs import ids
 from voedger.structs.keys import app_state_key
 from voedger.structs.pending import Pending
@@ -32,20 +32,14 @@ class WorkspaceSeq:
     descriptor: Record | None = None
     subjects: dict[str, Record | None] = field(default_factory=dict)
     """``sys.Subject`` records by login, as principals were resolved (emptied when one changes)."""
-    principals: dict[int, tuple[object, Principal]] = field(default_factory=dict)
-    """Principals by the identity of the authenticated caller the edge passed (the edge hands
-    the same object for the same valid token); emptied with ``subjects`` and on a new descriptor."""
+    principals: PrincipalMemo = field(default_factory=lambda: PrincipalMemo(MAX_CACHED_PRINCIPALS))
+    """Principals by caller; emptied with ``subjects`` and on a new descriptor."""
 
     def known_principal(self, caller: object) -> Principal | None:
-        hit = self.principals.get(id(caller))
-        return hit[1] if hit is not None and hit[0] is caller else None
+        return self.principals.get(caller)
 
     def remember_principal(self, caller: object, principal: Principal) -> None:
-        if isinstance(caller, Principal):
-            return  # passed through as it is: nothing to remember
-        if len(self.principals) >= MAX_CACHED_PRINCIPALS:
-            self.principals.clear()
-        self.principals[id(caller)] = (caller, principal)
+        self.principals.remember(caller, principal)
 
     def forget_principals(self) -> None:
         """A subject or the descriptor changed: resolve every caller again."""
