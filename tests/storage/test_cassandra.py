@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cassandra import OperationTimedOut, WriteTimeout
+from cassandra import WriteTimeout
 from cassandra.query import BatchStatement
 
 from tests.storage.cassandra_fixtures import cassandra_hosts, fresh_storage, unique_name
@@ -141,24 +142,38 @@ async def test_a_refused_request_is_a_storage_error_not_unavailability() -> None
         await factory.close()
 
 
-class _TimesOut:
-    """Wraps the driver bridge so that the first conditional write runs, then reports a timeout:
-    exactly what a client sees when a coordinator dies after Paxos accepted the proposal."""
+class _AnswerLost:
+    """Wraps the driver bridge so that the first statement ``matches`` accepts loses its answer:
+    it runs and then reports a timeout (``ran``: its coordinator died after Paxos accepted the
+    proposal), or is not run at all (its coordinator died before accepting anything)."""
 
-    def __init__(self, inner: Any, statement: Any) -> None:
+    def __init__(self, inner: Any, matches: Callable[[Any], bool], ran: bool = True) -> None:
         self.inner = inner
-        self.statement = statement
+        self.matches = matches
+        self.ran = ran
         self.fired = False
 
     async def run_raw(self, statement: Any, params: Any, host: Any = None) -> list[Any]:
-        rows: list[Any] = await self.inner.run_raw(statement, params, host)
-        if statement is self.statement and not self.fired:
-            self.fired = True
-            raise WriteTimeout("simulated", consistency=None, write_type=5, required_responses=1)
-        return rows
+        if self.fired or not self.matches(statement):
+            rows: list[Any] = await self.inner.run_raw(statement, params, host)
+            return rows
+        self.fired = True
+        if self.ran:
+            await self.inner.run_raw(statement, params, host)
+        raise WriteTimeout("simulated", consistency=None, write_type=5, required_responses=1)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _times_out(inner: Any, prepared: Any) -> _AnswerLost:
+    """The first run of the prepared statement ``prepared`` runs, then times out."""
+    return _AnswerLost(inner, lambda statement: statement is prepared)
+
+
+def _batch_answer_lost(inner: Any, ran: bool) -> _AnswerLost:
+    """The first conditional batch loses its answer, after it ran or without running."""
+    return _AnswerLost(inner, lambda statement: isinstance(statement, BatchStatement), ran)
 
 
 @pytest.mark.cassandra
@@ -167,44 +182,21 @@ async def test_lwt_outcome_is_learnt_after_a_timeout() -> None:
         bridge = storage._bridge
         s = storage._s
 
-        storage._bridge = _TimesOut(bridge, s.insert_ine)  # type: ignore[assignment]
+        storage._bridge = _times_out(bridge, s.insert_ine)  # type: ignore[assignment]
         assert await storage.insert_if_not_exists(b"p", b"c", b"mine", ttl=60)
         assert storage._bridge.fired  # type: ignore[attr-defined]
 
-        storage._bridge = _TimesOut(bridge, s.cas)  # type: ignore[assignment]
+        storage._bridge = _times_out(bridge, s.cas)  # type: ignore[assignment]
         assert await storage.compare_and_swap(b"p", b"c", b"mine", b"next")
         assert await storage.get(b"p", b"c") == b"next"
 
-        storage._bridge = _TimesOut(bridge, s.cas)  # type: ignore[assignment]
+        storage._bridge = _times_out(bridge, s.cas)  # type: ignore[assignment]
         assert not await storage.compare_and_swap(b"p", b"c", b"wrong", b"x")
 
-        storage._bridge = _TimesOut(bridge, s.cad)  # type: ignore[assignment]
+        storage._bridge = _times_out(bridge, s.cad)  # type: ignore[assignment]
         assert await storage.compare_and_delete(b"p", b"c", b"next")
         assert await storage.get(b"p", b"c") is None
         storage._bridge = bridge
-
-
-class _BatchAnswerLost:
-    """Wraps the driver bridge so that the first conditional batch's answer is lost: the batch is
-    not run at all (``ran=False``: its coordinator died before Paxos accepted anything) or runs
-    and then reports a timeout (``ran=True``: it died after)."""
-
-    def __init__(self, inner: Any, ran: bool) -> None:
-        self.inner = inner
-        self.ran = ran
-        self.fired = False
-
-    async def run_raw(self, statement: Any, params: Any, host: Any = None) -> list[Any]:
-        if isinstance(statement, BatchStatement) and not self.fired:
-            self.fired = True
-            if self.ran:
-                await self.inner.run_raw(statement, params, host)
-            raise OperationTimedOut("simulated: connection reset")
-        rows: list[Any] = await self.inner.run_raw(statement, params, host)
-        return rows
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @pytest.mark.cassandra
@@ -217,13 +209,13 @@ async def test_a_conditional_batch_with_an_unknown_outcome_is_settled_not_refuse
         bridge = storage._bridge
         assert await storage.put_batch_if(b"p", b"head", None, b"h1", [(b"e1", b"one")])
 
-        storage._bridge = _BatchAnswerLost(bridge, ran=False)  # type: ignore[assignment]
+        storage._bridge = _batch_answer_lost(bridge, ran=False)  # type: ignore[assignment]
         assert await storage.put_batch_if(b"p", b"head", b"h1", b"h2", [(b"e2", b"two")])
         assert storage._bridge.fired  # type: ignore[attr-defined]
         assert await storage.get(b"p", b"head") == b"h2" and await storage.get(b"p", b"e2") == b"two"
 
         # Applied, then the answer lost: learnt from the condition row.
-        storage._bridge = _BatchAnswerLost(bridge, ran=True)  # type: ignore[assignment]
+        storage._bridge = _batch_answer_lost(bridge, ran=True)  # type: ignore[assignment]
         assert await storage.put_batch_if(b"p", b"head", b"h2", b"h3", [(b"e3", b"three")])
         assert storage._bridge.fired  # type: ignore[attr-defined]
         assert await storage.get(b"p", b"e3") == b"three"
