@@ -61,6 +61,7 @@ from voedger.state import Intents, QueryContext
 from voedger.state.access import Access
 from voedger.state.federation import Federation
 from voedger.state.intents import RecordInsert, RecordUpdate
+from voedger.state.mail import MailMessage
 from voedger.storage.mem import MemAppStorage
 from voedger.structs import ids
 from voedger.structs.events import CUD, SYS_ERROR, Event
@@ -87,6 +88,11 @@ class Outcome:
     @property
     def view_rows(self) -> list[tuple[QName, dict[str, Any]]]:
         return self.intents.view_rows
+
+    @property
+    def mails(self) -> list[MailMessage]:
+        """Messages the extension asked to send (``intents.send_mail``): the kit does not send them."""
+        return self.intents.mails
 
 
 @dataclass

@@ -41,6 +41,13 @@ def main() -> None:
 )
 @click.option("--smtp-url", default=None, help="smtp://[user:password@]host[:port]/?from=addr: where mail goes.")
 @click.option(
+    "--secrets-dir",
+    envvar="SECRET_ROOT",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder whose files extensions read by name as sys.AppSecret (Voedger's SECRET_ROOT).",
+)
+@click.option(
     "--max-queries-per-ws",
     default=10,
     show_default=True,
@@ -178,6 +185,7 @@ def server(
     insecure_dev: bool,
     federation_url: str | None,
     smtp_url: str | None,
+    secrets_dir: str | None,
     max_queries_per_ws: int,
     metrics_port: int | None,
     advertise: str | None,
@@ -265,6 +273,7 @@ def server(
         insecure_dev=insecure_dev,
         federation_url=federation_url,
         mailer=mailer,
+        secrets_dir=Path(secrets_dir).resolve() if secrets_dir else None,
         max_queries_per_ws=max_queries_per_ws,
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,

@@ -37,6 +37,7 @@ from voedger.processors.command import triggered
 from voedger.processors.signal import Commit, CommitSignal, Skip
 from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
+from voedger.state.mail import deliver
 from voedger.state.rows import row_producer, write_produced_rows
 from voedger.storage import AppStorage
 from voedger.structs import ids
@@ -398,7 +399,10 @@ class AsyncActualizer:
             return False
         mine = Pending(buffer)  # dropped if the projector fails
         if self._produce is None:
-            rows = (await project_event(self.app, self.projector, self._func, event, mine)).view_rows
+            intents = await project_event(self.app, self.projector, self._func, event, mine)
+            for message in intents.mails:  # sent before the event counts as handled: at least once
+                await deliver(message)
+            rows = intents.view_rows
         else:  # the platform's own: called directly, without State and Intents
             rows = await write_produced_rows(self._produce, self.projector.qname, appdef, event, mine)
         buffer.absorb(mine)

@@ -33,6 +33,7 @@ from voedger.processors.actualizers import apply_view_intents
 from voedger.processors.app import AppRuntime, invoke
 from voedger.state import Intents, JobContext
 from voedger.state.access import Access
+from voedger.state.mail import deliver
 from voedger.structs.pending import Pending
 from voedger.structs.wsid import app_wsid, partition_of
 
@@ -252,7 +253,9 @@ class JobScheduler:
         writes = Pending(self.app.storage)
         e.runs += 1
         try:
-            await run_job(self.app, e.job, e.func, e.wsid, unix_time, writes)
+            intents = await run_job(self.app, e.job, e.func, e.wsid, unix_time, writes)
+            for message in intents.mails:
+                await deliver(message)
             if writes:
                 await self.app.storage.put_batch(writes.items())
         except Exception as exc:

@@ -17,6 +17,8 @@ SYS_RESULT = QName("sys", "Result")
 SYS_RESPONSE = QName("sys", "Response")
 SYS_LOGGER = QName("sys", "Logger")
 SYS_FEDERATION_COMMAND = QName("sys", "FederationCommand")
+SYS_HTTP = QName("sys", "Http")
+SYS_SEND_MAIL = QName("sys", "SendMail")
 
 IMPLICIT = frozenset(
     {

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voedger.appdef import QName, StorageOp, qname
-from voedger.state.access import SYS_LOGGER, SYS_RECORD, SYS_RESPONSE, SYS_RESULT, SYS_VIEW, Access
+from voedger.state.access import SYS_LOGGER, SYS_RECORD, SYS_RESPONSE, SYS_RESULT, SYS_SEND_MAIL, SYS_VIEW, Access
+from voedger.state.mail import MailMessage, mail_message
 from voedger.structs.records import Record
 
 log = logging.getLogger("voedger.extensions")
@@ -38,6 +39,8 @@ class Intents:
     view_rows: list[tuple[QName, dict[str, Any]]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
     response: tuple[int, str] | None = None
+    mails: list[MailMessage] = field(default_factory=list)
+    """Messages to send once the projector or job has returned (``send_mail``)."""
     _next_raw: int = 1
 
     def insert(self, table: QName | str, **fields: Any) -> int:
@@ -70,6 +73,13 @@ class Intents:
         """Answer with an HTTP error instead of a result."""
         self.access.check(SYS_RESPONSE, StorageOp.Insert)
         self.response = (status, message)
+
+    def send_mail(self, **message: Any) -> None:
+        """Send a message after the extension returns (``sys.SendMail``, INSERT: projectors, jobs);
+        ``message`` as for ``state.send_mail``. A message without host, port, sender or recipient
+        fails the extension at once; a failed send fails it afterwards (a projector is retried)."""
+        self.access.check(SYS_SEND_MAIL, StorageOp.Insert)
+        self.mails.append(mail_message(**message))
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         self.access.check(SYS_LOGGER, StorageOp.Insert)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from voedger.appdef import AppDef, QName, StorageOp, View, qname
 from voedger.blobs import BlobKey, BlobStore
-from voedger.state.access import SYS_APP_SECRET, SYS_FEDERATION_COMMAND, SYS_RECORD, SYS_VIEW, SYS_WLOG, Access
+from voedger.state.access import (
+    SYS_APP_SECRET,
+    SYS_FEDERATION_COMMAND,
+    SYS_HTTP,
+    SYS_RECORD,
+    SYS_SEND_MAIL,
+    SYS_VIEW,
+    SYS_WLOG,
+    Access,
+)
 from voedger.state.errors import StateError
 from voedger.state.federation import Federation, FederationReply
+from voedger.state.http import HttpAnswer, http_request
+from voedger.state.mail import MailOutcome, deliver, mail_message
 from voedger.structs import qnames
 from voedger.structs.events import Event
 from voedger.structs.logs import read_wlog
@@ -213,6 +224,37 @@ class State:
         if reply.status not in expected:
             raise StateError(f"{name} at {app} workspace {wsid} answered {reply.status}: {reply.message}")
         return reply
+
+    # --- beyond the platform: HTTP and mail --------------------------------------------------------
+
+    async def http(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | Iterable[str] | None = None,
+        timeout_ms: int = 0,
+        handle_errors: bool = False,
+    ) -> HttpAnswer:
+        """One outgoing HTTP request (``sys.Http``, READ: queries, projectors, jobs): its answer
+        whatever the status; no answer at all fails the extension, or with ``handle_errors``
+        comes back with ``error`` set (state/http.py)."""
+        self._access.check(SYS_HTTP, StorageOp.Read)
+        return await http_request(
+            url, method=method, body=body, headers=headers, timeout_ms=timeout_ms, handle_errors=handle_errors
+        )
+
+    async def send_mail(self, **message: Any) -> MailOutcome:
+        """Send a message now (``sys.SendMail``, GET: projectors, jobs) and report how it went;
+        ``message``: host, port, sender, to, subject, body, cc, bcc, username, password
+        (state/mail.py). A message without host, port, sender or recipient is reported failed."""
+        self._access.check(SYS_SEND_MAIL, StorageOp.Get)
+        try:
+            await deliver(mail_message(**message))
+        except StateError as exc:
+            return MailOutcome(False, exc.message)
+        return MailOutcome(True)
 
     def cluster_known(self, cluster_id: int) -> bool:
         """Whether ``cluster_id`` names a cluster of the federation: this workspace's own always;

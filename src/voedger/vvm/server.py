@@ -51,6 +51,7 @@ from voedger.processors.principal import SYSTEM, AllowAll, Authorizer, DirectRes
 from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRequest
 from voedger.processors.readcache import ReadCache
 from voedger.state.federation import Federation, FederationReply
+from voedger.state.secrets import SecretFiles
 from voedger.storage import StorageError, StorageProvider, open_storage
 from voedger.structs import qnames
 from voedger.structs.keys import app_state_key
@@ -98,6 +99,9 @@ class ServerConfig:
     """Where calls between applications go (``http://127.0.0.1:8822``); None: in-process."""
     mailer: Mailer | None = None
     """Sends verification codes (``q.sys.InitiateEmailVerification``); None: they cannot be sent."""
+    secrets_dir: Path | None = None
+    """The files extensions read by name through ``sys.AppSecret`` (Voedger's ``SECRET_ROOT``);
+    None: none."""
     max_queries_per_ws: int = 10
     """Reads of one workspace running at once (Voedger's ``MaxQueriesPerWS``); more answer 503
     with ``Retry-After``. 0: no limit."""
@@ -443,6 +447,7 @@ class VVM:
             views_changed=functools.partial(self.n10n.views_changed, image.name),
             verify_value=self._value_verifier(image.name),
             templates=image.templates,
+            secrets=SecretFiles(self.config.secrets_dir) if self.config.secrets_dir is not None else {},
         )
         runtime.peer_query = self._peer_query
         actualizers = Actualizers(runtime)
