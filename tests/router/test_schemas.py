@@ -170,6 +170,16 @@ async def test_role_document_is_what_the_role_may_do(secure: tuple[VVM, httpx.As
     # a view needs its partition key
     where = doc["paths"][f"{ws}/views/shop.Sales"]["get"]["parameters"][1]
     assert where["name"] == "where" and where["required"] is True and where["description"].endswith("fields: Item")
+    # the errors of array reads may come as the query processor streams them; a document's are plain
+    array_error = {"anyOf": [{"$ref": "#/components/schemas/Error"}, {"$ref": "#/components/schemas/ArrayError"}]}
+    for path in (f"{ws}/views/shop.Sales", f"{ws}/cdocs/shop.Item"):
+        for status in ("401", "403", "404"):
+            assert (
+                doc["paths"][path]["get"]["responses"][status]["content"]["application/json"]["schema"] == array_error
+            )
+    plain = doc["paths"][f"{ws}/docs/shop.Item/{{id}}"]["get"]["responses"]["403"]["content"]["application/json"]
+    assert plain["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert schemas["ArrayError"]["required"] == ["results", "error"]
     # what the role may not do is not there
     assert "shop.Tab" not in schemas and "shop.Sku" not in schemas
     assert "users" not in " ".join(doc["paths"])  # only developers see sign-up and devices

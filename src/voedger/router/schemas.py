@@ -19,8 +19,10 @@ encoder writes maps.
 Where we differ from Voedger, each time to keep the document valid and true to our answers:
 ``int8``/``int16`` fields are integers (Voedger: strings); a function whose parameter is
 ``sys.ANY`` still gets its result's component; views answer 200 with ``results`` (Voedger's
-document gives them no 200); a command's 200 names its ``result`` when it declares one; the HTML
-page is a small viewer of our own that loads nothing from other hosts.
+document gives them no 200); the errors of queries, views and ``cdocs`` may be
+``{"results":[],"error":{...}}`` (``ArrayError``), as the query processor streams them; a
+command's 200 names its ``result`` when it declares one; the HTML page is a small viewer of our
+own that loads nothing from other hosts.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ _RECORD_OPS: Final = (
 )
 _TABLE_KINDS: Final = frozenset({TypeKind.CDoc, TypeKind.WDoc, TypeKind.CRecord, TypeKind.WRecord})
 _ERROR_REF: Final = "#/components/schemas/Error"
+_ARRAY_ERROR_REF: Final = "#/components/schemas/ArrayError"
 _ANY_REF: Final = "#/components/schemas/sys.ANY"
 _QNAME_PATTERN: Final = "^[a-zA-Z0-9_]+\\.[a-zA-Z0-9_]+$"
 _ERROR_TEXTS: Final = {
@@ -245,10 +248,16 @@ fetch("{src}", {{headers: {{Accept: "application/json"}}, credentials: "include"
 # --- the OpenAPI document ---------------------------------------------------------------------
 
 
-def _error(status: int) -> dict[str, Any]:
+def _error(status: int, array: bool = False) -> dict[str, Any]:
+    """An error answer; ``array``: of a read whose answer is an array (queries, views, cdocs),
+    which the owner answers ``{"results":[],"error":{...}}`` and the router, refusing before
+    it, plain."""
+    schema: dict[str, Any] = {"$ref": _ERROR_REF}
+    if array:
+        schema = {"anyOf": [schema, {"$ref": _ARRAY_ERROR_REF}]}
     return {
         "description": _ERROR_TEXTS.get(status, "Unknown error"),
-        "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
+        "content": {"application/json": {"schema": schema}},
     }
 
 
@@ -399,6 +408,10 @@ class _Generator:
             },
             ["message"],
         )
+        self.schemas["ArrayError"] = _object(
+            {"results": {"type": "array", "maxItems": 0, "items": {}}, "error": {"$ref": _ERROR_REF}},
+            ["results", "error"],
+        )
         self.schemas["CreateDeviceResult"] = _object(
             {"login": {"type": "string"}, "password": {"type": "string"}, "profileWSID": _int64()}
         )
@@ -540,7 +553,10 @@ class _Generator:
         }
 
     def responses(self, t: Type, op: OperationKind, area: str) -> dict[str, Any]:
-        r: dict[str, Any] = {"401": _error(401), "403": _error(403), "404": _error(404)}
+        array = (area in ("cdocs", "views") and op is OperationKind.Select) or (
+            op is OperationKind.Execute and isinstance(t, Query)
+        )
+        r: dict[str, Any] = {str(s): _error(s, array) for s in (401, 403, 404)}
         offset = {"currentWLogOffset": {"type": "integer"}}
         if op is OperationKind.Insert:
             created = {
