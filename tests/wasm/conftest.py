@@ -33,6 +33,14 @@ WORKSPACE SandboxWS (
         COMMAND Ping() RETURNS Pong;
         PROJECTOR Tally AFTER EXECUTE ON Ping INTENTS(sys.View(Pings));
         QUERY Echo(Pong) RETURNS Pong;
+        QUERY Fetch(Where) STATE(sys.Http) RETURNS Fetched;
+    );
+    TYPE Where (Url varchar(200) NOT NULL);
+    TYPE Fetched (Status int32, Body varchar(1000), Error varchar(1000));
+);
+ALTER WORKSPACE sys.AppWorkspaceWS (
+    EXTENSION ENGINE WASM (
+        JOB Mail '@yearly' STATE(sys.SendMail) INTENTS(sys.SendMail);
     );
 );
 """
@@ -51,6 +59,20 @@ func hostInput(buf unsafe.Pointer, size uint32) uint32
 
 //go:wasmimport voedger intent
 func hostIntent(req unsafe.Pointer, reqLen uint32) int64
+
+//go:wasmimport voedger read
+func hostRead(req unsafe.Pointer, reqLen uint32, buf unsafe.Pointer, size uint32) uint32
+
+// read starts with a buffer too small for most answers, and asks again with one that fits.
+func read(req []byte) []byte {
+	buf := make([]byte, 16)
+	n := hostRead(unsafe.Pointer(&req[0]), uint32(len(req)), unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	if int(n) > len(buf) {
+		buf = make([]byte, n)
+		n = hostRead(unsafe.Pointer(&req[0]), uint32(len(req)), unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	}
+	return buf[:n]
+}
 
 func main() {}
 
@@ -102,6 +124,53 @@ func echo() {
 	}
 	intent(fmt.Sprintf(`{"result": {"Pong": %d}}`, in.Args.Pong))
 	intent(fmt.Sprintf(`{"result": {"Pong": %d}}`, in.Args.Pong+1))
+}
+
+// Fetch, a query, POSTs to a URL through sys.Http and answers the status and body.
+//
+//go:wasmexport Fetch
+func fetch() {
+	buf := make([]byte, 4096)
+	n := hostInput(unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	var in struct{ Args struct{ Url string } }
+	if err := json.Unmarshal(buf[:n], &in); err != nil {
+		panic(err)
+	}
+	req, _ := json.Marshal(map[string]any{"http": map[string]any{
+		"Url": in.Args.Url, "Method": "POST", "Body": "from wasm", "Header": []string{"X-Office: wasm"},
+		"HandleErrors": true,
+	}})
+	var ans struct {
+		StatusCode int32
+		Body       string
+		Error      string
+	}
+	if err := json.Unmarshal(read(req), &ans); err != nil {
+		panic(err)
+	}
+	res, _ := json.Marshal(map[string]any{"result": map[string]any{
+		"Status": ans.StatusCode, "Body": ans.Body, "Error": ans.Error,
+	}})
+	intent(string(res))
+}
+
+// Mail, a job: a message to a port nobody listens on, reported failed (GET); then one asked
+// for (INSERT).
+//
+//go:wasmexport Mail
+func mail() {
+	req := []byte(`{"send_mail": {"Host": "127.0.0.1", "Port": 1, "From": "a@b.c", "To": ["x@y.z"]}}`)
+	var out struct {
+		Success      bool
+		ErrorMessage string
+	}
+	if err := json.Unmarshal(read(req), &out); err != nil {
+		panic(err)
+	}
+	if out.Success || out.ErrorMessage == "" {
+		panic("a message to port 1 was sent")
+	}
+	intent(`{"send_mail": {"Host": "mail.test", "Port": 25, "From": "a@b.c", "To": ["x@y.z"], "Subject": "from wasm"}}`)
 }
 
 // Tally, an async projector, counts the Pings by their WLog offset.

@@ -5,6 +5,8 @@ stopped with a 500 that says why while the next call runs."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,41 @@ def test_a_wasm_query_answers_its_rows(sandbox_app: Path) -> None:
         assert [r["Pong"] for r in rows] == [41, 42]
 
     asyncio.run(steps())
+
+
+def test_a_wasm_extension_reaches_http_and_mail(sandbox_app: Path) -> None:
+    """``{"http": ...}`` and ``{"send_mail": ...}`` reads and the ``send_mail`` intent, with
+    Voedger's field names; a guest asking again with a larger buffer does not send twice."""
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            seen.append((self.path, body, self.headers.get("X-Office")))
+            payload = b"hello from the other side"
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def steps() -> None:
+        kit = ExtensionTestKit(sandbox_app)
+        url = f"http://127.0.0.1:{server.server_address[1]}/in"
+        [row] = await kit.run_query("sandbox.Fetch", args={"Url": url})
+        assert row == {"sys.QName": "sandbox.Fetched", "Status": 201, "Body": "hello from the other side", "Error": ""}
+        assert seen == [("/in", "from wasm", "wasm")]  # once, though the guest read twice
+        out = await kit.run_job("sandbox.Mail")  # its GET to port 1 must be reported failed
+        [mail] = out.mails
+        assert (mail.host, mail.port, mail.to, mail.subject) == ("mail.test", 25, ("x@y.z",), "from wasm")
+
+    try:
+        asyncio.run(steps())
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -144,4 +144,4 @@ def test_vpm_build_refuses_a_module_that_misses_an_extension(tmp_path: Path, san
         "sandbox.Missing: declared in EXTENSION ENGINE WASM, but sandbox/pkg.wasm exports no function Missing"
         in r.output
     )
-    assert "Boom, Echo, Garble, Hog, Ping, Sneak, Spin, Tally" in r.output
+    assert "Boom, Echo, Fetch, Garble, Hog, Mail, Ping, Sneak, Spin, Tally" in r.output

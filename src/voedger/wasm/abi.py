@@ -8,11 +8,12 @@ module ``voedger``; every value crosses as JSON in the guest's memory:
   ``{"wsid", "event"}`` for a projector);
 - ``read(req, req_len, buf, cap) -> len``: one read of the state (``{"record": ID}``,
   ``{"singleton": "pkg.Table"}``, ``{"view": "pkg.View", "key": {...}}``), answered with the
-  record or row, or ``null``;
+  record or row, or ``null``; ``{"http": {...}}`` and ``{"send_mail": {...}}`` (Voedger's field
+  names), answered with the HTTP answer or the mail's outcome;
 - ``intent(req, req_len) -> i64``: one intent (``{"insert": "pkg.Table", "fields": {...}}``
   answers the new record's raw ID; ``{"update": ID, "fields": {...}}``, ``{"view": "pkg.View",
   "row": {...}}``, ``{"result": {...}}``, ``{"respond": {"status": N, "message": "..."}}``,
-  ``{"log": "..."}`` answer 0).
+  ``{"log": "..."}``, ``{"send_mail": {...}}`` answer 0).
 
 ``input`` and ``read`` write their answer at ``buf`` only if it fits in ``cap`` bytes, and
 return its length either way: a guest whose buffer was too small calls again with a larger one.

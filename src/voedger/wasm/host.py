@@ -51,6 +51,9 @@ class CallHost:
         self._input: bytes | None = None
         self._records: dict[int, Any] = {}
         """Records this call read, by ID: an update of one needs no second read."""
+        self._last_outside: tuple[bytes, bytes] | None = None
+        """The last HTTP or mail read and its answer: the same request again right after it is
+        a guest whose buffer was too small asking again, not a second request or message."""
 
     def _wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_READ_TIMEOUT)
@@ -83,7 +86,12 @@ class CallHost:
         return self._input
 
     def read(self, request: bytes) -> bytes:
+        last, self._last_outside = self._last_outside, None
         req = self._request(request, "read")
+        if "http" in req or "send_mail" in req:
+            answer = last[1] if last is not None and last[0] == request else _dumps(self._outside(req))
+            self._last_outside = (request, answer)
+            return answer
         if "record" in req:
             record_id = self._field(req, "record", int, "read")
             found: Any = self._wait(self._state.record(record_id))
@@ -97,10 +105,46 @@ class CallHost:
                 raise HostCallError(f"{self._ext.qname}: the key of a view read must be an object")
             found = self._wait(self._state.view(self._field(req, "view", str, "read"), **key))
         else:
-            raise HostCallError(f"{self._ext.qname}: unknown read {sorted(req)}: record, singleton or view")
+            raise HostCallError(
+                f"{self._ext.qname}: unknown read {sorted(req)}: record, singleton, view, http or send_mail"
+            )
         return _dumps(found)
 
+    def _outside(self, req: dict[str, Any]) -> dict[str, Any]:
+        """``{"http": {Url, Method, Body, Header, HTTPClientTimeoutMilliseconds, HandleErrors}}``
+        and ``{"send_mail": {...}}``, with the field names of Voedger's storages."""
+        if "http" in req:
+            h = self._field(req, "http", dict, "http")
+            answer = self._wait(
+                self._state.http(
+                    str(h.get("Url", "")),
+                    method=str(h.get("Method") or "GET"),
+                    body=str(h.get("Body") or ""),
+                    headers=h.get("Header") or None,
+                    timeout_ms=h.get("HTTPClientTimeoutMilliseconds") or 0,
+                    handle_errors=h.get("HandleErrors") is True,
+                )
+            )
+            return {
+                "StatusCode": answer.status_code,
+                "Body": answer.text,
+                "Header": answer.header,
+                "Error": answer.error,
+            }
+        outcome = self._wait(self._state.send_mail(**self._mail(req)))
+        return {"Success": outcome.success, "ErrorMessage": outcome.error_message}
+
+    def _mail(self, req: dict[str, Any]) -> dict[str, Any]:
+        m = self._field(req, "send_mail", dict, "send_mail")
+        names = {"Host": "host", "Port": "port", "From": "sender", "To": "to", "CC": "cc", "BCC": "bcc"}
+        names |= {"Subject": "subject", "Body": "body", "Username": "username", "Password": "password"}
+        unknown = sorted(set(m) - set(names))
+        if unknown:
+            raise HostCallError(f"{self._ext.qname}: send_mail does not know {unknown}: {sorted(names)}")
+        return {names[k]: v for k, v in m.items()}
+
     def intent(self, request: bytes) -> int:
+        self._last_outside = None
         req = self._request(request, "intent")
         intents = self._intents
         if "insert" in req:
@@ -127,9 +171,12 @@ class CallHost:
         elif "log" in req:
             level = _LEVELS.get(str(req.get("level", "info")), logging.INFO)
             intents.log(str(req["log"]), level)
+        elif "send_mail" in req:
+            intents.send_mail(**self._mail(req))
         else:
             raise HostCallError(
-                f"{self._ext.qname}: unknown intent {sorted(req)}: insert, update, view, result, respond or log"
+                f"{self._ext.qname}: unknown intent {sorted(req)}: insert, update, view, result, respond, log"
+                " or send_mail"
             )
         return 0
 
