@@ -42,6 +42,13 @@ def bad(message: str) -> SysError:
     return SysError(400, message)
 
 
+def raw_id_twice(where: str, raw_id: int) -> SysError:
+    """Two new records of one event's CUDs under one raw ID: a 409, as Voedger answers its
+    "record ID duplicates" when it builds the event, whether the client's CUDs or an extension's
+    intents did it. (Records of an ODoc's arguments are checked as the arguments are read: 400.)"""
+    return SysError(409, f"{where}: raw ID {raw_id} is used twice")
+
+
 def _not_a_number(where: str, value: Any) -> SysError | None:
     """Voedger's 400 for a ``sys.ID`` that is no JSON number (a string, a boolean, an array or an
     object); None for a number or null, which are checked as an ID next."""
@@ -183,7 +190,7 @@ def parse_cuds(
         if not isinstance(raw_id, int) or not ids.is_raw_id(raw_id):
             raise bad(f"{where}: sys.ID of a new record must be a raw ID from 1 to {ids.MAX_RAW_RECORD_ID}")
         if raw_id in seen_raw:
-            raise bad(f"{where}: raw ID {raw_id} is used twice")
+            raise raw_id_twice(where, raw_id)
         seen_raw.add(raw_id)
         qn = _qname(fields.get(SYS_QNAME, ""), where)
         t = _table(app, ws, qn, where)
