@@ -44,20 +44,22 @@ _KIND_FIELDS = ("WSName", "WSKind", "WSKindInitializationData", "TemplateName", 
 
 
 def _check_kind(state: State, kind: str) -> None:
+    """400 unless ``kind`` is the descriptor of a workspace of the application, in Voedger's words."""
     try:
         ok = state.app.workspace_by_descriptor(kind) is not None
     except ValueError:
         ok = False
     if not ok:
-        raise SysError(400, f"WSKind {kind} is not the descriptor of a workspace kind of this application")
+        raise SysError(400, f"provided WSKind {kind} is not a QName of a workspace descriptor")
 
 
 @platform.command("sys.InitChildWorkspace")
 async def init_child_workspace(state: State, intents: Intents) -> None:
     arg = state.arg
-    _check_kind(state, arg["WSKind"])
+    # A taken name first, then the kind: Voedger's order (a taken name with a wrong kind is a 409).
     if await state.view("sys.ChildWorkspaceIdx", dummy=1, WSName=arg["WSName"]) is not None:
         raise SysError(409, f"child workspace with name {arg['WSName']} already exists")
+    _check_kind(state, arg["WSKind"])
     cluster = arg.get("WSClusterID") or ws.cluster_id(state.wsid)
     if not state.cluster_known(cluster):
         raise SysError(400, f"cluster {cluster} is not known to this federation")
@@ -99,17 +101,14 @@ async def create_workspace(state: State, intents: Intents) -> None:
     kind_fields: dict[str, Any] = {}
     raw = arg.get("WSKindInitializationData") or "{}"
     try:
-        parsed = orjson.loads(raw)
-        if not isinstance(parsed, dict):
-            raise ValueError("it must be a JSON object")
-        kind_fields = parsed
+        kind_fields = _init_data(raw)
         kind_t = state.app.find(arg["WSKind"])
         if isinstance(kind_t, Structure):
             check_fields(kind_t, kind_fields, "WSKindInitializationData", creating=True)
     except ValueError as exc:
-        create_error = f"WSKindInitializationData is invalid: {exc}"
+        create_error = f"failed to unmarshal workspace initialization data: {exc}"
     except SysError as exc:
-        create_error = exc.message
+        create_error = f"failed to validate workspace initialization data: {exc.message}"
     intents.insert(
         "sys.WorkspaceDescriptor",
         **fields,
@@ -120,6 +119,15 @@ async def create_workspace(state: State, intents: Intents) -> None:
     )
     if not create_error:
         intents.insert(arg["WSKind"], **kind_fields)
+
+
+def _init_data(raw: str) -> dict[str, Any]:
+    """The fields of ``WSKindInitializationData``: a JSON object, else ValueError (the owner then
+    reads ``failed to unmarshal workspace initialization data: ...`` in ``WSError``, as in Voedger)."""
+    parsed = orjson.loads(raw)
+    if not isinstance(parsed, dict):
+        raise ValueError("it must be a JSON object")
+    return parsed
 
 
 @platform.projector("sys.InvokeCreateWorkspaceID")
@@ -245,7 +253,8 @@ async def initiate_deactivate_workspace(state: State, intents: Intents) -> None:
     if desc is None:
         raise SysError(403, "workspace is not initialized")
     if desc.get("Status", STATUS_ACTIVE) != STATUS_ACTIVE:
-        raise SysError(409, "workspace status is not active")
+        # Voedger's words for this command, capitals and all (the processors' 410 is lower case).
+        raise SysError(409, "Workspace Status is not Active")
     intents.update(desc, Status=STATUS_TO_BE_DEACTIVATED)
 
 
