@@ -217,7 +217,8 @@ class IdentityEndpoints:
         )
 
     async def change_password(self, request: Request) -> Response:
-        """``POST /users/change-password {"login","oldPassword","newPassword"}``."""
+        """``POST /users/change-password {"login","oldPassword","newPassword"}``: 200 with an empty
+        body (typed JSON), as Voedger's router answers it; its clients expect nothing there."""
         p = request.path_params
         body = await self._json_body(request)
         login = self._text(body, "login")
@@ -226,7 +227,7 @@ class IdentityEndpoints:
         await self._call(
             request, Op.V1_COMMAND, REGISTRY_APP, self._registry_ws(login), _CHANGE, {**args, "unloggedArgs": unlogged}
         )
-        return json_response(200, {})
+        return Response(b"", status_code=200, media_type="application/json")
 
     async def devices(self, request: Request) -> Response:
         """``POST /devices``: a new device login with a random password, 201 ``{"login","password"}``."""

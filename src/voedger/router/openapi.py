@@ -323,7 +323,7 @@ def api_document(app: str | None = None) -> dict[str, Any]:
         f"{apps}/users/change-password": {
             "post": _op(
                 "Change a login's password",
-                _ok(200, _json({"type": "object"})),
+                _ok(200, None, "OK, with an empty body"),
                 params=app_params,
                 body=_json_body(
                     {
