@@ -1,7 +1,8 @@
 """Voedger's smaller integration scenarios, asked of our server over HTTP: the journal
 (``impl_journal_test.go``), RATE and LIMIT (``impl_rates_test.go``), an extension calling a
-command through ``sys.FederationCommand`` (``impl_federationcmdstorage_test.go``) and the
-regressions of ``bug_test.go`` that concern what we have.
+command through ``sys.FederationCommand`` (``impl_federationcmdstorage_test.go``), the
+application's TTL store (``impl_appttl_test.go``) and the regressions of ``bug_test.go`` that
+concern what we have.
 
 Each test names the scenario it follows. The application is ours (``misc/``): a till with bills
 and waiters, functions under limits, and commands that misbehave on purpose. The clock is manual,
@@ -314,5 +315,84 @@ async def test_a_login_whose_pseudo_wsid_is_the_largest(env: Env) -> None:
 #   client while the query runs; the owner sends it whole over the bus (design.md, "The wire").
 # - TestBug_BatchedLogEventsMustOwnTheirBytes: events read from bbolt's memory map; our events are
 #   Python objects that own their data, whatever the storage.
-# And impl_appttl_test.go: Voedger's AppTTLStorage is a Go API of AppStructs for built-in
-# extensions; our extensions have no such store.
+
+
+# --- the application's TTL store (impl_appttl_test.go) ---------------------------------------------
+
+
+async def ttl(env: Env, operation: str, key: str, **more: Any) -> bool:
+    """Ok of misc.TTLStorageCmd (state.app_ttl)."""
+    answer = await env.ok("c.misc.TTLStorageCmd", {"args": {"Operation": operation, "Key": key, **more}})
+    return bool(answer["Result"]["Ok"])
+
+
+async def ttl_get(env: Env, key: str) -> list[Any]:
+    """[Value, Exists] of misc.TTLGetQry."""
+    answer = await env.ok("q.misc.TTLGetQry", {"args": {"Key": key}, "elements": [{"fields": ["Value", "Exists"]}]})
+    return rows(answer)[0]
+
+
+async def test_app_ttl_put_and_get(env: Env) -> None:
+    # TestAppTTLStorage_BasicUsage
+    assert await ttl(env, "Put", "test-key-1", Value="test-value-1", TTLSeconds=3600)
+    assert await ttl_get(env, "test-key-1") == ["test-value-1", True]
+    # a key that holds a value is not put again
+    assert await ttl(env, "Put", "test-key-2", Value="first-value", TTLSeconds=3600)
+    assert not await ttl(env, "Put", "test-key-2", Value="second-value", TTLSeconds=3600)
+    assert await ttl_get(env, "test-key-2") == ["first-value", True]
+    assert await ttl_get(env, "non-existing-key") == ["", False]
+    # expired after its TTL
+    assert await ttl(env, "Put", "expiring", Value="expiring-value", TTLSeconds=60)
+    assert (await ttl_get(env, "expiring"))[1] is True
+    env.clock.advance(61)
+    assert await ttl_get(env, "expiring") == ["", False]
+    # and another workspace of the application sees the same store
+    other = ws.new_wsid(1, 410_004)
+    token = await owned_workspace(env.vvm, APP, ws.new_wsid(1, 410_003), other, "misc.TillDesc", "Other till")
+    body = {"args": {"Key": "test-key-1"}, "elements": [{"fields": ["Value", "Exists"]}]}
+    r = await env.client.post(
+        f"/api/test/misc/{other}/q.misc.TTLGetQry", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200 and rows(r.json()) == [["test-value-1", True]], r.text
+
+
+async def test_app_ttl_compare_and_swap(env: Env) -> None:
+    # TestAppTTLStorage_CompareAndSwap
+    assert await ttl(env, "Put", "cas-key", Value="initial", TTLSeconds=3600)
+    assert await ttl(env, "CompareAndSwap", "cas-key", ExpectedValue="initial", Value="updated", TTLSeconds=3600)
+    assert await ttl_get(env, "cas-key") == ["updated", True]
+    assert not await ttl(env, "CompareAndSwap", "cas-key", ExpectedValue="wrong", Value="new-value", TTLSeconds=3600)
+    assert await ttl_get(env, "cas-key") == ["updated", True]
+    # an expired value is swapped no more
+    assert await ttl(env, "Put", "expiring", Value="expiring", TTLSeconds=60)
+    env.clock.advance(61)
+    assert not await ttl(env, "CompareAndSwap", "expiring", ExpectedValue="expiring", Value="new", TTLSeconds=60)
+
+
+async def test_app_ttl_compare_and_delete(env: Env) -> None:
+    # TestAppTTLStorage_CompareAndDelete
+    assert await ttl(env, "Put", "cad-key", Value="to-delete", TTLSeconds=3600)
+    assert not await ttl(env, "CompareAndDelete", "cad-key", ExpectedValue="wrong")
+    assert (await ttl_get(env, "cad-key"))[1] is True
+    assert await ttl(env, "CompareAndDelete", "cad-key", ExpectedValue="to-delete")
+    assert (await ttl_get(env, "cad-key"))[1] is False
+    assert await ttl(env, "Put", "expiring", Value="expiring", TTLSeconds=60)
+    env.clock.advance(61)
+    assert not await ttl(env, "CompareAndDelete", "expiring", ExpectedValue="expiring")
+
+
+async def test_app_ttl_validation(env: Env) -> None:
+    # TestAppTTLStorage_ValidationErrors: an empty key never reaches the function (its argument
+    # is NOT NULL); a TTL out of range is the store's 400.
+    put = {"Operation": "Put", "Value": "value", "TTLSeconds": 3600}
+    r = await env.post("c.misc.TTLStorageCmd", {"args": {**put, "Key": ""}})
+    error(r, 400, "field is empty")
+    r = await env.post("c.misc.TTLStorageCmd", {"args": {**put, "Key": "valid-key", "TTLSeconds": 0}})
+    error(r, 400, "TTL must be between")
+    r = await env.post("q.misc.TTLGetQry", {"args": {"Key": ""}, "elements": [{"fields": ["Value", "Exists"]}]})
+    error(r, 400, "field is empty")
+    # beyond Voedger's test: its other limits, in its words
+    r = await env.post("c.misc.TTLStorageCmd", {"args": {**put, "Key": "k" * 1025}})
+    error(r, 400, "app TTL storage validation error: key exceeds maximum length")
+    r = await env.post("c.misc.TTLStorageCmd", {"args": {**put, "Key": "k", "TTLSeconds": 365 * 86_400 + 1}})
+    error(r, 400, "app TTL storage validation error: TTL must be between 1 and 31536000 seconds")

@@ -18,6 +18,7 @@ from voedger.state.access import (
     SYS_WLOG,
     Access,
 )
+from voedger.state.appttl import AppTTL
 from voedger.state.errors import StateError
 from voedger.state.federation import Federation, FederationReply
 from voedger.state.http import HttpAnswer, http_request
@@ -297,6 +298,12 @@ class State:
     def read_wlog(self, offset: int = 1, count: int | None = None) -> AsyncIterator[Event]:
         self._access.check(SYS_WLOG, StorageOp.Read)
         return read_wlog(self._reader.storage, self.wsid, offset, count)
+
+    @property
+    def app_ttl(self) -> AppTTL:
+        """The application's store of short-lived values (Voedger's ``AppTTLStorage``, which its
+        built-in extensions reach through ``AppStructs``): any extension, no declaration."""
+        return AppTTL(self._reader.storage)
 
     def app_secret(self, name: str) -> str:
         self._access.check(SYS_APP_SECRET, StorageOp.Get)

@@ -2,6 +2,7 @@
 
 from voedger.extensions import command, query
 from voedger.state import Intents, State
+from voedger.syserror import SysError
 
 
 @command("misc.RatedCmd")
@@ -47,3 +48,27 @@ async def ask_answer(state: State, intents: Intents) -> None:
 def two_waiters_one_id(state: State, intents: Intents) -> None:
     intents.insert("misc.Waiter", **{"sys.ID": 1, "Name": "first"})
     intents.insert("misc.Waiter", **{"sys.ID": 1, "Name": "second"})
+
+
+@command("misc.TTLStorageCmd")
+async def ttl_storage(state: State, intents: Intents) -> None:
+    """Put, CompareAndSwap or CompareAndDelete in the application's TTL store; Ok says whether it
+    happened."""
+    arg, store = state.arg, state.app_ttl
+    key, value, expected, ttl = arg["Key"], arg.get("Value", ""), arg.get("ExpectedValue", ""), arg.get("TTLSeconds", 0)
+    match arg["Operation"]:
+        case "Put":
+            ok = await store.insert_if_not_exists(key, value, ttl)
+        case "CompareAndSwap":
+            ok = await store.compare_and_swap(key, expected, value, ttl)
+        case "CompareAndDelete":
+            ok = await store.compare_and_delete(key, expected)
+        case other:
+            raise SysError(400, f"unknown operation: {other}")
+    intents.result(Ok=ok)
+
+
+@query("misc.TTLGetQry")
+async def ttl_get(state: State, intents: Intents) -> None:
+    value = await state.app_ttl.get(state.arg["Key"])
+    intents.result(Value=value or "", Exists=value is not None)
