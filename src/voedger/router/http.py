@@ -13,7 +13,7 @@ what the platform needs:
 - streamed request bodies for the requests ``stream`` picks (BLOB uploads): the application
   starts at the head and receives the body as it arrives, at most ``STREAM_BUFFER`` bytes of it
   waiting (reading pauses beyond), with no ``max_body`` (the application sets its own limit); a
-  response sent before such a body was read whole closes the connection;
+  response sent before such a body was read whole closes the connection (gently: ``_close``);
 - a response is one write when its length is known, else chunked (close-delimited for HTTP/1.0);
 - what the server answers itself (400, 413, 431, a 500 for an application that failed) is in
   Voedger's error shape, as the router's answers are;
@@ -87,6 +87,9 @@ KEEP_ALIVE_SECONDS = 15.0
 GRACEFUL_SECONDS = 30.0
 DRAIN_SECONDS = 1.0
 """At a stop, how long connections are still read for requests clients sent a moment before."""
+LINGER_SECONDS = 2.0
+"""How long a connection closed while its client may still be sending a request (a body
+answered before it arrived whole) is still read, the bytes dropped, before it closes."""
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -368,6 +371,8 @@ class Connection(asyncio.Protocol):
         returns without a response."""
         """A connection beyond the cap: when it was answered 503 (0: not refused)."""
         self._writable: asyncio.Future[None] | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        """Closes a connection that lingers (``_close``) at the end of ``LINGER_SECONDS``."""
         # The request being parsed.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -416,6 +421,8 @@ class Connection(asyncio.Protocol):
             self.current.finished()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        if self._linger is not None:
+            self._linger.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -615,7 +622,7 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
             if self.current is None:
                 self.transport.write(_refusal(status, text, self._url))
-                self.transport.close()
+                self._close()
 
     def _start(self, request: _Request) -> None:
         exchange = _Exchange(self, request)
@@ -693,6 +700,14 @@ class Connection(asyncio.Protocol):
         if not exchange.request.keep_alive or self.closing:
             self._close()
             return
+        request = exchange.request
+        if request.streamed and request.body:
+            # Answered without taking the whole body (which came whole, else the connection
+            # would close; an upload refused for its size, say): what is left is dropped, and
+            # reading, paused while it waited, goes on, or the next request is never read.
+            request.body = []
+            request.buffered = 0
+            self.resume_body()
         if self.queue:
             self._start(self.queue.popleft())
             if self.reading_paused and len(self.queue) < MAX_PIPELINED:
@@ -711,9 +726,27 @@ class Connection(asyncio.Protocol):
             transport.close()
 
     def _close(self) -> None:
+        """Close; if the client may still be sending a request (its head or body not received
+        whole: a 413 on a content-length, a BLOB refused before its body was read), linger.
+
+        Closed with bytes still arriving, the kernel answers them with a reset, and a reset can
+        make the client lose the answer it was sent (as httpx does: the 413 of a BLOB too large
+        became a ReadError). So the server's side ends (a FIN after the answer), what comes is
+        read and dropped, and the connection closes when the client closes its side or after
+        ``LINGER_SECONDS``. Go's server half-closes and waits for the same reason."""
         self.closing = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._linger is not None:
+            return
+        if not self.in_message:
+            transport.close()
+            return
+        if transport.can_write_eof():  # not over TLS: there the answer is followed by the wait alone
+            transport.write_eof()
+        self.reading_paused = self.body_paused = False
+        self.paused_at = 0.0
+        transport.resume_reading()  # data_received drops what comes: the connection is closing
+        self._linger = self.loop.call_later(LINGER_SECONDS, transport.close)
 
     @property
     def idle(self) -> bool:
