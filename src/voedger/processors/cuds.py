@@ -19,6 +19,7 @@ from voedger.appdef import (
     SYS_QNAME,
     AppDef,
     DataKind,
+    Field,
     QName,
     QNameError,
     Structure,
@@ -104,6 +105,15 @@ def _row_name(t: Structure, container: Any = None) -> str:
     return f"{t.kind} «{container}: {t.qname}»" if container else f"{t.kind} «{t.qname}»"
 
 
+def _verified_value_token(owner: QName, f: Field, raw: Any) -> str:
+    """What a client gives a VERIFIABLE field: a verified value token, longer than the field may
+    be. Its length and pattern are checked on the value the token proves, once the command
+    processor has verified it (``_verify_fields``), as Voedger checks them."""
+    if not isinstance(raw, str):
+        raise ValidationError(f"{owner} field «{f.name}»: expected a verified value token, got {type(raw).__name__}")
+    return raw
+
+
 def _user_fields(
     t: Structure, fields: Mapping[str, Any], where: str, *, creating: bool, container: Any = None
 ) -> Record:
@@ -125,7 +135,7 @@ def _user_fields(
                 empty.add(name)
             continue
         try:
-            out[name] = coerce(t.qname, f, raw)
+            out[name] = _verified_value_token(t.qname, f, raw) if f.verifiable else coerce(t.qname, f, raw)
         except ValidationError as exc:
             raise _at(where, str(exc)) from None
         if f.required and out[name] in ("", b"", 0) and f.kind in (DataKind.string, DataKind.bytes, DataKind.RecordID):

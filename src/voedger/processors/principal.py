@@ -137,3 +137,17 @@ class RateLimiter(Protocol):
         login: str = "",
         ip: str = "",
     ) -> None: ...
+
+    def reset(
+        self,
+        resource: QName,
+        op: OperationKind = OperationKind.Execute,
+        *,
+        partition: int = 0,
+        wsid: int = 0,
+        login: str = "",
+        ip: str = "",
+    ) -> None:
+        """Forget what earlier calls took from the limits ``check`` looks at for the same
+        caller (a verification code found right)."""
+        ...

@@ -365,6 +365,14 @@ class QueryProcessor:
             partition = partition_of(req.wsid, self.runtime.num_partitions)
             limiter.check(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
 
+    def _reset_limit(self, req: QueryRequest, query: QName) -> None:
+        """Forget what the caller's earlier calls of ``query`` took from its limits (the buckets
+        ``_limit`` drew from)."""
+        limiter = self.runtime.limiter
+        if limiter is not None and not req.principal.is_system:
+            partition = partition_of(req.wsid, self.runtime.num_partitions)
+            limiter.reset(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
+
     def _query(self, ws: Workspace, name: QName) -> Query:
         q = ws.type(name)
         if not isinstance(q, Query):
@@ -453,7 +461,14 @@ class QueryProcessor:
             access,
             reader,
             req.wsid,
-            query=QueryContext(req.wsid, args, _principal_context(req), req.ip, host),
+            query=QueryContext(
+                req.wsid,
+                args,
+                _principal_context(req),
+                req.ip,
+                host,
+                reset_limit=lambda: self._reset_limit(req, query.qname),
+            ),
         )
         intents = Intents(access)
         try:

@@ -61,6 +61,10 @@ class QueryContext:
     host: Any = None
     """What the query processor lends the platform's own queries (``q.sys.SqlQuery``): the
     caller's SELECT rights, other workspaces, the partition's log; None for others."""
+    reset_limit: Callable[[], None] | None = None
+    """Fills the rate limits of this query for this caller again (Voedger's workpiece
+    ``ResetRateLimit``): a query that finds the caller right, such as a verification code
+    entered correctly, stops counting their earlier attempts. None outside the query processor."""
 
 
 @dataclass(frozen=True)

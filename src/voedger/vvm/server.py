@@ -36,6 +36,7 @@ from voedger.auth import (
     jwt_secret,
 )
 from voedger.auth.attempts import PasswordGuard
+from voedger.auth.errors import TokenErrorKind
 from voedger.auth.resolver import TokenResolver
 from voedger.auth.tokens import TokenInfo
 from voedger.blobs.store import DEFAULT_MAX_SIZE
@@ -516,7 +517,10 @@ class VVM:
             try:
                 claims = self.tokens.validate_claims(app, VERIFIED_VALUE_AUDIENCE, token)
             except TokenError as exc:
-                raise SysError(400, f"verification token for {where} is invalid: {exc.message}") from None
+                # Voedger's words: the reason, then "invalid token" (its itokens.ErrInvalidToken,
+                # which clients look for), an expired token aside.
+                reason = exc.message if exc.kind is TokenErrorKind.EXPIRED else f"{exc.message}. invalid token"
+                raise SysError(400, f"verification token for {where} is invalid: {reason}") from None
             if claims.get("Entity") != str(entity):
                 raise SysError(400, f"verified entity is «{claims.get('Entity')}», but «{entity}» expected")
             if claims.get("Field") != field:

@@ -77,7 +77,9 @@ async def initiate_reset_password_by_email(state: State, intents: Intents) -> No
     profile, login = await _reset_target(state, wsid, app_name, email)
     check_email(email)
     cluster = ws.cluster_id(wsid)
-    token = await send_verification_code(state, REGISTRY_APP, ws.pseudo_wsid(email, cluster), ENTITY, FIELD, email)
+    target = ws.pseudo_wsid(email, cluster)
+    language = str(arg.get("Language") or "")
+    token = await send_verification_code(state, REGISTRY_APP, target, ENTITY, FIELD, email, language)
     intents.result(VerificationToken=token, ProfileWSID=profile, CanonicalPseudoWSID=ws.pseudo_wsid(login, cluster))
 
 

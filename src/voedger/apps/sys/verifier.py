@@ -1,16 +1,18 @@
 """Verifying a value (an e-mail address) by a code sent to it, as Voedger's verifier does.
 
 - ``q.sys.InitiateEmailVerification(Entity, Field, Email, TargetWSID, ForRegistry, Language)``
-  makes a 6-digit code, mails it through the server's :class:`~voedger.apps.sys.mail.Mailer`
-  and answers a *verification token* (``payloads.VerificationPayload``, 10 minutes): the value,
-  where it is to be used (Entity, Field, TargetWSID) and the keyed hash of the code;
+  makes a 6-digit code, mails it (in Language: English, Dutch or French, as Voedger does) through
+  the server's :class:`~voedger.apps.sys.mail.Mailer` and answers a *verification token*
+  (``payloads.VerificationPayload``, 10 minutes): the value, where it is to be used (Entity,
+  Field, TargetWSID) and the keyed hash of the code;
 - ``q.sys.IssueVerifiedValueToken(VerificationToken, VerificationCode, ForRegistry)`` checks the
   code against that hash (in constant time) and answers the *verified value token*
   (``payloads.VerifiedValuePayload``, 10 minutes) that a command's VERIFIABLE field takes.
 
 With ``ForRegistry`` both tokens are for ``sys/registry`` (signing up by e-mail, resetting a
 password) and the target is the e-mail's pseudo WSID. Guessing is limited by the sys package's
-``VerifierRate`` on both queries. Unlike Voedger, the code is mailed from the query itself rather
+``VerifierRate`` on both queries; a right code gives the profile its IssueVerifiedValueToken
+allowance back, as in Voedger. Unlike Voedger, the code is mailed from the query itself rather
 than through ``c.sys.SendEmailVerificationCode``, so that it never lands in a WLog event. Nothing
 here logs a code, a token or an address.
 """
@@ -44,6 +46,7 @@ __all__ = [
     "issue_verified_value",
     "new_verification_code",
     "send_verification_code",
+    "translate",
     "validate_email",
     "verified_payload",
 ]
@@ -106,12 +109,42 @@ def _mailer(state: State) -> Mailer:
     return mailer
 
 
-def _mail_body(code: str, reason: str = _VERIFY_EMAIL_REASON) -> str:
-    return f"Here is your verification code:\n\n    {code}\n\nPlease, enter this code {reason}\n"
+_TRANSLATIONS: Final[dict[str, dict[str, str]]] = {
+    "nl": {
+        EMAIL_SUBJECT: "Verificatiecode",
+        "Here is your verification code": "Bij deze je verificatiecode",
+        "Please, enter this code": "Vul deze verificatiecode in",
+        _VERIFY_EMAIL_REASON: "om je mailadres te bevestigen.",
+    },
+    "fr": {
+        EMAIL_SUBJECT: "Votre code de vérification",
+        "Here is your verification code": "Voici votre code de vérification",
+        "Please, enter this code": "Veuillez entrer ce code",
+        _VERIFY_EMAIL_REASON: "pour confirmer votre e-mail.",
+    },
+}
+"""The mail's words in the languages Voedger's verifier speaks (its ``l10n.go``); English is the
+text itself, and the fallback for any other language or text (a caller's own Reason)."""
 
 
-async def send_verification_code(state: State, app: str, target_wsid: int, entity: str, field: str, email: str) -> str:
-    """Mail a new code to ``email``; the verification token (for ``app``) that holds its hash."""
+def translate(text: str, language: str) -> str:
+    """``text`` in ``language`` (a BCP 47 tag, ``fr`` or ``fr-CA``: its primary subtag counts)."""
+    primary = language.replace("_", "-").split("-", 1)[0].lower()
+    return _TRANSLATIONS.get(primary, {}).get(text, text)
+
+
+def _mail_body(code: str, reason: str = _VERIFY_EMAIL_REASON, language: str = "") -> str:
+    def t(text: str) -> str:
+        return translate(text, language)
+
+    return f"{t('Here is your verification code')}:\n\n    {code}\n\n{t('Please, enter this code')} {t(reason)}\n"
+
+
+async def send_verification_code(
+    state: State, app: str, target_wsid: int, entity: str, field: str, email: str, language: str = ""
+) -> str:
+    """Mail a new code to ``email`` (in ``language``, English unless Voedger's verifier speaks
+    it); the verification token (for ``app``) that holds its hash."""
     services = services_of(state)
     mailer = _mailer(state)
     code = new_verification_code()
@@ -125,7 +158,7 @@ async def send_verification_code(state: State, app: str, target_wsid: int, entit
         "Hash256": list(services.tokens.crypto_hash256(code.encode())),
     }
     token = services.tokens.issue_claims(app, VERIFICATION_AUDIENCE, payload, VERIFICATION_TOKEN_TTL)
-    await mailer.send(email, EMAIL_SUBJECT, _mail_body(code))
+    await mailer.send(email, translate(EMAIL_SUBJECT, language), _mail_body(code, language=language))
     return token
 
 
@@ -147,7 +180,8 @@ async def initiate_email_verification(state: State, intents: Intents) -> None:
     if arg.get("ForRegistry"):
         app = REGISTRY_APP
         target_wsid = ws.pseudo_wsid(email, ws.cluster_id(state.query_context.wsid))
-    token = await send_verification_code(state, app, target_wsid, entity, field, email)
+    language = str(arg.get("Language") or "")
+    token = await send_verification_code(state, app, target_wsid, entity, field, email, language)
     intents.result(VerificationToken=token)
 
 
@@ -192,6 +226,11 @@ async def issue_verified_value_token(state: State, intents: Intents) -> None:
     arg = state.arg
     app = REGISTRY_APP if arg.get("ForRegistry") else state.app_name
     token = issue_verified_value(state, app, arg.get("VerificationToken", ""), arg.get("VerificationCode", ""))
+    # The right code: the wrong guesses before it no longer count against the profile (Voedger
+    # resets VerifierRate here too), so a user who mistyped is not locked out after succeeding.
+    reset = state.query_context.reset_limit
+    if reset is not None:
+        reset()
     intents.result(VerifiedValueToken=token)
 
 
@@ -210,5 +249,7 @@ async def apply_send_email_verification_code(state: State, intents: Intents) -> 
     mailer = services_of(state).mailer
     if mailer is None:
         raise StateError("sys.ApplySendEmailVerificationCode: sending e-mail is not configured on this server")
-    body = _mail_body(str(args.get("VerificationCode", "")), str(args.get("Reason") or _VERIFY_EMAIL_REASON))
-    await mailer.send(str(args.get("Email", "")), EMAIL_SUBJECT, body)
+    language = str(args.get("Language") or "")
+    reason = str(args.get("Reason") or _VERIFY_EMAIL_REASON)
+    body = _mail_body(str(args.get("VerificationCode", "")), reason, language)
+    await mailer.send(str(args.get("Email", "")), translate(EMAIL_SUBJECT, language), body)
