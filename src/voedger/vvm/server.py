@@ -20,7 +20,7 @@ import orjson
 
 from voedger.appdef import QName
 from voedger.appdef.compat import build_tree, check_compat, renamed_tree, tree_from_json, tree_to_json
-from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR
+from voedger.apps.cluster import CLUSTER_APP, CLUSTER_APP_DIR, numbers_changed
 from voedger.apps.registry import REGISTRY_APP, REGISTRY_APP_DIR, AuthServices, bind_services, unbind_services
 from voedger.apps.sys.implementations import not_built, platform
 from voedger.apps.sys.mail import Mailer
@@ -726,11 +726,7 @@ class VVM:
                 ("NumAppWorkspaces", base.num_app_workspaces, image.num_app_workspaces),
             ):
                 if theirs != mine:
-                    raise SysError(
-                        409,
-                        f"application {name} is deployed with {key}={theirs}; "
-                        f"it cannot be redeployed with {key}={mine}",
-                    )
+                    raise numbers_changed(name, key, mine, theirs)
             try:
                 rename = await self._renames(image)
             except qnames.RenameError as err:
