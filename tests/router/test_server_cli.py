@@ -55,3 +55,24 @@ async def test_the_metrics_service_listens_on_its_own_port(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+async def test_the_admin_endpoint_serves_the_api_on_loopback(tmp_path: Path) -> None:
+    """``--admin-port``: the same API on 127.0.0.1 only (Voedger's admin endpoint)."""
+    port, admin_port = free_port(), free_port()
+    proc = start_server(tmp_path, port, None, "--admin-port", str(admin_port))
+    try:
+        await wait_ready(port, proc)
+        body = {"args": {"Text": "world"}, "elements": [{"fields": ["Res"]}]}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin_port}", timeout=10) as c:
+            r = await c.post("/api/test/shop/1/q.sys.Echo", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["sections"][0]["elements"] == [[[["world"]]]]
+        listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        local = {(entry[1], entry[3]) for entry in listening}
+        assert (f"0100007F:{admin_port:04X}", "0A") in local  # 127.0.0.1, LISTEN
+        assert not any(addr.endswith(f":{admin_port:04X}") and not addr.startswith("0100007F") for addr, _ in local)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

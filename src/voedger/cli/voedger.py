@@ -61,6 +61,13 @@ def main() -> None:
     help="Serve the voedger_* metrics (GET /metrics, /metrics/check) on this port of --host (Voedger: 8000).",
 )
 @click.option(
+    "--admin-port",
+    default=None,
+    type=click.IntRange(min=0, max=65535),
+    help="Also serve the API on this port of 127.0.0.1 only, without TLS, for the host's own "
+    "scripts (Voedger's admin endpoint, its port 55555).",
+)
+@click.option(
     "--advertise",
     default=None,
     help="This process's URL for requests the other processes of its cluster forward to it "
@@ -188,6 +195,7 @@ def server(
     secrets_dir: str | None,
     max_queries_per_ws: int,
     metrics_port: int | None,
+    admin_port: int | None,
     advertise: str | None,
     lease_ttl: int,
     blob_max_size: int,
@@ -341,6 +349,10 @@ def server(
         from voedger.router.server import without_lifespan
 
         extra.append((without_lifespan(front), host, internal))
+    if admin_port is not None and reader_of is None:
+        from voedger.router.server import without_lifespan
+
+        extra.append((without_lifespan(front), "127.0.0.1", admin_port))
     if metrics_port is not None and reader_of is None:
         from voedger.metrics import metrics_app
 
@@ -412,6 +424,8 @@ def server(
         sys.exit(3)
     except OSError as exc:
         others = [f"{metrics_port} (metrics)"] if metrics_port is not None else []
+        if admin_port is not None:
+            others.append(f"{admin_port} (admin, on 127.0.0.1)")
         if acme is not None:
             others.append(f"{acme.http_port} (ACME challenges)")
         ports = f"{port} (API) or {', '.join(others)}" if others else f"{port}"
