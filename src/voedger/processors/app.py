@@ -15,6 +15,7 @@ from voedger.processors.readcache import ReadCache
 from voedger.state import Intents, State
 from voedger.state.access import Access
 from voedger.state.federation import Federation
+from voedger.state.state import PeerApp
 from voedger.storage import AppStorage
 from voedger.structs.pending import Pending
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAIN_CLUSTER_ID
@@ -59,6 +60,11 @@ class AppRuntime:
     read_cache: Callable[[int], ReadCache | None] | None = None
     """The read cache of a workspace's partition (by WSID) where this process writes it and
     may use it (``processors/readcache.py``); None, or a None answer: read storage."""
+    platform_app: bool = False
+    """The application is the platform's own (sys/cluster: its Python ships with the platform
+    and cannot be deployed by anyone): its extensions run unrestricted, as sys ones do."""
+    peer_apps: Callable[[str], PeerApp | None] | None = None
+    """Other applications of this process by name, for the platform's own code."""
     _runners: dict[QName, tuple[Callable[..., Any] | None, Access, Extension]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -80,6 +86,7 @@ class AppRuntime:
             app_name=self.name,
             num_app_workspaces=self.num_app_workspaces,
             templates=self.templates,
+            peer_apps=self.peer_apps,
             **contexts,
         )
 
@@ -88,11 +95,11 @@ class AppRuntime:
 
     def runner(self, ext: Extension) -> tuple[Callable[..., Any] | None, Access]:
         """An extension's implementation (None if it has none) and the rules it runs under
-        (sys extensions are the platform's own code: unrestricted). Memoised: asked for every
-        command and every projected event."""
+        (sys extensions and those of the platform's own application are unrestricted).
+        Memoised: asked for every command and every projected event."""
         hit = self._runners.get(ext.qname)
         if hit is None or hit[2] is not ext:
-            access = Access.of(self.appdef, ext, unrestricted=ext.qname.is_sys)
+            access = Access.of(self.appdef, ext, unrestricted=ext.qname.is_sys or self.platform_app)
             hit = self._runners[ext.qname] = (None, access, ext)
         if hit[0] is None:  # looked up again each time: an implementation may be registered later
             impl = (self.platform if ext.qname.is_sys else self.impls).get(ext.qname)

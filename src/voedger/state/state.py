@@ -68,6 +68,14 @@ class QueryContext:
 
 
 @dataclass(frozen=True)
+class PeerApp:
+    """Another application this process deploys, as the platform's own code sees it."""
+
+    appdef: AppDef
+    num_app_workspaces: int
+
+
+@dataclass(frozen=True)
 class JobContext:
     wsid: int
     unix_time: int
@@ -96,6 +104,7 @@ class State:
         app_name: str = "",
         num_app_workspaces: int = 0,
         templates: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None,
+        peer_apps: Callable[[str], PeerApp | None] | None = None,
     ) -> None:
         self._access = access
         self._reader = reader
@@ -111,6 +120,7 @@ class State:
         """The deployed application's name, ``owner/app``."""
         self.num_app_workspaces = num_app_workspaces
         self._templates = templates or {}
+        self._peer_apps = peer_apps
 
     @property
     def app(self) -> AppDef:
@@ -276,6 +286,14 @@ class State:
             raise StateError(f"{self._access.who} may not read workspace templates")
         records = self._templates.get((kind, name))
         return None if records is None else [dict(r) for r in records]
+
+    def peer_app(self, name: str) -> PeerApp | None:
+        """Another application of this process by name, or None (platform code only:
+        ``c.cluster.VSqlUpdate`` checks a statement against the target's schema before it
+        sends the target a CUD)."""
+        if not self._access.unrestricted:
+            raise StateError(f"{self._access.who} may not read other applications")
+        return self._peer_apps(name) if self._peer_apps is not None else None
 
     async def write_blob(self, wsid: int, blob_id: int, name: str, content_type: str, data: bytes, owner: str) -> None:
         """Store the bytes of the ``sys.BLOB`` ``blob_id`` (platform code only: a workspace

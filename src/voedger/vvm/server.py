@@ -53,6 +53,7 @@ from voedger.processors.query import SQL_QUERY, ApiPath, QueryProcessor, QueryRe
 from voedger.processors.readcache import ReadCache
 from voedger.state.federation import Federation, FederationReply
 from voedger.state.secrets import SecretFiles
+from voedger.state.state import PeerApp
 from voedger.storage import StorageError, StorageProvider, open_storage
 from voedger.structs import qnames
 from voedger.structs.keys import app_state_key
@@ -451,6 +452,8 @@ class VVM:
             secrets=SecretFiles(self.config.secrets_dir) if self.config.secrets_dir is not None else {},
         )
         runtime.peer_query = self._peer_query
+        runtime.peer_apps = self._peer_app
+        runtime.platform_app = image.name == CLUSTER_APP
         actualizers = Actualizers(runtime)
         deployed = self.apps[image.name] = DeployedApp(image, runtime, {}, actualizers, QueryProcessor(runtime), [])
         runtime.read_cache = deployed.read_cache
@@ -543,6 +546,11 @@ class VVM:
         if isinstance(caller, TokenInfo):
             caller = dataclasses.replace(caller, app=app_name)
         return await app.queries.execute(QueryRequest(wsid, SQL_QUERY, caller, body=body))
+
+    def _peer_app(self, name: str) -> PeerApp | None:
+        """The schema and app workspace count another application is served with here now."""
+        app = self.apps.get(name)
+        return PeerApp(app.runtime.appdef, app.runtime.num_app_workspaces) if app is not None else None
 
     def _num_app_workspaces(self, name: str) -> int | None:
         app = self.apps.get(name)

@@ -38,6 +38,7 @@ __all__ = [
     "parse_int64",
     "parse_query",
     "parse_select",
+    "parse_statement",
     "parse_uint64",
 ]
 
@@ -99,12 +100,20 @@ def parse_int64(text: str) -> int:
 
 
 def parse_query(query: str) -> Op:
+    op, parsed = parse_statement(query)
+    if not op.lower().startswith("select"):
+        raise SysError(400, "'select' operation is expected")
+    return parsed
+
+
+def parse_statement(query: str) -> tuple[str, Op]:
+    """Any of Voedger's statements (``select``, ``update``, ``insert``, ``unlogged update``...)
+    taken apart: the operation as written, and the rest. ``c.cluster.VSqlUpdate`` reads its
+    statements with the same prefix rules as ``q.sys.SqlQuery``."""
     m = _QUERY.match(query)
     if m is None:
         raise SysError(400, f"invalid query format: {query}")
     op = m.group("op").strip()
-    if not op.lower().startswith("select"):
-        raise SysError(400, "'select' operation is expected")
     app = ""
     if m.group("app"):
         owner, name = m.group("app")[:-1].split(".", 1)
@@ -126,7 +135,7 @@ def parse_query(query: str) -> Op:
     pars = (m.group("pars") or "").strip()
     clean = f"{op} {qname} {pars}".strip()
     source = qname + (f".{entity_id}" if entity_id else "")
-    return Op(app, kind, ws_value, qname, entity_id, clean, f"{op} {source} {pars}".strip())
+    return op, Op(app, kind, ws_value, qname, entity_id, clean, f"{op} {source} {pars}".strip())
 
 
 # --- the SELECT statement --------------------------------------------------------------------------
