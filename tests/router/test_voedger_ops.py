@@ -14,10 +14,8 @@ scenario restarts its VVM:
 
 Not ported, one line each:
 
-- ``impl_vsqlupdate_test.go``: we have no ``c.cluster.VSqlUpdate``/``q.cluster.VSqlUpdate2``
-  (an operator's ``update``/``insert``/``unlogged``/``update corrupted`` statements); the other
-  kind of update, a redeploy with a changed schema, is covered by ``tests/vpm/test_deploy.py``,
-  ``tests/vvm/test_cluster_deploy.py`` and ``tests/router/test_rename_qname.py``.
+- ``impl_vsqlupdate_test.go``: in ``tests/router/test_vsql_update.py`` (the logged ``update``
+  and ``insert``; the other kinds answer 400 here).
 - ``reverseproxy_test.go``: our server proxies nothing (no ``--route``, ``--route-rewrite``,
   ``--route-default``, ``--route-domain``); the paths Voedger's scenario forwards are our 404
   (``test_paths_voedger_would_forward_are_not_found_here``).
