@@ -417,16 +417,20 @@ async def test_a_job_mails_a_digest_every_minute(post: Post, smtp: Smtp) -> None
     clock = post.vvm.config.clock
     assert isinstance(clock, ManualClock)
     clock.advance(60)
-    envelopes = await soon(lambda: smtp.inbox.envelopes or None, timeout=20)
-    await asyncio.sleep(0.5)
     runtime = post.vvm.app(APP).runtime
+    envelopes = smtp.inbox.envelopes
+    await soon(lambda: len(envelopes) >= runtime.num_app_workspaces or None, timeout=30)
+    await asyncio.sleep(0.5)
     assert len(envelopes) == runtime.num_app_workspaces  # once in each app workspace
     first = envelopes[0]
     assert sorted(first.rcpt_tos) == ["audit@post.test", "boss@post.test", "deputy@post.test"]
     assert b"Cc: deputy@post.test" in first.content and b"audit@post.test" not in first.content  # BCC unseen
     subject = first.content.split(b"Subject: Digest ")[1].split(b"\r\n")[0]
     assert MINUTE + 60 <= int(subject) <= MINUTE + 65  # the job's time: when it ran
-    probes = [s for app in [post.vvm.app(APP)] for s in app.jobs]
+    probes = post.vvm.app(APP).jobs
+    probe = QName("post", "Probe")
+    # every Probe run of that minute has ended (its next run is planned once it has)
+    await soon(lambda: all(s.next_run(probe, w) > MINUTE + 60 for s in probes for w in s.workspaces) or None)
     assert all(s.in_error == 0 for s in probes), [
         s.last_error(QName("post", "Probe"), w) for s in probes for w in s.workspaces
     ]
