@@ -18,6 +18,7 @@ from voedger.processors.app import AppRuntime
 from voedger.processors.jobs import CronSchedule, JobScheduler, app_workspaces_of_partition
 from voedger.state import Intents, State
 from voedger.structs.pending import Pending
+from voedger.structs.rowcache import CachedRows
 from voedger.structs.views import read_rows
 from voedger.structs.wsid import app_wsid
 
@@ -177,3 +178,22 @@ async def test_jobs_without_implementation_do_not_run(shop: Shop) -> None:
     sched = JobScheduler(rt, 0)
     assert sched.jobs == () and sched.invalid == {HEARTBEAT: "no implementation"}
     assert await sched.tick(FIRST_RUN + 3600) == []
+
+
+async def test_a_jobs_writes_drop_the_rows_reads_kept(shop: Shop) -> None:
+    rt = runtime(shop)
+    sched = JobScheduler(rt, 0)
+    wsid = sorted(sched.workspaces)[0]
+    view = rt.appdef.view("shop.Heartbeats")
+
+    async def cached() -> list[int]:  # as the query processor reads where the partition is written
+        reader = Pending(CachedRows(rt.storage, rt.rows))
+        return [r["UnixTime"] async for r in read_rows(reader, view, wsid, {"Bucket": 0})]
+
+    assert await cached() == []
+    hits = rt.rows.hits
+    assert await cached() == []
+    assert rt.rows.hits == hits + 1  # kept
+    clock(rt).advance(FIRST_RUN - START)
+    await sched.tick()
+    assert await cached() == [int(FIRST_RUN)]

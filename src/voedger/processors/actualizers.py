@@ -416,7 +416,14 @@ class AsyncActualizer:
         at = time.time()  # dated before the check: a late write loses to a new owner's
         if not self.partition.lease_valid():
             raise RuntimeError(f"partition {self.partition.id} may be another process's now; not written")
-        await self.app.storage.put_batch_at(buffer.items(), at)
+        items = buffer.items()
+        keys = {p_key for p_key, _, _ in items}
+        rows = self.app.rows
+        rows.written(keys)  # before and after: see structs/rowcache.py
+        try:
+            await self.app.storage.put_batch_at(items, at)
+        finally:
+            rows.written(keys)
         if self.sole_writer:
             buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
         else:

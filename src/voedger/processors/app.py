@@ -18,6 +18,7 @@ from voedger.state.federation import Federation
 from voedger.state.state import PeerApp
 from voedger.storage import AppStorage
 from voedger.structs.pending import Pending
+from voedger.structs.rowcache import RowCache
 from voedger.structs.wsid import DEFAULT_NUM_APP_WORKSPACES, DEFAULT_NUM_PARTITIONS, MAIN_CLUSTER_ID
 from voedger.syserror import SysError
 
@@ -60,6 +61,10 @@ class AppRuntime:
     read_cache: Callable[[int], ReadCache | None] | None = None
     """The read cache of a workspace's partition (by WSID) where this process writes it and
     may use it (``processors/readcache.py``); None, or a None answer: read storage."""
+    rows: RowCache = field(default_factory=RowCache)
+    """Storage rows that reads found, read through where ``read_cache`` answers (a partition
+    written here); every writer of workspace rows tells it what it writes
+    (``structs/rowcache.py``)."""
     platform_app: bool = False
     """The application is the platform's own (sys/cluster: its Python ships with the platform
     and cannot be deployed by anyone): its extensions run unrestricted, as sys ones do."""

@@ -257,7 +257,13 @@ class JobScheduler:
             for message in intents.mails:
                 await deliver(message)
             if writes:
-                await self.app.storage.put_batch(writes.items())
+                items = writes.items()
+                keys = {p_key for p_key, _, _ in items}
+                self.app.rows.written(keys)  # before and after: see structs/rowcache.py
+                try:
+                    await self.app.storage.put_batch(items)
+                finally:
+                    self.app.rows.written(keys)
         except Exception as exc:
             e.last_error = str(exc) or type(exc).__name__
             e.in_error = True

@@ -85,6 +85,8 @@ class _Group:
     events: list[Event] = field(default_factory=list)
     identities_changed: set[int] = field(default_factory=set)
     """Workspaces whose descriptor or subjects the group writes."""
+    keys: set[bytes] = field(default_factory=set)
+    """The storage partition keys the group writes (``structs/rowcache.py``)."""
     task: asyncio.Task[bool] = field(init=False)
 
     def fail(self, err: SysError) -> None:
@@ -174,6 +176,7 @@ class Partition:
         storage = self.app.storage
         self.workspaces.clear()
         self.reads.clear()
+        self.app.rows.clear()  # and once the re-applied rows are durable
         self.recent.clear()  # kept consecutive: after a failed write, storage is the truth
         raw = await storage.get(part_seq_key(self.id), b"")
         seq = orjson.loads(raw) if raw is not None else {"plog": ids.FIRST_OFFSET, "group": ids.FIRST_OFFSET}
@@ -196,6 +199,7 @@ class Partition:
                 writes.put(ws_seq_key(wsid), b"", ws.to_json())
             writes.put(part_seq_key(self.id), b"", orjson.dumps({"plog": self.next_plog, "group": self.next_plog}))
             await storage.put_batch(writes.items())
+            self.app.rows.clear()
             log.info(
                 "%s partition %d: re-applied %d event(s) from PLog offset %d",
                 self.app.name,
@@ -290,7 +294,10 @@ class Partition:
                 if group is not None:
                     # Handed to the driver now, not from the write task's first step: under
                     # load a turn of the loop took ~5 ms, added to every command of the group.
-                    durable = self.writer.begin(group.pending.items(), self.next_plog)
+                    items = group.pending.items()
+                    group.keys = {p_key for p_key, _, _ in items}
+                    self.app.rows.written(group.keys)  # and again once durable: see rowcache.py
+                    durable = self.writer.begin(items, self.next_plog)
                     group.task = asyncio.create_task(self._write_group(group, durable))
                     self._inflight = group
             except Exception:  # pragma: no cover - a bug; keep the partition alive
@@ -371,6 +378,7 @@ class Partition:
         try:
             await durable
         except FencedError as exc:
+            self.app.rows.written(group.keys)  # it may have landed
             writes.errors += 1
             self._count_error("fenced")
             self._fence(exc)
@@ -383,6 +391,7 @@ class Partition:
             failure = exc
         writes.observe(time.perf_counter() - began)
         if failure is not None:
+            self.app.rows.written(group.keys)  # it may have landed
             writes.errors += 1
             self._count_error(_error_kind(failure))
             return await self._settle(group)
@@ -426,6 +435,7 @@ class Partition:
 
     def _acknowledge(self, group: _Group) -> None:
         """The group is durable: answer its commands and wake what follows the partition."""
+        self.app.rows.written(group.keys)  # before any answer: see rowcache.py
         if group.identities_changed:
             self.reads.drop(group.identities_changed)  # before any answer: see readcache.py
         self.groups += 1

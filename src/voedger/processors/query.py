@@ -64,6 +64,7 @@ from voedger.structs.events import Event
 from voedger.structs.logs import read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.records import Record, get_record
+from voedger.structs.rowcache import CachedRows
 from voedger.structs.values import ValidationError
 from voedger.structs.views import read_rows
 from voedger.structs.wsid import partition_of
@@ -145,7 +146,7 @@ class QueryProcessor:
 
     async def execute_v1(self, req: QueryRequest) -> dict[str, Any]:
         """``{"sections":[{"type":"","elements":[...]}]}``, or ``{}`` when nothing is answered."""
-        reader = Pending(self.runtime.storage)
+        reader = self._reader(req.wsid)
         ws = await self._workspace(reader, req)
         query = self._query(ws, req.name)
         self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
@@ -182,7 +183,7 @@ class QueryProcessor:
 
     async def execute_v2(self, req: QueryRequest) -> dict[str, Any]:
         """``{"results":[...]}``; for ``docs`` the record itself."""
-        reader = Pending(self.runtime.storage)
+        reader = self._reader(req.wsid)
         ws = await self._workspace(reader, req)
         handler = {
             ApiPath.QUERIES: self._v2_query,
@@ -329,6 +330,14 @@ class QueryProcessor:
         self._authorize(ws, req.principal, OperationKind.Select, entity)
 
     # --- the common pipeline ---------------------------------------------------------------------
+
+    def _reader(self, wsid: int) -> Pending:
+        """What a read of the workspace reads through: storage, and the rows kept of it where this
+        process writes the workspace (``structs/rowcache.py``)."""
+        runtime = self.runtime
+        if runtime.read_cache is not None and runtime.read_cache(wsid) is not None:
+            return Pending(CachedRows(runtime.storage, runtime.rows))
+        return Pending(runtime.storage)
 
     async def _workspace(self, reader: Pending, req: QueryRequest) -> Workspace:
         """The kind of the request's workspace, from its descriptor, as the command processor
