@@ -28,6 +28,7 @@ which clears the cache.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 from voedger.storage import AppStorage
@@ -194,6 +195,7 @@ class _Kept:
     async def __anext__(self) -> tuple[bytes, bytes]:
         for row in self._rows:
             return row
+        await asyncio.sleep(0)  # one turn of the loop, as a range read from storage gives
         raise StopAsyncIteration
 
 
