@@ -45,11 +45,15 @@ def installed_se(folder: Path, ssh_port: int = 22, http_port: int = 80) -> Clust
     return cluster
 
 
+LIVE = "127.0.0.213"
+"""A live node's address: not 127.0.0.1, where a developer's own Cassandra may answer too."""
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
-    """A TCP port that accepts, on 127.0.0.1: a node's server that answers."""
+    """A TCP port that accepts, on LIVE: a node's server that answers."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((LIVE, 0))
     sock.listen()
     yield sock
     sock.close()
@@ -102,10 +106,10 @@ def test_refusals_leave_cluster_json_as_it_was(tmp_path: Path, listener: socket.
     # A node whose server answers is alive: not replaced.
     port = listener.getsockname()[1]
     cluster = installed_se(tmp_path, http_port=port)
-    cluster.nodes[2].actual = NodeState("127.0.0.1", __version__)
+    cluster.nodes[2].actual = NodeState(LIVE, __version__)
     state.save(cluster, tmp_path)
-    code, output = replace(tmp_path, "127.0.0.1", "127.0.0.250")
-    assert code == 1 and "cannot replace a live node 127.0.0.1: its server answer(s)" in output, output
+    code, output = replace(tmp_path, LIVE, "127.0.0.250")
+    assert code == 1 and f"cannot replace a live node {LIVE}: its server answer(s)" in output, output
     assert "Cmd" not in json.loads(state.cluster_file(tmp_path).read_text())
 
 
@@ -134,14 +138,14 @@ def test_replace_records_itself_before_the_steps(
     installed_se(tmp_path, ssh_port=ssh_port)
     monkeypatch.setattr(engine, "environment_ok", lambda: "no engine in this test")
     with pytest.raises(ops.CtoolError, match="no engine in this test"):
-        ops.replace(ops.Options(folder=tmp_path), "node-3", "127.0.0.1")
+        ops.replace(ops.Options(folder=tmp_path), "node-3", LIVE)
     data = json.loads(state.cluster_file(tmp_path).read_text())
-    assert data["Cmd"] == {"Kind": "replace", "Args": [HOSTS[2], "127.0.0.1"]}
+    assert data["Cmd"] == {"Kind": "replace", "Args": [HOSTS[2], LIVE]}
     assert data["DesiredClusterVersion"] == __version__
     new = data["Nodes"][2]
     assert new["Name"] == "node-3" and new["ActualNodeState"] is None and new["JMXPort"] == 7201
-    assert new["DesiredNodeState"] == {"Address": "127.0.0.1", "NodeVersion": __version__}
-    assert new["NodeRoot"] == "/nodes/127.0.0.1/root"  # the old node's root, with the new address
+    assert new["DesiredNodeState"] == {"Address": LIVE, "NodeVersion": __version__}
+    assert new["NodeRoot"] == f"/nodes/{LIVE}/root"  # the old node's root, with the new address
     for other in data["Nodes"][:2]:
         assert other["DesiredNodeState"]["StepsDone"] == list(ops.REPLACE_NEW_NODE_ONLY)
     assert ops.steps_of(state.load(tmp_path)) == ops.REPLACE_STEPS
