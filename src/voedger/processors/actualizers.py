@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import struct
 import time
@@ -45,6 +46,7 @@ from voedger.structs.events import Event
 from voedger.structs.keys import app_state_key
 from voedger.structs.logs import read_plog
 from voedger.structs.pending import Pending
+from voedger.structs.rowcache import write_rows
 from voedger.structs.views import put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
@@ -416,14 +418,7 @@ class AsyncActualizer:
         at = time.time()  # dated before the check: a late write loses to a new owner's
         if not self.partition.lease_valid():
             raise RuntimeError(f"partition {self.partition.id} may be another process's now; not written")
-        items = buffer.items()
-        keys = {p_key for p_key, _, _ in items}
-        rows = self.app.rows
-        rows.written(keys)  # before and after: see structs/rowcache.py
-        try:
-            await self.app.storage.put_batch_at(items, at)
-        finally:
-            rows.written(keys)
+        await write_rows(self.app.rows, buffer.items(), functools.partial(self.app.storage.put_batch_at, at=at))
         if self.sole_writer:
             buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
         else:

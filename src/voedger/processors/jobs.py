@@ -35,6 +35,7 @@ from voedger.state import Intents, JobContext
 from voedger.state.access import Access
 from voedger.state.mail import deliver
 from voedger.structs.pending import Pending
+from voedger.structs.rowcache import write_rows
 from voedger.structs.wsid import app_wsid, partition_of
 
 __all__ = ["CronSchedule", "JobRun", "JobScheduler", "app_workspaces_of_partition", "run_job"]
@@ -257,13 +258,7 @@ class JobScheduler:
             for message in intents.mails:
                 await deliver(message)
             if writes:
-                items = writes.items()
-                keys = {p_key for p_key, _, _ in items}
-                self.app.rows.written(keys)  # before and after: see structs/rowcache.py
-                try:
-                    await self.app.storage.put_batch(items)
-                finally:
-                    self.app.rows.written(keys)
+                await write_rows(self.app.rows, writes.items(), self.app.storage.put_batch)
         except Exception as exc:
             e.last_error = str(exc) or type(exc).__name__
             e.in_error = True

@@ -39,6 +39,7 @@ from voedger.structs.logs import put_wlog, read_plog
 from voedger.structs.pending import Pending
 from voedger.structs.qnames import names_of
 from voedger.structs.records import put_record
+from voedger.structs.rowcache import keys_of
 from voedger.structs.views import put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
@@ -295,7 +296,7 @@ class Partition:
                     # Handed to the driver now, not from the write task's first step: under
                     # load a turn of the loop took ~5 ms, added to every command of the group.
                     items = group.pending.items()
-                    group.keys = {p_key for p_key, _, _ in items}
+                    group.keys = keys_of(items)
                     self.app.rows.written(group.keys)  # and again once durable: see rowcache.py
                     durable = self.writer.begin(items, self.next_plog)
                     group.task = asyncio.create_task(self._write_group(group, durable))

@@ -29,9 +29,9 @@ which clears the cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
-from voedger.storage import AppStorage
+from voedger.storage import AppStorage, BatchItem
 from voedger.structs.pending import Pending
 
 MAX_BYTES = 32 * 1024 * 1024
@@ -153,6 +153,24 @@ class RowCache:
 
     def __len__(self) -> int:
         return sum(len(e.gets) + len(e.ranges) for e in self._entries.values())
+
+
+def keys_of(items: Sequence[BatchItem]) -> set[bytes]:
+    """The storage partition keys a batch writes."""
+    return {p_key for p_key, _, _ in items}
+
+
+async def write_rows(
+    rows: RowCache, items: Sequence[BatchItem], write: Callable[[Sequence[BatchItem]], Awaitable[None]]
+) -> None:
+    """``write(items)``, with their keys dropped from ``rows`` before and after (whatever the
+    write's outcome: a failed write may have landed)."""
+    keys = keys_of(items)
+    rows.written(keys)
+    try:
+        await write(items)
+    finally:
+        rows.written(keys)
 
 
 class CachedRows(Pending):
