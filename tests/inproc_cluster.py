@@ -26,9 +26,10 @@ Member = tuple[VVM, str]
 
 @asynccontextmanager
 async def inproc_cluster(
-    monkeypatch: pytest.MonkeyPatch, app: str, app_dir: Path, processes: int = 2
+    monkeypatch: pytest.MonkeyPatch, app: str, app_dir: Path, processes: int = 2, **fields: Any
 ) -> AsyncIterator[list[Member]]:
-    """``processes`` VVMs serving ``app``, started and converged (every partition owned)."""
+    """``processes`` VVMs serving ``app``, started and converged (every partition owned);
+    ``fields``: more fields of their ``ServerConfig``."""
     share_one_storage(monkeypatch)
     started: list[tuple[HttpServer, VVM, str]] = []
     try:
@@ -36,7 +37,7 @@ async def inproc_cluster(
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             config = ServerConfig(
-                storage_url="mem://", apps=[(app, app_dir)], cluster=True, advertise=base, lease_ttl=3
+                storage_url="mem://", apps=[(app, app_dir)], cluster=True, advertise=base, lease_ttl=3, **fields
             )
             asgi, vvm = make_asgi(config)
             server = HttpServer(asgi)

@@ -4,7 +4,9 @@ history checker (``checker.py``) verifies every run.
 
 - One process (today's server): a plain run; ``kill -9`` and a restart; SIGSTOP for 8 s.
 - Three processes in cluster mode (``--advertise``, ``--lease-ttl``; skipped until the server
-  has them): a plain run; ``kill -9`` of one; SIGSTOP of one for longer than the lease TTL; a
+  has them): a plain run; ``kill -9`` of one; SIGSTOP of one for longer than the lease TTL
+  (with reads of every workspace meanwhile: they go to the owners, and must not wait on the
+  paused one); a
   fourth joining and leaving with SIGTERM; a rolling restart with SIGTERM.
 - SQLite: a second server on the same data directory is refused (lands with the cluster work).
 
@@ -15,10 +17,13 @@ Every scenario has keyspaces of its own (``scenario.py``); the processes' logs a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
 from tests.cluster.checker import APP_DIR, APP_NAME, Report, ack_gap
@@ -150,11 +155,31 @@ async def test_three_processes_kill_9_one(tmp_path: Path) -> None:
     assert missing == [], f"partitions not served after the kill: {missing}\n{s.context(report)}"
 
 
+async def read_views(s: Scenario, until: float, reads: list[tuple[float, float, int]]) -> None:
+    """Read every workspace's ``LoadCount`` view in turn through the routed processes until
+    ``until`` (the history's clock), noting (when sent, seconds taken, status) of each read:
+    a read of a partition owned elsewhere goes to its owner, and must not wait on one that
+    is paused (it is served where it arrived after the hop's timeout, a second)."""
+    where = orjson.dumps({"Part": 0}).decode()
+    async with httpx.AsyncClient(timeout=30) as client:
+        for n in itertools.count():
+            began = s.history.now()
+            if began >= until:
+                return
+            targets = [t for t in s.harness.targets() if t.name != "p1"]
+            wsid = s.wsids[n % len(s.wsids)]
+            url = f"{targets[n % len(targets)].url}/api/v2/apps/{APP_NAME}/workspaces/{wsid}/views/loadtest.LoadCount"
+            r = await client.get(url, params={"where": where})
+            reads.append((began, s.history.now() - began, r.status_code))
+
+
 async def test_three_processes_sigstop_one_longer_than_the_lease(tmp_path: Path) -> None:
     require_cluster_options()
     async with cassandra_scenario(tmp_path, 3, cluster=True, lease_ttl=LEASE_TTL) as s:
         p1 = s.harness.processes[1]
         load = s.start_load(LOAD_SECONDS + 10)
+        reads: list[tuple[float, float, int]] = []
+        reader = asyncio.create_task(read_views(s, s.history.now() + LOAD_SECONDS + 10, reads))
         await asyncio.sleep(4)
         paused = s.history.mark("SIGSTOP p1")
         s.harness.pause(p1)
@@ -162,11 +187,17 @@ async def test_three_processes_sigstop_one_longer_than_the_lease(tmp_path: Path)
         await s.harness.resume(p1)  # fenced: whatever it was writing on its old epoch must not land
         resumed = s.history.mark("SIGCONT p1")
         await load
+        await reader
         missing = await served_again(s, paused + LEASE_TTL + 1)
         report = await s.check()
     passes(s, report)
     assert missing == [], f"partitions not served after the pause: {missing}\n{s.context(report)}"
     assert acked_after(s, resumed, p1.name), f"{p1.name} did not serve again after SIGCONT\n{s.context(report)}"
+    during = [(took, status) for began, took, status in reads if paused <= began < resumed]
+    assert len(during) >= len(s.wsids), f"{len(during)} reads while p1 was paused"
+    assert all(status == 200 for _, status in during), sorted({status for _, status in during})
+    slowest = max(took for took, _ in during)
+    assert slowest < LEASE_TTL / 2, f"a read waited {slowest:.1f} s while p1 was paused"
 
 
 @pytest.mark.moves

@@ -1,4 +1,5 @@
-"""Reads in a cluster: served where they arrive, from the shared storage, not forwarded.
+"""Reads in a cluster served where they arrive (``--cluster-reads here``), from the shared
+storage, not forwarded (the default sends them to the owner: ``test_cluster_reads_at_owner``).
 
 Two processes over one storage (``tests.inproc_cluster``): a read of a workspace whose partition
 the other process owns is answered here and sees every command acknowledged before it, by
@@ -25,7 +26,7 @@ CDOCS = f"{V2}/workspaces/{SHOP}/cdocs/shop.Item"
 
 @pytest.fixture
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Member]]:
-    async with inproc_cluster(monkeypatch, APP, SHOP_DIR) as members:
+    async with inproc_cluster(monkeypatch, APP, SHOP_DIR, reads_at_owner=False) as members:
         await at_owners(members, make_workspaces)
         yield members
 

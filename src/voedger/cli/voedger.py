@@ -81,6 +81,15 @@ def main() -> None:
     help="Seconds a partition lease lives unrenewed: how soon the partitions of a dead process serve elsewhere.",
 )
 @click.option(
+    "--cluster-reads",
+    type=click.Choice(["owner", "here"]),
+    default="owner",
+    show_default=True,
+    help="Where a cluster process serves a read of a partition another process owns: 'owner' sends "
+    "it to the owner, which keeps the rows its reads found (served here if the owner does not "
+    "answer within a second); 'here' reads the shared storage itself.",
+)
+@click.option(
     "--blob-max-size",
     type=click.IntRange(min=0),
     default=20 * 1024 * 1024,
@@ -198,6 +207,7 @@ def server(
     admin_port: int | None,
     advertise: str | None,
     lease_ttl: int,
+    cluster_reads: str,
     blob_max_size: int,
     max_connections: int,
     read_timeout: float,
@@ -285,6 +295,7 @@ def server(
         max_queries_per_ws=max_queries_per_ws,
         advertise=(advertise or f"http://{host}:{port}").rstrip("/"),
         lease_ttl=lease_ttl,
+        reads_at_owner=cluster_reads == "owner",
         blob_max_size=blob_max_size,
         reader=reader_of is not None,
         # In a cluster the process listens first and takes its partitions after (``join`` below):

@@ -250,6 +250,8 @@ class VoedgerCollector(Collector):
             ("voedger_cluster_forward_retries", fwd.retried, "Forwards that went on to a partition's new owner."),
             ("voedger_cluster_unrouted", fwd.unavailable, "Requests answered 503: no owner could be reached."),
             ("voedger_cluster_reads_here", fwd.reads_here, "Reads of other processes' partitions served here."),
+            ("voedger_cluster_reads_at_owner", fwd.reads_at_owner, "Reads answered by another process (the owner)."),
+            ("voedger_cluster_read_hops_failed", fwd.read_hops_failed, "Reads the owner did not answer: served here."),
         )
         for fname, fvalue, fdoc in forwards:
             family = Metric(fname, fdoc, "counter")

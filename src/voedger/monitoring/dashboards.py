@@ -312,20 +312,29 @@ FEDERATION = Board(
             (
                 _p(
                     "Forwarded requests and reads served here",
-                    "Requests sent on to the process owning their partition, and reads of other processes' "
-                    "partitions served here from storage, per second.",
+                    "Requests sent on to the process owning their partition, reads sent to it and answered "
+                    "there, and reads of other processes' partitions served here from storage, per second.",
                     (f"sum by (vvm) (rate(voedger_cluster_forwarded_total{{{VVM}}}[{RATE}]))", "forwarded {{vvm}}"),
+                    (
+                        f"sum by (vvm) (rate(voedger_cluster_reads_at_owner_total{{{VVM}}}[{RATE}]))",
+                        "read at owner {{vvm}}",
+                    ),
                     (f"sum by (vvm) (rate(voedger_cluster_reads_here_total{{{VVM}}}[{RATE}]))", "read here {{vvm}}"),
                     unit="reqps",
                 ),
                 _p(
                     "Forward retries and unrouted requests",
-                    "Forwards that went on to a new owner; requests answered 503 with no owner reachable.",
+                    "Forwards that went on to a new owner; requests answered 503 with no owner reachable; "
+                    "reads the owner did not answer in time (served here).",
                     (
                         f"sum by (vvm) (increase(voedger_cluster_forward_retries_total{{{VVM}}}[{AGG}]))",
                         "retried {{vvm}}",
                     ),
                     (f"sum by (vvm) (increase(voedger_cluster_unrouted_total{{{VVM}}}[{AGG}]))", "unrouted {{vvm}}"),
+                    (
+                        f"sum by (vvm) (increase(voedger_cluster_read_hops_failed_total{{{VVM}}}[{AGG}]))",
+                        "read hop failed {{vvm}}",
+                    ),
                 ),
                 _p(
                     "Forward waiting time (seconds per second)",

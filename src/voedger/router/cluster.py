@@ -11,11 +11,16 @@ unserved (the owner answered "not mine", or could not be reached at all): a comm
 is unknown is never sent twice.
 
 Reads that a reader process may answer (``readers.served_by_reader``: API v2 GETs of documents,
-collections and views, the schema pages, the platform's read-only queries) are served where
-they arrive, whoever owns the partition: they read only storage, which every process of the
-cluster shares, and a read at QUORUM sees every write acknowledged before it (a command is
-acknowledged once its rows are written at QUORUM). So reads take no hop, spread over every
-process, and go on while a partition moves.
+collections and views, the schema pages, the platform's read-only queries) need no owner: they
+read only storage, which every process of the cluster shares, and a read at QUORUM sees every
+write acknowledged before it (a command is acknowledged once its rows are written at QUORUM).
+Such a read of a partition owned elsewhere still goes to the owner first (``reads_at_owner``, the
+default): the owner keeps the rows its reads found (``structs/rowcache.py``), so one hop on
+loopback costs less than the storage statements the read would make here. A read is
+idempotent, so when the owner does not answer within ``read_hop_seconds`` (paused, overloaded)
+or cannot be reached, the read is served here; and the owner is then left alone by reads for
+``READ_BACKOFF_SECONDS``, but for one read at a time that tries it again. With no owner (the
+partition is moving) a read is served here at once: reads go on while partitions move.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from voedger.syserror import SysError
 from voedger.vvm.server import NOT_OWNER_HEADER, VVM
 
 RETRY_AFTER: Final = {"Retry-After": "1"}
+READ_BACKOFF_SECONDS: Final = 2.0
+"""How long reads are served here, without asking, after the owner failed to answer one in
+time; then one read tries the owner again."""
 HOLD_SECONDS: Final = 10.0
 """How long a request waits for a moving partition's new owner before it answers 503: a
 graceful handover takes well under a second on an idle machine, but the new owner's recovery of
@@ -100,6 +108,8 @@ class _Forwarding:
 
     def __init__(self, routes: LeaseRoutes) -> None:
         self.routes = routes
+        self.slow: dict[str, float] = {}
+        """Owners that failed to answer a read in time -> until when reads skip them."""
 
     async def send(self, request: BusRequest) -> BusResponse:
         routes = self.routes
@@ -108,6 +118,11 @@ class _Forwarding:
             return await routes.local.send(request)
         key = (request.app, request.partition)
         if key not in own.owned and served_by_reader(request):
+            lease = own.owner(key) if routes.vvm.config.reads_at_owner else None
+            if lease is not None and lease.owner != own.me.id and self._may_ask(lease.address):
+                reply = await self._read_at(lease.address, request)
+                if reply is not None:
+                    return reply
             routes.stats.reads_here += 1
             return await routes.local.send(request)
         # A partition that is moving has no owner for a moment (a handover, a process that just
@@ -145,6 +160,37 @@ class _Forwarding:
         routes.stats.unavailable += 1
         message = f"partition {request.partition} of {request.app} has no owner right now (it is moving); retry"
         return error_reply(SysError(503, message, headers=RETRY_AFTER), request.v2)
+
+    def _may_ask(self, address: str) -> bool:
+        """Whether a read may go to the owner at ``address``: yes, unless it failed to answer a
+        read lately; once ``READ_BACKOFF_SECONDS`` have passed, this read is the one that tries
+        it again (the others are served here until it answers)."""
+        until = self.slow.get(address)
+        if until is None:
+            return True
+        now = time.monotonic()
+        if now < until:
+            return False
+        self.slow[address] = now + READ_BACKOFF_SECONDS
+        return True
+
+    async def _read_at(self, address: str, request: BusRequest) -> BusResponse | None:
+        """The owner's answer to a read, or None when it should be served here: the owner did
+        not answer within ``read_hop_seconds``, could not be reached, or no longer owns it."""
+        stats = self.routes.stats
+        try:
+            reply = await asyncio.wait_for(
+                self.routes.peer(address).send(request), self.routes.vvm.config.read_hop_seconds
+            )
+        except (TransportUnavailable, TimeoutError):
+            self.slow[address] = time.monotonic() + READ_BACKOFF_SECONDS
+            stats.read_hops_failed += 1
+            return None
+        if NOT_OWNER_HEADER in reply.headers:
+            return None
+        self.slow.pop(address, None)
+        stats.reads_at_owner += 1
+        return reply
 
     async def aclose(self) -> None:
         return None

@@ -111,6 +111,12 @@ class ServerConfig:
     """This process's address for requests forwarded by the others (``http://host:port``)."""
     lease_ttl: int = DEFAULT_TTL
     """Seconds a partition lease lives without renewal (shared storage only)."""
+    reads_at_owner: bool = True
+    """In a cluster, a read of a partition another process owns goes to that owner, which keeps
+    the rows its reads found (``router/cluster.py``); False: it is served here, from storage."""
+    read_hop_seconds: float = 1.0
+    """How long such a read waits for the owner before it is served here instead (a paused or
+    overloaded owner must not stall reads that storage can answer)."""
     cluster: bool | None = None
     """Share the partitions with other processes by lease, and fence every write. None: when
     the storage can be shared (Cassandra); an embedded store is locked by one process."""

@@ -35,6 +35,10 @@ class ForwardStats:
     """Requests answered 503 because no owner could be reached."""
     reads_here: int = 0
     """Reads of another process's partitions served here, from storage, instead of forwarded."""
+    reads_at_owner: int = 0
+    """Reads of another process's partitions answered by their owner (not in ``count``)."""
+    read_hops_failed: int = 0
+    """Reads sent to the owner that it did not answer in time, or could not take: served here."""
 
 
 @dataclass(slots=True)
