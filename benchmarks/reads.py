@@ -17,7 +17,8 @@ core (from /proc/<pid>/schedstat: how much the machine's load held the server ba
 
 ``--processes N`` on SQLite starts ``voedger server --processes N``: the writer and N-1 reader
 processes share the port. On Cassandra it starts N ``voedger server`` processes of one cluster
-(each its own port and ``--advertise``), which serve these reads wherever they arrive; the load is
+(each its own port and ``--advertise``), which send these reads to the partition's owner
+(``--cluster-reads owner``, the server's default) or serve them where they arrive (``here``); the load is
 one wrk per process with the clients shared out, reads/s summed, p50 and p99 the highest of the
 processes'. CPU is summed over all processes, the loop's wait is the first one's, and the peak
 RSS of each process is listed (the writer, or the first, first).
@@ -205,6 +206,9 @@ async def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="SQLite: voedger server --processes N; Cassandra: N cluster processes"
     )
+    parser.add_argument(
+        "--cluster-reads", choices=["owner", "here"], default="owner", help="Cassandra, N processes: the server's flag"
+    )
     args = parser.parse_args()
     if not wrk.available():
         raise SystemExit("wrk is not installed: make bench-tools")
@@ -231,7 +235,7 @@ async def main() -> None:
             for i, port in enumerate(ports):
                 own = [*cmd, "--data-dir", f"{tmp}/{i}", "--port", str(port)]
                 if cluster:
-                    own += ["--advertise", f"http://127.0.0.1:{port}"]
+                    own += ["--advertise", f"http://127.0.0.1:{port}", "--cluster-reads", args.cluster_reads]
                 elif internal:
                     own += ["--processes", str(args.processes), "--internal-port", str(internal)]
                 procs.append(subprocess.Popen(own, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
@@ -262,7 +266,7 @@ async def main() -> None:
     mode = "authentication on (Bearer token, ACL)" if args.auth else "--insecure-dev"
     print(
         f"Reads, {args.clients} clients (wrk, {args.seconds} s each), storage {args.storage}, {mode}, {build} build, "
-        f"{args.processes} process(es)\n"
+        f"{args.processes} process(es){f', --cluster-reads {args.cluster_reads}' if cluster else ''}\n"
     )
     print(
         "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "

@@ -87,17 +87,21 @@ async def test_a_read_is_served_where_it_arrives_and_sees_every_acknowledged_wri
         assert r.status_code in (200, 503), r.text  # taken over by the other process, or not yet
 
 
-async def test_the_metric_counts_the_reads_served_here(cluster: list[Member]) -> None:
+def counter(vvm: VVM, name: str) -> float:
+    """The value of the ``voedger_*`` counter ``name`` (its ``_total`` series) for ``vvm``."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     from voedger.metrics.collector import VoedgerCollector
 
+    registry = CollectorRegistry()
+    registry.register(VoedgerCollector(vvm, "vvm"))
+    lines = generate_latest(registry).decode().splitlines()
+    return float(next(ln for ln in lines if ln.startswith(f"{name}_total{{")).rsplit(" ", 1)[1])
+
+
+async def test_the_metric_counts_the_reads_served_here(cluster: list[Member]) -> None:
     (_owner, _), (other, other_url) = owner_of(cluster, APP, SHOP)
     async with httpx.AsyncClient(base_url=other_url, timeout=10) as to_other:
         r = await to_other.get(CDOCS, headers=alice(other))
         assert r.status_code == 200, r.text
-    registry = CollectorRegistry()
-    registry.register(VoedgerCollector(other, "other"))
-    text = generate_latest(registry).decode()
-    line = next(ln for ln in text.splitlines() if ln.startswith("voedger_cluster_reads_here_total{"))
-    assert float(line.rsplit(" ", 1)[1]) == other.forwards.reads_here >= 1
+    assert counter(other, "voedger_cluster_reads_here") == other.forwards.reads_here >= 1

@@ -16,7 +16,7 @@ import pytest
 
 from tests.inproc_cluster import Member, at_owners, inproc_cluster, owner_of
 from tests.n10n.conftest import APP, SHOP, SHOP_DIR, V1, make_workspaces
-from tests.router.test_cluster_reads import CDOCS, DOCS, alice, insert
+from tests.router.test_cluster_reads import CDOCS, DOCS, alice, counter, insert
 from voedger.router import cluster as routing
 from voedger.router.http_transport import HttpTransport
 
@@ -130,20 +130,9 @@ async def test_a_read_is_served_here_when_the_owner_is_gone_or_reads_are_served_
 
 
 async def test_the_metrics_count_reads_at_the_owner_and_failed_hops(cluster: list[Member]) -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from voedger.metrics.collector import VoedgerCollector
-
     (_owner, _), (other, other_url) = owner_of(cluster, APP, SHOP)
     async with httpx.AsyncClient(base_url=other_url, timeout=10) as to_other:
         r = await to_other.get(CDOCS, headers=alice(other))
         assert r.status_code == 200, r.text
-    registry = CollectorRegistry()
-    registry.register(VoedgerCollector(other, "other"))
-    lines = generate_latest(registry).decode().splitlines()
-
-    def value(name: str) -> float:
-        return float(next(ln for ln in lines if ln.startswith(f"{name}_total{{")).rsplit(" ", 1)[1])
-
-    assert value("voedger_cluster_reads_at_owner") == other.forwards.reads_at_owner >= 1
-    assert value("voedger_cluster_read_hops_failed") == other.forwards.read_hops_failed == 0
+    assert counter(other, "voedger_cluster_reads_at_owner") == other.forwards.reads_at_owner >= 1
+    assert counter(other, "voedger_cluster_read_hops_failed") == other.forwards.read_hops_failed == 0

@@ -44,6 +44,7 @@ from voedger.processors.command import ERR_WS_NOT_INITED, WS_DESCRIPTOR, check_a
 from voedger.processors.cuds import parse_object
 from voedger.processors.identity import resolve_principal
 from voedger.processors.principal import Principal
+from voedger.processors.readcache import ReadCache
 from voedger.processors.rows import (
     Row,
     any_record,
@@ -146,8 +147,9 @@ class QueryProcessor:
 
     async def execute_v1(self, req: QueryRequest) -> dict[str, Any]:
         """``{"sections":[{"type":"","elements":[...]}]}``, or ``{}`` when nothing is answered."""
-        reader = self._reader(req.wsid)
-        ws = await self._workspace(reader, req)
+        cache = self._cache(req.wsid)
+        reader = self._reader(cache)
+        ws = await self._workspace(reader, req, cache)
         query = self._query(ws, req.name)
         self._authorize(ws, req.principal, OperationKind.Execute, query.qname)
         self._limit(req, query.qname)
@@ -183,8 +185,9 @@ class QueryProcessor:
 
     async def execute_v2(self, req: QueryRequest) -> dict[str, Any]:
         """``{"results":[...]}``; for ``docs`` the record itself."""
-        reader = self._reader(req.wsid)
-        ws = await self._workspace(reader, req)
+        cache = self._cache(req.wsid)
+        reader = self._reader(cache)
+        ws = await self._workspace(reader, req, cache)
         handler = {
             ApiPath.QUERIES: self._v2_query,
             ApiPath.VIEWS: self._v2_view,
@@ -324,27 +327,29 @@ class QueryProcessor:
         """A caller may subscribe to changes of ``entity`` in the workspace when it may select
         from it there (the workspace initialised and active, as for a read); SysError if not."""
         req = QueryRequest(wsid, entity, caller, api_v2=True, path=ApiPath.VIEWS)
-        ws = await self._workspace(Pending(self.runtime.storage), req)
+        ws = await self._workspace(Pending(self.runtime.storage), req, self._cache(wsid))
         if ws.type(entity) is None:
             raise SysError(400, f"{entity} is not defined in {ws}")
         self._authorize(ws, req.principal, OperationKind.Select, entity)
 
     # --- the common pipeline ---------------------------------------------------------------------
 
-    def _reader(self, wsid: int) -> Pending:
-        """What a read of the workspace reads through: storage, and the rows kept of it where this
-        process writes the workspace (``structs/rowcache.py``)."""
-        runtime = self.runtime
-        if runtime.read_cache is not None and runtime.read_cache(wsid) is not None:
-            return Pending(CachedRows(runtime.storage, runtime.rows))
-        return Pending(runtime.storage)
+    def _cache(self, wsid: int) -> ReadCache | None:
+        """The read cache of the workspace's partition where this process writes it, else None."""
+        read_cache = self.runtime.read_cache
+        return read_cache(wsid) if read_cache is not None else None
 
-    async def _workspace(self, reader: Pending, req: QueryRequest) -> Workspace:
-        """The kind of the request's workspace, from its descriptor, as the command processor
-        finds it, and the caller's principal there; kept in the partition's read cache where
-        this process writes the workspace (``processors/readcache.py``)."""
+    def _reader(self, cache: ReadCache | None) -> Pending:
+        """What a read of a workspace reads through: storage, and the rows kept of it where this
+        process writes the workspace (``cache``, its partition's; ``structs/rowcache.py``)."""
         runtime = self.runtime
-        cache = runtime.read_cache(req.wsid) if runtime.read_cache is not None else None
+        return Pending(CachedRows(runtime.storage, runtime.rows) if cache is not None else runtime.storage)
+
+    async def _workspace(self, reader: Pending, req: QueryRequest, cache: ReadCache | None) -> Workspace:
+        """The kind of the request's workspace, from its descriptor, as the command processor
+        finds it, and the caller's principal there; kept in the partition's read cache
+        (``cache``) where this process writes the workspace (``processors/readcache.py``)."""
+        runtime = self.runtime
         caller = req.caller = req.principal
         known = cache.get(req.wsid) if cache is not None else None
         if known is None:
@@ -368,19 +373,14 @@ class QueryProcessor:
         check_active(known.descriptor, principal)
         return known.kind
 
-    def _limit(self, req: QueryRequest, query: QName) -> None:
+    def _limit(self, req: QueryRequest, query: QName, *, reset: bool = False) -> None:
+        """Take this call of ``query`` from the caller's limits (429 when over one); with
+        ``reset``, forget instead what its earlier calls took from the same buckets."""
         limiter = self.runtime.limiter
         if limiter is not None and not req.principal.is_system:
+            act = limiter.reset if reset else limiter.check
             partition = partition_of(req.wsid, self.runtime.num_partitions)
-            limiter.check(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
-
-    def _reset_limit(self, req: QueryRequest, query: QName) -> None:
-        """Forget what the caller's earlier calls of ``query`` took from its limits (the buckets
-        ``_limit`` drew from)."""
-        limiter = self.runtime.limiter
-        if limiter is not None and not req.principal.is_system:
-            partition = partition_of(req.wsid, self.runtime.num_partitions)
-            limiter.reset(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
+            act(query, partition=partition, wsid=req.wsid, login=req.principal.login, ip=req.ip)
 
     def _query(self, ws: Workspace, name: QName) -> Query:
         q = ws.type(name)
@@ -476,7 +476,7 @@ class QueryProcessor:
                 _principal_context(req),
                 req.ip,
                 host,
-                reset_limit=lambda: self._reset_limit(req, query.qname),
+                reset_limit=lambda: self._limit(req, query.qname, reset=True),
             ),
         )
         intents = Intents(access)
