@@ -77,6 +77,37 @@ async def test_catches_up_from_zero_then_follows(shop: Shop) -> None:
         await acts.stop()
 
 
+async def test_an_idle_actualizer_polls_without_reading_storage(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partition knows where its durable log ends: a follower that has handled it all
+    polls for nothing, and still finds what comes next."""
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, FAST)
+    await acts.start()
+    try:
+        await acts.wait_idle()
+        reads = 0
+        real_read = MemAppStorage.read
+
+        def counted(self: MemAppStorage, *args: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return real_read(self, *args)
+
+        monkeypatch.setattr(MemAppStorage, "read", counted)
+        await asyncio.sleep(FAST.poll_interval * 4)  # each actualizer polls about four times
+        assert reads == 0
+        later = await order(shop, item)
+        await acts.wait_for(acts.partition_of(WS), later, projector=ORDER_LOG)
+        assert await logged(shop, item) == [later]
+        # After a recovery (a failed write: storage is the truth) the log is read again.
+        part = shop.partition(WS)
+        await part.recover()
+        assert part.recent_events(later + 1, 10) == [] and part.recent_events(later, 10) is None
+    finally:
+        await acts.stop()
+
+
 async def test_events_no_projector_wants_move_an_idle_actualizer_on_without_waking_it(shop: Shop) -> None:
     await shop.create_ws(WS)
     acts = Actualizers(with_impls(shop.runtime), shop.partitions, FAST)

@@ -128,6 +128,10 @@ class Partition:
         projectors read them without storage."""
         self.followers: set[Follower] = set()
         """The async actualizers following this partition's PLog; see ``_forget_handled``."""
+        self._durable_next: int | None = None
+        """The PLog offset after the last durable event, once the partition has recovered: no
+        other process writes its log then (the lease and the fence), so a follower that has
+        handled everything before it has nothing to read (``recent_events``)."""
         self._inflight: _Group | None = None
         self.committed = CommitSignal()
         """Notified after each durable group; async projectors wait on it for new PLog events."""
@@ -209,6 +213,7 @@ class Partition:
                 first,
             )
         self._group_start = self.next_plog
+        self._durable_next = self.next_plog
 
     def _reapply(self, event: Event, writes: Pending) -> None:
         """Write an event's effects again: the WLog entry, records and view rows it carries."""
@@ -224,10 +229,13 @@ class Partition:
     # --- requests ----------------------------------------------------------------------------
 
     def recent_events(self, first: int, count: int) -> list[Event] | None:
-        """Durable events from PLog offset ``first`` (at most ``count``), if still kept here."""
+        """Durable events from PLog offset ``first`` (at most ``count``), if still kept here;
+        none when ``first`` is past the last durable event (an idle follower's poll then costs
+        no storage read: 282 actualizers of three applications polled the log of an idle
+        process every second, most of a Cassandra core at RF 3)."""
         recent = self.recent
         if not recent or first < recent[0].plog_offset:
-            return None
+            return [] if first == self._durable_next else None
         start = first - recent[0].plog_offset
         return [recent[i] for i in range(start, min(start + count, len(recent)))]
 
@@ -441,6 +449,8 @@ class Partition:
             self.reads.drop(group.identities_changed)  # before any answer: see readcache.py
         self.groups += 1
         self._group_start = group.start
+        if group.events:
+            self._durable_next = group.events[-1].plog_offset + 1
         self.recent.extend(group.events)
         self._forget_handled()
         for job, result in group.done:
