@@ -23,8 +23,14 @@ from voedger.router.http_transport import HttpTransport
 
 @pytest.fixture
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Member]]:
-    async with inproc_cluster(monkeypatch, APP, SHOP_DIR) as members:
+    # A loaded test machine may take over the default second to answer a hop: only the test of
+    # a stalled owner shortens it.
+    async with inproc_cluster(monkeypatch, APP, SHOP_DIR, read_hop_seconds=10.0) as members:
         await at_owners(members, make_workspaces)
+        for vvm, _ in members:  # each knows every owner now, not at its next look at the leases
+            assert vvm.ownership is not None
+            for pid in range(vvm.app(APP).runtime.num_partitions):
+                assert await vvm.ownership.refresh((APP, pid)) is not None
         yield members
 
 
