@@ -52,8 +52,11 @@ async def test_load_kill_9_restart_and_check_on_sqlite(tmp_path: Path) -> None:
         load = s.new_load(LoadConfig(clients=8))
         running = asyncio.create_task(load.run(120.0))
         await asyncio.sleep(2.0)
-        # The kill is to cut requests in flight: on a busy machine the clients may all be between
-        # requests at a given moment, so it waits (polling, nothing else runs meanwhile) for two.
+        # The kill is to cut requests in flight. Requests seen pending a moment before a kill
+        # may still be answered (their answers already written), so the process is stopped
+        # first: answers already sent arrive, new requests wait on it; once two wait, kill -9.
+        s.harness.pause(p0, keep_routed=True)
+        await asyncio.sleep(0.3)
         deadline = asyncio.get_running_loop().time() + 10
         while sum(a.outcome == PENDING for a in s.history.attempts) < 2:
             assert asyncio.get_running_loop().time() < deadline, "the load sent nothing for 10 s"
