@@ -10,7 +10,9 @@ partition (its owner left), where commands get 503.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -24,10 +26,17 @@ DOCS = f"{V2}/workspaces/{SHOP}/docs/shop.Item"
 CDOCS = f"{V2}/workspaces/{SHOP}/cdocs/shop.Item"
 
 
+@asynccontextmanager
+async def shop_cluster(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> AsyncIterator[list[Member]]:
+    """Two processes serving the shop, its workspaces made; ``fields``: more ``ServerConfig``."""
+    async with inproc_cluster(monkeypatch, APP, SHOP_DIR, **fields) as members:
+        await at_owners(members, make_workspaces)
+        yield members
+
+
 @pytest.fixture
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Member]]:
-    async with inproc_cluster(monkeypatch, APP, SHOP_DIR, reads_at_owner=False) as members:
-        await at_owners(members, make_workspaces)
+    async with shop_cluster(monkeypatch, reads_at_owner=False) as members:
         yield members
 
 

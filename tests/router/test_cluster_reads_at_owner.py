@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.inproc_cluster import Member, at_owners, inproc_cluster, owner_of
-from tests.n10n.conftest import APP, SHOP, SHOP_DIR, V1, make_workspaces
-from tests.router.test_cluster_reads import CDOCS, DOCS, alice, counter, insert
+from tests.inproc_cluster import Member, owner_of
+from tests.n10n.conftest import APP, SHOP, V1
+from tests.router.test_cluster_reads import CDOCS, DOCS, alice, counter, insert, shop_cluster
 from voedger.router import cluster as routing
 from voedger.router.http_transport import HttpTransport
 
@@ -25,8 +25,7 @@ from voedger.router.http_transport import HttpTransport
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Member]]:
     # A loaded test machine may take over the default second to answer a hop: only the test of
     # a stalled owner shortens it.
-    async with inproc_cluster(monkeypatch, APP, SHOP_DIR, read_hop_seconds=10.0) as members:
-        await at_owners(members, make_workspaces)
+    async with shop_cluster(monkeypatch, read_hop_seconds=10.0) as members:
         for vvm, _ in members:  # each knows every owner now, not at its next look at the leases
             assert vvm.ownership is not None
             for pid in range(vvm.app(APP).runtime.num_partitions):
