@@ -192,10 +192,11 @@ async def test_documents_and_collections_read_again_see_every_acknowledged_chang
     item = await _new_item(env, "pen", 3)
     assert (await c.get(f"{V2}/docs/shop.Item/{item}", headers=env.alice)).json()["Price"] == 3
     assert await _names(env) == ["pen"]
-    hits = rows.hits
+    hits, answers = rows.hits, rows.result_hits
     assert (await c.get(f"{V2}/docs/shop.Item/{item}", headers=env.alice)).json()["Price"] == 3
     assert await _names(env) == ["pen"]
-    assert rows.hits >= hits + 2  # read from the cache, not from storage
+    assert rows.hits >= hits + 1  # the document read from the cache, not from storage
+    assert rows.result_hits == answers + 1  # the collection's answer kept whole
 
     r = await c.patch(f"{V2}/docs/shop.Item/{item}", json={"Price": 4}, headers=env.alice)
     assert r.status_code == 200, r.text
@@ -220,9 +221,75 @@ async def test_a_view_an_async_projector_writes_is_read_again_once_it_wrote(env:
     assert await _count(env) == 2
 
 
+async def _prices(env: Env, headers: dict[str, str] | None = None) -> dict[str, int]:
+    body = {"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name", "Price"]}]}
+    r = await env.client.post(f"{V1}/q.sys.Collection", json=body, headers=headers or env.alice)
+    assert r.status_code == 200, r.text
+    return {row[0][0][0]: row[0][0][1] for row in r.json()["sections"][0]["elements"]} if r.json() else {}
+
+
+async def test_a_kept_collection_answer_follows_every_change_of_what_it_read(env: Env) -> None:
+    c = env.client
+    rows = env.vvm.app(APP).runtime.rows
+    assert await _prices(env) == {}
+    pen = await _new_item(env, "pen", 3)
+    assert await _prices(env) == {"pen": 3}
+    kept = rows.result_hits
+    assert await _prices(env) == {"pen": 3}
+    assert rows.result_hits == kept + 1
+    r = await c.patch(f"{V2}/docs/shop.Item/{pen}", json={"Price": 4}, headers=env.alice)
+    assert r.status_code == 200, r.text
+    assert await _prices(env) == {"pen": 4}
+    await _new_item(env, "ink", 5)
+    assert await _prices(env) == {"pen": 4, "ink": 5}
+
+    # Another body is another answer; the same body in another field order is the same one.
+    one = {"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name"]}], "count": 1}
+    same = {"count": 1, "elements": [{"fields": ["Name"]}], "args": {"Schema": "shop.Item"}}
+    r = await c.post(f"{V1}/q.sys.Collection", json=one, headers=env.alice)
+    first = r.json()["sections"][0]["elements"]
+    assert len(first) == 1
+    kept = rows.result_hits
+    r = await c.post(f"{V1}/q.sys.Collection", json=same, headers=env.alice)
+    assert r.json()["sections"][0]["elements"] == first
+    assert rows.result_hits == kept + 1
+
+    # The caller's rights are checked on every read, kept answer or not.
+    r = await c.post(f"{V1}/q.sys.Collection", json=one, headers=env.bob)
+    assert r.status_code == 403, r.text
+
+
+async def test_a_kept_answer_follows_the_records_its_references_read(env: Env) -> None:
+    """A Collection that enriches a reference reads the referenced record: its change is seen."""
+    c = env.client
+    item = {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "pen", "Code": "p"}
+    barcode = {"sys.ID": 2, "sys.ParentID": 1, "sys.QName": "shop.Barcode", "sys.Container": "Barcodes", "Code": "b"}
+    r = await c.post(f"{V1}/c.sys.CUD", json={"cuds": [{"fields": item}, {"fields": barcode}]}, headers=env.alice)
+    assert r.status_code == 200, r.text
+    pen = int(r.json()["NewIDs"]["1"])
+    body = {
+        "args": {"Schema": "shop.Item"},
+        "elements": [{"path": "Barcodes", "fields": ["Code"], "refs": [["sys.ParentID", "Name"]]}],
+    }
+
+    async def enriched() -> list[object]:
+        r = await c.post(f"{V1}/q.sys.Collection", json=body, headers=env.alice)
+        assert r.status_code == 200, r.text
+        return [cells for cells in r.json()["sections"][0]["elements"][0][0]]
+
+    assert await enriched() == [["b", "pen"]]
+    kept = env.vvm.app(APP).runtime.rows.result_hits
+    assert await enriched() == [["b", "pen"]]
+    assert env.vvm.app(APP).runtime.rows.result_hits == kept + 1
+    r = await c.patch(f"{V2}/docs/shop.Item/{pen}", json={"Name": "quill"}, headers=env.alice)
+    assert r.status_code == 200, r.text
+    assert await enriched() == [["b", "quill"]]
+
+
 async def test_each_writer_reads_its_own_writes_while_others_read(env: Env) -> None:
     c = env.client
-    items = [await _new_item(env, f"i{n}", 0) for n in range(8)]
+    # Six writers and three readers: at most nine reads at once, under a workspace's ten.
+    items = [await _new_item(env, f"i{n}", 0) for n in range(6)]
     stop = asyncio.Event()
 
     async def reader() -> None:
@@ -238,8 +305,10 @@ async def test_each_writer_reads_its_own_writes_while_others_read(env: Env) -> N
             assert r.status_code == 200, r.text
             r = await c.get(f"{V2}/docs/shop.Item/{item}", headers=env.alice)
             assert r.json()["Price"] == price, (item, price, r.text)
+            name = r.json()["Name"]
+            assert (await _prices(env))[name] == price, (item, price)  # the collection too
 
-    readers = [asyncio.create_task(reader()) for _ in range(4)]
+    readers = [asyncio.create_task(reader()) for _ in range(3)]
     try:
         await asyncio.gather(*(writer(item) for item in items))
     finally:

@@ -92,3 +92,52 @@ def test_remembering_too_many_writes_refuses_older_reads() -> None:
     assert not cache.has(b"other", b"")
     cache.keep_value(b"other", b"", b"v", cache.generation)
     assert cache.has(b"other", b"")
+
+
+# --- results computed from rows ----------------------------------------------------------------
+
+
+async def test_a_result_is_kept_until_a_row_it_read_is_written() -> None:
+    storage = MemAppStorage(SYSTEM_CLOCK)
+    cache = RowCache()
+    await storage.put_batch([(b"a", b"1", b"one"), (b"b", b"1", b"bee"), (b"c", b"1", b"sea")])
+    rows = CachedRows(storage, cache)
+    rows.read_keys = set()
+    reader = Pending(rows)
+    seen = cache.generation
+    found = [await reader.get(b"a", b"1"), *[v for _, v in await _range(reader, b"b")]]
+    assert rows.read_keys == {b"a", b"b"}
+    cache.keep_result("q", found, 16, rows.read_keys, seen)
+    assert cache.result("q") == [b"one", b"bee"]
+    cache.written([b"c"])  # another partition key: kept
+    assert cache.result("q") == [b"one", b"bee"]
+    cache.written([b"b"])  # one it read: dropped
+    assert cache.result("q") is None
+    assert (cache.result_hits, cache.result_misses) == (2, 1)
+
+    seen = cache.generation
+    cache.keep_result("q", found, 16, [b"a"], seen)
+    cache.clear()  # a recovery
+    assert cache.result("q") is None
+
+
+def test_a_result_read_while_a_row_of_it_was_written_is_not_kept() -> None:
+    cache = RowCache()
+    seen = cache.generation  # the read begins ...
+    cache.written([b"a"])  # ... a write of one of its rows begins or ends meanwhile
+    cache.keep_result("q", "stale", 8, [b"a", b"b"], seen)
+    assert cache.result("q") is None
+    cache.keep_result("r", "fresh", 8, [b"b"], seen)  # rows nobody wrote: kept
+    assert cache.result("r") == "fresh"
+    cache.keep_result("s", "from nothing", 8, [], cache.generation)  # no write would drop it
+    assert cache.result("s") is None
+
+
+def test_results_count_towards_the_bound() -> None:
+    cache = RowCache(max_bytes=1000)
+    cache.keep_result("big", "x", 600, [b"a"], cache.generation)
+    assert cache.result("big") == "x"
+    cache.keep_result("bigger", "y", 600, [b"b"], cache.generation)  # over the bound: starts over
+    assert cache.result("big") is None and cache.result("bigger") == "y"
+    cache.written([b"a"])  # the dropped result's key is forgotten too: nothing left to drop
+    assert cache.result("bigger") == "y"

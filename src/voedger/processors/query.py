@@ -73,6 +73,11 @@ from voedger.syserror import SysError
 
 SYS_RAW = QName("sys", "Raw")
 SQL_QUERY = QName("sys", "SqlQuery")
+ANSWERS_KEPT = frozenset({QName("sys", "Collection")})
+"""API v1 queries whose answer is kept where the workspace is written (``structs/rowcache.py``,
+results), keyed by workspace and body: their answer is a function of the body and of the rows
+they read alone (no caller, time, address or other application in it; a platform query, so no
+ACL inside it either: the caller's rights are checked before, on every read)."""
 READABLE_KINDS = frozenset(
     {TypeKind.CDoc, TypeKind.WDoc, TypeKind.ODoc, TypeKind.CRecord, TypeKind.WRecord, TypeKind.ORecord}
 )
@@ -106,6 +111,41 @@ class QueryRequest:
     """The client's address, for rates per IP."""
     caller: Any = None
     """The caller before resolution (the validated token), kept for sys.RefreshPrincipalToken."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A kept answer, and the application definition it was computed with (a redeployed
+    application answers anew)."""
+
+    app: AppDef
+    answer: dict[str, Any]
+
+
+class _KeptAnswer:
+    """A query's answer found kept (``answer``), or the means to keep the one being computed."""
+
+    __slots__ = ("_generation", "_key", "_processor", "_rows", "answer")
+
+    def __init__(
+        self, processor: QueryProcessor, key: tuple[int, QName, bytes], rows: CachedRows, answer: dict[str, Any] | None
+    ) -> None:
+        self._processor = processor
+        self._key = key
+        self._rows = rows
+        self._generation = processor.runtime.rows.generation
+        self.answer = answer
+
+    def keep(self, answer: dict[str, Any]) -> None:
+        """Keep ``answer``, unless a row it was computed from was written meanwhile. It is
+        shared by the reads that find it: nothing downstream changes an answer (it is serialized)."""
+        read = self._rows.read_keys
+        self._rows.read_keys = None
+        if read is None:
+            return
+        p = self._processor
+        size = len(orjson.dumps(answer))
+        p.runtime.rows.keep_result(self._key, _Answer(p.app, answer), size, read, self._generation)
 
 
 class FailedAfterResults(SysError):
@@ -164,6 +204,9 @@ class QueryProcessor:
             for e in params.elements:
                 if e.type is not None:
                     self._authorize(ws, req.principal, OperationKind.Select, e.type.qname, e.fields)
+        kept = self._kept_answer(reader, req, query, body)
+        if kept is not None and kept.answer is not None:
+            return kept.answer
         rows = query_v1.RowsProcessor(self.app, params, self._reader_of(reader, req.wsid), self.stages)
         failed: FailedAfterResults | None = None
         try:
@@ -179,7 +222,25 @@ class QueryProcessor:
             return {**answer, **failed.v1_fields()}
         if result is None:
             return {}
-        return await rows.sections(objects)
+        answer = await rows.sections(objects)
+        if kept is not None:
+            kept.keep(answer)
+        return answer
+
+    def _kept_answer(
+        self, reader: Pending, req: QueryRequest, query: Query, body: dict[str, Any]
+    ) -> _KeptAnswer | None:
+        """For a query of ``ANSWERS_KEPT`` read where the workspace is written: its kept answer,
+        or what keeps the answer about to be computed (the reader records what it reads)."""
+        rows = reader.base
+        if query.qname not in ANSWERS_KEPT or not isinstance(rows, CachedRows):
+            return None
+        key = (req.wsid, query.qname, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        found = self.runtime.rows.result(key)
+        if isinstance(found, _Answer) and found.app is self.app:
+            return _KeptAnswer(self, key, rows, found.answer)
+        rows.read_keys = set()
+        return _KeptAnswer(self, key, rows, None)
 
     # --- API v2 ---------------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ Why a read never gets a value older than one acknowledged before it started:
 - ``clear`` (a partition recovering from storage, taking over from another process) empties
   the cache and refuses what reads begun before it would keep.
 
+Beside rows it keeps *results*: what a read computed from rows (a query's answer), with the
+partition keys of every row it read. The same rules keep them fresh: a result is kept only if
+none of those keys was written since the read began, and a write of any of them drops it.
+
 A partition this process does not own, or owns on a lease that may have lapsed, is never read
 through the cache (its rows may be written elsewhere); when it is taken (again), it recovers,
 which clears the cache.
@@ -29,7 +33,7 @@ which clears the cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 
 from voedger.storage import AppStorage, BatchItem
 from voedger.structs.pending import Pending
@@ -62,6 +66,9 @@ class RowCache:
 
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._entries: dict[bytes, _Entries] = {}
+        self._results: dict[Hashable, object] = {}
+        self._dependents: dict[bytes, set[Hashable]] = {}
+        """Partition key -> the keys of the results read from it."""
         self._touched: dict[bytes, int] = {}
         self._floor = 0
         self.generation = 0
@@ -71,6 +78,8 @@ class RowCache:
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
+        self.result_hits = 0
+        self.result_misses = 0
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -109,6 +118,30 @@ class RowCache:
         self._count(len(p_key) + len(start) + len(finish) + sum(len(c) + len(v) + _ENTRY_OVERHEAD for c, v in rows))
         self._entries_of(p_key).ranges[(start, finish)] = rows
 
+    def result(self, key: Hashable) -> object | None:
+        """The result kept under ``key``, or None."""
+        value = self._results.get(key)
+        if value is None:
+            self.result_misses += 1
+        else:
+            self.result_hits += 1
+        return value
+
+    def keep_result(self, key: Hashable, value: object, size: int, p_keys: Iterable[bytes], generation: int) -> None:
+        """A result (about ``size`` bytes) computed from rows of ``p_keys`` only, by a read
+        begun when the cache was at ``generation``. A result that read no row is not kept:
+        no write would ever drop it."""
+        keys = set(p_keys)
+        if not keys or not all(self._may_keep(p_key, generation) for p_key in keys):
+            return
+        self._count(size + _ENTRY_OVERHEAD * len(keys))
+        self._results[key] = value
+        for p_key in keys:
+            dependents = self._dependents.get(p_key)
+            if dependents is None:
+                dependents = self._dependents[p_key] = set()
+            dependents.add(key)
+
     def _may_keep(self, p_key: bytes, generation: int) -> bool:
         return generation >= self._floor and self._touched.get(p_key, 0) <= generation
 
@@ -124,6 +157,8 @@ class RowCache:
         size += _ENTRY_OVERHEAD
         if self.size + size > self.max_bytes:
             self._entries.clear()
+            self._results.clear()
+            self._dependents.clear()
             self.size = 0
         self.size += size
 
@@ -136,9 +171,14 @@ class RowCache:
         generation = self.generation
         touched = self._touched
         entries = self._entries
+        results = self._results
+        dependents = self._dependents
         for p_key in p_keys:
             touched[p_key] = generation
             entries.pop(p_key, None)  # its bytes stay counted until the cache starts over
+            if dependents:
+                for key in dependents.pop(p_key, ()):
+                    results.pop(key, None)
         if len(touched) > MAX_TOUCHED:
             touched.clear()
             self._floor = generation
@@ -148,6 +188,8 @@ class RowCache:
         self.generation += 1
         self._floor = self.generation
         self._entries.clear()
+        self._results.clear()
+        self._dependents.clear()
         self._touched.clear()
         self.size = 0
 
@@ -176,13 +218,18 @@ async def write_rows(
 class CachedRows(Pending):
     """A reader of storage through a ``RowCache``: wrap it in a ``Pending`` as a query's reader."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "read_keys")
 
     def __init__(self, storage: AppStorage, cache: RowCache) -> None:
         super().__init__(storage)
         self._cache = cache
+        self.read_keys: set[bytes] | None = None
+        """When a set: every partition key read through this reader is added to it (what a
+        result computed from the reads depends on)."""
 
     async def get(self, p_key: bytes, c_col: bytes) -> bytes | None:
+        if self.read_keys is not None:
+            self.read_keys.add(p_key)
         cache = self._cache
         if cache.has(p_key, c_col):
             return cache.value(p_key, c_col)
@@ -192,6 +239,8 @@ class CachedRows(Pending):
         return value
 
     def read(self, p_key: bytes, start: bytes = b"", finish: bytes = b"") -> AsyncIterator[tuple[bytes, bytes]]:
+        if self.read_keys is not None:
+            self.read_keys.add(p_key)
         cache = self._cache
         rows = cache.range(p_key, start, finish)
         if rows is not None:
