@@ -70,6 +70,7 @@ from voedger.structs.values import ValidationError
 from voedger.structs.views import read_rows
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
+from voedger.trim import trimmed
 
 SYS_RAW = QName("sys", "Raw")
 SQL_QUERY = QName("sys", "SqlQuery")
@@ -115,11 +116,12 @@ class QueryRequest:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """A kept answer, and the application definition it was computed with (a redeployed
-    application answers anew)."""
+    """A kept answer, serialized (a few µs to decode: each read gets objects of its own, and
+    the bytes are what the cache's bound counts), and the application definition it was
+    computed with (a redeployed application answers anew)."""
 
     app: AppDef
-    answer: dict[str, Any]
+    raw: bytes
 
 
 class _KeptAnswer:
@@ -137,15 +139,15 @@ class _KeptAnswer:
         self.answer = answer
 
     def keep(self, answer: dict[str, Any]) -> None:
-        """Keep ``answer``, unless a row it was computed from was written meanwhile. It is
-        shared by the reads that find it: nothing downstream changes an answer (it is serialized)."""
+        """Keep ``answer``, unless a row it was computed from was written meanwhile."""
         read = self._rows.read_keys
         self._rows.read_keys = None
         if read is None:
             return
         p = self._processor
-        size = len(orjson.dumps(answer))
-        p.runtime.rows.keep_result(self._key, _Answer(p.app, answer), size, read, self._generation)
+        raw = trimmed(orjson.dumps(answer))
+        size = len(raw) + len(self._key[2])
+        p.runtime.rows.keep_result(self._key, _Answer(p.app, raw), size, read, self._generation)
 
 
 class FailedAfterResults(SysError):
@@ -235,10 +237,10 @@ class QueryProcessor:
         rows = reader.base
         if query.qname not in ANSWERS_KEPT or not isinstance(rows, CachedRows):
             return None
-        key = (req.wsid, query.qname, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        key = (req.wsid, query.qname, trimmed(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)))
         found = self.runtime.rows.result(key)
         if isinstance(found, _Answer) and found.app is self.app:
-            return _KeptAnswer(self, key, rows, found.answer)
+            return _KeptAnswer(self, key, rows, orjson.loads(found.raw))
         rows.read_keys = set()
         return _KeptAnswer(self, key, rows, None)
 
