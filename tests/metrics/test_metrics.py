@@ -140,3 +140,29 @@ async def test_partitions_owned_and_the_cluster_view(vvm: VVM) -> None:
         assert view["cluster"] is False
         owned = sorted(p["partition"] for p in view["partitions"] if p["app"] == "test/shop")
         assert owned == list(range(shop))
+
+
+async def test_reads_served_from_what_is_kept_are_counted(vvm: VVM) -> None:
+    api, metrics = client_of(build_app(vvm, {1: LocalTransport(vvm)})), client_of(metrics_app(vvm, "node-1"))
+    async with api, metrics:
+        shop = new_wsid(1, 200_001)
+        await make_shop_ws(api, vvm, shop)
+        reply = await api.post(f"/api/test/shop/{shop}/c.sys.CUD", json=ITEM)
+        assert reply.status_code == 200
+        item = reply.json()["NewIDs"]["1"]
+        before = await scrape(metrics)
+        collection = {"args": {"Schema": "shop.Item"}, "elements": [{"fields": ["Name"]}]}
+        for _ in range(3):
+            reply = await api.post(f"/api/test/shop/{shop}/q.sys.Collection", json=collection)
+            assert reply.status_code == 200
+            reply = await api.get(f"/api/v2/apps/test/shop/workspaces/{shop}/docs/shop.Item/{item}")
+            assert reply.status_code == 200
+        after = await scrape(metrics)
+
+    def grew(name: str) -> float:
+        return value(after, name, SHOP) - value(before, name, SHOP)
+
+    assert grew("voedger_qp_kept_answers_misses_total") == 1  # the first Collection computed ...
+    assert grew("voedger_qp_kept_answers_hits_total") == 2  # ... and kept
+    assert grew("voedger_qp_kept_rows_hits_total") >= 2  # the document, after its first read
+    assert value(after, "voedger_qp_kept_bytes", SHOP) > 0

@@ -171,6 +171,21 @@ APP_PROCESSORS = Board(
                     ),
                     unit="s",
                 ),
+                _p(
+                    "Reads served from what is kept",
+                    "Share of storage reads of rows served from the rows kept where the workspace is written,"
+                    " and of q.sys.Collection answers served kept (structs/rowcache.py).",
+                    *tuple(
+                        (
+                            f"sum(rate(voedger_qp_kept_{kind}_hits_total{{{SEL}}}[{RATE}]))"
+                            f" / (sum(rate(voedger_qp_kept_{kind}_hits_total{{{SEL}}}[{RATE}]))"
+                            f" + sum(rate(voedger_qp_kept_{kind}_misses_total{{{SEL}}}[{RATE}])))",
+                            kind,
+                        )
+                        for kind in ("rows", "answers")
+                    ),
+                    unit="percentunit",
+                ),
             ),
         ),
         (
