@@ -137,10 +137,7 @@ class RowCache:
         self._count(size + _ENTRY_OVERHEAD * len(keys))
         self._results[key] = value
         for p_key in keys:
-            dependents = self._dependents.get(p_key)
-            if dependents is None:
-                dependents = self._dependents[p_key] = set()
-            dependents.add(key)
+            self._dependents.setdefault(p_key, set()).add(key)
 
     def _may_keep(self, p_key: bytes, generation: int) -> bool:
         return generation >= self._floor and self._touched.get(p_key, 0) <= generation
@@ -156,11 +153,15 @@ class RowCache:
         (what is dropped is read from storage again)."""
         size += _ENTRY_OVERHEAD
         if self.size + size > self.max_bytes:
-            self._entries.clear()
-            self._results.clear()
-            self._dependents.clear()
-            self.size = 0
+            self._empty()
         self.size += size
+
+    def _empty(self) -> None:
+        """Forget every row and result kept (their writes' marks stay)."""
+        self._entries.clear()
+        self._results.clear()
+        self._dependents.clear()
+        self.size = 0
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -187,11 +188,8 @@ class RowCache:
         """Forget everything, and keep nothing a read begun before now finds."""
         self.generation += 1
         self._floor = self.generation
-        self._entries.clear()
-        self._results.clear()
-        self._dependents.clear()
+        self._empty()
         self._touched.clear()
-        self.size = 0
 
     def __len__(self) -> int:
         return sum(len(e.gets) + len(e.ranges) for e in self._entries.values())
