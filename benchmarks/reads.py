@@ -12,8 +12,10 @@ projector's view ``shop.ItemCount`` to count them, then loads each scenario with
 the server process over the scenario, all threads, from /proc), the server's peak RSS, and the
 load average of the machine before and after the scenario (the load generator shares the cores,
 and so does whatever else runs on the machine: read CPU per read first, it depends least on them),
-and the share of the scenario's time the server's event loop spent runnable but waiting for a
-core (from /proc/<pid>/schedstat: how much the machine's load held the server back).
+the share of the scenario's time the server's event loop spent runnable but waiting for a
+core (from /proc/<pid>/schedstat: how much the machine's load held the server back), and the
+loop's stalls: how many of its lag probe's wake-ups (one every 50 ms) came more than 50 ms and
+more than 100 ms late (``voedger_event_loop_lag_seconds`` from its metrics port).
 
 ``--processes N`` on SQLite starts ``voedger server --processes N``: the writer and N-1 reader
 processes share the port. On Cassandra it starts N ``voedger server`` processes of one cluster
@@ -35,11 +37,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,6 +78,7 @@ class Row:
     load_before: float
     load_after: float
     loop_waiting: float
+    stalls: tuple[int, int]
     note: str
     rss_each: str = ""
 
@@ -81,7 +86,7 @@ class Row:
         return (
             f"| {self.scenario} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.cpu_us:.0f} "
             f"| {self.rss_each or f'{self.rss_mib:.0f}'} | {self.load_before:.1f} / {self.load_after:.1f} "
-            f"| {self.loop_waiting:.0f} % |"
+            f"| {self.loop_waiting:.0f} % | {self.stalls[0]} / {self.stalls[1]} |"
             f"{self.note}"
         )
 
@@ -148,21 +153,41 @@ async def fill(port: int, wsids: list[int]) -> list[str]:
     return docs
 
 
+def loop_stalls(metrics_port: int) -> tuple[int, int]:
+    """The server's event-loop lag probe so far: its wake-ups over 50 ms late, over 100 ms late."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    buckets: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "voedger_event_loop_lag_seconds_bucket":
+                buckets[sample.labels["le"]] = sample.value
+    total = buckets["+Inf"]
+    return int(total - buckets["0.05"]), int(total - buckets["0.1"])
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
 
 
 def run_scenario(
-    name: str, ports: list[int], pids: list[int], wsids: list[int], docs: list[str], args: argparse.Namespace
+    name: str,
+    ports: list[int],
+    pids: list[int],
+    wsids: list[int],
+    docs: list[str],
+    args: argparse.Namespace,
+    metrics_port: int,
 ) -> Row:
     """One scenario against the servers at ``ports`` (their processes ``pids``, the first one's
-    event loop watched)."""
+    event loop watched, its metrics at ``metrics_port``)."""
     v2 = "/api/v2/apps/test/shop/workspaces/WSID"
     load_before = load_average()
     pid = pids[0]
     cpu0 = sum(cpu_seconds(p) for p in pids)
     sched0 = loop_schedstat(pid)
+    stalls0 = loop_stalls(metrics_port)
     common = {"clients": args.clients, "seconds": args.seconds, "headers": AUTH_HEADER}
     if name == "collection":
         label = "q.sys.Collection of 10 documents"
@@ -175,6 +200,7 @@ def run_scenario(
         r = wrk.run_spread(ports, f"{v2}/views/shop.ItemCount{VIEW_QUERY}", "", wsids, method="GET", **common)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
+    stalls = loop_stalls(metrics_port)
     note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
     note += f" (socket errors: {r.errors})" if r.errors else ""
     ok = r.requests - r.non_2xx
@@ -189,6 +215,7 @@ def run_scenario(
         load_before,
         load_average(),
         waiting / r.seconds * 100,
+        (stalls[0] - stalls0[0], stalls[1] - stalls0[1]),
         note,
         " + ".join(f"{x:.0f}" for x in rss) if len(rss) > 1 else "",
     )
@@ -229,11 +256,14 @@ async def main() -> None:
             suffix = uuid.uuid4().hex[:5]
             cmd += ["--storage", f"cassandra://{args.cassandra}/?replication=1&keyspace_suffix={suffix}"]
         ports = [free_port() for _ in range(args.processes if cluster else 1)]
+        metrics_port = free_port()
         internal = consecutive_free_ports(args.processes) if args.processes > 1 and not cluster else 0
         procs: list[subprocess.Popen[bytes]] = []
         try:
             for i, port in enumerate(ports):
                 own = [*cmd, "--data-dir", f"{tmp}/{i}", "--port", str(port)]
+                if i == 0:
+                    own += ["--metrics-port", str(metrics_port)]
                 if cluster:
                     own += ["--advertise", f"http://127.0.0.1:{port}", "--cluster-reads", args.cluster_reads]
                 elif internal:
@@ -257,7 +287,7 @@ async def main() -> None:
                     seconds=1,
                     headers=AUTH_HEADER,
                 )
-                rows.append(run_scenario(name, ports, pids, wsids, docs, args))
+                rows.append(run_scenario(name, ports, pids, wsids, docs, args, metrics_port))
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -270,9 +300,9 @@ async def main() -> None:
     )
     print(
         "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "
-        "| loop waiting for a core |"
+        "| loop waiting for a core | loop stalls > 50 / > 100 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row.line())
 

@@ -157,3 +157,31 @@ def test_cql_probe() -> None:
         s.bind(("127.0.0.1", 0))
         free = int(s.getsockname()[1])
     assert not dc.cql_answers("127.0.0.1", free, timeout=1)
+
+
+def _peer(address: str, **missing: None) -> dict[str, object]:
+    row: dict[str, object] = {
+        "peer": address,
+        "rpc_address": address,
+        "host_id": f"host-{address}",
+        "data_center": "datacenter1",
+        "rack": "rack1",
+        "tokens": {"42"},
+    }
+    return {**row, **missing}
+
+
+def test_peers_count_as_the_drivers_count_them() -> None:
+    """A node must list every other node of the ring with a complete row; an incomplete row that
+    gossip left for a replaced node is passed over, a complete one of a stranger is not."""
+    ring = ["127.0.0.11", "127.0.0.12", "127.0.0.14"]
+    whole = [_peer("127.0.0.11"), _peer("127.0.0.12")]
+    assert dc.peer_problems("127.0.0.14", whole, ring) == []
+    leftover = [*whole, _peer("127.0.0.13", host_id=None, tokens=None)]
+    assert dc.peer_problems("127.0.0.14", leftover, ring) == []
+    stranger = [*whole, _peer("127.0.0.13")]
+    assert dc.peer_problems("127.0.0.14", stranger, ring) == [
+        "127.0.0.14 lists 127.0.0.13 among its peers, a node not in the ring"
+    ]
+    partial = [_peer("127.0.0.11"), _peer("127.0.0.12", tokens=set())]
+    assert dc.peer_problems("127.0.0.14", partial, ring) == ["127.0.0.14 does not list 127.0.0.12 among its peers"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -166,3 +167,33 @@ async def test_reads_served_from_what_is_kept_are_counted(vvm: VVM) -> None:
     assert grew("voedger_qp_kept_answers_hits_total") == 2  # ... and kept
     assert grew("voedger_qp_kept_rows_hits_total") >= 2  # the document, after its first read
     assert value(after, "voedger_qp_kept_bytes", SHOP) > 0
+
+
+async def test_a_stalled_event_loop_shows_in_its_lag(vvm: VVM) -> None:
+    """A loop turn that blocks for 0.2 s makes the probe's wake-up late by about that much: it
+    lands in the histogram's (0.1, 0.25] bucket and in the worst lag; quiet wake-ups do not."""
+    labels = {"vvm": "node-1"}
+
+    def late(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> tuple[float, float, float]:
+        """(wake-ups, those up to 0.1 s late, those up to 0.25 s late)."""
+        name = "voedger_event_loop_lag_seconds"
+        return (
+            value(samples, f"{name}_count", labels),
+            value(samples, f"{name}_bucket", {**labels, "le": "0.1"}),
+            value(samples, f"{name}_bucket", {**labels, "le": "0.25"}),
+        )
+
+    async with client_of(metrics_app(vvm, "node-1")) as metrics:
+        before = late(await scrape(metrics))
+        await asyncio.sleep(0.2)  # a few quiet wake-ups
+        quiet = late(await scrape(metrics))
+        assert quiet[0] - before[0] >= 2
+        assert quiet[0] - before[0] == quiet[1] - before[1] == quiet[2] - before[2]
+        time.sleep(0.2)  # the loop's turn blocks
+        await asyncio.sleep(0.12)
+        samples = await scrape(metrics)
+    stalled = late(samples)
+    assert stalled[0] - quiet[0] >= 2
+    assert stalled[0] - stalled[1] - (quiet[0] - quiet[1]) == 1  # one wake-up over 0.1 s late
+    assert stalled[2] - stalled[1] - (quiet[2] - quiet[1]) == 1  # and it came within 0.25 s
+    assert value(samples, "voedger_event_loop_lag_max_seconds", labels) > 0.1

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -532,12 +532,33 @@ def wait_for_cql(node: Node, deadline: float) -> None:
         time.sleep(0.5)
 
 
+PEER_COLUMNS = ("peer", "rpc_address", "host_id", "data_center", "rack", "tokens")
+"""What a row of ``system.peers`` needs to name a node of the ring (the drivers ask the same)."""
+
+
+def peer_problems(address: str, rows: Sequence[Mapping[str, object]], ring: Sequence[str]) -> list[str]:
+    """What is wrong with the peers the node at ``address`` lists (its ``system.peers`` rows,
+    ``PEER_COLUMNS``) when the ring is the nodes at ``ring``; empty when it lists every other one
+    and no stranger.
+
+    A row counts the way the drivers count it: with an address, a host ID, a data center, a rack
+    and tokens. Gossip can leave an incomplete row behind for a node that was removed or replaced
+    (a late state of the old node written after its row was deleted); the drivers pass it over, and
+    so does this check. A complete row of an address outside the ring is a problem: clients would
+    be told of a node that is not there."""
+    listed = {str(r["peer"]) for r in rows if all(r.get(c) for c in PEER_COLUMNS)}
+    others = {a for a in ring if a != address}
+    problems = [f"{address} does not list {a} among its peers" for a in sorted(others - listed)]
+    problems += [f"{address} lists {a} among its peers, a node not in the ring" for a in sorted(listed - others)]
+    return problems
+
+
 def ring_problems(nodes: Sequence[Node]) -> list[str]:
     """What keeps the cluster from serving QUORUM and ALL everywhere; empty when it is whole.
 
-    Each node, as coordinator, must list the other nodes as peers and read one partition of
-    ``system_distributed`` (replicated to all three nodes) at consistency ALL, which fails with
-    Unavailable while it still considers a peer down. The driver must also see every node up.
+    Each node, as coordinator, must list the other nodes as peers (``peer_problems``) and read
+    one partition of ``system_distributed`` (replicated to all three nodes) at consistency ALL,
+    which fails with Unavailable while it still considers a peer down. The driver must also see every node up.
     """
     from cassandra import ConsistencyLevel
     from cassandra.cluster import Cluster
@@ -566,9 +587,10 @@ def ring_problems(nodes: Sequence[Node]) -> list[str]:
             if host is None or not host.is_up:
                 problems.append(f"the driver does not see {node.address} up")
                 continue
-            peers = session.execute("SELECT peer FROM system.peers", host=host, timeout=5).all()
-            if len(peers) != len(nodes) - 1:
-                problems.append(f"{node.address} knows {len(peers)} peers, not {len(nodes) - 1}")
+            rows = session.execute(f"SELECT {', '.join(PEER_COLUMNS)} FROM system.peers", host=host, timeout=5)
+            wrong = peer_problems(node.address, [r._asdict() for r in rows], [n.address for n in nodes])
+            if wrong:
+                problems += wrong
                 continue
             session.execute(probe, host=host, timeout=10)
     except Exception as exc:  # any driver error means "not yet"; the caller retries until its deadline

@@ -4,7 +4,8 @@ Names and labels are Voedger's (``{app="owner/name",vvm="<host>"}``), so its Gra
 dashboards and alert rules work unchanged. Ours, in the same style: ``voedger_projectors_lag``
 (the PLog events the async projectors of an application have still to handle, summed over its
 partitions), the latency histograms (``voedger_cp_latency_seconds``, ``voedger_qp_latency_seconds``,
-``voedger_storage_write_latency_seconds``) from which PromQL computes p99, storage errors by kind,
+``voedger_storage_write_latency_seconds``) from which PromQL computes p99, how late the event
+loop runs (``voedger_event_loop_lag_seconds``), storage errors by kind,
 group commit size, partitions, jobs' next due run, HTTP requests by route family and status, and
 the ``voedger_cluster_*`` series of a process in a cluster.
 """
@@ -217,6 +218,7 @@ class VoedgerCollector(Collector):
         yield next_due
         yield last_success
         yield from self._http()
+        yield from self._loop()
         yield from self._n10n()
         yield from self._cluster()
 
@@ -238,6 +240,17 @@ class VoedgerCollector(Collector):
         )
         refusals.add_sample("voedger_http_refused_connections_total", labels, float(refused))
         yield refusals
+
+    def _loop(self) -> Iterator[Metric]:
+        """Ours: how late the process's event loop wakes what is due (every request waits that)."""
+        labels = {"vvm": self.vvm_name}
+        name = "voedger_event_loop_lag_seconds"
+        lag = Metric(name, "How late the event loop woke a task that slept: seconds past when it was due.", "histogram")
+        histogram_samples(lag, name, labels, self.vvm.loop_lag.tally)
+        yield lag
+        worst = Metric("voedger_event_loop_lag_max_seconds", "The latest wake-up since the process started.", "gauge")
+        worst.add_sample("voedger_event_loop_lag_max_seconds", labels, self.vvm.loop_lag.worst)
+        yield worst
 
     def _n10n(self) -> Iterator[Metric]:
         """Ours: notification channels and subscriptions held here (Voedger's broker counts them

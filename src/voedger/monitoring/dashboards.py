@@ -246,6 +246,17 @@ CLUSTER = Board(
                     unit="percentunit",
                 ),
                 _p(
+                    "Event loop lag",
+                    "How late each process's event loop woke its probe (every request waits that before its"
+                    " own work starts): the p99 of its wake-ups over the window, by process.",
+                    (
+                        "histogram_quantile(0.99, sum by (vvm, le) "
+                        f"(rate(voedger_event_loop_lag_seconds_bucket{{{VVM}}}[{RATE}])))",
+                        "p99 {{vvm}}",
+                    ),
+                    unit="s",
+                ),
+                _p(
                     "Memory per process",
                     "Resident memory.",
                     ('process_resident_memory_bytes{job="voedger"}', "{{instance}}"),

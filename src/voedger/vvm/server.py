@@ -65,6 +65,7 @@ from voedger.syserror import SysError
 from voedger.vvm.federation import HttpFederation, counted
 from voedger.vvm.image import AppImage, ImageError, load_image
 from voedger.vvm.leases import Key, Lease, LeaseStore
+from voedger.vvm.looplag import LoopLag
 from voedger.vvm.ownership import DEFAULT_TTL, Ownership
 from voedger.vvm.stats import FederationStats, ForwardStats, HttpStats, ProcessorStats
 from voedger.vvm.versions import SwapGate, Version, VersionStore, digest_of
@@ -209,6 +210,8 @@ class VVM:
         """Requests the router sent on to other processes of the cluster."""
         self.http = HttpStats()
         """Requests answered by the HTTP front, counted by ``router.access`` (if it wraps the app)."""
+        self.loop_lag = LoopLag()
+        """How late this process's event loop wakes what is due (``voedger_event_loop_lag_seconds``)."""
         self.peer_waker: Callable[[Sequence[str]], Awaitable[None]] | None = None
         """Set by the router: tells other processes to look at the leases now."""
         self.knows_cluster: Callable[[int], bool] = lambda cluster: cluster == self.config.cluster_id
@@ -225,6 +228,7 @@ class VVM:
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.loop_lag.start()
         reader = self.config.reader
         if reader:
             self.provider = open_storage(self.config.storage_url, self.config.clock, read_only=True)
@@ -622,6 +626,7 @@ class VVM:
         if self.provider is not None:
             await self.provider.close()
             self.provider = None
+        await self.loop_lag.stop()
 
     # --- requests ------------------------------------------------------------------------------
 
