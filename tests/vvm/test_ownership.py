@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import pytest
 
 from voedger.clock import SYSTEM_CLOCK
+from voedger.storage import StorageError
 from voedger.storage.mem import MemAppStorage
 from voedger.vvm.leases import Key, Lease, LeaseStore, Member, assign
 from voedger.vvm.ownership import Ownership
@@ -239,3 +241,41 @@ async def test_a_process_draining_slowly_stays_left_while_it_renews(
     assert took < 2.0
     await stopping
     assert {m.id for m in await c.store.members()} == {b.me.id, c.me.id}
+
+
+async def test_leases_are_renewed_every_two_ticks_and_a_failed_renewal_again_at_the_next(
+    cluster: tuple[MemAppStorage, Serving, list[Ownership]],
+) -> None:
+    """Each renewal is a Paxos round in storage: a lease is renewed every ``renew_every`` (two
+    ticks at a TTL of 6 s), not at every tick; one that fails is tried again at the next tick,
+    and the lease is kept."""
+    storage, serving, started = cluster
+    tick, ttl = 0.1, 6
+    o = await _start(storage, serving, started, "a", tick=tick, ttl=ttl)
+    assert o.renew_every == 2 * tick
+    await _until(lambda: len(serving.by_key) == len(KEYS), 5)
+    store = o.store
+    renew = store.renew
+    asked: list[tuple[float, Key]] = []
+    failing: set[Key] = set()
+
+    async def counted(lease: Lease, epoch: int | None = None) -> Lease | None:
+        asked.append((time.monotonic(), lease.key))
+        if lease.key in failing:
+            failing.discard(lease.key)
+            raise StorageError("timed out")
+        return await renew(lease, epoch)
+
+    store.renew = counted  # type: ignore[method-assign]
+    await asyncio.sleep(20 * tick)
+    per_key = Counter(k for _, k in asked)
+    assert set(per_key) == set(KEYS)
+    assert all(7 <= n <= 12 for n in per_key.values()), per_key  # about 10 in 20 ticks, not 20
+    key = KEYS[0]
+    failing.add(key)
+    asked.clear()
+    await asyncio.sleep(8 * tick)
+    times = [t for t, k in asked if k == key]
+    assert len(times) >= 4  # the failed one, then again a tick later, then every two ticks
+    assert times[1] - times[0] < 1.6 * tick, [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    assert serving.by_key[key] == "a" and not serving.lost

@@ -1,11 +1,12 @@
 """Which partitions this process owns: joining the cluster, taking a fair share of the
 partitions by lease, renewing, handing over gracefully, and letting go of what it lost.
 
-Every ``tick`` the process renews its membership and its leases, reads the members and the
-leases, computes where every partition belongs (``leases.assign``, the same answer in every
-process) and then releases the partitions that belong to another live member (graceful
-handover: the partition finishes what it accepted first) and acquires the free ones that belong
-to it (or that have been free for longer than a TTL, whoever they belong to).
+Every ``tick`` the process renews its membership and the leases due (every ``renew_every``,
+two ticks), reads the members and the leases, computes where every partition belongs
+(``leases.assign``, the same answer in every process) and then releases the partitions that
+belong to another live member (graceful handover: the partition finishes what it accepted first)
+and acquires the free ones that belong to it (or that have been free for longer than a TTL,
+whoever they belong to).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class Ownership:
         self.ttl = store.ttl
         self.tick = tick if tick is not None else min(1.0, self.ttl / 5)
         self.margin = min(max(1.0, self.ttl * 0.3), self.ttl / 2)
+        window = self.ttl - self.margin
+        self.renew_every = min(2 * self.tick, window / 2)
+        """Seconds between the renewals of a lease (each a Paxos round in storage): a lease is
+        renewed once less than ``window - renew_every`` of its validity is left, so a renewal
+        that fails is tried again at every tick until the lease is renewed or runs out."""
+        self._renew_below = window - self.renew_every + self.tick / 2
         self.me = Member(uuid.uuid4().hex[:12], address)
         self._member_deadline = Deadline()
         self.owned: dict[Key, _Owned] = {}
@@ -261,11 +268,13 @@ class Ownership:
                 raise result
 
     async def _renew_leases(self) -> None:
-        """Let go of the leases whose deadline passed; renew each other one in a task of its
-        own (each is its own storage partition), so that a slow renewal delays no other."""
+        """Let go of the leases whose deadline passed; renew each other one that is due in a task
+        of its own (each is its own storage partition), so that a slow renewal delays no other."""
         for key, owned in list(self.owned.items()):
             if not owned.deadline.valid():
                 await self._lose(key, "its lease may have run out")
+            elif owned.deadline.until - time.monotonic() >= self._renew_below:
+                continue  # renewed less than renew_every ago
             elif owned.renewing is None or owned.renewing.done():
                 owned.renewing = asyncio.create_task(self._renew(key, owned), name=f"renew-{key[0]}-{key[1]}")
 
