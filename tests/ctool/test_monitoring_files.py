@@ -73,7 +73,8 @@ def test_prometheus_config_scrapes_every_node_and_passes_promtool(tmp_path: Path
     (conf / "prometheus.yml").write_text(text)
     checked = tool("promtool", "check", "config", str(conf / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "22 rules found" in checked.stdout + checked.stderr
+    rules = sum(len(group["rules"]) for group in yaml.safe_load(RULES_FILE.read_text())["groups"])
+    assert rules >= 20 and f"{rules} rules found" in checked.stdout + checked.stderr  # promtool loaded them all
 
     config = yaml.safe_load(text)
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
