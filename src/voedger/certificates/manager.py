@@ -14,7 +14,6 @@ could not validate) is logged and the round is tried again after a delay that do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import ssl
@@ -26,6 +25,7 @@ from voedger.certificates.order import AcmeError, AcmeSettings, Order, covers, n
 from voedger.certificates.served import ServedCertificate
 from voedger.certificates.store import AcmeStore, StoredCertificate, utcnow
 from voedger.storage import AppStorage, StorageError
+from voedger.tasks import cancelled
 
 __all__ = ["RENEW_FRACTION", "CertificateManager"]
 
@@ -62,10 +62,7 @@ class CertificateManager:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     async def run(self, storage: AppStorage) -> None:
         store = AcmeStore(storage, self.settings.directory, self.settings.domains)

@@ -31,6 +31,7 @@ from voedger.router.wire import (
 )
 from voedger.storage import StorageError
 from voedger.syserror import SysError
+from voedger.tasks import cancelled
 
 __all__ = ["DEFAULT_INTERVAL", "FetchedDirectory", "StoredDirectory"]
 
@@ -95,11 +96,8 @@ class _Polling:
             await self.refresh()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancelled(task)
 
 
 class StoredDirectory(_Polling):

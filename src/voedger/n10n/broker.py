@@ -21,12 +21,13 @@ look-up when nobody watches the key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
+
+from voedger.tasks import cancelled
 
 
 class Key(NamedTuple):
@@ -137,11 +138,8 @@ class Broker:
     async def stop(self) -> None:
         """``shut``, and stop the heartbeat."""
         self.shut()
-        if self._heart is not None:
-            self._heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heart
-            self._heart = None
+        heart, self._heart = self._heart, None
+        await cancelled(heart)
 
     async def _beat(self) -> None:
         while True:

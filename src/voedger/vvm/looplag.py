@@ -11,9 +11,9 @@ every ``INTERVAL`` seconds and counts how late each wake-up came, as a histogram
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from voedger.processors.tally import Tally
+from voedger.tasks import cancelled
 
 INTERVAL = 0.05
 """Seconds between wake-ups: a stall of any length past this shows in one of them."""
@@ -36,10 +36,7 @@ class LoopLag:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     def observe(self, late: float) -> None:
         """Counts one wake-up that came ``late`` seconds after it was due."""
