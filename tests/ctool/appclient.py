@@ -58,12 +58,36 @@ class Record:
 
 
 class Client:
-    """Requests to the servers at ``urls``, with a System token."""
+    """Requests to the servers at ``urls``, with a System token, over a keep-alive connection per
+    server (thousands of records are read back: a new connection each, and a new TLS context
+    each as ``httpx.get`` makes, cost the tier tens of seconds)."""
 
     def __init__(self, urls: list[str], token: str, timeout: float = 30.0) -> None:
         self.urls = urls
         self.headers = {"Authorization": f"Bearer {token}"}
         self.timeout = timeout
+        self._sessions: dict[str, httpx.Client] = {}
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` from now on (a System token lives 10 minutes)."""
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def session(self, url: str) -> httpx.Client:
+        found = self._sessions.get(url)
+        if found is None:
+            found = self._sessions[url] = httpx.Client(timeout=self.timeout)
+        return found
+
+    def close(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def insert(self, url: str, wsid: int, token: str, client: httpx.Client | None = None) -> httpx.Response:
         body = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": ITEM, "Token": token, "Client": 0, "Seq": 0}}]}
@@ -78,13 +102,14 @@ class Client:
         out = []
         for i in range(count):
             wsid, token = workspace(i), uuid.uuid4().hex
-            r = self.insert(self.urls[i % len(self.urls)], wsid, token)
+            url = self.urls[i % len(self.urls)]
+            r = self.insert(url, wsid, token, self.session(url))
             assert r.status_code == 200, r.text
             out.append(Record(wsid, int(r.json()["NewIDs"]["1"]), token))
         return out
 
     def deactivate(self, record: Record) -> None:
-        r = httpx.post(
+        r = self.session(self.urls[0]).post(
             f"{self.urls[0]}/api/{APP}/{record.wsid}/c.sys.CUD",
             json={"cuds": [{"sys.ID": record.id, "fields": {"sys.IsActive": False}}]},
             headers=self.headers,
@@ -94,8 +119,9 @@ class Client:
 
     def read(self, record: Record, url: str | None = None) -> dict[str, object] | None:
         """The record as a server reads it; None if it does not exist."""
-        r = httpx.get(
-            f"{url or self.urls[0]}/api/v2/apps/{APP}/workspaces/{record.wsid}/docs/{ITEM}/{record.id}",
+        url = url or self.urls[0]
+        r = self.session(url).get(
+            f"{url}/api/v2/apps/{APP}/workspaces/{record.wsid}/docs/{ITEM}/{record.id}",
             headers=self.headers,
             timeout=self.timeout,
         )
