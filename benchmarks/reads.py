@@ -3,7 +3,7 @@ and a view read (``GET views/...`` with a partition key), 64 keep-alive clients.
 
     python benchmarks/reads.py [--storage sqlite|cassandra] [--cassandra 127.0.0.1:9042]
                                [--seconds 10] [--clients 64] [--auth] [--native]
-                               [--scenario collection|doc|view|all] [--processes N]
+                               [--scenario collection|doc|view|all|check] [--processes N]
 
 Starts ``voedger server`` in a subprocess on a fresh data folder (or fresh keyspaces), makes 10
 shop workspaces through the API with 10 ``shop.Item`` documents each, waits for the async
@@ -15,7 +15,8 @@ and so does whatever else runs on the machine: read CPU per read first, it depen
 the share of the scenario's time the server's event loop spent runnable but waiting for a
 core (from /proc/<pid>/schedstat: how much the machine's load held the server back), and the
 loop's stalls: how many of its lag probe's wake-ups (one every 50 ms) came more than 50 ms and
-more than 100 ms late (``voedger_event_loop_lag_seconds`` from its metrics port).
+more than 100 ms late (``voedger_event_loop_lag_seconds`` from its metrics port), and the share
+of the machine's CPU time the hypervisor gave to others (``steal`` of /proc/stat).
 
 ``--processes N`` on SQLite starts ``voedger server --processes N``: the writer and N-1 reader
 processes share the port. On Cassandra it starts N ``voedger server`` processes of one cluster
@@ -79,6 +80,7 @@ class Row:
     load_after: float
     loop_waiting: float
     stalls: tuple[int, int]
+    steal: float
     note: str
     rss_each: str = ""
 
@@ -86,7 +88,7 @@ class Row:
         return (
             f"| {self.scenario} | {self.rate:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.cpu_us:.0f} "
             f"| {self.rss_each or f'{self.rss_mib:.0f}'} | {self.load_before:.1f} / {self.load_after:.1f} "
-            f"| {self.loop_waiting:.0f} % | {self.stalls[0]} / {self.stalls[1]} |"
+            f"| {self.loop_waiting:.0f} % | {self.stalls[0]} / {self.stalls[1]} | {self.steal:.1f} % |"
             f"{self.note}"
         )
 
@@ -166,6 +168,13 @@ def loop_stalls(metrics_port: int) -> tuple[int, int]:
     return int(total - buckets["0.05"]), int(total - buckets["0.1"])
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's CPU time stolen by the hypervisor, and all of its CPU time, in ticks
+    (/proc/stat): a virtual machine's cores can run slower than they seem."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
@@ -188,6 +197,7 @@ def run_scenario(
     cpu0 = sum(cpu_seconds(p) for p in pids)
     sched0 = loop_schedstat(pid)
     stalls0 = loop_stalls(metrics_port)
+    ticks0 = cpu_ticks()
     common = {"clients": args.clients, "seconds": args.seconds, "headers": AUTH_HEADER}
     if name == "collection":
         label = "q.sys.Collection of 10 documents"
@@ -195,12 +205,16 @@ def run_scenario(
     elif name == "doc":
         label = "GET docs/shop.Item/{id}"
         r = wrk.run_spread(ports, v2, "", docs, method="GET", **common)
+    elif name == "check":
+        label = "GET /api/check (reads nothing)"
+        r = wrk.run_spread(ports, "/api/check", "", wsids, method="GET", **common)
     else:
         label = "GET views/shop.ItemCount (partition key)"
         r = wrk.run_spread(ports, f"{v2}/views/shop.ItemCount{VIEW_QUERY}", "", wsids, method="GET", **common)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     _, waiting = (b - a for a, b in zip(sched0, loop_schedstat(pid), strict=True))
     stalls = loop_stalls(metrics_port)
+    stolen, ticks = (b - a for a, b in zip(ticks0, cpu_ticks(), strict=True))
     note = f" (non-2xx: {r.non_2xx})" if r.non_2xx else ""
     note += f" (socket errors: {r.errors})" if r.errors else ""
     ok = r.requests - r.non_2xx
@@ -216,6 +230,7 @@ def run_scenario(
         load_average(),
         waiting / r.seconds * 100,
         (stalls[0] - stalls0[0], stalls[1] - stalls0[1]),
+        stolen / max(ticks, 1) * 100,
         note,
         " + ".join(f"{x:.0f}" for x in rss) if len(rss) > 1 else "",
     )
@@ -229,7 +244,12 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--auth", action="store_true", help="authentication on: requests carry a token")
     parser.add_argument("--native", action="store_true", help="run the server from the native build (make native)")
-    parser.add_argument("--scenario", choices=["collection", "doc", "view", "all"], default="all")
+    parser.add_argument(
+        "--scenario",
+        choices=["collection", "doc", "view", "all", "check"],
+        default="all",
+        help="check (not in all): GET /api/check, an answer that reads nothing: the HTTP exchange alone",
+    )
     parser.add_argument(
         "--processes", type=int, default=1, help="SQLite: voedger server --processes N; Cassandra: N cluster processes"
     )
@@ -300,9 +320,9 @@ async def main() -> None:
     )
     print(
         "| scenario | reads/s | p50 ms | p99 ms | server CPU µs/read | server peak RSS MiB | load avg before / after "
-        "| loop waiting for a core | loop stalls > 50 / > 100 ms |"
+        "| loop waiting for a core | loop stalls > 50 / > 100 ms | CPU stolen |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row.line())
 
