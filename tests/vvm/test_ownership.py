@@ -111,6 +111,27 @@ def test_assign_is_even_deterministic_and_stable() -> None:
     assert moved <= 6, "a joining member takes its share, not a reshuffle"
 
 
+def test_assign_spreads_each_application_evenly() -> None:
+    """The busy application's partitions never gather on some members while another holds the
+    idle ones (seen in the cluster benchmark: one of three processes owned none of the ten)."""
+    keys: list[Key] = (
+        [("test/app", p) for p in range(10)] + [("sys/registry", p) for p in range(10)] + [("sys/cluster", 0)]
+    )
+    for trial in range(200):
+        members = [f"m{trial}-{i}" for i in range(3)]
+        placed = assign(members, keys)
+        assert set(placed) == set(keys)
+        for app in ("test/app", "sys/registry"):
+            spread = Counter(placed[k] for k in keys if k[0] == app)
+            assert sorted(spread[m] for m in members) == [3, 3, 4], (app, spread)
+        assert sorted(Counter(placed.values()).values()) == [7, 7, 7]
+    for trial in range(200):  # and the test's own keys: 10 of one application, one of two others
+        members = [f"k{trial}-{i}" for i in range(3)]
+        assert sorted(Counter(assign(members, KEYS).values()).values()) == [4, 4, 4]
+    four = [f"n-{i}" for i in range(4)]
+    assert max(Counter(v for k, v in assign(four, keys).items() if k[0] == "test/app").values()) == 3
+
+
 async def test_three_processes_share_the_partitions_evenly(
     cluster: tuple[MemAppStorage, Serving, list[Ownership]],
 ) -> None:

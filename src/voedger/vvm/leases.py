@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -175,24 +176,44 @@ def _score(member: str, key: Key) -> int:
 def assign(members: Sequence[str], keys: Iterable[Key]) -> dict[Key, str]:
     """Where each partition belongs: rendezvous hashing with bounded loads.
 
-    Every process computes the same answer from the same members. Each member gets at most
-    ``ceil(keys / members)`` partitions (so the spread is even), and a change of membership
-    moves few partitions (a key keeps its best-scoring member while that one has room).
+    Every process computes the same answer from the same members. Each member gets
+    ``n // members`` of the ``n`` partitions of each application, or one more, so that every
+    application's load is spread evenly (a bound over all keys alone once gave one of three
+    processes seven partitions of the idle ``sys/registry`` and none of the busy application's),
+    and, where the first bound leaves a choice, at most ``ceil(keys / members)`` in all. A
+    change of membership moves few partitions (a key keeps its best-scoring member while that
+    one has room).
     """
     ordered = sorted(keys)
     if not members:
         return {}
     cap = math.ceil(len(ordered) / len(members))
+    # Per application: ``base`` each, and ``extra`` members one more (10 over 3: 4, 3, 3).
+    sizes = Counter(k[0] for k in ordered)
+    shares = {app: divmod(count, len(members)) for app, count in sizes.items()}
+    extras: Counter[str] = Counter()
     load = dict.fromkeys(members, 0)
+    app_load: Counter[tuple[str, str]] = Counter()
     out: dict[Key, str] = {}
-    # Keys whose best choice is strongest go first, so that the bound displaces few of them.
+
+    def has_room(member: str, app: str) -> bool:
+        base, extra = shares[app]
+        held = app_load[member, app]
+        return held < base or (held == base and extras[app] < extra)
+
+    # The larger applications first, the small ones then fill in where room is left; within an
+    # application, keys whose best choice is strongest go first, so that the bounds displace few.
     ranked = {k: sorted(members, key=lambda m, k=k: _score(m, k), reverse=True) for k in ordered}  # type: ignore[misc]
-    for key in sorted(ordered, key=lambda k: (-_score(ranked[k][0], k), k)):
-        for member in ranked[key]:
-            if load[member] < cap:
-                out[key] = member
-                load[member] += 1
-                break
+    for key in sorted(ordered, key=lambda k: (-sizes[k[0]], k[0], -_score(ranked[k][0], k), k)):
+        app = key[0]
+        # Never empty: the shares of an application add up to its partitions.
+        room = [m for m in ranked[key] if has_room(m, app)]
+        member = next((m for m in room if load[m] < cap), None) or min(room, key=lambda m: load[m])
+        if app_load[member, app] == shares[app][0]:
+            extras[app] += 1
+        out[key] = member
+        load[member] += 1
+        app_load[member, app] += 1
     return out
 
 
