@@ -142,11 +142,34 @@ SERVER_SERIES = (
     "voedger_cp_group_write_seconds",
     "voedger_cp_fence_seconds",
 )
+CPU_SERIES = ("cpu servers", "cpu load", "cpu busy", "cpu all")
+"""CPU seconds: of the server processes, of this process (the load), of the whole machine busy
+(not idle, not waiting for I/O) and in all (busy or not, both cores)."""
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """The machine's busy CPU seconds and all of its CPU seconds so far (/proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 async def server_totals(h: MetricsHarness) -> dict[str, float]:
     """The load application's command and group-write counters, summed over the live processes."""
-    totals = dict.fromkeys(SERVER_SERIES, 0.0)
+    totals = dict.fromkeys(SERVER_SERIES + CPU_SERIES, 0.0)
+    totals["cpu servers"] = sum(process_cpu(p.proc.pid) for p in h.processes if p.proc is not None and p.alive())
+    totals["cpu load"] = time.process_time()
+    totals["cpu busy"], totals["cpu all"] = machine_cpu()
     async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
         for p in h.processes:
             if not p.alive():
@@ -289,7 +312,8 @@ async def main(args: argparse.Namespace) -> int:
         workdir, url, [(APP_NAME, APP_DIR)], cluster=True, lease_ttl=args.lease_ttl, ready_timeout=args.ready_timeout
     )
     scenario = Scenario(workdir, url, h, image)
-    config = LoadConfig(clients=args.clients)
+    config = LoadConfig(clients=args.clients, raw_http=args.http == "raw")
+    busy = LoadConfig(clients=args.throughput_clients, raw_http=args.http == "raw")
     verdicts: list[tuple[str, str]] = []
     throughput: list[tuple[int, int, float, list[float]]] = []
     profiles: list[tuple[int, dict[str, float]]] = []
@@ -305,9 +329,9 @@ async def main(args: argparse.Namespace) -> int:
         await settled_owners(h, image.num_partitions, 1)
         began = scenario.history.now()
         before = await server_totals(h)
-        await scenario.load(args.seconds, config)
+        await scenario.load(args.seconds, busy)
         after_one = await server_totals(h)
-        profiles.append((1, {k: after_one[k] - before[k] for k in SERVER_SERIES}))
+        profiles.append((1, {k: after_one[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
         one = [a for a in scenario.history.attempts if a.started >= began]
         throughput.append((1, len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
         await checked(scenario, "1 process", verdicts)
@@ -316,9 +340,9 @@ async def main(args: argparse.Namespace) -> int:
         ownership = await settled_owners(h, image.num_partitions, 3)
         began = scenario.history.now()
         before = await server_totals(h)
-        await scenario.load(args.seconds, config)
+        await scenario.load(args.seconds, busy)
         after_three = await server_totals(h)
-        profiles.append((3, {k: after_three[k] - before[k] for k in SERVER_SERIES}))
+        profiles.append((3, {k: after_three[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
         three = [a for a in scenario.history.attempts if a.started >= began]
         throughput.append((3, len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
         after = await settled_owners(h, image.num_partitions, 3)
@@ -348,7 +372,10 @@ async def main(args: argparse.Namespace) -> int:
         if down:
             print(f"Cassandra nodes the servers saw go down: {', '.join(down)}", flush=True)
 
-    print(f"\nThroughput ({args.clients} clients, {args.seconds:g} s each, load round robin over the processes)\n")
+    print(
+        f"\nThroughput ({args.throughput_clients} clients ({args.http} HTTP), {args.seconds:g} s each, "
+        "load round robin over the processes)\n"
+    )
     print(_row(["processes", "commands acknowledged", "commands/s", "p50 ms", "p99 ms"]))
     print(_row(["---:"] * 5))
     for n, acks, seconds, lat in throughput:
@@ -368,6 +395,24 @@ async def main(args: argparse.Namespace) -> int:
                     f"{1000 * d['voedger_cp_commands_seconds'] / commands:.1f}" if commands else "-",
                     f"{1000 * d['voedger_cp_group_write_seconds'] / writes:.1f}" if writes else "-",
                     f"{1000 * d['voedger_cp_fence_seconds'] / writes:.1f}" if writes else "-",
+                ]
+            )
+        )
+
+    print("\nWhat shares the two cores (CPU per acknowledged command, over each throughput run)\n")
+    print(_row(["processes", "servers ms", "load generator ms", "the rest (Cassandra) ms", "machine busy"]))
+    print(_row(["---:"] * 5))
+    for n, d in profiles:
+        commands = d["voedger_cp_commands_total"]
+        rest = d["cpu busy"] - d["cpu servers"] - d["cpu load"]
+        print(
+            _row(
+                [
+                    str(n),
+                    f"{1000 * d['cpu servers'] / commands:.2f}" if commands else "-",
+                    f"{1000 * d['cpu load'] / commands:.2f}" if commands else "-",
+                    f"{1000 * rest / commands:.2f}" if commands else "-",
+                    f"{100 * d['cpu busy'] / d['cpu all']:.0f}%" if d["cpu all"] else "-",
                 ]
             )
         )
@@ -403,7 +448,16 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of load through 1 and through 3")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--stops", type=int, default=3, help="graceful stops (SIGTERM)")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=16, help="clients of the kill and stop rounds")
+    parser.add_argument(
+        "--throughput-clients", type=int, default=512, help="clients of the throughput runs (commands in flight)"
+    )
+    parser.add_argument(
+        "--http",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="the load's HTTP client: raw asyncio streams (default; least CPU) or httpx",
+    )
     parser.add_argument("--lease-ttl", type=int, default=6)
     parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds a process may take to start")
     parser.add_argument("--hosts", default=DEFAULT_HOSTS)

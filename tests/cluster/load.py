@@ -29,6 +29,7 @@ import orjson
 from tests.cluster.checker import LOAD_ITEM
 from tests.cluster.harness import Target
 from tests.cluster.history import ACKED, NOT_CONNECTED, UNKNOWN, Attempt, History, classify
+from tests.cluster.rawhttp import NotConnected, RawConnection
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the checker's report
 
@@ -56,6 +57,9 @@ class LoadConfig:
     """How long after the load's end a retry still waits for a routed process."""
     pace: float = 0.0
     """Seconds each client waits between its requests (0: as fast as answers come)."""
+    raw_http: bool = False
+    """Send with :class:`RawConnection` (a few times less CPU per request than httpx, for the
+    benchmark, where the load shares the cores with the servers) instead of httpx."""
 
 
 def retryable(a: Attempt, config: LoadConfig) -> bool:
@@ -69,8 +73,7 @@ def retryable(a: Attempt, config: LoadConfig) -> bool:
     return config.retry_unknown and a.outcome == UNKNOWN
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -125,7 +128,7 @@ class Load:
     async def _client(self, k: int) -> None:
         config = self.config
         timeout = httpx.Timeout(config.request_timeout, connect=config.connect_timeout)
-        clients: dict[Target, httpx.AsyncClient] = {}
+        clients: dict[Target, httpx.AsyncClient | RawConnection] = {}
         seq = 0
         try:
             while self.history.now() < self._deadline:
@@ -140,7 +143,12 @@ class Load:
                     await client.aclose()
 
     async def _request(
-        self, k: int, seq: int, wsid: int, clients: dict[Target, httpx.AsyncClient], timeout: httpx.Timeout
+        self,
+        k: int,
+        seq: int,
+        wsid: int,
+        clients: dict[Target, httpx.AsyncClient | RawConnection],
+        timeout: httpx.Timeout,
     ) -> None:
         """One logical request: attempts until one is acknowledged or may not be retried."""
         config = self.config
@@ -161,7 +169,11 @@ class Load:
             if client is None:
                 for old in [t for t in clients if t.name == target.name]:  # an earlier incarnation
                     await clients.pop(old).aclose()
-                client = clients[target] = httpx.AsyncClient(base_url=target.url, timeout=timeout)
+                client = clients[target] = (
+                    RawConnection(target.url, config.connect_timeout, config.request_timeout)
+                    if config.raw_http
+                    else httpx.AsyncClient(base_url=target.url, timeout=timeout)
+                )
             a = await self._send(client, request, attempt, f"{self.run_id}.{k}.{seq}.{attempt}", target, wsid, k, seq)
             if not retryable(a, config) or attempt >= config.max_attempts:
                 return
@@ -170,7 +182,7 @@ class Load:
 
     async def _send(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | RawConnection,
         request: int,
         attempt: int,
         token: str,
@@ -184,24 +196,37 @@ class Load:
         a = self.history.add(
             Attempt(request, attempt, token, target.name, wsid, started=self.history.now()),
         )
-        try:
-            r = await client.post(
-                f"/api/{self.app}/{wsid}/c.sys.CUD", content=body, headers={"Content-Type": "application/json"}
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            a.error = NOT_CONNECTED
-        except httpx.HTTPError as exc:
-            a.error = type(exc).__name__
-        else:
-            a.status = r.status_code
-            if 200 <= r.status_code < 300:
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    answer = r.json()
-                    a.wlog_offset = answer.get("CurrentWLogOffset")
-                    a.new_id = (answer.get("NewIDs") or {}).get("1")
+        path = f"/api/{self.app}/{wsid}/c.sys.CUD"
+        if isinstance(client, RawConnection):
+            try:
+                raw = await client.post(path, body)
+            except NotConnected:
+                a.error = NOT_CONNECTED
+            except Exception as exc:  # a timeout or a broken connection: the outcome is unknown
+                a.error = type(exc).__name__
             else:
-                a.retry_after = _retry_after(r)
-                a.message = r.text[:300]
+                self._answered(a, raw.status, raw.body, raw.retry_after)
+        else:
+            try:
+                r = await client.post(path, content=body, headers={"Content-Type": "application/json"})
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                a.error = NOT_CONNECTED
+            except httpx.HTTPError as exc:
+                a.error = type(exc).__name__
+            else:
+                self._answered(a, r.status_code, r.content, r.headers.get("Retry-After"))
         a.ended = self.history.now()
         a.outcome = classify(a.status, a.error)
         return a
+
+    @staticmethod
+    def _answered(a: Attempt, status: int, body: bytes, retry_after: str | None) -> None:
+        a.status = status
+        if 200 <= status < 300:
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                answer = orjson.loads(body)
+                a.wlog_offset = answer.get("CurrentWLogOffset")
+                a.new_id = (answer.get("NewIDs") or {}).get("1")
+        else:
+            a.retry_after = _retry_after(retry_after)
+            a.message = body[:300].decode("utf-8", "replace")
