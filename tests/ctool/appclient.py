@@ -89,10 +89,9 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def insert(self, url: str, wsid: int, token: str, client: httpx.Client | None = None) -> httpx.Response:
+    def insert(self, url: str, wsid: int, token: str, client: httpx.Client) -> httpx.Response:
         body = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": ITEM, "Token": token, "Client": 0, "Seq": 0}}]}
-        post = (client or httpx).post
-        response: httpx.Response = post(
+        response: httpx.Response = client.post(
             f"{url}/api/{APP}/{wsid}/c.sys.CUD", json=body, headers=self.headers, timeout=self.timeout
         )
         return response

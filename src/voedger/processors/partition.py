@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +42,7 @@ from voedger.structs.rowcache import keys_of
 from voedger.structs.views import put_row
 from voedger.structs.wsid import partition_of
 from voedger.syserror import SysError
+from voedger.tasks import cancelled
 
 log = logging.getLogger("voedger.command")
 
@@ -171,9 +171,7 @@ class Partition:
         await self._queue.join()
         if self._inflight is not None:
             await self._inflight.task
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancelled(self._task)
         self._task = None
 
     async def recover(self) -> None:
