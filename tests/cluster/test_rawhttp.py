@@ -4,7 +4,8 @@ answer, and how each failure is told (not sent, or sent with the outcome unknown
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -21,10 +22,16 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-async def _serve(handler: Handler) -> tuple[asyncio.Server, str]:
+@contextlib.asynccontextmanager
+async def _connected(handler: Handler, request_timeout: float = 2.0) -> AsyncIterator[RawConnection]:
+    """A RawConnection to a server on loopback that answers with ``handler``; both closed after."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+    conn = RawConnection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1.0, request_timeout)
+    try:
+        yield conn
+    finally:
+        await conn.aclose()
+        server.close()
 
 
 async def test_answers_over_one_kept_alive_connection() -> None:
@@ -48,14 +55,9 @@ async def test_answers_over_one_kept_alive_connection() -> None:
             await writer.drain()
         writer.close()
 
-    server, url = await _serve(handler)
-    conn = RawConnection(url, 1.0, 2.0)
-    try:
+    async with _connected(handler) as conn:
         first = await conn.post("/api/x", b"[1]")
         second = await conn.post("/api/x", b"[2]")
-    finally:
-        await conn.aclose()
-        server.close()
     assert (first.status, first.retry_after, first.body) == (200, None, b'{"echo":[1]}')
     assert (second.status, second.retry_after, second.body) == (503, "2", b"busy")
     assert connections == 1
@@ -81,15 +83,10 @@ async def test_a_connection_closed_before_the_answer_is_broken_and_then_made_aga
         await writer.drain()
         writer.close()
 
-    server, url = await _serve(handler)
-    conn = RawConnection(url, 1.0, 2.0)
-    try:
+    async with _connected(handler) as conn:
         with pytest.raises(Broken):
             await conn.post("/api/x", b"{}")
         again = await conn.post("/api/x", b"{}")
-    finally:
-        await conn.aclose()
-        server.close()
     assert again.status == 201 and calls == 2
 
 
@@ -99,14 +96,9 @@ async def test_no_answer_in_time_is_a_timeout() -> None:
         await asyncio.sleep(5)
         writer.close()
 
-    server, url = await _serve(handler)
-    conn = RawConnection(url, 1.0, 0.2)
-    try:
+    async with _connected(handler, request_timeout=0.2) as conn:
         with pytest.raises(TimeoutError):
             await conn.post("/api/x", b"{}")
-    finally:
-        await conn.aclose()
-        server.close()
 
 
 def test_only_plain_http_urls() -> None:
