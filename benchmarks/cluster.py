@@ -51,6 +51,7 @@ from tests.cluster.load import LoadConfig
 from tests.cluster.scenario import Scenario, cassandra_url, drop_keyspaces, fresh_suffix
 from tests.support import free_port
 
+from benchmarks.commands import cpu_seconds
 from voedger.structs.wsid import partition_of
 from voedger.vvm.image import load_image
 
@@ -147,15 +148,6 @@ CPU_SERIES = ("cpu servers", "cpu load", "cpu busy", "cpu all")
 (not idle, not waiting for I/O) and in all (busy or not, both cores)."""
 
 
-def process_cpu(pid: int) -> float:
-    """User plus system CPU seconds the process has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def machine_cpu() -> tuple[float, float]:
     """The machine's busy CPU seconds and all of its CPU seconds so far (/proc/stat)."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -167,7 +159,7 @@ def machine_cpu() -> tuple[float, float]:
 async def server_totals(h: MetricsHarness) -> dict[str, float]:
     """The load application's command and group-write counters, summed over the live processes."""
     totals = dict.fromkeys(SERVER_SERIES + CPU_SERIES, 0.0)
-    totals["cpu servers"] = sum(process_cpu(p.proc.pid) for p in h.processes if p.proc is not None and p.alive())
+    totals["cpu servers"] = sum(cpu_seconds(p.proc.pid) for p in h.processes if p.proc is not None and p.alive())
     totals["cpu load"] = time.process_time()
     totals["cpu busy"], totals["cpu all"] = machine_cpu()
     async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
