@@ -10,7 +10,9 @@ keyspaces, dropped afterwards. Each process serves its metrics on a port of its 
 ``GET /api/cluster`` tells who owns each partition.
 
 1. ``--seconds`` of load through 1 process, then (two more joined, the partitions spread)
-   through 3, the load round robin over the processes: commands/s, p50/p99 latency.
+   through 3, the load round robin over the processes, then through the same 3 with each
+   command sent to its partition's owner (a partition-aware balancer; no hop): commands/s,
+   p50/p99 latency, commands per group write, CPU per command of servers, load and Cassandra.
 2. From the same 3-process run: the latency of commands sent to the owner of the workspace's
    partition (direct) and of those sent to another process (forwarded once to the owner).
 3. ``--kills`` rounds: load, ``kill -9`` of one process (p0, p1, p2, ...), load on. For each
@@ -307,8 +309,8 @@ async def main(args: argparse.Namespace) -> int:
     config = LoadConfig(clients=args.clients, raw_http=args.http == "raw")
     busy = LoadConfig(clients=args.throughput_clients, raw_http=args.http == "raw")
     verdicts: list[tuple[str, str]] = []
-    throughput: list[tuple[int, int, float, list[float]]] = []
-    profiles: list[tuple[int, dict[str, float]]] = []
+    throughput: list[tuple[str, int, float, list[float]]] = []
+    profiles: list[tuple[str, dict[str, float]]] = []
     direct: list[Attempt] = []
     forwarded: list[Attempt] = []
     kills: list[tuple[str, int, float, float]] = []
@@ -323,9 +325,9 @@ async def main(args: argparse.Namespace) -> int:
         before = await server_totals(h)
         await scenario.load(args.seconds, busy)
         after_one = await server_totals(h)
-        profiles.append((1, {k: after_one[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
+        profiles.append(("1", {k: after_one[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
         one = [a for a in scenario.history.attempts if a.started >= began]
-        throughput.append((1, len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
+        throughput.append(("1", len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
         await checked(scenario, "1 process", verdicts)
 
         await asyncio.gather(*(h.start_process(h.new_process()) for _ in range(2)))
@@ -334,12 +336,25 @@ async def main(args: argparse.Namespace) -> int:
         before = await server_totals(h)
         await scenario.load(args.seconds, busy)
         after_three = await server_totals(h)
-        profiles.append((3, {k: after_three[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
+        profiles.append(("3", {k: after_three[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
         three = [a for a in scenario.history.attempts if a.started >= began]
-        throughput.append((3, len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
+        throughput.append(("3", len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
         after = await settled_owners(h, image.num_partitions, 3)
         stable = after == ownership
         await checked(scenario, "3 processes", verdicts)
+
+        # The same three with every command sent to its partition's owner (a partition-aware
+        # balancer): what the processes cost without the hop.
+        began = scenario.history.now()
+        before = await server_totals(h)
+        await scenario.load(args.seconds, busy, lambda w: after.get(partition_of(w, image.num_partitions)))
+        after_owners = await server_totals(h)
+        profiles.append(("3, to owners", {k: after_owners[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
+        routed = [a for a in scenario.history.attempts if a.started >= began]
+        throughput.append(
+            ("3, to owners", len(acked_latencies(routed)), scenario.history.now() - began, acked_latencies(routed))
+        )
+        await checked(scenario, "3 processes, to owners", verdicts)
 
         # 2. Direct vs forwarded, from the 3-process run.
         direct = [a for a in three if ownership.get(partition_of(a.wsid, image.num_partitions)) == a.target]
@@ -366,12 +381,12 @@ async def main(args: argparse.Namespace) -> int:
 
     print(
         f"\nThroughput ({args.throughput_clients} clients ({args.http} HTTP), {args.seconds:g} s each, "
-        "load round robin over the processes)\n"
+        "load round robin over the processes, or each command to its partition's owner)\n"
     )
     print(_row(["processes", "commands acknowledged", "commands/s", "p50 ms", "p99 ms"]))
     print(_row(["---:"] * 5))
     for n, acks, seconds, lat in throughput:
-        print(_row([str(n), str(acks), f"{acks / seconds:.0f}", ms(pct(lat, 50)), ms(pct(lat, 99))]))
+        print(_row([n, str(acks), f"{acks / seconds:.0f}", ms(pct(lat, 50)), ms(pct(lat, 99))]))
 
     print("\nWhere a command's time went on the servers (their metrics, summed over the processes; means)\n")
     print(_row(["processes", "commands", "commands per group write", "command ms", "group write ms", "fence LWT ms"]))
@@ -381,7 +396,7 @@ async def main(args: argparse.Namespace) -> int:
         print(
             _row(
                 [
-                    str(n),
+                    n,
                     f"{commands:.0f}",
                     f"{commands / writes:.1f}" if writes else "-",
                     f"{1000 * d['voedger_cp_commands_seconds'] / commands:.1f}" if commands else "-",
@@ -400,7 +415,7 @@ async def main(args: argparse.Namespace) -> int:
         print(
             _row(
                 [
-                    str(n),
+                    n,
                     f"{1000 * d['cpu servers'] / commands:.2f}" if commands else "-",
                     f"{1000 * d['cpu load'] / commands:.2f}" if commands else "-",
                     f"{1000 * rest / commands:.2f}" if commands else "-",

@@ -92,12 +92,16 @@ class Load:
         wsids: Sequence[int],
         targets: Callable[[], Sequence[Target]],
         config: LoadConfig | None = None,
+        prefer: Callable[[int], str | None] | None = None,
     ) -> None:
         self.history = history
         self.app = app
         self.wsids = list(wsids)
         self.targets = targets
         self.config = config or LoadConfig()
+        self.prefer = prefer
+        """The name of the process a workspace's commands go to while it is routed (a
+        partition-aware balancer: the owner of the workspace's partition); else round robin."""
         self.run_id = uuid.uuid4().hex[:8]
         self._requests = itertools.count(len(history.requests()))
         self._round_robin = itertools.count()
@@ -119,10 +123,15 @@ class Load:
         """End the load now: no new requests; those in flight finish (with their retries)."""
         self._deadline = min(self._deadline, self.history.now())
 
-    def _pick(self) -> Target | None:
+    def _pick(self, wsid: int) -> Target | None:
         targets = self.targets()
         if not targets:
             return None
+        if self.prefer is not None:
+            name = self.prefer(wsid)
+            chosen = next((t for t in targets if t.name == name), None)
+            if chosen is not None:
+                return chosen
         return targets[next(self._round_robin) % len(targets)]
 
     async def _client(self, k: int) -> None:
@@ -155,7 +164,7 @@ class Load:
         request = next(self._requests)
         attempt = 0
         while attempt < config.max_attempts:
-            target = self._pick()
+            target = self._pick(wsid)
             if target is None:
                 now = self.history.now()
                 if attempt == 0 and now >= self._deadline:

@@ -14,7 +14,7 @@ import os
 import secrets
 import string
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +112,15 @@ class Scenario:
         """Every application workspace of the load application (so every partition)."""
         return [app_wsid(1, n) for n in range(self.image.num_app_workspaces)]
 
-    def new_load(self, config: LoadConfig | None = None) -> Load:
-        load = Load(self.history, APP_NAME, self.wsids, self.harness.targets, config)
+    def new_load(self, config: LoadConfig | None = None, prefer: Callable[[int], str | None] | None = None) -> Load:
+        load = Load(self.history, APP_NAME, self.wsids, self.harness.targets, config, prefer)
         self.loads.append(load)
         return load
 
-    async def load(self, duration: float, config: LoadConfig | None = None) -> History:
-        return await self.new_load(config).run(duration)
+    async def load(
+        self, duration: float, config: LoadConfig | None = None, prefer: Callable[[int], str | None] | None = None
+    ) -> History:
+        return await self.new_load(config, prefer).run(duration)
 
     def start_load(self, duration: float, config: LoadConfig | None = None) -> asyncio.Task[History]:
         """The load as a task, so that the scenario injects faults meanwhile."""
