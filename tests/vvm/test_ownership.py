@@ -197,6 +197,35 @@ async def test_partitions_of_a_dead_process_serve_elsewhere_after_the_ttl(
     assert TTL * 0.5 < took < TTL + 2.0
 
 
+async def test_a_settled_cluster_reads_the_leases_once_a_ttl_and_every_tick_once_a_member_dies(
+    cluster: tuple[MemAppStorage, Serving, list[Ownership]],
+) -> None:
+    """Settled, a process reads the members every tick and the leases once a TTL; a member that
+    goes changes the members, and the next tick reads the leases and takes its partitions over."""
+    storage, serving, started = cluster
+    a, b, c = [await _start(storage, serving, started, n) for n in "abc"]
+    await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
+    await asyncio.sleep(3 * TICK)  # the wake-ups of the last handovers are taken
+    before = [o.lease_reads for o in (b, c)]
+    await asyncio.sleep(2 * TTL)  # 20 ticks
+    settled = [o.lease_reads - n for o, n in zip((b, c), before, strict=True)]
+    assert all(1 <= n <= 4 for n in settled), settled  # 2 or 3 (once a TTL), not 20
+    a.crash()
+    started.remove(a)
+    for key in [k for k, n in serving.by_key.items() if n == "a"]:
+        del serving.by_key[key]
+    took = await _until(lambda: len(serving.by_key) == len(KEYS), 5)
+    # a's member row lasts up to a TTL after its last renewal; then one tick reads and takes over
+    assert took < TTL + 3 * TICK, f"took {took:.2f} s"
+    names = {o.me.id: o.host.name for o in (b, c)}  # type: ignore[attr-defined]
+    # and both route every partition to its owner within a few ticks (the other's acquisitions
+    # were read at the tick after they were made)
+    await _until(
+        lambda: all({k: names.get(lease.owner) for k, lease in o.table.items()} == serving.by_key for o in (b, c)),
+        3 * TICK,
+    )
+
+
 async def test_a_paused_process_drops_everything_before_the_others_take_over(
     cluster: tuple[MemAppStorage, Serving, list[Ownership]],
 ) -> None:

@@ -2,11 +2,17 @@
 partitions by lease, renewing, handing over gracefully, and letting go of what it lost.
 
 Every ``tick`` the process renews its membership and the leases due (every ``renew_every``,
-two ticks), reads the members and the leases, computes where every partition belongs
-(``leases.assign``, the same answer in every process) and then releases the partitions that
-belong to another live member (graceful handover: the partition finishes what it accepted first)
-and acquires the free ones that belong to it (or that have been free for longer than a TTL,
-whoever they belong to).
+two ticks), reads the members and, while anything moves, the leases; it computes where every
+partition belongs (``leases.assign``, the same answer in every process) and then releases the
+partitions that belong to another live member (graceful handover: the partition finishes what it
+accepted first) and acquires the free ones that belong to it (or that have been free for longer
+than a TTL, whoever they belong to).
+
+The leases are read at a tick only when something may have moved (the members changed, a peer
+woke this process, a partition is free, held by a member that is gone, or not where it belongs),
+and once a TTL otherwise: in a settled cluster a process reads one storage partition a tick (the
+members), not one per lease (measured: three idle processes with 21 partitions each read 63
+leases a second, a third of what Cassandra was asked under load).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,6 +104,13 @@ class Ownership:
         self.joined = False
         """``start`` has returned: this process carries its share (or gave up waiting for it)."""
         self._wake = asyncio.Event()
+        self._woken = True
+        """A peer asked this process to look at the leases (or nothing was read yet)."""
+        self._read_members: frozenset[tuple[str, str]] = frozenset()
+        """The live members as they were when the leases were last read."""
+        self._leases_read_at = -math.inf
+        self.lease_reads = 0
+        """Times the leases were read (tests: a settled cluster reads them seldom)."""
         self.stats = OwnershipStats()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -238,10 +252,16 @@ class Ownership:
         if self._stopping:
             return
         self.members = await self.store.members()
-        self.table = await self.store.leases(self.host.partition_keys())
         live = {m.id for m in self.members} | {self.me.id}
         target = self.target = assign(sorted(live), self.host.partition_keys())
         now = time.monotonic()
+        members = frozenset((m.id, m.address) for m in self.members)
+        if self._leases_due(members, live, now):
+            self._woken = False
+            self.table = await self.store.leases(self.host.partition_keys())
+            self._read_members = members
+            self._leases_read_at = now
+            self.lease_reads += 1
         for key, owned in list(self.owned.items()):
             if target.get(key, self.me.id) != self.me.id and owned.ready.is_set() and key not in self._releasing:
                 # Graceful handover to the member it belongs to, in the background: a drain
@@ -266,6 +286,16 @@ class Ownership:
                 log.warning("cluster: acquiring %s#%d failed: %s", key[0], key[1], result)
             elif isinstance(result, BaseException):
                 raise result
+
+    def _leases_due(self, members: frozenset[tuple[str, str]], live: set[str], now: float) -> bool:
+        """Whether the leases must be read now (see the module's docstring)."""
+        if self._woken or members != self._read_members or now - self._leases_read_at >= self.ttl:
+            return True
+        for key in self.host.partition_keys():
+            lease = self.table.get(key)
+            if lease is None or lease.owner not in live or self.target.get(key) != lease.owner:
+                return True
+        return False
 
     async def _renew_leases(self) -> None:
         """Let go of the leases whose deadline passed; renew each other one that is due in a task
