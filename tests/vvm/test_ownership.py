@@ -96,6 +96,15 @@ async def _until(check: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - began
 
 
+def _die(o: Ownership, serving: Serving, started: list[Ownership]) -> None:
+    """Death: the loops stop, nothing is released; the fake host forgets what it served."""
+    o.crash()
+    started.remove(o)
+    name = o.host.name  # type: ignore[attr-defined]
+    for key in [k for k, n in serving.by_key.items() if n == name]:
+        del serving.by_key[key]
+
+
 def _spread(serving: Serving) -> Counter[str]:
     return Counter(serving.by_key.values())
 
@@ -188,16 +197,12 @@ async def test_partitions_of_a_dead_process_serve_elsewhere_after_the_ttl(
     storage, serving, started = cluster
     a, _b, _c = [await _start(storage, serving, started, n) for n in "abc"]
     await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
-    # Death: the loop stops, nothing is released; the fake host forgets what it served.
-    a.crash()
-    started.remove(a)
-    for key in [k for k, n in serving.by_key.items() if n == "a"]:
-        del serving.by_key[key]
+    _die(a, serving, started)
     took = await _until(lambda: len(serving.by_key) == len(KEYS), 5)
     assert TTL * 0.5 < took < TTL + 2.0
 
 
-async def test_a_settled_cluster_reads_the_leases_once_a_ttl_and_every_tick_once_a_member_dies(
+async def test_a_settled_cluster_reads_the_leases_once_a_ttl_and_a_dead_members_partitions_at_the_next_tick(
     cluster: tuple[MemAppStorage, Serving, list[Ownership]],
 ) -> None:
     """Settled, a process reads the members every tick and the leases once a TTL; a member that
@@ -206,14 +211,11 @@ async def test_a_settled_cluster_reads_the_leases_once_a_ttl_and_every_tick_once
     a, b, c = [await _start(storage, serving, started, n) for n in "abc"]
     await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
     await asyncio.sleep(3 * TICK)  # the wake-ups of the last handovers are taken
-    before = [o.lease_reads for o in (b, c)]
+    before = [o.stats.lease_reads for o in (b, c)]
     await asyncio.sleep(2 * TTL)  # 20 ticks
-    settled = [o.lease_reads - n for o, n in zip((b, c), before, strict=True)]
+    settled = [o.stats.lease_reads - n for o, n in zip((b, c), before, strict=True)]
     assert all(1 <= n <= 4 for n in settled), settled  # 2 or 3 (once a TTL), not 20
-    a.crash()
-    started.remove(a)
-    for key in [k for k, n in serving.by_key.items() if n == "a"]:
-        del serving.by_key[key]
+    _die(a, serving, started)
     took = await _until(lambda: len(serving.by_key) == len(KEYS), 5)
     # a's member row lasts up to a TTL after its last renewal; then one tick reads and takes over
     assert took < TTL + 3 * TICK, f"took {took:.2f} s"

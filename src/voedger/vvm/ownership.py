@@ -60,6 +60,8 @@ class OwnershipStats:
     lost: int = 0
     released: int = 0
     failed_starts: int = 0
+    lease_reads: int = 0
+    """Times the leases were read (a settled cluster reads them once a TTL)."""
 
 
 @dataclass
@@ -110,8 +112,6 @@ class Ownership:
         self._read_members: frozenset[tuple[str, str]] = frozenset()
         """The live members as they were when the leases were last read."""
         self._leases_read_at = -math.inf
-        self.lease_reads = 0
-        """Times the leases were read (tests: a settled cluster reads them seldom)."""
         self.stats = OwnershipStats()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -262,7 +262,7 @@ class Ownership:
             self.table = await self.store.leases(self.host.partition_keys())
             self._read_members = members
             self._leases_read_at = now
-            self.lease_reads += 1
+            self.stats.lease_reads += 1
         for key, owned in list(self.owned.items()):
             if target.get(key, self.me.id) != self.me.id and owned.ready.is_set() and key not in self._releasing:
                 # Graceful handover to the member it belongs to, in the background: a drain
