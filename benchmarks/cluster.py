@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,43 +317,37 @@ async def main(args: argparse.Namespace) -> int:
     stops: list[tuple[str, int, float, float]] = []
     stable = True
     error = ""
+
+    async def measured(label: str, prefer: Callable[[int], str | None] | None = None) -> list[Attempt]:
+        """``--seconds`` of the throughput load, its CPU and its latencies under ``label``; the
+        attempts it made."""
+        began = scenario.history.now()
+        before = await server_totals(h)
+        await scenario.load(args.seconds, busy, prefer)
+        after = await server_totals(h)
+        profiles.append((label, {k: after[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
+        attempts = [a for a in scenario.history.attempts if a.started >= began]
+        latencies = acked_latencies(attempts)
+        throughput.append((label, len(latencies), scenario.history.now() - began, latencies))
+        return attempts
+
     try:
         # 1. One process, then three.
         await h.start(1)
         await settled_owners(h, image.num_partitions, 1)
-        began = scenario.history.now()
-        before = await server_totals(h)
-        await scenario.load(args.seconds, busy)
-        after_one = await server_totals(h)
-        profiles.append(("1", {k: after_one[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
-        one = [a for a in scenario.history.attempts if a.started >= began]
-        throughput.append(("1", len(acked_latencies(one)), scenario.history.now() - began, acked_latencies(one)))
+        await measured("1")
         await checked(scenario, "1 process", verdicts)
 
         await asyncio.gather(*(h.start_process(h.new_process()) for _ in range(2)))
         ownership = await settled_owners(h, image.num_partitions, 3)
-        began = scenario.history.now()
-        before = await server_totals(h)
-        await scenario.load(args.seconds, busy)
-        after_three = await server_totals(h)
-        profiles.append(("3", {k: after_three[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
-        three = [a for a in scenario.history.attempts if a.started >= began]
-        throughput.append(("3", len(acked_latencies(three)), scenario.history.now() - began, acked_latencies(three)))
+        three = await measured("3")
         after = await settled_owners(h, image.num_partitions, 3)
         stable = after == ownership
         await checked(scenario, "3 processes", verdicts)
 
         # The same three with every command sent to its partition's owner (a partition-aware
         # balancer): what the processes cost without the hop.
-        began = scenario.history.now()
-        before = await server_totals(h)
-        await scenario.load(args.seconds, busy, lambda w: after.get(partition_of(w, image.num_partitions)))
-        after_owners = await server_totals(h)
-        profiles.append(("3, to owners", {k: after_owners[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
-        routed = [a for a in scenario.history.attempts if a.started >= began]
-        throughput.append(
-            ("3, to owners", len(acked_latencies(routed)), scenario.history.now() - began, acked_latencies(routed))
-        )
+        await measured("3, to owners", lambda w: after.get(partition_of(w, image.num_partitions)))
         await checked(scenario, "3 processes, to owners", verdicts)
 
         # 2. Direct vs forwarded, from the 3-process run.
