@@ -21,6 +21,7 @@ from voedger.storage import (
     StorageDoesNotExistError,
     StorageError,
     StorageUnavailableError,
+    StorageURLError,
     parse_storage_url,
 )
 from voedger.storage.cassandra import CassandraStorageFactory, replication_factor
@@ -79,6 +80,40 @@ def test_from_url() -> None:
     assert factory.replication == {"class": "SimpleStrategy", "replication_factor": "3"}
     assert factory.consistency == "ONE" and factory.local_dc == "dc1"
     assert factory.keyspace("app") == "appx1"
+
+
+def test_compression_is_off_unless_asked_for() -> None:
+    plain = parse_storage_url("cassandra://h")
+    assert isinstance(plain, CassandraURL) and plain.compression == "none"
+    assert CassandraStorageFactory.from_url(plain).compression == "none"
+    lz4 = parse_storage_url("cassandra://h/?compression=LZ4")
+    assert isinstance(lz4, CassandraURL) and CassandraStorageFactory.from_url(lz4).compression == "lz4"
+    with pytest.raises(StorageURLError, match="unknown compression 'zstd'; one of none, lz4"):
+        parse_storage_url("cassandra://h/?compression=zstd")
+    with pytest.raises(StorageError, match="unknown compression"):
+        CassandraStorageFactory(["h"], compression="snappy")
+
+
+@pytest.mark.cassandra
+async def test_frames_are_compressed_only_when_asked_and_carry_the_same_data() -> None:
+    hosts = cassandra_hosts()
+    name = unique_name("lz4")
+    plain = await CassandraStorageFactory.connect(hosts)
+    packed = await CassandraStorageFactory.connect(hosts, compression="lz4")
+    try:
+        # What each connection negotiated with the node at its start-up.
+        assert plain._cluster.control_connection._connection.compressor is None
+        assert packed._cluster.control_connection._connection.compressor is not None
+        await plain.init(name)
+        value = bytes(range(256)) * 400 + b"x" * 100_000  # compressible, and larger than a segment
+        await (await packed.app_storage(name)).put(b"p", b"c", value)
+        assert await (await plain.app_storage(name)).get(b"p", b"c") == value
+        await (await plain.app_storage(name)).put(b"p", b"d", value[::-1])
+        assert await (await packed.app_storage(name)).get(b"p", b"d") == value[::-1]
+    finally:
+        await plain.drop(name)
+        await plain.close()
+        await packed.close()
 
 
 @pytest.mark.cassandra

@@ -80,6 +80,7 @@ from voedger.storage.errors import (
     StorageUnavailableError,
 )
 from voedger.storage.url import (
+    COMPRESSIONS,
     DEFAULT_BATCHLOG_BYPASS,
     DEFAULT_HEARTBEAT,
     DEFAULT_RECONNECT_MAX,
@@ -783,6 +784,7 @@ class CassandraStorageFactory(AppStorageFactory):
         batchlog_bypass: float = DEFAULT_BATCHLOG_BYPASS,
         reconnect_max: float = DEFAULT_RECONNECT_MAX,
         heartbeat: float = DEFAULT_HEARTBEAT,
+        compression: str = "none",
     ) -> None:
         if not hosts:
             raise StorageError("no Cassandra host given")
@@ -810,6 +812,9 @@ class CassandraStorageFactory(AppStorageFactory):
                 raise StorageError(f"{name} must be positive, got {value}")
         if speculative_delay < 0 or batchlog_bypass < 0:
             raise StorageError("speculative_delay and batchlog_bypass must not be negative")
+        if compression not in COMPRESSIONS:
+            raise StorageError(f"unknown compression {compression!r}; one of {', '.join(COMPRESSIONS)}")
+        self.compression = compression
         self.request_timeout = request_timeout
         self.speculative_delay = speculative_delay
         self.batchlog_bypass = batchlog_bypass
@@ -847,6 +852,7 @@ class CassandraStorageFactory(AppStorageFactory):
             batchlog_bypass=url.batchlog_bypass,
             reconnect_max=url.reconnect_max,
             heartbeat=url.heartbeat,
+            compression=url.compression,
         )
 
     @classmethod
@@ -914,6 +920,9 @@ class CassandraStorageFactory(AppStorageFactory):
             # waiting for a request to time out on it.
             idle_heartbeat_interval=self.heartbeat,
             idle_heartbeat_timeout=self.heartbeat,
+            # The driver's default is whatever it can negotiate (lz4): on loopback and a LAN that
+            # costs both ends more CPU than it saves (storage.url, ``compression``).
+            compression=self.compression if self.compression != "none" else False,
         )
         cluster.register_listener(self.watch)
         try:

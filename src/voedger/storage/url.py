@@ -25,6 +25,11 @@
     down (from 0.5 s, doubling).
   - ``heartbeat`` (5): an idle connection is probed this often, and given up (its node marked
     down) when a probe is not answered within as long.
+
+  ``compression`` (``none``; or ``lz4``) compresses the frames between the server and the
+  nodes. It saves bandwidth on a slow link (nodes in another region) and costs CPU at both ends:
+  on a LAN, or a machine shared with the nodes, it costs more than it saves (on the development
+  cluster, one machine, 10-20 % more commands a second without it: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ DEFAULT_SPECULATIVE_DELAY = 0.5
 DEFAULT_BATCHLOG_BYPASS = 60.0
 DEFAULT_RECONNECT_MAX = 4.0
 DEFAULT_HEARTBEAT = 5.0
+COMPRESSIONS = ("none", "lz4")
 
 _SECONDS: dict[str, tuple[float, float, bool]] = {
     # name: (smallest, largest, whether 0 is allowed to turn the behaviour off)
@@ -55,7 +61,7 @@ _SECONDS: dict[str, tuple[float, float, bool]] = {
     "reconnect_max": (0.0, 600.0, False),
     "heartbeat": (0.0, 600.0, False),
 }
-_CASSANDRA_PARAMS = frozenset({"replication", "consistency", "dc", "keyspace_suffix", *_SECONDS})
+_CASSANDRA_PARAMS = frozenset({"replication", "consistency", "dc", "keyspace_suffix", "compression", *_SECONDS})
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class CassandraURL:
     batchlog_bypass: float = DEFAULT_BATCHLOG_BYPASS
     reconnect_max: float = DEFAULT_RECONNECT_MAX
     heartbeat: float = DEFAULT_HEARTBEAT
+    compression: str = "none"
 
 
 StorageURL = MemURL | SQLiteURL | CassandraURL
@@ -163,6 +170,12 @@ def _parse_cassandra(url: str) -> CassandraURL:
                 f"storage URL {_redact(url)!r}: keyspace_suffix must be 1-5 lowercase letters or digits"
             )
         kwargs["keyspace_suffix"] = suffix
+    if (compression := one("compression")) is not None:
+        if compression.lower() not in COMPRESSIONS:
+            raise StorageURLError(
+                f"storage URL {_redact(url)!r}: unknown compression {compression!r}; one of {', '.join(COMPRESSIONS)}"
+            )
+        kwargs["compression"] = compression.lower()
     for name, (low, high, zero_ok) in _SECONDS.items():
         if (text := one(name)) is None:
             continue
