@@ -29,7 +29,7 @@
   ``compression`` (``none``; or ``lz4``) compresses the frames between the server and the
   nodes. It saves bandwidth on a slow link (nodes in another region) and costs CPU at both ends:
   on a LAN, or a machine shared with the nodes, it costs more than it saves (on the development
-  cluster, one machine, 10-20 % more commands a second without it: docs/benchmarks.md).
+  cluster, one machine, 5-11 % more commands a second without it: docs/benchmarks.md).
 """
 
 from __future__ import annotations
