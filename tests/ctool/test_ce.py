@@ -269,7 +269,9 @@ def test_an_init_cut_by_a_stopped_sshd_is_finished_by_repeat(
     repeated = ctool(folder, "repeat")
     assert repeated.returncode == 0, repeated.stdout + repeated.stderr
     print(f"ctool repeat: {time.monotonic() - began:.1f} s")
-    log = sorted((folder / "log").glob("*-repeat/repeat.log"))[-1].read_text()
+    # The failed repeat above may have begun in the same second: then this one's folder is
+    # "<stamp>-repeat-2" (CommandLog), so the newest log is taken by time, not by name.
+    log = max((folder / "log").glob("*-repeat*/repeat.log"), key=lambda p: p.stat().st_mtime_ns).read_text()
     assert "step prepare already done, skipped" in log and "step server already done, skipped" in log
     assert "step service done" in log and "step check done" in log
     data = cluster_json(folder)
