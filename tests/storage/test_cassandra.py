@@ -24,7 +24,7 @@ from voedger.storage import (
     StorageURLError,
     parse_storage_url,
 )
-from voedger.storage.cassandra import CassandraStorageFactory, replication_factor
+from voedger.storage.cassandra import ROWS_BATCH_BYTES, CassandraStorageFactory, replication_factor, row_batches
 from voedger.storage.url import CassandraURL
 
 
@@ -114,6 +114,59 @@ async def test_frames_are_compressed_only_when_asked_and_carry_the_same_data() -
         await plain.drop(name)
         await plain.close()
         await packed.close()
+
+
+def test_row_batches_keep_a_partition_whole_and_group_partitions_by_replicas() -> None:
+    replicas = {b"a": "n1", b"b": "n2", b"c": "n1", b"d": "n1"}
+    items = [(b"a", b"1", b"x"), (b"b", b"1", b"y"), (b"c", b"1", b"z"), (b"a", b"2", b"w"), (b"d", b"1", b"v")]
+    # All of n1's partitions in one batch, in the order they came; n2's in another.
+    assert row_batches(items, replicas.__getitem__) == [
+        [(b"a", b"1", b"x"), (b"a", b"2", b"w"), (b"c", b"1", b"z"), (b"d", b"1", b"v")],
+        [(b"b", b"1", b"y")],
+    ]
+    # A batch stops before the partition that would take it over the limit; a partition larger
+    # than the limit is a batch of its own, never split.
+    big = [(b"a", b"%d" % i, b"." * 40) for i in range(3)] + [(b"c", b"1", b"." * 40), (b"d", b"1", b"." * 40)]
+    batches = row_batches(big, replicas.__getitem__, limit=100)
+    assert [[(p, c) for p, c, _ in b] for b in batches] == [
+        [(b"a", b"0"), (b"a", b"1"), (b"a", b"2")],
+        [(b"c", b"1"), (b"d", b"1")],
+    ]
+    assert row_batches([], replicas.__getitem__) == []
+
+
+@pytest.mark.cassandra
+async def test_rows_of_many_partitions_go_in_few_batches_and_all_land() -> None:
+    hosts = cassandra_hosts()
+    name = unique_name("rows")
+    factory = await CassandraStorageFactory.connect(hosts)
+    try:
+        await factory.init(name)
+        storage = await factory.app_storage(name)
+        sent: list[Any] = []
+        run = storage._bridge.run  # type: ignore[attr-defined]
+
+        async def counting(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(statement)
+            return await run(statement, *args, **kwargs)
+
+        storage._bridge.run = counting  # type: ignore[attr-defined]
+        value = b"v" * 8_000
+        items = [(b"p%02d" % i, b"c%d" % j, value + b"%d" % j) for i in range(40) for j in range(2)]
+        await storage.put_rows_at(items, time.time())
+        # 40 partitions of 16 KB: eight fit a batch (ROWS_BATCH_BYTES), so five batches where
+        # every node holds every partition (one node, or three at RF 3), a few more where the
+        # partitions have several replica sets; never one per partition.
+        metadata = factory._cluster.metadata
+        sets = {frozenset(metadata.get_replicas(name, p)) for p, _, _ in items}
+        assert ROWS_BATCH_BYTES // (2 * len(items[0][2]) + 10) == 8
+        assert all(isinstance(b, BatchStatement) for b in sent)
+        assert len(sent) == 5 if len(sets) == 1 else len(sets) <= len(sent) < 40
+        for p_key, c_col, v in items:
+            assert await storage.get(p_key, c_col) == v
+    finally:
+        await factory.drop(name)
+        await factory.close()
 
 
 @pytest.mark.cassandra

@@ -65,8 +65,9 @@ class AppStorage(ABC):
 
     async def put_rows_at(self, items: Sequence[BatchItem], at: float) -> None:
         """``put_batch_at`` without atomicity across storage partitions: the rows of each
-        partition are written together, the partitions independently (Cassandra: an unlogged
-        batch per partition, sent at once, instead of one logged batch with its batch log).
+        partition are written together, the partitions independently (Cassandra: unlogged
+        batches of the partitions that share their replicas, sent at once, instead of one logged
+        batch with its batch log).
 
         For rows that can be written again from elsewhere when only some land: the command
         processor's rows derived from a PLog event, which recovery re-applies. Returns once all
