@@ -154,14 +154,14 @@ async def test_rows_of_many_partitions_go_in_few_batches_and_all_land() -> None:
         value = b"v" * 8_000
         items = [(b"p%02d" % i, b"c%d" % j, value + b"%d" % j) for i in range(40) for j in range(2)]
         await storage.put_rows_at(items, time.time())
-        # 40 partitions of 16 KB: eight fit a batch (ROWS_BATCH_BYTES), so five batches where
+        # 40 partitions of 16 KB: four fit a batch (ROWS_BATCH_BYTES), so ten batches where
         # every node holds every partition (one node, or three at RF 3), a few more where the
         # partitions have several replica sets; never one per partition.
         metadata = factory._cluster.metadata
         sets = {frozenset(metadata.get_replicas(name, p)) for p, _, _ in items}
-        assert ROWS_BATCH_BYTES // (2 * len(items[0][2]) + 10) == 8
+        assert ROWS_BATCH_BYTES // (2 * len(items[0][2]) + 10) == 4
         assert all(isinstance(b, BatchStatement) for b in sent)
-        assert len(sent) == 5 if len(sets) == 1 else len(sets) <= len(sent) < 40
+        assert len(sent) == 10 if len(sets) == 1 else len(sets) <= len(sent) < 40
         for p_key, c_col, v in items:
             assert await storage.get(p_key, c_col) == v
     finally:
