@@ -54,6 +54,7 @@ from tests.cluster.scenario import Scenario, cassandra_url, drop_keyspaces, fres
 from tests.support import free_port
 
 from benchmarks.commands import cpu_seconds
+from voedger.storage.cassandra import REQUEST_KINDS
 from voedger.structs.wsid import partition_of
 from voedger.vvm.image import load_image
 
@@ -148,6 +149,8 @@ SERVER_SERIES = (
 CPU_SERIES = ("cpu servers", "cpu load", "cpu busy", "cpu all")
 """CPU seconds: of the server processes, of this process (the load), of the whole machine busy
 (not idle, not waiting for I/O) and in all (busy or not, both cores)."""
+REQUEST_SERIES = tuple(f"requests {kind}" for kind in REQUEST_KINDS)
+"""The servers' requests to Cassandra by kind (``voedger_storage_requests_total``), all applications."""
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -160,7 +163,7 @@ def machine_cpu() -> tuple[float, float]:
 
 async def server_totals(h: MetricsHarness) -> dict[str, float]:
     """The load application's command and group-write counters, summed over the live processes."""
-    totals = dict.fromkeys(SERVER_SERIES + CPU_SERIES, 0.0)
+    totals = dict.fromkeys(SERVER_SERIES + CPU_SERIES + REQUEST_SERIES, 0.0)
     totals["cpu servers"] = sum(cpu_seconds(p.proc.pid) for p in h.processes if p.proc is not None and p.alive())
     totals["cpu load"] = time.process_time()
     totals["cpu busy"], totals["cpu all"] = machine_cpu()
@@ -173,6 +176,8 @@ async def server_totals(h: MetricsHarness) -> dict[str, float]:
                 for sample in family.samples:
                     if sample.name in totals and sample.labels.get("app") == APP_NAME:
                         totals[sample.name] += sample.value
+                    elif sample.name == "voedger_storage_requests_total":
+                        totals[f"requests {sample.labels['kind']}"] += sample.value
     return totals
 
 
@@ -325,7 +330,7 @@ async def main(args: argparse.Namespace) -> int:
         before = await server_totals(h)
         await scenario.load(args.seconds, busy, prefer)
         after = await server_totals(h)
-        profiles.append((label, {k: after[k] - before[k] for k in SERVER_SERIES + CPU_SERIES}))
+        profiles.append((label, {k: after[k] - before[k] for k in SERVER_SERIES + CPU_SERIES + REQUEST_SERIES}))
         attempts = [a for a in scenario.history.attempts if a.started >= began]
         latencies = acked_latencies(attempts)
         throughput.append((label, len(latencies), scenario.history.now() - began, latencies))
@@ -417,6 +422,13 @@ async def main(args: argparse.Namespace) -> int:
                 ]
             )
         )
+
+    print("\nRequests to Cassandra per acknowledged command (voedger_storage_requests_total, all applications)\n")
+    print(_row(["processes", *REQUEST_KINDS]))
+    print(_row(["---:"] * (1 + len(REQUEST_KINDS))))
+    for n, d in profiles:
+        commands = d["voedger_cp_commands_total"]
+        print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in REQUEST_SERIES)]))
 
     print("\nThe forwarding hop (the 3-process run; owner from GET /api/cluster)\n")
     print(_row(["sent to", "commands acknowledged", "p50 ms", "p99 ms"]))

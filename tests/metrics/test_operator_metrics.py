@@ -94,6 +94,18 @@ async def test_histograms_http_and_storage_series_follow_the_requests(vvm: VVM) 
     assert value(after, "process_open_fds", {}) > 0
 
 
+async def test_requests_to_storage_servers_are_counted_by_kind(vvm: VVM, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client_of(metrics_app(vvm, "node-1")) as metrics:
+        # An embedded store (here mem://) has no servers: no series.
+        assert not [name for name, _ in await scrape(metrics) if name == "voedger_storage_requests_total"]
+        assert vvm.provider is not None
+        counts = {"read": 7, "write": 2, "conditional": 1}
+        monkeypatch.setattr(vvm.provider.factory, "requests", lambda: counts)
+        samples = await scrape(metrics)
+    for kind, n in counts.items():
+        assert value(samples, "voedger_storage_requests_total", {"vvm": "node-1", "kind": kind}) == n
+
+
 async def test_the_jobs_next_due_run_is_the_schedulers_next_run(tmp_path: Path) -> None:
     """The sample application's nightly job: its next run is the next 03:00 UTC."""
     app = "untill/restaurant"

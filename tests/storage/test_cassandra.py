@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cassandra import WriteTimeout
-from cassandra.query import BatchStatement
+from cassandra.query import BatchStatement, BatchType, SimpleStatement
 
 from tests.storage.cassandra_fixtures import cassandra_hosts, fresh_storage, unique_name
 from voedger.storage import (
@@ -24,7 +24,14 @@ from voedger.storage import (
     StorageURLError,
     parse_storage_url,
 )
-from voedger.storage.cassandra import ROWS_BATCH_BYTES, CassandraStorageFactory, replication_factor, row_batches
+from voedger.storage.cassandra import (
+    REQUEST_KINDS,
+    ROWS_BATCH_BYTES,
+    CassandraStorageFactory,
+    replication_factor,
+    request_kind,
+    row_batches,
+)
 from voedger.storage.url import CassandraURL
 
 
@@ -135,6 +142,21 @@ def test_row_batches_keep_a_partition_whole_and_group_partitions_by_replicas() -
     assert row_batches([], replicas.__getitem__) == []
 
 
+def test_a_request_s_kind_comes_from_its_statement() -> None:
+    assert request_kind(BatchStatement(batch_type=BatchType.LOGGED)) == "logged_batch"
+    assert request_kind(BatchStatement(batch_type=BatchType.UNLOGGED)) == "batch"
+    assert request_kind(SimpleStatement("SELECT now() FROM system.local")) == "other"
+
+    class Prepared:  # what _Statements marks
+        voedger_kind = "conditional"
+
+    assert request_kind(Prepared()) == "conditional"
+    marked = BatchStatement(batch_type=BatchType.LOGGED)
+    marked.voedger_kind = "conditional_batch"  # type: ignore[attr-defined]  # as put_batch_if does
+    assert request_kind(marked) == "conditional_batch"
+    assert set(REQUEST_KINDS) >= {"read", "write", "conditional", "batch", "logged_batch", "conditional_batch"}
+
+
 @pytest.mark.cassandra
 async def test_rows_of_many_partitions_go_in_few_batches_and_all_land() -> None:
     hosts = cassandra_hosts()
@@ -162,8 +184,15 @@ async def test_rows_of_many_partitions_go_in_few_batches_and_all_land() -> None:
         assert ROWS_BATCH_BYTES // (2 * len(items[0][2]) + 10) == 4
         assert all(isinstance(b, BatchStatement) for b in sent)
         assert len(sent) == 10 if len(sets) == 1 else len(sets) <= len(sent) < 40
+        before, batches = factory.requests(), len(sent)
         for p_key, c_col, v in items:
             assert await storage.get(p_key, c_col) == v
+        assert await storage.insert_if_not_exists(b"lease", b"", b"1", 60)
+        assert await storage.put_batch_if(b"p00", b"head", None, b"1", [(b"e", b"1")])
+        after = factory.requests()
+        grew = {kind: after[kind] - before[kind] for kind in REQUEST_KINDS}
+        assert grew == {**dict.fromkeys(REQUEST_KINDS, 0), "read": 80, "conditional": 1, "conditional_batch": 1}
+        assert before["batch"] >= batches  # the rows' batches were counted too
     finally:
         await factory.drop(name)
         await factory.close()

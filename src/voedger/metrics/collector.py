@@ -5,7 +5,8 @@ dashboards and alert rules work unchanged. Ours, in the same style: ``voedger_pr
 (the PLog events the async projectors of an application have still to handle, summed over its
 partitions), the latency histograms (``voedger_cp_latency_seconds``, ``voedger_qp_latency_seconds``,
 ``voedger_storage_write_latency_seconds``) from which PromQL computes p99, how late the event
-loop runs (``voedger_event_loop_lag_seconds``), storage errors by kind,
+loop runs (``voedger_event_loop_lag_seconds``), storage errors by kind, requests to the storage
+servers by kind (``voedger_storage_requests_total``),
 group commit size, partitions, jobs' next due run, HTTP requests by route family and status, and
 the ``voedger_cluster_*`` series of a process in a cluster.
 """
@@ -219,6 +220,7 @@ class VoedgerCollector(Collector):
         yield last_success
         yield from self._http()
         yield from self._loop()
+        yield from self._storage()
         yield from self._n10n()
         yield from self._cluster()
 
@@ -251,6 +253,19 @@ class VoedgerCollector(Collector):
         worst = Metric("voedger_event_loop_lag_max_seconds", "The latest wake-up since the process started.", "gauge")
         worst.add_sample("voedger_event_loop_lag_max_seconds", labels, self.vvm.loop_lag.worst)
         yield worst
+
+    def _storage(self) -> Iterator[Metric]:
+        """Ours: requests this process sent to the storage's servers, by kind (none on an
+        embedded store): how many reads, writes, batches and Paxos rounds the load costs."""
+        provider = self.vvm.provider
+        requests = provider.requests() if provider is not None else {}
+        if not requests:
+            return
+        labels = {"vvm": self.vvm_name}
+        family = Metric("voedger_storage_requests", "Requests sent to the storage servers, by kind.", "counter")
+        for kind, n in requests.items():
+            family.add_sample("voedger_storage_requests_total", {**labels, "kind": kind}, float(n))
+        yield family
 
     def _n10n(self) -> Iterator[Metric]:
         """Ours: notification channels and subscriptions held here (Voedger's broker counts them

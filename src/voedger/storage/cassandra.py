@@ -31,6 +31,7 @@ import contextlib
 import logging
 import re
 import struct
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -237,11 +238,37 @@ CAS_WRITE_UNKNOWN = 0x1700
 e.g. while a node goes down); the driver knows no class for it."""
 
 
-class _Bridge:
-    """Runs driver requests and hands their results to the event loop that asked for them."""
+REQUEST_KINDS = ("read", "write", "conditional", "batch", "logged_batch", "conditional_batch", "other")
+"""What ``CassandraStorageFactory.requests`` counts: single-row reads and range reads, plain writes,
+lightweight transactions (Paxos), unlogged and logged batches, conditional batches, and the rest
+(schema, the own batch log, system tables)."""
+_KIND = "voedger_kind"
+"""The attribute of a prepared statement that says its kind."""
 
-    def __init__(self, session: Any) -> None:
+
+def request_kind(statement: Any) -> str:
+    """The kind (``REQUEST_KINDS``) of a statement as it is handed to the driver: the one it is
+    marked with (prepared statements, conditional batches: Cassandra does not tell the driver
+    which statements are lightweight transactions, Scylla does), else by its type."""
+    kind = getattr(statement, _KIND, None)
+    if kind is not None:
+        return str(kind)
+    if isinstance(statement, BoundStatement):
+        return str(getattr(statement.prepared_statement, _KIND, "other"))
+    if isinstance(statement, BatchStatement):
+        if statement.is_lwt():
+            return "conditional_batch"
+        return "logged_batch" if statement.batch_type == BatchType.LOGGED else "batch"
+    return "other"
+
+
+class _Bridge:
+    """Runs driver requests and hands their results to the event loop that asked for them;
+    counts them by kind in ``requests``."""
+
+    def __init__(self, session: Any, requests: Counter[str] | None = None) -> None:
         self.session = session
+        self.requests: Counter[str] = requests if requests is not None else Counter()
 
     def start(
         self,
@@ -258,6 +285,7 @@ class _Bridge:
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Any]] = loop.create_future()
+        self.requests[request_kind(statement)] += 1
         if timeout is None:
             response = self.session.execute_async(statement, params, host=host, execution_profile=profile)
         else:
@@ -302,6 +330,7 @@ class _Bridge:
         loop = asyncio.get_running_loop()
         holder: list[asyncio.Future[list[Any]]] = [loop.create_future()]
         try:
+            self.requests["read"] += 1
             response = self.session.execute_async(statement, execution_profile=EXEC_PROFILE_DEFAULT)
             _attach(loop, response, lambda: holder[0])
             while True:
@@ -394,6 +423,8 @@ class _Statements:
             stmts = cls()
             for name, (query, kind) in cls.QUERIES.items():
                 prepared = session.prepare(query.format(t=table))
+                plain = "read" if query.startswith("SELECT") else "write"
+                setattr(prepared, _KIND, "conditional" if kind == _LWT else plain)
                 prepared.consistency_level = serial if name == "serial_get" else consistency
                 if kind == _LWT:
                     prepared.serial_consistency_level = serial
@@ -766,6 +797,7 @@ class CassandraAppStorage(AppStorage):
             serial_consistency_level=s.batch_if.serial_consistency_level,
         )
         batch.retry_policy = _LWTRetryPolicy()
+        setattr(batch, _KIND, "conditional_batch")
         if expected is None:
             batch.add(s.batch_ine, (p_key, c_col, new))
         else:
@@ -870,6 +902,7 @@ class CassandraStorageFactory(AppStorageFactory):
             replicated=replication_factor(self.replication) > 1,
         )
         self._cluster: Any = None
+        self._requests: Counter[str] = Counter()
         self._session: Any = None
         self._bridge: _Bridge | None = None
         self._open_lock = asyncio.Lock()
@@ -925,7 +958,11 @@ class CassandraStorageFactory(AppStorageFactory):
                 return
             self.watch.attach(asyncio.get_running_loop())
             self._cluster, self._session = await asyncio.to_thread(self._connect_blocking)
-            self._bridge = _Bridge(self._session)
+            self._bridge = _Bridge(self._session, self._requests)
+
+    def requests(self) -> Mapping[str, int]:
+        """Requests sent so far, by kind (``REQUEST_KINDS``), each kind present."""
+        return {kind: self._requests[kind] for kind in REQUEST_KINDS}
 
     def _profile(self, speculative: bool) -> ExecutionProfile:
         # Token-aware over round robin: a node the driver has marked down is in no query plan,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
 from voedger.storage.errors import InvalidKeyError
@@ -166,6 +166,11 @@ class AppStorageFactory(ABC):
         """Make this process the only server of the storage, where it can have one server only
         (an embedded store); raises StorageLockedError naming the holder otherwise. Readers
         that are not servers (tools, tests) do not take it."""
+
+    def requests(self) -> Mapping[str, int]:
+        """Requests sent to the storage's servers so far, by kind (``voedger_storage_requests_total``);
+        none for an embedded store, which has no servers to send them to."""
+        return {}
 
     @abstractmethod
     async def init(self, safe_name: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -66,6 +67,10 @@ class StorageProvider:
     @property
     def capabilities(self) -> Capabilities:
         return self.factory.capabilities
+
+    def requests(self) -> Mapping[str, int]:
+        """The factory's requests to storage servers by kind (``AppStorageFactory.requests``)."""
+        return self.factory.requests()
 
     async def open(self, server: bool = False) -> None:
         """Connect and open the registry now, so that a bad configuration fails at start;
