@@ -25,6 +25,7 @@ from voedger.storage import (
     parse_storage_url,
 )
 from voedger.storage.cassandra import (
+    READ_PAGE_SIZE,
     REQUEST_KINDS,
     ROWS_BATCH_BYTES,
     CassandraStorageFactory,
@@ -193,6 +194,11 @@ async def test_rows_of_many_partitions_go_in_few_batches_and_all_land() -> None:
         grew = {kind: after[kind] - before[kind] for kind in REQUEST_KINDS}
         assert grew == {**dict.fromkeys(REQUEST_KINDS, 0), "read": 80, "conditional": 1, "conditional_batch": 1}
         assert before["batch"] >= batches  # the rows' batches were counted too
+        # A read of 2,500 rows comes in three pages, each a request.
+        await storage.put_rows_at([(b"big", b"%05d" % i, b"x") for i in range(2_500)], time.time())
+        reads = factory.requests()["read"]
+        assert len([row async for row in storage.read(b"big")]) == 2_500
+        assert factory.requests()["read"] - reads == -(-2_500 // READ_PAGE_SIZE) == 3
     finally:
         await factory.drop(name)
         await factory.close()

@@ -340,6 +340,7 @@ class _Bridge:
                 if not more:
                     return
                 holder[0] = loop.create_future()
+                self.requests["read"] += 1  # each page is a request of its own
                 response.start_fetching_next_page()
         except Exception as exc:
             raise _translate(exc, what) from None
