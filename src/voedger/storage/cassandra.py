@@ -68,6 +68,7 @@ from voedger.storage.contract import (
     BatchItem,
     Capabilities,
     PartitionRow,
+    by_partition,
     check_conditional_batch,
     check_key,
     check_ttl,
@@ -211,11 +212,8 @@ def row_batches(
     through one process and through three (docs/benchmarks.md, 2026-12-07). A batch still spans
     partitions, so it is atomic per partition only, as before.
     """
-    by_partition: dict[bytes, list[BatchItem]] = {}
-    for item in items:
-        by_partition.setdefault(item[0], []).append(item)
     sets: dict[Hashable, list[list[BatchItem]]] = {}
-    for p_key, rows in by_partition.items():
+    for p_key, rows in by_partition(items).items():
         sets.setdefault(replicas(p_key), []).append(rows)
     batches: list[list[BatchItem]] = []
     for partitions in sets.values():

@@ -37,7 +37,7 @@ from typing import Any
 
 from cassandra.query import BatchStatement, BatchType, BoundStatement
 
-from voedger.storage.contract import BatchItem
+from voedger.storage.contract import BatchItem, by_partition
 from voedger.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -222,11 +222,8 @@ class BatchLog:
     async def _apply(self, items: Sequence[BatchItem], ts: int, what: str) -> None:
         """Write the rows at timestamp ``ts``: one unlogged single-partition batch per partition."""
         stamp = _TIMESTAMP.pack(ts)
-        by_partition: dict[bytes, list[BatchItem]] = {}
-        for row in items:
-            by_partition.setdefault(row[0], []).append(row)
         statements: list[Any] = []
-        for rows in by_partition.values():
+        for rows in by_partition(items).values():
             bounds = []
             for p_key, c_col, value in rows:
                 bound = BoundStatement(self._put_at)

@@ -185,6 +185,14 @@ class AppStorageFactory(ABC):
         """Release connections and threads."""
 
 
+def by_partition(items: Sequence[BatchItem]) -> dict[bytes, list[BatchItem]]:
+    """The rows of ``items`` by storage partition, in the order the partitions first come."""
+    out: dict[bytes, list[BatchItem]] = {}
+    for item in items:
+        out.setdefault(item[0], []).append(item)
+    return out
+
+
 def check_key(p_key: bytes, c_col: bytes) -> None:
     """Reject keys that some driver could not store, so that every driver behaves alike."""
     if not isinstance(p_key, bytes) or not isinstance(c_col, bytes):
