@@ -301,6 +301,7 @@ async def test_channels_and_subscriptions_are_metrics(env: Env) -> None:
     assert await scrape() == {
         "voedger_n10n_channels": 0,
         "voedger_n10n_subscriptions": 0,
+        "voedger_n10n_relay_requests_total": 0,
         "voedger_n10n_relay_failures_total": 0,
     }
     body = subs_body("shop.Sales", "shop.ItemCount")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,12 +14,19 @@ import pytest
 from tests.processors.conftest import WS, Shop, shop_registry
 from voedger.appdef import QName, StorageRef
 from voedger.extensions import Registry
-from voedger.processors.actualizers import ActualizerConfig, Actualizers, AsyncActualizer, load_offset
+from voedger.processors.actualizers import (
+    ActualizerConfig,
+    Actualizers,
+    AsyncActualizer,
+    PartitionFlushes,
+    load_offset,
+)
 from voedger.processors.app import AppRuntime
 from voedger.processors.signal import CommitSignal
 from voedger.state import Intents, State
 from voedger.storage.mem import MemAppStorage
 from voedger.structs.events import SYS_ERROR, Event
+from voedger.structs.keys import app_state_key
 from voedger.structs.logs import put_plog
 from voedger.structs.pending import Pending
 from voedger.structs.views import read_rows
@@ -451,3 +459,77 @@ async def test_projector_with_side_effects_stores_its_offset_after_each_event(sh
     finally:
         for a in (buffered, unbuffered):
             await a.stop()
+
+
+async def test_the_actualizers_of_a_partition_flush_in_one_write(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both of the shop's async projectors handle every order; they flush on the same ticks, and
+    what they flush at the same moment goes to storage as one batch."""
+    await shop.create_ws(WS)
+    item = await new_item(shop)
+    writes: list[Sequence[Any]] = []
+    put_batch_at = shop.storage.put_batch_at
+
+    async def recorded(items: Sequence[Any], at: float) -> None:
+        writes.append(items)
+        await put_batch_at(items, at)
+
+    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=0.05))
+    await acts.start()
+    try:
+        pid = acts.partition_of(WS)
+        logs, failures = acts.actualizer(ORDER_LOG, pid), acts.actualizer(FAILURES, pid)
+        assert logs.writer is failures.writer
+        offsets = []
+        for _ in range(6):
+            offsets.append(await order(shop, item))
+            await asyncio.sleep(0.03)
+        await acts.wait_for(pid, offsets[-1])
+        assert await logged(shop, item) == offsets
+        writer = logs.writer
+        assert writer.flushes == logs.flushes + failures.flushes
+        # Every flush went with the other projector's (one may have been apart: the timers of
+        # a tick firing further apart than the gathering waits, on a busy machine).
+        assert writer.writes <= writer.flushes // 2 + 1
+        # A write with the rows of both: each projector's offset row is in it.
+        offset_row = app_state_key("projoffs", struct.pack(">H", pid))
+        together = [w for w in writes if sum(1 for p, _, _ in w if p == offset_row) == 2]
+        assert len(together) == writer.flushes - writer.writes
+    finally:
+        await acts.stop()
+
+
+async def test_flushes_writing_the_same_row_go_one_after_the_other(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[tuple[list[Any], float]] = []
+
+    async def recorded(items: Sequence[Any], at: float) -> None:
+        writes.append((list(items), at))
+
+    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    flushes = PartitionFlushes(shop.runtime)
+    a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p1", b"c", b"c")
+    await asyncio.gather(flushes.write([a], 3.0), flushes.write([b], 2.0), flushes.write([c], 4.0))
+    # a and b together at the earlier time; c writes a's row again: after them, at its own time.
+    assert writes == [([a, b], 2.0), ([c], 4.0)]
+    assert (flushes.writes, flushes.flushes) == (2, 3)
+
+
+async def test_a_failed_write_fails_every_flush_in_it_and_a_cancelled_one_is_not_written(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[list[Any]] = []
+
+    async def failing(items: Sequence[Any], at: float) -> None:
+        written.append(list(items))
+        raise OSError("storage is down")
+
+    monkeypatch.setattr(shop.storage, "put_batch_at", failing)
+    flushes = PartitionFlushes(shop.runtime)
+    cancelled = asyncio.ensure_future(flushes.write([(b"p0", b"c", b"x")], 1.0))
+    first = asyncio.ensure_future(flushes.write([(b"p1", b"c", b"y")], 1.0))
+    second = asyncio.ensure_future(flushes.write([(b"p2", b"c", b"z")], 1.0))
+    await asyncio.sleep(0)  # the three are queued
+    cancelled.cancel()
+    results = await asyncio.gather(first, second, cancelled, return_exceptions=True)
+    assert [type(r) for r in results] == [OSError, OSError, asyncio.CancelledError]
+    assert written == [[(b"p1", b"c", b"y"), (b"p2", b"c", b"z")]]

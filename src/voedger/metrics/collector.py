@@ -269,7 +269,8 @@ class VoedgerCollector(Collector):
 
     def _n10n(self) -> Iterator[Metric]:
         """Ours: notification channels and subscriptions held here (Voedger's broker counts them
-        too), and batches of updates other processes of the cluster did not take."""
+        too), and the batches of updates sent to the other processes of the cluster and those
+        they did not take."""
         labels = {"vvm": self.vvm_name}
         n10n = self.vvm.n10n
         for name, value, doc in (
@@ -279,6 +280,9 @@ class VoedgerCollector(Collector):
             gauge = Metric(name, doc, "gauge")
             gauge.add_sample(name, labels, float(value))
             yield gauge
+        sent = Metric("voedger_n10n_relay_requests", "Batches of notifications sent to other processes.", "counter")
+        sent.add_sample("voedger_n10n_relay_requests_total", labels, float(n10n.sent))
+        yield sent
         failed = Metric("voedger_n10n_relay_failures", "Batches of notifications a peer did not take.", "counter")
         failed.add_sample("voedger_n10n_relay_failures_total", labels, float(n10n.failed))
         yield failed

@@ -9,6 +9,11 @@ offset in one ``put_batch`` at most every ``flush_interval``, so an offset is ne
 without the writes of the events before it: after a crash the events since the stored offset
 are projected again. Delivery is therefore at least once, and projectors must be idempotent.
 
+The actualizers of a partition flush on the same clock ticks (multiples of ``flush_interval``),
+and the flushes that come at the same moment go to storage as one ``put_batch``
+(``PartitionFlushes``): on Cassandra a logged batch for all the projectors of a partition, not
+one each (a logged batch is also written to, and removed from, the batch log of two other nodes).
+
 A projector that fails is retried from its first unprocessed event with exponential backoff;
 what the events before it wrote is kept. ``in_error``, ``last_error``, ``offset`` and ``lag``
 are there for metrics (``voedger_projectors_in_error``) and for tests.
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,7 +46,7 @@ from voedger.state import Intents
 from voedger.state.access import SYS_RECORD, SYS_VIEW
 from voedger.state.mail import deliver
 from voedger.state.rows import row_producer, write_produced_rows
-from voedger.storage import AppStorage
+from voedger.storage import AppStorage, BatchItem
 from voedger.structs import ids
 from voedger.structs.events import Event
 from voedger.structs.keys import app_state_key
@@ -56,6 +62,7 @@ __all__ = [
     "Actualizers",
     "AsyncActualizer",
     "PLogSource",
+    "PartitionFlushes",
     "apply_view_intents",
     "load_offset",
     "project_event",
@@ -171,6 +178,88 @@ def _sole_writer(app: AppDef, projector: Projector) -> bool:
     return True
 
 
+def next_tick(now: float, interval: float) -> float:
+    """The first multiple of ``interval`` after ``now``: when an actualizer that flushed at
+    ``now`` flushes next. All actualizers keep to the same ticks, so those of a partition flush
+    at the same moment (the first commit after a tick, or the tick, wakes them all) and
+    ``PartitionFlushes`` writes them together."""
+    return (math.floor(now / interval) + 1) * interval
+
+
+GATHER_SECONDS = 0.002
+"""How long the first flush of a tick waits for the partition's other actualizers to join it:
+those woken by the same commit come in the same turn of the loop, but those woken by their
+timers at the tick may come a turn or two apart."""
+
+
+class PartitionFlushes:
+    """One storage write for the flushes of a partition's actualizers that come at the same
+    moment (within ``GATHER_SECONDS``).
+
+    The first flush schedules the write; the flushes of the other actualizers that come before
+    it starts join it. Every actualizer waits for the write and gets
+    its outcome (a failure fails them all: each retries from its own stored offset). The rows
+    are written at the earliest of their times (each actualizer dates its rows before it checks
+    the partition's lease). Should two flushes write the same row (two projectors writing one
+    view), they are written one after the other, in the order they came, as before.
+    """
+
+    def __init__(self, app: AppRuntime) -> None:
+        self.app = app
+        self._due: list[tuple[Sequence[BatchItem], float, asyncio.Future[None]]] = []
+        self.writes = 0
+        """Storage writes so far."""
+        self.flushes = 0
+        """Flushes written so far (more than ``writes`` when some went together)."""
+
+    async def write(self, items: Sequence[BatchItem], at: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not self._due:
+            loop.call_later(GATHER_SECONDS, self._start)
+        self._due.append((items, at, fut))
+        await fut
+
+    def _start(self) -> None:
+        due, self._due = [entry for entry in self._due if not entry[2].done()], []
+        if due:  # not those cancelled meanwhile (an actualizer aborted: it writes nothing more)
+            task = asyncio.get_running_loop().create_task(self._write(due))
+            task.add_done_callback(_retrieve)
+
+    async def _write(self, due: list[tuple[Sequence[BatchItem], float, asyncio.Future[None]]]) -> None:
+        groups: list[list[tuple[Sequence[BatchItem], float, asyncio.Future[None]]]] = [[]]
+        keys: set[tuple[bytes, bytes]] = set()
+        for entry in due:
+            mine = {(p_key, c_col) for p_key, c_col, _ in entry[0]}
+            if not keys.isdisjoint(mine):
+                groups.append([])
+                keys = set()
+            groups[-1].append(entry)
+            keys |= mine
+        for group in groups:
+            items = [item for entry in group for item in entry[0]]
+            at = min(entry[1] for entry in group)
+            error: BaseException | None = None
+            try:
+                await write_rows(self.app.rows, items, functools.partial(self.app.storage.put_batch_at, at=at))
+            except Exception as exc:
+                error = exc
+            self.writes += 1
+            self.flushes += len(group)
+            for _, _, fut in group:
+                if fut.done():
+                    continue
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
+        log.error("flush failed", exc_info=task.exception())
+
+
 class AsyncActualizer:
     """Feeds one asynchronous projector the events of one partition, in PLog order."""
 
@@ -181,9 +270,12 @@ class AsyncActualizer:
         projector: Projector,
         func: Callable[..., Any],
         config: ActualizerConfig = DEFAULT_CONFIG,
+        flushes: PartitionFlushes | None = None,
     ) -> None:
         self.app = app
         self.partition = partition
+        self.writer = flushes if flushes is not None else PartitionFlushes(app)
+        """Writes this actualizer's flushes, with those of the partition's other actualizers."""
         self.projector = projector
         self.config = config
         self._func = func
@@ -345,7 +437,7 @@ class AsyncActualizer:
         self._changed.clear()  # of events handled again after a failure
         done = self.processed = self.offset
         last_position = loop.time()
-        last_flush = last_position - cfg.flush_interval  # the first writes need not wait
+        flush_at = last_position  # the first writes need not wait
         while True:
             seen = self.partition.groups
             events = self._recent(done + 1)
@@ -369,14 +461,16 @@ class AsyncActualizer:
                 done = self.processed = event.plog_offset
                 if handled and self.unbuffered:
                     await self._flush(buffer, done)
-                    last_flush = last_position = loop.time()
+                    last_position = loop.time()
+                    flush_at = next_tick(last_position, cfg.flush_interval)
             if not buffer:
                 self._advance(done)  # nothing to make durable for these events
             stopping = self._stop.is_set()
             now = loop.time()
-            if buffer and (stopping or now - last_flush >= cfg.flush_interval):
+            if buffer and (stopping or now >= flush_at):
                 await self._flush(buffer, done)
-                last_flush = last_position = now
+                last_position = now
+                flush_at = next_tick(now, cfg.flush_interval)
             elif self.offset > self.stored_offset and (stopping or now - last_position >= cfg.position_interval):
                 await self._flush(buffer, done)
                 last_position = now
@@ -386,7 +480,7 @@ class AsyncActualizer:
                 continue  # more to read
             timeout = cfg.poll_interval
             if buffer:
-                timeout = min(timeout, max(0.0, last_flush + cfg.flush_interval - now))
+                timeout = min(timeout, max(0.0, flush_at - now))
             await self._wait_commit(seen, timeout, None if buffer else self._skip)
             done = self.processed  # _skip may have taken events in meanwhile
 
@@ -418,7 +512,7 @@ class AsyncActualizer:
         at = time.time()  # dated before the check: a late write loses to a new owner's
         if not self.partition.lease_valid():
             raise RuntimeError(f"partition {self.partition.id} may be another process's now; not written")
-        await write_rows(self.app.rows, buffer.items(), functools.partial(self.app.storage.put_batch_at, at=at))
+        await self.writer.write(buffer.items(), at)
         if self.sole_writer:
             buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
         else:
@@ -524,10 +618,11 @@ class Actualizers:
         if partition.id in self._parts:
             return
         actualizers: dict[QName, AsyncActualizer] = {}
+        flushes = PartitionFlushes(self.app)
         for prj in self.projectors:
             func = self.app.implementation(prj)
             assert func is not None
-            actualizers[prj.qname] = AsyncActualizer(self.app, partition, prj, func, self.config)
+            actualizers[prj.qname] = AsyncActualizer(self.app, partition, prj, func, self.config, flushes)
         self._parts[partition.id] = actualizers
         for a in actualizers.values():
             await a.start()
