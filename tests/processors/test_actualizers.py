@@ -533,3 +533,22 @@ async def test_a_failed_write_fails_every_flush_in_it_and_a_cancelled_one_is_not
     results = await asyncio.gather(first, second, cancelled, return_exceptions=True)
     assert [type(r) for r in results] == [OSError, OSError, asyncio.CancelledError]
     assert written == [[(b"p1", b"c", b"y"), (b"p2", b"c", b"z")]]
+
+
+async def test_a_flush_alone_goes_at_once_without_waiting_for_company(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[list[Any]] = []
+
+    async def recorded(items: Sequence[Any], at: float) -> None:
+        writes.append(list(items))
+
+    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    flushes = PartitionFlushes(shop.runtime)
+    a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p3", b"c", b"c")
+    gathered = asyncio.ensure_future(flushes.write([a], 1.0))
+    await asyncio.sleep(0)  # queued: waits for the others of its moment
+    await flushes.write([b], 1.0, alone=True)
+    assert writes == [[b]]
+    await asyncio.gather(gathered, flushes.write([c], 1.0))
+    assert writes == [[b], [a, c]]

@@ -212,9 +212,15 @@ class PartitionFlushes:
         self.flushes = 0
         """Flushes written so far (more than ``writes`` when some went together)."""
 
-    async def write(self, items: Sequence[BatchItem], at: float) -> None:
+    async def write(self, items: Sequence[BatchItem], at: float, alone: bool = False) -> None:
+        """Write ``items`` at ``at``, with the flushes of the partition's other actualizers that
+        come within ``GATHER_SECONDS``; ``alone``: at once, by themselves (a projector with side
+        effects flushes after each event it handles, and must not wait for company each time)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        if alone:
+            await self._write([(items, at, fut)])
+            return await fut
         if not self._due:
             loop.call_later(GATHER_SECONDS, self._start)
         self._due.append((items, at, fut))
@@ -512,7 +518,7 @@ class AsyncActualizer:
         at = time.time()  # dated before the check: a late write loses to a new owner's
         if not self.partition.lease_valid():
             raise RuntimeError(f"partition {self.partition.id} may be another process's now; not written")
-        await self.writer.write(buffer.items(), at)
+        await self.writer.write(buffer.items(), at, alone=self.unbuffered)
         if self.sole_writer:
             buffer.settle()  # nobody else writes these rows: keep them to answer its next reads
         else:
