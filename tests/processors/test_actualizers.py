@@ -461,19 +461,32 @@ async def test_projector_with_side_effects_stores_its_offset_after_each_event(sh
             await a.stop()
 
 
+Written = list[tuple[list[Any], float]]
+"""The storage writes a test saw: (rows, time) each."""
+
+
+def record_writes(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, then: Callable[[Sequence[Any], float], Any] | None = None
+) -> Written:
+    """Record every ``put_batch_at`` of the shop's storage; ``then``: called after recording
+    (the real write, or one that fails)."""
+    writes: Written = []
+
+    async def recorded(items: Sequence[Any], at: float) -> None:
+        writes.append((list(items), at))
+        if then is not None:
+            await then(items, at)
+
+    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    return writes
+
+
 async def test_the_actualizers_of_a_partition_flush_in_one_write(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both of the shop's async projectors handle every order; they flush on the same ticks, and
     what they flush at the same moment goes to storage as one batch."""
     await shop.create_ws(WS)
     item = await new_item(shop)
-    writes: list[Sequence[Any]] = []
-    put_batch_at = shop.storage.put_batch_at
-
-    async def recorded(items: Sequence[Any], at: float) -> None:
-        writes.append(items)
-        await put_batch_at(items, at)
-
-    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    writes = record_writes(shop, monkeypatch, then=shop.storage.put_batch_at)
     acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=0.05))
     await acts.start()
     try:
@@ -493,19 +506,14 @@ async def test_the_actualizers_of_a_partition_flush_in_one_write(shop: Shop, mon
         assert writer.writes <= writer.flushes // 2 + 1
         # A write with the rows of both: each projector's offset row is in it.
         offset_row = app_state_key("projoffs", struct.pack(">H", pid))
-        together = [w for w in writes if sum(1 for p, _, _ in w if p == offset_row) == 2]
+        together = [w for w, _ in writes if sum(1 for p, _, _ in w if p == offset_row) == 2]
         assert len(together) == writer.flushes - writer.writes
     finally:
         await acts.stop()
 
 
 async def test_flushes_writing_the_same_row_go_one_after_the_other(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
-    writes: list[tuple[list[Any], float]] = []
-
-    async def recorded(items: Sequence[Any], at: float) -> None:
-        writes.append((list(items), at))
-
-    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    writes = record_writes(shop, monkeypatch)
     flushes = PartitionFlushes(shop.runtime)
     a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p1", b"c", b"c")
     await asyncio.gather(flushes.write([a], 3.0), flushes.write([b], 2.0), flushes.write([c], 4.0))
@@ -517,13 +525,10 @@ async def test_flushes_writing_the_same_row_go_one_after_the_other(shop: Shop, m
 async def test_a_failed_write_fails_every_flush_in_it_and_a_cancelled_one_is_not_written(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    written: list[list[Any]] = []
-
     async def failing(items: Sequence[Any], at: float) -> None:
-        written.append(list(items))
         raise OSError("storage is down")
 
-    monkeypatch.setattr(shop.storage, "put_batch_at", failing)
+    written = record_writes(shop, monkeypatch, then=failing)
     flushes = PartitionFlushes(shop.runtime)
     cancelled = asyncio.ensure_future(flushes.write([(b"p0", b"c", b"x")], 1.0))
     first = asyncio.ensure_future(flushes.write([(b"p1", b"c", b"y")], 1.0))
@@ -532,23 +537,18 @@ async def test_a_failed_write_fails_every_flush_in_it_and_a_cancelled_one_is_not
     cancelled.cancel()
     results = await asyncio.gather(first, second, cancelled, return_exceptions=True)
     assert [type(r) for r in results] == [OSError, OSError, asyncio.CancelledError]
-    assert written == [[(b"p1", b"c", b"y"), (b"p2", b"c", b"z")]]
+    assert [items for items, _ in written] == [[(b"p1", b"c", b"y"), (b"p2", b"c", b"z")]]
 
 
 async def test_a_flush_alone_goes_at_once_without_waiting_for_company(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes: list[list[Any]] = []
-
-    async def recorded(items: Sequence[Any], at: float) -> None:
-        writes.append(list(items))
-
-    monkeypatch.setattr(shop.storage, "put_batch_at", recorded)
+    writes = record_writes(shop, monkeypatch)
     flushes = PartitionFlushes(shop.runtime)
     a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p3", b"c", b"c")
     gathered = asyncio.ensure_future(flushes.write([a], 1.0))
     await asyncio.sleep(0)  # queued: waits for the others of its moment
     await flushes.write([b], 1.0, alone=True)
-    assert writes == [[b]]
+    assert [items for items, _ in writes] == [[b]]
     await asyncio.gather(gathered, flushes.write([c], 1.0))
-    assert writes == [[b], [a, c]]
+    assert [items for items, _ in writes] == [[b], [a, c]]
