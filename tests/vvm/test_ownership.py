@@ -105,6 +105,11 @@ def _die(o: Ownership, serving: Serving, started: list[Ownership]) -> None:
         del serving.by_key[key]
 
 
+def _holder(o: Ownership, key: Key) -> tuple[str, int] | None:
+    lease = o.table.get(key)
+    return None if lease is None else (lease.owner, lease.epoch)
+
+
 def _spread(serving: Serving) -> Counter[str]:
     return Counter(serving.by_key.values())
 
@@ -202,19 +207,22 @@ async def test_partitions_of_a_dead_process_serve_elsewhere_after_the_ttl(
     assert TTL * 0.5 < took < TTL + 2.0
 
 
-async def test_a_settled_cluster_reads_the_leases_once_a_ttl_and_a_dead_members_partitions_at_the_next_tick(
+async def test_a_settled_cluster_reads_no_lease_and_a_dead_members_partitions_at_the_next_tick(
     cluster: tuple[MemAppStorage, Serving, list[Ownership]],
 ) -> None:
-    """Settled, a process reads the members every tick and the leases once a TTL; a member that
-    goes changes the members, and the next tick reads the leases and takes its partitions over."""
+    """Settled, a process reads the members every tick and no lease (the members' rows say which
+    they hold, and that is what was read); a member that goes changes the members, and the next
+    tick reads the leases and takes its partitions over."""
     storage, serving, started = cluster
     a, b, c = [await _start(storage, serving, started, n) for n in "abc"]
     await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
-    await asyncio.sleep(3 * TICK)  # the wake-ups of the last handovers are taken
+    await asyncio.sleep(4 * TICK)  # the wake-ups of the last handovers, the rows' new epochs
     before = [o.stats.lease_reads for o in (b, c)]
     await asyncio.sleep(2 * TTL)  # 20 ticks
     settled = [o.stats.lease_reads - n for o, n in zip((b, c), before, strict=True)]
-    assert all(1 <= n <= 4 for n in settled), settled  # 2 or 3 (once a TTL), not 20
+    assert all(n <= 1 for n in settled), settled  # not 20 (every tick), nor 2-3 (once a TTL)
+    rows = {m.id: m.holds for m in await b.store.members()}
+    assert rows[a.me.id] == tuple(sorted((k[0], k[1], o.lease.epoch) for k, o in a.owned.items()))
     _die(a, serving, started)
     took = await _until(lambda: len(serving.by_key) == len(KEYS), 5)
     # a's member row lasts up to a TTL after its last renewal; then one tick reads and takes over
@@ -331,3 +339,27 @@ async def test_leases_are_renewed_every_two_ticks_and_a_failed_renewal_again_at_
     assert len(times) >= 4  # the failed one, then again a tick later, then every two ticks
     assert times[1] - times[0] < 1.6 * tick, [round(b - a, 2) for a, b in itertools.pairwise(times)]
     assert serving.by_key[key] == "a" and not serving.lost
+
+
+async def test_a_lease_that_moves_unannounced_is_read_at_the_tick_after_its_holders_row_says_so(
+    cluster: tuple[MemAppStorage, Serving, list[Ownership]],
+) -> None:
+    """A lease lost without a wake-up or a change of members (a renewal refused, say): its
+    holder's row stops listing it, so the others read the leases until it is taken again and
+    learn its new epoch at once, not at their next periodic read (``REREAD_TTLS`` TTLs)."""
+    storage, serving, started = cluster
+    a, b, c = [await _start(storage, serving, started, n) for n in "abc"]
+    await _until(lambda: len(_spread(serving)) == 3 and len(serving.by_key) == len(KEYS), 5)
+    await asyncio.sleep(4 * TICK)
+    key = min(k for k, n in serving.by_key.items() if n == "a")
+    old = a.owned[key].lease.epoch
+    reads = b.stats.lease_reads
+    await a._lose(key, "a test")
+    # Nobody woke anyone: the row lasts a TTL, then its partition's member takes it again.
+    await _until(lambda: key in a.owned and a.owned[key].ready.is_set(), TTL + 1.0)
+    served = time.monotonic()
+    new = a.owned[key].lease.epoch
+    assert new != old
+    took = await _until(lambda: all(_holder(o, key) == (a.me.id, new) for o in (b, c)), 1.0)
+    assert took < 5 * TICK, f"the others learnt the new epoch {time.monotonic() - served:.2f} s after it served"
+    assert b.stats.lease_reads > reads

@@ -1,9 +1,11 @@
 """Membership and partition leases of a cluster's server processes, kept in shared storage.
 
-Rows of the ``sys/vvm`` storage, all with a TTL and renewed by compare-and-swap:
+Rows of the ``sys/vvm`` storage, all with a TTL:
 
-- a *member* row per live process (its ID and the address others forward requests to);
-- a *lease* row per (application, partition): which member owns it, under which epoch.
+- a *member* row per live process (its ID, the address others forward requests to, and the
+  leases it holds), renewed by its process alone with plain writes;
+- a *lease* row per (application, partition): which member owns it, under which epoch, renewed
+  by compare-and-swap.
 
 A process that stops renewing (killed, paused, cut off) loses both when the TTL runs out, and
 the others take its partitions over. A process also tracks, on its monotonic clock, until when
@@ -32,6 +34,9 @@ MEMBERS = app_state_key("members", b"")
 Key = tuple[str, int]
 """(application, partition)."""
 
+Claim = tuple[str, int, int]
+"""(application, partition, epoch): a lease as its holder says it holds it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -45,16 +50,24 @@ class Member:
     left: bool = False
     """The process left: its row stays until its TTL runs out, marked so (a row is written by
     its member alone, never deleted: see ``LeaseStore``)."""
+    holds: tuple[Claim, ...] | None = ()
+    """The leases the process held when it wrote its row, with their epochs: the others read
+    the leases only when these disagree with what they last read (``Ownership``). None: a
+    process of a version that did not say (the others then read the leases once a TTL)."""
 
     def encode(self) -> bytes:
-        d = {"id": self.id, "address": self.address, "pid": self.pid, "since": self.since, "n": self.n}
+        d: dict[str, object] = {"id": self.id, "address": self.address, "pid": self.pid, "since": self.since}
+        d["n"] = self.n
         if self.left:
             d["left"] = True
+        if self.holds is not None:
+            d["holds"] = [list(c) for c in self.holds]
         return orjson.dumps(d)
 
     @staticmethod
     def decode(raw: bytes) -> Member:
         d = orjson.loads(raw)
+        holds = d.get("holds")
         return Member(
             str(d["id"]),
             str(d["address"]),
@@ -62,6 +75,7 @@ class Member:
             float(d.get("since", 0.0)),
             int(d.get("n", 0)),
             bool(d.get("left", False)),
+            None if holds is None else tuple((str(a), int(p), int(e)) for a, p, e in holds),
         )
 
 

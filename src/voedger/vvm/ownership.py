@@ -8,12 +8,15 @@ partitions that belong to another live member (graceful handover: the partition 
 accepted first) and acquires the free ones that belong to it (or that have been free for longer
 than a TTL, whoever they belong to).
 
-The leases are read at a tick only when something may have moved (the members changed, a peer
-woke this process, a partition is free, held by a member that is gone, or not where it belongs),
-and once a TTL otherwise: in a settled cluster a process reads one storage partition a tick (the
+The leases are read at a tick only when something may have moved: the members changed, a peer
+woke this process, a partition is free, held by a member that is gone or not where it belongs, or
+the leases the members say they hold (each member row lists them, with their epochs) are not the
+leases as last read. In a settled cluster a process reads one storage partition a tick (the
 members), not one per lease (three idle processes with 21 partitions read 63 leases a second,
 one by one; reading them only while something moves cut what the idle cluster cost Cassandra by
-about a quarter: docs/benchmarks.md, 2026-12-07).
+about a quarter: docs/benchmarks.md, 2026-12-07), and reads the leases once every
+``REREAD_TTLS`` TTLs all the same (once a TTL while a member of an older version, whose row
+does not list its leases, is live).
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from voedger.storage import StorageError
-from voedger.vvm.leases import Deadline, Key, Lease, LeaseStore, Member, assign
+from voedger.vvm.leases import Claim, Deadline, Key, Lease, LeaseStore, Member, assign
 
 log = logging.getLogger("voedger.cluster")
+
+REREAD_TTLS = 10
+"""In a settled cluster, the leases are read again after this many TTLs even if nothing says
+they moved (the members' rows list them: see the module's docstring)."""
 
 DEFAULT_TTL = 6
 """Seconds a lease lives without renewal: a dead process's partitions serve again elsewhere
@@ -215,7 +222,7 @@ class Ownership:
 
     async def _join(self) -> None:
         """Write this process's member row: a new one, or its own again after it lapsed."""
-        self.me = replace(self.me, pid=_pid(), since=time.time(), n=0)
+        self.me = replace(self.me, pid=_pid(), since=time.time(), n=0, holds=self._claims())
         asked = time.monotonic()
         await self.store.join(self.me)
         self._member_deadline.renewed(asked, self.ttl, self.margin)
@@ -238,7 +245,7 @@ class Ownership:
             await self._join()
         else:
             asked = time.monotonic()
-            renewed = await self.store.renew_member(self.me)
+            renewed = await self.store.renew_member(replace(self.me, holds=self._claims()))
             if renewed is not None:
                 self.me = renewed
                 self._member_deadline.renewed(asked, self.ttl, self.margin)
@@ -288,15 +295,29 @@ class Ownership:
             elif isinstance(result, BaseException):
                 raise result
 
+    def _claims(self) -> tuple[Claim, ...]:
+        """The leases this process holds, for its member row."""
+        return tuple(sorted((k[0], k[1], o.lease.epoch) for k, o in self.owned.items()))
+
     def _leases_due(self, members: frozenset[tuple[str, str]], live: set[str], now: float) -> bool:
         """Whether the leases must be read now (see the module's docstring)."""
-        if self._woken or members != self._read_members or now - self._leases_read_at >= self.ttl:
+        if self._woken or members != self._read_members:
+            return True
+        others = [m for m in self.members if m.id != self.me.id]
+        every = self.ttl if any(m.holds is None for m in others) else REREAD_TTLS * self.ttl
+        if now - self._leases_read_at >= every:
             return True
         for key in self.host.partition_keys():
             lease = self.table.get(key)
             if lease is None or lease.owner not in live or self.target.get(key) != lease.owner:
                 return True
-        return False
+        # What the members say they hold (this one: what it holds) against what was read: a
+        # lease that moved, or a new epoch, shows here at the tick after its holder renewed its
+        # member row.
+        mine = [((a, p), (self.me.id, e)) for a, p, e in self._claims()]
+        claims = mine + [((a, p), (m.id, e)) for m in others for a, p, e in m.holds or ()]
+        read = {k: (lease.owner, lease.epoch) for k, lease in self.table.items()}
+        return dict(claims) != read or len(claims) != len(read)
 
     async def _renew_leases(self) -> None:
         """Let go of the leases whose deadline passed; renew each other one that is due in a task
