@@ -17,13 +17,14 @@ from voedger.extensions import Registry
 from voedger.processors.actualizers import (
     ActualizerConfig,
     Actualizers,
+    AppFlushes,
     AsyncActualizer,
-    PartitionFlushes,
     load_offset,
 )
 from voedger.processors.app import AppRuntime
 from voedger.processors.signal import CommitSignal
 from voedger.state import Intents, State
+from voedger.storage import InvalidKeyError
 from voedger.storage.mem import MemAppStorage
 from voedger.structs.events import SYS_ERROR, Event
 from voedger.structs.keys import app_state_key
@@ -45,15 +46,15 @@ def with_impls(runtime: AppRuntime, **overrides: Callable[..., Any]) -> AppRunti
     return dataclasses.replace(runtime, impls=reg, platform=Registry())
 
 
-async def new_item(shop: Shop) -> int:
+async def new_item(shop: Shop, ws: int = WS) -> int:
     body = {"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}}]}
-    return (await shop.cmd(WS, "sys.CUD", body)).new_ids["1"]
+    return (await shop.cmd(ws, "sys.CUD", body)).new_ids["1"]
 
 
-async def order(shop: Shop, item: int, qty: int = 1) -> int:
+async def order(shop: Shop, item: int, qty: int = 1, ws: int = WS) -> int:
     """Make an order; returns the PLog offset of its event."""
-    await shop.cmd(WS, "shop.MakeOrder", {"args": {"sys.ID": 1, "Item": item, "Qty": qty}})
-    return shop.partition(WS).next_plog - 1
+    await shop.cmd(ws, "shop.MakeOrder", {"args": {"sys.ID": 1, "Item": item, "Qty": qty}})
+    return shop.partition(ws).next_plog - 1
 
 
 async def logged(shop: Shop, item: int) -> list[int]:
@@ -481,40 +482,96 @@ def record_writes(
     return writes
 
 
-async def test_the_actualizers_of_a_partition_flush_in_one_write(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both of the shop's async projectors handle every order; they flush on the same ticks, and
-    what they flush at the same moment goes to storage as one batch."""
-    await shop.create_ws(WS)
-    item = await new_item(shop)
+async def test_the_actualizers_of_every_partition_flush_in_one_write(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both of the shop's async projectors handle every order, in the two partitions; they
+    flush on the same ticks, and what they flush at the same moment goes to storage as one
+    batch, whatever their partitions."""
+    ws2 = next(w for w in itertools.count(WS + 1) if shop.partition(w) is not shop.partition(WS))
+    items = {}
+    for ws in (WS, ws2):
+        await shop.create_ws(ws)
+        items[ws] = await new_item(shop, ws)
     writes = record_writes(shop, monkeypatch, then=shop.storage.put_batch_at)
     acts = Actualizers(with_impls(shop.runtime), shop.partitions, dataclasses.replace(FAST, flush_interval=0.05))
     await acts.start()
     try:
-        pid = acts.partition_of(WS)
-        logs, failures = acts.actualizer(ORDER_LOG, pid), acts.actualizer(FAILURES, pid)
-        assert logs.writer is failures.writer
-        offsets = []
+        pids = [acts.partition_of(ws) for ws in (WS, ws2)]
+        each = [acts.actualizer(name, pid) for pid in pids for name in (ORDER_LOG, FAILURES)]
+        assert all(a.writer is acts.flushes for a in each)
+        offsets: dict[int, list[int]] = {WS: [], ws2: []}
         for _ in range(6):
-            offsets.append(await order(shop, item))
+            for ws in (WS, ws2):
+                offsets[ws].append(await order(shop, items[ws], ws=ws))
             await asyncio.sleep(0.03)
-        await acts.wait_for(pid, offsets[-1])
-        assert await logged(shop, item) == offsets
-        writer = logs.writer
-        assert writer.flushes == logs.flushes + failures.flushes
-        # Every flush went with the other projector's (one may have been apart: the timers of
+        for ws, pid in zip((WS, ws2), pids, strict=True):
+            await acts.wait_for(pid, offsets[ws][-1])
+        assert await logged(shop, items[WS]) == offsets[WS]
+        writer = acts.flushes
+        assert writer.flushes == sum(a.flushes for a in each)
+        # Every flush went with the others of its tick (one may have been apart: the timers of
         # a tick firing further apart than the gathering waits, on a busy machine).
-        assert writer.writes <= writer.flushes // 2 + 1
-        # A write with the rows of both: each projector's offset row is in it.
-        offset_row = app_state_key("projoffs", struct.pack(">H", pid))
-        together = [w for w, _ in writes if sum(1 for p, _, _ in w if p == offset_row) == 2]
-        assert len(together) == writer.flushes - writer.writes
+        assert writer.writes <= writer.flushes // 4 + 2, (writer.writes, writer.flushes)
+        # Writes with the rows of all four: each projector's offset row of each partition.
+        rows = [app_state_key("projoffs", struct.pack(">H", pid)) for pid in pids]
+        together = [w for w, _ in writes if all(sum(1 for p, _, _ in w if p == row) == 2 for row in rows)]
+        assert together, [sorted({p for p, _, _ in w}) for w, _ in writes]
     finally:
         await acts.stop()
 
 
+async def test_flushes_that_come_while_a_write_is_under_way_go_together_in_the_next(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write under way at a time: the flushes that come meanwhile, at any moment, wait for
+    it and then go as one."""
+    slow = asyncio.Event()
+
+    async def slowly(items: Sequence[Any], at: float) -> None:
+        if len(writes) == 1:
+            await slow.wait()
+
+    writes = record_writes(shop, monkeypatch, then=slowly)
+    flushes = AppFlushes(shop.runtime)
+    a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p3", b"c", b"c")
+    first = asyncio.ensure_future(flushes.write([a], 1.0))
+    await asyncio.sleep(0.02)  # the first write is under way
+    assert [items for items, _ in writes] == [[a]]
+    later = [asyncio.ensure_future(flushes.write([b], 2.0))]
+    await asyncio.sleep(0.02)  # well after the gathering of b's moment
+    later.append(asyncio.ensure_future(flushes.write([c], 3.0)))
+    await asyncio.sleep(0.02)
+    assert len(writes) == 1 and not any(f.done() for f in later)
+    slow.set()
+    await asyncio.gather(first, *later)
+    assert writes == [([a], 1.0), ([b, c], 2.0)]
+    assert (flushes.writes, flushes.flushes) == (2, 3)
+
+
+async def test_a_write_refused_as_invalid_is_tried_flush_by_flush(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One projector's row that storage refuses fails that projector's flush alone."""
+    bad = (b"p1", b"c", b"too large")
+
+    async def refusing(items: Sequence[Any], at: float) -> None:
+        if bad in items:
+            raise InvalidKeyError("the value is too large")
+
+    writes = record_writes(shop, monkeypatch, then=refusing)
+    flushes = AppFlushes(shop.runtime)
+    a, c = (b"p0", b"c", b"a"), (b"p2", b"c", b"c")
+    results = await asyncio.gather(
+        flushes.write([a], 1.0), flushes.write([bad], 2.0), flushes.write([c], 3.0), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [type(None), InvalidKeyError, type(None)]
+    # Together first, then each alone at its own time.
+    assert writes == [([a, bad, c], 1.0), ([a], 1.0), ([bad], 2.0), ([c], 3.0)]
+    assert (flushes.writes, flushes.flushes) == (4, 3)
+
+
 async def test_flushes_writing_the_same_row_go_one_after_the_other(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     writes = record_writes(shop, monkeypatch)
-    flushes = PartitionFlushes(shop.runtime)
+    flushes = AppFlushes(shop.runtime)
     a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p1", b"c", b"c")
     await asyncio.gather(flushes.write([a], 3.0), flushes.write([b], 2.0), flushes.write([c], 4.0))
     # a and b together at the earlier time; c writes a's row again: after them, at its own time.
@@ -529,7 +586,7 @@ async def test_a_failed_write_fails_every_flush_in_it_and_a_cancelled_one_is_not
         raise OSError("storage is down")
 
     written = record_writes(shop, monkeypatch, then=failing)
-    flushes = PartitionFlushes(shop.runtime)
+    flushes = AppFlushes(shop.runtime)
     cancelled = asyncio.ensure_future(flushes.write([(b"p0", b"c", b"x")], 1.0))
     first = asyncio.ensure_future(flushes.write([(b"p1", b"c", b"y")], 1.0))
     second = asyncio.ensure_future(flushes.write([(b"p2", b"c", b"z")], 1.0))
@@ -544,7 +601,7 @@ async def test_a_flush_alone_goes_at_once_without_waiting_for_company(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes = record_writes(shop, monkeypatch)
-    flushes = PartitionFlushes(shop.runtime)
+    flushes = AppFlushes(shop.runtime)
     a, b, c = (b"p1", b"c", b"a"), (b"p2", b"c", b"b"), (b"p3", b"c", b"c")
     gathered = asyncio.ensure_future(flushes.write([a], 1.0))
     await asyncio.sleep(0)  # queued: waits for the others of its moment
