@@ -609,3 +609,23 @@ async def test_a_flush_alone_goes_at_once_without_waiting_for_company(
     assert [items for items, _ in writes] == [[b]]
     await asyncio.gather(gathered, flushes.write([c], 1.0))
     assert [items for items, _ in writes] == [[b], [a, c]]
+
+
+async def test_a_flush_cancelled_during_a_refused_write_is_not_written_alone_after_it(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad, c = (b"p1", b"c", b"too large"), (b"p2", b"c", b"c")
+    flushes = AppFlushes(shop.runtime)
+    tasks: list[asyncio.Future[None]] = []
+
+    async def cancel_then_refuse(items: Sequence[Any], at: float) -> None:
+        if len(items) == 2:
+            tasks[0].cancel()  # its actualizer aborted while the write was under way
+        if bad in items:
+            raise InvalidKeyError("the value is too large")
+
+    writes = record_writes(shop, monkeypatch, then=cancel_then_refuse)
+    tasks += [asyncio.ensure_future(flushes.write([c], 2.0)), asyncio.ensure_future(flushes.write([bad], 1.0))]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r) for r in results] == [asyncio.CancelledError, InvalidKeyError]
+    assert writes == [([c, bad], 1.0), ([bad], 1.0)]

@@ -270,7 +270,8 @@ class AppFlushes:
             error = await self._put(group)
             if isinstance(error, InvalidKeyError) and len(group) > 1:
                 for entry in group:  # refused as invalid: which flush it was, each alone
-                    self._settle([entry], await self._put([entry]))
+                    if not entry[2].done():  # not one cancelled meanwhile, as in _start
+                        self._settle([entry], await self._put([entry]))
             else:
                 self._settle(group, error)
 
