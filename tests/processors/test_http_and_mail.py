@@ -152,6 +152,8 @@ class _Echo(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode()
+        # recorded before the answer goes out: the client may look at `seen` as soon as it has the answer
+        self.server.seen.append((self.command, self.path, body))  # type: ignore[attr-defined]
         if self.path.startswith("/missing"):
             self.send_response(404)
             payload = b"no such page"
@@ -169,7 +171,6 @@ class _Echo(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
-        self.server.seen.append((self.command, self.path, body))  # type: ignore[attr-defined]
 
     do_GET = do_POST = do_PUT = _answer
 
