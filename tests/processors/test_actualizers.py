@@ -499,7 +499,7 @@ async def test_the_actualizers_of_every_partition_flush_in_one_write(
     try:
         pids = [acts.partition_of(ws) for ws in (WS, ws2)]
         each = [acts.actualizer(name, pid) for pid in pids for name in (ORDER_LOG, FAILURES)]
-        assert all(a.writer is acts.flushes for a in each)
+        assert all(a.writer is acts.writer for a in each)
         offsets: dict[int, list[int]] = {WS: [], ws2: []}
         for _ in range(6):
             for ws in (WS, ws2):
@@ -508,7 +508,7 @@ async def test_the_actualizers_of_every_partition_flush_in_one_write(
         for ws, pid in zip((WS, ws2), pids, strict=True):
             await acts.wait_for(pid, offsets[ws][-1])
         assert await logged(shop, items[WS]) == offsets[WS]
-        writer = acts.flushes
+        writer = acts.writer
         assert writer.flushes == sum(a.flushes for a in each)
         # Every flush went with the others of its tick (one may have been apart: the timers of
         # a tick firing further apart than the gathering waits, on a busy machine).

@@ -647,7 +647,7 @@ class Actualizers:
                 runnable.append(prj)
         self.projectors = tuple(runnable)
         self.skipped = tuple(skipped)
-        self.flushes = AppFlushes(app)
+        self.writer = AppFlushes(app)
         """Writes the flushes of every actualizer here, those of one moment together."""
 
     async def start(self) -> None:
@@ -665,7 +665,7 @@ class Actualizers:
         for prj in self.projectors:
             func = self.app.implementation(prj)
             assert func is not None
-            actualizers[prj.qname] = AsyncActualizer(self.app, partition, prj, func, self.config, self.flushes)
+            actualizers[prj.qname] = AsyncActualizer(self.app, partition, prj, func, self.config, self.writer)
         self._parts[partition.id] = actualizers
         for a in actualizers.values():
             await a.start()
