@@ -37,14 +37,16 @@ async def cluster_status(p: ServerProcess) -> dict[str, Any]:
     return status
 
 
-async def settled(p: ServerProcess, members: int, timeout: float = 90.0) -> dict[str, Any]:
+async def settled(p: ServerProcess, members: int, timeout: float = 90.0, agree: bool = False) -> dict[str, Any]:
     """``p``'s cluster status once it lists ``members`` members and every partition has an owner
-    among them; fails after ``timeout`` seconds with the last status seen."""
+    among them (with ``agree``: and the members' rows say they hold what the leases say); fails
+    after ``timeout`` seconds with the last status seen."""
     ends = time.monotonic() + timeout
     while True:
         status = await cluster_status(p)
         ids = {m["id"] for m in status["members"]}
-        if len(ids) == members and all(part["owner"] in ids for part in status["partitions"]):
+        owned = all(part["owner"] in ids for part in status["partitions"])
+        if len(ids) == members and owned and (not agree or status["settled"]):
             return status
         if time.monotonic() > ends:
             raise AssertionError(f"not settled on {members} members in {timeout} s: {status}")
@@ -108,7 +110,11 @@ async def test_the_monitor_page_of_a_running_three_process_cluster(tmp_path: Pat
         # One process killed: once its membership and leases have lapsed, the page shows the
         # two that are left, owning every partition.
         s.harness.kill(p2)
-        after = await settled(p0, 2)
+        after = await settled(p0, 2, agree=True)
+        # each of the two holds, as its member row says, what the leases say it owns
+        for part in after["partitions"]:
+            assert part["claimed_by"] == [part["owner"]], part
+        assert [m["holds"] for m in after["members"]] == [m["partitions"] for m in after["members"]]
         text, problems, members, shown = await asyncio.to_thread(read_page, url, 0, tmp_path / "two.png")
         assert problems == []
         assert members == 2, text

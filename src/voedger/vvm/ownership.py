@@ -314,10 +314,25 @@ class Ownership:
         # What the members say they hold (this one: what it holds) against what was read: a
         # lease that moved, or a new epoch, shows here at the tick after its holder renewed its
         # member row.
+        return not self.claims_agree()
+
+    def claims(self) -> list[tuple[Key, tuple[str, int]]]:
+        """Who holds which lease under which epoch, as the members' rows say (this process: as
+        it holds them now); a lease claimed twice (a handover not yet in both rows) is listed
+        twice."""
         mine = [((a, p), (self.me.id, e)) for a, p, e in self._claims()]
-        claims = mine + [((a, p), (m.id, e)) for m in others for a, p, e in m.holds or ()]
+        others = [m for m in self.members if m.id != self.me.id]
+        return mine + [((a, p), (m.id, e)) for m in others for a, p, e in m.holds or ()]
+
+    def claims_agree(self) -> bool:
+        """Whether the members' rows say what the leases said when last read."""
+        claims = self.claims()
         read = {k: (lease.owner, lease.epoch) for k, lease in self.table.items()}
-        return dict(claims) != read or len(claims) != len(read)
+        return dict(claims) == read and len(claims) == len(read)
+
+    def leases_read_ago(self) -> float:
+        """Seconds since the leases were last read (infinite before the first read)."""
+        return time.monotonic() - self._leases_read_at
 
     async def _renew_leases(self) -> None:
         """Let go of the leases whose deadline passed; renew each other one that is due in a task

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -394,6 +395,12 @@ class VVM:
             }
         members = {m.id: m for m in own.members}
         members[own.me.id] = own.me
+        claims = own.claims()
+        claimed_by: dict[tuple[str, int], list[str]] = {}
+        holds: dict[str, int] = {}
+        for key, (member, _epoch) in claims:
+            claimed_by.setdefault(key, []).append(member)
+            holds[member] = holds.get(member, 0) + 1
         parts = []
         for key in self.partition_keys():
             lease = own.owner(key)
@@ -404,8 +411,10 @@ class VVM:
                     "owner": lease.owner if lease else "",
                     "address": lease.address if lease else "",
                     "epoch": lease.epoch if lease else 0,
+                    "claimed_by": sorted(claimed_by.get(key, [])),
                 }
             )
+        read_ago = own.leases_read_ago()
         return {
             "cluster": True,
             "self": {"id": own.me.id, "address": own.me.address},
@@ -416,11 +425,18 @@ class VVM:
                     "pid": m.pid,
                     "since": m.since,
                     "partitions": sum(1 for p in parts if p["owner"] == m.id),
+                    # the leases its row says it holds (None: a version whose rows do not say)
+                    "holds": holds.get(m.id, 0) if m.holds is not None or m.id == own.me.id else None,
                 }
                 for m in sorted(members.values(), key=lambda m: m.id)
             ],
             "partitions": parts,
             "versions": {name: v.number for name, v in sorted(self.serving.items())},
+            # whether the members' rows say what the leases said when this process last read
+            # them, and how long ago that was: a settled cluster agrees and reads seldom
+            "claims_agree": own.claims_agree(),
+            "settled": own.claims_agree() and all(p["owner"] in members for p in parts),
+            "leases_read_ago": round(read_ago, 3) if math.isfinite(read_ago) else None,
             "leases": {
                 "acquired": own.stats.acquired,
                 "released": own.stats.released,
