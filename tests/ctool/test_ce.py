@@ -139,6 +139,7 @@ def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> N
     status = ctool(folder, "status")
     assert status.returncode == 0, status.stderr
     assert "installed 0.1.0" in status.stdout and "voedger RUNNING" in status.stdout and "200 ok" in status.stdout
+    assert "voedger n1-node: one process serves " in status.stdout, status.stdout
     assert ctool(folder, "validate").returncode == 0
 
     # A second init is refused; repeat has nothing to do; the server survives both.
@@ -154,6 +155,7 @@ def test_init_ce_installs_a_serving_node(ssh_nodes: Nodes, short_tmp: Path) -> N
     assert check(node.address) == 0
     down = ctool(folder, "status")
     assert down.returncode == 0 and "no answer" in down.stdout and "voedger RUNNING" not in down.stdout
+    assert "voedger n1-node: no cluster view" in down.stdout, down.stdout
 
 
 def test_dry_run_changes_nothing_on_the_node(ssh_nodes: Nodes, short_tmp: Path, server_wheel: Path) -> None:

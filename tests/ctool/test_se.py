@@ -150,6 +150,8 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(se: SeCluster) -> None:
     assert status.stdout.count("cassandra RUNNING") == 3 and status.stdout.count("voedger RUNNING") == 3
     assert status.stdout.count("200 ok") == 3
     assert "database ring: healthy, 3 nodes, each sees the others" in status.stdout
+    # each server sees the three processes, and each owns a share of the partitions
+    assert status.stdout.count(": 3 members, ") == 3, status.stdout
     assert ctool(se.folder, "validate").returncode == 0
 
 

@@ -452,6 +452,8 @@ def status(cluster_dir: Path, verbose: bool) -> None:
         )
     console = Console(width=220)
     console.print(table)
+    for line in ops.servers_view(cluster):
+        console.print("voedger " + line, markup=False)
     ring = ops.ring_status(cluster)
     if ring:
         console.print(ring, markup=False)

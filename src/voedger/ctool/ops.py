@@ -1228,6 +1228,50 @@ def ring_status(cluster: Cluster) -> str:
     return f"database ring: healthy, {len(cluster.nodes)} nodes, each sees the others"
 
 
+def servers_view(cluster: Cluster, port: int = monitoring.METRICS_PORT, timeout: float = 3.0) -> list[str]:
+    """What the servers say of who serves which partition (``GET /api/cluster`` on each node's
+    metrics port), a line each: SE, the members each server sees, whether it is settled (every
+    partition owned by a live member, the members' rows agreeing with the leases) and how many
+    partitions each node owns; CE, the partitions its one process serves."""
+    names = {n.address: n.name for n in cluster.nodes}
+    lines = []
+    for node in cluster.nodes:
+        try:
+            reply = httpx.get(f"http://{node.address}:{port}/api/cluster", timeout=timeout)
+            reply.raise_for_status()
+            view = reply.json()
+            members = [dict(m) for m in view["members"]]
+            parts = [dict(p) for p in view["partitions"]]
+        except httpx.HTTPError as exc:
+            lines.append(f"{node.name}: no cluster view ({type(exc).__name__})")
+            continue
+        except (ValueError, KeyError, TypeError):
+            lines.append(f"{node.name}: no cluster view (the answer is not one)")
+            continue
+        if not view.get("cluster"):
+            lines.append(f"{node.name}: one process serves {len(parts)} partitions")
+            continue
+        owners: dict[str, int] = {}
+        for part in parts:
+            owners[str(part.get("owner", ""))] = owners.get(str(part.get("owner", "")), 0) + 1
+        shares = []
+        for m in members:
+            host = httpx.URL(str(m.get("address", ""))).host
+            shares.append(f"{names.get(host, host or '?')} {owners.pop(str(m.get('id')), 0)}")
+        unowned = sum(owners.values())
+        if view.get("settled"):
+            verdict = "settled"
+        else:
+            why = [f"{unowned} partitions without a live owner"] if unowned else []
+            if not view.get("claims_agree"):
+                why.append("the members' rows disagree with the leases")
+            verdict = "NOT settled" + (f" ({'; '.join(why)})" if why else "")
+        lines.append(
+            f"{node.name}: {len(members)} members, {verdict}; partitions owned: {', '.join(shares)} of {len(parts)}"
+        )
+    return lines
+
+
 def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
     try:
         cluster = state.load(opts.folder)
