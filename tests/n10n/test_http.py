@@ -303,6 +303,7 @@ async def test_channels_and_subscriptions_are_metrics(env: Env) -> None:
         "voedger_n10n_subscriptions": 0,
         "voedger_n10n_relay_requests_total": 0,
         "voedger_n10n_relay_failures_total": 0,
+        "voedger_n10n_relay_skipped_total": 0,
     }
     body = subs_body("shop.Sales", "shop.ItemCount")
     async with env.client.stream("POST", f"{V2}/notifications", json=body, headers=env.auth()) as r:

@@ -286,6 +286,13 @@ class VoedgerCollector(Collector):
         failed = Metric("voedger_n10n_relay_failures", "Batches of notifications a peer did not take.", "counter")
         failed.add_sample("voedger_n10n_relay_failures_total", labels, float(n10n.failed))
         yield failed
+        skipped = Metric(
+            "voedger_n10n_relay_skipped",
+            "Batches of notifications not sent to a process because it watches none of their keys.",
+            "counter",
+        )
+        skipped.add_sample("voedger_n10n_relay_skipped_total", labels, float(n10n.skipped))
+        yield skipped
 
     def _cluster(self) -> Iterator[Metric]:
         """Ours: what this process owns of its cluster and how its leases have gone."""

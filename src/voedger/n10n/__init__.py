@@ -13,7 +13,7 @@ from voedger.n10n.broker import (
     QuotaExceeded,
     Quotas,
 )
-from voedger.n10n.relay import Notifications, RelayError
+from voedger.n10n.relay import Notifications, RelayError, UnknownSender
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -29,4 +29,5 @@ __all__ = [
     "QuotaExceeded",
     "Quotas",
     "RelayError",
+    "UnknownSender",
 ]

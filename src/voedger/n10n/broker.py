@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -121,6 +121,9 @@ class Broker:
         """Updates received so far (metrics, tests)."""
         self.closing = False
         """Set by ``shut``: no new channels."""
+        self.on_watch: Callable[[Key, bool], None] | None = None
+        """Told when a key gets its first watcher (True) and loses its last (False): the other
+        processes of a cluster send a process the updates of the keys it watches only."""
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -161,6 +164,10 @@ class Broker:
         """How many channels are subscribed to ``key``."""
         return len(self._watchers.get(key, ()))
 
+    def watched_keys(self) -> list[Key]:
+        """The keys some channel is subscribed to (but this process's own heartbeat)."""
+        return [key for key in self._watchers if key != HEARTBEAT_KEY]
+
     def new_channel(self, subject: str, lifetime: float = DEFAULT_LIFETIME) -> Channel:
         """A new channel for ``subject``; QuotaExceeded when there are too many."""
         if self.closing:
@@ -199,7 +206,12 @@ class Broker:
         counts.subscriptions += 1
         self._subscriptions += 1
         channel.delivered[key] = 0
-        self._watchers.setdefault(key, set()).add(channel)
+        watchers = self._watchers.get(key)
+        if watchers is None:
+            watchers = self._watchers[key] = set()
+            if self.on_watch is not None and key != HEARTBEAT_KEY:
+                self.on_watch(key, True)
+        watchers.add(channel)
 
     def unsubscribe(self, channel_id: str, key: Key) -> None:
         """End a subscription; one that does not exist is no error. ChannelNotFound."""
@@ -217,6 +229,8 @@ class Broker:
             watchers.discard(channel)
             if not watchers:
                 del self._watchers[key]
+                if self.on_watch is not None and key != HEARTBEAT_KEY:
+                    self.on_watch(key, False)
 
     def close(self, channel: Channel) -> None:
         """End a channel: its subscriptions go, its stream finishes. Idempotent."""

@@ -40,6 +40,7 @@ from voedger.router.wire import (
     BUS_PATH,
     JSON_HEADERS,
     N10N_PATH,
+    N10N_WATCH_PATH,
     SCHEMA_OPS,
     WAKE_PATH,
     BusRequest,
@@ -500,8 +501,12 @@ class FastPath:
             streamed = self.internal_streams.get(path)
             if streamed is not None:
                 return await streamed(scope, receive, send)
-            if path == N10N_PATH and self.bus is not None:
-                status, woke, data = self.bus.n10n(scope["headers"], await read_body(receive, MAX_BODY))
+            if path in (N10N_PATH, N10N_WATCH_PATH) and self.bus is not None:
+                body = await read_body(receive, MAX_BODY)
+                if path == N10N_PATH:
+                    status, woke, data = self.bus.n10n(scope["headers"], body)
+                else:
+                    status, woke, data = self.bus.n10n_watch(scope["headers"], body)
                 woke = [*woke, (b"content-length", b"%d" % len(data))]
                 await send({"type": "http.response.start", "status": status, "headers": woke})
                 await send({"type": "http.response.body", "body": data})

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from voedger.n10n import Notifications, RelayError
+from voedger.n10n import Notifications, RelayError, UnknownSender
 from voedger.router.owner import Owner
 from voedger.router.peer_guard import PeerGuard, Reply, bus_request, refuse
 from voedger.router.wire import BUS_CONTENT_TYPE, SECRET_HEADER, BusRequest
@@ -65,6 +65,23 @@ class BusEndpoint:
             self.notifications.take(body)
         except RelayError as exc:
             return refuse(SysError(400, f"malformed notifications: {exc}"))
+        return 204, [], b""
+
+    def n10n_watch(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
+        """``POST /_cluster/n10n/watch``: the keys another process's subscribers watch; 204 once
+        taken, 409 for a change from a process whose whole set is not held here (it sends it
+        then), 400 for a body that is not such a message."""
+        refused = self._guard.refusal(headers)
+        if refused is not None:
+            return refused
+        if self.notifications is None:
+            return refuse(SysError(404, "notifications are not served here"))
+        try:
+            self.notifications.take_interest(body)
+        except UnknownSender as exc:
+            return refuse(SysError(409, str(exc)))
+        except RelayError as exc:
+            return refuse(SysError(400, f"malformed watched keys: {exc}"))
         return 204, [], b""
 
     async def handle(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:

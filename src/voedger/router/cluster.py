@@ -96,6 +96,12 @@ class LeaseRoutes:
             return False
         return await self.peer(address).notify(batch)
 
+    async def tell_peer_watched(self, address: str, message: bytes) -> bool | None:
+        """Tell the process at ``address`` the keys watched here (``Notifications.announcer``)."""
+        if not self.secret:
+            return False
+        return await self.peer(address).tell_watched(message)
+
     async def aclose(self) -> None:
         await self.local.aclose()
         for transport in self.peers.values():

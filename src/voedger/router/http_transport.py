@@ -29,6 +29,7 @@ from voedger.router.wire import (
     BUS_CONTENT_TYPE,
     BUS_PATH,
     N10N_PATH,
+    N10N_WATCH_PATH,
     SECRET_HEADER,
     WAKE_PATH,
     BusRequest,
@@ -173,6 +174,15 @@ class HttpTransport:
         except (NotSent, Lost):
             return False
         return status == 204
+
+    async def tell_watched(self, message: bytes) -> bool | None:
+        """Tell the peer the keys watched here: True when taken, None when it asks for the whole
+        set, False when it did not take the message."""
+        try:
+            status, _, _ = await self.bus.post(N10N_WATCH_PATH, self._headers, message, NOTIFY_TIMEOUT)
+        except (NotSent, Lost):
+            return False
+        return True if status == 204 else None if status == 409 else False
 
     async def aclose(self) -> None:
         await self.bus.aclose()

@@ -329,6 +329,7 @@ class N10nEndpoints:
                 head += b"event: error\ndata: subscribe failed: %s\n\n" % str(exc).encode()
                 self.broker.close(channel)  # the stream sends the channel ID and the error, and ends
                 break
+        await self.notifications.announced()  # the other processes send this one the keys' updates
         return EventStream(self.broker, channel, head)
 
     async def _v1_keys(self, request: Request) -> tuple[str, list[Key]] | Response:
@@ -357,6 +358,7 @@ class N10nEndpoints:
                 self.broker.subscribe(channel, key)
             except N10nError as exc:
                 return _go_error(f"subscribe failed: {exc}", _status(exc, v2=False))
+        await self.notifications.announced()
         return Response(b"", 200)
 
     async def v1_unsubscribe(self, request: Request) -> Response:
@@ -446,6 +448,7 @@ class N10nEndpoints:
         except N10nError as exc:
             self.broker.close(channel)
             raise _sys_error(exc, "subscribe failed: ") from None
+        await self.notifications.announced()
         return EventStream(self.broker, channel, channel_id_event(channel))
 
     async def _v2_target(self, request: Request) -> tuple[str, QName, tuple[int, int, Transport]]:
@@ -480,6 +483,7 @@ class N10nEndpoints:
             self.broker.subscribe(request.path_params["channel"], Key(app, str(view), target[0]))
         except N10nError as exc:
             raise _sys_error(exc, "subscribe failed: ") from None
+        await self.notifications.announced()
         return Response(b"", 200)
 
     async def v2_unsubscribe(self, request: Request) -> Response:

@@ -73,6 +73,9 @@ def make_asgi(
         if vvm.ownership is not None:  # views change in the partitions' owners: tell the others
             vvm.n10n.peers = cluster_routes.peer_addresses
             vvm.n10n.sender = cluster_routes.notify_peer
+            # and the others send this one the changes of the keys watched here only
+            own = vvm.ownership
+            vvm.n10n.start_telling(own.me.address, cluster_routes.tell_peer_watched, lambda: own.joined)
         elif readers:
             reader_list = list(readers)
             vvm.n10n.peers = lambda: reader_list

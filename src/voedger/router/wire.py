@@ -43,6 +43,10 @@ FEDERATION_SECRET_HEADER: Final = "X-Voedger-Federation-Secret"
 N10N_PATH: Final = "/_cluster/n10n"
 """Where a process sends the other processes of its cluster the views changed in it (a batch
 of notifications, ``voedger.n10n.relay``), with the cluster secret."""
+N10N_WATCH_PATH: Final = "/_cluster/n10n/watch"
+"""Where a process tells the other processes of its cluster the keys its subscribers watch
+(``voedger.n10n.relay``), with the cluster secret: 204, or 409 when the receiver wants the
+whole set."""
 SECRET_HEADER: Final = "X-Voedger-Cluster-Secret"
 """The header that carries the cluster secret (hex) on a forwarded request."""
 BUS_CONTENT_TYPE: Final = "application/x-voedger-bus"
