@@ -26,6 +26,8 @@ class Net:
         self.down: set[str] = set()
         self.told: list[tuple[str, bool]] = []
         """(to whom, whole set?) of each message of watched keys taken."""
+        self.attempts: list[str] = []
+        """To whom each message of watched keys was sent, taken or not."""
 
     def add(self, address: str, ready: Callable[[], bool] | None = None) -> Notifications:
         n = Notifications(Broker(heartbeat=0))
@@ -38,6 +40,7 @@ class Net:
             return True
 
         async def announce(peer: str, message: bytes) -> bool | None:
+            self.attempts.append(peer)
             if peer in self.down:
                 return False
             try:
@@ -140,6 +143,32 @@ async def test_a_peer_that_is_down_is_told_the_whole_set_when_back(net: Net) -> 
     assert a.interest["b"] == set()
     net.down.discard("a")
     await until(lambda: a.interest["b"] == {K1}, 3.0)  # the next look sends the whole set
+
+
+async def test_the_retries_to_a_peer_that_takes_nothing_come_less_and_less_often(net: Net) -> None:
+    """A peer of an older version answers 404 to every message: it is asked 1, 2, 4 ... s apart,
+    up to once a minute, not once a second."""
+    a, b = net.add("a"), net.add("b")
+    await b.announced()
+    net.down.add("a")
+    watch(b, K1)
+    await b.announced()
+    told = b._told["a"]
+    await until(lambda: told.task is not None and told.task.done())
+    assert (told.failed, told.failures) == (True, 1)
+    for failures, wait in ((1, 1.0), (4, 8.0), (9, 60.0)):
+        told.failures, told.failed_at = failures, 1000.0
+        count = len(net.attempts)
+        b._sync(1000.0 + wait - 0.01)  # not yet
+        await asyncio.sleep(0.02)
+        assert len(net.attempts) == count
+        b._sync(1000.0 + wait)
+        await until(lambda: len(net.attempts) == count + 1)  # noqa: B023 - awaited here
+    net.down.discard("a")
+    told.failed_at = 0.0
+    b._sync(1000.0)
+    await until(lambda: a.interest["b"] == {K1})
+    assert (told.failed, told.failures) == (False, 0)
 
 
 async def test_a_process_tells_nothing_until_it_knows_its_peers(net: Net) -> None:

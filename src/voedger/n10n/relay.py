@@ -150,7 +150,11 @@ class _Told:
     acked: int = -1
     """The generation of the watched keys the peer holds."""
     failed: bool = False
-    """Its last message was not taken: subscriptions do not wait for it; the next look retries."""
+    """Its last message was not taken: subscriptions do not wait for it; a later look retries."""
+    failures: int = 0
+    """Messages not taken in a row: the retries come 1, 2, 4 ... up to 60 s apart (a peer of an
+    older version, which does not take them at all, is not asked every second)."""
+    failed_at: float = 0.0
     refreshed: float = 0.0
     """When it last took the whole set (monotonic)."""
     task: asyncio.Task[None] | None = None
@@ -357,7 +361,11 @@ class Notifications:
             told = self._told.get(peer)
             if told is None:
                 told = self._told[peer] = _Told()
-            elif told.failed or now - told.refreshed >= INTEREST_REFRESH:
+            elif told.failed:
+                if now - told.failed_at < min(INTEREST_REFRESH, INTEREST_SYNC * 2 ** (told.failures - 1)):
+                    continue
+                told.full = True
+            elif now - told.refreshed >= INTEREST_REFRESH:
                 told.full = True
             self._kick(peer, told)
 
@@ -383,10 +391,11 @@ class Notifications:
                 told.full = True
                 continue
             if ok is not True:
-                told.full, told.failed = True, True  # the next look sends the whole set again
+                told.full, told.failed = True, True  # a later look sends the whole set again
+                told.failures, told.failed_at = told.failures + 1, time.monotonic()
                 self._warn(peer, f"did not take the keys watched here: {ok}")
             else:
-                told.acked, told.failed = max(told.acked, generation), False
+                told.acked, told.failed, told.failures = max(told.acked, generation), False, 0
                 if full:
                     told.refreshed = time.monotonic()
             async with self._progress:
