@@ -52,6 +52,8 @@ INTEREST_REFRESH: Final = 60.0
 """Seconds after which a peer is told the whole set again all the same."""
 ANNOUNCE_TIMEOUT: Final = 2.0
 """How long a subscription waits for the peers to know of it before it is answered anyway."""
+WARN_AFTER: Final = 3
+"""Messages of watched keys a peer refuses in a row (about 7 s of retries) before a warning."""
 MAX_WATCHED: Final = 1_000_000
 """Keys in one message of watched keys, at most."""
 
@@ -393,7 +395,8 @@ class Notifications:
             if ok is not True:
                 told.full, told.failed = True, True  # a later look sends the whole set again
                 told.failures, told.failed_at = told.failures + 1, time.monotonic()
-                self._warn(peer, f"did not take the keys watched here: {ok}")
+                if told.failures >= WARN_AFTER:  # a peer still starting refuses the first ones
+                    self._warn(peer, f"did not take the keys watched here {told.failures} times in a row: {ok}")
             else:
                 told.acked, told.failed, told.failures = max(told.acked, generation), False, 0
                 if full:
