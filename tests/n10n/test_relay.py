@@ -199,3 +199,15 @@ def test_malformed_messages_are_refused() -> None:
         n.take_interest(encode_interest("a", False, [K1], []))
     n.take_interest(encode_interest("a", True, [K1, K2], []))
     assert n.interest == {"a": {K1, K2}}
+
+
+async def test_a_peer_that_leaves_is_forgotten_with_what_it_watched(net: Net) -> None:
+    a, b = net.add("a"), net.add("b")
+    watch(b, K1)
+    await b.announced()
+    await a.announced()
+    assert a.interest["b"] == {K1} and "b" in a._told
+    await b.stop()
+    del net.nodes["b"]
+    a._sync(time.monotonic())
+    assert "b" not in a.interest and "b" not in a._told

@@ -267,16 +267,7 @@ class Notifications:
                 self.sent += 1
                 if ok is not True:
                     self.failed += 1
-                    now = time.monotonic()
-                    if now - self._warned.get(peer, -LOG_EVERY) >= LOG_EVERY:  # not once a request
-                        self._warned[peer] = now
-                        log.warning(
-                            "n10n: %s did not take %d update(s) (%d failures in all): %s",
-                            peer,
-                            len(items),
-                            self.failed,
-                            ok,
-                        )
+                    self._warn(peer, f"did not take {len(items)} update(s) ({self.failed} failures in all): {ok}")
                     if self.peers is None or peer not in self.peers():
                         self._pending.pop(peer, None)  # gone from the cluster: what waits for it is dropped
                         break
@@ -355,10 +346,12 @@ class Notifications:
 
     def _sync(self, now: float) -> None:
         """Tell a new peer, one whose message was not taken, and one due a refresh the whole set;
-        forget the peers that left."""
+        forget the peers that left (and what they watched: back, they are sent everything until
+        they tell it again)."""
         peers = set(self.peers()) if self.peers is not None else set()
         for gone in [p for p in self._told if p not in peers]:
             del self._told[gone]
+            self.interest.pop(gone, None)
         for peer in peers:
             told = self._told.get(peer)
             if told is None:
@@ -407,6 +400,7 @@ class Notifications:
                 return
 
     def _warn(self, peer: str, what: str) -> None:
+        """A warning about ``peer``, at most one every ``LOG_EVERY`` seconds (not once a request)."""
         now = time.monotonic()
         if now - self._warned.get(peer, -LOG_EVERY) >= LOG_EVERY:  # not once a request
             self._warned[peer] = now
