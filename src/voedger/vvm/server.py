@@ -415,6 +415,7 @@ class VVM:
                 }
             )
         read_ago = own.leases_read_ago()
+        agree = own.claims_agree()
         return {
             "cluster": True,
             "self": {"id": own.me.id, "address": own.me.address},
@@ -434,8 +435,8 @@ class VVM:
             "versions": {name: v.number for name, v in sorted(self.serving.items())},
             # whether the members' rows say what the leases said when this process last read
             # them, and how long ago that was: a settled cluster agrees and reads seldom
-            "claims_agree": own.claims_agree(),
-            "settled": own.claims_agree() and all(p["owner"] in members for p in parts),
+            "claims_agree": agree,
+            "settled": agree and all(p["owner"] in members for p in parts),
             "leases_read_ago": round(read_ago, 3) if math.isfinite(read_ago) else None,
             "leases": {
                 "acquired": own.stats.acquired,
