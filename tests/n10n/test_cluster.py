@@ -42,6 +42,17 @@ def _auth(vvm: VVM) -> dict[str, str]:
     return {"Authorization": f"Bearer {t}"}
 
 
+async def _new_item(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    r = await client.post(
+        f"{V1}/c.sys.CUD",
+        json={"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}}]},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    item: int = r.json()["NewIDs"]["1"]
+    return item
+
+
 async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: list[tuple[VVM, str]]) -> None:
     (owner, owner_url), (other, other_url) = owner_of(cluster, APP, SHOP)
     # the workspaces: their partitions may be either process's; each is written by its owner
@@ -57,13 +68,7 @@ async def test_a_subscriber_of_another_process_gets_the_owners_events(cluster: l
         httpx.AsyncClient(base_url=other_url, timeout=10) as to_other,
         httpx.AsyncClient(base_url=owner_url, timeout=10) as to_owner,
     ):
-        r = await to_owner.post(
-            f"{V1}/c.sys.CUD",
-            json={"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}}]},
-            headers=headers,
-        )
-        assert r.status_code == 200, r.text
-        item = r.json()["NewIDs"]["1"]
+        item = await _new_item(to_owner, headers)
         async with to_other.stream("POST", f"{V2}/notifications", json=body, headers=headers) as stream:
             assert stream.status_code == 200
             events = EventReader(stream)
@@ -126,13 +131,7 @@ async def test_a_process_is_sent_the_updates_of_the_keys_it_watches_only(cluster
         httpx.AsyncClient(base_url=other_url, timeout=10) as to_other,
         httpx.AsyncClient(base_url=owner_url, timeout=10) as to_owner,
     ):
-        r = await to_owner.post(
-            f"{V1}/c.sys.CUD",
-            json={"cuds": [{"fields": {"sys.ID": 1, "sys.QName": "shop.Item", "Name": "tea"}}]},
-            headers=headers,
-        )
-        assert r.status_code == 200, r.text
-        item = r.json()["NewIDs"]["1"]
+        item = await _new_item(to_owner, headers)
         order = {"args": {"sys.ID": 1, "Item": item, "Qty": 2}}
         sent, skipped = owner.n10n.sent, owner.n10n.skipped
         for _ in range(3):

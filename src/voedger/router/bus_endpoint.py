@@ -56,32 +56,28 @@ class BusEndpoint:
     def n10n(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
         """``POST /_cluster/n10n``: views changed in another process; 204 once handed to the
         local broker, 400 for a body that is not a batch."""
-        refused = self._guard.refusal(headers)
-        if refused is not None:
-            return refused
-        if self.notifications is None:
-            return refuse(SysError(404, "notifications are not served here"))
-        try:
-            self.notifications.take(body)
-        except RelayError as exc:
-            return refuse(SysError(400, f"malformed notifications: {exc}"))
-        return 204, [], b""
+        return self._to_notifications(headers, body, "notifications", lambda n: n.take(body))
 
     def n10n_watch(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
         """``POST /_cluster/n10n/watch``: the keys another process's subscribers watch; 204 once
         taken, 409 for a change from a process whose whole set is not held here (it sends it
         then), 400 for a body that is not such a message."""
+        return self._to_notifications(headers, body, "watched keys", lambda n: n.take_interest(body))
+
+    def _to_notifications(
+        self, headers: Iterable[tuple[bytes, bytes]], body: bytes, what: str, take: Callable[[Notifications], object]
+    ) -> Reply:
         refused = self._guard.refusal(headers)
         if refused is not None:
             return refused
         if self.notifications is None:
             return refuse(SysError(404, "notifications are not served here"))
         try:
-            self.notifications.take_interest(body)
+            take(self.notifications)
         except UnknownSender as exc:
             return refuse(SysError(409, str(exc)))
         except RelayError as exc:
-            return refuse(SysError(400, f"malformed watched keys: {exc}"))
+            return refuse(SysError(400, f"malformed {what}: {exc}"))
         return 204, [], b""
 
     async def handle(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Reply:
