@@ -79,28 +79,22 @@ def decode_batch(data: bytes) -> list[tuple[Key, int]]:
         raise RelayError(f"expected a list of at most {MAX_BATCH} updates")
     out: list[tuple[Key, int]] = []
     for item in raw:
-        if (
-            not isinstance(item, list)
-            or len(item) != 4
-            or not isinstance(item[0], str)
-            or not isinstance(item[1], str)
-            or type(item[2]) is not int
-            or type(item[3]) is not int
-        ):
-            raise RelayError(f"an update must be [app, projection, wsid, offset], not {str(item)[:100]}")
-        out.append((Key(item[0], item[1], item[2]), item[3]))
+        key = _key(item, 4, "an update must be [app, projection, wsid, offset]")
+        out.append((key, item[3]))
     return out
 
 
-def _key(item: object) -> Key:
+def _key(item: Any, length: int, shape: str) -> Key:
+    """The key at the head of ``item``: a list of ``length`` values, two strings then integers
+    (a key: [app, projection, wsid]; an update adds its offset); RelayError naming ``shape``."""
     if (
         not isinstance(item, list)
-        or len(item) != 3
+        or len(item) != length
         or not isinstance(item[0], str)
         or not isinstance(item[1], str)
-        or type(item[2]) is not int
+        or any(type(v) is not int for v in item[2:])
     ):
-        raise RelayError(f"a key must be [app, projection, wsid], not {str(item)[:100]}")
+        raise RelayError(f"{shape}, not {str(item)[:100]}")
     return Key(item[0], item[1], item[2])
 
 
@@ -131,7 +125,13 @@ def decode_interest(data: bytes) -> tuple[str, bool, list[Key], list[Key]]:
         or len(raw["watch"]) + len(raw["unwatch"]) > MAX_WATCHED
     ):
         raise RelayError('expected {"from": address, "full": bool, "watch": [keys], "unwatch": [keys]}')
-    return raw["from"], raw["full"], [_key(k) for k in raw["watch"]], [_key(k) for k in raw["unwatch"]]
+    shape = "a key must be [app, projection, wsid]"
+    return (
+        raw["from"],
+        raw["full"],
+        [_key(k, 3, shape) for k in raw["watch"]],
+        [_key(k, 3, shape) for k in raw["unwatch"]],
+    )
 
 
 Sender = Callable[[str, bytes], Awaitable[bool]]
