@@ -5,6 +5,7 @@ once (minutes), the tests in file order: each one's checks start from the state 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import shutil
 import subprocess
@@ -152,6 +153,8 @@ def test_init_se_forms_a_ring_and_serves_on_every_node(se: SeCluster) -> None:
     assert "database ring: healthy, 3 nodes, each sees the others" in status.stdout
     # each server sees the three processes, and each owns a share of the partitions
     assert status.stdout.count(": 3 members, ") == 3, status.stdout
+    # and whether their three views name the same owners (they may differ while a partition moves)
+    assert re.search(r"^voedger views (agree: node1, node2, node3 name|differ on)", status.stdout, re.M), status.stdout
     assert ctool(se.folder, "validate").returncode == 0
 
 

@@ -75,11 +75,13 @@ async def test_each_node_says_whether_the_cluster_is_settled_and_who_owns_what(s
     ends = time.monotonic() + 20
     while True:
         lines = await servers.view(cluster)
-        if all("settled;" in line and "NOT" not in line for line in lines[:2]) or time.monotonic() > ends:
+        settled = all("settled;" in line and "NOT" not in line for line in lines[:2])
+        if (settled and lines[3].startswith("views agree")) or time.monotonic() > ends:
             break
         await asyncio.sleep(0.2)
-    first, second, third = lines
+    first, second, third, agreement = lines
     total = len(servers.vvms[0].cluster_status()["partitions"])
+    assert agreement == f"views agree: node1, node2 name the same owner and epoch for all {total} partitions"
     for line in (first, second):
         assert line.startswith(("node1: 2 members, settled;", "node2: 2 members, settled;")), lines
         shares = dict(s.split(" ") for s in line.split("owned: ")[1].split(" of ")[0].split(", "))
@@ -104,6 +106,27 @@ async def test_a_ce_node_serves_every_partition_itself(servers: Servers) -> None
     total = len(vvm.cluster_status()["partitions"])
     [line] = await servers.view(cluster_of("CE", ["127.0.0.1"]))
     assert line == f"node1: one process serves {total} partitions"
+
+
+def test_views_that_name_other_owners_are_told_apart() -> None:
+    one = {("app", p): "node1 (epoch 1)" for p in range(5)}
+    other = dict(one) | {("app", 0): "node2 (epoch 2)", ("app", 3): "none"}
+    assert ops.views_compared({"node1": one, "node2": dict(one), "node3": dict(one)}) == (
+        "views agree: node1, node2, node3 name the same owner and epoch for all 5 partitions"
+    )
+    assert ops.views_compared({"node1": one, "node2": other}) == (
+        "views differ on 2 of 5 partitions (app/0: node1 says node1 (epoch 1), node2 says node2 (epoch 2);"
+        " app/3: node1 says node1 (epoch 1), node2 says none): a move under way, or a server that has not"
+        " read the leases since"
+    )
+    many = {("app", p): "node2 (epoch 2)" for p in range(5)}
+    assert ops.views_compared({"node1": one, "node2": many}).startswith("views differ on 5 of 5 partitions (app/0: ")
+    assert "; and 2 more): " in ops.views_compared({"node1": one, "node2": many})
+    # a partition one server does not list at all (a newer application it has not loaded yet)
+    fewer = {k: v for k, v in one.items() if k != ("app", 4)}
+    assert ops.views_compared({"node1": one, "node2": fewer}).startswith(
+        "views differ on 1 of 5 partitions (app/4: node1 says node1 (epoch 1), node2 says none)"
+    )
 
 
 def test_an_unsettled_view_says_why() -> None:

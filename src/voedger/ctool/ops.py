@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1228,36 +1229,46 @@ def ring_status(cluster: Cluster) -> str:
     return f"database ring: healthy, {len(cluster.nodes)} nodes, each sees the others"
 
 
+def _cluster_view(address: str, port: int, timeout: float) -> dict[str, Any] | str:
+    """A node's ``GET /api/cluster``, or why there is none."""
+    try:
+        reply = httpx.get(f"http://{address}:{port}/api/cluster", timeout=timeout)
+        reply.raise_for_status()
+        view = reply.json()
+        view["members"] = [dict(m) for m in view["members"]]
+        view["partitions"] = [dict(p) for p in view["partitions"]]
+    except httpx.HTTPError as exc:
+        return f"no cluster view ({type(exc).__name__})"
+    except (ValueError, KeyError, TypeError):
+        return "no cluster view (the answer is not one)"
+    return dict(view)
+
+
 def servers_view(cluster: Cluster, port: int = monitoring.METRICS_PORT, timeout: float = 3.0) -> list[str]:
     """What the servers say of who serves which partition (``GET /api/cluster`` on each node's
-    metrics port), a line each: SE, the members each server sees, whether it is settled (every
-    partition owned by a live member, the members' rows agreeing with the leases) and how many
-    partitions each node owns; CE, the partitions its one process serves."""
+    metrics port, asked of all nodes at once), a line each: SE, the members each server sees,
+    whether it is settled (every partition owned by a live member, the members' rows agreeing
+    with the leases) and how many partitions each node owns; CE, the partitions its one process
+    serves. Then, when two or more servers of a cluster answered, whether they name the same
+    owner and epoch for every partition (each view is its server's last read of the leases)."""
     names = {n.address: n.name for n in cluster.nodes}
+    with ThreadPoolExecutor(max_workers=max(1, len(cluster.nodes))) as pool:
+        views = list(pool.map(lambda n: _cluster_view(n.address, port, timeout), cluster.nodes))
     lines = []
-    for node in cluster.nodes:
-        try:
-            reply = httpx.get(f"http://{node.address}:{port}/api/cluster", timeout=timeout)
-            reply.raise_for_status()
-            view = reply.json()
-            members = [dict(m) for m in view["members"]]
-            parts = [dict(p) for p in view["partitions"]]
-        except httpx.HTTPError as exc:
-            lines.append(f"{node.name}: no cluster view ({type(exc).__name__})")
+    owners_seen: dict[str, dict[tuple[str, int], str]] = {}
+    for node, view in zip(cluster.nodes, views, strict=True):
+        if isinstance(view, str):
+            lines.append(f"{node.name}: {view}")
             continue
-        except (ValueError, KeyError, TypeError):
-            lines.append(f"{node.name}: no cluster view (the answer is not one)")
-            continue
+        members, parts = view["members"], view["partitions"]
         if not view.get("cluster"):
             lines.append(f"{node.name}: one process serves {len(parts)} partitions")
             continue
+        member_names = {str(m.get("id")): _host_name(names, m.get("address")) for m in members}
         owners: dict[str, int] = {}
         for part in parts:
             owners[str(part.get("owner", ""))] = owners.get(str(part.get("owner", "")), 0) + 1
-        shares = []
-        for m in members:
-            host = httpx.URL(str(m.get("address", ""))).host
-            shares.append(f"{names.get(host, host or '?')} {owners.pop(str(m.get('id')), 0)}")
+        shares = [f"{member_names[str(m.get('id'))]} {owners.pop(str(m.get('id')), 0)}" for m in members]
         unowned = sum(owners.values())
         if view.get("settled"):
             verdict = "settled"
@@ -1269,7 +1280,48 @@ def servers_view(cluster: Cluster, port: int = monitoring.METRICS_PORT, timeout:
         lines.append(
             f"{node.name}: {len(members)} members, {verdict}; partitions owned: {', '.join(shares)} of {len(parts)}"
         )
+        owners_seen[node.name] = {
+            (str(p.get("app")), _int(p.get("partition"))): _owner_text(p, member_names) for p in parts
+        }
+    if len(owners_seen) > 1:
+        lines.append(views_compared(owners_seen))
     return lines
+
+
+def _host_name(names: dict[str, str], address: object) -> str:
+    host = httpx.URL(str(address or "")).host
+    return names.get(host, host or "?")
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else -1
+
+
+def _owner_text(part: dict[str, Any], member_names: dict[str, str]) -> str:
+    owner = str(part.get("owner", ""))
+    if not owner:
+        return "none"
+    return f"{member_names.get(owner, 'a process gone')} (epoch {part.get('epoch')})"
+
+
+def views_compared(owners_seen: dict[str, dict[tuple[str, int], str]]) -> str:
+    """One line: whether the servers' views (node name: (app, partition) -> "owner (epoch N)")
+    name the same owner and epoch for every partition, and where they do not (three at most)."""
+    keys = sorted(set().union(*owners_seen.values()))
+    differ = [k for k in keys if len({seen.get(k, "none") for seen in owners_seen.values()}) > 1]
+    servers = ", ".join(owners_seen)
+    if not differ:
+        return f"views agree: {servers} name the same owner and epoch for all {len(keys)} partitions"
+    shown = "; ".join(
+        f"{app}/{pid}: "
+        + ", ".join(f"{name} says {seen.get((app, pid), 'none')}" for name, seen in owners_seen.items())
+        for app, pid in differ[:3]
+    )
+    more = f"; and {len(differ) - 3} more" if len(differ) > 3 else ""
+    return (
+        f"views differ on {len(differ)} of {len(keys)} partitions ({shown}{more}):"
+        " a move under way, or a server that has not read the leases since"
+    )
 
 
 def status(opts: Options) -> tuple[Cluster, list[NodeStatus]]:
