@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.n10n.sse import EventReader
 from tests.router.conftest import SHOP_DIR
 from tests.support import free_port, wait_ready
 from voedger.structs.wsid import app_wsid
@@ -84,12 +86,12 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-async def start_node(tmp: Path, processes: int = 2) -> Node:
+async def start_node(tmp: Path, processes: int = 2, *extra: str) -> Node:
     first = free_ports(processes + 1)
     port, internal = first, first + 1
     log = tmp / "server.log"
     out = open(log, "wb")  # noqa: SIM115 - the child owns it
-    cmd = server_command(tmp / "data", port, internal, "--processes", str(processes))
+    cmd = server_command(tmp / "data", port, internal, "--processes", str(processes), *extra)
     node = Node(subprocess.Popen(cmd, stdout=out, stderr=out), port, internal, log)
     await wait_ready(node.writer, node.proc, timeout=90)
     for i in range(1, processes):
@@ -307,3 +309,57 @@ async def test_processes_refuse_what_they_do_not_serve(tmp_path: Path) -> None:
     cmd = server_command(tmp_path, free_port(), free_port(), "--processes", "2", "--storage", "mem://")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "embedded SQLite" in done.stderr
+
+
+async def _relayed(c: httpx.AsyncClient, metrics: str) -> tuple[float, float]:
+    """The writer's batches of notifications sent to readers, and those it did not send."""
+    text = (await c.get(f"{metrics}/metrics")).text
+    found = dict(re.findall(r"^(voedger_n10n_relay_(?:requests|skipped)_total)(?:\{[^}]*\})? (\S+)$", text, re.M))
+    return float(found["voedger_n10n_relay_requests_total"]), float(found["voedger_n10n_relay_skipped_total"])
+
+
+async def test_a_subscriber_at_a_reader_is_sent_the_keys_it_watches_only(tmp_path: Path) -> None:
+    """A channel opened at the reader (API v1, no token) on shop.Sales of one workspace gets the
+    writer's orders there; the reader told the writer that key, so orders in another workspace
+    send the reader nothing (the writer's relay skips them)."""
+    metrics_port = free_port()
+    node = await start_node(tmp_path, 2, "--metrics-port", str(metrics_port))
+    metrics = f"http://127.0.0.1:{metrics_port}"
+    try:
+        async with httpx.AsyncClient(timeout=30) as c:
+            watched, other = [await make_workspace(c, node.writer, name) for name in ("watched", "other")]
+            items = {}
+            for wsid in (watched, other):
+                r = await c.post(f"{v2(node.writer, wsid)}/docs/shop.Item", json={"Name": "tea", "Price": 3})
+                items[wsid] = r.json()["newIDs"]["1"]
+
+            async def order(wsid: int) -> int:
+                body = {"args": {"sys.ID": 1, "sys.QName": "shop.Order", "Item": items[wsid], "Qty": 1}}
+                r = await c.post(f"{node.writer}/api/test/shop/{wsid}/c.shop.MakeOrder", json=body)
+                assert r.status_code == 200, r.text
+                offset: int = r.json()["CurrentWLogOffset"]
+                return offset
+
+            key = {"App": "test/shop", "Projection": "shop.Sales", "WS": watched}
+            payload = orjson.dumps({"SubjectLogin": "paa", "ProjectionKey": [key]}).decode()
+            async with c.stream("GET", f"{node.reader()}/n10n/channel", params={"payload": payload}) as stream:
+                assert stream.status_code == 200
+                events = EventReader(stream)
+                assert (await events.next())[0] == "channelId"  # answered once the writer holds the key
+                sent, skipped = await _relayed(c, metrics)
+                for _ in range(3):
+                    await order(other)
+                deadline = time.monotonic() + 10
+                while (await _relayed(c, metrics))[1] < skipped + 3:
+                    assert time.monotonic() < deadline, await _relayed(c, metrics)
+                    await asyncio.sleep(0.05)
+                assert (await _relayed(c, metrics))[0] == sent  # nothing went to the reader
+                offset = await order(watched)
+                assert await events.next() == (orjson.dumps(key).decode(), str(offset))
+                assert (await _relayed(c, metrics))[0] == sent + 1
+    finally:
+        pids = children(node.proc.pid)
+        await stop(node.proc)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -340,7 +340,7 @@ def server(
     if reader_of is not None:
         from voedger.router.server import make_reader_asgi
 
-        asgi, vvm = make_reader_asgi(config, reader_of)
+        asgi, vvm = make_reader_asgi(config, reader_of, me=f"http://{local_host}:{internal}")
     elif federation is not None:
         from voedger.federation.server import make_federated_asgi
 

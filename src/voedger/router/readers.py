@@ -89,6 +89,13 @@ class ReaderRoutes:
             self._writer = HttpTransport(self.writer_url, self.secret)
         return self._writer
 
+    async def tell_writer_watched(self, address: str, message: bytes) -> bool | None:
+        """Tell the writer (``address``, its internal URL) the keys watched here
+        (``Notifications.announcer``)."""
+        if not self.secret or address != self.writer_url:
+            return False
+        return await self.writer().tell_watched(message)
+
     async def aclose(self) -> None:
         await self.local.aclose()
         if self._writer is not None:

@@ -106,10 +106,12 @@ async def _start_with_bus(vvm: VVM, owner: Owner, app: FastPath, on_wake: Callab
     return secret
 
 
-def make_reader_asgi(config: ServerConfig, writer_url: str) -> tuple[FastPath, VVM]:
+def make_reader_asgi(config: ServerConfig, writer_url: str, me: str = "") -> tuple[FastPath, VVM]:
     """The ASGI app of a reader process (``config.reader``): reads served from the SQLite files
     read-only, everything else sent to the writer at ``writer_url`` (``router.readers``). It takes
-    the notifications the writer sends (``POST /_cluster/n10n``) for its own subscribers."""
+    the notifications the writer sends (``POST /_cluster/n10n``) for its own subscribers and, given
+    ``me`` (its internal URL, as the writer lists it), tells the writer the keys they watch, so
+    that the writer sends it the updates of those keys only."""
     vvm = VVM(config)
     owner = Owner(vvm)
     routes = ReaderRoutes(vvm, LocalTransport(vvm, owner), writer_url)
@@ -118,6 +120,9 @@ def make_reader_asgi(config: ServerConfig, writer_url: str) -> tuple[FastPath, V
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         routes.secret = await _start_with_bus(vvm, owner, app)
+        if me:
+            vvm.n10n.peers = lambda: [writer_url]  # it sends nothing (no sender): it only tells
+            vvm.n10n.start_telling(me, routes.tell_writer_watched)
         settle_heap()
         log.info("serving reads of %s; the rest goes to %s", ", ".join(sorted(vvm.apps)), writer_url)
         try:
