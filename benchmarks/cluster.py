@@ -12,7 +12,9 @@ keyspaces, dropped afterwards. Each process serves its metrics on a port of its 
 1. ``--seconds`` of load through 1 process, then (two more joined, the partitions spread)
    through 3, the load round robin over the processes, then through the same 3 with each
    command sent to its partition's owner (a partition-aware balancer; no hop): commands/s,
-   p50/p99 latency, commands per group write, CPU per command of servers, load and Cassandra.
+   p50/p99 latency, commands per group write, CPU per command of servers, load and Cassandra,
+   and what the Cassandra nodes did per command (rows written, Paxos and batch log rows, tasks
+   of their stages: ``system_views``).
 2. From the same 3-process run: the latency of commands sent to the owner of the workspace's
    partition (direct) and of those sent to another process (forwarded once to the owner).
 3. ``--kills`` rounds: load, ``kill -9`` of one process (p0, p1, p2, ...), load on. For each
@@ -151,6 +153,44 @@ CPU_SERIES = ("cpu servers", "cpu load", "cpu busy", "cpu all")
 (not idle, not waiting for I/O) and in all (busy or not, both cores)."""
 REQUEST_SERIES = tuple(f"requests {kind}" for kind in REQUEST_KINDS)
 """The servers' requests to Cassandra by kind (``voedger_storage_requests_total``), all applications."""
+CASSANDRA_SERIES = (
+    "rows written",
+    "paxos rows written",
+    "batch log rows written",
+    "MutationStage",
+    "RequestResponseStage",
+    "Native-Transport-Requests",
+    "ReadStage",
+)
+"""What the Cassandra nodes did, summed over them (their ``system_views``): local writes (one a
+storage partition a mutation, at each replica) to the keyspaces of the run, to ``system.paxos``
+(lightweight transactions) and ``system.batches`` (logged batches); tasks their stages completed
+(mutations applied, replicas' answers taken, client requests, reads)."""
+
+
+def cassandra_work(hosts: Sequence[str]) -> dict[str, float]:
+    """``CASSANDRA_SERIES`` so far, read from each node over CQL (blocking: run it in a thread)."""
+    from cassandra.cluster import Cluster
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    totals = dict.fromkeys(CASSANDRA_SERIES, 0.0)
+    tables = {("system", "paxos"): "paxos rows written", ("system", "batches"): "batch log rows written"}
+    for host in hosts:
+        cluster = Cluster([host], load_balancing_policy=WhiteListRoundRobinPolicy([host]), protocol_version=5)
+        try:
+            session = cluster.connect()
+            for row in session.execute("SELECT keyspace_name, table_name, count FROM system_views.local_write_latency"):
+                name = tables.get((row.keyspace_name, row.table_name))
+                if name is None and not row.keyspace_name.startswith("system"):
+                    name = "rows written"
+                if name is not None:
+                    totals[name] += row.count
+            for row in session.execute("SELECT name, completed_tasks FROM system_views.thread_pools"):
+                if row.name in totals:
+                    totals[row.name] += row.completed_tasks
+        finally:
+            cluster.shutdown()
+    return totals
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -278,26 +318,17 @@ async def restart(h: Harness, p: ServerProcess, tries: int = 3) -> None:
 
 
 def moves_table(title: str, rows: list[tuple[str, int, float, float]]) -> None:
+    if not rows:
+        return
     print(f"\n{title}\n")
     print(_row(["round", "process", "workspaces moved", "first back, s", "all back, s"]))
     print(_row(["---:", "---", "---:", "---:", "---:"]))
     for i, (name, n, first, last) in enumerate(rows, 1):
         print(_row([str(i), name, str(n), f"{first:.2f}", f"{last:.2f}"]))
-    if rows:
-        firsts = [r[2] for r in rows]
-        lasts = [r[3] for r in rows]
-        print(
-            _row(
-                [
-                    "p50",
-                    "",
-                    "",
-                    f"{statistics.median(firsts):.2f}",
-                    f"{statistics.median(lasts):.2f}",
-                ]
-            )
-        )
-        print(_row(["max", "", "", f"{max(firsts):.2f}", f"{max(lasts):.2f}"]))
+    firsts = [r[2] for r in rows]
+    lasts = [r[3] for r in rows]
+    print(_row(["p50", "", "", f"{statistics.median(firsts):.2f}", f"{statistics.median(lasts):.2f}"]))
+    print(_row(["max", "", "", f"{max(firsts):.2f}", f"{max(lasts):.2f}"]))
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -327,10 +358,14 @@ async def main(args: argparse.Namespace) -> int:
         """``--seconds`` of the throughput load, its CPU and its latencies under ``label``; the
         attempts it made."""
         began = scenario.history.now()
+        db_before = await asyncio.to_thread(cassandra_work, hosts)
         before = await server_totals(h)
         await scenario.load(args.seconds, busy, prefer)
         after = await server_totals(h)
-        profiles.append((label, {k: after[k] - before[k] for k in SERVER_SERIES + CPU_SERIES + REQUEST_SERIES}))
+        after.update(await asyncio.to_thread(cassandra_work, hosts))
+        before.update(db_before)
+        series = SERVER_SERIES + CPU_SERIES + REQUEST_SERIES + CASSANDRA_SERIES
+        profiles.append((label, {k: after[k] - before[k] for k in series}))
         attempts = [a for a in scenario.history.attempts if a.started >= began]
         latencies = acked_latencies(attempts)
         throughput.append((label, len(latencies), scenario.history.now() - began, latencies))
@@ -360,10 +395,12 @@ async def main(args: argparse.Namespace) -> int:
         forwarded = [a for a in three if ownership.get(partition_of(a.wsid, image.num_partitions)) != a.target]
 
         # 3. kill -9, 4. SIGTERM.
-        await moves(scenario, h, args.kills, False, args.lease_ttl, config, kills)
-        await checked(scenario, f"{args.kills} kills", verdicts)
-        await moves(scenario, h, args.stops, True, args.lease_ttl, config, stops)
-        await checked(scenario, f"{args.stops} graceful stops", verdicts)
+        if args.kills:
+            await moves(scenario, h, args.kills, False, args.lease_ttl, config, kills)
+            await checked(scenario, f"{args.kills} kills", verdicts)
+        if args.stops:
+            await moves(scenario, h, args.stops, True, args.lease_ttl, config, stops)
+            await checked(scenario, f"{args.stops} graceful stops", verdicts)
     except Exception as exc:  # print what was measured before it
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         verdicts.append(("the run", f"ABORTED: {error}"))
@@ -429,6 +466,13 @@ async def main(args: argparse.Namespace) -> int:
     for n, d in profiles:
         commands = d["voedger_cp_commands_total"]
         print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in REQUEST_SERIES)]))
+
+    print("\nWhat the Cassandra nodes did per acknowledged command (system_views, summed over the nodes)\n")
+    print(_row(["processes", *CASSANDRA_SERIES]))
+    print(_row(["---:"] * (1 + len(CASSANDRA_SERIES))))
+    for n, d in profiles:
+        commands = d["voedger_cp_commands_total"]
+        print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in CASSANDRA_SERIES)]))
 
     print("\nThe forwarding hop (the 3-process run; owner from GET /api/cluster)\n")
     print(_row(["sent to", "commands acknowledged", "p50 ms", "p99 ms"]))

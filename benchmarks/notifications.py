@@ -19,7 +19,9 @@ commands go to the one that does, so every event crosses from one to the other
 (``POST /_cluster/n10n``).
 
 Prints a table per scenario: commands, commands per second, and the delay's p50, p99 and max in
-milliseconds, over all (command, subscriber) pairs.
+milliseconds, over all (command, subscriber) pairs; then how long a stream took to open (from its
+request to its ``channelId`` event, the subscribers opening together): p50 and max in ms. In a
+cluster that answer waits until the other process holds the watched key.
 """
 
 from __future__ import annotations
@@ -154,9 +156,13 @@ class Subscriber:
         self.offsets: list[int] = []
         self.times: list[float] = []
         self.ready = asyncio.Event()
+        self.opened = 0.0
+        """Seconds from the request to its ``channelId`` event: the subscription's answer, which
+        in a cluster waits until the other process holds the watched key."""
 
     async def run(self, client: httpx.AsyncClient, wsid: int) -> None:
         body = {"subscriptions": [{"entity": "shop.Sales", "wsid": wsid}]}
+        started = time.perf_counter()
         async with client.stream("POST", f"/api/v2/apps/{APP}/notifications", json=body) as r:
             assert r.status_code == 200, r.status_code
             buf = b""
@@ -167,6 +173,7 @@ class Subscriber:
                     block, buf = buf.split(b"\n\n", 1)
                     event, data = (line.split(b": ", 1)[1] for line in block.split(b"\n"))
                     if event == b"channelId":
+                        self.opened = now - started
                         self.ready.set()
                     else:
                         self.offsets.append(int(data))
@@ -220,6 +227,7 @@ async def scenario(
         await asyncio.gather(*tasks, return_exceptions=True)
     delays.sort()
     q = statistics.quantiles(delays, n=100, method="inclusive")
+    opened = sorted(s.opened * 1000 for s in subs)
     return [
         str(commands),
         str(concurrency),
@@ -229,6 +237,8 @@ async def scenario(
         f"{q[98]:.1f}",
         f"{delays[-1]:.1f}",
         str(missing),
+        f"{statistics.median(opened):.1f}",
+        f"{opened[-1]:.1f}",
     ]
 
 
@@ -252,7 +262,18 @@ async def main(args: argparse.Namespace) -> int:
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
-        head = ["commands", "concurrency", "subscribers", "cmd/s", "p50 ms", "p99 ms", "max ms", "missing"]
+        head = [
+            "commands",
+            "concurrency",
+            "subscribers",
+            "cmd/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "missing",
+            "open p50 ms",
+            "open max ms",
+        ]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
         for concurrency in (int(x) for x in args.concurrency.split(",")):
