@@ -331,6 +331,18 @@ def moves_table(title: str, rows: list[tuple[str, int, float, float]]) -> None:
     print(_row(["max", "", "", f"{max(firsts):.2f}", f"{max(lasts):.2f}"]))
 
 
+def per_command_table(
+    title: str, columns: Sequence[str], series: Sequence[str], profiles: list[tuple[str, dict[str, float]]]
+) -> None:
+    """A table of ``series`` (headed ``columns``) per acknowledged command, a row per run."""
+    print(f"\n{title}\n")
+    print(_row(["processes", *columns]))
+    print(_row(["---:"] * (1 + len(columns))))
+    for n, d in profiles:
+        commands = d["voedger_cp_commands_total"]
+        print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in series)]))
+
+
 async def main(args: argparse.Namespace) -> int:
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     suffix = await fresh_suffix(hosts)
@@ -460,19 +472,18 @@ async def main(args: argparse.Namespace) -> int:
             )
         )
 
-    print("\nRequests to Cassandra per acknowledged command (voedger_storage_requests_total, all applications)\n")
-    print(_row(["processes", *REQUEST_KINDS]))
-    print(_row(["---:"] * (1 + len(REQUEST_KINDS))))
-    for n, d in profiles:
-        commands = d["voedger_cp_commands_total"]
-        print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in REQUEST_SERIES)]))
-
-    print("\nWhat the Cassandra nodes did per acknowledged command (system_views, summed over the nodes)\n")
-    print(_row(["processes", *CASSANDRA_SERIES]))
-    print(_row(["---:"] * (1 + len(CASSANDRA_SERIES))))
-    for n, d in profiles:
-        commands = d["voedger_cp_commands_total"]
-        print(_row([n, *(f"{d[k] / commands:.3f}" if commands else "-" for k in CASSANDRA_SERIES)]))
+    per_command_table(
+        "Requests to Cassandra per acknowledged command (voedger_storage_requests_total, all applications)",
+        REQUEST_KINDS,
+        REQUEST_SERIES,
+        profiles,
+    )
+    per_command_table(
+        "What the Cassandra nodes did per acknowledged command (system_views, summed over the nodes)",
+        CASSANDRA_SERIES,
+        CASSANDRA_SERIES,
+        profiles,
+    )
 
     print("\nThe forwarding hop (the 3-process run; owner from GET /api/cluster)\n")
     print(_row(["sent to", "commands acknowledged", "p50 ms", "p99 ms"]))
